@@ -1,0 +1,26 @@
+"""Per-connection (and per-stack) settings. Everything an RFC leaves open is here."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    msl: float = 30.0  # seconds; TIME_WAIT lasts 2 x MSL (RFC 9293 MUST-13)
+    rto_initial: float = 1.0  # RFC 6298 (2.1)
+    rto_min: float = 1.0  # RFC 6298 (2.4) says 1 s; Linux uses 0.2 s
+    rto_max: float = 60.0  # RFC 6298 (2.5): at least 60 s
+    clock_granularity: float = 0.001  # G in RFC 6298
+    syn_retries: int = 6  # SYN retransmissions before ETIMEDOUT (Linux: 6, ~127 s)
+    synack_retries: int = 5  # SYN,ACK retransmissions before giving up (Linux: 5)
+    data_retries: int = 15  # R2 of RFC 9293 §3.8.3 as a count (Linux tcp_retries2: 15)
+    mss: int | None = None  # our MSS; default from the MTU the stack knows
+    send_buffer: int = 256 * 1024
+    recv_buffer: int = 256 * 1024
+    window_scaling: bool = True  # RFC 7323
+    timestamps: bool = True  # RFC 7323
+    sack: bool = True  # SACK-permitted offered / accepted (RFC 2018)
+    rfc5961: bool = True  # challenge ACKs for in-window RST and for SYN (RFC 5961)
+    rfc1337: bool = False  # True: ignore RST in TIME_WAIT (Linux default: False)
+    time_wait_reopen: bool = True  # accept a new SYN in TIME_WAIT (RFC 9293 §3.6.1, RFC 6191)
+    initial_cwnd_segments: int = 10  # RFC 6928
+    backlog: int = 128  # default listen backlog

@@ -1,0 +1,488 @@
+"""One TCP connection, sans-IO (RFC 9293 §3.10).
+
+Inputs: user calls (connect, listen, send, receive, close, abort), arriving
+segments (`segment_arrived`, in arrival.py) and `handle_timer`, each with `now`.
+Outputs, pulled by the caller: `drain_output()` / `segments_to_send()`,
+`events()` and `next_timer()`. Nothing here reads a clock, opens a socket or
+draws an unseeded random number.
+"""
+
+import functools
+import random
+
+from ..seq import seq_add, seq_diff, seq_gt, seq_le
+from ..trace import NULL_TRACER, Tracer
+from ..wire.options import Options
+from ..wire.tcp import ACK, FIN, PSH, RST, SYN, Segment, flags_text
+from . import events as ev
+from .arrival import SegmentArrival
+from .config import Config
+from .errors import StateError
+from .isn import IsnGenerator
+from .recv_buffer import ReceiveBuffer
+from .rtt import RttEstimator
+from .send_buffer import SendBuffer
+from .state import SENDING, SYNCHRONIZED, State, check_transition
+from .window import window_shift_for
+
+S = State
+_RST_ON_ABORT = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT})
+_DATA_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.LAST_ACK})
+# Timer names; at most one deadline each.
+RETRANSMIT, PERSIST, TIME_WAIT_TIMER = "retransmit", "persist", "time_wait"
+
+
+def _user_call(method):
+    """After a user call, let the owner (a Stack) collect segments and events at once."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            if self.on_change is not None:
+                self.on_change(self)
+
+    return wrapper
+
+
+class Connection(SegmentArrival):
+    def __init__(
+        self,
+        config: Config | None = None,
+        local: tuple | None = None,
+        remote: tuple | None = None,
+        *,
+        isn: IsnGenerator | None = None,
+        rng: random.Random | None = None,
+        tracer: Tracer = NULL_TRACER,
+        host: str = "tcp",
+        default_mss: int = 1460,
+    ):
+        cfg = self.config = config or Config()
+        self.local = local  # (address, port)
+        self.remote = remote  # (address, port), or None while listening unspecified
+        self.host = host
+        self._tracer = tracer
+        self._isn = isn or IsnGenerator(b"tcpwave-default-isn-key")
+        self._rng = rng or random.Random(0)
+        self.state = S.CLOSED
+        self.passive = False  # went through LISTEN
+        self._now = 0.0
+        self._out: list[tuple[Segment, str]] = []
+        self._events: list = []
+        # RFC 9293 §3.3.1 send and receive sequence variables
+        self.iss = self.irs = 0
+        self.snd_una = self.snd_nxt = self.snd_wnd = self.snd_wl1 = self.snd_wl2 = 0
+        self.max_snd_wnd = 0
+        self.rcv_nxt = 0
+        self.rcv_up = 0
+        self._rcv_adv = 0  # right edge of the window we last advertised
+        self.snd_wscale = self.rcv_wscale = 0
+        self.ts_enabled = False
+        self.ts_recent = 0
+        self.last_ack_sent = 0
+        self._ts_offset = 0
+        self.sack_ok = False
+        self._our_mss = cfg.mss or default_mss
+        self.snd_mss = 536
+        self._sendbuf = SendBuffer(cfg.send_buffer, 0)
+        self._recvbuf = ReceiveBuffer(cfg.recv_buffer)
+        self._send_blocked = False  # a send() was cut short: tell the user when space returns
+        self._fin_wanted = False  # the user called CLOSE
+        self._fin_seq: int | None = None  # sequence number of our FIN once sent
+        self._iss_floor: int | None = None  # set when reopening from TIME_WAIT
+        self._rtt = RttEstimator(cfg)
+        self._rtt_seq: int | None = None  # the segment being timed (Karn: cleared on retransmit)
+        self._rtt_time = 0.0
+        self._retries = 0
+        self._persist_backoff = 0
+        self._timers: dict[str, float] = {}
+        # Minimal Reno, enough to share a link sanely; a pluggable interface comes with issue 3.
+        self.cwnd = cfg.initial_cwnd_segments * 1460
+        self.ssthresh = 1 << 30
+        self._dupacks = 0
+        self._recover: int | None = None
+        self._ack_now = False
+        self._peer_offered_wscale = False
+        self._last_ooo: int | None = None  # newest out-of-order arrival (first SACK block)
+        self._readable_signalled = 0
+        self.close_reason: str | None = None
+        self.on_change = None  # set by a Stack: called after each user call with output to collect
+
+    def spawn(self, local: tuple, remote: tuple) -> "Connection":
+        """A new TCB in LISTEN for one arriving segment, cloned from this listening one."""
+        child = Connection(self.config, local, remote, isn=self._isn, rng=self._rng, tracer=self._tracer,
+                           host=self.host, default_mss=self._our_mss)
+        child.state = S.LISTEN
+        child.passive = True
+        child._now = self._now
+        return child
+
+    # ----------------------------------------------------------------- outputs
+    def drain_output(self) -> list[tuple[Segment, str]]:
+        """Segments to send, each with a short note ('retransmission', 'challenge ACK', ...)."""
+        out, self._out = self._out, []
+        return out
+
+    def segments_to_send(self) -> list[Segment]:
+        return [seg for seg, _ in self.drain_output()]
+
+    def events(self) -> list:
+        out, self._events = self._events, []
+        return out
+
+    def next_timer(self) -> float | None:
+        return min(self._timers.values()) if self._timers else None
+
+    @property
+    def name(self) -> str:
+        r = self.remote
+        return f"{self.local[0]}:{self.local[1]}-{r[0]}:{r[1]}" if r and self.local else f"{self.local}"
+
+    @property
+    def readable(self) -> int:
+        return self._recvbuf.readable
+
+    @property
+    def send_space(self) -> int:
+        return self._sendbuf.space
+
+    @property
+    def rto(self) -> float:
+        return self._rtt.rto
+
+    @property
+    def srtt(self) -> float | None:
+        return self._rtt.srtt
+
+    # --------------------------------------------------------------- user calls
+    @_user_call
+    def connect(self, now: float) -> None:
+        """Active OPEN (RFC 9293 §3.10.1)."""
+        self._now = now
+        if self.state is not S.CLOSED:
+            raise StateError("connect", self.state, "the connection already exists")
+        if not self.remote or not self.remote[1]:
+            raise ValueError("connect() needs a fully specified remote (address, port)")
+        self._choose_iss()
+        self.rcv_wscale = window_shift_for(self.config.recv_buffer) if self.config.window_scaling else 0
+        self._set_state(S.SYN_SENT, "active OPEN")
+        self._send_syn()
+
+    @_user_call
+    def listen(self, now: float) -> None:
+        """Passive OPEN."""
+        self._now = now
+        if self.state is not S.CLOSED:
+            raise StateError("listen", self.state, "the connection already exists")
+        self.passive = True
+        self._set_state(S.LISTEN, "passive OPEN")
+
+    @_user_call
+    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
+        """SEND: accept as much of data as the send buffer holds; return that count."""
+        self._now = now
+        st = self.state
+        if st is S.CLOSED:
+            raise StateError("send", st, "the connection does not exist")
+        if st not in SENDING or self._fin_wanted:
+            raise StateError("send", st, "the connection is closing")
+        if st is S.LISTEN:
+            raise StateError("send", st, "a listening connection has no peer")
+        n = self._sendbuf.append(data)
+        if n < len(data):
+            self._send_blocked = True
+        self._output()
+        return n
+
+    @_user_call
+    def receive(self, max_bytes: int | None = None, *, now: float) -> bytes:
+        """RECEIVE: up to max_bytes of in-order data (b'' when none is waiting)."""
+        self._now = now
+        if self.state is S.CLOSED and not self._recvbuf.readable:
+            raise StateError("receive", self.state, "the connection does not exist")
+        data = self._recvbuf.read(max_bytes)
+        self._readable_signalled = self._recvbuf.readable
+        if data and self.state in SYNCHRONIZED:
+            self._maybe_window_update()
+            self._output()
+        return data
+
+    @_user_call
+    def close(self, now: float) -> None:
+        """CLOSE (RFC 9293 §3.10.4): no more data from this side. Idempotent once closing."""
+        self._now = now
+        st = self.state
+        if st is S.CLOSED:
+            raise StateError("close", st, "the connection does not exist")
+        if st in (S.LISTEN, S.SYN_SENT):
+            self._terminate(ev.NORMAL, "CLOSE")
+            return
+        if self._fin_wanted:
+            return  # already closing: a second FIN is never sent
+        if self._recvbuf.readable and st in SYNCHRONIZED:
+            # RFC 9293 §3.6.1 SHLD-3 / RFC 2525: closing with unread data shows the loss with RST.
+            self.abort(now, why="CLOSE with unread data")
+            return
+        self._fin_wanted = True
+        if st is S.ESTABLISHED:
+            self._set_state(S.FIN_WAIT_1, "CLOSE")
+        elif st is S.CLOSE_WAIT:
+            self._set_state(S.LAST_ACK, "CLOSE")
+        elif st is S.SYN_RCVD and not len(self._sendbuf):
+            self._set_state(S.FIN_WAIT_1, "CLOSE")
+        # else SYN_RCVD with queued data: the FIN follows once ESTABLISHED (see _established).
+        self._output()
+
+    @_user_call
+    def abort(self, now: float, why: str = "ABORT") -> None:
+        """ABORT (RFC 9293 §3.10.5): RST the peer where it holds state, drop everything."""
+        self._now = now
+        st = self.state
+        if st is S.CLOSED:
+            return
+        if st in _RST_ON_ABORT:
+            self._emit(RST | ACK, self.snd_nxt, note=why)
+        self._terminate(ev.ABORTED, why)
+
+    def time_wait_accepts(self, seg: Segment) -> bool:
+        """May this SYN end TIME_WAIT and open a new incarnation? (RFC 9293 §3.6.1, RFC 6191)"""
+        if self.state is not S.TIME_WAIT or not self.config.time_wait_reopen:
+            return False
+        if seg.flags & (SYN | ACK | RST) != SYN:
+            return False
+        ts = seg.options.ts
+        if self.ts_enabled and ts is not None:
+            return seq_gt(ts[0], self.ts_recent)  # RFC 6191: a newer timestamp
+        return seq_gt(seg.seq, self.rcv_nxt)  # no timestamps: a higher sequence number
+
+    def end_time_wait(self, now: float) -> None:
+        self._now = now
+        self._terminate(ev.NORMAL, "new SYN reopens the 4-tuple")
+
+    # ---------------------------------------------------------------- timers
+    def handle_timer(self, now: float) -> None:
+        self._now = now
+        due = [name for name, t in self._timers.items() if t <= now]
+        for name in due:
+            if self._timers.get(name, float("inf")) > now:
+                continue  # cancelled by an earlier handler in this loop
+            del self._timers[name]
+            self._trace("timer", name=name, action="fire")
+            if name == TIME_WAIT_TIMER:
+                self._terminate(ev.NORMAL, "2MSL timeout")
+            elif name == RETRANSMIT:
+                self._on_retransmit_timeout()
+            elif name == PERSIST:
+                self._on_persist_timeout()
+        self._output()
+
+    def _arm(self, name: str, delay: float) -> None:
+        self._timers[name] = self._now + delay
+
+    def _cancel(self, name: str) -> None:
+        self._timers.pop(name, None)
+
+    def _on_retransmit_timeout(self) -> None:
+        st = self.state
+        limit = (
+            self.config.syn_retries if st is S.SYN_SENT
+            else self.config.synack_retries if st is S.SYN_RCVD
+            else self.config.data_retries
+        )
+        if self._retries >= limit:
+            self._trace("timer", name=RETRANSMIT, action="give_up", retries=self._retries)
+            self._terminate(ev.TIMED_OUT, "retransmissions exhausted")
+            return
+        self._retries += 1
+        self._rtt.backoff()
+        self._rtt_seq = None  # Karn's rule
+        if st in SYNCHRONIZED:
+            flight = seq_diff(self.snd_nxt, self.snd_una)
+            self.ssthresh = max(flight // 2, 2 * self.snd_mss)
+            self.cwnd = self.snd_mss
+            self._recover = self.snd_nxt
+            self._dupacks = 0
+        self._retransmit_head()
+        self._arm(RETRANSMIT, self._rtt.rto)
+
+    def _on_persist_timeout(self) -> None:
+        if self.snd_wnd or not self._sendbuf.bytes_from(self.snd_nxt) or self.state not in _DATA_STATES:
+            return
+        # Zero-window probe: an old sequence number draws an ACK with the current window.
+        self._emit(ACK, seq_add(self.snd_una, -1), note="zero-window probe")
+        self._persist_backoff += 1
+        self._arm(PERSIST, min(self._rtt.rto * (1 << self._persist_backoff), self.config.rto_max))
+
+    # --------------------------------------------------------------- output
+    def _output(self) -> None:
+        """Send what the windows allow, then a pure ACK if one is still owed."""
+        if self.state in _DATA_STATES and self._fin_seq is None:
+            buf, mss = self._sendbuf, self.snd_mss
+            while True:
+                avail = buf.bytes_from(self.snd_nxt)
+                usable = seq_diff(seq_add(self.snd_una, min(self.snd_wnd, self.cwnd)), self.snd_nxt)
+                n = min(avail, mss, usable)
+                if n <= 0:
+                    if avail == 0 and self._fin_wanted and self.state is not S.ESTABLISHED:
+                        self._send_data(0, fin=True)
+                    break
+                self._send_data(n, fin=self._fin_wanted and n == avail and self.state is not S.ESTABLISHED)
+                if self._fin_seq is not None:
+                    break
+            if buf.bytes_from(self.snd_nxt) and not self.snd_wnd and self.snd_una == self.snd_nxt:
+                if PERSIST not in self._timers:
+                    self._persist_backoff = 0
+                    self._arm(PERSIST, self._rtt.rto)
+        if self._ack_now and self.state is not S.CLOSED:
+            self._emit(ACK, self.snd_nxt)
+
+    def _send_data(self, n: int, fin: bool) -> None:
+        seq = self.snd_nxt
+        payload = self._sendbuf.view(seq, n) if n else b""
+        flags = ACK | (PSH if n and n == self._sendbuf.bytes_from(seq) else 0) | (FIN if fin else 0)
+        self._emit(flags, seq, payload)
+        if fin:
+            self._fin_seq = seq_add(seq, n)
+        self.snd_nxt = seq_add(seq, n + fin)
+        if self._rtt_seq is None:
+            self._rtt_seq, self._rtt_time = self.snd_nxt, self._now
+        if RETRANSMIT not in self._timers:
+            self._arm(RETRANSMIT, self._rtt.rto)
+
+    def _retransmit_head(self) -> None:
+        """Resend the oldest unacknowledged segment (SYN, SYN,ACK, data and/or FIN)."""
+        if self.snd_una == self.iss and self.state in (S.SYN_SENT, S.SYN_RCVD, S.FIN_WAIT_1):
+            self._send_syn(note="retransmission")
+            return
+        if self.snd_una == self.snd_nxt:
+            return
+        in_flight = seq_diff(self._fin_seq if self._fin_seq is not None else self.snd_nxt, self.snd_una)
+        n = min(self.snd_mss, in_flight)
+        fin = self._fin_seq is not None and seq_add(self.snd_una, n) == self._fin_seq
+        payload = self._sendbuf.view(self.snd_una, n) if n else b""
+        self._emit(ACK | (FIN if fin else 0) | (PSH if n and fin else 0), self.snd_una, payload, note="retransmission")
+
+    def _send_syn(self, note: str = "") -> None:
+        cfg = self.config
+        synack = self.state is not S.SYN_SENT
+        mss = self._our_mss
+        if synack:  # echo only what the peer offered
+            opts = Options(
+                mss=mss,
+                wscale=self.rcv_wscale if self._peer_offered_wscale else None,
+                sack_permitted=self.sack_ok,
+                ts=(self._tsval(), self.ts_recent) if self.ts_enabled else None,
+            )
+        else:
+            opts = Options(
+                mss=mss,
+                wscale=self.rcv_wscale if cfg.window_scaling else None,
+                sack_permitted=cfg.sack,
+                ts=(self._tsval(), 0) if cfg.timestamps else None,
+            )
+        self._emit(SYN | (ACK if synack else 0), self.iss, options=opts, note=note)
+        if not note and self._rtt_seq is None:
+            self._rtt_seq, self._rtt_time = seq_add(self.iss, 1), self._now
+        if RETRANSMIT not in self._timers:
+            self._arm(RETRANSMIT, self._rtt.rto)
+
+    def _emit(self, flags: int, seq: int, payload=b"", options: Options | None = None, note: str = "") -> None:
+        """Build one outgoing segment; every segment this connection sends passes here."""
+        window = 0 if flags & RST else self._advertise(syn=bool(flags & SYN))
+        ack = 0
+        if flags & ACK:
+            ack = self.rcv_nxt
+            self.last_ack_sent = ack
+            self._ack_now = False
+        if options is None:
+            options = self._segment_options(flags)
+        self._out.append((Segment(self.local[1], self.remote[1], seq, ack, flags, window, payload, options), note))
+
+    def _segment_options(self, flags: int) -> Options:
+        if flags & RST:
+            return Options()
+        ts = (self._tsval(), self.ts_recent) if self.ts_enabled else None
+        sack = ()
+        if self.sack_ok and flags & ACK and self._recvbuf.ranges():
+            sack = self._sack_blocks(3 if ts else 4)
+        return Options(ts=ts, sack=sack) if ts or sack else Options()
+
+    def _sack_blocks(self, limit: int) -> tuple:
+        base, nxt = self._recvbuf.next_offset, self.rcv_nxt
+        blocks = [(seq_add(nxt, s - base), seq_add(nxt, e - base)) for s, e in self._recvbuf.ranges()]
+        last = self._last_ooo
+        blocks.sort(key=lambda b: 0 if last is not None and seq_le(b[0], last) and seq_gt(b[1], last) else 1)
+        return tuple(blocks[:limit])
+
+    def _advertise(self, syn: bool = False) -> int:
+        """The window field to send; the right edge we offer never moves left (RFC 9293 §3.8.6)."""
+        free = max(0, self._recvbuf.capacity - self._recvbuf.readable)
+        offered = max(0, seq_diff(self._rcv_adv, self.rcv_nxt))
+        wnd = max(free, offered)
+        if syn:
+            field = min(wnd, 0xFFFF)
+            self._rcv_adv = seq_add(self.rcv_nxt, field)
+            return field
+        shift = self.rcv_wscale
+        field = min(wnd >> shift, 0xFFFF)
+        if (field << shift) < offered and field < 0xFFFF:
+            field += 1
+        self._rcv_adv = seq_add(self.rcv_nxt, field << shift)
+        return field
+
+    def _maybe_window_update(self) -> None:
+        """After a read: send an ACK when the window opened by enough to matter."""
+        offered = max(0, seq_diff(self._rcv_adv, self.rcv_nxt))
+        free = max(0, self._recvbuf.capacity - self._recvbuf.readable)
+        if free - offered >= min(self._recvbuf.capacity // 2, 2 * self.snd_mss) or (offered < self.snd_mss <= free):
+            self._ack_now = True
+
+    def _tsval(self) -> int:
+        return (int(self._now * 1000) + self._ts_offset) & 0xFFFFFFFF
+
+    # ----------------------------------------------------------- state change
+    def _set_state(self, new: State, why: str = "") -> None:
+        """The one place a state changes: checked against TRANSITIONS, traced."""
+        old = self.state
+        check_transition(old, new)
+        self.state = new
+        self._trace("state", **{"from": old.value, "to": new.value}, why=why)
+        if new is S.TIME_WAIT:
+            self._timers.clear()
+            self._arm(TIME_WAIT_TIMER, 2 * self.config.msl)
+        elif new in (S.CLOSED, S.LISTEN):
+            self._timers.clear()
+
+    def _terminate(self, reason: str, why: str) -> None:
+        self._timers.clear()
+        if self.state is not S.CLOSED:
+            self._set_state(S.CLOSED, why)
+        self.close_reason = reason
+        self._ack_now = False
+        self._events.append(ev.Closed(reason))
+
+    def _choose_iss(self) -> None:
+        la, lp = self.local
+        ra, rp = self.remote
+        iss = self._isn.iss(self._now, la, lp, ra, rp)
+        if self._iss_floor is not None and seq_le(iss, self._iss_floor):
+            iss = seq_add(self._iss_floor, 1 << 16)
+        self.iss = iss
+        self.snd_una = iss
+        self.snd_nxt = seq_add(iss, 1)
+        self._sendbuf.start_seq = self.snd_nxt
+        self._ts_offset = self._rng.getrandbits(32)
+
+    def _trace(self, type: str, **fields) -> None:
+        if self._tracer.enabled:
+            self._tracer.emit(self._now, self.host, type, conn=self.name, **fields)
+
+    def _drop(self, seg: Segment, reason: str) -> None:
+        if self._tracer.enabled:
+            self._trace("drop", reason=reason, flags=flags_text(seg.flags), seq=seg.seq, ack=seg.ack,
+                        len=len(seg.payload), win=seg.window)
+
+    def __repr__(self) -> str:
+        return f"<Connection {self.name} {self.state}>"

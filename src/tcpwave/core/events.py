@@ -1,0 +1,45 @@
+"""What a connection tells its application. Drained with Connection.events()."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Connected:
+    """The handshake completed (ESTABLISHED reached)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DataReadable:
+    """In-order data is waiting; `available` bytes can be read with receive()."""
+
+    available: int
+
+
+@dataclass(frozen=True, slots=True)
+class EndOfStream:
+    """The peer sent FIN and every byte before it has been made readable."""
+
+
+@dataclass(frozen=True, slots=True)
+class SendSpace:
+    """Send-buffer space returned; `available` bytes can now be accepted by send()."""
+
+    available: int
+
+
+# Reasons carried by Closed.
+NORMAL = "normal"
+RESET = "reset"
+REFUSED = "refused"
+TIMED_OUT = "timed_out"
+ABORTED = "aborted"  # this side called abort() (or closed with unread data)
+
+
+@dataclass(frozen=True, slots=True)
+class Closed:
+    """The connection reached CLOSED. `reason` is one of normal, reset, refused, timed_out, aborted."""
+
+    reason: str
+
+
+Event = Connected | DataReadable | EndOfStream | SendSpace | Closed

@@ -1,0 +1,26 @@
+"""Retransmission timeout per RFC 6298: SRTT, RTTVAR, RTO with backoff."""
+
+from .config import Config
+
+
+class RttEstimator:
+    def __init__(self, config: Config):
+        self._cfg = config
+        self.srtt: float | None = None
+        self.rttvar = 0.0
+        self.rto = config.rto_initial
+
+    def sample(self, r: float) -> None:
+        """A valid sample (Karn's rule is the caller's job). Also clears any backoff."""
+        cfg = self._cfg
+        if self.srtt is None:  # (2.2)
+            self.srtt = r
+            self.rttvar = r / 2
+        else:  # (2.3), alpha = 1/8, beta = 1/4
+            self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
+            self.srtt = 0.875 * self.srtt + 0.125 * r
+        self.rto = min(max(self.srtt + max(cfg.clock_granularity, 4 * self.rttvar), cfg.rto_min), cfg.rto_max)
+
+    def backoff(self) -> None:
+        """(5.5): double the RTO after a retransmission timeout, up to the maximum."""
+        self.rto = min(self.rto * 2, self._cfg.rto_max)

@@ -1,0 +1,263 @@
+"""A host's TCP/IP stack, sans-IO: packets and `now` in, packets, events and a timer out.
+
+It owns what is shared between connections: demultiplexing by 4-tuple, listeners
+with a bounded accept backlog, ephemeral ports, the RST for segments that match no
+connection (RFC 9293 §3.10.7.1), TIME_WAIT reopening, ISNs and ICMP echo.
+"""
+
+import ipaddress
+import random
+from collections import deque
+
+from .core import events as ev
+from .core.config import Config
+from .core.connection import Connection
+from .core.errors import TcpError
+from .core.isn import IsnGenerator
+from .core.reset import reset_for
+from .core.state import State
+from .trace import NULL_TRACER, Tracer
+from .wire.errors import MalformedPacket
+from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for
+from .wire.ip import build_ip, parse_ip
+from .wire.tcp import PROTO_TCP, SYN, ACK, Segment, build_tcp, flags_text, parse_tcp
+
+EPHEMERAL = range(49152, 65536)
+
+
+def ip(addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return addr if isinstance(addr, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(addr)
+
+
+class PortInUse(TcpError):
+    pass
+
+
+class Listener:
+    """A passive OPEN on (address or any, port) with an accept queue of at most `backlog`."""
+
+    def __init__(self, stack: "Stack", tcb: Connection, backlog: int):
+        self.stack = stack
+        self.tcb = tcb  # the TCB in LISTEN; each SYN gets a clone of it
+        self.backlog = backlog
+        self.pending: set[Connection] = set()  # in SYN_RCVD
+        self.accept_queue: deque[Connection] = deque()
+
+    @property
+    def address(self):
+        return self.tcb.local
+
+    def full(self) -> bool:
+        return len(self.pending) + len(self.accept_queue) >= self.backlog
+
+    def accept(self) -> Connection | None:
+        """An established connection, or None when none is waiting."""
+        return self.accept_queue.popleft() if self.accept_queue else None
+
+    def close(self, now: float) -> None:
+        """Stop listening; connections not yet accepted are reset."""
+        self.stack._remove_listener(self)
+        for conn in list(self.pending) + list(self.accept_queue):
+            if conn.state is not State.CLOSED:
+                conn.abort(now, why="listener closed")
+        self.pending.clear()
+        self.accept_queue.clear()
+        self.tcb.close(now)
+
+
+class Stack:
+    def __init__(self, addresses, *, config: Config | None = None, seed: int = 0,
+                 tracer: Tracer = NULL_TRACER, host: str = "host", mtu: int = 1500):
+        self.addresses = [ip(a) for a in ([addresses] if isinstance(addresses, str) else addresses)]
+        self.config = config or Config()
+        self.rng = random.Random(seed)
+        self.isn = IsnGenerator(self.rng.randbytes(32))
+        self.tracer = tracer
+        self.host = host
+        self.mtu = mtu
+        self._conns: dict[tuple, Connection] = {}
+        self._listeners: dict[tuple, Listener] = {}
+        self._children: dict[Connection, Listener] = {}
+        self._out: list[bytes] = []
+        self._events: list[tuple[Connection, object]] = []
+        self._next_port = self.rng.choice(EPHEMERAL)
+        self._ident = 0
+        self.counters: dict[str, int] = {}
+
+    # --------------------------------------------------------------- outputs
+    def packets_to_send(self) -> list[bytes]:
+        out, self._out = self._out, []
+        return out
+
+    def events(self) -> list[tuple[Connection, object]]:
+        out, self._events = self._events, []
+        return out
+
+    def next_timer(self) -> float | None:
+        times = [t for c in self._conns.values() if (t := c.next_timer()) is not None]
+        return min(times) if times else None
+
+    def connections(self) -> list[Connection]:
+        return list(self._conns.values())
+
+    # ------------------------------------------------------------ user calls
+    def listen(self, port: int, now: float, *, address=None, backlog: int | None = None,
+               config: Config | None = None) -> Listener:
+        addr = ip(address) if address is not None else None
+        if (addr, port) in self._listeners:
+            raise PortInUse(f"already listening on port {port}")
+        tcb = Connection(config or self.config, (addr or self.addresses[0], port), None, isn=self.isn,
+                         rng=self.rng, tracer=self.tracer, host=self.host, default_mss=self._mss_for(addr))
+        tcb.listen(now)
+        listener = Listener(self, tcb, backlog if backlog is not None else tcb.config.backlog)
+        self._listeners[(addr, port)] = listener
+        return listener
+
+    def connect(self, address, port: int, now: float, *, local_port: int | None = None,
+                local_address=None, config: Config | None = None) -> Connection:
+        raddr = ip(address)
+        laddr = ip(local_address) if local_address is not None else self._source_for(raddr)
+        lport = local_port if local_port is not None else self._ephemeral(laddr, raddr, port)
+        key = (laddr, lport, raddr, port)
+        if key in self._conns:
+            raise PortInUse(f"connection {laddr}:{lport} -> {raddr}:{port} already exists")
+        conn = self._new_connection(config or self.config, (laddr, lport), (raddr, port))
+        self._conns[key] = conn
+        conn.connect(now)
+        return conn
+
+    # ----------------------------------------------------------------- input
+    def receive_packet(self, data: bytes | bytearray | memoryview, now: float) -> None:
+        try:
+            pkt = parse_ip(data)
+        except MalformedPacket as e:
+            return self._drop(now, e.reason, detail=e.detail)
+        if pkt.dst not in self.addresses:
+            return self._drop(now, "not_our_address", dst=str(pkt.dst))
+        if pkt.proto == PROTO_TCP:
+            try:
+                seg = parse_tcp(pkt.payload, pkt.src, pkt.dst)
+            except MalformedPacket as e:
+                return self._drop(now, e.reason, detail=e.detail, src=str(pkt.src))
+            self._tcp_input(pkt.src, pkt.dst, seg, now)
+        elif pkt.proto in (PROTO_ICMP, PROTO_ICMPV6):
+            try:
+                reply = echo_reply_for(pkt.dst.version, pkt.src, pkt.dst, pkt.payload)
+            except MalformedPacket as e:
+                return self._drop(now, e.reason, detail=e.detail)
+            if reply is not None:
+                self._out.append(build_ip(pkt.dst, pkt.src, pkt.proto, reply, ident=self._next_ident()))
+                self.tracer.emit(now, self.host, "icmp", action="echo_reply", to=str(pkt.src))
+        else:
+            self._drop(now, "unknown_protocol", proto=pkt.proto)
+
+    def handle_timer(self, now: float) -> None:
+        for conn in [c for c in self._conns.values() if (t := c.next_timer()) is not None and t <= now]:
+            conn.handle_timer(now)
+            self._collect(conn)
+
+    def _tcp_input(self, src, dst, seg: Segment, now: float) -> None:
+        if self.tracer.enabled:
+            self.tracer.emit(now, self.host, "recv", **_seg_fields(seg, src, dst))
+        key = (dst, seg.dst_port, src, seg.src_port)
+        conn = self._conns.get(key)
+        listener = self._listeners.get((dst, seg.dst_port)) or self._listeners.get((None, seg.dst_port))
+        iss_floor = None
+        if conn is not None and listener is not None and conn.time_wait_accepts(seg):
+            iss_floor = conn.snd_nxt
+            conn.end_time_wait(now)  # RFC 9293 §3.6.1 / RFC 6191: a new incarnation
+            self._collect(conn)
+            conn = None
+        if conn is not None:
+            conn.segment_arrived(seg, now)
+            self._collect(conn)
+        elif listener is not None:
+            if seg.flags & SYN and not seg.flags & ACK and listener.full():
+                return self._drop(now, "backlog_full", src=str(src))
+            child = listener.tcb.spawn((dst, seg.dst_port), (src, seg.src_port))
+            child._iss_floor = iss_floor
+            child.on_change = self._collect
+            child.segment_arrived(seg, now)
+            if child.state is State.SYN_RCVD:
+                self._conns[key] = child
+                self._children[child] = listener
+                listener.pending.add(child)
+            self._collect(child)
+        else:
+            rst = reset_for(seg)
+            self._drop(now, "no_socket", flags=flags_text(seg.flags), port=seg.dst_port)
+            if rst is not None:
+                self._send(dst, src, rst, now, "reset: no connection")
+
+    # -------------------------------------------------------------- plumbing
+    def _collect(self, conn: Connection) -> None:
+        """Send what a connection produced; route its events; forget it once CLOSED."""
+        now = conn._now
+        laddr, raddr = conn.local[0], conn.remote[0] if conn.remote else None
+        for seg, note in conn.drain_output():
+            self._send(laddr, raddr, seg, now, note)
+        listener = self._children.get(conn)
+        for event in conn.events():
+            if listener is not None and isinstance(event, ev.Connected):
+                listener.pending.discard(conn)
+                listener.accept_queue.append(conn)
+                del self._children[conn]
+            self._events.append((conn, event))
+        if conn.state is State.CLOSED or (conn.state is State.LISTEN and conn.remote is not None):
+            key = (laddr, conn.local[1], raddr, conn.remote[1]) if conn.remote else None
+            if self._conns.get(key) is conn:
+                del self._conns[key]
+            parent = self._children.pop(conn, None)
+            if parent is not None:
+                parent.pending.discard(conn)
+
+    def _send(self, src, dst, seg: Segment, now: float, note: str = "") -> None:
+        raw = build_tcp(seg, src, dst)
+        self._out.append(build_ip(src, dst, PROTO_TCP, raw, ident=self._next_ident()))
+        if self.tracer.enabled:
+            fields = _seg_fields(seg, src, dst)
+            if note:
+                fields["note"] = note
+            self.tracer.emit(now, self.host, "send", **fields)
+
+    def _new_connection(self, config: Config, local: tuple, remote: tuple) -> Connection:
+        conn = Connection(config, local, remote, isn=self.isn, rng=self.rng, tracer=self.tracer,
+                          host=self.host, default_mss=self._mss_for(local[0]))
+        conn.on_change = self._collect
+        return conn
+
+    def _remove_listener(self, listener: Listener) -> None:
+        self._listeners = {k: v for k, v in self._listeners.items() if v is not listener}
+
+    def _mss_for(self, addr) -> int:
+        return self.mtu - (60 if addr is not None and addr.version == 6 else 40)
+
+    def _source_for(self, raddr):
+        for a in self.addresses:
+            if a.version == raddr.version:
+                return a
+        raise ValueError(f"this stack has no IPv{raddr.version} address to reach {raddr}")
+
+    def _ephemeral(self, laddr, raddr, rport: int) -> int:
+        for _ in range(len(EPHEMERAL)):
+            port = self._next_port
+            self._next_port = port + 1 if port + 1 < EPHEMERAL.stop else EPHEMERAL.start
+            if (laddr, port, raddr, rport) not in self._conns and (None, port) not in self._listeners:
+                return port
+        raise PortInUse("no ephemeral port left")
+
+    def _next_ident(self) -> int:
+        self._ident = (self._ident + 1) & 0xFFFF
+        return self._ident
+
+    def _drop(self, now: float, reason: str, **fields) -> None:
+        self.counters[reason] = self.counters.get(reason, 0) + 1
+        if self.tracer.enabled:
+            self.tracer.emit(now, self.host, "drop", reason=reason, **fields)
+
+
+def _seg_fields(seg: Segment, src, dst) -> dict:
+    return {
+        "src": f"{src}:{seg.src_port}", "dst": f"{dst}:{seg.dst_port}", "flags": flags_text(seg.flags),
+        "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload), "win": seg.window,
+    }

@@ -1,0 +1,121 @@
+"""TCP options: EOL, NOP, MSS, window scale, SACK-permitted, SACK, timestamps.
+
+Unknown kinds with a sane length are skipped (and remembered); a zero or
+overrunning length makes the whole segment malformed (RFC 9293 §3.1, MUST-64).
+"""
+
+from dataclasses import dataclass
+
+from .errors import MalformedPacket
+
+EOL, NOP, MSS, WSCALE, SACK_PERMITTED, SACK, TIMESTAMPS = 0, 1, 2, 3, 4, 5, 8
+MAX_WSCALE = 14  # RFC 7323 §2.3
+
+
+@dataclass(slots=True, frozen=True)
+class Options:
+    mss: int | None = None
+    wscale: int | None = None
+    sack_permitted: bool = False
+    sack: tuple[tuple[int, int], ...] = ()
+    ts: tuple[int, int] | None = None  # (TSval, TSecr)
+    unknown: tuple[int, ...] = ()
+
+    def __bool__(self) -> bool:
+        return bool(
+            self.mss is not None or self.wscale is not None or self.sack_permitted or self.sack or self.ts
+        )
+
+
+NO_OPTIONS = Options()
+_FIXED_LEN = {MSS: 4, WSCALE: 3, SACK_PERMITTED: 2, TIMESTAMPS: 10}
+
+
+def parse_options(raw: bytes | memoryview) -> Options:
+    if not raw:
+        return NO_OPTIONS
+    mss = wscale = ts = None
+    sack_permitted = False
+    sack: tuple[tuple[int, int], ...] = ()
+    unknown = []
+    i, n = 0, len(raw)
+    while i < n:
+        kind = raw[i]
+        if kind == EOL:
+            break
+        if kind == NOP:
+            i += 1
+            continue
+        if i + 1 >= n:
+            raise MalformedPacket("bad_option", f"kind {kind} has no length byte")
+        length = raw[i + 1]
+        if length < 2 or i + length > n:
+            raise MalformedPacket("bad_option", f"kind {kind} length {length}")
+        want = _FIXED_LEN.get(kind)
+        if want is not None and length != want:
+            raise MalformedPacket("bad_option", f"kind {kind} length {length}, expected {want}")
+        if kind == MSS:
+            mss = (raw[i + 2] << 8) | raw[i + 3]
+        elif kind == WSCALE:
+            wscale = min(raw[i + 2], MAX_WSCALE)
+        elif kind == SACK_PERMITTED:
+            sack_permitted = True
+        elif kind == TIMESTAMPS:
+            b = bytes(raw[i + 2 : i + 10])
+            ts = (int.from_bytes(b[:4], "big"), int.from_bytes(b[4:], "big"))
+        elif kind == SACK:
+            if (length - 2) % 8:
+                raise MalformedPacket("bad_option", f"SACK length {length}")
+            b = bytes(raw[i + 2 : i + length])
+            sack = tuple(
+                (int.from_bytes(b[j : j + 4], "big"), int.from_bytes(b[j + 4 : j + 8], "big"))
+                for j in range(0, len(b), 8)
+            )
+        else:
+            unknown.append(kind)
+        i += length
+    return Options(mss, wscale, sack_permitted, sack, ts, tuple(unknown))
+
+
+def build_options(opts: Options) -> bytes:
+    """Encode options, NOP-aligned the way most stacks lay them out, padded to 4 bytes."""
+    if not opts:
+        return b""
+    out = bytearray()
+    if opts.mss is not None:
+        out += bytes((MSS, 4)) + opts.mss.to_bytes(2, "big")
+    if opts.sack_permitted and opts.ts is not None:
+        out += bytes((SACK_PERMITTED, 2))
+    elif opts.sack_permitted:
+        out += bytes((NOP, NOP, SACK_PERMITTED, 2))
+    if opts.ts is not None:
+        if not opts.sack_permitted:
+            out += bytes((NOP, NOP))
+        out += bytes((TIMESTAMPS, 10)) + opts.ts[0].to_bytes(4, "big") + opts.ts[1].to_bytes(4, "big")
+    if opts.wscale is not None:
+        out += bytes((NOP, WSCALE, 3, opts.wscale))
+    if opts.sack:
+        out += bytes((NOP, NOP, SACK, 2 + 8 * len(opts.sack)))
+        for left, right in opts.sack:
+            out += left.to_bytes(4, "big") + right.to_bytes(4, "big")
+    if len(out) % 4:
+        out += bytes(4 - len(out) % 4)
+    if len(out) > 40:
+        raise ValueError(f"TCP options too long ({len(out)} bytes)")
+    return bytes(out)
+
+
+def describe_options(opts: Options) -> str:
+    """tcpdump-like text: 'mss 1460,sackOK,TS val 1 ecr 0,nop,wscale 7'."""
+    parts = []
+    if opts.mss is not None:
+        parts.append(f"mss {opts.mss}")
+    if opts.sack_permitted:
+        parts.append("sackOK")
+    if opts.ts is not None:
+        parts.append(f"TS val {opts.ts[0]} ecr {opts.ts[1]}")
+    if opts.wscale is not None:
+        parts.append(f"wscale {opts.wscale}")
+    if opts.sack:
+        parts.append("sack " + " ".join(f"{a}:{b}" for a, b in opts.sack))
+    return ",".join(parts)
