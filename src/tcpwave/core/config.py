@@ -8,7 +8,7 @@ class Config:
     msl: float = 30.0  # seconds; TIME_WAIT lasts 2 x MSL (RFC 9293 MUST-13)
     rto_initial: float = 1.0  # RFC 6298 (2.1)
     rto_min: float = 1.0  # RFC 6298 (2.4) says 1 s; Linux uses 0.2 s
-    rto_max: float = 60.0  # RFC 6298 (2.5): at least 60 s
+    rto_max: float = 120.0  # RFC 6298 (2.5): at least 60 s; Linux uses 120 s
     clock_granularity: float = 0.001  # G in RFC 6298
     syn_retries: int = 6  # SYN retransmissions before ETIMEDOUT (Linux: 6, ~127 s)
     synack_retries: int = 5  # SYN,ACK retransmissions before giving up (Linux: 5)

@@ -27,7 +27,9 @@ from .window import window_shift_for
 
 S = State
 _RST_ON_ABORT = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT})
-_DATA_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.LAST_ACK})
+# States that may still send queued data (and then the FIN): CLOSE is allowed before all
+# data has gone out, and the peer's FIN can move FIN_WAIT_1 to CLOSING meanwhile.
+_DATA_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
 # Timer names; at most one deadline each.
 RETRANSMIT, PERSIST, TIME_WAIT_TIMER = "retransmit", "persist", "time_wait"
 
@@ -340,7 +342,7 @@ class Connection(SegmentArrival):
 
     def _send_data(self, n: int, fin: bool) -> None:
         seq = self.snd_nxt
-        payload = self._sendbuf.view(seq, n) if n else b""
+        payload = self._sendbuf.copy(seq, n) if n else b""
         flags = ACK | (PSH if n and n == self._sendbuf.bytes_from(seq) else 0) | (FIN if fin else 0)
         self._emit(flags, seq, payload)
         if fin:
@@ -361,8 +363,9 @@ class Connection(SegmentArrival):
         in_flight = seq_diff(self._fin_seq if self._fin_seq is not None else self.snd_nxt, self.snd_una)
         n = min(self.snd_mss, in_flight)
         fin = self._fin_seq is not None and seq_add(self.snd_una, n) == self._fin_seq
-        payload = self._sendbuf.view(self.snd_una, n) if n else b""
-        self._emit(ACK | (FIN if fin else 0) | (PSH if n and fin else 0), self.snd_una, payload, note="retransmission")
+        payload = self._sendbuf.copy(self.snd_una, n) if n else b""
+        push = PSH if n and n == in_flight else 0
+        self._emit(ACK | (FIN if fin else 0) | push, self.snd_una, payload, note="retransmission")
 
     def _send_syn(self, note: str = "") -> None:
         cfg = self.config

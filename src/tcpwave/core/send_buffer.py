@@ -32,10 +32,12 @@ class SendBuffer:
             self._buf += memoryview(data)[:n]
         return n
 
-    def view(self, seq: int, n: int) -> memoryview:
-        """Up to n bytes starting at sequence number seq (which must be inside the buffer)."""
+    def copy(self, seq: int, n: int) -> bytes:
+        """Up to n bytes from sequence number seq (inside the buffer), as bytes the caller owns:
+        a segment may outlive the buffer's current layout."""
         off = seq_diff(seq, self.start_seq)
-        return memoryview(self._buf)[off : off + n]
+        with memoryview(self._buf) as view:  # one copy, and no export left behind
+            return bytes(view[off : off + n])
 
     def bytes_from(self, seq: int) -> int:
         """How many buffered bytes lie at or after seq."""

@@ -1,0 +1,1 @@
+"""The `tcpwave` command: one module per subcommand."""

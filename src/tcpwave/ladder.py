@@ -1,0 +1,117 @@
+"""Ladder (sequence) diagrams in the terminal, drawn from trace events.
+
+One line per segment sent, with relative seq/ack, flags, length and window, an
+arrow in its direction, segments lost on the wire marked as lost, and each side's
+state printed beside its lifeline whenever it changes.
+"""
+
+from .seq import seq_diff
+
+ARROW = 60
+STATE_COL = 26
+
+
+class _Line:
+    __slots__ = ("t", "left", "right", "arrow", "direction", "lost", "label")
+
+    def __init__(self, t, left="", right="", arrow=False, direction=0, label=""):
+        self.t, self.left, self.right = t, left, right
+        self.arrow, self.direction, self.label = arrow, direction, label
+        self.lost = ""
+
+
+def _relative(events: list[dict]) -> dict[str, int]:
+    """ISN of each endpoint ('addr:port'), learned from the SYNs it sent."""
+    isn: dict[str, int] = {}
+    for e in events:
+        if e["type"] == "send" and "SYN" in e["flags"].split(","):
+            isn.setdefault(e["src"], e["seq"])
+    return isn
+
+
+def segment_label(e: dict, isn: dict[str, int]) -> str:
+    flags = e["flags"].split(",") if e["flags"] else []
+    shown = ",".join(f for f in flags if f != "PSH") or "-"
+    base = isn.get(e["src"])
+    seq = seq_diff(e["seq"], base) if base is not None else e["seq"]
+    parts = [shown, f"seq={seq}"]
+    if "ACK" in flags:
+        peer = isn.get(e["dst"])
+        parts.append(f"ack={seq_diff(e['ack'], peer) if peer is not None else e['ack']}")
+    if e["len"]:
+        parts.append(f"len={e['len']}")
+    if "RST" not in flags:
+        parts.append(f"win={e['win']}")
+    note = e.get("note", "")
+    if note.startswith("retransmission"):
+        parts.insert(0, "(rtx)")
+    elif note:
+        parts.append(f"({note})")
+    return " ".join(parts)
+
+
+def render_ladder(events: list[dict], left: str = "client", right: str = "server", color: bool = False) -> str:
+    isn = _relative(events)
+    lines: list[_Line] = []
+    last_arrow: dict[tuple, _Line] = {}
+    for e in events:
+        kind, host = e["type"], e["host"]
+        if host not in (left, right):
+            continue
+        if kind == "state":
+            text = f"{e['from']} → {e['to']}"
+            lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
+        elif kind == "send":
+            line = _Line(e["t"], arrow=True, direction=1 if host == left else -1, label=segment_label(e, isn))
+            lines.append(line)
+            last_arrow[(host, e["flags"], e["seq"], e["ack"], e["len"])] = line
+        elif kind == "drop" and e.get("where") == "link":
+            line = last_arrow.get((host, e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
+            if line is not None:
+                line.lost = e["reason"]
+        elif kind == "drop" and e.get("reason") not in (None,):
+            text = f"dropped: {e['reason']}"
+            lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
+        elif kind == "timer" and e.get("action") == "give_up":
+            text = "gave up: timed out"
+            lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
+    return "\n".join(_draw(lines, left, right, color))
+
+
+def _draw(lines: list[_Line], left: str, right: str, color: bool) -> list[str]:
+    red = ("\033[31m", "\033[0m") if color else ("", "")
+    bold = ("\033[1m", "\033[0m") if color else ("", "")
+    out = [f"{'t (s)':>10}  {left:>{STATE_COL}} {'':{ARROW + 2}} {right}"]
+    for ln in lines:
+        t = f"{ln.t:10.6f}"
+        if not ln.arrow:
+            lt = f"{bold[0]}{ln.left:>{STATE_COL}}{bold[1]}" if ln.left else " " * STATE_COL
+            rt = f"{bold[0]}{ln.right}{bold[1]}" if ln.right else ""
+            out.append(f"{t}  {lt} |{' ' * ARROW}| {rt}".rstrip())
+            continue
+        label = f" {ln.label} "
+        body = ARROW - 2
+        if len(label) > body - 4:
+            label = label[: body - 5] + "… "
+        if ln.lost:
+            # the segment dies on the wire: the arrow stops short with an X
+            cut = body * 2 // 3
+            dashes = max(2, cut - len(label))
+            if ln.direction > 0:
+                arrow = "-" * 2 + label + "-" * (dashes - 2) + "X"
+                arrow = arrow + " " * (ARROW - len(arrow))
+            else:
+                arrow = "X" + "-" * (dashes - 2) + label + "-" * 2
+                arrow = " " * (ARROW - len(arrow)) + arrow
+            arrow = f"{red[0]}{arrow}{red[1]}"
+            note = f" lost ({ln.lost})" if ln.lost != "lost" else " lost"
+        else:
+            fill = body - len(label)
+            pre = fill // 2
+            if ln.direction > 0:
+                arrow = "-" * pre + label + "-" * (fill - pre) + "->"
+            else:
+                arrow = "<-" + "-" * pre + label + "-" * (fill - pre)
+            note = ""
+        out.append(f"{t}  {' ' * STATE_COL} |{arrow}|{note}".rstrip())
+    return out

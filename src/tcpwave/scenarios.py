@@ -1,0 +1,309 @@
+"""The demo scenarios: a client and a server stack on the simulated network.
+
+Each scenario sets up hosts, links, faults and small scripted applications,
+runs the simulation in virtual time and returns a Result with what happened.
+"""
+
+import hashlib
+import random
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .core import events as ev
+from .core.config import Config
+from .core.state import State
+from .sim import Fault, LinkParams, Simulator
+from .trace import ListSink, Tracer
+
+CLIENT_ADDR, SERVER_ADDR = "192.0.2.1", "192.0.2.2"
+PORT = 80
+
+
+@dataclass
+class Result:
+    name: str
+    seed: int
+    events: list[dict]
+    end_time: float
+    closed: dict[str, str] = field(default_factory=dict)  # host -> close reason of its connection
+    checks: dict[str, bool] = field(default_factory=dict)  # named verifications
+    info: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(self.checks.values())
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    summary: str
+    run: Callable[[int, Tracer | None, list], Result]
+
+
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name: str, summary: str):
+    def register(fn):
+        SCENARIOS[name] = Scenario(name, summary, fn)
+        return fn
+
+    return register
+
+
+class _Demo:
+    """Two hosts joined by a link, plus bookkeeping shared by the scenarios."""
+
+    def __init__(self, seed: int, tracer: Tracer | None, taps: list, link: LinkParams = LinkParams(),
+                 config: Config | None = None):
+        self.sink = ListSink()
+        self.tracer = tracer or Tracer()
+        self.tracer.add_sink(self.sink)
+        self.sim = Simulator(seed, self.tracer)
+        self.sim.taps.extend(taps)
+        self.client = self.sim.add_host("client", [CLIENT_ADDR], config=config)
+        self.server = self.sim.add_host("server", [SERVER_ADDR], config=config)
+        self.sim.link(self.client, self.server, link)
+        self.closed: dict[str, str] = {}
+        self.received: dict[str, bytearray] = {"client": bytearray(), "server": bytearray()}
+        self.eof: set[str] = set()
+
+    def note_common(self, host, conn, event) -> None:
+        if isinstance(event, ev.DataReadable):
+            self.received[host.name] += conn.receive(now=self.sim.now)
+        elif isinstance(event, ev.EndOfStream):
+            self.eof.add(host.name)
+        elif isinstance(event, ev.Closed):
+            self.closed[host.name] = event.reason
+
+    def listen(self, port: int = PORT):
+        return self.server.stack.listen(port, self.sim.now)
+
+    def connect(self, port: int = PORT, **kw):
+        return self.client.stack.connect(SERVER_ADDR, port, self.sim.now, **kw)
+
+    def run(self, until: float = 600.0, stop=None) -> None:
+        for host in (self.client, self.server):
+            host.pump()
+        self.sim.run(until=until, stop=stop)
+
+    def result(self, name: str, seed: int, **checks) -> Result:
+        end = max((e["t"] for e in self.sink), default=0.0)  # not a stale timer wake-up
+        return Result(name, seed, list(self.sink), end, dict(self.closed), checks)
+
+
+def _echo_then_close(demo: _Demo, request: bytes, reply: bytes):
+    """Client sends request; server answers reply; client closes first; server closes on EOF."""
+
+    def client_app(host, conn, event):
+        demo.note_common(host, conn, event)
+        if isinstance(event, ev.Connected):
+            conn.send(request, demo.sim.now)
+        elif isinstance(event, ev.DataReadable) and bytes(demo.received["client"]) == reply:
+            conn.close(demo.sim.now)
+
+    def server_app(host, conn, event):
+        demo.note_common(host, conn, event)
+        if isinstance(event, ev.DataReadable) and bytes(demo.received["server"]) == request:
+            conn.send(reply, demo.sim.now)
+        elif isinstance(event, ev.EndOfStream):
+            conn.close(demo.sim.now)
+
+    demo.client.on_event = client_app
+    demo.server.on_event = server_app
+
+
+@scenario("handshake", "three-way handshake, a short exchange both ways, four-way close, TIME_WAIT to CLOSED")
+def run_handshake(seed: int, tracer=None, taps=()) -> Result:
+    d = _Demo(seed, tracer, list(taps))
+    _echo_then_close(d, b"hello, server", b"hello, client")
+    d.listen()
+    d.connect()
+    d.run()
+    return d.result("handshake", seed, exchanged=bytes(d.received["server"]) == b"hello, server"
+                    and bytes(d.received["client"]) == b"hello, client",
+                    closed_normally=d.closed == {"client": "normal", "server": "normal"})
+
+
+@scenario("simultaneous-open", "both sides send SYN at once: SYN_SENT -> SYN_RCVD -> ESTABLISHED on each")
+def run_simultaneous_open(seed: int, tracer=None, taps=()) -> Result:
+    d = _Demo(seed, tracer, list(taps))
+    conns = {}
+
+    def app(host, conn, event):
+        d.note_common(host, conn, event)
+        if isinstance(event, ev.Connected):
+            conn.send(f"hi from {host.name}".encode(), d.sim.now)
+        elif isinstance(event, ev.DataReadable) and host.name == "client":
+            conn.close(d.sim.now)
+        elif isinstance(event, ev.EndOfStream) and host.name == "server":
+            conn.close(d.sim.now)
+
+    d.client.on_event = d.server.on_event = app
+    conns["client"] = d.client.stack.connect(SERVER_ADDR, 5001, 0.0, local_port=5000)
+    conns["server"] = d.server.stack.connect(CLIENT_ADDR, 5000, 0.0, local_port=5001)
+    d.run()
+    return d.result("simultaneous-open", seed,
+                    exchanged=bytes(d.received["client"]) == b"hi from server"
+                    and bytes(d.received["server"]) == b"hi from client",
+                    closed_normally=d.closed == {"client": "normal", "server": "normal"})
+
+
+@scenario("simultaneous-close", "both sides close at once: FIN_WAIT_1 -> CLOSING -> TIME_WAIT on each")
+def run_simultaneous_close(seed: int, tracer=None, taps=()) -> Result:
+    d = _Demo(seed, tracer, list(taps))
+    conns = {}
+
+    def app(host, conn, event):
+        d.note_common(host, conn, event)
+        conns[host.name] = conn
+        if isinstance(event, ev.Connected):
+            conn.send(f"bye from {host.name}".encode(), d.sim.now)
+        if len(d.received["client"]) and len(d.received["server"]) and "closing" not in conns:
+            conns["closing"] = True  # both have their message: close both in the same instant
+            d.sim.after(0.05, lambda: [d.sim.call(h, lambda h=h: conns[h.name].close(d.sim.now))
+                                       for h in (d.client, d.server)])
+
+    d.client.on_event = d.server.on_event = app
+    d.listen()
+    d.connect()
+    d.run()
+    return d.result("simultaneous-close", seed,
+                    closed_normally=d.closed == {"client": "normal", "server": "normal"})
+
+
+@scenario("half-close", "the client closes its side; the server, in CLOSE_WAIT, keeps sending, then closes")
+def run_half_close(seed: int, tracer=None, taps=()) -> Result:
+    d = _Demo(seed, tracer, list(taps))
+    chunks = [b"first chunk after your FIN\n", b"second chunk\n", b"last chunk, closing now\n"]
+
+    def client_app(host, conn, event):
+        d.note_common(host, conn, event)
+        if isinstance(event, ev.Connected):
+            conn.send(b"GET /story\n", d.sim.now)
+            conn.close(d.sim.now)  # half-close: nothing more to say, still listening
+
+    def server_app(host, conn, event):
+        d.note_common(host, conn, event)
+        if isinstance(event, ev.EndOfStream):
+            for i, chunk in enumerate(chunks):
+                d.sim.after(0.1 * (i + 1), lambda c=chunk: d.sim.call(d.server, lambda: conn.send(c, d.sim.now)))
+            d.sim.after(0.1 * len(chunks) + 0.05, lambda: d.sim.call(d.server, lambda: conn.close(d.sim.now)))
+
+    d.client.on_event, d.server.on_event = client_app, server_app
+    d.listen()
+    d.connect()
+    d.run()
+    return d.result("half-close", seed, delivered=bytes(d.received["client"]) == b"".join(chunks),
+                    closed_normally=d.closed == {"client": "normal", "server": "normal"})
+
+
+def _with_fault(name: str, make_fault: Callable[[], Fault]) -> Callable:
+    def run(seed: int, tracer=None, taps=()) -> Result:
+        d = _Demo(seed, tracer, list(taps))
+        d.sim.add_fault(make_fault())
+        _echo_then_close(d, b"ping", b"pong")
+        d.listen()
+        d.connect()
+        d.run()
+        return d.result(name, seed, closed_normally=d.closed == {"client": "normal", "server": "normal"},
+                        exchanged=bytes(d.received["client"]) == b"pong")
+
+    return run
+
+
+scenario("lost-syn", "the first SYN is lost: the client retransmits it after the 1 s initial RTO")(
+    _with_fault("lost-syn", lambda: Fault("client", "server", "SYN")))
+scenario("lost-syn-ack", "the first SYN,ACK is lost: the SYN and the SYN,ACK are retransmitted")(
+    _with_fault("lost-syn-ack", lambda: Fault("server", "client", "SYN,ACK")))
+scenario("lost-fin", "the client's first FIN is lost: FIN_WAIT_1 retransmits it")(
+    _with_fault("lost-fin", lambda: Fault("client", "server", "FIN")))
+
+
+@scenario("lost-final-ack", "the last ACK is lost: LAST_ACK retransmits its FIN, TIME_WAIT re-ACKs it")
+def run_lost_final_ack(seed: int, tracer=None, taps=()) -> Result:
+    d = _Demo(seed, tracer, list(taps))
+    _echo_then_close(d, b"ping", b"pong")
+    server_app = d.server.on_event
+
+    def server_with_fault(host, conn, event):
+        if isinstance(event, ev.EndOfStream):
+            # the next bare ACK from the client is the one that acknowledges our FIN
+            d.sim.add_fault(Fault("client", "server", "ACK", exact=True, with_data=False))
+        server_app(host, conn, event)
+
+    d.server.on_event = server_with_fault
+    d.listen()
+    d.connect()
+    d.run()
+    return d.result("lost-final-ack", seed,
+                    closed_normally=d.closed == {"client": "normal", "server": "normal"})
+
+
+@scenario("refused", "a SYN to a closed port draws RST,ACK: the client is told 'connection refused'")
+def run_refused(seed: int, tracer=None, taps=()) -> Result:
+    d = _Demo(seed, tracer, list(taps))
+    d.client.on_event = d.note_common
+    d.connect(port=81)
+    d.run()
+    return d.result("refused", seed, refused=d.closed.get("client") == ev.REFUSED)
+
+
+@scenario("reset", "the server aborts mid-transfer: RST, and the client is told 'connection reset'")
+def run_reset(seed: int, tracer=None, taps=()) -> Result:
+    d = _Demo(seed, tracer, list(taps))
+    chunk = b"x" * 1000
+
+    def client_app(host, conn, event):
+        d.note_common(host, conn, event)
+        if isinstance(event, ev.Connected):
+            def write():  # one chunk every 30 ms until the connection is gone
+                if conn.state is State.ESTABLISHED:
+                    conn.send(chunk, d.sim.now)
+                    d.sim.after(0.030, lambda: d.sim.call(d.client, write))
+            write()
+
+    def server_app(host, conn, event):
+        d.note_common(host, conn, event)
+        if isinstance(event, ev.DataReadable) and len(d.received["server"]) >= 3000 and conn.state is not State.CLOSED:
+            conn.abort(d.sim.now)
+
+    d.client.on_event, d.server.on_event = client_app, server_app
+    d.listen()
+    d.connect()
+    d.run()
+    return d.result("reset", seed, client_reset=d.closed.get("client") == ev.RESET,
+                    server_aborted=d.closed.get("server") == ev.ABORTED)
+
+
+@scenario("lossy", "1 MB each way over 10% loss with reordering, verified by SHA-256")
+def run_lossy(seed: int, tracer=None, taps=(), size: int = 1_000_000, loss: float = 0.10) -> Result:
+    link = LinkParams(latency=0.010, bandwidth=50e6, queue_bytes=512 * 1024, loss=loss, reorder=0.05,
+                      reorder_delay=0.004)
+    d = _Demo(seed, tracer, list(taps), link=link)
+    rng = random.Random(seed)
+    data = {"client": rng.randbytes(size), "server": rng.randbytes(size)}
+    sent = {"client": 0, "server": 0}
+
+    def app(host, conn, event):
+        d.note_common(host, conn, event)
+        name = host.name
+        if isinstance(event, (ev.Connected, ev.SendSpace, ev.EndOfStream)) and sent[name] < size:
+            if conn.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+                sent[name] += conn.send(data[name][sent[name]:], d.sim.now)
+        if sent[name] == size and conn.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+            conn.close(d.sim.now)
+
+    d.client.on_event = d.server.on_event = app
+    d.listen()
+    d.connect()
+    d.run(until=3600.0)
+    digest = {k: hashlib.sha256(v).hexdigest() for k, v in data.items()}
+    got = {k: hashlib.sha256(bytes(v)).hexdigest() for k, v in d.received.items()}
+    res = d.result("lossy", seed, client_to_server=got["server"] == digest["client"],
+                   server_to_client=got["client"] == digest["server"],
+                   closed_normally=d.closed == {"client": "normal", "server": "normal"})
+    res.info = {"bytes_each_way": size, "sha256_client_data": digest["client"],
+                "sha256_server_data": digest["server"], "packets": d.sim.packets_sent}
+    return res

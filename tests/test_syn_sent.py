@@ -1,0 +1,121 @@
+"""SYN_SENT (RFC 9293 §3.10.7.3) and simultaneous open."""
+
+from helpers import expect_ack, expect_one, syn_sent
+
+from tcpwave.core import events as ev
+from tcpwave.core.config import Config
+from tcpwave.seq import seq_add
+
+
+def test_connect_sends_syn_with_mss():
+    p = syn_sent()
+    syn = p.sent[0]
+    assert syn.ack == 0 and syn.options.mss == 1460 and not syn.payload
+    assert p.states() == [("CLOSED", "SYN_SENT")]
+
+
+def test_syn_ack_establishes_and_is_acked():
+    p = syn_sent()
+    p.peer_nxt = seq_add(p.peer_iss, 1)
+    out = p.deliver("S.", seq=p.peer_iss, ack=seq_add(p.iss, 1))
+    expect_ack(p, out)
+    assert p.state == "ESTABLISHED"
+    assert ev.Connected() in p.events()
+
+
+def test_syn_ack_with_bad_ack_draws_rst_and_changes_nothing():
+    p = syn_sent()
+    for bad in (p.iss, seq_add(p.iss, 2), seq_add(p.iss, -100)):
+        out = p.deliver("S.", seq=p.peer_iss, ack=bad)
+        expect_one(out, "R", seq=bad)
+        assert p.state == "SYN_SENT"
+
+
+def test_rst_ack_acknowledging_the_syn_means_refused():
+    p = syn_sent()
+    assert p.deliver("R.", seq=0, ack=seq_add(p.iss, 1)) == []
+    assert p.state == "CLOSED"
+    assert p.events() == [ev.Closed(ev.REFUSED)]
+    assert p.conn.next_timer() is None
+
+
+def test_rst_without_ack_is_ignored():
+    p = syn_sent()
+    assert p.deliver("R", seq=0, ack=0) == []
+    assert p.state == "SYN_SENT"
+    assert "rst_without_ack" in p.drops()
+
+
+def test_rst_with_unacceptable_ack_is_ignored_without_reply():
+    p = syn_sent()
+    assert p.deliver("R.", seq=0, ack=seq_add(p.iss, 9)) == []
+    assert p.state == "SYN_SENT"
+
+
+def test_bare_syn_is_simultaneous_open():
+    p = syn_sent()
+    out = p.deliver("S", seq=p.peer_iss)
+    p.peer_nxt = seq_add(p.peer_iss, 1)
+    expect_one(out, "S.", seq=p.iss, ack=p.peer_nxt)  # the same ISS, now with an ACK
+    assert p.states() == [("CLOSED", "SYN_SENT"), ("SYN_SENT", "SYN_RCVD")]
+    # the peer's SYN,ACK completes it: its SYN is old, its ACK is new
+    out = p.deliver("S.", seq=p.peer_iss, ack=seq_add(p.iss, 1))
+    assert p.state == "ESTABLISHED"
+    assert p.states()[-1] == ("SYN_RCVD", "ESTABLISHED")
+
+
+def test_simultaneous_open_rst_means_refused():
+    p = syn_sent()
+    p.deliver("S", seq=p.peer_iss)
+    p.peer_nxt = seq_add(p.peer_iss, 1)
+    assert p.deliver("R", seq=p.peer_nxt) == []
+    assert p.state == "CLOSED"
+    assert ev.Closed(ev.REFUSED) in p.events()
+
+
+def test_syn_is_retransmitted_at_1_2_4_seconds_then_times_out():
+    p = syn_sent(Config(timestamps=False, window_scaling=False, sack=False, syn_retries=4))
+    times = []
+    while p.conn.next_timer() is not None:
+        out = p.fire_next_timer()
+        if out:
+            expect_one(out, "S", seq=p.iss)
+            times.append(p.now)
+    assert times == [1.0, 3.0, 7.0, 15.0]  # gaps 1, 2, 4, 8 s
+    assert p.now == 31.0
+    assert p.state == "CLOSED"
+    assert p.events() == [ev.Closed(ev.TIMED_OUT)]
+
+
+def test_default_syn_retries_give_up_after_127_seconds():
+    p = syn_sent()
+    while p.conn.next_timer() is not None:
+        p.fire_next_timer()
+    assert p.now == 127.0  # 1+2+4+8+16+32+64, as Linux with tcp_syn_retries=6
+
+
+def test_karn_no_rtt_sample_from_a_retransmitted_syn():
+    p = syn_sent()
+    p.fire_next_timer()  # SYN retransmitted at t=1, RTO backed off to 2 s
+    assert p.conn.rto == 2.0
+    p.advance(1.5)
+    p.peer_nxt = seq_add(p.peer_iss, 1)
+    p.deliver("S.", seq=p.peer_iss, ack=seq_add(p.iss, 1))
+    assert p.conn.srtt is None  # the ACK may belong to either SYN: no sample
+    assert p.conn.rto == 2.0
+
+
+def test_rtt_sample_from_an_unretransmitted_syn():
+    p = syn_sent()
+    p.advance(0.25)
+    p.peer_nxt = seq_add(p.peer_iss, 1)
+    p.deliver("S.", seq=p.peer_iss, ack=seq_add(p.iss, 1))
+    assert p.conn.srtt == 0.25
+    assert p.conn.rto == 1.0  # 0.25 + 4 * 0.125 = 0.75, raised to the 1 s minimum
+
+
+def test_close_in_syn_sent_just_closes():
+    p = syn_sent()
+    assert p.call("close") == []
+    assert p.state == "CLOSED"
+    assert p.conn.next_timer() is None
