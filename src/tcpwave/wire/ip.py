@@ -44,8 +44,10 @@ def _parse_v4(view: memoryview) -> IPPacket:
         raise MalformedPacket("truncated", f"IPv4 header needs 20 bytes, got {len(view)}")
     vihl, _tos, total, _ident, frag, ttl, proto, _csum, src, dst = _V4.unpack_from(view)
     ihl = (vihl & 0x0F) * 4
-    if ihl < 20 or total < ihl or total > len(view):
-        raise MalformedPacket("bad_ip_length", f"ihl {ihl}, total length {total}, {len(view)} bytes")
+    if total > len(view):
+        raise MalformedPacket("truncated", f"IPv4 total length {total}, {len(view)} bytes present")
+    if ihl < 20 or total < ihl:
+        raise MalformedPacket("bad_ip_length", f"ihl {ihl}, total length {total}")
     if checksum(view[:ihl]) != 0:
         raise MalformedPacket("bad_ip_checksum")
     if frag & 0x3FFF:  # MF set or a fragment offset: we do not reassemble
@@ -58,7 +60,7 @@ def _parse_v6(view: memoryview) -> IPPacket:
         raise MalformedPacket("truncated", f"IPv6 header needs 40 bytes, got {len(view)}")
     _vtf, plen, nxt, hlim, src, dst = _V6.unpack_from(view)
     if 40 + plen > len(view):
-        raise MalformedPacket("bad_ip_length", f"payload length {plen}, {len(view) - 40} bytes present")
+        raise MalformedPacket("truncated", f"IPv6 payload length {plen}, {len(view) - 40} bytes present")
     off, end = 40, 40 + plen
     while nxt in _V6_EXT or nxt == _V6_FRAGMENT:
         if nxt == _V6_FRAGMENT:

@@ -1,0 +1,130 @@
+"""Wire formats: checksum, options, TCP and IP parsing and building, malformed input."""
+
+import ipaddress
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tcpwave.wire.checksum import checksum
+from tcpwave.wire.errors import MalformedPacket
+from tcpwave.wire.ip import build_ip, parse_ip
+from tcpwave.wire.options import Options, build_options, parse_options
+from tcpwave.wire.tcp import ACK, PSH, SYN, Segment, build_tcp, parse_tcp
+
+V4 = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("192.0.2.2")
+V6 = ipaddress.ip_address("2001:db8::1"), ipaddress.ip_address("2001:db8::2")
+
+
+def reference_checksum(data: bytes) -> int:
+    """RFC 1071 the slow, obvious way: 16-bit words with end-around carry."""
+    if len(data) % 2:
+        data += b"\0"
+    total = 0
+    for i in range(0, len(data), 2):
+        total += (data[i] << 8) | data[i + 1]
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+@given(st.binary(max_size=9000))
+def test_checksum_matches_rfc1071_reference(data):
+    assert checksum(data) == reference_checksum(data)
+
+
+def test_checksum_edge_cases():
+    assert checksum(b"") == 0xFFFF
+    assert checksum(b"\xff\xff" * 40000) == reference_checksum(b"\xff\xff" * 40000)
+    # RFC 1071's worked example: words 0001 f203 f4f5 f6f7 sum to ddf2 (checksum 220d)
+    assert checksum(bytes.fromhex("0001f203f4f5f6f7")) == 0x220D
+
+
+options_strategy = st.builds(
+    Options,
+    mss=st.none() | st.integers(0, 0xFFFF),
+    wscale=st.none() | st.integers(0, 14),
+    sack_permitted=st.booleans(),
+    sack=st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)), max_size=2).map(tuple),
+    ts=st.none() | st.tuples(st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1)),
+)
+
+
+@given(options_strategy)
+def test_options_round_trip(opts):
+    raw = build_options(opts)
+    assert len(raw) % 4 == 0 and len(raw) <= 40
+    assert parse_options(raw) == opts
+
+
+def test_unknown_option_kinds_are_skipped():
+    raw = bytes([2, 4, 5, 180]) + bytes([30, 6, 1, 2, 3, 4]) + bytes([1, 1]) + bytes([3, 3, 7, 0])
+    opts = parse_options(raw)
+    assert opts.mss == 1460 and opts.wscale == 7 and opts.unknown == (30,)
+
+
+def test_eol_ends_option_parsing():
+    assert parse_options(bytes([0, 2, 4, 5, 180])).mss is None
+
+
+@pytest.mark.parametrize("raw, why", [
+    (bytes([2, 0, 0, 0]), "length 0"),
+    (bytes([2, 1, 0, 0]), "length 1"),
+    (bytes([30, 9, 1, 1]), "overruns"),
+    (bytes([2, 3, 5, 0]), "MSS with the wrong length"),
+    (bytes([8, 6, 0, 0, 0, 0]), "timestamps with the wrong length"),
+    (bytes([1, 1, 1, 2]), "kind without a length byte"),
+    (bytes([5, 6, 0, 0, 0, 0]), "SACK that is not whole blocks"),
+])
+def test_broken_options_are_malformed(raw, why):
+    with pytest.raises(MalformedPacket) as e:
+        parse_options(raw)
+    assert e.value.reason == "bad_option", why
+
+
+@pytest.mark.parametrize("src, dst", [V4, V6])
+def test_tcp_in_ip_round_trip(src, dst):
+    seg = Segment(1234, 80, 2**32 - 3, 77, SYN | ACK | PSH, 4321, b"payload!",
+                  Options(mss=1400, wscale=3, sack_permitted=True, ts=(9, 8)), 0)
+    packet = build_ip(src, dst, 6, build_tcp(seg, src, dst))
+    pkt = parse_ip(packet)
+    assert (pkt.src, pkt.dst, pkt.proto) == (src, dst, 6)
+    back = parse_tcp(pkt.payload, pkt.src, pkt.dst)
+    assert (back.src_port, back.dst_port, back.seq, back.ack, back.flags, back.window) == (1234, 80, 2**32 - 3, 77,
+                                                                                        SYN | ACK | PSH, 4321)
+    assert bytes(back.payload) == b"payload!" and back.options == seg.options
+
+
+@pytest.mark.parametrize("mutate, reason", [
+    (lambda b: b[:30], "truncated"),
+    (lambda b: b[:20] + bytes([b[20]]) + b[21:32] + bytes([0x40]) + b[33:], "bad_data_offset"),  # offset 16 < 20
+    (lambda b: b[:20] + b[20:32] + bytes([0xF0]) + b[33:], "bad_data_offset"),  # offset 60 > segment
+    (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "bad_checksum"),
+    (lambda b: bytes([0x75]) + b[1:], "bad_ip_version"),
+    (lambda b: b[:10] + bytes([b[10] ^ 0xFF]) + b[11:], "bad_ip_checksum"),
+    (lambda b: b[:2] + (5000).to_bytes(2, "big") + b[4:], "truncated"),
+    (lambda b: b[:2] + (10).to_bytes(2, "big") + b[4:], "bad_ip_length"),
+])
+def test_malformed_packets_raise_with_a_named_reason(mutate, reason):
+    src, dst = V4
+    good = build_ip(src, dst, 6, build_tcp(Segment(1, 2, 3, 4, ACK, 5, b"data"), src, dst))
+    with pytest.raises(MalformedPacket) as e:
+        pkt = parse_ip(mutate(good))
+        parse_tcp(pkt.payload, pkt.src, pkt.dst)
+    assert e.value.reason == reason
+
+
+def test_tcp_header_shorter_than_20_bytes_is_truncated():
+    src, dst = V4
+    with pytest.raises(MalformedPacket) as e:
+        pkt = parse_ip(build_ip(src, dst, 6, b"0123456789"))
+        parse_tcp(pkt.payload, pkt.src, pkt.dst)
+    assert e.value.reason == "truncated"
+
+
+@given(st.binary(max_size=120))
+def test_parsing_arbitrary_bytes_only_ever_raises_malformed_packet(data):
+    try:
+        pkt = parse_ip(data)
+        parse_tcp(pkt.payload, pkt.src, pkt.dst)
+    except MalformedPacket:
+        pass
