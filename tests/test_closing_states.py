@@ -109,8 +109,11 @@ def test_time_wait_reacks_retransmitted_fin_and_restarts_the_timer():
 
 def test_time_wait_rst_closes_unless_rfc1337():
     p = time_wait()
+    p.events()
     p.deliver("R", seq=p.peer_nxt)
     assert p.state == "CLOSED"
+    assert p.events() == [ev.Closed(ev.NORMAL)]  # everything was already delivered both ways
+    assert p.states()[-1] == ("TIME_WAIT", "CLOSED")
     p = time_wait(Config(timestamps=False, window_scaling=False, sack=False, rfc1337=True))
     assert p.deliver("R", seq=p.peer_nxt) == []
     assert p.state == "TIME_WAIT"

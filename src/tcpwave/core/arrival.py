@@ -132,8 +132,12 @@ class SegmentArrival:
                     self._set_state(S.LISTEN, "rcv RST")
                     return
                 return self._terminate(ev.REFUSED, "rcv RST")
-            if st is S.TIME_WAIT and self.config.rfc1337:
-                return self._drop(seg, "rst_in_time_wait_rfc1337")
+            if st is S.TIME_WAIT:
+                if self.config.rfc1337:
+                    return self._drop(seg, "rst_in_time_wait_rfc1337")
+                # Both directions were already finished and acknowledged: for the application
+                # the connection ended normally; only the 2xMSL wait is cut short (RFC 1337).
+                return self._terminate(ev.NORMAL, "rcv RST in TIME_WAIT")
             return self._terminate(ev.RESET, "rcv RST")
 
         # Fourth: SYN (RFC 5961 §4: a challenge ACK, whatever the sequence number).
