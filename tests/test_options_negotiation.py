@@ -104,3 +104,32 @@ def test_sack_blocks_describe_out_of_order_data_newest_first():
 
 def test_fixture_peer_offers_mss():
     assert PEER_SYN_OPTIONS.mss == 1460
+
+
+def test_timestamps_give_rtt_samples_even_for_retransmissions():
+    p = established_with(Options(mss=1460, ts=(1000, 0)), Config(window_scaling=False, sack=False))
+    p.call("send", b"r" * 100)
+    p.fire_next_timer()  # RTO: retransmitted at t=1 s, RTO backed off to 2 s
+    assert p.conn.rto == 2.0
+    rtx = p.sent[-1]
+    before = p.conn.srtt  # 0.0: the handshake took no time in this test
+    p.advance(p.now + 0.05)
+    # the peer echoes the retransmission's TSval: a 50 ms sample, not ambiguous
+    p.deliver(".", ack=p.our_nxt, options=Options(ts=(1001, rtx.options.ts[0])))
+    assert p.conn.srtt == before * 7 / 8 + 0.05 / 8  # RFC 6298 (2.3) with alpha = 1/8
+    assert p.conn.rto == 1.0  # collapsed back to the minimum
+
+
+def test_time_wait_reopen_uses_timestamps_when_present():
+    from tcpwave.wire.tcp import SYN, Segment
+
+    p = established_with(Options(mss=1460, ts=(1000, 0)), Config(window_scaling=False, sack=False))
+    p.call("close")
+    p.deliver(".", options=Options(ts=(1001, 0)))
+    p.deliver("F.", options=Options(ts=(1002, 0)))
+    p.peer_nxt = seq_add(p.peer_nxt, 1)
+    assert p.state == "TIME_WAIT"
+    lower_seq_newer_ts = Segment(40000, 80, seq_add(p.peer_nxt, -5000), 0, SYN, 65535, options=Options(ts=(2000, 0)))
+    higher_seq_older_ts = Segment(40000, 80, seq_add(p.peer_nxt, 5000), 0, SYN, 65535, options=Options(ts=(900, 0)))
+    assert p.conn.time_wait_accepts(lower_seq_newer_ts)  # RFC 6191: the timestamp decides
+    assert not p.conn.time_wait_accepts(higher_seq_older_ts)

@@ -7,7 +7,7 @@ state printed beside its lifeline whenever it changes.
 
 from .seq import seq_diff
 
-ARROW = 60
+ARROW = 64
 STATE_COL = 26
 
 
@@ -42,12 +42,19 @@ def segment_label(e: dict, isn: dict[str, int]) -> str:
         parts.append(f"len={e['len']}")
     if "RST" not in flags:
         parts.append(f"win={e['win']}")
+    if "SYN" in flags and e.get("opts"):  # what each side offers is the story of a handshake
+        parts.append(f"<{_short_options(e['opts'])}>")
     note = e.get("note", "")
     if note.startswith("retransmission"):
         parts.insert(0, "(rtx)")
     elif note:
         parts.append(f"({note})")
     return " ".join(parts)
+
+
+def _short_options(text: str) -> str:
+    """'mss 1460,sackOK,TS val 123 ecr 0,wscale 3' -> 'mss 1460,sackOK,TS,ws 3'."""
+    return ",".join("TS" if part.startswith("TS ") else part.replace("wscale", "ws") for part in text.split(","))
 
 
 def render_ladder(events: list[dict], left: str = "client", right: str = "server", color: bool = False) -> str:

@@ -20,7 +20,8 @@ from .trace import NULL_TRACER, Tracer
 from .wire.errors import MalformedPacket
 from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for
 from .wire.ip import build_ip, parse_ip
-from .wire.tcp import PROTO_TCP, SYN, ACK, Segment, build_tcp, flags_text, parse_tcp
+from .wire.options import describe_options
+from .wire.tcp import ACK, PROTO_TCP, SYN, Segment, build_tcp, flags_text, parse_tcp
 
 EPHEMERAL = range(49152, 65536)
 
@@ -174,8 +175,7 @@ class Stack:
         elif listener is not None:
             if seg.flags & SYN and not seg.flags & ACK and listener.full():
                 return self._drop(now, "backlog_full", src=str(src))
-            child = listener.tcb.spawn((dst, seg.dst_port), (src, seg.src_port))
-            child._iss_floor = iss_floor
+            child = listener.tcb.spawn((dst, seg.dst_port), (src, seg.src_port), iss_floor)
             child.on_change = self._collect
             child.segment_arrived(seg, now)
             if child.state is State.SYN_RCVD:
@@ -192,7 +192,7 @@ class Stack:
     # -------------------------------------------------------------- plumbing
     def _collect(self, conn: Connection) -> None:
         """Send what a connection produced; route its events; forget it once CLOSED."""
-        now = conn._now
+        now = conn.now
         laddr, raddr = conn.local[0], conn.remote[0] if conn.remote else None
         for seg, note in conn.drain_output():
             self._send(laddr, raddr, seg, now, note)
@@ -257,7 +257,10 @@ class Stack:
 
 
 def _seg_fields(seg: Segment, src, dst) -> dict:
-    return {
+    fields = {
         "src": f"{src}:{seg.src_port}", "dst": f"{dst}:{seg.dst_port}", "flags": flags_text(seg.flags),
         "seq": seg.seq, "ack": seg.ack, "len": len(seg.payload), "win": seg.window,
     }
+    if seg.options:
+        fields["opts"] = describe_options(seg.options)
+    return fields

@@ -77,7 +77,7 @@ class SegmentArrival:
         self.snd_wl1 = seg.seq
         if f & ACK:
             self.snd_wl2 = seg.ack
-            self._ack_advanced(seg.ack)
+            self._ack_advanced(seg.ack, seg.options.ts)
             self._established("rcv SYN,ACK")
             self._ack_now = True
             if seg.payload or f & FIN:  # the rest of the segment, as in ESTABLISHED
@@ -160,7 +160,7 @@ class SegmentArrival:
             self.snd_wnd = seg.window << self.snd_wscale
             self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
             self.snd_wl1, self.snd_wl2 = seg.seq, ack
-            self._ack_advanced(ack)
+            self._ack_advanced(ack, ts)
             self._established("rcv ACK of SYN")
             st = self.state
         elif seq_gt(ack, self.snd_nxt):
@@ -172,7 +172,7 @@ class SegmentArrival:
         else:
             window = seg.window << self.snd_wscale
             if seq_lt(self.snd_una, ack):
-                self._ack_advanced(ack)
+                self._ack_advanced(ack, ts)
             elif (ack == self.snd_una and not payload and not f & FIN and window == self.snd_wnd
                   and self.snd_una != self.snd_nxt):
                 self._duplicate_ack()
@@ -261,12 +261,19 @@ class SegmentArrival:
             self._set_state(S.TIME_WAIT, "rcv FIN")
 
     # --------------------------------------------------------- ACK handling
-    def _ack_advanced(self, ack: int) -> None:
+    def _ack_advanced(self, ack: int, ts: tuple[int, int] | None) -> None:
         """SND.UNA moves forward to ack: free buffer, time RTT, grow cwnd, re-arm the timer."""
         acked = seq_diff(ack, self.snd_una)
         freed = self._sendbuf.acknowledge(ack)
         self.snd_una = ack
-        if self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
+        if self.ts_enabled and ts is not None and ts[1]:
+            # RFC 7323 §4: TSecr names the transmission being answered, so even an ACK of a
+            # retransmission is a valid sample (Karn's ambiguity does not arise) and RTO recovers.
+            elapsed_ms = seq_diff(self._tsval(), ts[1])
+            if elapsed_ms >= 0:
+                self._rtt.sample(elapsed_ms / 1000)
+            self._rtt_seq = None
+        elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
             self._rtt.sample(self._now - self._rtt_time)
             self._rtt_seq = None
         self._retries = 0

@@ -112,13 +112,18 @@ class Connection(SegmentArrival):
         self.close_reason: str | None = None
         self.on_change = None  # set by a Stack: called after each user call with output to collect
 
-    def spawn(self, local: tuple, remote: tuple) -> "Connection":
-        """A new TCB in LISTEN for one arriving segment, cloned from this listening one."""
+    def spawn(self, local: tuple, remote: tuple, iss_floor: int | None = None) -> "Connection":
+        """A new TCB in LISTEN for one arriving segment, cloned from this listening one.
+
+        iss_floor: when the 4-tuple is being reopened from TIME_WAIT, the old incarnation's
+        SND.NXT; the new ISS is chosen above it (RFC 9293 §3.6.1 (1)).
+        """
         child = Connection(self.config, local, remote, isn=self._isn, rng=self._rng, tracer=self._tracer,
                            host=self.host, default_mss=self._our_mss)
         child.state = S.LISTEN
         child.passive = True
         child._now = self._now
+        child._iss_floor = iss_floor
         return child
 
     # ----------------------------------------------------------------- outputs
@@ -141,6 +146,11 @@ class Connection(SegmentArrival):
     def name(self) -> str:
         r = self.remote
         return f"{self.local[0]}:{self.local[1]}-{r[0]}:{r[1]}" if r and self.local else f"{self.local}"
+
+    @property
+    def now(self) -> float:
+        """The time passed in by the latest call (the clock belongs to the caller)."""
+        return self._now
 
     @property
     def readable(self) -> int:
