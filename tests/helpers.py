@@ -196,13 +196,17 @@ def fin_wait_2(config: Config = PLAIN, **kw) -> Peer:
     return p
 
 
-def close_wait(config: Config = PLAIN, **kw) -> Peer:
-    p = established(config, **kw)
-    out = p.deliver("F.")
+def peer_fin(p: Peer, state: str, ack: int | None = None) -> Peer:
+    """The peer sends its FIN; expect it ACKed and the connection in `state`."""
+    out = p.deliver("F.", ack=ack)
     p.peer_nxt = seq_add(p.peer_nxt, 1)
     expect_ack(p, out)
-    assert p.state == "CLOSE_WAIT"
+    assert p.state == state
     return p
+
+
+def close_wait(config: Config = PLAIN, **kw) -> Peer:
+    return peer_fin(established(config, **kw), "CLOSE_WAIT")
 
 
 def last_ack(config: Config = PLAIN, **kw) -> Peer:
@@ -214,18 +218,8 @@ def last_ack(config: Config = PLAIN, **kw) -> Peer:
 
 def closing(config: Config = PLAIN, **kw) -> Peer:
     p = fin_wait_1(config, **kw)
-    fin_seq = seq_add(p.our_nxt, -1)
-    out = p.deliver("F.", ack=fin_seq)  # the peer's FIN, not yet acknowledging ours
-    p.peer_nxt = seq_add(p.peer_nxt, 1)
-    expect_ack(p, out)
-    assert p.state == "CLOSING"
-    return p
+    return peer_fin(p, "CLOSING", ack=seq_add(p.our_nxt, -1))  # not yet acknowledging our FIN
 
 
 def time_wait(config: Config = PLAIN, **kw) -> Peer:
-    p = fin_wait_2(config, **kw)
-    out = p.deliver("F.")
-    p.peer_nxt = seq_add(p.peer_nxt, 1)
-    expect_ack(p, out)
-    assert p.state == "TIME_WAIT"
-    return p
+    return peer_fin(fin_wait_2(config, **kw), "TIME_WAIT")

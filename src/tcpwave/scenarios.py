@@ -12,7 +12,7 @@ from typing import Callable
 from .core import events as ev
 from .core.config import Config
 from .core.state import State
-from .sim import Fault, LinkParams, Simulator
+from .sim import DEFAULT_LINK, Fault, LinkParams, Simulator
 from .trace import ListSink, Tracer
 
 CLIENT_ADDR, SERVER_ADDR = "192.0.2.1", "192.0.2.2"
@@ -55,7 +55,7 @@ def scenario(name: str, summary: str):
 class _Demo:
     """Two hosts joined by a link, plus bookkeeping shared by the scenarios."""
 
-    def __init__(self, seed: int, tracer: Tracer | None, taps: list, link: LinkParams = LinkParams(),
+    def __init__(self, seed: int, tracer: Tracer | None, taps: list, link: LinkParams = DEFAULT_LINK,
                  config: Config | None = None):
         self.sink = ListSink()
         self.tracer = tracer or Tracer()
@@ -76,6 +76,9 @@ class _Demo:
             self.eof.add(host.name)
         elif isinstance(event, ev.Closed):
             self.closed[host.name] = event.reason
+
+    def closed_normally(self) -> bool:
+        return self.closed == {"client": ev.NORMAL, "server": ev.NORMAL}
 
     def listen(self, port: int = PORT):
         return self.server.stack.listen(port, self.sim.now)
@@ -123,13 +126,12 @@ def run_handshake(seed: int, tracer=None, taps=()) -> Result:
     d.run()
     return d.result("handshake", seed, exchanged=bytes(d.received["server"]) == b"hello, server"
                     and bytes(d.received["client"]) == b"hello, client",
-                    closed_normally=d.closed == {"client": "normal", "server": "normal"})
+                    closed_normally=d.closed_normally())
 
 
 @scenario("simultaneous-open", "both sides send SYN at once: SYN_SENT -> SYN_RCVD -> ESTABLISHED on each")
 def run_simultaneous_open(seed: int, tracer=None, taps=()) -> Result:
     d = _Demo(seed, tracer, list(taps))
-    conns = {}
 
     def app(host, conn, event):
         d.note_common(host, conn, event)
@@ -141,13 +143,13 @@ def run_simultaneous_open(seed: int, tracer=None, taps=()) -> Result:
             conn.close(d.sim.now)
 
     d.client.on_event = d.server.on_event = app
-    conns["client"] = d.client.stack.connect(SERVER_ADDR, 5001, 0.0, local_port=5000)
-    conns["server"] = d.server.stack.connect(CLIENT_ADDR, 5000, 0.0, local_port=5001)
+    d.client.stack.connect(SERVER_ADDR, 5001, 0.0, local_port=5000)  # both ends active, ports fixed
+    d.server.stack.connect(CLIENT_ADDR, 5000, 0.0, local_port=5001)
     d.run()
     return d.result("simultaneous-open", seed,
                     exchanged=bytes(d.received["client"]) == b"hi from server"
                     and bytes(d.received["server"]) == b"hi from client",
-                    closed_normally=d.closed == {"client": "normal", "server": "normal"})
+                    closed_normally=d.closed_normally())
 
 
 @scenario("simultaneous-close", "both sides close at once: FIN_WAIT_1 -> CLOSING -> TIME_WAIT on each")
@@ -170,7 +172,7 @@ def run_simultaneous_close(seed: int, tracer=None, taps=()) -> Result:
     d.connect()
     d.run()
     return d.result("simultaneous-close", seed,
-                    closed_normally=d.closed == {"client": "normal", "server": "normal"})
+                    closed_normally=d.closed_normally())
 
 
 @scenario("half-close", "the client closes its side; the server, in CLOSE_WAIT, keeps sending, then closes")
@@ -196,7 +198,7 @@ def run_half_close(seed: int, tracer=None, taps=()) -> Result:
     d.connect()
     d.run()
     return d.result("half-close", seed, delivered=bytes(d.received["client"]) == b"".join(chunks),
-                    closed_normally=d.closed == {"client": "normal", "server": "normal"})
+                    closed_normally=d.closed_normally())
 
 
 def _with_fault(name: str, make_fault: Callable[[], Fault]) -> Callable:
@@ -207,7 +209,7 @@ def _with_fault(name: str, make_fault: Callable[[], Fault]) -> Callable:
         d.listen()
         d.connect()
         d.run()
-        return d.result(name, seed, closed_normally=d.closed == {"client": "normal", "server": "normal"},
+        return d.result(name, seed, closed_normally=d.closed_normally(),
                         exchanged=bytes(d.received["client"]) == b"pong")
 
     return run
@@ -238,7 +240,7 @@ def run_lost_final_ack(seed: int, tracer=None, taps=()) -> Result:
     d.connect()
     d.run()
     return d.result("lost-final-ack", seed,
-                    closed_normally=d.closed == {"client": "normal", "server": "normal"})
+                    closed_normally=d.closed_normally())
 
 
 @scenario("refused", "a SYN to a closed port draws RST,ACK: the client is told 'connection refused'")
@@ -303,7 +305,7 @@ def run_lossy(seed: int, tracer=None, taps=(), size: int = 1_000_000, loss: floa
     got = {k: hashlib.sha256(bytes(v)).hexdigest() for k, v in d.received.items()}
     res = d.result("lossy", seed, client_to_server=got["server"] == digest["client"],
                    server_to_client=got["client"] == digest["server"],
-                   closed_normally=d.closed == {"client": "normal", "server": "normal"})
+                   closed_normally=d.closed_normally())
     res.info = {"bytes_each_way": size, "sha256_client_data": digest["client"],
                 "sha256_server_data": digest["server"], "packets": d.sim.packets_sent}
     return res

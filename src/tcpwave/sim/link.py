@@ -17,6 +17,9 @@ class LinkParams:
     corrupt: float = 0.0  # probability one byte is flipped (the receiver's checksum catches it)
 
 
+DEFAULT_LINK = LinkParams()  # 10 ms, 100 Mbit/s, 256 KiB queue, no impairments
+
+
 class Direction:
     """The transmit side of one direction of a link."""
 

@@ -16,7 +16,7 @@ from ..wire.errors import MalformedPacket
 from ..wire.ip import parse_ip
 from ..wire.tcp import PROTO_TCP, flags_text, parse_tcp
 from .faults import Fault
-from .link import Direction, LinkParams, flip_byte
+from .link import DEFAULT_LINK, Direction, LinkParams, flip_byte
 
 AppHandler = Callable[["Host", object, object], None]  # (host, connection, event)
 
@@ -82,7 +82,7 @@ class Simulator:
         host = self.hosts[name] = Host(self, name, stack)
         return host
 
-    def link(self, a: Host, b: Host, params: LinkParams = LinkParams(), back: LinkParams | None = None) -> None:
+    def link(self, a: Host, b: Host, params: LinkParams = DEFAULT_LINK, back: LinkParams | None = None) -> None:
         """Join a and b; `params` for a->b, `back` (default: the same) for b->a."""
         a.peer, b.peer = b, a
         a._direction = Direction(params, random.Random(self.rng.getrandbits(64)))
