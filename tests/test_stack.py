@@ -217,3 +217,14 @@ def test_connect_events_reach_the_application():
     [syn] = w.replies()
     w.send(Segment(80, conn.local[1], 777, seq_add(syn.seq, 1), SYN | ACK, 65535), src=PEER, dst=ME)
     assert (conn, ev.Connected()) in w.stack.events()
+
+
+def test_unaccepted_connection_that_times_out_tells_the_application_nothing():
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False, synack_retries=1))
+    w.stack.listen(80, w.now)
+    w.send(Segment(40000, 80, 1, 0, SYN, 65535))
+    w.now = 100.0
+    w.stack.handle_timer(1.0)
+    w.stack.handle_timer(w.now)
+    assert w.stack.connections() == []
+    assert w.stack.events() == []

@@ -1,13 +1,13 @@
 """User calls CLOSE and ABORT (RFC 9293 §3.10.4, §3.10.5) and misuse errors that name the state."""
 
-from helpers import (PLAIN, established, expect_one, fin_wait_1)
+from helpers import PLAIN, established, expect_one, fin_wait_1, time_wait
 
 from tcpwave.core import events as ev
+from tcpwave.core.config import Config
 from tcpwave.seq import seq_add
 
 
 def test_close_with_unread_data_sends_rst():
-
     p = established()
     p.deliver("P.", payload=b"unread")
     p.peer_nxt = seq_add(p.peer_nxt, 6)
@@ -18,7 +18,6 @@ def test_close_with_unread_data_sends_rst():
 
 
 def test_close_flushes_queued_data_before_fin():
-
     p = established()
     p.deliver(".", window=1000)
     p.call("send", b"d" * 2500)
@@ -39,7 +38,6 @@ def test_close_is_idempotent_once_closing_and_abort_sends_rst():
 
 def test_misuse_raises_errors_that_name_the_state():
     import pytest
-
     from helpers import Peer
 
     from tcpwave.core.errors import StateError
@@ -52,3 +50,37 @@ def test_misuse_raises_errors_that_name_the_state():
         fresh.conn.send(b"x", 0.0)
     with pytest.raises(StateError, match="CLOSED"):
         fresh.conn.close(0.0)
+
+
+def test_calls_after_a_peer_reset_raise_connection_reset_error():
+    import pytest
+
+    p = established()
+    p.deliver("R", seq=p.peer_nxt)
+    with pytest.raises(ConnectionResetError):
+        p.conn.send(b"x", p.now)
+    with pytest.raises(ConnectionResetError):
+        p.conn.receive(now=p.now)
+    p.call("close")  # closing what is already gone is not an error
+    assert p.sent[-1].flags != 0x04
+
+
+def test_calls_after_refusal_and_timeout_raise_the_os_errors():
+    import pytest
+    from helpers import syn_sent
+
+    p = syn_sent()
+    p.deliver("R.", seq=0, ack=seq_add(p.iss, 1))
+    with pytest.raises(ConnectionRefusedError):
+        p.conn.send(b"x", p.now)
+    p = syn_sent(Config(timestamps=False, window_scaling=False, sack=False, syn_retries=1))
+    p.advance(100.0)
+    with pytest.raises(TimeoutError):
+        p.conn.receive(now=p.now)
+
+
+def test_receive_after_a_normal_end_is_eof():
+    p = time_wait()
+    p.advance(p.now + 61.0)
+    assert p.state == "CLOSED"
+    assert p.conn.receive(now=p.now) == b""

@@ -198,10 +198,13 @@ class Stack:
             self._send(laddr, raddr, seg, now, note)
         listener = self._children.get(conn)
         for event in conn.events():
-            if listener is not None and isinstance(event, ev.Connected):
+            if listener is not None:  # not yet accepted: the application does not know it
+                if not isinstance(event, ev.Connected):
+                    continue
                 listener.pending.discard(conn)
                 listener.accept_queue.append(conn)
                 del self._children[conn]
+                listener = None
             self._events.append((conn, event))
         if conn.state is State.CLOSED or (conn.state is State.LISTEN and conn.remote is not None):
             key = (laddr, conn.local[1], raddr, conn.remote[1]) if conn.remote else None

@@ -17,7 +17,7 @@ from ..wire.tcp import ACK, FIN, PSH, RST, SYN, Segment, flags_text
 from . import events as ev
 from .arrival import SegmentArrival
 from .config import Config
-from .errors import StateError
+from .errors import StateError, closed_error
 from .isn import IsnGenerator
 from .recv_buffer import ReceiveBuffer
 from .rtt import RttEstimator
@@ -197,7 +197,7 @@ class Connection(SegmentArrival):
         self._now = now
         st = self.state
         if st is S.CLOSED:
-            raise StateError("send", st, "the connection does not exist")
+            raise closed_error("send", st, self.close_reason)
         if st not in SENDING or self._fin_wanted:
             raise StateError("send", st, "the connection is closing")
         if st is S.LISTEN:
@@ -210,10 +210,10 @@ class Connection(SegmentArrival):
 
     @_user_call
     def receive(self, max_bytes: int | None = None, *, now: float) -> bytes:
-        """RECEIVE: up to max_bytes of in-order data (b'' when none is waiting)."""
+        """RECEIVE: up to max_bytes of in-order data; b'' when none is waiting or after a normal end."""
         self._now = now
-        if self.state is S.CLOSED and not self._recvbuf.readable:
-            raise StateError("receive", self.state, "the connection does not exist")
+        if self.state is S.CLOSED and not self._recvbuf.readable and self.close_reason != ev.NORMAL:
+            raise closed_error("receive", self.state, self.close_reason)
         data = self._recvbuf.read(max_bytes)
         self._readable_signalled = self._recvbuf.readable
         if data and self.state in SYNCHRONIZED:
@@ -223,11 +223,13 @@ class Connection(SegmentArrival):
 
     @_user_call
     def close(self, now: float) -> None:
-        """CLOSE (RFC 9293 §3.10.4): no more data from this side. Idempotent once closing."""
+        """CLOSE (RFC 9293 §3.10.4): no more data from this side. Idempotent once closing or closed."""
         self._now = now
         st = self.state
         if st is S.CLOSED:
-            raise StateError("close", st, "the connection does not exist")
+            if self.close_reason is None:
+                raise StateError("close", st, "the connection does not exist")
+            return
         if st in (S.LISTEN, S.SYN_SENT):
             self._terminate(ev.NORMAL, "CLOSE")
             return

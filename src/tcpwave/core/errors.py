@@ -12,3 +12,18 @@ class StateError(TcpError):
         super().__init__(f"{call}() not allowed in state {state}: {why}")
         self.call = call
         self.state = state
+
+
+def closed_error(call: str, state, reason: str | None) -> Exception:
+    """The error a call on a closed connection raises: the OS-style one when the peer or the
+    network ended it (as a socket would), a StateError otherwise."""
+    from . import events as ev
+
+    if reason == ev.RESET:
+        return ConnectionResetError(f"{call}(): connection reset by peer")
+    if reason == ev.REFUSED:
+        return ConnectionRefusedError(f"{call}(): connection refused by peer")
+    if reason == ev.TIMED_OUT:
+        return TimeoutError(f"{call}(): connection timed out")
+    why = "the connection does not exist" if reason is None else f"the connection is closed ({reason})"
+    return StateError(call, state, why)
