@@ -228,3 +228,19 @@ def test_unaccepted_connection_that_times_out_tells_the_application_nothing():
     w.stack.handle_timer(w.now)
     assert w.stack.connections() == []
     assert w.stack.events() == []
+
+
+def test_timers_of_many_connections_fire_in_deadline_order():
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False, msl=1.0))
+    conns = []
+    for i in range(20):
+        w.now = i * 0.1
+        conns.append(w.stack.connect(PEER, 80 + i, w.now))  # SYNs: retransmit at now + 1 s
+    w.replies()
+    assert w.stack.next_timer() == 1.0
+    conns[0].abort(w.now)  # its timer is gone: the next deadline is the second connection's
+    assert w.stack.next_timer() == 1.1
+    w.stack.handle_timer(1.55)
+    resent = [s.dst_port for s in w.replies()]
+    assert resent == [81, 82, 83, 84, 85]  # each due SYN retransmitted once, in deadline order
+    assert w.stack.next_timer() == 1.6

@@ -5,7 +5,9 @@ with a bounded accept backlog, ephemeral ports, the RST for segments that match 
 connection (RFC 9293 §3.10.7.1), TIME_WAIT reopening, ISNs and ICMP echo.
 """
 
+import heapq
 import ipaddress
+import itertools
 import random
 from collections import deque
 
@@ -80,6 +82,11 @@ class Stack:
         self._listeners: dict[tuple, Listener] = {}
         self._children: dict[Connection, Listener] = {}
         self._out: list[bytes] = []
+        # Timers: a heap of (deadline, n, conn) with lazy deletion; _deadline holds each
+        # connection's current one, so an entry that no longer matches is skipped.
+        self._timer_heap: list[tuple[float, int, Connection]] = []
+        self._deadline: dict[Connection, float] = {}
+        self._tick = itertools.count()
         self._events: list[tuple[Connection, object]] = []
         self._next_port = self.rng.choice(EPHEMERAL)
         self._ident = 0
@@ -95,8 +102,10 @@ class Stack:
         return out
 
     def next_timer(self) -> float | None:
-        times = [t for c in self._conns.values() if (t := c.next_timer()) is not None]
-        return min(times) if times else None
+        heap = self._timer_heap
+        while heap and self._deadline.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)  # stale: re-armed, cancelled or closed since
+        return heap[0][0] if heap else None
 
     def connections(self) -> list[Connection]:
         return list(self._conns.values())
@@ -153,7 +162,10 @@ class Stack:
             self._drop(now, "unknown_protocol", proto=pkt.proto)
 
     def handle_timer(self, now: float) -> None:
-        for conn in [c for c in self._conns.values() if (t := c.next_timer()) is not None and t <= now]:
+        heap = self._timer_heap
+        while (t := self.next_timer()) is not None and t <= now:
+            _, _, conn = heapq.heappop(heap)
+            del self._deadline[conn]
             conn.handle_timer(now)
             self._collect(conn)
 
@@ -206,6 +218,13 @@ class Stack:
                 del self._children[conn]
                 listener = None
             self._events.append((conn, event))
+        deadline = conn.next_timer()
+        if deadline != self._deadline.get(conn):
+            if deadline is None:
+                del self._deadline[conn]
+            else:
+                self._deadline[conn] = deadline
+                heapq.heappush(self._timer_heap, (deadline, next(self._tick), conn))
         if conn.state is State.CLOSED or (conn.state is State.LISTEN and conn.remote is not None):
             key = (laddr, conn.local[1], raddr, conn.remote[1]) if conn.remote else None
             if self._conns.get(key) is conn:
