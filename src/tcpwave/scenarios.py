@@ -68,9 +68,12 @@ class _Demo:
         self.closed: dict[str, str] = {}
         self.received: dict[str, bytearray] = {"client": bytearray(), "server": bytearray()}
         self.eof: set[str] = set()
+        self.listener = None
 
     def note_common(self, host, conn, event) -> None:
-        if isinstance(event, ev.DataReadable):
+        if isinstance(event, ev.Connected) and self.listener is not None and conn.passive:
+            assert self.listener.accept() is conn
+        elif isinstance(event, ev.DataReadable):
             self.received[host.name] += conn.receive(now=self.sim.now)
         elif isinstance(event, ev.EndOfStream):
             self.eof.add(host.name)
@@ -81,7 +84,8 @@ class _Demo:
         return self.closed == {"client": ev.NORMAL, "server": ev.NORMAL}
 
     def listen(self, port: int = PORT):
-        return self.server.stack.listen(port, self.sim.now)
+        self.listener = self.server.stack.listen(port, self.sim.now)
+        return self.listener
 
     def connect(self, port: int = PORT, **kw):
         return self.client.stack.connect(SERVER_ADDR, port, self.sim.now, **kw)
