@@ -11,7 +11,7 @@ from ..seq import seq_add, seq_diff, seq_ge, seq_gt, seq_in, seq_le, seq_lt
 from ..wire.tcp import ACK, FIN, RST, SYN, URG, Segment
 from . import events as ev
 from .reset import reset_for
-from .state import RECEIVING, State
+from .state import RECEIVING, SYNCHRONIZED, State
 from .window import window_shift_for
 
 S = State
@@ -278,17 +278,15 @@ class SegmentArrival:
             self._rtt_seq = None
         self._retries = 0
         self._dupacks = 0
-        mss = self.snd_mss
         if self._recover is not None:
             if seq_ge(ack, self._recover):
                 self._recover = None
-                self.cwnd = max(self.ssthresh, mss) if self.cwnd > self.ssthresh else self.cwnd
+                self.cc.on_exit_recovery(seq_diff(self.snd_nxt, ack))
             else:
-                self._retransmit_head()  # partial ACK: the next hole (NewReno-style)
-        elif self.cwnd < self.ssthresh:
-            self.cwnd += min(acked, mss)
-        else:
-            self.cwnd += max(1, mss * mss // self.cwnd)
+                self.cc.on_partial_ack(acked)
+                self._retransmit_head()  # partial ACK: the next hole (RFC 6582)
+        elif self.state in SYNCHRONIZED:
+            self.cc.on_ack(acked, self._now)
         if self.snd_una == self.snd_nxt:
             self._cancel("retransmit")
         else:
@@ -300,11 +298,9 @@ class SegmentArrival:
     def _duplicate_ack(self) -> None:
         self._dupacks += 1
         if self._recover is not None:
-            self.cwnd += self.snd_mss  # inflate while the hole is repaired
+            self.cc.on_dupack_in_recovery()  # inflate while the hole is repaired
         elif self._dupacks == 3:  # fast retransmit (RFC 5681 §3.2)
-            flight = seq_diff(self.snd_nxt, self.snd_una)
-            self.ssthresh = max(flight // 2, 2 * self.snd_mss)
-            self.cwnd = self.ssthresh + 3 * self.snd_mss
+            self.cc.on_enter_recovery(seq_diff(self.snd_nxt, self.snd_una))
             self._recover = self.snd_nxt
             self._rtt_seq = None
             self._retransmit_head()
@@ -312,7 +308,7 @@ class SegmentArrival:
     def _established(self, why: str) -> None:
         self._set_state(S.ESTABLISHED, why)
         self._retries = 0
-        self.cwnd = self.config.initial_cwnd_segments * self.snd_mss
+        self.cc.set_mss(self.snd_mss)
         self._events.append(ev.Connected())
         if self._fin_wanted:  # CLOSE was called in SYN_RCVD with data still queued
             self._set_state(S.FIN_WAIT_1, "CLOSE (deferred)")

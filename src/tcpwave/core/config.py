@@ -23,4 +23,5 @@ class Config:
     rfc1337: bool = False  # True: ignore RST in TIME_WAIT (Linux default: False)
     time_wait_reopen: bool = True  # accept a new SYN in TIME_WAIT (RFC 9293 §3.6.1, RFC 6191)
     initial_cwnd_segments: int = 10  # RFC 6928
+    congestion_control: str = "reno"  # a name in tcpwave.cc.REGISTRY
     backlog: int = 128  # default listen backlog

@@ -10,6 +10,7 @@ draws an unseeded random number.
 import functools
 import random
 
+from ..cc import create as create_cc
 from ..seq import seq_add, seq_diff, seq_gt, seq_le
 from ..trace import NULL_TRACER, Tracer
 from ..wire.options import Options
@@ -100,11 +101,10 @@ class Connection(SegmentArrival):
         self._retries = 0
         self._persist_backoff = 0
         self._timers: dict[str, float] = {}
-        # Minimal Reno, enough to share a link sanely; a pluggable interface comes with issue 3.
-        self.cwnd = cfg.initial_cwnd_segments * 1460
-        self.ssthresh = 1 << 30
+        self.cc = create_cc(cfg.congestion_control, self.snd_mss, cfg.initial_cwnd_segments)
         self._dupacks = 0
-        self._recover: int | None = None
+        self._recover: int | None = None  # loss recovery runs until SND.UNA passes this
+        self._last_send = 0.0
         self._ack_now = False
         self._peer_offered_wscale = False
         self._last_ooo: int | None = None  # newest out-of-order arrival (first SACK block)
@@ -159,6 +159,14 @@ class Connection(SegmentArrival):
     @property
     def send_space(self) -> int:
         return self._sendbuf.space
+
+    @property
+    def cwnd(self) -> int:
+        return self.cc.cwnd
+
+    @property
+    def ssthresh(self) -> int:
+        return self.cc.ssthresh
 
     @property
     def rto(self) -> float:
@@ -313,9 +321,7 @@ class Connection(SegmentArrival):
         self._rtt.backoff()
         self._rtt_seq = None  # Karn's rule
         if st in SYNCHRONIZED:
-            flight = seq_diff(self.snd_nxt, self.snd_una)
-            self.ssthresh = max(flight // 2, 2 * self.snd_mss)
-            self.cwnd = self.snd_mss
+            self.cc.on_rto(seq_diff(self.snd_nxt, self.snd_una))
             self._recover = self.snd_nxt
             self._dupacks = 0
         self._retransmit_head()
@@ -334,9 +340,12 @@ class Connection(SegmentArrival):
         """Send what the windows allow, then a pure ACK if one is still owed."""
         if self.state in _DATA_STATES and self._fin_seq is None:
             buf, mss = self._sendbuf, self.snd_mss
+            if (self.snd_una == self.snd_nxt and buf.bytes_from(self.snd_nxt)
+                    and self._now - self._last_send > self._rtt.rto):
+                self.cc.on_idle_restart()
             while True:
                 avail = buf.bytes_from(self.snd_nxt)
-                usable = seq_diff(seq_add(self.snd_una, min(self.snd_wnd, self.cwnd)), self.snd_nxt)
+                usable = seq_diff(seq_add(self.snd_una, min(self.snd_wnd, self.cc.cwnd)), self.snd_nxt)
                 n = min(avail, mss, usable)
                 if n <= 0:
                     if avail == 0 and self._fin_wanted and self.state is not S.ESTABLISHED:
@@ -357,6 +366,7 @@ class Connection(SegmentArrival):
         payload = self._sendbuf.copy(seq, n) if n else b""
         flags = ACK | (PSH if n and n == self._sendbuf.bytes_from(seq) else 0) | (FIN if fin else 0)
         self._emit(flags, seq, payload)
+        self._last_send = self._now
         if fin:
             self._fin_seq = seq_add(seq, n)
         self.snd_nxt = seq_add(seq, n + fin)

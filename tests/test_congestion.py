@@ -1,0 +1,149 @@
+"""Congestion control (RFC 5681, RFC 6582, RFC 6928): the Reno numbers and the connection's recovery."""
+
+import pytest
+from helpers import PEER_SYN_OPTIONS, established
+
+from tcpwave.cc import REGISTRY, create
+from tcpwave.core.config import Config
+
+MSS = 1000
+
+
+def test_registry_creates_by_name_and_rejects_unknown_names():
+    assert "reno" in REGISTRY
+    assert create("reno", MSS).name == "reno"
+    with pytest.raises(ValueError, match="unknown congestion control 'bbr9'"):
+        create("bbr9", MSS)
+
+
+def test_initial_window_follows_rfc_6928():
+    assert create("reno", 1460).cwnd == 14600
+    assert create("reno", 536).cwnd == 5360
+    assert create("reno", 9000).cwnd == 18000  # max(2*MSS, 14600) caps it for jumbo MSS
+
+
+def test_slow_start_grows_one_mss_per_ack_then_avoidance_one_per_window():
+    cc = create("reno", MSS)
+    cc.on_ack(5000, 0.0)
+    assert cc.cwnd == 11 * MSS  # at most one MSS per ACK, however much it acknowledged
+    cc.ssthresh = cc.cwnd
+    for _ in range(10):
+        cc.on_ack(MSS, 0.0)
+    assert cc.cwnd == 11 * MSS  # 10 of the 11 segments of a window acknowledged: not yet
+    cc.on_ack(MSS, 0.0)
+    assert cc.cwnd == 12 * MSS
+
+
+def test_fast_recovery_halves_and_inflates_then_deflates():
+    cc = create("reno", MSS)
+    cc.on_enter_recovery(flight=20 * MSS)
+    assert cc.ssthresh == 10 * MSS and cc.cwnd == 13 * MSS
+    cc.on_dupack_in_recovery()
+    assert cc.cwnd == 14 * MSS
+    cc.on_partial_ack(3 * MSS)
+    assert cc.cwnd == 12 * MSS
+    cc.on_exit_recovery(flight=4 * MSS)
+    assert cc.cwnd == 5 * MSS  # min(ssthresh, FlightSize + MSS): no burst
+
+
+def test_rto_collapses_to_one_segment_and_idle_restarts_at_the_initial_window():
+    cc = create("reno", MSS)
+    cc.cwnd = 40 * MSS
+    cc.on_rto(flight=30 * MSS)
+    assert cc.cwnd == MSS and cc.ssthresh == 15 * MSS
+    cc.cwnd = 40 * MSS
+    cc.on_idle_restart()
+    assert cc.cwnd == 10 * MSS
+
+
+CFG = Config(timestamps=False, window_scaling=False, sack=False)
+
+
+def _send_window(p, segments: int) -> list:
+    out = p.call("send", b"d" * (segments * 1460))
+    assert len(out) == segments
+    return out
+
+
+def test_one_loss_is_repaired_by_fast_retransmit_without_rto():
+    p = established(CFG)
+    segs = _send_window(p, 10)
+    first = segs[0].seq
+    # segment 0 is lost; segments 1..3 arrive and each draws a duplicate ACK
+    for _ in range(2):
+        assert p.deliver(".", ack=first) == []
+    out = p.deliver(".", ack=first)
+    assert [s.seq for s in out][:1] == [first] and len(out[0].payload) == 1460  # the third triggers it
+    assert p.conn.cwnd == 5 * 1460 + 3 * 1460  # ssthresh = flight/2, inflated by three segments
+    out = p.deliver(".", ack=p.our_nxt)  # everything, including the hole, is now acknowledged
+    assert p.conn.ssthresh == 5 * 1460
+    assert p.conn.cwnd == 2 * 1460  # RFC 6582 option 1: FlightSize (0) + MSS, at least MSS + MSS
+    assert not [e for e in p.sink.of_type("timer") if e["name"] == "retransmit"]  # no timeout fired
+
+
+def test_partial_ack_retransmits_the_next_hole():
+    p = established(CFG)
+    segs = _send_window(p, 10)
+    for _ in range(3):
+        p.deliver(".", ack=segs[0].seq)  # segments 0 and 4 were lost
+    out = p.deliver(".", ack=segs[4].seq)  # the retransmitted 0 filled the first hole only
+    retransmitted = [s for s in out if s.seq == segs[4].seq]
+    assert len(retransmitted) == 1 and len(retransmitted[0].payload) == 1460
+    assert p.conn.ssthresh == 5 * 1460  # still one recovery, one reduction
+    p.deliver(".", ack=p.our_nxt)
+    assert p.conn.ssthresh == 5 * 1460
+
+
+def test_three_losses_in_one_window_are_one_recovery_with_one_reduction():
+    p = established(CFG)
+    segs = _send_window(p, 10)
+    p.deliver(".", ack=segs[2].seq)  # 0 and 1 arrived; 2, 5 and 7 are lost
+    for _ in range(3):
+        p.deliver(".", ack=segs[2].seq)  # 3, 4 and 6 arrive: three duplicate ACKs
+    reduced = p.conn.ssthresh
+    assert reduced == 4 * 1460  # half of the 8 segments in flight when recovery began
+    for hole in (5, 7):
+        out = p.deliver(".", ack=segs[hole].seq)
+        assert any(s.seq == segs[hole].seq for s in out)
+    p.deliver(".", ack=p.our_nxt)
+    assert p.conn.ssthresh == reduced  # one recovery, one reduction
+    assert not [e for e in p.sink.of_type("timer") if e["name"] == "retransmit"]
+
+
+def test_rto_collapses_cwnd_to_one_segment():
+    p = established(CFG)
+    _send_window(p, 10)
+    out = p.fire_next_timer()
+    assert len(out) == 1  # only the head, then slow start from one segment
+    assert p.conn.cwnd == 1460
+
+
+def test_idle_connection_restarts_from_the_initial_window():
+    p = established(CFG)
+    for _ in range(4):  # grow cwnd past the initial window
+        segs = p.call("send", b"g" * 14600)
+        p.deliver(".", ack=p.our_nxt)
+    assert p.conn.cwnd > 14600
+    p.advance(p.now + 10.0)  # idle for longer than the RTO
+    out = p.call("send", b"h" * 40000)
+    assert sum(len(s.payload) for s in out) == 14600
+    assert segs
+
+
+def test_the_connection_uses_the_configured_algorithm_by_name():
+    from tcpwave.cc import register
+    from tcpwave.cc.reno import Reno
+
+    @register
+    class Timid(Reno):
+        name = "timid-test"
+
+        def set_mss(self, mss):
+            super().set_mss(mss)
+            self.cwnd = mss
+
+    p = established(Config(timestamps=False, window_scaling=False, sack=False, congestion_control="timid-test"))
+    out = p.call("send", b"t" * 10000)
+    assert len(out) == 1  # one segment: the configured algorithm's window, not Reno's ten
+    assert PEER_SYN_OPTIONS.mss == 1460
+    REGISTRY.pop("timid-test")
