@@ -21,7 +21,7 @@ PEER_ISS = 1_000_000
 _LETTERS = {"S": SYN, "F": FIN, "R": RST, "P": PSH, ".": ACK, "U": URG}
 
 # Tests of the state machine use plain segments; option behaviour has its own tests.
-PLAIN = Config(timestamps=False, window_scaling=False, sack=False)
+PLAIN = Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0)
 PEER_SYN_OPTIONS = Options(mss=1460)  # what the fixtures' peer puts on its SYN
 
 
@@ -185,7 +185,7 @@ def established(config: Config = PLAIN, active: bool = True, **kw) -> Peer:
 
 def fin_wait_1(config: Config = PLAIN, **kw) -> Peer:
     p = established(config, **kw)
-    expect_one(p.call("close"), "F.")
+    expect_one(p.call("shutdown"), "F.")  # RFC CLOSE: a FIN, and the other direction stays open
     return p
 
 

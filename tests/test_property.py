@@ -62,7 +62,7 @@ def test_exact_delivery_and_clean_close(link, back, seed, a_writes, b_writes, cl
             done_writing[name] = True
             delay = max(0.0, close_gap) if name == "a" else max(0.0, -close_gap)
             host = a if name == "a" else b
-            sim.after(delay, lambda: sim.call(host, lambda: conn.close(sim.now)))
+            sim.after(delay, lambda: sim.call(host, lambda: conn.shutdown(sim.now)))
 
     def app(host, conn, event):
         name = host.name

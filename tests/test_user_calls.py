@@ -84,3 +84,25 @@ def test_receive_after_a_normal_end_is_eof():
     p.advance(p.now + 61.0)
     assert p.state == "CLOSED"
     assert p.conn.receive(now=p.now) == b""
+
+
+def test_data_arriving_after_close_draws_rst():
+    p = established()
+    expect_one(p.call("close"), "F.")
+    out = p.deliver("P.", payload=b"too late")
+    expect_one(out, "R.")
+    assert p.state == "CLOSED"
+    assert ev.Closed(ev.ABORTED) in p.events()
+
+
+def test_shutdown_keeps_receiving_where_close_would_reset():
+    p = established()
+    expect_one(p.call("shutdown"), "F.")
+    p.deliver(".")  # our FIN is acknowledged: FIN_WAIT_2
+    out = p.deliver("P.", payload=b"still welcome")
+    p.peer_nxt = seq_add(p.peer_nxt, 13)
+    expect_one(out, ".", ack=p.peer_nxt)
+    p.call("receive")
+    assert p.received == b"still welcome"
+    p.call("shutdown")  # idempotent
+    assert p.state == "FIN_WAIT_2"

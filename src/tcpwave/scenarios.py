@@ -188,7 +188,7 @@ def run_half_close(seed: int, tracer=None, taps=()) -> Result:
         d.note_common(host, conn, event)
         if isinstance(event, ev.Connected):
             conn.send(b"GET /story\n", d.sim.now)
-            conn.close(d.sim.now)  # half-close: nothing more to say, still listening
+            conn.shutdown(d.sim.now)  # half-close: nothing more to say, still listening
 
     def server_app(host, conn, event):
         d.note_common(host, conn, event)
@@ -299,7 +299,7 @@ def run_lossy(seed: int, tracer=None, taps=(), size: int = 1_000_000, loss: floa
             if conn.state in (State.ESTABLISHED, State.CLOSE_WAIT):
                 sent[name] += conn.send(data[name][sent[name]:], d.sim.now)
         if sent[name] == size and conn.state in (State.ESTABLISHED, State.CLOSE_WAIT):
-            conn.close(d.sim.now)
+            conn.shutdown(d.sim.now)  # done sending; the other direction may still be busy
 
     d.client.on_event = d.server.on_event = app
     d.listen()

@@ -89,6 +89,7 @@ class Stack:
         self._tick = itertools.count()
         self._events: list[tuple[Connection, object]] = []
         self._next_port = self.rng.choice(EPHEMERAL)
+        self._batch: set[Connection] | None = None  # connections touched by receive_packets()
         self._ident = 0
         self.counters: dict[str, int] = {}
 
@@ -137,6 +138,19 @@ class Stack:
         return conn
 
     # ----------------------------------------------------------------- input
+    def receive_packets(self, packets, now: float) -> None:
+        """A batch (e.g. everything a device had queued): every segment is processed before any
+        connection sends, so a burst of data segments draws one ACK."""
+        self._batch = set()
+        try:
+            for data in packets:
+                self.receive_packet(data, now)
+        finally:
+            batch, self._batch = self._batch, None
+        for conn in batch:
+            conn.flush(now)
+            self._collect(conn)
+
     def receive_packet(self, data: bytes | bytearray | memoryview, now: float) -> None:
         try:
             pkt = parse_ip(data)
@@ -182,6 +196,10 @@ class Stack:
             self._collect(conn)
             conn = None
         if conn is not None:
+            if self._batch is not None:
+                conn.segment_arrived(seg, now, flush=False)
+                self._batch.add(conn)
+                return
             conn.segment_arrived(seg, now)
             self._collect(conn)
         elif listener is not None:

@@ -19,7 +19,9 @@ _DEFAULT_MSS = {4: 536, 6: 1220}  # RFC 9293 §3.7.1 when no MSS option arrives
 
 
 class SegmentArrival:
-    def segment_arrived(self, seg: Segment, now: float) -> None:
+    def segment_arrived(self, seg: Segment, now: float, flush: bool = True) -> None:
+        """Process one segment. With flush=False (more segments of a batch follow), nothing is sent
+        until flush(): a batch of data segments then draws one ACK, not one per segment."""
         self._now = now
         st = self.state
         if st is S.CLOSED:
@@ -33,7 +35,8 @@ class SegmentArrival:
             self._arrive_syn_sent(seg)
         else:
             self._arrive_other(seg)
-        self._output()
+        if flush:
+            self._output()
 
     # ------------------------------------------------------------ LISTEN
     def _arrive_listen(self, seg: Segment) -> None:
@@ -200,6 +203,10 @@ class SegmentArrival:
 
         # Seventh: segment text.
         if payload and st in RECEIVING:
+            if self._rcv_closed and seq_gt(seq_add(seg.seq, len(payload)), self.rcv_nxt):
+                # nobody will read it: tell the peer its data is lost (RFC 9293 §3.6.1 SHLD-3)
+                self._emit(RST | ACK, self.snd_nxt, note="data after close")
+                return self._terminate(ev.ABORTED, "data after close")
             self._receive_text(seg.seq, payload)
         # Eighth: FIN, once everything before it has arrived.
         if f & FIN and st not in (S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK):
@@ -228,6 +235,10 @@ class SegmentArrival:
         edge = rb.next_offset + max(0, seq_diff(self._rcv_adv, self.rcv_nxt))
         if off + len(payload) > edge:
             payload = memoryview(payload)[: max(0, edge - off)]
+        if len(payload) > self._rcv_mss:
+            self._rcv_mss = len(payload)
+        had_gap = bool(rb.ranges())
+        in_order = off <= rb.next_offset
         moved = rb.insert(off, payload)
         if not moved and off > rb.next_offset:
             self._last_ooo = seq  # out of order: SACK names this block first
@@ -236,7 +247,14 @@ class SegmentArrival:
             if rb.readable > self._readable_signalled:
                 self._readable_signalled = rb.readable
                 self._events.append(ev.DataReadable(rb.readable))
-        self._ack_now = True  # every data segment is ACKed at once (delayed ACKs come later)
+        # RFC 9293 §3.8.6.3 / RFC 5681 §4.2: out-of-order data and a filled gap are ACKed at once;
+        # in-order data may wait for the delayed-ACK timer, but not past a second full segment.
+        self._delack_bytes += moved
+        if (not in_order or had_gap or not moved or not self.config.delayed_ack
+                or self._delack_bytes >= 2 * self._rcv_mss):
+            self._ack_now = True
+        else:
+            self._ack_delayed = True
 
     def _maybe_process_fin(self, fin_acked: bool) -> None:
         rb = self._recvbuf

@@ -22,6 +22,13 @@ class Config:
     rfc5961: bool = True  # challenge ACKs for in-window RST and for SYN (RFC 5961)
     rfc1337: bool = False  # True: ignore RST in TIME_WAIT (Linux default: False)
     time_wait_reopen: bool = True  # accept a new SYN in TIME_WAIT (RFC 9293 §3.6.1, RFC 6191)
+    delayed_ack: float = 0.040  # seconds; 0 acknowledges every segment at once (RFC 9293: < 0.5 s)
     initial_cwnd_segments: int = 10  # RFC 6928
     congestion_control: str = "reno"  # a name in tcpwave.cc.REGISTRY
     backlog: int = 128  # default listen backlog
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.delayed_ack < 0.5:
+            raise ValueError(f"delayed_ack must be in [0, 0.5) seconds (RFC 9293 §3.8.6.3), got {self.delayed_ack}")
+        if self.msl <= 0 or self.rto_min <= 0 or self.rto_max < self.rto_min:
+            raise ValueError("msl and rto_min must be positive and rto_max >= rto_min")

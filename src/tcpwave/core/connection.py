@@ -32,7 +32,7 @@ _RST_ON_ABORT = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2
 # data has gone out, and the peer's FIN can move FIN_WAIT_1 to CLOSING meanwhile.
 _DATA_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
 # Timer names; at most one deadline each.
-RETRANSMIT, PERSIST, TIME_WAIT_TIMER = "retransmit", "persist", "time_wait"
+RETRANSMIT, PERSIST, TIME_WAIT_TIMER, DELAYED_ACK = "retransmit", "persist", "time_wait", "delayed_ack"
 
 
 def _user_call(method):
@@ -92,7 +92,8 @@ class Connection(SegmentArrival):
         self._sendbuf = SendBuffer(cfg.send_buffer, 0)
         self._recvbuf = ReceiveBuffer(cfg.recv_buffer)
         self._send_blocked = False  # a send() was cut short: tell the user when space returns
-        self._fin_wanted = False  # the user called CLOSE
+        self._fin_wanted = False  # the user called CLOSE (shutdown or close)
+        self._rcv_closed = False  # the user called close(): arriving data can no longer be read
         self._fin_seq: int | None = None  # sequence number of our FIN once sent
         self._iss_floor: int | None = None  # set when reopening from TIME_WAIT
         self._rtt = RttEstimator(cfg)
@@ -105,7 +106,10 @@ class Connection(SegmentArrival):
         self._dupacks = 0
         self._recover: int | None = None  # loss recovery runs until SND.UNA passes this
         self._last_send = 0.0
-        self._ack_now = False
+        self._ack_now = False  # an ACK must go out before this call returns
+        self._ack_delayed = False  # an ACK is owed, but may wait for the delayed-ACK timer
+        self._delack_bytes = 0  # in-order bytes received since our last ACK
+        self._rcv_mss = 536  # the largest segment the peer has sent: "full-sized"
         self._peer_offered_wscale = False
         self._last_ooo: int | None = None  # newest out-of-order arrival (first SACK block)
         self._readable_signalled = 0
@@ -144,8 +148,10 @@ class Connection(SegmentArrival):
 
     @property
     def name(self) -> str:
-        r = self.remote
-        return f"{self.local[0]}:{self.local[1]}-{r[0]}:{r[1]}" if r and self.local else f"{self.local}"
+        r, loc = self.remote, self.local
+        if not loc:
+            return "unbound"
+        return f"{loc[0]}:{loc[1]}-{r[0]}:{r[1]}" if r else f"{loc[0]}:{loc[1]} (listening)"
 
     @property
     def now(self) -> float:
@@ -230,9 +236,24 @@ class Connection(SegmentArrival):
         return data
 
     @_user_call
-    def close(self, now: float) -> None:
-        """CLOSE (RFC 9293 §3.10.4): no more data from this side. Idempotent once closing or closed."""
+    def shutdown(self, now: float) -> None:
+        """CLOSE as RFC 9293 §3.10.4 defines it: "no more data from this side". A FIN follows the
+        queued data; receiving goes on (half-close). Idempotent once closing or closed."""
         self._now = now
+        self._close(now)
+
+    @_user_call
+    def close(self, now: float) -> None:
+        """Close both directions, like socket.close(): a FIN if nothing is unread; a RST if received
+        data is unread, or if new data arrives afterwards (RFC 9293 §3.6.1 SHLD-3)."""
+        self._now = now
+        if self._recvbuf.readable and self.state in SYNCHRONIZED:
+            self.abort(now, why="CLOSE with unread data")
+            return
+        self._rcv_closed = True
+        self._close(now)
+
+    def _close(self, now: float) -> None:
         st = self.state
         if st is S.CLOSED:
             if self.close_reason is None:
@@ -243,10 +264,6 @@ class Connection(SegmentArrival):
             return
         if self._fin_wanted:
             return  # already closing: a second FIN is never sent
-        if self._recvbuf.readable and st in SYNCHRONIZED:
-            # RFC 9293 §3.6.1 SHLD-3 / RFC 2525: closing with unread data shows the loss with RST.
-            self.abort(now, why="CLOSE with unread data")
-            return
         self._fin_wanted = True
         if st is S.ESTABLISHED:
             self._set_state(S.FIN_WAIT_1, "CLOSE")
@@ -267,6 +284,11 @@ class Connection(SegmentArrival):
         if st in _RST_ON_ABORT:
             self._emit(RST | ACK, self.snd_nxt, note=why)
         self._terminate(ev.ABORTED, why)
+
+    def flush(self, now: float) -> None:
+        """After segment_arrived(..., flush=False) for a batch: send what the batch calls for."""
+        self._now = now
+        self._output()
 
     def time_wait_accepts(self, seg: Segment) -> bool:
         """May this SYN end TIME_WAIT and open a new incarnation? (RFC 9293 §3.6.1, RFC 6191)"""
@@ -298,6 +320,8 @@ class Connection(SegmentArrival):
                 self._on_retransmit_timeout()
             elif name == PERSIST:
                 self._on_persist_timeout()
+            elif name == DELAYED_ACK:
+                self._ack_now = self._ack_delayed
         self._output()
 
     def _arm(self, name: str, delay: float) -> None:
@@ -358,8 +382,12 @@ class Connection(SegmentArrival):
                 if PERSIST not in self._timers:
                     self._persist_backoff = 0
                     self._arm(PERSIST, self._rtt.rto)
-        if self._ack_now and self.state is not S.CLOSED:
+        if self.state is S.CLOSED:
+            return
+        if self._ack_now:
             self._emit(ACK, self.snd_nxt)
+        elif self._ack_delayed and DELAYED_ACK not in self._timers:
+            self._arm(DELAYED_ACK, self.config.delayed_ack)
 
     def _send_data(self, n: int, fin: bool) -> None:
         seq = self.snd_nxt
@@ -420,7 +448,9 @@ class Connection(SegmentArrival):
         if flags & ACK:
             ack = self.rcv_nxt
             self.last_ack_sent = ack
-            self._ack_now = False
+            self._ack_now = self._ack_delayed = False  # any ACK-bearing segment pays what is owed
+            self._delack_bytes = 0
+            self._timers.pop(DELAYED_ACK, None)
         if options is None:
             options = self._segment_options(flags)
         self._out.append((Segment(self.local[1], self.remote[1], seq, ack, flags, window, payload, options), note))
@@ -485,7 +515,7 @@ class Connection(SegmentArrival):
         if self.state is not S.CLOSED:
             self._set_state(S.CLOSED, why)
         self.close_reason = reason
-        self._ack_now = False
+        self._ack_now = self._ack_delayed = False
         self._events.append(ev.Closed(reason))
 
     def _choose_iss(self) -> None:

@@ -1,0 +1,94 @@
+"""ACK policy (RFC 9293 §3.8.6.3, RFC 5681 §4.2): delayed ACKs, every second full segment,
+immediate ACKs for out-of-order data and filled gaps, one ACK per batch of segments."""
+
+import pytest
+from helpers import established, expect_one
+
+from tcpwave.core.config import Config
+from tcpwave.seq import seq_add
+from tcpwave.stack import Stack
+from tcpwave.wire.ip import build_ip, parse_ip
+from tcpwave.wire.options import Options
+from tcpwave.wire.tcp import ACK, SYN, Segment, build_tcp, parse_tcp
+
+DELAYED = Config(timestamps=False, window_scaling=False, sack=False)  # delayed_ack: the 40 ms default
+
+
+def _data(p, n: int, offset: int = 0):
+    return p.deliver("P.", seq=seq_add(p.peer_nxt, offset), payload=b"a" * n)
+
+
+def test_one_segment_is_acked_when_the_delay_expires():
+    p = established(DELAYED)
+    assert _data(p, 100) == []
+    p.peer_nxt = seq_add(p.peer_nxt, 100)
+    assert p.conn.next_timer() == pytest.approx(0.040)
+    expect_one(p.fire_next_timer(), ".", ack=p.peer_nxt)
+
+
+def test_delay_is_configurable():
+    p = established(Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0.2))
+    _data(p, 100)
+    assert p.conn.next_timer() == pytest.approx(0.2)
+
+
+@pytest.mark.parametrize("bad", [0.5, 1.0, -0.1])
+def test_delay_of_half_a_second_or_more_is_refused(bad):
+    with pytest.raises(ValueError, match="delayed_ack"):
+        Config(delayed_ack=bad)
+
+
+def test_every_second_full_sized_segment_is_acked_at_once():
+    p = established(DELAYED)
+    assert _data(p, 1460) == []
+    p.peer_nxt = seq_add(p.peer_nxt, 1460)
+    out = _data(p, 1460)
+    p.peer_nxt = seq_add(p.peer_nxt, 1460)
+    expect_one(out, ".", ack=p.peer_nxt)
+    assert p.conn.next_timer() is None  # nothing owed any more
+
+
+def test_out_of_order_data_is_acked_at_once_and_so_is_the_gap_filling():
+    p = established(DELAYED)
+    start = p.peer_nxt
+    expect_one(_data(p, 100, offset=100), ".", ack=start)  # a hole: duplicate ACK at once
+    out = _data(p, 100)
+    expect_one(out, ".", ack=seq_add(start, 200))  # the hole filled: ACK at once
+
+
+def test_a_reply_carries_the_delayed_ack():
+    p = established(DELAYED)
+    _data(p, 10)
+    p.peer_nxt = seq_add(p.peer_nxt, 10)
+    out = p.call("send", b"reply")
+    seg = expect_one(out, "P.", ack=p.peer_nxt)  # the data segment acknowledges: no separate ACK
+    assert seg.payload == b"reply"
+    assert p.conn.next_timer() == pytest.approx(1.0)  # only the retransmission timer is left
+
+
+def test_fin_is_acked_at_once():
+    p = established(DELAYED)
+    out = p.deliver("F.")
+    expect_one(out, ".", ack=seq_add(p.peer_nxt, 1))
+
+
+def test_a_batch_of_segments_is_processed_before_one_ack():
+    me, peer = "192.0.2.2", "192.0.2.1"
+    import ipaddress
+
+    me, peer = ipaddress.ip_address(me), ipaddress.ip_address(peer)
+    stack = Stack([me], config=DELAYED, seed=3)
+    listener = stack.listen(80, 0.0)
+
+    def packet(seg):
+        return build_ip(peer, me, 6, build_tcp(seg, peer, me))
+
+    stack.receive_packet(packet(Segment(40000, 80, 100, 0, SYN, 65535, options=Options(mss=1460))), 0.0)
+    synack = parse_tcp(parse_ip(stack.packets_to_send()[0]).payload)
+    our = seq_add(synack.seq, 1)
+    stack.receive_packet(packet(Segment(40000, 80, 101, our, ACK, 65535)), 0.0)
+    assert listener.accept() is not None
+    batch = [packet(Segment(40000, 80, 101 + i * 1460, our, ACK, 65535, b"b" * 1460)) for i in range(6)]
+    stack.receive_packets(batch, 0.01)
+    acks = [parse_tcp(parse_ip(raw).payload) for raw in stack.packets_to_send()]
+    assert len(acks) == 1 and acks[0].ack == 101 + 6 * 1460  # one ACK covers the whole batch

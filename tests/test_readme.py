@@ -1,0 +1,22 @@
+"""The README's Python example runs as written and prints what it promises."""
+
+import contextlib
+import io
+import pathlib
+import re
+
+
+def test_readme_python_example_runs():
+    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    code = re.search(r"## Using the core from Python\n\n```python\n(.*?)```", text, re.S).group(1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    assert out.getvalue().strip() == "b'HELLO'"
+
+
+def test_readme_names_both_setup_commands_and_ci_calls_the_test_one():
+    root = pathlib.Path(__file__).parent.parent
+    text = (root / "README.md").read_text()
+    assert "./run demo" in text and "./run test" in text
+    assert "./run test" in (root / ".ci" / "run").read_text()
