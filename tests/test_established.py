@@ -174,9 +174,11 @@ def test_large_send_is_segmented_by_mss():
 def test_send_respects_the_peers_window():
     p = established()
     p.deliver(".", window=1000)
-    out = p.call("send", b"z" * 3000)
+    assert p.call("send", b"z" * 3000) == []  # sender SWS: 1000 bytes is under half the max window
+    out = p.fire_next_timer()  # ...until the override timer runs out
+    assert p.now == 0.2
     assert sum(len(s.payload) for s in out) == 1000
-    out = p.deliver(".", ack=p.our_nxt, window=2000)
+    out = p.deliver(".", ack=p.our_nxt, window=40000)
     assert sum(len(s.payload) for s in out) == 2000
 
 

@@ -22,6 +22,8 @@ class Config:
     rfc5961: bool = True  # challenge ACKs for in-window RST and for SYN (RFC 5961)
     rfc1337: bool = False  # True: ignore RST in TIME_WAIT (Linux default: False)
     time_wait_reopen: bool = True  # accept a new SYN in TIME_WAIT (RFC 9293 §3.6.1, RFC 6191)
+    nodelay: bool = False  # True turns Nagle's algorithm off (TCP_NODELAY)
+    sws_override: float = 0.2  # sender SWS: send a small window-limited segment after this long
     delayed_ack: float = 0.040  # seconds; 0 acknowledges every segment at once (RFC 9293: < 0.5 s)
     initial_cwnd_segments: int = 10  # RFC 6928
     congestion_control: str = "reno"  # a name in tcpwave.cc.REGISTRY

@@ -7,6 +7,7 @@ Outputs, pulled by the caller: `drain_output()` / `segments_to_send()`,
 draws an unseeded random number.
 """
 
+import collections
 import functools
 import random
 
@@ -33,6 +34,7 @@ _RST_ON_ABORT = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2
 _DATA_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
 # Timer names; at most one deadline each.
 RETRANSMIT, PERSIST, TIME_WAIT_TIMER, DELAYED_ACK = "retransmit", "persist", "time_wait", "delayed_ack"
+SWS_OVERRIDE = "sws_override"
 
 
 def _user_call(method):
@@ -92,6 +94,10 @@ class Connection(SegmentArrival):
         self._sendbuf = SendBuffer(cfg.send_buffer, 0)
         self._recvbuf = ReceiveBuffer(cfg.recv_buffer)
         self._send_blocked = False  # a send() was cut short: tell the user when space returns
+        self.nodelay = cfg.nodelay  # per connection, may be changed at any time (TCP_NODELAY)
+        self._push_points: collections.deque[int] = collections.deque()  # where writes end: PSH
+        self._sws_expired = False
+        self._small_end: int | None = None  # end of the last sub-MSS segment sent (Nagle/Minshall)
         self._fin_wanted = False  # the user called CLOSE (shutdown or close)
         self._rcv_closed = False  # the user called close(): arriving data can no longer be read
         self._fin_seq: int | None = None  # sequence number of our FIN once sent
@@ -217,6 +223,8 @@ class Connection(SegmentArrival):
         if st is S.LISTEN:
             raise StateError("send", st, "a listening connection has no peer")
         n = self._sendbuf.append(data)
+        if n:
+            self._push_points.append(self._sendbuf.end_seq)
         if n < len(data):
             self._send_blocked = True
         self._output()
@@ -322,6 +330,8 @@ class Connection(SegmentArrival):
                 self._on_persist_timeout()
             elif name == DELAYED_ACK:
                 self._ack_now = self._ack_delayed
+            elif name == SWS_OVERRIDE:
+                self._sws_expired = True
         self._output()
 
     def _arm(self, name: str, delay: float) -> None:
@@ -375,6 +385,8 @@ class Connection(SegmentArrival):
                     if avail == 0 and self._fin_wanted and self.state is not S.ESTABLISHED:
                         self._send_data(0, fin=True)
                     break
+                if n < mss and not self._may_send_small(n, avail, usable):
+                    break
                 self._send_data(n, fin=self._fin_wanted and n == avail and self.state is not S.ESTABLISHED)
                 if self._fin_seq is not None:
                     break
@@ -389,10 +401,34 @@ class Connection(SegmentArrival):
         elif self._ack_delayed and DELAYED_ACK not in self._timers:
             self._arm(DELAYED_ACK, self.config.delayed_ack)
 
+    def _may_send_small(self, n: int, avail: int, usable: int) -> bool:
+        """May a segment shorter than the MSS go now? (RFC 9293 §3.7.4 Nagle, §3.8.6.2.1 sender SWS)"""
+        if n == avail:  # everything queued fits: Nagle decides, in Minshall's variant (as Linux):
+            # hold a small segment only while an earlier small segment is unacknowledged, so small
+            # writes coalesce but the tail of one large write is not held back for a round trip
+            return (self.nodelay or self._fin_wanted or self._small_end is None
+                    or seq_le(self._small_end, self.snd_una))
+        # the window, not the queue, limits us: send at least half the largest window seen,
+        # or whatever fits once the override timer has run out
+        if n >= self.max_snd_wnd // 2 or self._sws_expired:
+            self._sws_expired = False
+            return True
+        if SWS_OVERRIDE not in self._timers and usable > 0:
+            self._arm(SWS_OVERRIDE, self.config.sws_override)
+        return False
+
     def _send_data(self, n: int, fin: bool) -> None:
         seq = self.snd_nxt
         payload = self._sendbuf.copy(seq, n) if n else b""
-        flags = ACK | (PSH if n and n == self._sendbuf.bytes_from(seq) else 0) | (FIN if fin else 0)
+        end = seq_add(seq, n)
+        push = 0
+        points = self._push_points
+        while points and seq_le(points[0], end):  # this segment ends a write (or more than one)
+            points.popleft()
+            push = PSH
+        flags = ACK | (push if n else 0) | (FIN if fin else 0)
+        if 0 < n < self.snd_mss:
+            self._small_end = end
         self._emit(flags, seq, payload)
         self._last_send = self._now
         if fin:
@@ -471,11 +507,17 @@ class Connection(SegmentArrival):
         blocks.sort(key=lambda b: 0 if last is not None and seq_le(b[0], last) and seq_gt(b[1], last) else 1)
         return tuple(blocks[:limit])
 
-    def _advertise(self, syn: bool = False) -> int:
-        """The window field to send; the right edge we offer never moves left (RFC 9293 §3.8.6)."""
+    def _window_gain(self) -> tuple[int, int]:
+        """(offered, gain): the window we offer now, and how far reads would let its edge move."""
         free = max(0, self._recvbuf.capacity - self._recvbuf.readable)
         offered = max(0, seq_diff(self._rcv_adv, self.rcv_nxt))
-        wnd = max(free, offered)
+        return offered, free - offered
+
+    def _advertise(self, syn: bool = False) -> int:
+        """The window field to send. The right edge never moves left (RFC 9293 §3.8.6), and moves
+        right only by at least min(buffer / 2, MSS): receiver silly-window avoidance (§3.8.6.2.2)."""
+        offered, gain = self._window_gain()
+        wnd = offered + gain if gain >= min(self._recvbuf.capacity // 2, self._rcv_mss) else offered
         if syn:
             field = min(wnd, 0xFFFF)
             self._rcv_adv = seq_add(self.rcv_nxt, field)
@@ -488,11 +530,14 @@ class Connection(SegmentArrival):
         return field
 
     def _maybe_window_update(self) -> None:
-        """After a read: send an ACK when the window opened by enough to matter."""
-        offered = max(0, seq_diff(self._rcv_adv, self.rcv_nxt))
-        free = max(0, self._recvbuf.capacity - self._recvbuf.readable)
-        if free - offered >= min(self._recvbuf.capacity // 2, 2 * self.snd_mss) or (offered < self.snd_mss <= free):
-            self._ack_now = True
+        """After a read: if the edge may move (the SWS rule), tell the peer. At once when the peer may
+        be stalled on a small window; otherwise as a delayed ACK, which a reply can carry."""
+        offered, gain = self._window_gain()
+        if gain >= min(self._recvbuf.capacity // 2, self._rcv_mss):
+            if offered < 2 * self._rcv_mss or not self.config.delayed_ack:
+                self._ack_now = True
+            else:
+                self._ack_delayed = True
 
     def _tsval(self) -> int:
         return (int(self._now * 1000) + self._ts_offset) & 0xFFFFFFFF
