@@ -49,7 +49,7 @@ class SegmentArrival:
         if not f & SYN:
             return self._drop(seg, "no_syn_in_listen")
         self.irs = seg.seq
-        self.rcv_nxt = self._rcv_adv = seq_add(seg.seq, 1)
+        self.rcv_nxt = self._rcv_adv = self.rcv_up = seq_add(seg.seq, 1)
         self._negotiate(seg, offered_by_us=None)
         self._choose_iss()
         self.snd_wnd = seg.window  # never scaled in a SYN
@@ -74,7 +74,7 @@ class SegmentArrival:
         if not f & SYN:
             return self._drop(seg, "no_syn_or_rst")
         self.irs = seg.seq
-        self.rcv_nxt = self._rcv_adv = seq_add(seg.seq, 1)
+        self.rcv_nxt = self._rcv_adv = self.rcv_up = seq_add(seg.seq, 1)
         self._negotiate(seg, offered_by_us=True)
         self.snd_wnd = self.max_snd_wnd = seg.window
         self.snd_wl1 = seg.seq
@@ -94,6 +94,9 @@ class SegmentArrival:
     # ------------------------------------------- SYN_RCVD and synchronized
     def _arrive_other(self, seg: Segment) -> None:
         st, f = self.state, seg.flags
+        self._last_recv = self._now
+        self._probes = 0
+        self._timers.pop("keepalive", None)  # idleness starts again; _output re-arms it
         if st is S.SYN_RCVD and f & SYN and seg.seq == self.irs:
             if not f & ACK:  # the peer's SYN again: our SYN,ACK was lost
                 self._retransmit_head()
@@ -195,11 +198,12 @@ class SegmentArrival:
         if st is S.TIME_WAIT:
             return
 
-        # Sixth: URG.
+        # Sixth: URG. The pointer never recedes; an advance is told to the application (MUST-32).
         if f & URG and st in RECEIVING:
             up = seq_add(seg.seq, seg.urgent)
-            if seq_gt(up, self.rcv_up):
+            if seq_gt(up, self.rcv_up) and seq_le(up, self._rcv_adv):
                 self.rcv_up = up
+                self._urgent_advanced = True
 
         # Seventh: segment text.
         if payload and st in RECEIVING:
@@ -208,6 +212,9 @@ class SegmentArrival:
                 self._emit(RST | ACK, self.snd_nxt, note="data after close")
                 return self._terminate(ev.ABORTED, "data after close")
             self._receive_text(seg.seq, payload)
+        if self._urgent_advanced:
+            self._urgent_advanced = False
+            self._events.append(ev.Urgent(self.urgent_pending))
         # Eighth: FIN, once everything before it has arrived.
         if f & FIN and st not in (S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK):
             fin_seq = seq_add(seg.seq, len(seg.payload))
@@ -284,6 +291,9 @@ class SegmentArrival:
         acked = seq_diff(ack, self.snd_una)
         freed = self._sendbuf.acknowledge(ack)
         self.snd_una = ack
+        self._progress_at = self._now
+        if self.snd_up is not None and seq_ge(ack, self.snd_up):
+            self.snd_up = None  # all urgent data acknowledged: URG goes off
         if self.ts_enabled and ts is not None and ts[1]:
             # RFC 7323 §4: TSecr names the transmission being answered, so even an ACK of a
             # retransmission is a valid sample (Karn's ambiguity does not arise) and RTO recovers.
@@ -326,6 +336,7 @@ class SegmentArrival:
     def _established(self, why: str) -> None:
         self._set_state(S.ESTABLISHED, why)
         self._retries = 0
+        self._last_recv = self._now
         self.cc.set_mss(self.snd_mss)
         self._events.append(ev.Connected())
         if self._fin_wanted:  # CLOSE was called in SYN_RCVD with data still queued

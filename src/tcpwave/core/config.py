@@ -28,6 +28,11 @@ class Config:
     initial_cwnd_segments: int = 10  # RFC 6928
     congestion_control: str = "reno"  # a name in tcpwave.cc.REGISTRY
     backlog: int = 128  # default listen backlog
+    keepalive: bool = False  # RFC 9293 §3.8.4: MUST default to off
+    keepalive_idle: float = 7200.0  # seconds without a segment before the first probe (>= 2 h)
+    keepalive_interval: float = 75.0  # between unanswered probes
+    keepalive_count: int = 9  # unanswered probes before the connection is dropped
+    user_timeout: float | None = None  # abort when no sent data is acknowledged for this long
 
     def __post_init__(self) -> None:
         if not 0 <= self.delayed_ack < 0.5:

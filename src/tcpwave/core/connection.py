@@ -15,7 +15,7 @@ from ..cc import create as create_cc
 from ..seq import seq_add, seq_diff, seq_gt, seq_le
 from ..trace import NULL_TRACER, Tracer
 from ..wire.options import Options
-from ..wire.tcp import ACK, FIN, PSH, RST, SYN, Segment, flags_text
+from ..wire.tcp import ACK, FIN, PSH, RST, SYN, URG, Segment, flags_text
 from . import events as ev
 from .arrival import SegmentArrival
 from .config import Config
@@ -34,7 +34,8 @@ _RST_ON_ABORT = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2
 _DATA_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
 # Timer names; at most one deadline each.
 RETRANSMIT, PERSIST, TIME_WAIT_TIMER, DELAYED_ACK = "retransmit", "persist", "time_wait", "delayed_ack"
-SWS_OVERRIDE = "sws_override"
+SWS_OVERRIDE, KEEPALIVE, USER_TIMEOUT = "sws_override", "keepalive", "user_timeout"
+_KEEPALIVE_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2})
 
 
 def _user_call(method):
@@ -82,6 +83,7 @@ class Connection(SegmentArrival):
         self.max_snd_wnd = 0
         self.rcv_nxt = 0
         self.rcv_up = 0
+        self.snd_up: int | None = None  # send urgent pointer, while urgent data is unacknowledged
         self._rcv_adv = 0  # right edge of the window we last advertised
         self.snd_wscale = self.rcv_wscale = 0
         self.ts_enabled = False
@@ -95,6 +97,12 @@ class Connection(SegmentArrival):
         self._recvbuf = ReceiveBuffer(cfg.recv_buffer)
         self._send_blocked = False  # a send() was cut short: tell the user when space returns
         self.nodelay = cfg.nodelay  # per connection, may be changed at any time (TCP_NODELAY)
+        self.keepalive = cfg.keepalive  # per connection, may be changed at any time (SO_KEEPALIVE)
+        self.user_timeout = cfg.user_timeout  # per connection (TCP_USER_TIMEOUT), seconds or None
+        self._last_recv = 0.0  # when a segment last arrived (keep-alive idleness)
+        self._probes = 0  # unanswered keep-alive probes
+        self._progress_at = 0.0  # when sent data was last acknowledged (user timeout)
+        self._urgent_advanced = False
         self._push_points: collections.deque[int] = collections.deque()  # where writes end: PSH
         self._sws_expired = False
         self._small_end: int | None = None  # end of the last sub-MSS segment sent (Nagle/Minshall)
@@ -169,6 +177,13 @@ class Connection(SegmentArrival):
         return self._recvbuf.readable
 
     @property
+    def urgent_pending(self) -> int:
+        """How many of the bytes the application reads next are urgent (RFC 9293 MUST-33)."""
+        rb = self._recvbuf
+        up = rb.next_offset + seq_diff(self.rcv_up, self.rcv_nxt)
+        return max(0, up - (rb.next_offset - rb.readable))
+
+    @property
     def send_space(self) -> int:
         return self._sendbuf.space
 
@@ -212,8 +227,9 @@ class Connection(SegmentArrival):
         self._set_state(S.LISTEN, "passive OPEN")
 
     @_user_call
-    def send(self, data: bytes | bytearray | memoryview, now: float) -> int:
-        """SEND: accept as much of data as the send buffer holds; return that count."""
+    def send(self, data: bytes | bytearray | memoryview, now: float, urgent: bool = False) -> int:
+        """SEND: accept as much of data as the send buffer holds; return that count. With urgent=True
+        the accepted data is urgent: the urgent pointer will point just past it (RFC 9293 §3.8.5)."""
         self._now = now
         st = self.state
         if st is S.CLOSED:
@@ -225,6 +241,8 @@ class Connection(SegmentArrival):
         n = self._sendbuf.append(data)
         if n:
             self._push_points.append(self._sendbuf.end_seq)
+            if urgent:
+                self.snd_up = self._sendbuf.end_seq  # MUST-62: the octet following the urgent data
         if n < len(data):
             self._send_blocked = True
         self._output()
@@ -242,6 +260,20 @@ class Connection(SegmentArrival):
             self._maybe_window_update()
             self._output()
         return data
+
+    @_user_call
+    def set_keepalive(self, enabled: bool, now: float) -> None:
+        """Turn keep-alive on or off for this connection (RFC 9293 MUST-24), like SO_KEEPALIVE."""
+        self._now = now
+        self.keepalive = enabled
+        self._output()  # arms or cancels the timer
+
+    @_user_call
+    def set_user_timeout(self, seconds: float | None, now: float) -> None:
+        """Abort when sent data stays unacknowledged this long (None: off), like TCP_USER_TIMEOUT."""
+        self._now = now
+        self.user_timeout = seconds
+        self._output()
 
     @_user_call
     def shutdown(self, now: float) -> None:
@@ -332,6 +364,11 @@ class Connection(SegmentArrival):
                 self._ack_now = self._ack_delayed
             elif name == SWS_OVERRIDE:
                 self._sws_expired = True
+            elif name == KEEPALIVE:
+                self._on_keepalive_timeout()
+            elif name == USER_TIMEOUT:
+                self._trace("timer", name=USER_TIMEOUT, action="give_up")
+                self._terminate(ev.TIMED_OUT, "user timeout: sent data unacknowledged too long")
         self._output()
 
     def _arm(self, name: str, delay: float) -> None:
@@ -360,6 +397,22 @@ class Connection(SegmentArrival):
             self._dupacks = 0
         self._retransmit_head()
         self._arm(RETRANSMIT, self._rtt.rto)
+
+    def _on_keepalive_timeout(self) -> None:
+        cfg = self.config
+        if not self.keepalive or self.state not in _KEEPALIVE_STATES:
+            return
+        if self.snd_una != self.snd_nxt or self._sendbuf.bytes_from(self.snd_nxt):
+            self._arm(KEEPALIVE, cfg.keepalive_idle)  # not idle: data in flight or waiting (MUST-26)
+            return
+        if self._probes >= cfg.keepalive_count:
+            self._emit(RST | ACK, self.snd_nxt, note="keep-alive: peer gone")
+            self._trace("timer", name=KEEPALIVE, action="give_up", probes=self._probes)
+            self._terminate(ev.TIMED_OUT, "keep-alive probes unanswered")
+            return
+        self._probes += 1
+        self._emit(ACK, seq_add(self.snd_nxt, -1), note="keep-alive probe")  # SEG.SEQ = SND.NXT - 1
+        self._arm(KEEPALIVE, cfg.keepalive_interval)
 
     def _on_persist_timeout(self) -> None:
         if self.snd_wnd or not self._sendbuf.bytes_from(self.snd_nxt) or self.state not in _DATA_STATES:
@@ -396,6 +449,15 @@ class Connection(SegmentArrival):
                     self._arm(PERSIST, self._rtt.rto)
         if self.state is S.CLOSED:
             return
+        timers = self._timers
+        if self.keepalive and self.state in _KEEPALIVE_STATES and KEEPALIVE not in timers:
+            self._arm(KEEPALIVE, max(0.0, self._last_recv + self.config.keepalive_idle - self._now))
+        elif not self.keepalive and KEEPALIVE in timers:
+            del timers[KEEPALIVE]
+        if self.user_timeout and self.snd_una != self.snd_nxt and self.state in SYNCHRONIZED:
+            timers[USER_TIMEOUT] = self._progress_at + self.user_timeout
+        else:
+            timers.pop(USER_TIMEOUT, None)
         if self._ack_now:
             self._emit(ACK, self.snd_nxt)
         elif self._ack_delayed and DELAYED_ACK not in self._timers:
@@ -429,6 +491,8 @@ class Connection(SegmentArrival):
         flags = ACK | (push if n else 0) | (FIN if fin else 0)
         if 0 < n < self.snd_mss:
             self._small_end = end
+        if self.snd_una == self.snd_nxt:
+            self._progress_at = self._now  # the user-timeout clock starts with the first unacked byte
         self._emit(flags, seq, payload)
         self._last_send = self._now
         if fin:
@@ -479,6 +543,10 @@ class Connection(SegmentArrival):
 
     def _emit(self, flags: int, seq: int, payload=b"", options: Options | None = None, note: str = "") -> None:
         """Build one outgoing segment; every segment this connection sends passes here."""
+        urgent = 0
+        if self.snd_up is not None and seq_gt(self.snd_up, seq) and flags & ACK and not flags & RST:
+            flags |= URG
+            urgent = min(seq_diff(self.snd_up, seq), 0xFFFF)
         window = 0 if flags & RST else self._advertise(syn=bool(flags & SYN))
         ack = 0
         if flags & ACK:
@@ -489,7 +557,8 @@ class Connection(SegmentArrival):
             self._timers.pop(DELAYED_ACK, None)
         if options is None:
             options = self._segment_options(flags)
-        self._out.append((Segment(self.local[1], self.remote[1], seq, ack, flags, window, payload, options), note))
+        self._out.append((Segment(self.local[1], self.remote[1], seq, ack, flags, window, payload, options, urgent),
+                          note))
 
     def _segment_options(self, flags: int) -> Options:
         if flags & RST:

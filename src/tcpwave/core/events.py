@@ -27,6 +27,14 @@ class SendSpace:
     available: int
 
 
+@dataclass(frozen=True, slots=True)
+class Urgent:
+    """The peer's urgent pointer appeared or advanced (RFC 9293 §3.8.5, MUST-32): `pending` bytes
+    of the stream, counted from what the application reads next, are urgent data."""
+
+    pending: int
+
+
 # Reasons carried by Closed.
 NORMAL = "normal"
 RESET = "reset"
@@ -42,4 +50,4 @@ class Closed:
     reason: str
 
 
-Event = Connected | DataReadable | EndOfStream | SendSpace | Closed
+Event = Connected | DataReadable | EndOfStream | SendSpace | Urgent | Closed
