@@ -98,3 +98,66 @@ def test_exact_delivery_and_clean_close(link, back, seed, a_writes, b_writes, cl
     ends = {h: [e["to"] for e in sink if e["type"] == "state" and e["host"] == h] for h in "ab"}
     assert ends["a"][-1] == "CLOSED" and ends["b"][-1] == "CLOSED"
     assert "TIME_WAIT" in ends["a"] + ends["b"]
+
+
+buffers = st.sampled_from([1500, 4000, 16_384, 256 * 1024])
+
+
+@settings(max_examples=30, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
+@given(link=links, seed=st.integers(0, 2**32), a_writes=writes, b_writes=writes,
+       recv_buffer=buffers, send_buffer=buffers, read_chunk=st.integers(1, 3000),
+       read_every=st.floats(0.001, 0.5), nodelay=st.booleans(), delayed_ack=st.sampled_from([0.0, 0.04, 0.2]))
+def test_small_buffers_and_slow_readers_still_deliver_exactly(link, seed, a_writes, b_writes, recv_buffer,
+                                                             send_buffer, read_chunk, read_every, nodelay,
+                                                             delayed_ack):
+    """Slow readers close the window to zero; persist probes, SWS rules and Nagle must still get every
+    byte through, in order, and both sides must close."""
+    config = Config(msl=600.0, recv_buffer=recv_buffer, send_buffer=send_buffer, nodelay=nodelay,
+                    delayed_ack=delayed_ack)
+    sim = Simulator(seed)
+    a = sim.add_host("a", ["192.0.2.1"], config=config)
+    b = sim.add_host("b", ["192.0.2.2"], config=config)
+    sim.link(a, b, link)
+    payload = {"a": b"".join(bytes([i % 251]) * n for i, n in enumerate(a_writes)),
+               "b": b"".join(bytes([(i + 7) % 251]) * n for i, n in enumerate(b_writes))}
+    offset = {"a": 0, "b": 0}
+    got = {"a": bytearray(), "b": bytearray()}
+    closed, eof = {}, set()
+
+    def write_more(name, conn):
+        while offset[name] < len(payload[name]) and conn.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+            n = conn.send(payload[name][offset[name]:offset[name] + 7000], sim.now)
+            offset[name] += n
+            if not n:
+                return
+        if offset[name] == len(payload[name]) and conn.state in (State.ESTABLISHED, State.CLOSE_WAIT):
+            conn.shutdown(sim.now)
+
+    def slow_read(host, conn):
+        # the reader takes at most read_chunk bytes every read_every seconds: the window closes
+        if conn.state is State.CLOSED and not conn.readable:
+            return
+        got[host.name] += conn.receive(read_chunk, now=sim.now)
+        if conn.readable or host.name not in eof:
+            sim.after(read_every, lambda: sim.call(host, lambda: slow_read(host, conn)))
+
+    def app(host, conn, event):
+        if isinstance(event, ev.Connected):
+            write_more(host.name, conn)
+            sim.after(read_every, lambda: sim.call(host, lambda: slow_read(host, conn)))
+        elif isinstance(event, (ev.SendSpace, ev.EndOfStream)):
+            if isinstance(event, ev.EndOfStream):
+                eof.add(host.name)
+            write_more(host.name, conn)
+        elif isinstance(event, ev.Closed):
+            closed[host.name] = event.reason
+
+    a.on_event = b.on_event = app
+    listener = b.stack.listen(7, 0.0)
+    a.stack.connect("192.0.2.2", 7, 0.0)
+    a.pump()
+    sim.run(until=50_000.0)
+    assert listener.accept() is not None
+    assert bytes(got["b"]) == payload["a"], (len(got["b"]), len(payload["a"]))
+    assert bytes(got["a"]) == payload["b"], (len(got["a"]), len(payload["b"]))
+    assert closed == {"a": "normal", "b": "normal"}, (closed, sim.now)
