@@ -23,8 +23,9 @@ class CongestionControl:
     def on_ack(self, acked: int, now: float) -> None:
         """New data acknowledged outside loss recovery."""
 
-    def on_enter_recovery(self, flight: int) -> None:
-        """A loss was detected by duplicate ACKs or SACK (fast retransmit)."""
+    def on_enter_recovery(self, flight: int, inflate: bool = True) -> None:
+        """A loss was detected by duplicate ACKs or SACK (fast retransmit). inflate=False for SACK
+        recovery (RFC 6675), where the pipe estimate replaces Reno's window inflation."""
 
     def on_dupack_in_recovery(self) -> None:
         """Another duplicate ACK during recovery: a segment has left the network."""

@@ -24,9 +24,9 @@ class Reno(CongestionControl):
         self.ssthresh = max(flight // 2, 2 * self.mss)  # RFC 5681 (4)
         self._ca_bytes = 0
 
-    def on_enter_recovery(self, flight: int) -> None:
+    def on_enter_recovery(self, flight: int, inflate: bool = True) -> None:
         self._halve(flight)
-        self.cwnd = self.ssthresh + 3 * self.mss
+        self.cwnd = self.ssthresh + (3 * self.mss if inflate else 0)
 
     def on_dupack_in_recovery(self) -> None:
         self.cwnd += self.mss

@@ -23,6 +23,7 @@ class SegmentArrival:
         """Process one segment. With flush=False (more segments of a batch follow), nothing is sent
         until flush(): a batch of data segments then draws one ACK, not one per segment."""
         self._now = now
+        self.stats.segments_received += 1
         st = self.state
         if st is S.CLOSED:
             rst = reset_for(seg)
@@ -177,11 +178,16 @@ class SegmentArrival:
             return self._drop(seg, "ack_below_window")
         else:
             window = seg.window << self.snd_wscale
+            if self.sack_ok and seg.options.sack:
+                self._sb.update(seg.options.sack, self.snd_una, self.snd_nxt)
             if seq_lt(self.snd_una, ack):
                 self._ack_advanced(ack, ts)
             elif (ack == self.snd_una and not payload and not f & FIN and window == self.snd_wnd
                   and self.snd_una != self.snd_nxt):
                 self._duplicate_ack()
+            if (self.sack_ok and self._recover is None and self.snd_una != self.snd_nxt
+                    and self._sb.lost_below(self.snd_mss) > 0):
+                self._enter_recovery()  # RFC 6675: IsLost(HighACK + 1), before three duplicates
             if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
                 self.snd_wnd = window
                 self.max_snd_wnd = max(self.max_snd_wnd, window)
@@ -291,6 +297,7 @@ class SegmentArrival:
         acked = seq_diff(ack, self.snd_una)
         freed = self._sendbuf.acknowledge(ack)
         self.snd_una = ack
+        self._sb.advance(acked)
         self._progress_at = self._now
         if self.snd_up is not None and seq_ge(ack, self.snd_up):
             self.snd_up = None  # all urgent data acknowledged: URG goes off
@@ -307,12 +314,19 @@ class SegmentArrival:
         self._retries = 0
         self._dupacks = 0
         if self._recover is not None:
+            kind = self._recovery_kind
             if seq_ge(ack, self._recover):
                 self._recover = None
-                self.cc.on_exit_recovery(seq_diff(self.snd_nxt, ack))
-            else:
+                if kind == "fast":
+                    self.cc.on_exit_recovery(seq_diff(self.snd_nxt, ack))
+                else:
+                    self.cc.on_ack(acked, self._now)
+            elif kind == "rto":
+                self.cc.on_ack(acked, self._now)  # slow start while the timed-out data is resent
+            elif not self.sack_ok:
                 self.cc.on_partial_ack(acked)
                 self._retransmit_head()  # partial ACK: the next hole (RFC 6582)
+            # SACK fast recovery: the sending loop picks the next lost range (RFC 6675 NextSeg)
         elif self.state in SYNCHRONIZED:
             self.cc.on_ack(acked, self._now)
         if self.snd_una == self.snd_nxt:
@@ -326,12 +340,20 @@ class SegmentArrival:
     def _duplicate_ack(self) -> None:
         self._dupacks += 1
         if self._recover is not None:
-            self.cc.on_dupack_in_recovery()  # inflate while the hole is repaired
+            if self._recovery_kind == "fast" and not self.sack_ok:
+                self.cc.on_dupack_in_recovery()  # inflate while the hole is repaired
         elif self._dupacks == 3:  # fast retransmit (RFC 5681 §3.2)
-            self.cc.on_enter_recovery(seq_diff(self.snd_nxt, self.snd_una))
-            self._recover = self.snd_nxt
-            self._rtt_seq = None
-            self._retransmit_head()
+            self._enter_recovery()
+
+    def _enter_recovery(self) -> None:
+        """Fast retransmit: halve (once per recovery), resend the first unacknowledged segment."""
+        self.cc.on_enter_recovery(seq_diff(self.snd_nxt, self.snd_una), inflate=not self.sack_ok)
+        self._recover = self.snd_nxt
+        self._recovery_kind = "fast"
+        self._high_rxt = self.snd_una
+        self.stats.fast_retransmits += 1
+        self._rtt_seq = None
+        self._retransmit_head()
 
     def _established(self, why: str) -> None:
         self._set_state(S.ESTABLISHED, why)

@@ -8,6 +8,7 @@ draws an unseeded random number.
 """
 
 import collections
+import dataclasses
 import functools
 import random
 
@@ -23,6 +24,7 @@ from .errors import StateError, closed_error
 from .isn import IsnGenerator
 from .recv_buffer import ReceiveBuffer
 from .rtt import RttEstimator
+from .sack import Scoreboard
 from .send_buffer import SendBuffer
 from .state import SENDING, SYNCHRONIZED, State, check_transition
 from .window import window_shift_for
@@ -50,6 +52,19 @@ def _user_call(method):
                 self.on_change(self)
 
     return wrapper
+
+
+@dataclasses.dataclass(slots=True)
+class Stats:
+    """Counters of one connection (what `ss -i` would show)."""
+
+    segments_sent: int = 0
+    bytes_sent: int = 0  # payload bytes, first transmissions and retransmissions
+    retransmitted_bytes: int = 0
+    retransmissions: int = 0  # segments sent again, for any reason
+    fast_retransmits: int = 0
+    timeouts: int = 0  # retransmission timer expirations
+    segments_received: int = 0
 
 
 class Connection(SegmentArrival):
@@ -119,6 +134,9 @@ class Connection(SegmentArrival):
         self.cc = create_cc(cfg.congestion_control, self.snd_mss, cfg.initial_cwnd_segments)
         self._dupacks = 0
         self._recover: int | None = None  # loss recovery runs until SND.UNA passes this
+        self._recovery_kind = "fast"  # "fast" (duplicate ACKs / SACK) or "rto" (after a timeout)
+        self._high_rxt = 0  # HighRxt (RFC 6675): the end of what this recovery has retransmitted
+        self._sb = Scoreboard()
         self._last_send = 0.0
         self._ack_now = False  # an ACK must go out before this call returns
         self._ack_delayed = False  # an ACK is owed, but may wait for the delayed-ACK timer
@@ -128,6 +146,7 @@ class Connection(SegmentArrival):
         self._last_ooo: int | None = None  # newest out-of-order arrival (first SACK block)
         self._readable_signalled = 0
         self.close_reason: str | None = None
+        self.stats = Stats()
         self.on_change = None  # set by a Stack: called after each user call with output to collect
 
     def spawn(self, local: tuple, remote: tuple, iss_floor: int | None = None) -> "Connection":
@@ -389,11 +408,14 @@ class Connection(SegmentArrival):
             self._terminate(ev.TIMED_OUT, "retransmissions exhausted")
             return
         self._retries += 1
+        self.stats.timeouts += 1
         self._rtt.backoff()
         self._rtt_seq = None  # Karn's rule
         if st in SYNCHRONIZED:
             self.cc.on_rto(seq_diff(self.snd_nxt, self.snd_una))
             self._recover = self.snd_nxt
+            self._recovery_kind = "rto"  # every un-SACKed byte is now presumed lost
+            self._high_rxt = self.snd_una
             self._dupacks = 0
         self._retransmit_head()
         self._arm(RETRANSMIT, self._rtt.rto)
@@ -430,9 +452,13 @@ class Connection(SegmentArrival):
             if (self.snd_una == self.snd_nxt and buf.bytes_from(self.snd_nxt)
                     and self._now - self._last_send > self._rtt.rto):
                 self.cc.on_idle_restart()
+            pipe = self._recover_lost() if self._scoreboard_recovery else None
             while True:
                 avail = buf.bytes_from(self.snd_nxt)
-                usable = seq_diff(seq_add(self.snd_una, min(self.snd_wnd, self.cc.cwnd)), self.snd_nxt)
+                if pipe is None:
+                    usable = seq_diff(seq_add(self.snd_una, min(self.snd_wnd, self.cc.cwnd)), self.snd_nxt)
+                else:  # in recovery the pipe estimate, not the flight size, limits new data
+                    usable = min(seq_diff(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt), self.cc.cwnd - pipe)
                 n = min(avail, mss, usable)
                 if n <= 0:
                     if avail == 0 and self._fin_wanted and self.state is not S.ESTABLISHED:
@@ -441,6 +467,8 @@ class Connection(SegmentArrival):
                 if n < mss and not self._may_send_small(n, avail, usable):
                     break
                 self._send_data(n, fin=self._fin_wanted and n == avail and self.state is not S.ESTABLISHED)
+                if pipe is not None:
+                    pipe += n
                 if self._fin_seq is not None:
                     break
             if buf.bytes_from(self.snd_nxt) and not self.snd_wnd and self.snd_una == self.snd_nxt:
@@ -462,6 +490,41 @@ class Connection(SegmentArrival):
             self._emit(ACK, self.snd_nxt)
         elif self._ack_delayed and DELAYED_ACK not in self._timers:
             self._arm(DELAYED_ACK, self.config.delayed_ack)
+
+    @property
+    def _scoreboard_recovery(self) -> bool:
+        return self._recover is not None and (self.sack_ok or self._recovery_kind == "rto")
+
+    def _recover_lost(self) -> int:
+        """RFC 6675 recovery step: retransmit lost ranges while cwnd - pipe allows; return the pipe.
+        After a timeout every un-SACKed byte is lost, which makes this go-back-N (without SACK)
+        or a SACK-guided resend, in slow start, without moving SND.NXT back."""
+        sb, mss = self._sb, self.snd_mss
+        flight = seq_diff(self.snd_nxt, self.snd_una)
+        edge = flight if self._recovery_kind == "rto" else sb.lost_below(mss)
+        high = max(0, seq_diff(self._high_rxt, self.snd_una))
+        pipe = sb.pipe(flight, edge, high)
+        while self.cc.cwnd - pipe >= mss:
+            nxt = sb.next_lost(flight, edge, high, mss)
+            if nxt is None:
+                break
+            a, b = nxt
+            self._retransmit_range(a, b)
+            high = b
+            pipe += b - a
+        return pipe
+
+    def _retransmit_range(self, a: int, b: int) -> None:
+        """Send bytes [a, b) (offsets from SND.UNA) again; the FIN too if the range covers it."""
+        data_end = seq_diff(self._fin_seq, self.snd_una) if self._fin_seq is not None else b
+        n = max(0, min(b, data_end) - a)
+        fin = self._fin_seq is not None and b > data_end
+        seq = seq_add(self.snd_una, a)
+        payload = self._sendbuf.copy(seq, n) if n else b""
+        self._emit(ACK | (FIN if fin else 0) | (PSH if fin and n else 0), seq, payload, note="retransmission")
+        self._high_rxt = seq_add(self.snd_una, b)
+        if RETRANSMIT not in self._timers:
+            self._arm(RETRANSMIT, self._rtt.rto)
 
     def _may_send_small(self, n: int, avail: int, usable: int) -> bool:
         """May a segment shorter than the MSS go now? (RFC 9293 §3.7.4 Nagle, §3.8.6.2.1 sender SWS)"""
@@ -516,6 +579,9 @@ class Connection(SegmentArrival):
         payload = self._sendbuf.copy(self.snd_una, n) if n else b""
         push = PSH if n and n == in_flight else 0
         self._emit(ACK | (FIN if fin else 0) | push, self.snd_una, payload, note="retransmission")
+        end = seq_add(self.snd_una, n + fin)
+        if seq_gt(end, self._high_rxt):
+            self._high_rxt = end
 
     def _send_syn(self, note: str = "") -> None:
         cfg = self.config
@@ -559,6 +625,12 @@ class Connection(SegmentArrival):
             options = self._segment_options(flags)
         self._out.append((Segment(self.local[1], self.remote[1], seq, ack, flags, window, payload, options, urgent),
                           note))
+        st = self.stats
+        st.segments_sent += 1
+        st.bytes_sent += len(payload)
+        if note == "retransmission":
+            st.retransmissions += 1
+            st.retransmitted_bytes += len(payload)
 
     def _segment_options(self, flags: int) -> Options:
         if flags & RST:
