@@ -3,13 +3,14 @@
 import argparse
 import sys
 
-from . import demo
+from . import bench, demo
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tcpwave", description="A user-space TCP/IP stack that shows its work.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.add_parser(sub)
+    bench.add_parser(sub)
     return parser
 
 
