@@ -74,3 +74,18 @@ def test_send_accepts_only_what_fits_and_reports_space_returning():
     p.deliver(".", ack=p.our_nxt)
     events = p.events()
     assert ev.SendSpace(3000) in events
+
+
+def test_a_peer_shrinking_its_window_is_handled_without_abort():
+    p = established(Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0, nodelay=True))
+    p.deliver(".", window=10_000)
+    out = p.call("send", b"k" * 8000)
+    assert sum(len(s.payload) for s in out) == 8000
+    first = out[0].seq
+    # the peer takes back its offer: 2000 bytes acknowledged, window now ends below what we sent
+    assert p.deliver(".", ack=seq_add(first, 2000), window=1000) == []
+    assert p.call("send", b"l" * 100) == []  # nothing new beyond the shrunken edge
+    assert p.state == "ESTABLISHED"
+    out = p.deliver(".", ack=seq_add(first, 8000), window=20_000)  # the window opens again
+    assert sum(len(s.payload) for s in out) == 100
+    assert p.state == "ESTABLISHED"

@@ -100,3 +100,34 @@ def test_receiver_blocks_are_most_recent_first_and_at_most_three_with_timestamps
     blocks = last.options.sack
     assert len(blocks) == 3  # 40 option bytes: 10 for timestamps leave room for three blocks
     assert blocks[0] == (seq_add(start, 700), seq_add(start, 800))  # the newest first
+
+
+def _sack_peer():
+    from helpers import syn_sent
+
+    p = syn_sent(SACK)
+    p.peer_nxt = seq_add(p.peer_iss, 1)
+    p.deliver("S.", seq=p.peer_iss, ack=seq_add(p.iss, 1), options=Options(mss=1460, sack_permitted=True))
+    return p
+
+
+def test_duplicate_below_rcv_nxt_is_reported_as_dsack_first():
+    p = _sack_peer()
+    start = p.peer_nxt
+    p.deliver("P.", payload=b"d" * 500)
+    p.peer_nxt = seq_add(start, 500)
+    out = p.deliver("P.", seq=start, payload=b"d" * 500)  # a spurious retransmission
+    seg = expect_one(out, ".", ack=p.peer_nxt)
+    assert seg.options.sack == ((start, seq_add(start, 500)),)  # below the ACK: a D-SACK
+    out = p.deliver(".")  # reported once only
+    assert out == [] or not expect_one(out, ".").options.sack
+
+
+def test_duplicate_of_out_of_order_data_is_reported_as_dsack_before_the_sack_blocks():
+    p = _sack_peer()
+    start = p.peer_nxt
+    piece = (seq_add(start, 1000), seq_add(start, 1500))
+    p.deliver("P.", seq=piece[0], payload=b"o" * 500)
+    out = p.deliver("P.", seq=piece[0], payload=b"o" * 500)  # the same piece again
+    seg = expect_one(out, ".", ack=start)
+    assert seg.options.sack == (piece, piece)  # D-SACK first, then the block that contains it

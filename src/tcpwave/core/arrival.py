@@ -125,6 +125,9 @@ class SegmentArrival:
             else:
                 if not f & RST:
                     self._ack_now = True
+                    end = seq_add(seg.seq, len(payload))
+                    if self.sack_ok and payload and seq_le(end, self.rcv_nxt):
+                        self._dsack = (seg.seq, end)  # data we already had: D-SACK (RFC 2883)
                 return self._drop(seg, "rst_out_of_window" if f & RST else "out_of_window")
         if ts is not None and self.ts_enabled and seq_le(seg.seq, self.last_ack_sent):
             self.ts_recent = ts[0]
@@ -252,6 +255,8 @@ class SegmentArrival:
             self._rcv_mss = len(payload)
         had_gap = bool(rb.ranges())
         in_order = off <= rb.next_offset
+        if self.sack_ok and payload and rb.holds(off, off + len(payload)):
+            self._dsack = (seq, seq_add(seq, len(payload)))  # a duplicate: D-SACK (RFC 2883)
         moved = rb.insert(off, payload)
         if not moved and off > rb.next_offset:
             self._last_ooo = seq  # out of order: SACK names this block first

@@ -144,6 +144,7 @@ class Connection(SegmentArrival):
         self._rcv_mss = 536  # the largest segment the peer has sent: "full-sized"
         self._peer_offered_wscale = False
         self._last_ooo: int | None = None  # newest out-of-order arrival (first SACK block)
+        self._dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
         self._readable_signalled = 0
         self.close_reason: str | None = None
         self.stats = Stats()
@@ -637,8 +638,11 @@ class Connection(SegmentArrival):
             return Options()
         ts = (self._tsval(), self.ts_recent) if self.ts_enabled else None
         sack = ()
-        if self.sack_ok and flags & ACK and self._recvbuf.ranges():
-            sack = self._sack_blocks(3 if ts else 4)
+        if self.sack_ok and flags & ACK:
+            limit = 3 if ts else 4
+            dsack = (self._dsack,) if self._dsack is not None else ()
+            self._dsack = None  # a D-SACK is reported once (RFC 2883 §4)
+            sack = dsack + (self._sack_blocks(limit - len(dsack)) if self._recvbuf.ranges() else ())
         return Options(ts=ts, sack=sack) if ts or sack else Options()
 
     def _sack_blocks(self, limit: int) -> tuple:

@@ -37,6 +37,12 @@ class ReceiveBuffer:
                 merged.append((s, e))
         return merged
 
+    def holds(self, start: int, end: int) -> bool:
+        """Is [start, end) already here: delivered in order, or held out of order?"""
+        if end <= self.next_offset:
+            return True
+        return any(s <= max(start, self.next_offset) and end <= e for s, e in self.ranges())
+
     def read(self, max_bytes: int | None = None) -> bytes:
         n = len(self._ready) if max_bytes is None else min(max_bytes, len(self._ready))
         out = bytes(self._ready[:n])
