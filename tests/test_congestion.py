@@ -147,3 +147,21 @@ def test_the_connection_uses_the_configured_algorithm_by_name():
     assert len(out) == 1  # one segment: the configured algorithm's window, not Reno's ten
     assert PEER_SYN_OPTIONS.mss == 1460
     REGISTRY.pop("timid-test")
+
+
+def test_karn_an_ack_for_retransmitted_data_gives_no_rtt_sample():
+    p = established(CFG)
+    p.advance(0.5)
+    p.call("send", b"k" * 100)
+    p.advance(0.6)
+    before = p.conn.srtt  # 0.0: the fixture's handshake took no time
+    p.deliver(".", ack=p.our_nxt)  # a clean sample: 100 ms
+    srtt = p.conn.srtt
+    assert srtt == pytest.approx(before * 7 / 8 + 0.1 / 8)
+    p.call("send", b"m" * 100)
+    p.fire_next_timer()  # retransmitted: the next ACK is ambiguous
+    rto_after_backoff = p.conn.rto
+    p.advance(p.now + 0.3)
+    p.deliver(".", ack=p.our_nxt)
+    assert p.conn.srtt == srtt  # no sample taken
+    assert p.conn.rto == rto_after_backoff  # and the backed-off RTO stands until a clean sample
