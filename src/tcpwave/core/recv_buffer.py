@@ -22,10 +22,6 @@ class ReceiveBuffer:
     def readable(self) -> int:
         return len(self._ready)
 
-    @property
-    def out_of_order_bytes(self) -> int:
-        return sum(len(p) for p in self._pieces.values())
-
     def ranges(self) -> list[tuple[int, int]]:
         """Out-of-order ranges as (start, end) offsets, ascending, adjacent ones merged."""
         merged: list[tuple[int, int]] = []

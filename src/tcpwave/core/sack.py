@@ -60,14 +60,6 @@ class Scoreboard:
         self._starts = [s for s, _ in keep]
         self._ends = [e for _, e in keep]
 
-    def sacked_above(self, offset: int) -> int:
-        total = 0
-        for s, e in zip(reversed(self._starts), reversed(self._ends), strict=True):
-            if e <= offset:
-                break
-            total += e - max(s, offset)
-        return total
-
     def lost_below(self, mss: int) -> int:
         """The offset L such that every un-SACKed byte below it counts as lost (RFC 6675 IsLost):
         more than (DupThresh - 1) * MSS bytes, or DupThresh separate ranges, are SACKed above it."""

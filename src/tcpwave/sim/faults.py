@@ -27,10 +27,6 @@ class Fault:
     seen: int = field(default=0, init=False)
     fired: int = field(default=0, init=False)
 
-    def describe(self) -> str:
-        what = self.flags or "packet"
-        return f"{self.action} {what} {self.src}->{self.dst}"
-
     def applies(self, src: str, dst: str, seg: Segment | None) -> bool:
         if src != self.src or dst != self.dst or seg is None or self.fired >= self.count:
             return False
