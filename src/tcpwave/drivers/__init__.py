@@ -1,0 +1,1 @@
+"""Drivers own devices and clocks; the core never does."""

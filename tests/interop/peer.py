@@ -1,0 +1,191 @@
+"""Runs inside a network namespace made by tests/test_interop_linux.py: tcpwave on a TUN device
+against the Linux kernel's TCP in the same namespace. Prints one JSON object with what happened.
+
+usage: python peer.py SCENARIO FAMILY      (FAMILY: 4 or 6)
+"""
+
+import hashlib
+import json
+import os
+import socket
+import struct
+import subprocess
+import sys
+import threading
+
+from tcpwave.core import events as ev
+from tcpwave.core.config import Config
+from tcpwave.drivers.tun import TunDevice, run
+from tcpwave.stack import Stack
+from tcpwave.trace import ListSink, Tracer
+
+ADDR = {4: ("192.0.2.1/24", "192.0.2.1", "192.0.2.2"), 6: ("2001:db8::1/64", "2001:db8::1", "2001:db8::2")}
+
+
+def linux_states() -> list[str]:
+    out = subprocess.run(["ss", "-tanH"], capture_output=True, text=True).stdout
+    return [line.split()[0] for line in out.splitlines() if line.strip()]
+
+
+def echo_server(family: int) -> dict:
+    """A Linux client sends data to a tcpwave echo server, half-closes, reads the echo to EOF."""
+    kernel, linux_ip, our_ip = ADDR[family]
+    sink = ListSink()
+    stack = Stack([our_ip], tracer=Tracer(sink), host="tcpwave", seed=1)
+    result = {"closed": []}
+    with TunDevice("tw0", kernel, our_ip) as dev:
+        listener = stack.listen(7, 0.0)
+        pending: dict = {}
+
+        def app(now, events):
+            for conn, e in events:
+                if isinstance(e, ev.Connected):
+                    listener.accept()
+                if isinstance(e, ev.Closed):
+                    result["closed"].append(e.reason)
+                    continue
+                out = pending.setdefault(conn, bytearray())
+                if conn.readable and len(out) < 1 << 20:
+                    out += conn.receive(now=now)
+                while out and conn.state.name in ("ESTABLISHED", "CLOSE_WAIT"):
+                    n = conn.send(bytes(out[:65536]), now)
+                    del out[:n]
+                    if not n:
+                        break
+                if conn.state.name == "CLOSE_WAIT" and not out and not conn.readable:
+                    conn.shutdown(now)
+
+        payload = os.urandom(int(sys.argv[3]) if len(sys.argv) > 3 else 1_000_000)
+        got = bytearray()
+
+        def linux_client():
+            s = socket.create_connection((our_ip, 7), timeout=20)
+            reader = threading.Thread(target=lambda: [got.extend(b) for b in iter(lambda: s.recv(65536), b"")])
+            reader.start()
+            s.sendall(payload)
+            s.shutdown(socket.SHUT_WR)
+            reader.join()
+            s.close()
+
+        client = threading.Thread(target=linux_client)
+        client.start()
+        run(stack, dev, app, until=lambda: not client.is_alive() and result["closed"], timeout=60)
+        client.join(5)
+        result["echo_equal"] = hashlib.sha256(got).digest() == hashlib.sha256(payload).digest()
+        result["bytes"] = len(got)
+        result["linux_states"] = linux_states()
+    result["tcpwave_states"] = [e["to"] for e in sink if e["type"] == "state" and "(listening)" not in e["conn"]]
+    return result
+
+
+def client(family: int) -> dict:
+    """tcpwave connects to a Linux server, sends data, half-closes; Linux answers with the SHA-256."""
+    kernel, linux_ip, our_ip = ADDR[family]
+    sink = ListSink()
+    stack = Stack([our_ip], tracer=Tracer(sink), host="tcpwave", seed=2, config=Config(msl=1.0))
+    result = {"closed": {}}
+    srv = socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6)
+    with TunDevice("tw0", kernel, our_ip) as dev:
+        srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        srv.bind((linux_ip, 8080))
+        srv.listen()
+        payload = os.urandom(2_000_000)
+
+        def linux_server():
+            c, _ = srv.accept()
+            h = hashlib.sha256()
+            for b in iter(lambda: c.recv(65536), b""):
+                h.update(b)
+            c.sendall(h.hexdigest().encode())
+            c.close()
+
+        threading.Thread(target=linux_server, daemon=True).start()
+        conn = stack.connect(linux_ip, 8080, 0.0)
+        refused = stack.connect(linux_ip, 9, 0.0)  # nothing listens there
+        sent, reply = [0], bytearray()
+
+        def app(now, events):
+            for c, e in events:
+                if c is conn and isinstance(e, (ev.Connected, ev.SendSpace)):
+                    while sent[0] < len(payload):
+                        n = c.send(payload[sent[0]:sent[0] + 65536], now)
+                        sent[0] += n
+                        if not n:
+                            break
+                    if sent[0] == len(payload):
+                        c.shutdown(now)
+                elif isinstance(e, ev.DataReadable):
+                    reply.extend(c.receive(now=now))
+                elif isinstance(e, ev.EndOfStream):
+                    result["linux_states_at_eof"] = linux_states()
+                    c.close(now)
+                elif isinstance(e, ev.Closed):
+                    result["closed"][str(c.remote[1])] = e.reason
+
+        for packet in stack.packets_to_send():
+            dev.write(packet)
+        run(stack, dev, app, until=lambda: len(result["closed"]) == 2, timeout=60)
+        result["linux_saw_everything"] = reply.decode() == hashlib.sha256(payload).hexdigest()
+        del refused
+    srv.close()
+    result["tcpwave_states"] = [e["to"] for e in sink if e["type"] == "state" and ":8080" in e["conn"]]
+    return result
+
+
+def resets(family: int) -> dict:
+    """Linux aborts (SO_LINGER 0): the tcpwave application sees ConnectionResetError. Linux connecting
+    to a closed tcpwave port sees ECONNREFUSED."""
+    kernel, linux_ip, our_ip = ADDR[family]
+    stack = Stack([our_ip], host="tcpwave", seed=3)
+    result = {}
+    srv = socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6)
+    with TunDevice("tw0", kernel, our_ip) as dev:
+        srv.bind((linux_ip, 8081))
+        srv.listen()
+
+        def linux_server():
+            c, _ = srv.accept()
+            c.recv(100)
+            c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            c.close()  # RST
+
+        threading.Thread(target=linux_server, daemon=True).start()
+        conn = stack.connect(linux_ip, 8081, 0.0)
+
+        def app(now, events):
+            for c, e in events:
+                if isinstance(e, ev.Connected):
+                    c.send(b"hello", now)
+                elif isinstance(e, ev.Closed):
+                    result["reason"] = e.reason
+                    try:
+                        c.send(b"more", now)
+                    except ConnectionResetError as err:
+                        result["error"] = type(err).__name__
+
+        for packet in stack.packets_to_send():
+            dev.write(packet)
+        run(stack, dev, app, until=lambda: "reason" in result, timeout=30)
+        out = {}
+
+        def linux_connect_closed_port():
+            try:
+                socket.create_connection((our_ip, 4444), timeout=10).close()
+                out["linux"] = "connected"
+            except ConnectionRefusedError:
+                out["linux"] = "ECONNREFUSED"
+
+        t = threading.Thread(target=linux_connect_closed_port)
+        t.start()
+        run(stack, dev, lambda now, events: None, until=lambda: "linux" in out, timeout=20)
+        t.join(5)
+        result["linux_connect"] = out.get("linux")
+        del conn
+    srv.close()
+    return result
+
+
+if __name__ == "__main__":
+    scenario, family = sys.argv[1], int(sys.argv[2])
+    subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
+    print(json.dumps({"echo": echo_server, "client": client, "resets": resets}[scenario](family)))

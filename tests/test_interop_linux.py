@@ -1,0 +1,73 @@
+"""Interop with the Linux kernel's TCP: tcpwave on a TUN device in a network namespace that each
+test creates and removes. Skipped with a reason where that is impossible (not root, no TUN)."""
+
+import itertools
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+PEER = pathlib.Path(__file__).parent / "interop" / "peer.py"
+_names = itertools.count()
+
+
+def _why_not() -> str | None:
+    if os.geteuid() != 0:
+        return "needs root (CAP_NET_ADMIN) to create a network namespace and a TUN device"
+    if not shutil.which("ip"):
+        return "needs iproute2's ip"
+    if not os.path.exists("/dev/net/tun"):
+        return "needs /dev/net/tun"
+    return None
+
+
+pytestmark = pytest.mark.skipif(_why_not() is not None, reason=_why_not() or "")
+
+
+def in_namespace(scenario: str, family: int, *extra: str) -> dict:
+    name = f"tcpwave-t{os.getpid()}-{next(_names)}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        proc = subprocess.run(["ip", "netns", "exec", name, sys.executable, str(PEER), scenario, str(family), *extra],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        return json.loads(proc.stdout.strip().splitlines()[-1])
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_linux_client_against_tcpwave_echo_server(family):
+    r = in_namespace("echo", family)
+    assert r["echo_equal"] and r["bytes"] == 1_000_000
+    assert r["closed"] == ["normal"]
+    # Linux half-closed first, so tcpwave is the passive closer and Linux waits in TIME_WAIT
+    assert r["tcpwave_states"] == ["SYN_RCVD", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+    assert "TIME-WAIT" in r["linux_states"]
+
+
+@pytest.mark.parametrize("family", [4, 6])
+def test_tcpwave_client_against_linux_server(family):
+    r = in_namespace("client", family)
+    assert r["linux_saw_everything"]
+    assert r["closed"] == {"8080": "normal", "9": "refused"}
+    # tcpwave closed first, so it is the active closer and ends in TIME_WAIT (MSL 1 s in this test)
+    assert r["tcpwave_states"] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT", "CLOSED"]
+    # when Linux's FIN reached us, our ACK was not yet written: Linux's own view is LAST_ACK
+    assert "LAST-ACK" in r["linux_states_at_eof"]
+
+
+def test_linux_reset_reaches_the_application_and_closed_port_is_refused():
+    r = in_namespace("resets", 4)
+    assert r["reason"] == "reset" and r["error"] == "ConnectionResetError"
+    assert r["linux_connect"] == "ECONNREFUSED"
+
+
+def test_no_namespace_is_left_behind():
+    in_namespace("resets", 4)
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"tcpwave-t{os.getpid()}-" not in left
