@@ -67,6 +67,13 @@ def test_linux_reset_reaches_the_application_and_closed_port_is_refused():
     assert r["linux_connect"] == "ECONNREFUSED"
 
 
+@pytest.mark.parametrize("family", [4, 6])
+def test_asyncio_streams_on_tun_against_a_linux_client(family):
+    r = in_namespace("aio_echo", family)
+    assert r["echo_equal"]
+    assert r["peer"] == ("192.0.2.1" if family == 4 else "2001:db8::1")
+
+
 def test_no_namespace_is_left_behind():
     in_namespace("resets", 4)
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

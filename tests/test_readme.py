@@ -15,6 +15,15 @@ def test_readme_python_example_runs():
     assert out.getvalue().strip() == "b'HELLO'"
 
 
+def test_readme_asyncio_example_runs():
+    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    code = re.search(r"## asyncio streams\n.*?```python\n(.*?)```", text, re.S).group(1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    assert out.getvalue().strip() == "b'HELLO'"
+
+
 def test_readme_names_both_setup_commands_and_ci_calls_the_test_one():
     root = pathlib.Path(__file__).parent.parent
     text = (root / "README.md").read_text()

@@ -185,7 +185,47 @@ def resets(family: int) -> dict:
     return result
 
 
+def aio_echo(family: int) -> dict:
+    """The asyncio streams API on a TUN device: a Linux client against a tcpwave echo server."""
+    import asyncio
+    import concurrent.futures
+
+    from tcpwave.aio import Runtime, TunLink, start_server
+
+    kernel, linux_ip, our_ip = ADDR[family]
+    payload = os.urandom(500_000)
+
+    def linux_client() -> bytes:
+        s = socket.create_connection((our_ip, 7), timeout=20)
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        got = b"".join(iter(lambda: s.recv(65536), b""))
+        s.close()
+        return got
+
+    async def main():
+        with TunDevice("tw0", kernel, our_ip) as dev:
+            runtime = Runtime(Stack([our_ip], seed=4), TunLink(dev))
+            peers = []
+
+            async def echo(reader, writer):
+                peers.append(writer.get_extra_info("peername"))
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+                writer.close()
+                await writer.wait_closed()
+
+            async with await start_server(echo, our_ip, 7, runtime=runtime):
+                with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                    got = await asyncio.wait_for(asyncio.get_running_loop().run_in_executor(pool, linux_client), 60)
+            runtime.close()
+            return {"echo_equal": got == payload, "peer": peers[0][0] if peers else None}
+
+    return asyncio.run(main())
+
+
 if __name__ == "__main__":
     scenario, family = sys.argv[1], int(sys.argv[2])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    print(json.dumps({"echo": echo_server, "client": client, "resets": resets}[scenario](family)))
+    print(json.dumps({"echo": echo_server, "client": client, "resets": resets, "aio_echo": aio_echo}[scenario](family)))

@@ -697,6 +697,7 @@ class Connection(SegmentArrival):
         if new is S.TIME_WAIT:
             self._timers.clear()
             self._arm(TIME_WAIT_TIMER, 2 * self.config.msl)
+            self._events.append(ev.TimeWait())
         elif new in (S.CLOSED, S.LISTEN):
             self._timers.clear()
 

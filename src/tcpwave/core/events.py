@@ -28,6 +28,12 @@ class SendSpace:
 
 
 @dataclass(frozen=True, slots=True)
+class TimeWait:
+    """Both directions are finished and acknowledged: for the application the connection is over.
+    The 4-tuple lingers in TIME_WAIT for 2 x MSL; Closed(normal) follows when it expires."""
+
+
+@dataclass(frozen=True, slots=True)
 class Urgent:
     """The peer's urgent pointer appeared or advanced (RFC 9293 §3.8.5, MUST-32): `pending` bytes
     of the stream, counted from what the application reads next, are urgent data."""
@@ -50,4 +56,4 @@ class Closed:
     reason: str
 
 
-Event = Connected | DataReadable | EndOfStream | SendSpace | Urgent | Closed
+Event = Connected | DataReadable | EndOfStream | SendSpace | Urgent | TimeWait | Closed

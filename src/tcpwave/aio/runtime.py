@@ -1,0 +1,145 @@
+"""Run a Stack on the asyncio event loop: packets in from a link, one re-armed loop timer, packets out.
+
+A link is anything with `attach(callback)` (called with a list of packets as they arrive) and
+`send(packet)`: `MemoryLink.pair()` joins two runtimes in one process (tests, demos), `TunLink` puts
+the stack on a TUN device.
+"""
+
+import asyncio
+import os
+
+from ..core import events as ev
+
+
+class Runtime:
+    def __init__(self, stack, link, loop: asyncio.AbstractEventLoop | None = None):
+        self.stack = stack
+        self.link = link
+        self.loop = loop or asyncio.get_running_loop()
+        self._t0 = self.loop.time()
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
+        self._flush_scheduled = False
+        self._transports: dict = {}  # Connection -> TcpTransport
+        self._servers: dict = {}  # Listener -> server object (makes transports for accepted conns)
+        link.attach(self._on_packets)
+
+    def now(self) -> float:
+        return self.loop.time() - self._t0
+
+    def register(self, conn, transport) -> None:
+        self._transports[conn] = transport
+
+    def unregister(self, conn) -> None:
+        self._transports.pop(conn, None)
+
+    def add_server(self, listener, server) -> None:
+        self._servers[listener] = server
+
+    def remove_server(self, listener) -> None:
+        self._servers.pop(listener, None)
+
+    def kick(self) -> None:
+        """After user calls: send what they produced, route events and re-arm the timer, soon."""
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.loop.call_soon(self._flush)
+
+    def _on_packets(self, packets) -> None:
+        self.stack.receive_packets(packets, self.now())
+        self._flush()
+
+    def _on_timer(self) -> None:
+        self._timer = self._timer_at = None
+        self.stack.handle_timer(self.now())
+        self._flush()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        stack = self.stack
+        for _ in range(1000):  # applications may react with more calls; bounded, never a busy loop
+            events = stack.events()
+            for conn, event in events:
+                self._route(conn, event)
+            packets = stack.packets_to_send()
+            for packet in packets:
+                self.link.send(packet)
+            if not events and not packets:
+                break
+        deadline = stack.next_timer()
+        if deadline != self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = deadline
+            self._timer = None if deadline is None else self.loop.call_at(self._t0 + deadline, self._on_timer)
+
+    def _route(self, conn, event) -> None:
+        transport = self._transports.get(conn)
+        if transport is None and isinstance(event, ev.Connected) and conn.passive:
+            for listener, server in self._servers.items():
+                if conn in listener.accept_queue:
+                    listener.accept_queue.remove(conn)
+                    transport = server._accepted(conn)
+                    break
+        if transport is not None:
+            transport._on_event(event)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.link.detach()
+
+
+class MemoryLink:
+    """One end of an in-process link; packets reach the other end on the next loop iteration,
+    after an optional one-way delay."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, delay: float = 0.0):
+        self.loop = loop
+        self.delay = delay
+        self.peer: "MemoryLink | None" = None
+        self._callback = None
+
+    @classmethod
+    def pair(cls, delay: float = 0.0, loop: asyncio.AbstractEventLoop | None = None):
+        loop = loop or asyncio.get_running_loop()
+        a, b = cls(loop, delay), cls(loop, delay)
+        a.peer, b.peer = b, a
+        return a, b
+
+    def attach(self, callback) -> None:
+        self._callback = callback
+
+    def detach(self) -> None:
+        self._callback = None
+
+    def send(self, packet: bytes) -> None:
+        peer = self.peer
+        if peer is not None:
+            self.loop.call_later(self.delay, peer._deliver, packet)
+
+    def _deliver(self, packet: bytes) -> None:
+        if self._callback is not None:
+            self._callback([packet])
+
+
+class TunLink:
+    """A TunDevice read with loop.add_reader, in batches."""
+
+    def __init__(self, device, loop: asyncio.AbstractEventLoop | None = None):
+        self.device = device
+        self.loop = loop or asyncio.get_running_loop()
+
+    def attach(self, callback) -> None:
+        self.loop.add_reader(self.device.fileno(), lambda: callback(self.device.read_batch()))
+
+    def detach(self) -> None:
+        self.loop.remove_reader(self.device.fileno())
+
+    def send(self, packet: bytes) -> None:
+        try:
+            self.device.write(packet)
+        except BlockingIOError:
+            pass  # the device queue is full: TCP retransmits what was dropped
+        except OSError as e:  # pragma: no cover - device gone
+            raise ConnectionError(f"TUN device write failed: {os.strerror(e.errno)}") from e

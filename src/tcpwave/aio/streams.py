@@ -1,0 +1,244 @@
+"""The asyncio streams API over tcpwave: `open_connection` and `start_server` return the standard
+asyncio.StreamReader / StreamWriter, backed by a tcpwave connection through an asyncio.Transport.
+
+Peer aborts reach the application as the OS errors a socket would raise: ConnectionResetError,
+ConnectionRefusedError, TimeoutError.
+"""
+
+import asyncio
+
+from ..core import events as ev
+from ..core.errors import closed_error
+from ..core.state import State
+
+_CAN_SEND = (State.ESTABLISHED, State.CLOSE_WAIT)
+_ERRORS = {ev.RESET, ev.REFUSED, ev.TIMED_OUT}
+
+
+class TcpTransport(asyncio.Transport):
+    def __init__(self, runtime, conn, protocol, connected: asyncio.Future | None = None):
+        super().__init__()
+        self._runtime, self._conn, self._protocol = runtime, conn, protocol
+        self._connected = connected  # the client's open_connection() waits on it
+        self._pending = bytearray()  # accepted by write(), not yet taken by the connection
+        self._high, self._low = 64 * 1024, 16 * 1024
+        self._writing_paused = False
+        self._reading_paused = False
+        self._eof_wanted = False  # write_eof() once the pending bytes are out
+        self._closing = False
+        self._lost = False
+        self._eof_seen = False
+        self._eof_told = False
+        runtime.register(conn, self)
+
+    # ---- asyncio.BaseTransport / WriteTransport / ReadTransport
+    def get_extra_info(self, name, default=None):
+        conn = self._conn
+        if name == "peername":
+            return (str(conn.remote[0]), conn.remote[1])
+        if name == "sockname":
+            return (str(conn.local[0]), conn.local[1])
+        if name == "tcpwave_connection":
+            return conn
+        return default
+
+    def is_closing(self) -> bool:
+        return self._closing or self._lost
+
+    def write(self, data) -> None:
+        if self._eof_wanted or self._closing:
+            raise RuntimeError("write() after write_eof() or close()")
+        if self._lost:
+            return  # like asyncio's socket transports: writes after the connection died are dropped
+        if data:
+            self._pending += data
+            self._push()
+
+    def writelines(self, list_of_data) -> None:
+        self.write(b"".join(list_of_data))
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        if self._eof_wanted or self._closing or self._lost:
+            return
+        self._eof_wanted = True
+        self._push()
+
+    def close(self) -> None:
+        """Flush what is buffered, then close both directions (a FIN; a RST if data is left unread)."""
+        if self._closing or self._lost:
+            return
+        self._closing = True
+        self._push()
+
+    def abort(self) -> None:
+        if not self._lost:
+            self._conn.abort(self._runtime.now())
+            self._runtime.kick()
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._pending)
+
+    def get_write_buffer_limits(self):
+        return (self._low, self._high)
+
+    def set_write_buffer_limits(self, high=None, low=None) -> None:
+        self._high = 64 * 1024 if high is None else high
+        self._low = self._high // 4 if low is None else low
+        self._check_pause()
+
+    def pause_reading(self) -> None:
+        self._reading_paused = True  # unread data stays in the connection: the window closes
+
+    def resume_reading(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            self._runtime.loop.call_soon(self._deliver)
+
+    def is_reading(self) -> bool:
+        return not self._reading_paused and not self._lost
+
+    # ---- events from the runtime
+    def _on_event(self, event) -> None:
+        if isinstance(event, ev.Connected):
+            self._protocol.connection_made(self)
+            if self._connected is not None and not self._connected.done():
+                self._connected.set_result(None)
+            self._push()
+        elif isinstance(event, (ev.DataReadable, ev.EndOfStream)):
+            if isinstance(event, ev.EndOfStream):
+                self._eof_seen = True
+            self._deliver()
+        elif isinstance(event, ev.SendSpace):
+            self._push()
+        elif isinstance(event, (ev.TimeWait, ev.Closed)):
+            # TIME_WAIT: both directions are done; the stack keeps the 4-tuple, the application is free
+            if self._lost:
+                return
+            self._deliver()
+            self._lost = True
+            self._runtime.unregister(self._conn)
+            connecting = self._connected is not None and not self._connected.done()
+            call = "connect" if connecting else "read"
+            reason = getattr(event, "reason", ev.NORMAL)
+            exc = closed_error(call, self._conn.state, reason) if reason in _ERRORS else None
+            if connecting:
+                self._connected.set_exception(exc or ConnectionError("connection closed before it was established"))
+                return
+            if self._writing_paused:
+                self._writing_paused = False
+            self._protocol.connection_lost(exc)
+
+    def _deliver(self) -> None:
+        conn, now = self._conn, self._runtime.now()
+        while not self._reading_paused and conn.readable:
+            self._protocol.data_received(conn.receive(now=now))
+        if self._eof_seen and not self._eof_told and not conn.readable and not self._reading_paused:
+            self._eof_told = True
+            keep_open = self._protocol.eof_received()
+            if not keep_open:
+                self.close()
+        self._runtime.kick()
+
+    def _push(self) -> None:
+        """Move pending bytes into the connection; then the FIN or the close, once nothing is pending."""
+        conn, now = self._conn, self._runtime.now()
+        if self._lost or conn.state not in _CAN_SEND and conn.state is not State.SYN_SENT:
+            if self._closing and not self._lost and conn.state is not State.SYN_SENT:
+                conn.close(now)
+            self._runtime.kick()
+            return
+        if conn.state in _CAN_SEND:
+            while self._pending:
+                n = conn.send(memoryview(self._pending)[:256 * 1024], now)
+                if not n:
+                    break
+                del self._pending[:n]
+            if not self._pending:
+                if self._closing:
+                    conn.close(now)
+                elif self._eof_wanted:
+                    conn.shutdown(now)
+        self._check_pause()
+        self._runtime.kick()
+
+    def _check_pause(self) -> None:
+        size = len(self._pending)
+        if not self._writing_paused and size > self._high:
+            self._writing_paused = True
+            self._protocol.pause_writing()
+        elif self._writing_paused and size <= self._low:
+            self._writing_paused = False
+            self._protocol.resume_writing()
+
+
+async def open_connection(host, port: int, *, runtime, limit: int = 2**16, local_port: int | None = None):
+    """Like asyncio.open_connection, over tcpwave: returns (StreamReader, StreamWriter)."""
+    loop = runtime.loop
+    reader = asyncio.StreamReader(limit=limit, loop=loop)
+    protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+    conn = runtime.stack.connect(host, port, runtime.now(), local_port=local_port)
+    connected = loop.create_future()
+    transport = TcpTransport(runtime, conn, protocol, connected)
+    runtime.kick()
+    try:
+        await connected
+    except asyncio.CancelledError:
+        transport.abort()
+        raise
+    return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
+
+
+class Server:
+    """What start_server returns: close(), wait_closed(), serve_forever(), and `async with`."""
+
+    def __init__(self, runtime, listener, client_connected_cb, limit: int):
+        self._runtime, self._listener, self._cb, self._limit = runtime, listener, client_connected_cb, limit
+        self._closed = runtime.loop.create_future()
+        self.transports: set[TcpTransport] = set()
+        runtime.add_server(listener, self)
+
+    @property
+    def address(self):
+        return (str(self._listener.address[0]), self._listener.address[1])
+
+    def _accepted(self, conn) -> TcpTransport:
+        loop = self._runtime.loop
+        reader = asyncio.StreamReader(limit=self._limit, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, self._cb, loop=loop)
+        transport = TcpTransport(self._runtime, conn, protocol)
+        self.transports.add(transport)
+        return transport
+
+    def is_serving(self) -> bool:
+        return not self._closed.done()
+
+    def close(self) -> None:
+        """Stop listening; connections already accepted go on."""
+        if not self._closed.done():
+            self._runtime.remove_server(self._listener)
+            self._listener.close(self._runtime.now())
+            self._runtime.kick()
+            self._closed.set_result(None)
+
+    async def wait_closed(self) -> None:
+        await self._closed
+
+    async def serve_forever(self) -> None:
+        await self._closed
+
+    async def __aenter__(self):
+        return self
+
+    async def __aexit__(self, *exc):
+        self.close()
+        await self.wait_closed()
+
+
+async def start_server(client_connected_cb, host=None, port: int = 0, *, runtime, backlog: int | None = None,
+                       limit: int = 2**16) -> Server:
+    """Like asyncio.start_server, over tcpwave: client_connected_cb(reader, writer) per connection."""
+    listener = runtime.stack.listen(port, runtime.now(), address=host, backlog=backlog)
+    return Server(runtime, listener, client_connected_cb, limit)

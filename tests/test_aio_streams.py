@@ -1,0 +1,145 @@
+"""The asyncio streams API over tcpwave (two runtimes joined by an in-memory link)."""
+
+import asyncio
+import os
+
+import pytest
+
+from tcpwave.aio import MemoryLink, Runtime, open_connection, start_server
+from tcpwave.core.config import Config
+from tcpwave.stack import Stack
+
+SERVER = "192.0.2.2"
+
+
+def run(coro):
+    return asyncio.run(asyncio.wait_for(coro, 30))
+
+
+def pair(config: Config | None = None, delay: float = 0.001):
+    a, b = MemoryLink.pair(delay=delay)
+    return (Runtime(Stack(["192.0.2.1"], seed=1, config=config), a),
+            Runtime(Stack([SERVER], seed=2, config=config), b))
+
+
+async def until(condition, limit: float = 10.0):
+    """Wait for a condition the test cannot await directly, checking as the loop runs."""
+    deadline = asyncio.get_running_loop().time() + limit
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition never became true"
+        await asyncio.sleep(0.005)
+
+
+def test_echo_with_half_close_and_peer_names():
+    async def main():
+        client, server = pair()
+        names = {}
+
+        async def handle(reader, writer):
+            names["peer"] = writer.get_extra_info("peername")
+            data = await reader.read()  # to the client's FIN
+            writer.write(data[::-1])
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        srv = await start_server(handle, SERVER, 7, runtime=server)
+        reader, writer = await open_connection(SERVER, 7, runtime=client)
+        assert writer.get_extra_info("peername") == (SERVER, 7)
+        payload = os.urandom(3_000_000)
+        writer.write(payload)
+        await writer.drain()
+        writer.write_eof()
+        assert await reader.read() == payload[::-1]
+        assert names["peer"] == writer.get_extra_info("sockname")
+        writer.close()
+        await writer.wait_closed()
+        srv.close()
+        await srv.wait_closed()
+
+    run(main())
+
+
+def test_refused_connection_raises_connection_refused_error():
+    async def main():
+        client, _server = pair()
+        with pytest.raises(ConnectionRefusedError):
+            await open_connection(SERVER, 9, runtime=client)
+
+    run(main())
+
+
+def test_peer_abort_raises_connection_reset_error_on_read():
+    async def main():
+        client, server = pair()
+
+        async def handle(reader, writer):
+            await reader.readexactly(5)
+            writer.transport.abort()
+
+        await start_server(handle, SERVER, 7, runtime=server)
+        reader, writer = await open_connection(SERVER, 7, runtime=client)
+        writer.write(b"hello")
+        with pytest.raises(ConnectionResetError):
+            await reader.read()
+
+    run(main())
+
+
+def test_unanswered_connect_raises_timeout_error():
+    async def main():
+        fast = Config(syn_retries=1, rto_initial=0.05, rto_min=0.05)
+        client, _server = pair(fast)
+        with pytest.raises(TimeoutError):
+            await open_connection("192.0.2.99", 7, runtime=client)  # nobody has this address
+
+    run(main())
+
+
+def test_drain_waits_while_the_peer_does_not_read():
+    async def main():
+        small = Config(recv_buffer=64 * 1024, send_buffer=64 * 1024)
+        client, server = pair(small)
+        go, conns = asyncio.Event(), {}
+
+        async def handle(reader, writer):
+            conns["server"] = writer.transport.get_extra_info("tcpwave_connection")
+            await go.wait()  # the application does not read yet
+            total = 0
+            while chunk := await reader.read(65536):
+                total += len(chunk)
+            conns["total"] = total
+            writer.close()
+
+        await start_server(handle, SERVER, 7, runtime=server)
+        reader, writer = await open_connection(SERVER, 7, runtime=client)
+        writer.write(b"p" * 2_000_000)
+        drain = asyncio.ensure_future(writer.drain())
+        # the server's stream reader fills up and pauses reading, the window closes to zero...
+        await until(lambda: "server" in conns and conns["server"].readable >= 64 * 1024)
+        assert not drain.done()  # ...and the writer is held back
+        go.set()
+        await drain
+        writer.write_eof()
+        await until(lambda: "total" in conns)
+        assert conns["total"] == 2_000_000
+        writer.close()
+        await writer.wait_closed()
+
+    run(main())
+
+
+def test_start_server_as_async_context_manager_stops_listening():
+    async def main():
+        client, server = pair()
+
+        async def handle(reader, writer):
+            writer.close()
+
+        async with await start_server(handle, SERVER, 7, runtime=server) as srv:
+            assert srv.is_serving()
+        assert not srv.is_serving()
+        with pytest.raises(ConnectionRefusedError):
+            await open_connection(SERVER, 7, runtime=client)
+
+    run(main())
