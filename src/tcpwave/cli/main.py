@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import bench, demo
+from . import bench, demo, sandbox, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -11,6 +11,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.add_parser(sub)
     bench.add_parser(sub)
+    serve.add_parser(sub)
+    sandbox.add_parser(sub)
     return parser
 
 

@@ -1,0 +1,60 @@
+"""`tcpwave sandbox [--serve SERVICE] -- COMMAND ...`: a throwaway network namespace with tcpwave in it.
+
+Creates a namespace, runs `tcpwave serve` there on a TUN device, runs COMMAND in the same namespace
+(so `curl http://192.0.2.2/` reaches tcpwave through the real kernel), then stops the server and
+removes the namespace, also when something fails. Needs root.
+"""
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("sandbox", help="run tcpwave and a command in a throwaway network namespace",
+                       description=__doc__.splitlines()[2].strip())
+    p.add_argument("--serve", default="http", choices=("echo", "discard", "source", "http"))
+    p.add_argument("--port", type=int)
+    p.add_argument("--events", metavar="FILE")
+    p.add_argument("--pcap", metavar="FILE")
+    p.add_argument("command", nargs="*", help="the command to run (after --)")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    if os.geteuid() != 0:
+        print("tcpwave sandbox: needs root to create a network namespace and a TUN device", file=sys.stderr)
+        return 1
+    if not args.command:
+        print("tcpwave sandbox: give a command after --, e.g. -- curl -s http://192.0.2.2/", file=sys.stderr)
+        return 2
+    name = f"tcpwave-sbx-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    server = None
+    try:
+        subprocess.run(["ip", "netns", "exec", name, "ip", "link", "set", "lo", "up"], check=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            ready = os.path.join(tmp, "ready")
+            serve = [sys.executable, "-m", "tcpwave.cli.main", "serve", args.serve, "--ready-file", ready]
+            for flag, value in (("--port", args.port), ("--events", args.events), ("--pcap", args.pcap)):
+                if value is not None:
+                    serve += [flag, str(value)]
+            server = subprocess.Popen(["ip", "netns", "exec", name, *serve])
+            deadline = time.monotonic() + 20
+            while not os.path.exists(ready):
+                if server.poll() is not None or time.monotonic() > deadline:
+                    print("tcpwave sandbox: the server did not start", file=sys.stderr)
+                    return 1
+                time.sleep(0.02)
+            return subprocess.run(["ip", "netns", "exec", name, *args.command]).returncode
+    finally:
+        if server is not None and server.poll() is None:
+            server.terminate()  # our own child, by PID
+            try:
+                server.wait(10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+        subprocess.run(["ip", "netns", "del", name], check=False)
