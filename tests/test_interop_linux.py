@@ -74,6 +74,20 @@ def test_asyncio_streams_on_tun_against_a_linux_client(family):
     assert r["peer"] == ("192.0.2.1" if family == 4 else "2001:db8::1")
 
 
+@pytest.mark.parametrize("family", [4, 6])
+def test_two_hundred_concurrent_linux_connections(family):
+    r = in_namespace("many", family)
+    assert r == {"ok": 200, "count": 200}  # every connection echoed its own data exactly
+
+
+@pytest.mark.skipif(shutil.which("iptables") is None, reason="needs iptables (./run test installs it)")
+@pytest.mark.parametrize("family", [4, 6])
+def test_ten_megabytes_each_way_through_five_percent_loss(family):
+    r = in_namespace("lossy", family)
+    assert r["to_linux"] and r["to_us"]
+    assert r["retransmitted"] > 0  # the loss was real, and recovered from
+
+
 def test_no_namespace_is_left_behind():
     in_namespace("resets", 4)
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

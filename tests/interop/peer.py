@@ -225,7 +225,103 @@ def aio_echo(family: int) -> dict:
     return asyncio.run(main())
 
 
+def many(family: int) -> dict:
+    """200 concurrent Linux clients against the asyncio echo server, each with its own random data."""
+    import asyncio
+    import concurrent.futures
+
+    from tcpwave.aio import Runtime, TunLink, start_server
+
+    kernel, linux_ip, our_ip = ADDR[family]
+    count = int(sys.argv[3]) if len(sys.argv) > 3 else 200
+
+    def one(i: int) -> bool:
+        data = os.urandom(2000 + i * 37)
+        s = socket.create_connection((our_ip, 7), timeout=60)
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = b"".join(iter(lambda: s.recv(65536), b""))
+        s.close()
+        return got == data
+
+    async def main():
+        with TunDevice("tw0", kernel, our_ip) as dev:
+            runtime = Runtime(Stack([our_ip], seed=5), TunLink(dev))
+
+            async def echo(reader, writer):
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+                writer.close()
+
+            async with await start_server(echo, our_ip, 7, runtime=runtime, backlog=256):
+                with concurrent.futures.ThreadPoolExecutor(count) as pool:
+                    loop = asyncio.get_running_loop()
+                    results = await asyncio.wait_for(
+                        asyncio.gather(*(loop.run_in_executor(pool, one, i) for i in range(count))), 120)
+            runtime.close()
+            return {"ok": sum(results), "count": count}
+
+    return asyncio.run(main())
+
+
+def lossy(family: int) -> dict:
+    """10 MB each way through 5% random loss in both directions (iptables' statistic match)."""
+    import asyncio
+    import concurrent.futures
+
+    from tcpwave.aio import Runtime, TunLink, open_connection
+
+    kernel, linux_ip, our_ip = ADDR[family]
+    size = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000_000
+    tool = "iptables" if family == 4 else "ip6tables"
+    for chain in ("INPUT", "OUTPUT"):
+        subprocess.run([tool, "-A", chain, "-i" if chain == "INPUT" else "-o", "tw0", "-m", "statistic",
+                        "--mode", "random", "--probability", "0.05", "-j", "DROP"], check=True)
+    to_linux, to_us = os.urandom(size), os.urandom(size)
+    srv = socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6)
+
+    def linux_side() -> bytes:
+        c, _ = srv.accept()
+        got = bytearray()
+        sender = threading.Thread(target=lambda: (c.sendall(to_us), c.shutdown(socket.SHUT_WR)))
+        sender.start()
+        for b in iter(lambda: c.recv(65536), b""):
+            got += b
+        sender.join()
+        c.close()
+        return bytes(got)
+
+    async def main():
+        with TunDevice("tw0", kernel, our_ip) as dev:
+            srv.bind((linux_ip, 5001))  # the address exists once the device does
+            srv.listen()
+            # Linux's minimum RTO (200 ms) rather than RFC 6298's 1 s: at 5% loss timeouts are common
+            runtime = Runtime(Stack([our_ip], seed=6, config=Config(rto_min=0.2)), TunLink(dev))
+            with concurrent.futures.ThreadPoolExecutor(1) as pool:
+                linux = asyncio.get_running_loop().run_in_executor(pool, linux_side)
+                reader, writer = await open_connection(linux_ip, 5001, runtime=runtime)
+
+                async def send():
+                    writer.write(to_linux)
+                    await writer.drain()
+                    writer.write_eof()
+
+                sending = asyncio.ensure_future(send())
+                got = await asyncio.wait_for(reader.read(), 300)
+                await sending
+                linux_got = await asyncio.wait_for(linux, 300)
+                writer.close()
+            stats = writer.transport.get_extra_info("tcpwave_connection").stats
+            runtime.close()
+        return {"to_linux": linux_got == to_linux, "to_us": got == to_us,
+                "retransmitted": stats.retransmitted_bytes, "timeouts": stats.timeouts}
+
+    return asyncio.run(main())
+
+
 if __name__ == "__main__":
     scenario, family = sys.argv[1], int(sys.argv[2])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
-    print(json.dumps({"echo": echo_server, "client": client, "resets": resets, "aio_echo": aio_echo}[scenario](family)))
+    print(json.dumps({"echo": echo_server, "client": client, "resets": resets, "aio_echo": aio_echo, "many": many,
+                      "lossy": lossy}[scenario](family)))
