@@ -165,3 +165,25 @@ def test_karn_an_ack_for_retransmitted_data_gives_no_rtt_sample():
     p.deliver(".", ack=p.our_nxt)
     assert p.conn.srtt == srtt  # no sample taken
     assert p.conn.rto == rto_after_backoff  # and the backed-off RTO stands until a clean sample
+
+
+def test_limited_transmit_sends_new_data_on_the_first_two_duplicate_acks():
+    p = established(CFG)  # the peer's window: 65535, unchanged by the duplicates below
+    segs = p.call("send", b"n" * (12 * 1460))  # 10 go (the initial window), 2 wait
+    assert len(segs) == 10
+    first = segs[0].seq
+    out = p.deliver(".", ack=first)  # duplicate 1
+    assert [len(s.payload) for s in out] == [1460] and out[0].seq == segs[-1].seq + 1460
+    out = p.deliver(".", ack=first)  # duplicate 2
+    assert [len(s.payload) for s in out] == [1460]
+    out = p.deliver(".", ack=first)  # duplicate 3: fast retransmit of the first segment
+    assert out[0].seq == first
+
+
+def test_early_retransmit_with_few_segments_outstanding():
+    p = established(CFG)
+    segs = p.call("send", b"e" * (2 * 1460))  # two segments, nothing more to send
+    assert len(segs) == 2
+    out = p.deliver(".", ack=segs[0].seq)  # one duplicate is all a flight of two can produce
+    assert [s.seq for s in out] == [segs[0].seq]  # RFC 5827: threshold = outstanding - 1
+    assert not [e for e in p.sink.of_type("timer") if e["name"] == "retransmit"]

@@ -347,8 +347,19 @@ class SegmentArrival:
         if self._recover is not None:
             if self._recovery_kind == "fast" and not self.sack_ok:
                 self.cc.on_dupack_in_recovery()  # inflate while the hole is repaired
-        elif self._dupacks == 3:  # fast retransmit (RFC 5681 §3.2)
+        elif self._dupacks >= self._dup_threshold():  # fast retransmit (RFC 5681 §3.2)
             self._enter_recovery()
+
+    def _dup_threshold(self) -> int:
+        """Three, or fewer when fewer than four segments are out and nothing new can be sent: RFC 5827
+        Early Retransmit (otherwise a short flight can only be repaired by a timeout)."""
+        mss = self.snd_mss
+        outstanding = -(-seq_diff(self.snd_nxt, self.snd_una) // mss)
+        can_send = self._sendbuf.bytes_from(self.snd_nxt) and seq_lt(
+            self.snd_nxt, seq_add(self.snd_una, self.snd_wnd))
+        if outstanding < 4 and not can_send:
+            return max(1, outstanding - 1)
+        return 3
 
     def _enter_recovery(self) -> None:
         """Fast retransmit: halve (once per recovery), resend the first unacknowledged segment."""

@@ -457,7 +457,10 @@ class Connection(SegmentArrival):
             while True:
                 avail = buf.bytes_from(self.snd_nxt)
                 if pipe is None:
-                    usable = seq_diff(seq_add(self.snd_una, min(self.snd_wnd, self.cc.cwnd)), self.snd_nxt)
+                    # RFC 3042 Limited Transmit: each of the first two duplicate ACKs lets one new
+                    # segment out, so that a small window can still produce three duplicates
+                    extra = min(self._dupacks, 2) * mss if self._recover is None else 0
+                    usable = seq_diff(seq_add(self.snd_una, min(self.snd_wnd, self.cc.cwnd + extra)), self.snd_nxt)
                 else:  # in recovery the pipe estimate, not the flight size, limits new data
                     usable = min(seq_diff(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt), self.cc.cwnd - pipe)
                 n = min(avail, mss, usable)
