@@ -24,6 +24,22 @@ def test_readme_asyncio_example_runs():
     assert out.getvalue().strip() == "b'HELLO'"
 
 
+def test_readme_blocking_socket_example_runs():
+    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    code = re.search(r"For scripts, a blocking socket-like API.*?```python\n(.*?)```", text, re.S).group(1)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    assert out.getvalue().startswith("b'ping' ('192.0.2.1', ")
+
+
+def test_package_exposes_the_streams_api_at_top_level():
+    import tcpwave
+    from tcpwave.aio import open_connection, start_server
+
+    assert tcpwave.open_connection is open_connection and tcpwave.start_server is start_server
+
+
 def test_readme_names_both_setup_commands_and_ci_calls_the_test_one():
     root = pathlib.Path(__file__).parent.parent
     text = (root / "README.md").read_text()
