@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import bench, demo, sandbox, serve
+from . import bench, connect, demo, fetch, sandbox, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -13,6 +13,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_parser(sub)
     serve.add_parser(sub)
     sandbox.add_parser(sub)
+    connect.add_parser(sub)
+    fetch.add_parser(sub)
     return parser
 
 

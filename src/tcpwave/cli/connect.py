@@ -1,0 +1,52 @@
+"""`tcpwave connect HOST PORT`: netcat over tcpwave. stdin goes to the connection, the connection to
+stdout; EOF on stdin half-closes (FIN) and the command ends when the peer closes too."""
+
+import asyncio
+import contextlib
+import sys
+
+from ..aio import open_connection
+from ..drivers.tun import TunError
+from . import tun_options
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("connect", help="netcat over tcpwave on a TUN device",
+                       description=__doc__.split(":", 1)[1].strip())
+    p.add_argument("host")
+    p.add_argument("port", type=int)
+    p.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the connection")
+    tun_options.add(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    try:
+        return asyncio.run(_run(args))
+    except (TunError, ValueError, ConnectionError, TimeoutError) as e:
+        print(f"tcpwave connect: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+
+
+async def _run(args) -> int:
+    loop = asyncio.get_running_loop()
+    with contextlib.ExitStack() as stack:
+        runtime = tun_options.runtime(args, stack, loop)
+        reader, writer = await asyncio.wait_for(open_connection(args.host, args.port, runtime=runtime),
+                                                args.timeout)
+
+        async def pump_stdin():
+            while data := await loop.run_in_executor(None, sys.stdin.buffer.read1, 65536):
+                writer.write(data)
+                await writer.drain()
+            writer.write_eof()  # half-close: the peer may still answer
+
+        sending = asyncio.ensure_future(pump_stdin())
+        out = sys.stdout.buffer
+        while data := await reader.read(65536):
+            out.write(data)
+            out.flush()
+        if not sending.done():
+            sending.cancel()  # the peer closed first; stop reading stdin
+        writer.close()
+    return 0

@@ -1,0 +1,80 @@
+"""`tcpwave fetch` against Linux's own `python -m http.server`, and `tcpwave connect` against a Linux
+echo server, each in a network namespace the test creates and removes."""
+
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    not (os.geteuid() == 0 and shutil.which("ip") and os.path.exists("/dev/net/tun")),
+    reason="needs root, iproute2 and /dev/net/tun")
+
+WAIT_LISTENING = "for i in $(seq 200); do ss -ltnH | grep -q ':{port} ' && break; sleep 0.02; done"
+
+
+def in_namespace(script: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    name = f"tcpwave-cli{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        return subprocess.run(["ip", "netns", "exec", name, "sh", "-c", "ip link set lo up\n" + script],
+                              capture_output=True, timeout=timeout)
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_fetch_from_linux_http_server(tmp_path):
+    body = os.urandom(400_000)
+    (tmp_path / "blob.bin").write_bytes(body)
+    py = sys.executable
+    r = in_namespace(f"""
+{py} -m http.server --bind 0.0.0.0 8000 --directory {tmp_path} >/dev/null 2>&1 &
+srv=$!
+{WAIT_LISTENING.format(port=8000)}
+{py} -m tcpwave.cli.main fetch http://192.0.2.1:8000/blob.bin
+rc=$?
+kill $srv
+exit $rc
+""")
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    assert r.stdout == body
+
+
+def test_fetch_reports_http_errors_in_its_exit_status(tmp_path):
+    py = sys.executable
+    r = in_namespace(f"""
+{py} -m http.server --bind 0.0.0.0 8000 --directory {tmp_path} >/dev/null 2>&1 &
+srv=$!
+{WAIT_LISTENING.format(port=8000)}
+{py} -m tcpwave.cli.main fetch http://192.0.2.1:8000/missing
+rc=$?
+kill $srv
+exit $rc
+""")
+    assert r.returncode == 22
+
+
+def test_connect_is_netcat_with_half_close():
+    py = sys.executable
+    echo = ("import socket;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+            "s.bind(('0.0.0.0',7007));s.listen();c,_=s.accept();"
+            "[c.sendall(b) for b in iter(lambda:c.recv(65536),b'')];c.close()")
+    r = in_namespace(f"""
+{py} -c "{echo}" &
+srv=$!
+{WAIT_LISTENING.format(port=7007)}
+printf 'hello over tcpwave\\n' | {py} -m tcpwave.cli.main connect 192.0.2.1 7007
+rc=$?
+wait $srv
+exit $rc
+""")
+    assert r.returncode == 0, r.stderr.decode()[-2000:]
+    assert r.stdout == b"hello over tcpwave\n"  # sent, half-closed, echoed back, closed
+
+
+def test_connect_to_a_closed_linux_port_is_refused():
+    r = in_namespace(f"{sys.executable} -m tcpwave.cli.main connect 192.0.2.1 9 </dev/null")
+    assert r.returncode == 1
+    assert b"ConnectionRefusedError" in r.stderr
