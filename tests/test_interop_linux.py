@@ -88,6 +88,18 @@ def test_ten_megabytes_each_way_through_five_percent_loss(family):
     assert r["retransmitted"] > 0  # the loss was real, and recovered from
 
 
+@pytest.mark.parametrize("family", [4, 6])
+def test_close_orders_as_linux_sees_them(family):
+    r = in_namespace("close_orders", family)
+    # Linux closes first: it waits in FIN-WAIT-2 while tcpwave's application still holds CLOSE_WAIT;
+    # once tcpwave closes (LAST_ACK -> CLOSED), Linux, the active closer, is in TIME-WAIT
+    assert r["linux_first"] == {"tcpwave": "CLOSE_WAIT", "linux": "FIN-WAIT-2",
+                                "after": {"tcpwave": "CLOSED", "linux": "TIME-WAIT"}}
+    # tcpwave closes first: FIN_WAIT_2 against Linux's CLOSE-WAIT; then tcpwave holds TIME_WAIT
+    assert r["tcpwave_first"] == {"tcpwave": "FIN_WAIT_2", "linux": "CLOSE-WAIT",
+                                  "after": {"tcpwave": "TIME_WAIT", "linux": "gone"}}
+
+
 def test_no_namespace_is_left_behind():
     in_namespace("resets", 4)
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout

@@ -320,8 +320,67 @@ def lossy(family: int) -> dict:
     return asyncio.run(main())
 
 
+def close_orders(family: int) -> dict:
+    """Both close orders, with Linux's own view (ss) of its state at each step."""
+    kernel, linux_ip, our_ip = ADDR[family]
+    stack = Stack([our_ip], host="tcpwave", seed=7, config=Config(msl=1.0))
+    out: dict = {}
+
+    def linux_state(port: int) -> str:
+        rows = subprocess.run(["ss", "-tanH"], capture_output=True, text=True).stdout.splitlines()
+        hits = [r.split()[0] for r in rows if f":{port} " in r + " " and "LISTEN" not in r]
+        return ",".join(hits) or "gone"
+
+    with TunDevice("tw0", kernel, our_ip) as dev:
+        # 1. Linux closes first; tcpwave (server) keeps its side open for a while
+        listener = stack.listen(7, 0.0)
+        conns = {}
+
+        def app(now, events):
+            for conn, e in events:
+                if isinstance(e, ev.Connected):
+                    conns["server"] = listener.accept()
+                elif isinstance(e, ev.DataReadable):
+                    conn.receive(now=now)
+                elif isinstance(e, ev.EndOfStream):
+                    conns["eof"] = True
+
+        def linux_client():
+            c = socket.create_connection((our_ip, 7), timeout=10)
+            c.sendall(b"bye")
+            c.close()
+
+        threading.Thread(target=linux_client, daemon=True).start()
+        run(stack, dev, app, until=lambda: conns.get("eof"))
+        run(stack, dev, app, until=lambda: linux_state(7) == "FIN-WAIT-2", timeout=5)
+        out["linux_first"] = {"tcpwave": str(conns["server"].state), "linux": linux_state(7)}
+        conns["server"].close(0.0)
+        run(stack, dev, app, until=lambda: conns["server"].state.name == "CLOSED", timeout=10)
+        out["linux_first"]["after"] = {"tcpwave": str(conns["server"].state), "linux": linux_state(7)}
+
+        # 2. tcpwave closes first; the Linux server keeps its side open for a while
+        srv = socket.socket(socket.AF_INET if family == 4 else socket.AF_INET6)
+        srv.bind((linux_ip, 8082))
+        srv.listen()
+        conn = stack.connect(linux_ip, 8082, 0.0)
+        for p in stack.packets_to_send():
+            dev.write(p)
+        accepted = {}
+        threading.Thread(target=lambda: accepted.setdefault("c", srv.accept()[0]), daemon=True).start()
+        run(stack, dev, lambda now, events: None, until=lambda: conn.state.name == "ESTABLISHED" and "c" in accepted)
+        conn.close(0.0)
+        run(stack, dev, lambda now, events: None, until=lambda: conn.state.name == "FIN_WAIT_2", timeout=10)
+        out["tcpwave_first"] = {"tcpwave": str(conn.state), "linux": linux_state(8082)}
+        accepted["c"].close()
+        run(stack, dev, lambda now, events: None, until=lambda: conn.state.name == "TIME_WAIT", timeout=10)
+        run(stack, dev, lambda now, events: None, until=lambda: linux_state(8082) == "gone", timeout=5)
+        out["tcpwave_first"]["after"] = {"tcpwave": str(conn.state), "linux": linux_state(8082)}
+        srv.close()
+    return out
+
+
 if __name__ == "__main__":
     scenario, family = sys.argv[1], int(sys.argv[2])
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)
     print(json.dumps({"echo": echo_server, "client": client, "resets": resets, "aio_echo": aio_echo, "many": many,
-                      "lossy": lossy}[scenario](family)))
+                      "lossy": lossy, "close_orders": close_orders}[scenario](family)))
