@@ -143,3 +143,33 @@ def test_start_server_as_async_context_manager_stops_listening():
             await open_connection(SERVER, 7, runtime=client)
 
     run(main())
+
+
+def test_faulty_link_delays_and_drops_what_the_stack_sends():
+    from tcpwave.aio import FaultyLink
+
+    async def main():
+        a, b = MemoryLink.pair(delay=0.0)
+        slow = FaultyLink(a, delay=0.05, seed=1)
+        client = Runtime(Stack(["192.0.2.1"], seed=1), slow)
+        server = Runtime(Stack([SERVER], seed=2), b)
+
+        async def handle(reader, writer):
+            writer.close()
+
+        await start_server(handle, SERVER, 7, runtime=server)
+        reader, writer = await open_connection(SERVER, 7, runtime=client)
+        conn = writer.transport.get_extra_info("tcpwave_connection")
+        assert conn.srtt >= 0.05  # the injected delay is in the measured round trip
+        writer.close()
+
+        fast = Config(syn_retries=1, rto_initial=0.05, rto_min=0.05)
+        a2, b2 = MemoryLink.pair()
+        blackhole = FaultyLink(a2, loss=1.0, seed=2)
+        client2 = Runtime(Stack(["192.0.2.1"], seed=3, config=fast), blackhole)
+        Runtime(Stack([SERVER], seed=4), b2)
+        with pytest.raises(TimeoutError):
+            await open_connection(SERVER, 7, runtime=client2)
+        assert blackhole.dropped == 2  # the SYN and its one retransmission
+
+    run(main())

@@ -82,7 +82,8 @@ def test_two_hundred_concurrent_linux_connections(family):
 
 @pytest.mark.skipif(shutil.which("iptables") is None, reason="needs iptables (./run test installs it)")
 @pytest.mark.parametrize("family", [4, 6])
-def test_ten_megabytes_each_way_through_five_percent_loss(family):
+def test_ten_megabytes_each_way_through_five_percent_loss_and_20ms_delay(family):
+    # 5% loss both ways from iptables in the namespace, 20 ms from tcpwave's own FaultyLink
     r = in_namespace("lossy", family)
     assert r["to_linux"] and r["to_us"]
     assert r["retransmitted"] > 0  # the loss was real, and recovered from

@@ -270,7 +270,7 @@ def lossy(family: int) -> dict:
     import asyncio
     import concurrent.futures
 
-    from tcpwave.aio import Runtime, TunLink, open_connection
+    from tcpwave.aio import FaultyLink, Runtime, TunLink, open_connection
 
     kernel, linux_ip, our_ip = ADDR[family]
     size = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000_000
@@ -297,7 +297,9 @@ def lossy(family: int) -> dict:
             srv.bind((linux_ip, 5001))  # the address exists once the device does
             srv.listen()
             # Linux's minimum RTO (200 ms) rather than RFC 6298's 1 s: at 5% loss timeouts are common
-            runtime = Runtime(Stack([our_ip], seed=6, config=Config(rto_min=0.2)), TunLink(dev))
+            delay = float(os.environ.get("TCPWAVE_TEST_DELAY", "0.02"))  # tcpwave's own injector
+            link = FaultyLink(TunLink(dev), delay=delay, seed=6)
+            runtime = Runtime(Stack([our_ip], seed=6, config=Config(rto_min=0.2)), link)
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 linux = asyncio.get_running_loop().run_in_executor(pool, linux_side)
                 reader, writer = await open_connection(linux_ip, 5001, runtime=runtime)

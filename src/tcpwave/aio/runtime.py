@@ -143,3 +143,32 @@ class TunLink:
             pass  # the device queue is full: TCP retransmits what was dropped
         except OSError as e:  # pragma: no cover - device gone
             raise ConnectionError(f"TUN device write failed: {os.strerror(e.errno)}") from e
+
+
+class FaultyLink:
+    """A driver-level fault injector around any link: outgoing packets are delayed by `delay`
+    seconds and dropped with probability `loss`, from a seeded RNG (so runs can be replayed)."""
+
+    def __init__(self, link, delay: float = 0.0, loss: float = 0.0, seed: int = 0,
+                 loop: asyncio.AbstractEventLoop | None = None):
+        import random
+
+        self.link, self.delay, self.loss = link, delay, loss
+        self.rng = random.Random(seed)
+        self.loop = loop or asyncio.get_running_loop()
+        self.dropped = 0
+
+    def attach(self, callback) -> None:
+        self.link.attach(callback)
+
+    def detach(self) -> None:
+        self.link.detach()
+
+    def send(self, packet: bytes) -> None:
+        if self.loss and self.rng.random() < self.loss:
+            self.dropped += 1
+            return
+        if self.delay:
+            self.loop.call_later(self.delay, self.link.send, packet)
+        else:
+            self.link.send(packet)
