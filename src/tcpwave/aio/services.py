@@ -23,6 +23,18 @@ async def discard(reader, writer):
     await _close(writer)
 
 
+async def hash_sink(reader, writer):
+    """Read to EOF, then answer with the SHA-256 (hex) of everything read: proof the data arrived."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    while data := await reader.read(CHUNK):
+        digest.update(data)
+    writer.write(digest.hexdigest().encode())
+    await writer.drain()
+    await _close(writer)
+
+
 def source(total: int):
     """Send `total` bytes (a repeating, verifiable pattern), then close."""
     async def handler(reader, writer):

@@ -15,8 +15,10 @@ import time
 def add_parser(sub) -> None:
     p = sub.add_parser("sandbox", help="run tcpwave and a command in a throwaway network namespace",
                        description=__doc__.splitlines()[2].strip())
-    p.add_argument("--serve", default="http", choices=("echo", "discard", "source", "http"))
+    p.add_argument("--serve", default="http", choices=("echo", "discard", "hash", "source", "http"))
     p.add_argument("--port", type=int)
+    p.add_argument("--bytes", type=int, help="source: bytes to send")
+    p.add_argument("--dir", help="http: serve files from this directory")
     p.add_argument("--events", metavar="FILE")
     p.add_argument("--pcap", metavar="FILE")
     p.add_argument("command", nargs="*", help="the command to run (after --)")
@@ -38,7 +40,8 @@ def run(args) -> int:
         with tempfile.TemporaryDirectory() as tmp:
             ready = os.path.join(tmp, "ready")
             serve = [sys.executable, "-m", "tcpwave.cli.main", "serve", args.serve, "--ready-file", ready]
-            for flag, value in (("--port", args.port), ("--events", args.events), ("--pcap", args.pcap)):
+            for flag, value in (("--port", args.port), ("--bytes", args.bytes), ("--dir", args.dir),
+                                ("--events", args.events), ("--pcap", args.pcap)):
                 if value is not None:
                     serve += [flag, str(value)]
             server = subprocess.Popen(["ip", "netns", "exec", name, *serve])

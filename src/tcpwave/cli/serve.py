@@ -11,10 +11,10 @@ from . import tun_options
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("serve", help="serve echo, discard, source or http on a TUN device",
+    p = sub.add_parser("serve", help="serve echo, discard, hash, source or http on a TUN device",
                        description="Create a TUN device in this network namespace and run a tcpwave server "
                                    "on it, until interrupted. Needs root (CAP_NET_ADMIN).")
-    p.add_argument("service", choices=("echo", "discard", "source", "http"))
+    p.add_argument("service", choices=("echo", "discard", "hash", "source", "http"))
     p.add_argument("--port", type=int, help="default: 7 echo, 9 discard, 19 source, 80 http")
     tun_options.add(p)
     p.add_argument("--bytes", type=int, default=1_000_000, help="source: bytes to send (default 1000000)")
@@ -23,7 +23,7 @@ def add_parser(sub) -> None:
     p.set_defaults(func=run)
 
 
-DEFAULT_PORTS = {"echo": 7, "discard": 9, "source": 19, "http": 80}
+DEFAULT_PORTS = {"echo": 7, "discard": 9, "hash": 5001, "source": 19, "http": 80}
 
 
 def run(args) -> int:
@@ -37,7 +37,8 @@ def run(args) -> int:
 
 
 async def _serve(args) -> int:
-    handler = {"echo": services.echo, "discard": services.discard, "source": services.source(args.bytes),
+    handler = {"echo": services.echo, "discard": services.discard, "hash": services.hash_sink,
+               "source": services.source(args.bytes),
                "http": services.http(args.dir)}[args.service]
     port = args.port or DEFAULT_PORTS[args.service]
     with contextlib.ExitStack() as stack:

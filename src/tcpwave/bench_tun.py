@@ -1,0 +1,220 @@
+"""`tcpwave bench`: tcpwave against the Linux kernel over TUN, next to two Linux kernels over veth.
+
+Everything runs in network namespaces made here and removed at the end (also on failure); only
+TEST-NET addresses inside them are used. Every transfer is verified by SHA-256, not just counted.
+Three figures per side: bulk Linux client -> server, bulk client -> Linux server, and Linux
+connect+close cycles per second against the server (one at a time, and 8 in parallel).
+"""
+
+import contextlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+PY = sys.executable
+SERVER, KERNEL = "192.0.2.2", "192.0.2.1"
+
+# Linux-side programs, run with `python -c` inside a namespace. Each prints one JSON line.
+PUSH = """
+import hashlib, json, socket, sys, time
+n, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+block = bytes(range(256)) * 4096
+s = socket.create_connection((host, port), timeout=60)
+t = time.perf_counter(); sent = 0; h = hashlib.sha256()
+while sent < n:
+    chunk = block[: min(len(block), n - sent)]
+    s.sendall(chunk); h.update(chunk); sent += len(chunk)
+s.shutdown(socket.SHUT_WR)
+answer = b"".join(iter(lambda: s.recv(4096), b""))
+dt = time.perf_counter() - t
+print(json.dumps({"bytes": sent, "seconds": dt, "verified": answer.decode() == h.hexdigest()}))
+"""
+
+HASH_SERVER = """
+import hashlib, json, socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1]))); s.listen()
+open(sys.argv[2], "w").close()
+c, _ = s.accept(); t = time.perf_counter(); h = hashlib.sha256(); n = 0
+for b in iter(lambda: c.recv(1 << 20), b""):
+    h.update(b); n += len(b)
+dt = time.perf_counter() - t
+c.sendall(h.hexdigest().encode()); c.close()
+print(json.dumps({"bytes": n, "seconds": dt, "sha256": h.hexdigest()}))
+"""
+
+CYCLES = """
+import json, socket, sys, threading, time
+n, host, port, parallel = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+done = [0]; errors = [0]
+def worker(count):
+    for _ in range(count):
+        try:
+            socket.create_connection((host, port), timeout=10).close(); done[0] += 1
+        except OSError:
+            errors[0] += 1
+t = time.perf_counter()
+threads = [threading.Thread(target=worker, args=(n // parallel,)) for _ in range(parallel)]
+[th.start() for th in threads]; [th.join() for th in threads]
+dt = time.perf_counter() - t
+print(json.dumps({"cycles": done[0], "errors": errors[0], "seconds": dt}))
+"""
+
+GENERATE = """
+import sys
+n = int(sys.argv[1]); block = bytes(range(256)) * 4096; out = sys.stdout.buffer; sent = 0
+while sent < n:
+    chunk = block[: min(len(block), n - sent)]; out.write(chunk); sent += len(chunk)
+"""
+
+
+def pattern_sha256(n: int) -> str:
+    import hashlib
+
+    h, block, sent = hashlib.sha256(), bytes(range(256)) * 4096, 0
+    while sent < n:
+        chunk = block[: min(len(block), n - sent)]
+        h.update(chunk)
+        sent += len(chunk)
+    return h.hexdigest()
+
+
+def sh(*cmd, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), check=True, capture_output=True, text=True, **kw)
+
+
+@contextlib.contextmanager
+def namespaces(*names):
+    made = []
+    try:
+        for name in names:
+            sh("ip", "netns", "add", name)
+            made.append(name)
+            sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+        yield
+    finally:
+        for name in made:
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def in_ns(ns: str, *cmd, timeout: float = 300) -> dict:
+    out = sh("ip", "netns", "exec", ns, *cmd, timeout=timeout).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+@contextlib.contextmanager
+def background(ns: str, *cmd, ready: str | None = None):
+    """A server process in `ns`, stopped (by its PID) on exit; waits for `ready` to exist."""
+    proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 20
+        while ready and not os.path.exists(ready):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"server did not start: {proc.stderr.read()[-500:] if proc.stderr else ''}")
+            time.sleep(0.02)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def _mbps(r: dict) -> float:
+    return r["bytes"] * 8 / r["seconds"] / 1e6
+
+
+def measure_tcpwave(size: int, cycles: int, tmp: str) -> dict:
+    ns = f"tcpwave-bench-{os.getpid()}"
+    serve = [PY, "-m", "tcpwave.cli.main", "serve"]
+    res = {}
+    with namespaces(ns):
+        ready = os.path.join(tmp, "tw-ready-1")
+        with background(ns, *serve, "hash", "--port", "5001", "--ready-file", ready, ready=ready):
+            r = in_ns(ns, PY, "-c", PUSH, str(size), SERVER, "5001")
+        res["linux_to_tcpwave"] = {"mbps": _mbps(r), "verified": r["verified"]}
+        ready = os.path.join(tmp, "tw-ready-2")
+        with background(ns, *serve, "discard", "--port", "9", "--ready-file", ready, ready=ready):
+            one = in_ns(ns, PY, "-c", CYCLES, str(cycles), SERVER, "9", "1")
+            eight = in_ns(ns, PY, "-c", CYCLES, str(cycles), SERVER, "9", "8")
+        res["cycles_1"] = {"per_s": one["cycles"] / one["seconds"], "errors": one["errors"]}
+        res["cycles_8"] = {"per_s": eight["cycles"] / eight["seconds"], "errors": eight["errors"]}
+        # tcpwave client -> Linux server: the kernel side's address exists once the device does,
+        # so the Linux server binds to any address; `tcpwave connect` reads the data from a pipe
+        ready = os.path.join(tmp, "lx-ready-1")
+        with background(ns, PY, "-c", HASH_SERVER, "5002", ready) as server:
+            gen = f"{PY} -c '{GENERATE}' {size} | {PY} -m tcpwave.cli.main connect {KERNEL} 5002 >/dev/null"
+            deadline = time.monotonic() + 20
+            while not os.path.exists(ready) and time.monotonic() < deadline:
+                time.sleep(0.02)
+            subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", gen], check=True, capture_output=True,
+                           timeout=300)
+            out, _ = server.communicate(timeout=60)
+            r = json.loads(out.strip().splitlines()[-1])
+        res["tcpwave_to_linux"] = {"mbps": _mbps(r), "verified": r["sha256"] == pattern_sha256(size)}
+    return res
+
+
+def measure_linux(size: int, cycles: int, tmp: str) -> dict:
+    """The ceiling: two kernels in two namespaces joined by a veth pair."""
+    a, b = f"tcpwave-bench-{os.getpid()}-a", f"tcpwave-bench-{os.getpid()}-b"
+    res = {}
+    with namespaces(a, b):
+        sh("ip", "link", "add", "vbench0", "netns", a, "type", "veth", "peer", "name", "vbench1", "netns", b)
+        sh("ip", "netns", "exec", a, "ip", "addr", "add", f"{KERNEL}/24", "dev", "vbench0")
+        sh("ip", "netns", "exec", b, "ip", "addr", "add", f"{SERVER}/24", "dev", "vbench1")
+        sh("ip", "netns", "exec", a, "ip", "link", "set", "vbench0", "up")
+        sh("ip", "netns", "exec", b, "ip", "link", "set", "vbench1", "up")
+        ready = os.path.join(tmp, "veth-ready-1")
+        hash_echo = HASH_SERVER  # the server answers with the hash, as tcpwave's hash service does
+        with background(b, PY, "-c", hash_echo, "5001", ready, ready=ready):
+            r = in_ns(a, PY, "-c", PUSH, str(size), SERVER, "5001")
+        res["linux_to_tcpwave"] = {"mbps": _mbps(r), "verified": r["verified"]}
+        res["tcpwave_to_linux"] = res["linux_to_tcpwave"]  # the same kernel path in both directions
+        acceptor = ("import socket,sys;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+                    "s.bind(('0.0.0.0',9));s.listen(512);open(sys.argv[1],'w').close()\n"
+                    "while True: s.accept()[0].close()")
+        ready = os.path.join(tmp, "veth-ready-2")
+        with background(b, PY, "-c", acceptor, ready, ready=ready):
+            one = in_ns(a, PY, "-c", CYCLES, str(cycles), SERVER, "9", "1")
+            eight = in_ns(a, PY, "-c", CYCLES, str(cycles), SERVER, "9", "8")
+        res["cycles_1"] = {"per_s": one["cycles"] / one["seconds"], "errors": one["errors"]}
+        res["cycles_8"] = {"per_s": eight["cycles"] / eight["seconds"], "errors": eight["errors"]}
+    return res
+
+
+ROWS = (("linux_to_tcpwave", "bulk: Linux client -> server", "mbps", "Mbit/s"),
+        ("tcpwave_to_linux", "bulk: client -> Linux server", "mbps", "Mbit/s"),
+        ("cycles_1", "connect+close, 1 at a time", "per_s", "/s"),
+        ("cycles_8", "connect+close, 8 in parallel", "per_s", "/s"))
+
+
+def run(size: int = 200_000_000, cycles: int = 2000, as_json: bool = False) -> int:
+    if os.geteuid() != 0:
+        print("tcpwave bench: needs root (network namespaces and TUN devices)", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory() as tmp:
+        tw = measure_tcpwave(size, cycles, tmp)
+        lx = measure_linux(size, cycles, tmp)
+    ok = all(tw[k].get("verified", True) and lx[k].get("verified", True) for k, *_ in ROWS) and \
+        not any(tw[k].get("errors") for k in ("cycles_1", "cycles_8"))
+    if as_json:
+        print(json.dumps({"tcpwave": tw, "linux_veth": lx, "offloads": False, "bytes": size, "cycles": cycles,
+                          "verified": ok}, indent=2))
+        return 0 if ok else 1
+    print(f"tcpwave over TUN (no offloads) vs two Linux kernels over veth; {size / 1e6:g} MB per transfer, "
+          f"{cycles} cycles, data verified by SHA-256\n")
+    print(f"{'':32} {'tcpwave':>14} {'Linux (veth)':>16} {'ratio':>7}")
+    for key, label, field, unit in ROWS:
+        a, b = tw[key][field], lx[key][field]
+        print(f"{label:32} {a:9.0f} {unit:<5}{'':1} {b:9.0f} {unit:<6} {a / b:6.1%}")
+    if not ok:
+        print("\nWARNING: a transfer failed verification or connections failed", file=sys.stderr)
+    return 0 if ok else 1

@@ -1,0 +1,28 @@
+"""`tcpwave bench` (TUN vs veth) runs, verifies its data and cleans up. Speeds are its output, not
+assertions here."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.skipif(
+    not (os.geteuid() == 0 and shutil.which("ip") and os.path.exists("/dev/net/tun")),
+    reason="needs root, iproute2 and /dev/net/tun")
+
+
+def test_bench_reports_verified_figures_and_leaves_nothing_behind():
+    r = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "bench", "--bytes", "5000000", "--cycles", "100",
+                        "--json"], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    data = json.loads(r.stdout)
+    assert data["verified"]
+    for side in ("tcpwave", "linux_veth"):
+        assert data[side]["linux_to_tcpwave"]["verified"] and data[side]["tcpwave_to_linux"]["verified"]
+        assert data[side]["linux_to_tcpwave"]["mbps"] > 0 and data[side]["cycles_8"]["per_s"] > 0
+        assert data[side]["cycles_1"]["errors"] == 0
+    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert "tcpwave-bench-" not in left
