@@ -20,7 +20,7 @@ def test_bench_reports_verified_figures_and_leaves_nothing_behind():
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads(r.stdout)
     assert data["verified"]
-    for side in ("tcpwave", "linux_veth"):
+    for side in ("tcpwave_offload", "tcpwave_no_offload", "linux_veth"):
         assert data[side]["linux_to_tcpwave"]["verified"] and data[side]["tcpwave_to_linux"]["verified"]
         assert data[side]["linux_to_tcpwave"]["mbps"] > 0 and data[side]["cycles_8"]["per_s"] > 0
         assert data[side]["cycles_1"]["errors"] == 0

@@ -63,13 +63,35 @@ dt = time.perf_counter() - t
 print(json.dumps({"cycles": done[0], "errors": errors[0], "seconds": dt}))
 """
 
-GENERATE = """
-import sys
-n = int(sys.argv[1]); block = bytes(range(256)) * 4096; out = sys.stdout.buffer; sent = 0
-while sent < n:
-    chunk = block[: min(len(block), n - sent)]; out.write(chunk); sent += len(chunk)
+TCPWAVE_PUSH = """
+import asyncio, sys
+from tcpwave.aio import Runtime, TunLink, open_connection
+from tcpwave.cli.tun_options import SEGMENT_MAX
+from tcpwave.drivers.tun import TunDevice
+from tcpwave.stack import Stack
+n, host, port, offload = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+async def main():
+    with TunDevice("tcpw0", host + "/24", "192.0.2.2", offload=offload) as dev:
+        stack = Stack(["192.0.2.2"], checksum_offload=dev.offload, segment_max=SEGMENT_MAX if dev.offload else 0)
+        runtime = Runtime(stack, TunLink(dev))
+        open(sys.argv[5], "w").close()  # the device (and the kernel's address) exists
+        await asyncio.sleep(0)
+        for _ in range(200):  # the Linux server binds once the address exists
+            try:
+                reader, writer = await open_connection(host, port, runtime=runtime); break
+            except ConnectionRefusedError:
+                await asyncio.sleep(0.02)
+        block = bytes(range(256)) * 4096; sent = 0
+        while sent < n:
+            chunk = block[: min(len(block), n - sent)]
+            writer.write(chunk); sent += len(chunk)
+            await writer.drain()
+        writer.write_eof()
+        await reader.read()
+        writer.close()
+        runtime.close()
+asyncio.run(main())
 """
-
 
 def pattern_sha256(n: int) -> str:
     import hashlib
@@ -131,16 +153,18 @@ def _mbps(r: dict) -> float:
     return r["bytes"] * 8 / r["seconds"] / 1e6
 
 
-def measure_tcpwave(size: int, cycles: int, tmp: str) -> dict:
+def measure_tcpwave(size: int, cycles: int, tmp: str, offload: bool) -> dict:
     ns = f"tcpwave-bench-{os.getpid()}"
-    serve = [PY, "-m", "tcpwave.cli.main", "serve"]
+    extra = [] if offload else ["--no-offload"]
+    serve = [PY, "-m", "tcpwave.cli.main", "serve", *extra]
+    tag = "on" if offload else "off"
     res = {}
     with namespaces(ns):
-        ready = os.path.join(tmp, "tw-ready-1")
+        ready = os.path.join(tmp, f"tw-ready-1-{tag}")
         with background(ns, *serve, "hash", "--port", "5001", "--ready-file", ready, ready=ready):
             r = in_ns(ns, PY, "-c", PUSH, str(size), SERVER, "5001")
         res["linux_to_tcpwave"] = {"mbps": _mbps(r), "verified": r["verified"]}
-        ready = os.path.join(tmp, "tw-ready-2")
+        ready = os.path.join(tmp, f"tw-ready-2-{tag}")
         with background(ns, *serve, "discard", "--port", "9", "--ready-file", ready, ready=ready):
             one = in_ns(ns, PY, "-c", CYCLES, str(cycles), SERVER, "9", "1")
             eight = in_ns(ns, PY, "-c", CYCLES, str(cycles), SERVER, "9", "8")
@@ -148,16 +172,23 @@ def measure_tcpwave(size: int, cycles: int, tmp: str) -> dict:
         res["cycles_8"] = {"per_s": eight["cycles"] / eight["seconds"], "errors": eight["errors"]}
         # tcpwave client -> Linux server: the kernel side's address exists once the device does,
         # so the Linux server binds to any address; `tcpwave connect` reads the data from a pipe
-        ready = os.path.join(tmp, "lx-ready-1")
-        with background(ns, PY, "-c", HASH_SERVER, "5002", ready) as server:
-            gen = f"{PY} -c '{GENERATE}' {size} | {PY} -m tcpwave.cli.main connect {KERNEL} 5002 >/dev/null"
+        device_ready = os.path.join(tmp, f"tw-dev-{tag}")
+        client = subprocess.Popen(["ip", "netns", "exec", ns, PY, "-c", TCPWAVE_PUSH, str(size), KERNEL, "5002",
+                                   "1" if offload else "0", device_ready], stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
             deadline = time.monotonic() + 20
-            while not os.path.exists(ready) and time.monotonic() < deadline:
+            while not os.path.exists(device_ready) and client.poll() is None and time.monotonic() < deadline:
                 time.sleep(0.02)
-            subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", gen], check=True, capture_output=True,
-                           timeout=300)
-            out, _ = server.communicate(timeout=60)
-            r = json.loads(out.strip().splitlines()[-1])
+            ready = os.path.join(tmp, f"lx-ready-1-{tag}")
+            with background(ns, PY, "-c", HASH_SERVER, "5002", ready) as server:
+                out, _ = server.communicate(timeout=300)
+                r = json.loads(out.strip().splitlines()[-1])
+            client.wait(60)
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.wait()
         res["tcpwave_to_linux"] = {"mbps": _mbps(r), "verified": r["sha256"] == pattern_sha256(size)}
     return res
 
@@ -201,20 +232,22 @@ def run(size: int = 200_000_000, cycles: int = 2000, as_json: bool = False) -> i
         print("tcpwave bench: needs root (network namespaces and TUN devices)", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
-        tw = measure_tcpwave(size, cycles, tmp)
+        tw_on = measure_tcpwave(size, cycles, tmp, offload=True)
+        tw_off = measure_tcpwave(size, cycles, tmp, offload=False)
         lx = measure_linux(size, cycles, tmp)
-    ok = all(tw[k].get("verified", True) and lx[k].get("verified", True) for k, *_ in ROWS) and \
-        not any(tw[k].get("errors") for k in ("cycles_1", "cycles_8"))
+    sides = (tw_on, tw_off, lx)
+    ok = all(side[k].get("verified", True) for side in sides for k, *_ in ROWS) and \
+        not any(side[k].get("errors") for side in (tw_on, tw_off) for k in ("cycles_1", "cycles_8"))
     if as_json:
-        print(json.dumps({"tcpwave": tw, "linux_veth": lx, "offloads": False, "bytes": size, "cycles": cycles,
-                          "verified": ok}, indent=2))
+        print(json.dumps({"tcpwave_offload": tw_on, "tcpwave_no_offload": tw_off, "linux_veth": lx,
+                          "bytes": size, "cycles": cycles, "verified": ok}, indent=2))
         return 0 if ok else 1
-    print(f"tcpwave over TUN (no offloads) vs two Linux kernels over veth; {size / 1e6:g} MB per transfer, "
-          f"{cycles} cycles, data verified by SHA-256\n")
-    print(f"{'':32} {'tcpwave':>14} {'Linux (veth)':>16} {'ratio':>7}")
+    print(f"tcpwave over TUN vs two Linux kernels over veth; {size / 1e6:g} MB per transfer, {cycles} cycles, "
+          f"data verified by SHA-256\n")
+    print(f"{'':30} {'tcpwave, offloads':>18} {'tcpwave, none':>15} {'Linux (veth)':>14}   ratio to Linux")
     for key, label, field, unit in ROWS:
-        a, b = tw[key][field], lx[key][field]
-        print(f"{label:32} {a:9.0f} {unit:<5}{'':1} {b:9.0f} {unit:<6} {a / b:6.1%}")
+        a, b, c = tw_on[key][field], tw_off[key][field], lx[key][field]
+        print(f"{label:30} {a:9.0f} {unit:<7} {b:8.0f} {unit:<6} {c:8.0f} {unit:<6}  {a / c:5.1%} / {b / c:5.1%}")
     if not ok:
         print("\nWARNING: a transfer failed verification or connections failed", file=sys.stderr)
     return 0 if ok else 1

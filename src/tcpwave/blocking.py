@@ -100,7 +100,7 @@ class _ThreadLink:
     def detach(self) -> None:
         self._callback = None
 
-    def send(self, packet: bytes) -> None:
+    def send(self, packet: bytes, gso_size: int = 0, partial: bool = False) -> None:
         peer = self.peer
         if peer is not None:
             peer.net._loop.call_soon_threadsafe(peer.net._loop.call_later, self.delay, peer._deliver, packet)

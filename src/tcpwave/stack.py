@@ -70,7 +70,10 @@ class Listener:
 
 class Stack:
     def __init__(self, addresses, *, config: Config | None = None, seed: int = 0,
-                 tracer: Tracer = NULL_TRACER, host: str = "host", mtu: int = 1500):
+                 tracer: Tracer = NULL_TRACER, host: str = "host", mtu: int = 1500,
+                 checksum_offload: bool = False, segment_max: int = 0):
+        """checksum_offload: TCP checksums are left partial for the device to finish; segment_max > 0:
+        the device splits large segments (TSO), so a connection may send up to that many bytes at once."""
         self.addresses = [ip(a) for a in ([addresses] if isinstance(addresses, str) else addresses)]
         self.config = config or Config()
         self.rng = random.Random(seed)
@@ -78,10 +81,12 @@ class Stack:
         self.tracer = tracer
         self.host = host
         self.mtu = mtu
+        self.checksum_offload = checksum_offload
+        self.segment_max = segment_max
         self._conns: dict[tuple, Connection] = {}
         self._listeners: dict[tuple, Listener] = {}
         self._children: dict[Connection, Listener] = {}
-        self._out: list[bytes] = []
+        self._out: list[tuple[bytes, int, bool]] = []  # (packet, GSO size or 0, checksum partial)
         # Timers: a heap of (deadline, n, conn) with lazy deletion; _deadline holds each
         # connection's current one, so an entry that no longer matches is skipped.
         self._timer_heap: list[tuple[float, int, Connection]] = []
@@ -95,6 +100,11 @@ class Stack:
 
     # --------------------------------------------------------------- outputs
     def packets_to_send(self) -> list[bytes]:
+        out, self._out = self._out, []
+        return [packet for packet, _, _ in out]
+
+    def packets_to_send_offload(self) -> list[tuple[bytes, int, bool]]:
+        """For offloading devices: (packet, size to cut TCP segments at or 0, checksum left partial)."""
         out, self._out = self._out, []
         return out
 
@@ -138,20 +148,21 @@ class Stack:
         return conn
 
     # ----------------------------------------------------------------- input
-    def receive_packets(self, packets, now: float) -> None:
+    def receive_packets(self, packets, now: float, trusted: list[bool] | None = None) -> None:
         """A batch (e.g. everything a device had queued): every segment is processed before any
         connection sends, so a burst of data segments draws one ACK."""
         self._batch = set()
         try:
-            for data in packets:
-                self.receive_packet(data, now)
+            for i, data in enumerate(packets):
+                self.receive_packet(data, now, trusted[i] if trusted else False)
         finally:
             batch, self._batch = self._batch, None
         for conn in batch:
             conn.flush(now)
             self._collect(conn)
 
-    def receive_packet(self, data: bytes | bytearray | memoryview, now: float) -> None:
+    def receive_packet(self, data: bytes | bytearray | memoryview, now: float, trusted: bool = False) -> None:
+        """One packet. trusted: made by the local kernel with a partial TCP checksum (offload)."""
         try:
             pkt = parse_ip(data)
         except MalformedPacket as e:
@@ -160,7 +171,7 @@ class Stack:
             return self._drop(now, "not_our_address", dst=str(pkt.dst))
         if pkt.proto == PROTO_TCP:
             try:
-                seg = parse_tcp(pkt.payload, pkt.src, pkt.dst)
+                seg = parse_tcp(pkt.payload) if trusted else parse_tcp(pkt.payload, pkt.src, pkt.dst)
             except MalformedPacket as e:
                 return self._drop(now, e.reason, detail=e.detail, src=str(pkt.src))
             self._tcp_input(pkt.src, pkt.dst, seg, now)
@@ -170,7 +181,7 @@ class Stack:
             except MalformedPacket as e:
                 return self._drop(now, e.reason, detail=e.detail)
             if reply is not None:
-                self._out.append(build_ip(pkt.dst, pkt.src, pkt.proto, reply, ident=self._next_ident()))
+                self._out.append((build_ip(pkt.dst, pkt.src, pkt.proto, reply, ident=self._next_ident()), 0, False))
                 self.tracer.emit(now, self.host, "icmp", action="echo_reply", to=str(pkt.src))
         else:
             self._drop(now, "unknown_protocol", proto=pkt.proto)
@@ -206,6 +217,7 @@ class Stack:
             if seg.flags & SYN and not seg.flags & ACK and listener.full():
                 return self._drop(now, "backlog_full", src=str(src))
             child = listener.tcb.spawn((dst, seg.dst_port), (src, seg.src_port), iss_floor)
+            child.tso_max = self.segment_max
             child.on_change = self._collect
             child.segment_arrived(seg, now)
             if child.state is State.SYN_RCVD:
@@ -225,7 +237,7 @@ class Stack:
         now = conn.now
         laddr, raddr = conn.local[0], conn.remote[0] if conn.remote else None
         for seg, note in conn.drain_output():
-            self._send(laddr, raddr, seg, now, note)
+            self._send(laddr, raddr, seg, now, note, conn.snd_mss)
         listener = self._children.get(conn)
         for event in conn.events():
             if listener is not None:  # not yet accepted: the application does not know it
@@ -251,9 +263,11 @@ class Stack:
             if parent is not None:
                 parent.pending.discard(conn)
 
-    def _send(self, src, dst, seg: Segment, now: float, note: str = "") -> None:
-        raw = build_tcp(seg, src, dst)
-        self._out.append(build_ip(src, dst, PROTO_TCP, raw, ident=self._next_ident()))
+    def _send(self, src, dst, seg: Segment, now: float, note: str = "", mss: int = 0) -> None:
+        partial = self.checksum_offload
+        raw = build_tcp(seg, src, dst, partial=partial)
+        gso = mss if self.segment_max and len(seg.payload) > mss > 0 else 0
+        self._out.append((build_ip(src, dst, PROTO_TCP, raw, ident=self._next_ident()), gso, partial))
         if self.tracer.enabled:
             fields = _seg_fields(seg, src, dst)
             if note:
@@ -264,6 +278,7 @@ class Stack:
         conn = Connection(config, local, remote, isn=self.isn, rng=self.rng, tracer=self.tracer,
                           host=self.host, default_mss=self._mss_for(local[0]))
         conn.on_change = self._collect
+        conn.tso_max = self.segment_max
         return conn
 
     def _remove_listener(self, listener: Listener) -> None:

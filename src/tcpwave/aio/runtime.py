@@ -45,8 +45,8 @@ class Runtime:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
-    def _on_packets(self, packets) -> None:
-        self.stack.receive_packets(packets, self.now())
+    def _on_packets(self, packets, trusted=None) -> None:
+        self.stack.receive_packets(packets, self.now(), trusted)
         self._flush()
 
     def _on_timer(self) -> None:
@@ -61,9 +61,9 @@ class Runtime:
             events = stack.events()
             for conn, event in events:
                 self._route(conn, event)
-            packets = stack.packets_to_send()
-            for packet in packets:
-                self.link.send(packet)
+            packets = stack.packets_to_send_offload()
+            for packet, gso_size, partial in packets:
+                self.link.send(packet, gso_size, partial)
             if not events and not packets:
                 break
         deadline = stack.next_timer()
@@ -113,7 +113,7 @@ class MemoryLink:
     def detach(self) -> None:
         self._callback = None
 
-    def send(self, packet: bytes) -> None:
+    def send(self, packet: bytes, gso_size: int = 0, partial: bool = False) -> None:
         peer = self.peer
         if peer is not None:
             self.loop.call_later(self.delay, peer._deliver, packet)
@@ -131,14 +131,14 @@ class TunLink:
         self.loop = loop or asyncio.get_running_loop()
 
     def attach(self, callback) -> None:
-        self.loop.add_reader(self.device.fileno(), lambda: callback(self.device.read_batch()))
+        self.loop.add_reader(self.device.fileno(), lambda: callback(*self.device.read_batch()))
 
     def detach(self) -> None:
         self.loop.remove_reader(self.device.fileno())
 
-    def send(self, packet: bytes) -> None:
+    def send(self, packet: bytes, gso_size: int = 0, partial: bool = False) -> None:
         try:
-            self.device.write(packet)
+            self.device.write(packet, gso_size, partial)
         except BlockingIOError:
             pass  # the device queue is full: TCP retransmits what was dropped
         except OSError as e:  # pragma: no cover - device gone
@@ -164,11 +164,11 @@ class FaultyLink:
     def detach(self) -> None:
         self.link.detach()
 
-    def send(self, packet: bytes) -> None:
+    def send(self, packet: bytes, gso_size: int = 0, partial: bool = False) -> None:
         if self.loss and self.rng.random() < self.loss:
             self.dropped += 1
             return
         if self.delay:
-            self.loop.call_later(self.delay, self.link.send, packet)
+            self.loop.call_later(self.delay, self.link.send, packet, gso_size, partial)
         else:
-            self.link.send(packet)
+            self.link.send(packet, gso_size, partial)

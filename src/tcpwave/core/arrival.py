@@ -251,8 +251,8 @@ class SegmentArrival:
         edge = rb.next_offset + max(0, seq_diff(self._rcv_adv, self.rcv_nxt))
         if off + len(payload) > edge:
             payload = memoryview(payload)[: max(0, edge - off)]
-        if len(payload) > self._rcv_mss:
-            self._rcv_mss = len(payload)
+        if len(payload) > self._rcv_mss:  # (a GSO super-segment is not one "full-sized segment")
+            self._rcv_mss = min(len(payload), self._our_mss)
         had_gap = bool(rb.ranges())
         in_order = off <= rb.next_offset
         if self.sack_ok and payload and rb.holds(off, off + len(payload)):

@@ -112,6 +112,7 @@ class Connection(SegmentArrival):
         self._recvbuf = ReceiveBuffer(cfg.recv_buffer)
         self._send_blocked = False  # a send() was cut short: tell the user when space returns
         self.nodelay = cfg.nodelay  # per connection, may be changed at any time (TCP_NODELAY)
+        self.tso_max = 0  # > 0: the device cuts segments (TSO), so one may carry up to this many bytes
         self.keepalive = cfg.keepalive  # per connection, may be changed at any time (SO_KEEPALIVE)
         self.user_timeout = cfg.user_timeout  # per connection (TCP_USER_TIMEOUT), seconds or None
         self._last_recv = 0.0  # when a segment last arrived (keep-alive idleness)
@@ -454,6 +455,7 @@ class Connection(SegmentArrival):
                     and self._now - self._last_send > self._rtt.rto):
                 self.cc.on_idle_restart()
             pipe = self._recover_lost() if self._scoreboard_recovery else None
+            seg_max = (self.tso_max // mss) * mss if self.tso_max > mss else mss
             while True:
                 avail = buf.bytes_from(self.snd_nxt)
                 if pipe is None:
@@ -463,7 +465,7 @@ class Connection(SegmentArrival):
                     usable = seq_diff(seq_add(self.snd_una, min(self.snd_wnd, self.cc.cwnd + extra)), self.snd_nxt)
                 else:  # in recovery the pipe estimate, not the flight size, limits new data
                     usable = min(seq_diff(seq_add(self.snd_una, self.snd_wnd), self.snd_nxt), self.cc.cwnd - pipe)
-                n = min(avail, mss, usable)
+                n = min(avail, seg_max, usable)
                 if n <= 0:
                     if avail == 0 and self._fin_wanted and self.state is not S.ESTABLISHED:
                         self._send_data(0, fin=True)

@@ -67,8 +67,9 @@ def parse_tcp(data: bytes | memoryview, src=None, dst=None) -> Segment:
     return Segment(sport, dport, seq, ack, flags, window, view[hlen:], options, urgent)
 
 
-def build_tcp(seg: Segment, src=None, dst=None) -> bytes:
-    """Serialize; given the IP addresses, fill in the checksum."""
+def build_tcp(seg: Segment, src=None, dst=None, partial: bool = False) -> bytes:
+    """Serialize; given the IP addresses, fill in the checksum. partial=True (checksum offload) puts
+    only the folded pseudo-header sum there, for the device to finish."""
     opts = build_options(seg.options) if seg.options else b""
     hlen = HEADER_LEN + len(opts)
     header = bytearray(_HDR.pack(seg.src_port, seg.dst_port, seg.seq, seg.ack, (hlen // 4) << 4,
@@ -76,8 +77,11 @@ def build_tcp(seg: Segment, src=None, dst=None) -> bytes:
     header += opts
     payload = seg.payload
     if src is not None:
-        partial = ones_complement_sum(header, pseudo_header_sum(src, dst, PROTO_TCP, hlen + len(payload)))
-        header[16:18] = checksum(payload, partial).to_bytes(2, "big")
+        pseudo = pseudo_header_sum(src, dst, PROTO_TCP, hlen + len(payload))
+        if partial:
+            header[16:18] = pseudo.to_bytes(2, "big")
+        else:
+            header[16:18] = checksum(payload, ones_complement_sum(header, pseudo)).to_bytes(2, "big")
     if payload:
         header += payload
     return bytes(header)
