@@ -61,8 +61,9 @@ def test_tcpwave_client_against_linux_server(family):
     assert "LAST-ACK" in r["linux_states_at_eof"]
 
 
-def test_linux_reset_reaches_the_application_and_closed_port_is_refused():
-    r = in_namespace("resets", 4)
+@pytest.mark.parametrize("family", [4, 6])
+def test_linux_reset_reaches_the_application_and_closed_port_is_refused(family):
+    r = in_namespace("resets", family)
     assert r["reason"] == "reset" and r["error"] == "ConnectionResetError"
     assert r["linux_connect"] == "ECONNREFUSED"
 
