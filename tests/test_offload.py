@@ -42,7 +42,7 @@ def test_tso_segments_carry_the_mss_to_cut_at_and_partial_checksums():
     out = stack.packets_to_send_offload()
     sizes = [len(parse_tcp(parse_ip(p).payload).payload) for p, _, _ in out]
     assert max(sizes) > 1460 and sum(sizes) == min(100_000, 14600)  # the initial window, in one super-segment
-    for packet, gso, partial in out:
+    for _, gso, partial in out:
         assert partial and gso == 1460  # cut at the connection's MSS by the device
 
 

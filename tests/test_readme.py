@@ -6,31 +6,26 @@ import pathlib
 import re
 
 
-def test_readme_python_example_runs():
+def run_readme_block(after: str) -> str:
+    """Run the first python block of the README that follows the text `after`; return its output."""
     text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
-    code = re.search(r"## Using the core from Python\n\n```python\n(.*?)```", text, re.S).group(1)
+    code = re.search(re.escape(after) + r".*?```python\n(.*?)```", text, re.S).group(1)
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(code, "README.md", "exec"), {})
-    assert out.getvalue().strip() == "b'HELLO'"
+    return out.getvalue()
+
+
+def test_readme_python_example_runs():
+    assert run_readme_block("## Using the core from Python").strip() == "b'HELLO'"
 
 
 def test_readme_asyncio_example_runs():
-    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
-    code = re.search(r"## asyncio streams\n.*?```python\n(.*?)```", text, re.S).group(1)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {})
-    assert out.getvalue().strip() == "b'HELLO'"
+    assert run_readme_block("## asyncio streams").strip() == "b'HELLO'"
 
 
 def test_readme_blocking_socket_example_runs():
-    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
-    code = re.search(r"For scripts, a blocking socket-like API.*?```python\n(.*?)```", text, re.S).group(1)
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        exec(compile(code, "README.md", "exec"), {})
-    assert out.getvalue().startswith("b'ping' ('192.0.2.1', ")
+    assert run_readme_block("For scripts, a blocking socket-like API").startswith("b'ping' ('192.0.2.1', ")
 
 
 def test_package_exposes_the_streams_api_at_top_level():

@@ -16,7 +16,7 @@ import asyncio
 import socket as _socket
 import threading
 
-from .aio import Runtime, TunLink, open_connection, start_server
+from .aio import MemoryLink, Runtime, TunLink, open_connection, start_server
 from .stack import Stack
 
 
@@ -38,9 +38,9 @@ class Network:
     @classmethod
     def memory_pair(cls, a="192.0.2.1", b="192.0.2.2", delay: float = 0.001, **stack_options):
         """Two networks joined by an in-memory link (each with its own loop thread)."""
-        first = cls(lambda net: _ThreadLink(net), [a], **stack_options)
-        second = cls(lambda net: _ThreadLink(net), [b], **stack_options)
-        first.runtime.link.connect(second.runtime.link, delay)
+        first = cls(lambda net: MemoryLink(net._loop, delay), [a], **stack_options)
+        second = cls(lambda net: MemoryLink(net._loop, delay), [b], **stack_options)
+        MemoryLink.join(first.runtime.link, second.runtime.link)
         return first, second
 
     @classmethod
@@ -79,35 +79,6 @@ class Network:
         self._thread.join(5)
         if self._device is not None:
             self._device.close()
-
-
-class _ThreadLink:
-    """MemoryLink across two loops in two threads."""
-
-    def __init__(self, net: Network):
-        self.net = net
-        self.peer: _ThreadLink | None = None
-        self.delay = 0.0
-        self._callback = None
-
-    def connect(self, other: "_ThreadLink", delay: float) -> None:
-        self.peer, other.peer = other, self
-        self.delay = other.delay = delay
-
-    def attach(self, callback) -> None:
-        self._callback = callback
-
-    def detach(self) -> None:
-        self._callback = None
-
-    def send(self, packet: bytes, gso_size: int = 0, partial: bool = False) -> None:
-        peer = self.peer
-        if peer is not None:
-            peer.net._loop.call_soon_threadsafe(peer.net._loop.call_later, self.delay, peer._deliver, packet)
-
-    def _deliver(self, packet: bytes) -> None:
-        if self._callback is not None:
-            self._callback([packet])
 
 
 class TcpSocket:

@@ -91,8 +91,8 @@ class Runtime:
 
 
 class MemoryLink:
-    """One end of an in-process link; packets reach the other end on the next loop iteration,
-    after an optional one-way delay."""
+    """One end of an in-process link; packets reach the other end after an optional one-way delay,
+    on the other end's own loop (which may run in another thread)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, delay: float = 0.0):
         self.loop = loop
@@ -103,7 +103,10 @@ class MemoryLink:
     @classmethod
     def pair(cls, delay: float = 0.0, loop: asyncio.AbstractEventLoop | None = None):
         loop = loop or asyncio.get_running_loop()
-        a, b = cls(loop, delay), cls(loop, delay)
+        return cls.join(cls(loop, delay), cls(loop, delay))
+
+    @staticmethod
+    def join(a: "MemoryLink", b: "MemoryLink"):
         a.peer, b.peer = b, a
         return a, b
 
@@ -115,8 +118,12 @@ class MemoryLink:
 
     def send(self, packet: bytes, gso_size: int = 0, partial: bool = False) -> None:
         peer = self.peer
-        if peer is not None:
+        if peer is None:
+            return
+        if peer.loop is self.loop:
             self.loop.call_later(self.delay, peer._deliver, packet)
+        else:
+            peer.loop.call_soon_threadsafe(peer.loop.call_later, self.delay, peer._deliver, packet)
 
     def _deliver(self, packet: bytes) -> None:
         if self._callback is not None:
