@@ -10,6 +10,7 @@ from dataclasses import replace
 from ..seq import seq_add, seq_diff, seq_ge, seq_gt, seq_in, seq_le, seq_lt
 from ..wire.tcp import ACK, FIN, RST, SYN, URG, Segment
 from . import events as ev
+from . import timers
 from .reset import reset_for
 from .state import RECEIVING, SYNCHRONIZED, State
 from .window import window_shift_for
@@ -97,7 +98,7 @@ class SegmentArrival:
         st, f = self.state, seg.flags
         self._last_recv = self._now
         self._probes = 0
-        self._timers.pop("keepalive", None)  # idleness starts again; _output re-arms it
+        self._timers.pop(timers.KEEPALIVE, None)  # idleness starts again; _output re-arms it
         if st is S.SYN_RCVD and f & SYN and seg.seq == self.irs:
             if not f & ACK:  # the peer's SYN again: our SYN,ACK was lost
                 self._retransmit_head()
@@ -107,7 +108,7 @@ class SegmentArrival:
             f = seg.flags
         if st is S.TIME_WAIT and f & FIN and not f & RST and seq_add(seg.seq, seg.seg_len) == self.rcv_nxt:
             self._ack_now = True  # a retransmitted FIN: our last ACK was lost
-            self._arm("time_wait", 2 * self.config.msl)
+            self._arm(timers.TIME_WAIT_TIMER, 2 * self.config.msl)
             return self._drop(seg, "retransmitted_fin")
         ts = seg.options.ts
         if self.ts_enabled and ts is not None and not f & RST and seq_lt(ts[0], self.ts_recent):
@@ -196,7 +197,7 @@ class SegmentArrival:
                 self.max_snd_wnd = max(self.max_snd_wnd, window)
                 self.snd_wl1, self.snd_wl2 = seg.seq, ack
                 if window:
-                    self._cancel("persist")
+                    self._cancel(timers.PERSIST)
         fin_acked = self._fin_seq is not None and seq_gt(self.snd_una, self._fin_seq)
         if fin_acked:
             if st is S.CLOSING:
@@ -253,7 +254,7 @@ class SegmentArrival:
             payload = memoryview(payload)[: max(0, edge - off)]
         if len(payload) > self._rcv_mss:  # (a GSO super-segment is not one "full-sized segment")
             self._rcv_mss = min(len(payload), self._our_mss)
-        had_gap = bool(rb.ranges())
+        had_gap = rb.has_gaps
         in_order = off <= rb.next_offset
         if self.sack_ok and payload and rb.holds(off, off + len(payload)):
             self._dsack = (seq, seq_add(seq, len(payload)))  # a duplicate: D-SACK (RFC 2883)
@@ -335,9 +336,9 @@ class SegmentArrival:
         elif self.state in SYNCHRONIZED:
             self.cc.on_ack(acked, self._now)
         if self.snd_una == self.snd_nxt:
-            self._cancel("retransmit")
+            self._cancel(timers.RETRANSMIT)
         else:
-            self._arm("retransmit", self._rtt.rto)
+            self._arm(timers.RETRANSMIT, self._rtt.rto)
         if freed and self._send_blocked and self._sendbuf.space:
             self._send_blocked = False
             self._events.append(ev.SendSpace(self._sendbuf.space))

@@ -27,6 +27,7 @@ from .rtt import RttEstimator
 from .sack import Scoreboard
 from .send_buffer import SendBuffer
 from .state import SENDING, SYNCHRONIZED, State, check_transition
+from .timers import DELAYED_ACK, KEEPALIVE, PERSIST, RETRANSMIT, SWS_OVERRIDE, TIME_WAIT_TIMER, USER_TIMEOUT
 from .window import window_shift_for
 
 S = State
@@ -34,9 +35,6 @@ _RST_ON_ABORT = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2
 # States that may still send queued data (and then the FIN): CLOSE is allowed before all
 # data has gone out, and the peer's FIN can move FIN_WAIT_1 to CLOSING meanwhile.
 _DATA_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
-# Timer names; at most one deadline each.
-RETRANSMIT, PERSIST, TIME_WAIT_TIMER, DELAYED_ACK = "retransmit", "persist", "time_wait", "delayed_ack"
-SWS_OVERRIDE, KEEPALIVE, USER_TIMEOUT = "sws_override", "keepalive", "user_timeout"
 _KEEPALIVE_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2})
 
 
@@ -647,7 +645,7 @@ class Connection(SegmentArrival):
             limit = 3 if ts else 4
             dsack = (self._dsack,) if self._dsack is not None else ()
             self._dsack = None  # a D-SACK is reported once (RFC 2883 §4)
-            sack = dsack + (self._sack_blocks(limit - len(dsack)) if self._recvbuf.ranges() else ())
+            sack = dsack + (self._sack_blocks(limit - len(dsack)) if self._recvbuf.has_gaps else ())
         return Options(ts=ts, sack=sack) if ts or sack else Options()
 
     def _sack_blocks(self, limit: int) -> tuple:

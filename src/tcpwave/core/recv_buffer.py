@@ -22,6 +22,11 @@ class ReceiveBuffer:
     def readable(self) -> int:
         return len(self._ready)
 
+    @property
+    def has_gaps(self) -> bool:
+        """Is any data held out of order? (cheap: no list is built)"""
+        return bool(self._starts)
+
     def ranges(self) -> list[tuple[int, int]]:
         """Out-of-order ranges as (start, end) offsets, ascending, adjacent ones merged."""
         merged: list[tuple[int, int]] = []
