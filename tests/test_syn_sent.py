@@ -102,7 +102,7 @@ def test_karn_no_rtt_sample_from_a_retransmitted_syn():
     p.peer_nxt = seq_add(p.peer_iss, 1)
     p.deliver("S.", seq=p.peer_iss, ack=seq_add(p.iss, 1))
     assert p.conn.srtt is None  # the ACK may belong to either SYN: no sample
-    assert p.conn.rto == 2.0
+    assert p.conn.rto == 3.0  # RFC 6298 (5.7): data starts with a 3 s RTO after a SYN timeout
 
 
 def test_rtt_sample_from_an_unretransmitted_syn():

@@ -216,7 +216,7 @@ class Stack:
         elif listener is not None:
             if seg.flags & SYN and not seg.flags & ACK and listener.full():
                 return self._drop(now, "backlog_full", src=str(src))
-            child = listener.tcb.spawn((dst, seg.dst_port), (src, seg.src_port), iss_floor)
+            child = listener.tcb.spawn((dst, seg.dst_port), (src, seg.src_port), iss_floor, self._mss_for(dst))
             child.tso_max = self.segment_max
             child.on_change = self._collect
             child.segment_arrived(seg, now)

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import bench, connect, demo, fetch, sandbox, serve
+from . import bench, connect, demo, fetch, packetdrill, sandbox, serve
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,12 +15,18 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_parser(sub)
     connect.add_parser(sub)
     fetch.add_parser(sub)
+    packetdrill.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    drill_flags: dict[str, str] = {}
+    if argv[:1] == ["packetdrill"]:  # packetdrill's --name=value flags are open-ended
+        argv, drill_flags = packetdrill.split_flags(argv)
     args = parser.parse_args(argv)
+    args.drill_flags = drill_flags
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

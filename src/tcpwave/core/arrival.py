@@ -375,6 +375,8 @@ class SegmentArrival:
     def _established(self, why: str) -> None:
         self._set_state(S.ESTABLISHED, why)
         self._retries = 0
+        if self.stats.timeouts and self._rtt.srtt is None:
+            self._rtt.after_syn_timeout()  # RFC 6298 (5.7)
         self._last_recv = self._now
         self.cc.set_mss(self.snd_mss)
         self._events.append(ev.Connected())

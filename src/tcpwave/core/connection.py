@@ -149,14 +149,16 @@ class Connection(SegmentArrival):
         self.stats = Stats()
         self.on_change = None  # set by a Stack: called after each user call with output to collect
 
-    def spawn(self, local: tuple, remote: tuple, iss_floor: int | None = None) -> "Connection":
+    def spawn(self, local: tuple, remote: tuple, iss_floor: int | None = None,
+              default_mss: int | None = None) -> "Connection":
         """A new TCB in LISTEN for one arriving segment, cloned from this listening one.
 
         iss_floor: when the 4-tuple is being reopened from TIME_WAIT, the old incarnation's
-        SND.NXT; the new ISS is chosen above it (RFC 9293 §3.6.1 (1)).
+        SND.NXT; the new ISS is chosen above it (RFC 9293 §3.6.1 (1)). default_mss: the MSS for
+        the address family the SYN came in on (a listener on any address serves both).
         """
         child = Connection(self.config, local, remote, isn=self._isn, rng=self._rng, tracer=self._tracer,
-                           host=self.host, default_mss=self._our_mss)
+                           host=self.host, default_mss=default_mss or self._our_mss)
         child.state = S.LISTEN
         child.passive = True
         child._now = self._now
@@ -286,6 +288,14 @@ class Connection(SegmentArrival):
         self._now = now
         self.keepalive = enabled
         self._output()  # arms or cancels the timer
+
+    @_user_call
+    def set_nodelay(self, enabled: bool, now: float) -> None:
+        """Turn Nagle's algorithm off (True) or back on, like TCP_NODELAY; small queued data goes at once."""
+        self._now = now
+        self.nodelay = enabled
+        if self.state in SYNCHRONIZED:
+            self._output()
 
     @_user_call
     def set_user_timeout(self, seconds: float | None, now: float) -> None:

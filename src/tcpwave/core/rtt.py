@@ -21,6 +21,11 @@ class RttEstimator:
             self.srtt = 0.875 * self.srtt + 0.125 * r
         self.rto = min(max(self.srtt + max(cfg.clock_granularity, 4 * self.rttvar), cfg.rto_min), cfg.rto_max)
 
+    def after_syn_timeout(self) -> None:
+        """(5.7): the SYN or SYN,ACK timed out and no RTT sample followed: data starts with an RTO
+        of 3 s (the pre-RFC 6298 initial value), not the backed-off handshake value."""
+        self.rto = min(max(3.0, self._cfg.rto_min), self._cfg.rto_max)
+
     def backoff(self) -> None:
         """(5.5): double the RTO after a retransmission timeout, up to the maximum."""
         self.rto = min(self.rto * 2, self._cfg.rto_max)

@@ -1,0 +1,330 @@
+"""Run a packetdrill-format script against a fresh tcpwave Stack on a virtual clock.
+
+The clock moves only to the times the script names and to the stack's own timer
+deadlines, so a script runs in milliseconds and always the same way. Every packet
+the stack sends must be matched, in order, by a `>` line within the tolerance;
+one that no line expects is a failure (packetdrill itself would ignore it).
+"""
+
+import dataclasses
+import ipaddress
+import typing
+from collections import deque
+
+from ..core.config import Config
+from ..stack import Stack
+from ..trace import ListSink, Tracer
+from . import packets
+from .script import WILDCARD, CallEvent, PacketEvent, Script, ScriptError, SkippedEvent, When, parse_script
+from .sockets import BLOCK, Mismatch, Sockets, SysError
+
+ADDRESSES = {  # documentation prefixes only (RFC 5737, RFC 3849): nothing here touches a network
+    "ipv4": ("192.0.2.1", "192.0.2.2"),
+    "ipv6": ("2001:db8::1", "2001:db8::2"),
+}
+REMOTE_PORT = 43210  # the remote's port for connections it opens to us
+RUNNER_FLAGS = {"ip_version", "tolerance_usecs", "mss", "mtu", "portable", "local_ip", "remote_ip",
+                "bind_port", "connect_port", "seed"}
+_CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+
+
+class Failure(Exception):
+    def __init__(self, line: int, message: str):
+        super().__init__(message)
+        self.line = line
+
+
+@dataclasses.dataclass
+class Result:
+    path: str
+    ok: bool
+    line: int | None = None
+    message: str = ""
+    notes: list[str] = dataclasses.field(default_factory=list)  # skipped lines, ignored flags
+    log: list[str] = dataclasses.field(default_factory=list)  # the run, packetdrill-style (for -v)
+
+    def summary(self) -> str:
+        if self.ok:
+            return f"ok    {self.path}"
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"FAIL  {where}: {self.message}"
+
+
+@dataclasses.dataclass
+class _Pending:
+    call: CallEvent
+    attempt: typing.Callable[[], object]
+    end: float
+
+
+def _truthy(value: str) -> bool:
+    return value.lower() in ("1", "true", "yes", "on")
+
+
+def _config_value(name: str, text: str):
+    kind = _CONFIG_FIELDS[name].type
+    kind = kind if isinstance(kind, str) else str(kind).replace("<class '", "").replace("'>", "")
+    if text.lower() == "none" and "None" in kind:
+        return None
+    if kind.startswith("bool"):
+        return _truthy(text)
+    if kind.startswith("int"):
+        return int(text, 0)
+    if "float" in kind:
+        return float(text)
+    return text
+
+
+class Runner:
+    def __init__(self, script: Script, defaults: dict[str, str] | None = None):
+        self.script = script
+        flags = {**(defaults or {}), **script.flags}
+        self.flags = flags
+        self.notes: list[str] = []
+        self.log: list[str] = []
+        line_of = script.flag_lines.get
+        version = flags.get("ip_version", "ipv4")
+        if version not in ADDRESSES:
+            raise ScriptError(line_of("ip_version", 0), f"--ip_version={version}: use ipv4 or ipv6")
+        local, remote = ADDRESSES[version]
+        self.local = ipaddress.ip_address(flags.get("local_ip", local))
+        self.remote = ipaddress.ip_address(flags.get("remote_ip", remote))
+        self.tolerance = int(flags.get("tolerance_usecs", "4000")) / 1e6
+        self.portable = _truthy(flags.get("portable", "false"))
+        changes = {}
+        for name, value in flags.items():
+            if name in _CONFIG_FIELDS:
+                try:
+                    changes[name] = _config_value(name, value)
+                except ValueError:
+                    raise ScriptError(line_of(name, 0), f"--{name}={value}: not a valid value") from None
+            elif name not in RUNNER_FLAGS:
+                self.notes.append(f"flag --{name} ignored")
+        if "mss" in flags:
+            changes["mss"] = int(flags["mss"])
+        try:
+            config = Config(**changes)
+        except ValueError as e:
+            raise ScriptError(0, str(e)) from None
+        self.sink = ListSink()
+        self.stack = Stack([self.local], config=config, seed=int(flags.get("seed", "1")), host="tcpwave",
+                           tracer=Tracer(self.sink), mtu=int(flags.get("mtu", "1500")))
+        self.now = 0.0
+        self.sockets = Sockets(self.stack, lambda: self.now, self.remote,
+                               bind_port=int(flags.get("bind_port", "8080")),
+                               connect_port=int(flags.get("connect_port", "8080")), portable=self.portable)
+        self.sockets.on_connect = self._learn_ports
+        self.local_port = self.sockets.bind_port
+        self.remote_port = REMOTE_PORT
+        self.spaces = packets.Spaces(ts_slack=max(1, round(self.tolerance * 1000)))
+        self.queue: deque[packets.Sent] = deque()
+        self.pending: _Pending | None = None
+        self._traced = 0
+
+    # ------------------------------------------------------------ driving
+    def run(self) -> None:
+        base = 0.0
+        for event in self.script.events:
+            if isinstance(event, SkippedEvent):
+                self.notes.append(f"line {event.line}: {event.kind} skipped: {event.text}")
+                continue
+            lo, hi = self._resolve(event.when, base)
+            if isinstance(event, PacketEvent) and not event.inbound:
+                t = self._expect(event, lo, hi)
+                base = t if event.when.kind == "any" else lo
+                continue
+            at = self.now if lo is None else lo
+            self._advance(at, event)
+            self._check_stale(at, event)
+            if isinstance(event, PacketEvent):
+                self._inject(event)
+            else:
+                self._call(event, at)
+            base = at
+        self._finish()
+
+    def _resolve(self, when: When, base: float) -> tuple[float | None, float | None]:
+        if when.kind == "any":
+            return None, None
+        offset = base if when.kind == "rel" else 0.0
+        lo = when.start + offset
+        hi = lo if when.end is None else when.end + offset
+        if hi < lo:
+            raise Failure(0, f"time range {lo:.6f}~{hi:.6f} ends before it starts")
+        return lo, hi
+
+    def _advance(self, to: float, event) -> None:
+        """Move the clock to `to`, firing the stack's timers on the way."""
+        while (t := self.stack.next_timer()) is not None and t <= to:
+            self._deadline_check(t, event)
+            self.now = max(self.now, t)
+            self.stack.handle_timer(self.now)
+            self._after_step()
+        self._deadline_check(to, event)
+        self.now = max(self.now, to)
+
+    def _deadline_check(self, t: float, event) -> None:
+        p = self.pending
+        if p is not None and t > p.end + self.tolerance:
+            raise Failure(p.call.line, f"{p.call.name}() still blocked at {t:.3f} s; the script has it return at "
+                                       f"{p.end:.3f} s")
+
+    def _after_step(self) -> None:
+        for raw in self.stack.packets_to_send():
+            sent = packets.decode_outbound(raw, self.now)
+            if sent is not None:
+                self.queue.append(sent)
+        self.stack.events()  # the socket layer reads connection state directly
+        self._trace_states()
+        p = self.pending
+        if p is not None:
+            result = self._attempt(p.call, p.attempt)
+            if result is not BLOCK:
+                self.pending = None
+                if abs(self.now - p.end) > self.tolerance:
+                    raise Failure(p.call.line, f"{p.call.name}() returned at {self.now:.3f} s, the script has it "
+                                               f"return at {p.end:.3f} s")
+                self._check_return(p.call, result)
+
+    def _trace_states(self) -> None:
+        for e in self.sink[self._traced:]:
+            if e["type"] == "state":
+                self.log.append(f"{e['t']:.3f}   [{e['conn']}] {e['from']} -> {e['to']} ({e['why']})")
+            elif e["type"] == "drop":
+                self.log.append(f"{e['t']:.3f}   [drop: {e['reason']}]")
+        self._traced = len(self.sink)
+
+    def _check_stale(self, at: float, event) -> None:
+        if self.queue and self.queue[0].time < at - self.tolerance:
+            sent = self.queue[0]
+            raise Failure(event.line, f"unexpected packet sent at {sent.time:.3f} s before this line: "
+                                      f"{packets.describe(sent, self.spaces)}")
+
+    # ------------------------------------------------------------ packets
+    def _learn_ports(self, conn) -> None:
+        self.local_port, self.remote_port = conn.local[1], conn.remote[1]
+
+    def _inject(self, event: PacketEvent) -> None:
+        raw = packets.build_inbound(event, self.remote, self.local, self.remote_port, self.local_port, self.spaces)
+        self.log.append(f"{self.now:.3f} {event.text}")
+        self.stack.receive_packet(raw, self.now)
+        self._after_step()
+
+    def _expect(self, event: PacketEvent, lo: float | None, hi: float | None) -> float:
+        deadline = float("inf") if hi is None else hi + self.tolerance
+        while not self.queue:
+            t = self.stack.next_timer()
+            if t is None or t > deadline:
+                when = "" if lo is None else f" at {lo:.3f} s"
+                raise Failure(event.line, f"expected {event.text!r}{when}; nothing was sent"
+                                          + ("" if t is None else f" (the stack's next timer is at {t:.3f} s)"))
+            self._advance(t, event)
+        sent = self.queue.popleft()
+        if self.spaces.isn is None and sent.flags & packets.SYN:
+            self.spaces.isn = (sent.seq - event.start) & packets.MASK
+        if self.spaces.ts_base is None:
+            self._learn_ts(event, sent)
+        shown = packets.describe(sent, self.spaces)
+        self.log.append(f"{sent.time:.3f} {shown}")
+        if lo is not None and not lo - self.tolerance <= sent.time <= hi + self.tolerance:
+            expected_at = f"{lo:.3f} s" if lo == hi else f"{lo:.3f}~{hi:.3f} s"
+            raise Failure(event.line, f"expected {event.text!r} at {expected_at}; sent {shown!r} at {sent.time:.3f} s")
+        if (sent.src_port, sent.dst_port) != (self.local_port, self.remote_port):
+            raise Failure(event.line, f"sent from port {sent.src_port} to {sent.dst_port}; the script's connection "
+                                      f"is {self.local_port} -> {self.remote_port}")
+        diffs = packets.mismatches(event, sent, self.spaces, self.portable)
+        if diffs:
+            raise Failure(event.line, f"expected {event.text!r}; sent {shown!r} ({'; '.join(diffs)})")
+        return sent.time
+
+    def _learn_ts(self, event: PacketEvent, sent: packets.Sent) -> None:
+        have = next((o for o in sent.options if o[0] == "TS"), None)
+        if have is None:
+            return
+        want = next((o for o in event.options if o[0] == "TS"), None) if isinstance(event.options, list) else None
+        self.spaces.ts_base = (have[1] - (want[1] if want else 0)) & packets.MASK
+
+    # ------------------------------------------------------------ calls
+    def _call(self, event: CallEvent, at: float) -> None:
+        if self.pending is not None:
+            raise Failure(event.line, f"{event.name}() while {self.pending.call.name}() (line "
+                                      f"{self.pending.call.line}) is still blocked; only one call may block")
+        try:
+            attempt = self.sockets.start(event)
+        except SysError as e:
+            self._after_step()
+            return self._check_return(event, e)
+        except Mismatch as e:
+            raise Failure(event.line, str(e)) from None
+        result = self._attempt(event, attempt)
+        self._after_step()
+        blocking = event.when.block_end is not None
+        if result is BLOCK:
+            if not blocking:
+                raise Failure(event.line, f"{event.name}() would block; write it as 'start...end {event.name}(...)' "
+                                          "with the time it returns")
+            offset = at - event.when.start
+            self.pending = _Pending(event, attempt, event.when.block_end + offset)
+            return
+        if blocking:
+            end = event.when.block_end + at - event.when.start
+            if abs(end - self.now) > self.tolerance:
+                raise Failure(event.line, f"{event.name}() returned at once ({self.now:.3f} s); the script has it "
+                                          f"block until {end:.3f} s")
+        self._check_return(event, result)
+
+    def _attempt(self, event: CallEvent, attempt) -> object:
+        try:
+            return attempt()
+        except SysError as e:
+            return e
+        except Mismatch as e:
+            raise Failure(event.line, str(e)) from None
+
+    def _check_return(self, event: CallEvent, result) -> None:
+        if isinstance(result, SysError):
+            have = f"-1 {result.name}"
+            ok = event.ret == WILDCARD or (event.ret == -1 and event.errno == result.name)
+        else:
+            have = str(result)
+            ok = event.ret == WILDCARD or (event.errno is None and event.ret == result)
+        self.log.append(f"{self.now:.3f} {event.text.rsplit(' = ', 1)[0]} = {have}")
+        if not ok:
+            want = f"{event.ret}{' ' + event.errno if event.errno else ''}"
+            raise Failure(event.line, f"{event.name}() returned {have}, the script expects {want}")
+
+    # ------------------------------------------------------------ end
+    def _finish(self) -> None:
+        if self.pending is not None:
+            p = self.pending
+            self._advance(p.end + self.tolerance, p.call)
+            if self.pending is not None:
+                raise Failure(p.call.line, f"{p.call.name}() never returned (the script has it return at "
+                                           f"{p.end:.3f} s)")
+        if self.queue:
+            sent = self.queue[0]
+            raise Failure(len(self.script.events) and self.script.events[-1].line,
+                          f"unexpected packet sent at {sent.time:.3f} s after the last line: "
+                          f"{packets.describe(sent, self.spaces)}")
+
+
+def run_text(text: str, path: str = "<script>", defaults: dict[str, str] | None = None) -> Result:
+    try:
+        script = parse_script(text, path)
+        runner = Runner(script, defaults)
+    except ScriptError as e:
+        return Result(path, False, e.line or None, f"cannot read the script: {e.args[0].split(': ', 1)[-1]}")
+    try:
+        runner.run()
+    except Failure as e:
+        return Result(path, False, e.line or None, str(e), runner.notes, runner.log)
+    return Result(path, True, notes=runner.notes, log=runner.log)
+
+
+def run_file(path: str, defaults: dict[str, str] | None = None) -> Result:
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        return Result(path, False, None, f"cannot open: {e.strerror}")
+    return run_text(text, path, defaults)
