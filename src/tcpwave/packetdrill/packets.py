@@ -209,7 +209,7 @@ def mismatches(ev: PacketEvent, sent: Sent, spaces: Spaces, portable: bool) -> l
 def _options_equal(want: list, have: list, ts_slack: int) -> bool:
     if len(want) != len(have):
         return False
-    for w, h in zip(want, have):
+    for w, h in zip(want, have, strict=True):
         if w[0] == "TS" and h[0] == "TS":
             if abs(((h[1] - w[1] + (1 << 31)) & MASK) - (1 << 31)) > ts_slack or h[2] != w[2] & MASK:
                 return False

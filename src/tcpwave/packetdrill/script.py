@@ -248,56 +248,47 @@ class _Tokens:
 
 
 def parse_call(text: str, lineno: int, when: When) -> CallEvent:
+    # "= -1 EAGAIN (Resource temporarily unavailable)": the parenthesis is for humans
+    text = re.sub(r"(=\s*-?\d+\s+E[A-Z0-9]+)\s*\(.*\)\s*$", r"\1", text)
     t = _Tokens(_tokens(text, lineno), lineno)
     name = t.take()
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
         raise ScriptError(lineno, f"expected a packet or a system call, found {name!r}")
     t.take("(")
-    args = []
-    if t.peek() != ")":
-        args.append(_value(t))
-        while t.peek() == ",":
-            t.take(",")
-            args.append(_value(t))
-    t.take(")")
+    args = _values(t, ")")
     t.take("=")
-    ret: int | str
     tok = t.take()
-    if tok == WILDCARD:
-        ret = WILDCARD
-    else:
+    ret: int | str = WILDCARD
+    if tok != WILDCARD:
         try:
             ret = int(tok, 0)
         except ValueError:
             raise ScriptError(lineno, f"a return value must be a number or ..., found {tok!r}") from None
-    errno_name = None
-    if t.peek() is not None and t.peek() != "(":
-        errno_name = t.take()
-        if not errno_name.startswith("E"):
-            raise ScriptError(lineno, f"expected an errno name after the return value, found {errno_name!r}")
-    if t.peek() == "(":  # "(Operation now in progress)": a human's note
-        depth = 0
-        while t.peek() is not None:
-            tok = t.take()
-            depth += tok == "("
-            depth -= tok == ")"
+    errno_name = t.take() if t.peek() is not None else None
+    if errno_name is not None and not re.fullmatch(r"E[A-Z0-9]+", errno_name):
+        raise ScriptError(lineno, f"expected an errno name after the return value, found {errno_name!r}")
     if t.peek() is not None:
         raise ScriptError(lineno, f"unexpected {t.peek()!r} after the return value")
     return CallEvent(lineno, when, text, name=name, args=args, ret=ret, errno=errno_name)
+
+
+def _values(t: _Tokens, close: str) -> list:
+    """Comma-separated values up to and including the `close` token."""
+    items = []
+    if t.peek() != close:
+        items.append(_value(t))
+        while t.peek() == ",":
+            t.take(",")
+            items.append(_value(t))
+    t.take(close)
+    return items
 
 
 def _value(t: _Tokens):
     """One argument: ..., a number, NAME or NAME|NAME, [values], {name=value, ...} or "string"."""
     tok = t.take()
     if tok == "[":
-        items = []
-        if t.peek() != "]":
-            items.append(_value(t))
-            while t.peek() == ",":
-                t.take(",")
-                items.append(_value(t))
-        t.take("]")
-        return items
+        return _values(t, "]")
     if tok == "{":
         fields = {}
         while t.peek() != "}":
