@@ -76,7 +76,9 @@ class SegmentArrival:
         if not f & SYN:
             return self._drop(seg, "no_syn_or_rst")
         self.irs = seg.seq
-        self.rcv_nxt = self._rcv_adv = self.rcv_up = seq_add(seg.seq, 1)
+        self.rcv_nxt = self.rcv_up = seq_add(seg.seq, 1)
+        # The window our SYN offered (never scaled) now starts at RCV.NXT: data on the SYN,ACK fits in it.
+        self._rcv_adv = seq_add(self.rcv_nxt, min(self._recvbuf.capacity, 0xFFFF))
         self._negotiate(seg, offered_by_us=True)
         self.snd_wnd = self.max_snd_wnd = seg.window
         self.snd_wl1 = seg.seq

@@ -667,7 +667,7 @@ class Connection(SegmentArrival):
 
     def _window_gain(self) -> tuple[int, int]:
         """(offered, gain): the window we offer now, and how far reads would let its edge move."""
-        free = max(0, self._recvbuf.capacity - self._recvbuf.readable)
+        free = min(max(0, self._recvbuf.capacity - self._recvbuf.readable), 0xFFFF << self.rcv_wscale)
         offered = max(0, seq_diff(self._rcv_adv, self.rcv_nxt))
         return offered, free - offered
 
@@ -689,12 +689,13 @@ class Connection(SegmentArrival):
 
     def _maybe_window_update(self) -> None:
         """After a read: if the edge may move (the SWS rule), tell the peer. At once when the peer may
-        be stalled on a small window; otherwise as a delayed ACK, which a reply can carry."""
+        be stalled on a small window; as a delayed ACK (which a reply can carry) when the window would
+        at least double; not at all while the peer still has most of the window (as Linux)."""
         offered, gain = self._window_gain()
         if gain >= min(self._recvbuf.capacity // 2, self._rcv_mss):
             if offered < 2 * self._rcv_mss or not self.config.delayed_ack:
                 self._ack_now = True
-            else:
+            elif gain >= offered:
                 self._ack_delayed = True
 
     def _tsval(self) -> int:

@@ -120,6 +120,7 @@ class Runner:
         self.queue: deque[packets.Sent] = deque()
         self.pending: _Pending | None = None
         self._traced = 0
+        self._last_syn: int | None = None  # seq of the newest SYN the script injected
 
     # ------------------------------------------------------------ driving
     def run(self) -> None:
@@ -203,8 +204,13 @@ class Runner:
     # ------------------------------------------------------------ packets
     def _learn_ports(self, conn) -> None:
         self.local_port, self.remote_port = conn.local[1], conn.remote[1]
+        self.spaces.isn = self.spaces.ts_base = None  # a new connection: learn its ISN afresh
 
     def _inject(self, event: PacketEvent) -> None:
+        if event.flags & packets.SYN and not event.flags & packets.ACK and event.start != self._last_syn:
+            # a new connection attempt (not a retransmitted SYN): the stack will pick a new ISN
+            self._last_syn = event.start
+            self.spaces.isn = self.spaces.ts_base = None
         raw = packets.build_inbound(event, self.remote, self.local, self.remote_port, self.local_port, self.spaces)
         self.log.append(f"{self.now:.3f} {event.text}")
         self.stack.receive_packet(raw, self.now)
