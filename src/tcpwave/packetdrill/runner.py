@@ -121,6 +121,7 @@ class Runner:
         self.pending: _Pending | None = None
         self._traced = 0
         self._last_syn: int | None = None  # seq of the newest SYN the script injected
+        self._relearn = False  # the next SYN the stack sends starts a new sequence space
 
     # ------------------------------------------------------------ driving
     def run(self) -> None:
@@ -175,7 +176,7 @@ class Runner:
             sent = packets.decode_outbound(raw, self.now)
             if sent is not None:
                 self.queue.append(sent)
-        self.stack.events()  # the socket layer reads connection state directly
+        self.sockets.note_events(self.stack.events())
         self._trace_states()
         p = self.pending
         if p is not None:
@@ -208,9 +209,10 @@ class Runner:
 
     def _inject(self, event: PacketEvent) -> None:
         if event.flags & packets.SYN and not event.flags & packets.ACK and event.start != self._last_syn:
-            # a new connection attempt (not a retransmitted SYN): the stack will pick a new ISN
+            # maybe a new connection (not a retransmitted SYN): if the stack answers with a SYN,ACK,
+            # that one shows the new ISN
             self._last_syn = event.start
-            self.spaces.isn = self.spaces.ts_base = None
+            self._relearn = True
         raw = packets.build_inbound(event, self.remote, self.local, self.remote_port, self.local_port, self.spaces)
         self.log.append(f"{self.now:.3f} {event.text}")
         self.stack.receive_packet(raw, self.now)
@@ -226,8 +228,10 @@ class Runner:
                                           + ("" if t is None else f" (the stack's next timer is at {t:.3f} s)"))
             self._advance(t, event)
         sent = self.queue.popleft()
-        if self.spaces.isn is None and sent.flags & packets.SYN:
+        if sent.flags & packets.SYN and (self.spaces.isn is None or self._relearn):
             self.spaces.isn = (sent.seq - event.start) & packets.MASK
+            self.spaces.ts_base = None
+            self._relearn = False
         if self.spaces.ts_base is None:
             self._learn_ts(event, sent)
         shown = packets.describe(sent, self.spaces)

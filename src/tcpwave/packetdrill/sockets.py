@@ -70,7 +70,13 @@ class Sockets:
         self.connect_port = connect_port
         self.portable = portable
         self.table: dict[int, Socket] = {}
+        self.ended: set[Connection] = set()  # connections whose peer's FIN has reached the application
         self.on_connect: Callable[[Connection], None] | None = None  # tells the runner the 4-tuple
+
+    def note_events(self, events) -> None:
+        for conn, event in events:
+            if isinstance(event, ev.EndOfStream):
+                self.ended.add(conn)
 
     # ------------------------------------------------------------ dispatch
     def start(self, call: CallEvent) -> Callable[[], object]:
@@ -98,6 +104,8 @@ class Sockets:
         name = _REASON_ERRNO.get(c.close_reason or "")
         if name:
             s.error_reported = True
+            if name == "ECONNRESET" and c in self.ended:
+                name = "EPIPE"  # reset after the peer's FIN (CLOSE_WAIT): Linux reports EPIPE
         return name
 
     @staticmethod
@@ -214,6 +222,8 @@ class Sockets:
                 data = b""
             if data:
                 return len(data)
+            if conn in self.ended:  # end-of-file wins over a later error, as in Linux
+                return 0
             err = self._pending_error(s)
             if err:
                 raise SysError(err)
