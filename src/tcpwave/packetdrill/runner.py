@@ -120,7 +120,7 @@ class Runner:
         self.queue: deque[packets.Sent] = deque()
         self.pending: _Pending | None = None
         self._traced = 0
-        self._last_syn: int | None = None  # seq of the newest SYN the script injected
+        self._last_syn: tuple | None = None  # (seq, TSval) of the newest SYN the script injected
         self._relearn = False  # the next SYN the stack sends starts a new sequence space
 
     # ------------------------------------------------------------ driving
@@ -208,10 +208,12 @@ class Runner:
         self.spaces.isn = self.spaces.ts_base = None  # a new connection: learn its ISN afresh
 
     def _inject(self, event: PacketEvent) -> None:
-        if event.flags & packets.SYN and not event.flags & packets.ACK and event.start != self._last_syn:
+        opts = event.options if isinstance(event.options, list) else []
+        key = (event.start, next((o[1] for o in opts if o[0] == "TS"), None))
+        if event.flags & packets.SYN and not event.flags & packets.ACK and key != self._last_syn:
             # maybe a new connection (not a retransmitted SYN): if the stack answers with a SYN,ACK,
             # that one shows the new ISN
-            self._last_syn = event.start
+            self._last_syn = key
             self._relearn = True
         raw = packets.build_inbound(event, self.remote, self.local, self.remote_port, self.local_port, self.spaces)
         self.log.append(f"{self.now:.3f} {event.text}")
