@@ -118,6 +118,7 @@ class Connection(SegmentArrival):
         self._progress_at = 0.0  # when sent data was last acknowledged (user timeout)
         self._urgent_advanced = False
         self._push_points: collections.deque[int] = collections.deque()  # where writes end: PSH
+        self._sent_push: collections.deque[int] = collections.deque()  # ends of sent segments with PSH
         self._sws_expired = False
         self._small_end: int | None = None  # end of the last sub-MSS segment sent (Nagle/Minshall)
         self._fin_wanted = False  # the user called CLOSE (shutdown or close)
@@ -535,10 +536,23 @@ class Connection(SegmentArrival):
         fin = self._fin_seq is not None and b > data_end
         seq = seq_add(self.snd_una, a)
         payload = self._sendbuf.copy(seq, n) if n else b""
-        self._emit(ACK | (FIN if fin else 0) | (PSH if fin and n else 0), seq, payload, note="retransmission")
+        self._emit(ACK | (FIN if fin else 0) | (PSH if n and self._pushed(seq, n) else 0), seq, payload,
+                   note="retransmission")
         self._high_rxt = seq_add(self.snd_una, b)
         if RETRANSMIT not in self._timers:
             self._arm(RETRANSMIT, self._rtt.rto)
+
+    def _pushed(self, seq: int, n: int) -> bool:
+        """Did the first transmission of bytes [seq, seq + n) end a write (PSH)?"""
+        marks, end = self._sent_push, seq_add(seq, n)
+        while marks and seq_le(marks[0], self.snd_una):
+            marks.popleft()
+        for mark in marks:
+            if seq_gt(mark, end):
+                return False
+            if seq_gt(mark, seq):
+                return True
+        return False
 
     def _may_send_small(self, n: int, avail: int, usable: int) -> bool:
         """May a segment shorter than the MSS go now? (RFC 9293 §3.7.4 Nagle, §3.8.6.2.1 sender SWS)"""
@@ -566,6 +580,11 @@ class Connection(SegmentArrival):
             points.popleft()
             push = PSH
         flags = ACK | (push if n else 0) | (FIN if fin else 0)
+        if push and n:
+            marks = self._sent_push
+            while marks and seq_le(marks[0], self.snd_una):
+                marks.popleft()
+            marks.append(end)  # a retransmission of this segment carries PSH again
         if 0 < n < self.snd_mss:
             self._small_end = end
         if self.snd_una == self.snd_nxt:
@@ -591,7 +610,7 @@ class Connection(SegmentArrival):
         n = min(self.snd_mss, in_flight)
         fin = self._fin_seq is not None and seq_add(self.snd_una, n) == self._fin_seq
         payload = self._sendbuf.copy(self.snd_una, n) if n else b""
-        push = PSH if n and n == in_flight else 0
+        push = PSH if n and self._pushed(self.snd_una, n) else 0
         self._emit(ACK | (FIN if fin else 0) | push, self.snd_una, payload, note="retransmission")
         end = seq_add(self.snd_una, n + fin)
         if seq_gt(end, self._high_rxt):
