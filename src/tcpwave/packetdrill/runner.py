@@ -12,8 +12,10 @@ import typing
 from collections import deque
 
 from ..core.config import Config
+from ..seq import MASK
 from ..stack import Stack
 from ..trace import ListSink, Tracer
+from ..wire.tcp import ACK, RST, SYN
 from . import packets
 from .script import WILDCARD, CallEvent, PacketEvent, Script, ScriptError, SkippedEvent, When, parse_script
 from .sockets import BLOCK, Mismatch, Sockets, SysError
@@ -121,12 +123,14 @@ class Runner:
         self.pending: _Pending | None = None
         self._traced = 0
         self._last_syn: tuple | None = None  # (seq, TSval) of the newest SYN the script injected
+        self.current = None  # the event being run
         self._relearn = False  # the next SYN the stack sends starts a new sequence space
 
     # ------------------------------------------------------------ driving
     def run(self) -> None:
         base = 0.0
         for event in self.script.events:
+            self.current = event
             if isinstance(event, SkippedEvent):
                 self.notes.append(f"line {event.line}: {event.kind} skipped: {event.text}")
                 continue
@@ -171,16 +175,20 @@ class Runner:
             raise Failure(p.call.line, f"{p.call.name}() still blocked at {t:.3f} s; the script has it return at "
                                        f"{p.end:.3f} s")
 
-    def _after_step(self) -> None:
+    def _collect(self) -> None:
         for raw in self.stack.packets_to_send():
             sent = packets.decode_outbound(raw, self.now)
             if sent is not None:
                 self.queue.append(sent)
         self.sockets.note_events(self.stack.events())
         self._trace_states()
+
+    def _after_step(self) -> None:
+        self._collect()
         p = self.pending
         if p is not None:
             result = self._attempt(p.call, p.attempt)
+            self._collect()  # what the retried call sent (a blocked write's data)
             if result is not BLOCK:
                 self.pending = None
                 if abs(self.now - p.end) > self.tolerance:
@@ -210,7 +218,7 @@ class Runner:
     def _inject(self, event: PacketEvent) -> None:
         opts = event.options if isinstance(event.options, list) else []
         key = (event.start, next((o[1] for o in opts if o[0] == "TS"), None))
-        if event.flags & packets.SYN and not event.flags & packets.ACK and key != self._last_syn:
+        if event.flags & SYN and not event.flags & ACK and key != self._last_syn:
             # maybe a new connection (not a retransmitted SYN): if the stack answers with a SYN,ACK,
             # that one shows the new ISN
             self._last_syn = key
@@ -230,10 +238,13 @@ class Runner:
                                           + ("" if t is None else f" (the stack's next timer is at {t:.3f} s)"))
             self._advance(t, event)
         sent = self.queue.popleft()
-        if sent.flags & packets.SYN and (self.spaces.isn is None or self._relearn):
-            self.spaces.isn = (sent.seq - event.start) & packets.MASK
+        if sent.flags & SYN and (self.spaces.isn is None or self._relearn):
+            self.spaces.isn = (sent.seq - event.start) & MASK
             self.spaces.ts_base = None
             self._relearn = False
+        elif sent.flags & RST and self._relearn:
+            self.spaces.isn = 0  # the new SYN was refused: its RST is numbered absolutely (SEQ=0)
+        self._relearn = False  # any other answer: the SYN went to an existing connection
         if self.spaces.ts_base is None:
             self._learn_ts(event, sent)
         shown = packets.describe(sent, self.spaces)
@@ -254,7 +265,7 @@ class Runner:
         if have is None:
             return
         want = next((o for o in event.options if o[0] == "TS"), None) if isinstance(event.options, list) else None
-        self.spaces.ts_base = (have[1] - (want[1] if want else 0)) & packets.MASK
+        self.spaces.ts_base = (have[1] - (want[1] if want else 0)) & MASK
 
     # ------------------------------------------------------------ calls
     def _call(self, event: CallEvent, at: float) -> None:
@@ -330,6 +341,9 @@ def run_text(text: str, path: str = "<script>", defaults: dict[str, str] | None 
         runner.run()
     except Failure as e:
         return Result(path, False, e.line or None, str(e), runner.notes, runner.log)
+    except Exception as e:  # a crash in the stack or the runner is a failure to report, with its line
+        line = runner.current.line if runner.current else None
+        return Result(path, False, line, f"internal error: {type(e).__name__}: {e}", runner.notes, runner.log)
     return Result(path, True, notes=runner.notes, log=runner.log)
 
 
