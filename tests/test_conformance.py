@@ -35,3 +35,13 @@ def test_every_script_names_the_rfc_section_it_checks():
         first = path.read_text().lstrip().splitlines()[0]
         assert first.startswith("//") and re.search(r"RFC \d+", first), f"{path.name}: {first!r}"
 
+
+
+def test_the_corpus_is_large_enough():
+    assert len(SCRIPTS) >= 80
+
+
+def test_every_script_is_in_the_docs_table():
+    docs = (CORPUS.parent.parent / "docs" / "packetdrill.md").read_text()
+    missing = [p.name for p in SCRIPTS if f"`{p.name}`" not in docs]
+    assert not missing, f"add these to the table in docs/packetdrill.md: {missing}"

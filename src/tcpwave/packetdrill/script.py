@@ -252,8 +252,8 @@ def parse_call(text: str, lineno: int, when: When) -> CallEvent:
     text = re.sub(r"(=\s*-?\d+\s+E[A-Z0-9]+)\s*\(.*\)\s*$", r"\1", text)
     t = _Tokens(_tokens(text, lineno), lineno)
     name = t.take()
-    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name):
-        raise ScriptError(lineno, f"expected a packet or a system call, found {name!r}")
+    if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or t.peek() != "(":
+        raise ScriptError(lineno, f"expected a packet ('<' or '>') or a system call, found {text!r}")
     t.take("(")
     args = _values(t, ")")
     t.take("=")

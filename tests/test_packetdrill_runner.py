@@ -1,0 +1,185 @@
+"""The packetdrill runner itself: grammar, matching rules, timing, blocking calls and its messages.
+
+Each test runs a small script; the failing ones check that the message names the right line
+and says what was expected and what was sent.
+"""
+
+import subprocess
+import sys
+
+import pytest
+
+from tcpwave.packetdrill import ScriptError, parse_script, run_text
+from tcpwave.packetdrill.script import CallEvent, PacketEvent, SkippedEvent
+
+HANDSHAKE = """\
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 65535 <mss 1000>
++0 > S. 0:0(0) ack 1 <...>
++.1 < . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 4
+"""  # lines 1-7
+
+
+def run(body: str, **defaults):
+    return run_text(HANDSHAKE + body, "t.pkt", {k: str(v) for k, v in defaults.items()})
+
+
+def test_a_correct_script_passes_and_logs_every_step():
+    r = run("+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n")
+    assert r.ok, r.summary()
+    assert any("> P. 1:11(10) ack 1" in line for line in r.log)
+    assert any("SYN_RCVD -> ESTABLISHED" in line for line in r.log)
+
+
+def test_wrong_ack_fails_at_its_line_saying_expected_and_sent():
+    r = run("+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 2\n")
+    assert not r.ok and r.line == 9
+    assert "expected '> P. 1:11(10) ack 2'" in r.message
+    assert "sent '> P. 1:11(10) ack 1" in r.message and "ack 1 != 2" in r.message
+
+
+def test_wrong_flags_length_and_window_are_each_named():
+    r = run("+0 write(4, ..., 10) = 10\n+0 > . 1:12(11) ack 1 win 7\n")
+    assert not r.ok and r.line == 9
+    for part in ("flags P. != .", "length 10 != 11", "win 65535 != 7"):
+        assert part in r.message
+
+
+def test_a_packet_no_line_expects_is_a_failure():
+    r = run("+0 write(4, ..., 10) = 10\n")
+    assert not r.ok
+    assert "unexpected packet" in r.message and "> P. 1:11(10) ack 1" in r.message
+
+
+def test_an_unexpected_packet_before_a_later_line_fails_at_that_line():
+    r = run("+0 write(4, ..., 10) = 10\n+1 < . 1:1(0) ack 11 win 65535\n")
+    assert not r.ok and r.line == 9 and "unexpected packet sent at 0.100 s" in r.message
+
+
+def test_timing_outside_the_tolerance_fails():
+    r = run("+0 write(4, ..., 10) = 10\n+.01 > P. 1:11(10) ack 1\n")
+    assert not r.ok and r.line == 9 and "at 0.110 s" in r.message and "at 0.100 s" in r.message
+    r = run("+0 write(4, ..., 10) = 10\n+.01 > P. 1:11(10) ack 1\n", tolerance_usecs=20000)
+    assert r.ok, r.summary()
+
+
+def test_time_ranges_and_any_time():
+    assert run("+0 write(4, ..., 10) = 10\n+0~+0.5 > P. 1:11(10) ack 1\n").ok
+    assert run("+0 write(4, ..., 10) = 10\n* > P. 1:11(10) ack 1\n").ok
+    late = run("+.5 write(4, ..., 10) = 10\n0.1~0.2 > P. 1:11(10) ack 1\n")
+    assert not late.ok and late.line == 9
+
+
+def test_a_missing_packet_says_nothing_was_sent():
+    r = run("+0 > P. 1:11(10) ack 1\n")
+    assert not r.ok and r.line == 8 and "nothing was sent" in r.message
+
+
+def test_wrong_return_value_and_errno():
+    r = run("+0 read(4, ..., 10) = 0\n")
+    assert not r.ok and r.line == 8 and "would block" in r.message
+    r = run("+0 fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n+0 read(4, ..., 10) = -1 ECONNRESET\n")
+    assert not r.ok and r.line == 9 and "returned -1 EAGAIN, the script expects -1 ECONNRESET" in r.message
+
+
+def test_blocking_call_returns_when_the_script_says():
+    body = "+0...0.2 read(4, ..., 100) = 5\n+.2 < P. 1:6(5) ack 1 win 65535\n+.04 > . 1:1(0) ack 6\n"
+    assert run(body).ok
+    early = body.replace("0.2 read", "0.5 read")
+    r = run(early)
+    assert not r.ok and r.line == 8 and "returned at 0.300 s" in r.message and "0.600 s" in r.message
+    never = "+0...0.2 read(4, ..., 100) = 5\n"
+    r = run(never)
+    assert not r.ok and r.line == 8 and "never returned" in r.message
+
+
+def test_options_must_match_exactly_unless_portable():
+    body = "+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1 win 999 <nop,nop,TS val 1 ecr 2>\n"
+    r = run(body)
+    assert not r.ok and "options <> != <nop,nop,TS val 1 ecr 2>" in r.message
+    assert run(body, portable="true").ok  # window and non-handshake options are relaxed
+    syn = "0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3\n+0...0 connect(3, ..., ...) = -1 EINPROGRESS\n"
+    syn = syn.replace("+0...0 connect", "+0 fcntl(3, F_SETFL, O_NONBLOCK) = 0\n+0 connect")
+    wrong_order = syn + "+0 > S 0:0(0) win 1 <wscale 3,nop,sackOK,TS val 0 ecr 0,mss 9999>\n"
+    assert not run_text(wrong_order, "t.pkt").ok
+    assert run_text(wrong_order, "t.pkt", {"portable": "1"}).ok
+    missing_sack = syn + "+0 > S 0:0(0) <mss 1460,nop,wscale 3>\n"
+    r = run_text(missing_sack, "t.pkt", {"portable": "1"})
+    assert not r.ok and "option sackOK present" in r.message
+
+
+def test_ipv6_and_header_flags_reach_the_stack():
+    body = "+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n"
+    assert run(body, ip_version="ipv6").ok
+    text = "--mss=1200\n" + HANDSHAKE.replace("<...>", "<mss 1200>") + body
+    assert run_text(text, "t.pkt", {"ip_version": "ipv6"}).ok
+    bad = run_text("--ip_version=ipv5\n" + HANDSHAKE, "t.pkt")
+    assert not bad.ok and bad.line == 1 and "ipv5" in bad.message
+
+
+def test_skipped_lines_are_reported_not_run():
+    text = "`echo hi`\n%{\nprint('x')\n}%\n--send_omit_free\n" + HANDSHAKE
+    r = run_text(text, "t.pkt")
+    assert r.ok, r.summary()
+    assert any("shell skipped" in n for n in r.notes) and any("code skipped" in n for n in r.notes)
+    assert any("--send_omit_free ignored" in n for n in r.notes)
+
+
+def test_parser_reads_the_grammar():
+    s = parse_script("""--tolerance_usecs=10000
+// comment
+/* block
+   comment */
+0.100...0.200 accept(3, ..., ...) = 4  // trailing
++.1 < P.U 1:11(10) ack 5 win 100 urg 3 <nop,nop,sack 1:2 3:4,TS val 9 ecr 8,eol>
+* > S. 0:0(0) ack 1 <...>
++0 setsockopt(3, SOL_SOCKET, SO_LINGER, {onoff=1, linger=0}, 8) = 0
++0 connect(3, ..., ...) = -1 EINPROGRESS (Operation now in progress)
+# hash comment
+`tc qdisc
+  show`
+""")
+    assert s.flags == {"tolerance_usecs": "10000"}
+    call, pkt, star, opt, conn, shell = s.events
+    assert isinstance(call, CallEvent) and call.line == 5 and call.when.start == 0.1 and call.when.block_end == 0.2
+    assert isinstance(pkt, PacketEvent) and pkt.inbound and pkt.urg == 3 and pkt.win == 100 and pkt.ack == 5
+    assert pkt.options == [("nop",), ("nop",), ("sack", (1, 2), (3, 4)), ("TS", 9, 8), ("eol",)]
+    assert star.when.kind == "any" and star.options == "..."
+    assert opt.args[3] == {"onoff": 1, "linger": 0}
+    assert conn.ret == -1 and conn.errno == "EINPROGRESS"
+    assert isinstance(shell, SkippedEvent) and shell.line == 11 and "lines 11-12" in shell.text
+
+
+@pytest.mark.parametrize("line,why", [
+    ("0 < S 0:5(4) win 1", "length must be end - start"),
+    ("0 < . 1:1(0) win 1", "needs 'ack N'"),
+    ("0 < S 0:0(0) <mss>", "cannot read option"),
+    ("0 frobnicate", "expected a packet ('<' or '>') or a system call"),
+    ("zero < S 0:0(0)", "expected a time"),
+])
+def test_parse_errors_name_the_line(line, why):
+    with pytest.raises(ScriptError) as err:
+        parse_script("// first\n" + line)
+    assert err.value.line == 2 and why in str(err.value)
+    r = run_text("// first\n" + line, "t.pkt")
+    assert not r.ok and r.line == 2 and why in r.message
+
+
+def test_cli_prints_one_line_per_script_and_a_total(tmp_path):
+    good = tmp_path / "good.pkt"
+    good.write_text(HANDSHAKE)
+    bad = tmp_path / "bad.pkt"
+    bad.write_text(HANDSHAKE + "+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 9\n")
+    out = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "packetdrill", "--ip_version=ipv6",
+                          str(good), str(bad)], capture_output=True, text=True)
+    assert out.returncode == 1
+    lines = out.stdout.splitlines()
+    assert lines[0] == f"ok    {good}"
+    assert lines[1].startswith(f"FAIL  {bad}:9: expected '> P. 1:11(10) ack 9'")
+    assert lines[-1] == "1 passed, 1 failed"
+    ok = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "packetdrill", str(good)],
+                        capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.splitlines()[-1] == "1 passed, 0 failed"
