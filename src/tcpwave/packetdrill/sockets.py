@@ -330,7 +330,9 @@ class Sockets:
             have = errno_value(self._pending_error(s) or 0)
             want = errno_value(want) if want != WILDCARD else have
         elif name == "SO_LINGER":
-            return self._done(0)
+            have = {"onoff": int(s.linger_zero), "linger": 0}
+            if isinstance(want, dict):
+                want = {k.removeprefix("l_"): v for k, v in want.items()}
         elif name in ("SO_RCVBUF", "SO_SNDBUF"):
             have = cfg.recv_buffer if name == "SO_RCVBUF" else cfg.send_buffer
             if self.portable:
