@@ -7,6 +7,8 @@ from ..ladder import render_ladder
 from ..pcap import PcapWriter
 from ..scenarios import SCENARIOS
 from ..trace import JsonLinesSink, Tracer
+from ..views.annotate import state_comments
+from ..views.capture import PcapngWriter
 
 
 def add_parser(sub) -> None:
@@ -18,6 +20,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=1, help="random seed; the same seed replays the same run")
     p.add_argument("--events", metavar="FILE", help="write every event as one JSON object per line")
     p.add_argument("--pcap", metavar="FILE", help="write every packet put on the simulated wire (pcap, RAW)")
+    p.add_argument("--pcapng", metavar="FILE",
+                   help="the same as pcapng, each packet commented with the state changes it caused")
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     p.set_defaults(func=run)
 
@@ -39,7 +43,14 @@ def run(args) -> int:
         taps = []
         if args.pcap:
             taps.append(PcapWriter(stack.enter_context(open(args.pcap, "wb"))))
+        captured: list[tuple[float, bytes]] = []
+        if args.pcapng:
+            taps.append(lambda t, packet: captured.append((t, bytes(packet))))
         result = sc.run(args.seed, tracer, taps)
+        if args.pcapng:
+            writer = PcapngWriter(stack.enter_context(open(args.pcapng, "wb")))
+            for (t, packet), comment in zip(captured, state_comments(captured, result.events), strict=True):
+                writer.write(t, packet, comment)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(f"tcpwave demo {sc.name} (seed {args.seed}): {sc.summary}\n")
     if sc.name == "lossy":

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import bench, connect, demo, fetch, packetdrill, sandbox, serve
+from . import bench, connect, demo, fetch, packetdrill, sandbox, serve, trace
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     connect.add_parser(sub)
     fetch.add_parser(sub)
     packetdrill.add_parser(sub)
+    trace.add_parser(sub)
     return parser
 
 

@@ -360,8 +360,8 @@ class SegmentArrival:
         outstanding = -(-seq_diff(self.snd_nxt, self.snd_una) // mss)
         can_send = self._sendbuf.bytes_from(self.snd_nxt) and seq_lt(
             self.snd_nxt, seq_add(self.snd_una, self.snd_wnd))
-        if outstanding < 4 and not can_send:
-            return max(1, outstanding - 1)
+        if 2 <= outstanding < 4 and not can_send:
+            return outstanding - 1  # one lone segment cannot be reported missing by a later one
         return 3
 
     def _enter_recovery(self) -> None:

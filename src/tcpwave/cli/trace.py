@@ -1,0 +1,67 @@
+"""`tcpwave trace INPUT`: ladders, state timelines and diagrams of a capture or a tcpwave event log."""
+
+import sys
+
+from ..ladder import render_ladder
+from ..views import CaptureError, load
+from ..views.diagrams import mermaid, state_dot, timeline
+
+FORMATS = ("ladder", "timeline", "mermaid", "dot")
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "trace", help="draw the connections in a pcap/pcapng capture or a tcpwave event log",
+        description="Read a pcap or pcapng capture (Ethernet, raw IP, Linux SLL/SLL2 or loopback; IPv4 and IPv6; "
+                    "any number of connections) or a tcpwave --events log. For a capture, each connection's "
+                    "states on both sides are inferred from the segments as RFC 9293 would drive them. Prints a "
+                    "ladder diagram and a state timeline per connection, or Mermaid / Graphviz DOT.")
+    p.add_argument("input", metavar="INPUT", help="a .pcap/.pcapng file or a tcpwave event log (JSON lines)")
+    p.add_argument("--format", "-f", action="append", choices=FORMATS + ("all",),
+                   help="what to print (repeatable): ladder, timeline, mermaid, dot or all "
+                        "(default: ladder and timeline)")
+    p.add_argument("--conn", "-c", type=int, action="append", metavar="N",
+                   help="only connection N (1-based, as --list numbers them); repeatable")
+    p.add_argument("--list", action="store_true", help="list the connections and exit")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    try:
+        views, skipped = load(args.input)
+    except (OSError, CaptureError) as e:
+        print(f"tcpwave trace: {e}", file=sys.stderr)
+        return 2
+    if not views:
+        print(f"tcpwave trace: no TCP connections in {args.input}", file=sys.stderr)
+        return 1
+    if args.list:
+        for i, v in enumerate(views, 1):
+            segments = sum(1 for e in v.events if e["type"] == "send")
+            print(f"{i:3}  {v.title}  {segments} segments, {v.start:.6f}-{v.end:.6f} s")
+        return 0
+    chosen = args.conn or range(1, len(views) + 1)
+    bad = [n for n in chosen if not 1 <= n <= len(views)]
+    if bad:
+        print(f"tcpwave trace: no connection {bad[0]} (there are {len(views)})", file=sys.stderr)
+        return 2
+    formats = set(args.format or ("ladder", "timeline"))
+    if "all" in formats:
+        formats = set(FORMATS)
+    color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
+    for n in chosen:
+        v = views[n - 1]
+        if len(chosen) > 1 or "ladder" in formats or "timeline" in formats:
+            print(f"# connection {n}: {v.title}\n")
+        if "ladder" in formats:
+            print(render_ladder(v.events, v.left, v.right, color=color) + "\n")
+        if "timeline" in formats:
+            print(timeline(v.events, [v.left, v.right], v.end))
+        if "mermaid" in formats:
+            print(mermaid(v.events, v.left, v.right))
+        if "dot" in formats:
+            print(state_dot(v.events, [v.left, v.right], v.title))
+    if skipped:
+        print("skipped: " + ", ".join(f"{k} {n}" for k, n in sorted(skipped.items())), file=sys.stderr)
+    return 0

@@ -1,0 +1,212 @@
+"""Views: pcap/pcapng reading for every link type, pcapng comments, state inference from segments
+(checked against tcpwave's own record of the same run), and golden ladder/Mermaid/DOT files."""
+
+import os
+import pathlib
+import shutil
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from tcpwave.cli.main import main
+from tcpwave.ladder import render_ladder
+from tcpwave.scenarios import SCENARIOS
+from tcpwave.trace import ListSink, Tracer
+from tcpwave.views import infer_connections, load, read_capture
+from tcpwave.views.capture import PcapngWriter, strip_link
+from tcpwave.views.diagrams import mermaid, state_dot, taken_transitions, timeline
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+LOSS_FREE = ["handshake", "simultaneous-open", "simultaneous-close", "half-close", "refused", "reset"]
+
+
+def run_scenario(name: str):
+    sink, packets = ListSink(), []
+    result = SCENARIOS[name].run(1, Tracer(sink), [lambda t, p: packets.append((t, bytes(p)))])
+    return result, list(sink), packets
+
+
+def _states(events, host):
+    return [(e["from"], e["to"]) for e in events if e["type"] == "state" and e["host"] == host]
+
+
+def _conn_states(events, host):
+    """A host's transitions on the connection itself: the listener's passive OPEN and the 2 x MSL
+    expiry have no segment, so a capture cannot show them."""
+    return [(a, b) for a, b in _states(events, host) if b != "LISTEN" and a != "TIME_WAIT"]
+
+
+@pytest.mark.parametrize("name", LOSS_FREE)
+def test_states_inferred_from_the_capture_match_what_tcpwave_did(name):
+    result, events, packets = run_scenario(name)
+    views, skipped = infer_connections(packets)
+    assert len(views) == 1 and not skipped
+    v = views[0]
+    client, server = (v.left, v.right) if v.left.endswith(":80") is False else (v.right, v.left)
+    assert _conn_states(v.events, client) == _conn_states(events, "client")
+    assert [t for t in _conn_states(v.events, server) if t[0] != "CLOSED" or t[1] != "LISTEN"] == \
+        _conn_states(events, "server")
+
+
+def test_inference_sees_several_connections_and_presumed_losses():
+    _, _, a = run_scenario("handshake")
+    sink, b = ListSink(), []
+    SCENARIOS["lost-fin"].run(2, Tracer(sink), [lambda t, p: b.append((t, bytes(p)))])  # another port
+    views, _ = infer_connections(a + [(t + 100, p) for t, p in b])
+    assert len(views) == 2 and views[0].left != views[1].left
+    v = views[1]
+    rtx = [e for e in v.events if e["type"] == "send" and e.get("note") == "retransmission"]
+    assert any("FIN" in e["flags"] and e["src"] == v.left for e in rtx)
+    assert any(e["type"] == "drop" and e["reason"] == "presumed lost" and "FIN" in e["flags"] for e in v.events)
+    assert "lost (presumed lost)" in render_ladder(v.events, v.left, v.right)
+
+
+def test_mid_connection_capture_starts_established():
+    _, _, packets = run_scenario("handshake")
+    v = infer_connections(packets[3:])[0][0]
+    first = [e for e in v.events if e["type"] == "state"][:2]
+    assert {(e["from"], e["to"]) for e in first} == {("CLOSED", "ESTABLISHED")}
+
+
+# ------------------------------------------------------------------ captures
+def _pcap(linktype: int, frames, endian="<", nano=False) -> bytes:
+    magic = 0xA1B23C4D if nano else 0xA1B2C3D4
+    out = struct.pack(endian + "IHHiIII", magic, 2, 4, 0, 0, 65535, linktype)
+    for t, frame in frames:
+        sec, frac = int(t), round((t - int(t)) * (1e9 if nano else 1e6))
+        out += struct.pack(endian + "IIII", sec, frac, len(frame), len(frame)) + frame
+    return out
+
+
+def _ethertype(ip: bytes) -> bytes:
+    return b"\x08\x00" if ip[0] >> 4 == 4 else b"\x86\xdd"
+
+
+WRAPS = {
+    "ethernet": (1, lambda ip: b"\x02" * 6 + b"\x04" * 6 + _ethertype(ip) + ip),
+    "ethernet+vlan": (1, lambda ip: b"\x02" * 6 + b"\x04" * 6 + b"\x81\x00\x00\x05" + _ethertype(ip) + ip),
+    "sll": (113, lambda ip: b"\x00\x00\x00\x01\x00\x06" + b"\x02" * 8 + _ethertype(ip) + ip),
+    "sll2": (276, lambda ip: _ethertype(ip) + b"\x00\x00" + b"\x00\x00\x00\x02" + b"\x00\x01\x00\x06"
+             + b"\x02" * 8 + ip),
+    "null": (0, lambda ip: struct.pack("<I", 2 if ip[0] >> 4 == 4 else 24) + ip),
+    "loop": (108, lambda ip: struct.pack(">I", 2 if ip[0] >> 4 == 4 else 24) + ip),
+    "raw": (101, lambda ip: ip),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(WRAPS))
+def test_every_link_type_yields_the_same_ip_packets(tmp_path, kind):
+    _, _, packets = run_scenario("handshake")
+    linktype, wrap = WRAPS[kind]
+    frames = [(t, wrap(p)) for t, p in packets] + [(9.0, wrap(b"\x45" + bytes(19))[:-20] + b"\x00" * 4)]
+    path = tmp_path / "c.pcap"
+    path.write_bytes(_pcap(linktype, frames, endian=">" if kind == "loop" else "<", nano=kind == "raw"))
+    got = read_capture(str(path))
+    assert [p for _, p in got[:len(packets)]] == [p for _, p in packets]
+    assert [round(t, 6) for t, _ in got[:len(packets)]] == [round(t, 6) for t, _ in packets]
+
+
+def test_non_ip_frames_are_skipped():
+    arp = b"\xff" * 6 + b"\x02" * 6 + b"\x08\x06" + bytes(28)
+    assert strip_link(1, arp) is None
+
+
+def test_pcapng_round_trip_and_ipv6(tmp_path):
+    from tcpwave.stack import Stack
+    a, b = Stack(["2001:db8::1"], seed=1), Stack(["2001:db8::2"], seed=2)
+    b.listen(80, 0.0)
+    a.connect("2001:db8::2", 80, 0.0)
+    packets, now = [], 0.0
+    for _ in range(4):
+        for src, dst in ((a, b), (b, a)):
+            for p in src.packets_to_send():
+                packets.append((now, p))
+                dst.receive_packet(p, now)
+        now += 0.01
+    path = tmp_path / "v6.pcapng"
+    with open(path, "wb") as f:
+        w = PcapngWriter(f)
+        for t, p in packets:
+            w.write(t, p, "hello")
+    assert read_capture(str(path)) == packets
+    v = infer_connections(packets)[0][0]
+    assert v.left.startswith("[2001:db8::") and "ESTABLISHED" in timeline(v.events, [v.left, v.right], v.end)
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (./run test installs it as root)")
+def test_tshark_reads_the_pcapng_comments(tmp_path):
+    path = tmp_path / "sc.pcapng"
+    assert main(["demo", "simultaneous-close", "--pcapng", str(path)]) == 0
+    out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.number", "-e", "frame.comment"],
+                         capture_output=True, text=True, check=True).stdout
+    comments = dict(line.split("\t", 1) for line in out.strip().splitlines() if "\t" in line)
+    assert comments["1"] == "client: CLOSED → SYN_SENT; server: LISTEN → SYN_RCVD"
+    assert any("server: FIN_WAIT_1 → CLOSING" in c for c in comments.values())
+    assert any("client: CLOSING → TIME_WAIT" in c for c in comments.values())
+    status = subprocess.run(["tshark", "-r", str(path), "-o", "tcp.check_checksum:TRUE", "-T", "fields",
+                             "-e", "tcp.checksum.status"], capture_output=True, text=True, check=True).stdout.split()
+    assert status and set(status) == {"1"}  # every TCP checksum verified good (0 would be bad)
+
+
+# ------------------------------------------------------------------ golden files
+GOLDEN_SCENARIOS = ["handshake", "simultaneous-open", "simultaneous-close", "lost-final-ack"]
+
+
+def _renders(name: str) -> dict[str, str]:
+    _, events, _ = run_scenario(name)
+    return {
+        "ladder.txt": render_ladder(events) + "\n",
+        "mmd": mermaid(events, "client", "server"),
+        "dot": state_dot(events, ["client", "server"], name),
+    }
+
+
+@pytest.mark.parametrize("name", GOLDEN_SCENARIOS)
+def test_golden_ladder_mermaid_and_dot(name):
+    for ext, text in _renders(name).items():
+        path = GOLDEN / f"{name}.{ext}"
+        if os.environ.get("TCPWAVE_UPDATE_GOLDEN"):
+            path.write_text(text)
+        assert path.read_text() == text, f"{path.name} changed; rerun with TCPWAVE_UPDATE_GOLDEN=1 if intended"
+
+
+def test_dot_highlights_exactly_the_transitions_taken():
+    _, events, _ = run_scenario("simultaneous-close")
+    dot = state_dot(events, ["client", "server"])
+    taken = taken_transitions(events, ["client", "server"])
+    assert ("FIN_WAIT_1", "CLOSING") in taken and ("CLOSE_WAIT", "LAST_ACK") not in taken
+    bold = [line for line in dot.splitlines() if "penwidth" in line]
+    assert len(bold) == len(taken)
+    assert any(line.strip().startswith("FIN_WAIT_1 -> CLOSING") for line in bold)
+    if shutil.which("dot"):
+        subprocess.run(["dot", "-Tsvg"], input=dot, text=True, check=True, capture_output=True)
+
+
+def test_trace_cli_on_a_capture_and_an_event_log(tmp_path, capsys):
+    pcap, log = tmp_path / "h.pcap", tmp_path / "h.jsonl"
+    assert main(["demo", "handshake", "--pcap", str(pcap), "--events", str(log)]) == 0
+    capsys.readouterr()
+    assert main(["trace", str(pcap), "--list"]) == 0
+    assert "192.0.2.1:" in capsys.readouterr().out
+    assert main(["trace", str(pcap)]) == 0
+    out = capsys.readouterr().out
+    assert "SYN_SENT → ESTABLISHED" in out and "2×MSL countdown" in out
+    assert main(["trace", str(log), "-f", "mermaid"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("sequenceDiagram") and "Note over R: LAST_ACK → CLOSED" in out
+    assert main(["trace", str(pcap), "-c", "7"]) == 2
+    views, _ = load(str(log))
+    assert (views[0].left, views[0].right) == ("client", "server")
+    bad = tmp_path / "bad.pcap"
+    bad.write_bytes(b"nonsense")
+    assert main(["trace", str(bad)]) == 2
+
+
+def test_trace_command_runs_from_the_shell(tmp_path):
+    pcap = tmp_path / "r.pcap"
+    assert main(["demo", "refused", "--pcap", str(pcap)]) == 0
+    out = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "trace", str(pcap), "-f", "dot"],
+                         capture_output=True, text=True, check=True).stdout
+    assert out.startswith("digraph tcp_states") and "SYN_SENT -> CLOSED" in out
