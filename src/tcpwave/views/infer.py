@@ -14,7 +14,7 @@ from ..wire.ip import parse_ip
 from ..wire.options import describe_options
 from ..wire.tcp import ACK, FIN, PROTO_TCP, RST, SYN, flags_text, parse_tcp
 
-MSL = 30.0  # for the TIME_WAIT countdown shown in timelines (Linux: 2 x MSL = 60 s)
+_ACK_OF_FIN = {"FIN_WAIT_1": "FIN_WAIT_2", "CLOSING": "TIME_WAIT", "LAST_ACK": "CLOSED"}
 
 
 @dataclass
@@ -112,8 +112,8 @@ class _Observer:
     def _deliver(self, side: _Side, t: float, upto: int | None = None) -> None:
         """Apply side's pending arrivals: all of them, or those its ACK `upto` covers."""
         while side.pending and (upto is None or seq_le(side.pending[0][0], upto)):
-            _, seg, sent_at = side.pending.pop(0)
-            self._arrive(side, seg, t if upto is not None or sent_at > t else max(sent_at, t))
+            _, seg, _ = side.pending.pop(0)
+            self._arrive(side, seg, t)  # shown when the evidence is seen
 
     def finish(self) -> None:
         for side in self.sides.values():
@@ -157,13 +157,8 @@ class _Observer:
                 self._set(y, "CLOSE_WAIT", t, "rcv FIN / send ACK")
             elif y.state == "FIN_WAIT_2":
                 self._set(y, "TIME_WAIT", t, "rcv FIN / send ACK")
-        if acks_fin:
-            if y.state == "FIN_WAIT_1":
-                self._set(y, "FIN_WAIT_2", t, "rcv ACK of FIN")
-            elif y.state == "CLOSING":
-                self._set(y, "TIME_WAIT", t, "rcv ACK of FIN")
-            elif y.state == "LAST_ACK":
-                self._set(y, "CLOSED", t, "rcv ACK of FIN")
+        if acks_fin and y.state in _ACK_OF_FIN:
+            self._set(y, _ACK_OF_FIN[y.state], t, "rcv ACK of FIN")
 
     def _presume_lost(self, src: str, seq: int) -> None:
         """The first copy of a retransmitted segment was (presumably) lost: mark it on the ladder."""
