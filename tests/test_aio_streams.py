@@ -7,6 +7,7 @@ import pytest
 
 from tcpwave.aio import MemoryLink, Runtime, open_connection, start_server
 from tcpwave.core.config import Config
+from tcpwave.core.state import State
 from tcpwave.stack import Stack
 
 SERVER = "192.0.2.2"
@@ -56,6 +57,34 @@ def test_echo_with_half_close_and_peer_names():
         await writer.wait_closed()
         srv.close()
         await srv.wait_closed()
+
+    run(main())
+
+
+def test_data_unread_when_the_connection_ends_is_still_delivered():
+    """The reader is paused (its buffer is full) when the peer's FIN takes us to TIME_WAIT: the bytes
+    still in the connection arrive before the end of stream, none are lost."""
+
+    async def main():
+        client, server = pair()
+        payload = os.urandom(300_000)  # more than the StreamReader takes before pausing (2 x 64 KiB)
+
+        async def handle(reader, writer):
+            await reader.read()  # the client's FIN
+            writer.write(payload)
+            await writer.drain()
+            writer.close()
+            await writer.wait_closed()
+
+        await start_server(handle, SERVER, 7, runtime=server)
+        reader, writer = await open_connection(SERVER, 7, runtime=client)
+        conn = writer.get_extra_info("tcpwave_connection")
+        writer.write_eof()
+        await until(lambda: conn.state is State.TIME_WAIT)
+        assert conn.readable > 0  # the case under test: unread bytes when the connection ends
+        assert writer.transport.is_closing()
+        assert await reader.read() == payload
+        assert reader.at_eof()
 
     run(main())
 

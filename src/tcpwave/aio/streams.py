@@ -29,6 +29,7 @@ class TcpTransport(asyncio.Transport):
         self._lost = False
         self._eof_seen = False
         self._eof_told = False
+        self._ended = None  # the TimeWait/Closed event, kept until the unread data has been delivered
         runtime.register(conn, self)
 
     # ---- asyncio.BaseTransport / WriteTransport / ReadTransport
@@ -43,12 +44,12 @@ class TcpTransport(asyncio.Transport):
         return default
 
     def is_closing(self) -> bool:
-        return self._closing or self._lost
+        return self._closing or self._lost or self._ended is not None
 
     def write(self, data) -> None:
         if self._eof_wanted or self._closing:
             raise RuntimeError("write() after write_eof() or close()")
-        if self._lost:
+        if self._lost or self._ended is not None:
             return  # like asyncio's socket transports: writes after the connection died are dropped
         if data:
             self._pending += data
@@ -61,7 +62,7 @@ class TcpTransport(asyncio.Transport):
         return True
 
     def write_eof(self) -> None:
-        if self._eof_wanted or self._closing or self._lost:
+        if self._eof_wanted or self._closing or self._lost or self._ended is not None:
             return
         self._eof_wanted = True
         self._push()
@@ -71,10 +72,16 @@ class TcpTransport(asyncio.Transport):
         if self._closing or self._lost:
             return
         self._closing = True
+        if self._ended is not None:  # the connection is over; unread data goes with the transport
+            self._finish()
+            return
         self._push()
 
     def abort(self) -> None:
-        if not self._lost:
+        if self._ended is not None:
+            self._closing = True
+            self._finish()
+        elif not self._lost:
             self._conn.abort(self._runtime.now())
             self._runtime.kick()
 
@@ -114,22 +121,32 @@ class TcpTransport(asyncio.Transport):
         elif isinstance(event, ev.SendSpace):
             self._push()
         elif isinstance(event, (ev.TimeWait, ev.Closed)):
-            # TIME_WAIT: both directions are done; the stack keeps the 4-tuple, the application is free
-            if self._lost:
+            # TIME_WAIT: both directions are done; the stack keeps the 4-tuple, the application is free.
+            # Data still unread (reading paused) is delivered first; connection_lost comes after it.
+            if self._lost or self._ended is not None:
                 return
-            self._deliver()
-            self._lost = True
+            self._ended = event
             self._runtime.unregister(self._conn)
             connecting = self._connected is not None and not self._connected.done()
-            call = "connect" if connecting else "read"
-            reason = getattr(event, "reason", ev.NORMAL)
-            exc = closed_error(call, self._conn.state, reason) if reason in _ERRORS else None
             if connecting:
+                self._lost = True
+                reason = getattr(event, "reason", ev.NORMAL)
+                exc = closed_error("connect", self._conn.state, reason) if reason in _ERRORS else None
                 self._connected.set_exception(exc or ConnectionError("connection closed before it was established"))
                 return
-            if self._writing_paused:
-                self._writing_paused = False
-            self._protocol.connection_lost(exc)
+            self._deliver()
+
+    def _finish(self) -> None:
+        """The connection has ended and nothing is left to deliver (or the application closed): tell
+        the protocol, with the OS error for an abort by the peer."""
+        if self._lost:
+            return
+        self._lost = True
+        reason = getattr(self._ended, "reason", ev.NORMAL)
+        exc = closed_error("read", self._conn.state, reason) if reason in _ERRORS else None
+        if self._writing_paused:
+            self._writing_paused = False
+        self._protocol.connection_lost(exc)
 
     def _deliver(self) -> None:
         conn, now = self._conn, self._runtime.now()
@@ -138,8 +155,10 @@ class TcpTransport(asyncio.Transport):
         if self._eof_seen and not self._eof_told and not conn.readable and not self._reading_paused:
             self._eof_told = True
             keep_open = self._protocol.eof_received()
-            if not keep_open:
+            if not keep_open and self._ended is None:
                 self.close()
+        if self._ended is not None and not self._lost and not conn.readable:
+            self._finish()
         self._runtime.kick()
 
     def _push(self) -> None:
