@@ -39,6 +39,8 @@ class SegmentArrival:
             self._arrive_other(seg)
         if flush:
             self._output()
+        if self._tracer.enabled:
+            self._reported.note_changes(self)
 
     # ------------------------------------------------------------ LISTEN
     def _arrive_listen(self, seg: Segment) -> None:
@@ -314,10 +316,10 @@ class SegmentArrival:
             # retransmission is a valid sample (Karn's ambiguity does not arise) and RTO recovers.
             elapsed_ms = seq_diff(self._tsval(), ts[1])
             if elapsed_ms >= 0:
-                self._rtt.sample(elapsed_ms / 1000)
+                self._rtt_sample(elapsed_ms / 1000)
             self._rtt_seq = None
         elif self._rtt_seq is not None and seq_ge(ack, self._rtt_seq):
-            self._rtt.sample(self._now - self._rtt_time)
+            self._rtt_sample(self._now - self._rtt_time)
             self._rtt_seq = None
         self._retries = 0
         self._dupacks = 0

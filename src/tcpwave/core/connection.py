@@ -22,6 +22,7 @@ from .arrival import SegmentArrival
 from .config import Config
 from .errors import StateError, closed_error
 from .isn import IsnGenerator
+from .observe import ChangeReporter
 from .recv_buffer import ReceiveBuffer
 from .rtt import RttEstimator
 from .sack import Scoreboard
@@ -148,6 +149,7 @@ class Connection(SegmentArrival):
         self._readable_signalled = 0
         self.close_reason: str | None = None
         self.stats = Stats()
+        self._reported = ChangeReporter()  # what the event log last heard of timers, cwnd, windows
         self.on_change = None  # set by a Stack: called after each user call with output to collect
 
     def spawn(self, local: tuple, remote: tuple, iss_floor: int | None = None,
@@ -169,6 +171,8 @@ class Connection(SegmentArrival):
     # ----------------------------------------------------------------- outputs
     def drain_output(self) -> list[tuple[Segment, str]]:
         """Segments to send, each with a short note ('retransmission', 'challenge ACK', ...)."""
+        if self._tracer.enabled:
+            self._reported.note_changes(self)
         out, self._out = self._out, []
         return out
 
@@ -383,6 +387,7 @@ class Connection(SegmentArrival):
             if self._timers.get(name, float("inf")) > now:
                 continue  # cancelled by an earlier handler in this loop
             del self._timers[name]
+            self._reported.fired(name)
             self._trace("timer", name=name, action="fire")
             if name == TIME_WAIT_TIMER:
                 self._terminate(ev.NORMAL, "2MSL timeout")
@@ -400,6 +405,8 @@ class Connection(SegmentArrival):
                 self._trace("timer", name=USER_TIMEOUT, action="give_up")
                 self._terminate(ev.TIMED_OUT, "user timeout: sent data unacknowledged too long")
         self._output()
+        if self._tracer.enabled:
+            self._reported.note_changes(self)
 
     def _arm(self, name: str, delay: float) -> None:
         self._timers[name] = self._now + delay
@@ -757,6 +764,11 @@ class Connection(SegmentArrival):
     def _trace(self, type: str, **fields) -> None:
         if self._tracer.enabled:
             self._tracer.emit(self._now, self.host, type, conn=self.name, **fields)
+
+    def _rtt_sample(self, r: float) -> None:
+        self._rtt.sample(r)
+        if self._tracer.enabled:
+            ChangeReporter.rtt_sample(self, r)
 
     def _drop(self, seg: Segment, reason: str) -> None:
         if self._tracer.enabled:
