@@ -49,7 +49,7 @@ def test_cwnd_grows_in_slow_start_and_is_cut_by_a_loss():
     conn = next(e["conn"] for e in _of(events, "cc", "client"))
     cc = [e for e in _of(events, "cc", "client") if e["conn"] == conn]
     assert cc[1]["cwnd"] > cc[0]["cwnd"]  # slow start
-    cuts = [b for a, b in zip(cc, cc[1:]) if b["ssthresh"] < a["ssthresh"]]
+    cuts = [b for a, b in zip(cc, cc[1:], strict=False) if b["ssthresh"] < a["ssthresh"]]
     assert cuts and all(c["ssthresh"] < 1 << 30 for c in cuts)
     assert all(e["cwnd"] > 0 and e["flight"] >= 0 for e in cc)
 
