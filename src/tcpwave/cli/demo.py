@@ -9,6 +9,9 @@ from ..scenarios import SCENARIOS
 from ..trace import JsonLinesSink, Tracer
 from ..views.annotate import state_comments
 from ..views.capture import PcapngWriter
+from ..views.files import add_arguments as add_view_arguments
+from ..views.files import write_views
+from ..views.infer import ConnectionView
 
 
 def add_parser(sub) -> None:
@@ -22,6 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--pcap", metavar="FILE", help="write every packet put on the simulated wire (pcap, RAW)")
     p.add_argument("--pcapng", metavar="FILE",
                    help="the same as pcapng, each packet commented with the state changes it caused")
+    add_view_arguments(p)
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     p.set_defaults(func=run)
 
@@ -51,6 +55,11 @@ def run(args) -> int:
             writer = PcapngWriter(stack.enter_context(open(args.pcapng, "wb")))
             for (t, packet), comment in zip(captured, state_comments(captured, result.events), strict=True):
                 writer.write(t, packet, comment)
+    if args.html or args.svg or args.png:
+        events = result.events
+        view = ConnectionView("client", "server", events, events[0]["t"] if events else 0.0, result.end_time)
+        for path in write_views(args, [view], f"tcpwave demo {sc.name} (seed {args.seed})"):
+            print(f"wrote {path}", file=sys.stderr)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(f"tcpwave demo {sc.name} (seed {args.seed}): {sc.summary}\n")
     if sc.name == "lossy":

@@ -5,6 +5,8 @@ import sys
 from ..ladder import render_ladder
 from ..views import CaptureError, load
 from ..views.diagrams import mermaid, state_dot, timeline
+from ..views.files import add_arguments as add_view_arguments
+from ..views.files import write_views
 
 FORMATS = ("ladder", "timeline", "mermaid", "dot")
 
@@ -23,6 +25,7 @@ def add_parser(sub) -> None:
     p.add_argument("--conn", "-c", type=int, action="append", metavar="N",
                    help="only connection N (1-based, as --list numbers them); repeatable")
     p.add_argument("--list", action="store_true", help="list the connections and exit")
+    add_view_arguments(p)
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     p.set_defaults(func=run)
 
@@ -46,6 +49,14 @@ def run(args) -> int:
     if bad:
         print(f"tcpwave trace: no connection {bad[0]} (there are {len(views)})", file=sys.stderr)
         return 2
+    files = args.html or args.svg or args.png
+    if files:
+        import os
+
+        for path in write_views(args, [views[n - 1] for n in chosen], f"tcpwave trace {os.path.basename(args.input)}"):
+            print(f"wrote {path}", file=sys.stderr)
+        if not args.format:
+            return 0
     formats = set(args.format or ("ladder", "timeline"))
     if "all" in formats:
         formats = set(FORMATS)

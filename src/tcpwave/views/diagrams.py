@@ -22,8 +22,7 @@ def mermaid(events: list[dict], left: str, right: str) -> str:
     isn = _relative(events)
     alias = {left: "L", right: "R"}
     out = ["sequenceDiagram", f"    participant L as {_mermaid_text(left)}", f"    participant R as {_mermaid_text(right)}"]
-    lost = {(e["host"], e["flags"], e["seq"], e["ack"], e["len"]) for e in events
-            if e["type"] == "drop" and e.get("where") == "link"}
+    last: dict[tuple, int] = {}  # the latest line of each segment: a link drop marks that copy lost
     for e in events:
         host = e.get("host")
         if host not in alias:
@@ -32,10 +31,12 @@ def mermaid(events: list[dict], left: str, right: str) -> str:
             out.append(f"    Note over {alias[host]}: {e['from']} → {e['to']}")
         elif e["type"] == "send":
             other = "R" if host == left else "L"
-            key = (host, e["flags"], e["seq"], e["ack"], e["len"])
-            arrow = "-x" if key in lost else "->>"
-            label = segment_label(e, isn) + (" (lost)" if key in lost else "")
-            out.append(f"    {alias[host]}{arrow}{other}: {_mermaid_text(label)}")
+            last[(host, e["flags"], e["seq"], e["ack"], e["len"])] = len(out)
+            out.append(f"    {alias[host]}->>{other}: {_mermaid_text(segment_label(e, isn))}")
+        elif e["type"] == "drop" and e.get("where") == "link":
+            i = last.get((host, e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
+            if i is not None and "-x" not in out[i]:
+                out[i] = out[i].replace("->>", "-x", 1) + " (lost)"
     return "\n".join(out) + "\n"
 
 

@@ -1,0 +1,59 @@
+"""Writing views to files, shared by `tcpwave demo` and `tcpwave trace`: --html, --svg, --png.
+
+--svg out.svg writes the ladder to out.svg and the state diagram to out-states.svg; --png out writes
+out-seq.png (time-sequence graph) and out-cc.png (cwnd, RTT, RTO). With several connections each
+name gets -1, -2, ... before its suffix.
+"""
+
+import os
+
+from .infer import ConnectionView
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--html", metavar="FILE", help="write one self-contained HTML report with a step-through control")
+    p.add_argument("--svg", metavar="FILE",
+                   help="write the ladder as SVG to FILE and the RFC 9293 state diagram to FILE-states.svg")
+    p.add_argument("--png", metavar="PREFIX",
+                   help="write PREFIX-seq.png (time-sequence graph) and PREFIX-cc.png (cwnd, RTT, RTO); needs matplotlib")
+
+
+def _numbered(path: str, n: int, many: bool, extra: str = "", suffix: str | None = None) -> str:
+    stem, ext = os.path.splitext(path)
+    if suffix is not None:
+        stem, ext = (stem if ext == suffix else path), suffix
+    return f"{stem}{f'-{n}' if many else ''}{extra}{ext}"
+
+
+def write_views(args, views: list[ConnectionView], title: str, msl: float = 30.0) -> list[str]:
+    """Write what args asks for; returns the paths written."""
+    written = []
+    many = len(views) > 1
+    if getattr(args, "html", None):
+        from .html import report
+
+        with open(args.html, "w", encoding="utf-8") as f:
+            f.write(report(views, title, msl))
+        written.append(args.html)
+    if getattr(args, "svg", None):
+        from .svg import ladder_svg, state_svg
+
+        for n, v in enumerate(views, 1):
+            ladder = _numbered(args.svg, n, many)
+            states = _numbered(args.svg, n, many, "-states")
+            with open(ladder, "w", encoding="utf-8") as f:
+                f.write(ladder_svg(v.events, v.left, v.right, f"{title}: {v.title}"))
+            with open(states, "w", encoding="utf-8") as f:
+                f.write(state_svg(v.events, [v.left, v.right], f"{title}: {v.title}"))
+            written += [ladder, states]
+    if getattr(args, "png", None):
+        from . import plots
+
+        for n, v in enumerate(views, 1):
+            sender = plots.data_sender(v.events, v.left, v.right)
+            seq = _numbered(args.png, n, many, "-seq", suffix=".png")
+            cc = _numbered(args.png, n, many, "-cc", suffix=".png")
+            plots.time_sequence(v.events, v.left, v.right, seq, sender)
+            plots.cc_plots(v.events, sender, cc)
+            written += [seq, cc]
+    return written

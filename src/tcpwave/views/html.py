@@ -1,0 +1,170 @@
+"""One self-contained HTML report: per connection the SVG ladder with a step-through control (the
+current segment highlighted, both endpoints' states updating as you step), the RFC 9293 state diagram
+with the current states outlined, the state timeline, the PNG plots and the Mermaid source.
+
+Nothing is fetched from anywhere: SVG is inline, PNGs are data: URLs, the script is in the page.
+"""
+
+import base64
+import json
+import os
+import tempfile
+from xml.sax.saxutils import escape
+
+from .diagrams import mermaid, timeline
+from .infer import ConnectionView
+from .svg import COLORS, ladder_steps, ladder_svg, node_for, state_svg
+
+_STYLE = """
+body { font-family: Helvetica, Arial, sans-serif; margin: 1.5em; color: #222; }
+section.conn { border-top: 2px solid #ddd; padding-top: 1em; margin-top: 1.5em; }
+.controls { position: sticky; top: 0; background: #fafafa; border: 1px solid #ddd; padding: .6em;
+            z-index: 2; display: flex; gap: .6em; align-items: center; flex-wrap: wrap; }
+.controls button { font-size: 1em; padding: .2em .8em; }
+.now { font-family: monospace; }
+.cur { display: inline-block; min-width: 11em; padding: .2em .6em; border-radius: 6px; color: white;
+       font-weight: bold; text-align: center; }
+.views { display: flex; gap: 1em; flex-wrap: wrap; align-items: flex-start; }
+svg.ladder g.step { transition: opacity .15s; }
+svg.ladder g.step.future { opacity: .18; }
+svg.ladder g.step.current text, svg.ladder g.step.current line { font-weight: bold; stroke-width: 3; }
+svg.states g.state.here-0 rect { stroke: %s; stroke-width: 5; }
+svg.states g.state.here-1 rect { stroke: %s; stroke-width: 5; }
+svg.states g.state.here-0.here-1 rect { stroke: #9467bd; }
+pre { background: #f6f6f6; padding: .6em; overflow-x: auto; }
+img.plot { max-width: 100%%; border: 1px solid #eee; }
+""" % COLORS
+
+_SCRIPT = """
+document.querySelectorAll('section.conn').forEach(function (sec) {
+  var steps = JSON.parse(sec.querySelector('script.steps').textContent);
+  var rows = sec.querySelectorAll('svg.ladder g.step');
+  var slider = sec.querySelector('input.slider');
+  var pos = -1;
+  function show(i) {
+    pos = Math.max(-1, Math.min(steps.length - 1, i));
+    rows.forEach(function (g, k) {
+      g.classList.toggle('future', k > pos);
+      g.classList.toggle('current', k === pos);
+    });
+    var st = pos < 0 ? steps.initial : steps.rows[pos];
+    [0, 1].forEach(function (side) {
+      sec.querySelector('.cur-' + side).textContent = st.states[side];
+      sec.querySelectorAll('svg.states g.state').forEach(function (g) { g.classList.remove('here-' + side); });
+      var node = sec.querySelector('svg.states #state-' + st.nodes[side]);
+      if (node) node.classList.add('here-' + side);
+    });
+    sec.querySelector('.now').textContent = pos < 0 ? 'before the first segment'
+      : 'step ' + (pos + 1) + '/' + steps.length + ' at ' + st.t.toFixed(6) + ' s: ' + st.what;
+    slider.value = pos + 1;
+    if (pos >= 0 && rows[pos] && sec.classList.contains('focus')) rows[pos].scrollIntoView({block: 'nearest'});
+  }
+  steps.length = steps.rows.length;
+  sec.querySelector('button.first').onclick = function () { show(-1); };
+  sec.querySelector('button.prev').onclick = function () { show(pos - 1); };
+  sec.querySelector('button.next').onclick = function () { show(pos + 1); };
+  sec.querySelector('button.last').onclick = function () { show(steps.length - 1); };
+  slider.max = steps.length;
+  slider.oninput = function () { show(parseInt(slider.value, 10) - 1); };
+  sec.addEventListener('click', function () {
+    document.querySelectorAll('section.conn').forEach(function (s) { s.classList.remove('focus'); });
+    sec.classList.add('focus');
+  });
+  show(-1);
+});
+document.addEventListener('keydown', function (ev) {
+  var sec = document.querySelector('section.conn.focus') || document.querySelector('section.conn');
+  if (!sec) return;
+  if (ev.key === 'ArrowRight' || ev.key === 'n') sec.querySelector('button.next').click();
+  if (ev.key === 'ArrowLeft' || ev.key === 'p') sec.querySelector('button.prev').click();
+});
+"""
+
+
+def step_states(view: ConnectionView) -> dict:
+    """What the page steps through: for each ladder row, both endpoints' states after it."""
+    rows = ladder_steps(view.events, view.left, view.right)
+    hosts = (view.left, view.right)
+    first = {}
+    for r in rows:
+        if r["kind"] == "state":
+            first.setdefault(r["host"], r["from"])
+    states = [first.get(h, "CLOSED") for h in hosts]
+    nodes = list(states)
+    initial = {"states": list(states), "nodes": list(nodes)}
+    out = []
+    for r in rows:
+        if r["kind"] == "state":
+            side = hosts.index(r["host"])
+            states[side] = r["to"]
+            nodes[side] = node_for(r["to"], r["from"])
+            what = f"{r['host']}: {r['from']} → {r['to']} ({r['why']})"
+        else:
+            what = f"{r['host']}: {r['label']}" + (" (lost)" if r.get("lost") else "")
+        out.append({"t": r["t"], "what": what, "states": list(states), "nodes": list(nodes)})
+    return {"initial": initial, "rows": out}
+
+
+def _png(draw) -> str:
+    fd, path = tempfile.mkstemp(suffix=".png")
+    os.close(fd)
+    try:
+        draw(path)
+        with open(path, "rb") as f:
+            return "data:image/png;base64," + base64.b64encode(f.read()).decode("ascii")
+    finally:
+        os.unlink(path)
+
+
+def _plots(view: ConnectionView) -> list[tuple[str, str]]:
+    try:
+        from . import plots
+    except ImportError:  # pragma: no cover
+        return []
+    sender = plots.data_sender(view.events, view.left, view.right)
+    if not any(e["type"] == "send" and e["len"] for e in view.events):
+        return []
+    try:
+        return [(f"time-sequence graph ({sender} → receiver)",
+                 _png(lambda p: plots.time_sequence(view.events, view.left, view.right, p, sender))),
+                (f"{sender}: cwnd, RTT, RTO", _png(lambda p: plots.cc_plots(view.events, sender, p)))]
+    except RuntimeError:  # no matplotlib: the report goes without plots
+        return []
+
+
+def report(views: list[ConnectionView], title: str, msl: float = 30.0, plots: bool = True) -> str:
+    parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
+             f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
+             f"<h1>{escape(title)}</h1>",
+             "<p>Step through each connection with the buttons, the slider or the ← → keys: the segment is "
+             "highlighted on the ladder and each endpoint's state is shown and outlined on the state diagram.</p>"]
+    for n, v in enumerate(views, 1):
+        steps = step_states(v)
+        segments = sum(1 for e in v.events if e["type"] == "send")
+        parts.append(f"<section class='conn' id='conn-{n}'><h2>{n}. {escape(v.title)}</h2>")
+        parts.append(f"<p>{segments} segments, {v.start:.6f} – {v.end:.6f} s</p>")
+        parts.append(
+            "<div class='controls'><button class='first' title='before the first segment'>first</button>"
+            "<button class='prev'>◀ previous</button><button class='next'>next ▶</button>"
+            "<button class='last'>last</button><input class='slider' type='range' min='0' value='0'>"
+            f"<span class='cur cur-0' style='background:{COLORS[0]}'></span>"
+            f"<span class='cur cur-1' style='background:{COLORS[1]}'></span>"
+            "<span class='now'></span></div>")
+        parts.append(f"<script type='application/json' class='steps'>{_json(steps)}</script>")
+        parts.append("<div class='views'><div>")
+        parts.append(ladder_svg(v.events, v.left, v.right))
+        parts.append("</div><div>")
+        parts.append(state_svg(v.events, [v.left, v.right]))
+        parts.append("</div></div>")
+        parts.append(f"<h3>State timeline</h3><pre>{escape(timeline(v.events, [v.left, v.right], v.end, msl))}</pre>")
+        if plots:
+            for caption, url in _plots(v):
+                parts.append(f"<h3>{escape(caption)}</h3><img class='plot' alt='{escape(caption)}' src='{url}'>")
+        parts.append("<details><summary>Mermaid source</summary>"
+                     f"<pre>{escape(mermaid(v.events, v.left, v.right))}</pre></details></section>")
+    parts.append(f"<script>{_SCRIPT}</script></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def _json(data) -> str:
+    return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")

@@ -1,0 +1,197 @@
+"""Views as files: SVG ladder and state diagram, PNG plots, the HTML report (stepped through in
+headless Chromium), and the --html/--svg/--png options of demo and trace."""
+
+import os
+import pathlib
+import shutil
+import tempfile
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from tcpwave.cli.main import main
+from tcpwave.scenarios import SCENARIOS, run_lossy
+from tcpwave.trace import ListSink, Tracer
+from tcpwave.views import infer_connections
+from tcpwave.views.html import report, step_states
+from tcpwave.views.infer import ConnectionView
+from tcpwave.views.svg import ladder_steps, ladder_svg, state_svg
+
+GOLDEN = pathlib.Path(__file__).parent / "golden"
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def demo(name: str, seed: int = 1):
+    sink, packets = ListSink(), []
+    result = SCENARIOS[name].run(seed, Tracer(sink), [lambda t, p: packets.append((t, bytes(p)))])
+    view = ConnectionView("client", "server", list(sink), 0.0, result.end_time)
+    return view, packets
+
+
+# ------------------------------------------------------------------ SVG
+def test_ladder_svg_has_one_row_per_segment_and_state_change_and_marks_losses():
+    view, _ = demo("lost-final-ack")
+    root = ET.fromstring(ladder_svg(view.events, "client", "server"))
+    rows = root.findall(f".//{SVG}g[@class='step']")
+    sends = [e for e in view.events if e["type"] == "send"]
+    states = [e for e in view.events if e["type"] == "state"]
+    drops = [e for e in view.events if e["type"] == "drop" and e.get("where") != "link"]  # noted by the receiver
+    assert len(rows) == len(sends) + len(states) + len(drops)
+    arrows = root.findall(f".//{SVG}line[@class='arrow']")
+    lost = [e for e in view.events if e["type"] == "drop" and e.get("where") == "link"]
+    assert lost and len(arrows) == len(sends) - len(lost)  # a lost segment ends in an X, not an arrowhead
+    texts = "".join(root.itertext())
+    assert "(lost)" in texts and "TIME_WAIT → CLOSED" in texts and "(rtx)" in texts
+
+
+def test_state_svg_highlights_exactly_the_transitions_taken():
+    view, _ = demo("simultaneous-close")
+    root = ET.fromstring(state_svg(view.events, ["client", "server"]))
+    bold = {g.get("id") for g in root.findall(f".//{SVG}g[@class='edge']")
+            if g.find(f"{SVG}path").get("stroke-width") == "3"}
+    assert "edge-FIN_WAIT_1-CLOSING" in bold and "edge-CLOSING-TIME_WAIT" in bold
+    assert "edge-CLOSE_WAIT-LAST_ACK" not in bold and "edge-FIN_WAIT_1-FIN_WAIT_2" not in bold
+    taken = {(e["from"], e["to"]) for e in view.events if e["type"] == "state"}
+    assert len(bold) == len(taken)
+    filled = {g.get("id") for g in root.findall(f".//{SVG}g[@class='state']")
+              if g.find(f"{SVG}rect").get("fill") != "#ffffff"}
+    assert "state-CLOSING" in filled and "state-CLOSE_WAIT" not in filled
+    assert "state-CLOSED_END" in filled  # TIME_WAIT → CLOSED ends at the lower CLOSED
+
+
+@pytest.mark.parametrize("name", ["handshake", "simultaneous-close", "lost-final-ack"])
+def test_golden_svg(name):
+    view, _ = demo(name)
+    for ext, text in (("ladder.svg", ladder_svg(view.events, "client", "server", name)),
+                      ("states.svg", state_svg(view.events, ["client", "server"], name))):
+        path = GOLDEN / f"{name}.{ext}"
+        if os.environ.get("TCPWAVE_UPDATE_GOLDEN"):
+            path.write_text(text)
+        assert path.read_text() == text, f"{path.name} changed; rerun with TCPWAVE_UPDATE_GOLDEN=1 if intended"
+
+
+# ------------------------------------------------------------------ PNG plots
+def _png_size(path) -> tuple[int, int]:
+    data = pathlib.Path(path).read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+def test_plots_from_an_event_log_have_every_series(tmp_path):
+    from tcpwave.views.plots import cc_plots, time_sequence
+
+    events = run_lossy(3, size=300_000, loss=0.03).events
+    seq = time_sequence(events, "client", "server", tmp_path / "seq.png")
+    assert seq == ["segments", "retransmissions", "ACK", "receive window", "SACK blocks"]
+    cc = cc_plots(events, "client", tmp_path / "cc.png")
+    assert cc[:5] == ["cwnd", "ssthresh", "RTT sample", "SRTT", "RTO"]
+    assert _png_size(tmp_path / "seq.png")[0] >= 800 and _png_size(tmp_path / "cc.png")[1] >= 600
+
+
+def test_plots_from_a_capture_estimate_flight_and_rtt(tmp_path):
+    from tcpwave.views.plots import capture_rtt_samples, cc_plots, time_sequence
+
+    packets: list = []
+    run_lossy(3, None, [lambda t, p: packets.append((t, bytes(p)))], size=200_000, loss=0.0)
+    view = infer_connections(packets)[0][0]
+    client = view.left
+    assert time_sequence(view.events, view.left, view.right, tmp_path / "s.png", client)[:1] == ["segments"]
+    assert "receive window" in time_sequence(view.events, view.left, view.right, tmp_path / "s.png", client)
+    assert cc_plots(view.events, client, tmp_path / "c.png") == ["bytes in flight", "RTT sample"]
+    samples = capture_rtt_samples(view.events, client)
+    # the demo taps see each packet as it is sent, so data to the ACK it draws is one way: 10 ms + queueing
+    assert samples and all(0.0099 < rtt < 0.2 for _, rtt in samples)
+
+
+# ------------------------------------------------------------------ HTML
+def test_step_states_follow_the_state_changes():
+    view, _ = demo("simultaneous-close")
+    steps = step_states(view)
+    assert steps["initial"]["states"] == ["CLOSED", "CLOSED"]
+    rows = ladder_steps(view.events, "client", "server")
+    assert len(steps["rows"]) == len(rows)
+    seen = [tuple(r["states"]) for r in steps["rows"]]
+    assert ("CLOSING", "CLOSING") in seen
+    assert steps["rows"][-1]["nodes"] == ["CLOSED_END", "CLOSED_END"]
+
+
+def test_report_is_self_contained():
+    view, _ = demo("handshake")
+    html = report([view], "handshake")
+    assert "<script" in html and "<svg" in html and "data:image/png;base64," in html
+    for remote in ("http://", "https://", "src='//"):
+        assert remote not in html.replace("http://www.w3.org/2000/svg", "")
+
+
+def _browser():
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        pytest.skip("Debian's chromium and chromium-driver are not installed (./run test installs them as root)")
+    pytest.importorskip("selenium")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = chromium
+    profile = tempfile.mkdtemp(prefix="tcpwave-chromium-")
+    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+              "--disable-background-networking", "--disable-component-update", "--disable-sync",
+              "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1000"):
+        opts.add_argument(a)
+    return webdriver.Chrome(options=opts, service=Service(driver)), profile
+
+
+def test_html_report_steps_through_closing_in_headless_chromium(tmp_path):
+    from selenium.webdriver.common.by import By
+
+    out = tmp_path / "sc.html"
+    assert main(["demo", "simultaneous-close", "--html", str(out)]) == 0
+    browser, profile = _browser()
+    try:
+        browser.get(out.as_uri())
+        sec = browser.find_element(By.CSS_SELECTOR, "section.conn")
+        cur = [sec.find_element(By.CSS_SELECTOR, f".cur-{i}") for i in (0, 1)]
+        assert [c.text for c in cur] == ["CLOSED", "CLOSED"]
+        seen = [(cur[0].text, cur[1].text)]
+        for _ in range(60):
+            sec.find_element(By.CSS_SELECTOR, "button.next").click()
+            now = (cur[0].text, cur[1].text)
+            if now != seen[-1]:
+                seen.append(now)
+            if "CLOSING" in now:
+                break
+        assert len(seen) > 2 and "CLOSING" in seen[-1]  # stepping forward changed the states, up to CLOSING
+        here = browser.find_elements(By.CSS_SELECTOR, "svg.states g.state.here-0, svg.states g.state.here-1")
+        assert "state-CLOSING" in {g.get_attribute("id") for g in here}
+        current = browser.find_elements(By.CSS_SELECTOR, "svg.ladder g.step.current")
+        assert len(current) == 1
+        sec.find_element(By.CSS_SELECTOR, "button.prev").click()
+        assert browser.find_elements(By.CSS_SELECTOR, "svg.ladder g.step.current") != current
+        shot = tmp_path / "shot.png"
+        browser.save_screenshot(str(shot))
+    finally:
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+    from PIL import Image
+
+    with Image.open(shot) as img:
+        colors = img.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colors is not None and len(colors) > 50  # not blank: text, arrows, coloured states
+    assert max(n for n, _ in colors) < 0.97 * sum(n for n, _ in colors)
+
+
+# ------------------------------------------------------------------ CLI
+def test_demo_and_trace_write_svg_png_and_html(tmp_path, capsys):
+    pcapng = tmp_path / "d.pcapng"
+    assert main(["demo", "lost-final-ack", "--pcapng", str(pcapng), "--svg", str(tmp_path / "d.svg"),
+                 "--png", str(tmp_path / "d")]) == 0
+    for name in ("d.svg", "d-states.svg"):
+        ET.parse(tmp_path / name)
+    for name in ("d-seq.png", "d-cc.png"):
+        assert _png_size(tmp_path / name)[0] > 0
+    assert main(["trace", str(pcapng), "--html", str(tmp_path / "t.html"), "--svg", str(tmp_path / "t.svg")]) == 0
+    html = (tmp_path / "t.html").read_text()
+    assert "section class='conn'" in html and "TIME_WAIT" in html
+    assert (tmp_path / "t-states.svg").exists()
+    err = capsys.readouterr().err
+    assert "wrote" in err and str(tmp_path / "t.html") in err
