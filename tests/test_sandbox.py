@@ -72,3 +72,33 @@ def test_the_commands_exit_status_is_passed_on_and_the_namespace_removed():
 def test_serve_refuses_the_kernels_own_address(capsys):
     assert main(["serve", "http", "--addr", "192.0.2.1", "--host", "192.0.2.1/24"]) == 1
     assert "must differ from the kernel side" in capsys.readouterr().err
+
+
+@needs_root
+@needs_curl
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (./run test installs it as root)")
+def test_sandbox_writes_pcap_pcapng_and_event_log_of_a_real_connection(tmp_path):
+    from tcpwave.views import load
+
+    pcap, pcapng, events = tmp_path / "s.pcap", tmp_path / "s.pcapng", tmp_path / "s.jsonl"
+    r = sandbox("--pcap", str(pcap), "--pcapng", str(pcapng), "--events", str(events),
+                "--", "curl", "-s", "-o", "/dev/null", "http://192.0.2.2/bytes/100000")
+    assert r.returncode == 0, r.stderr
+    out = subprocess.run(["tshark", "-r", str(pcapng), "-T", "fields", "-e", "tcp.flags.str", "-e", "frame.comment"],
+                         capture_output=True, text=True, check=True).stdout
+    comments = [line.split("\t", 1)[1] for line in out.strip().splitlines() if "\t" in line]
+    # the kernel's SYN put tcpwave's connection in SYN_RCVD, its ACK made it ESTABLISHED, and so on
+    assert "tcpwave: LISTEN → SYN_RCVD" in comments
+    assert "tcpwave: SYN_RCVD → ESTABLISHED" in comments
+    assert any("→ CLOSE_WAIT" in c or "→ FIN_WAIT_1" in c for c in comments)
+    def frames(path):
+        return subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.number"],
+                              capture_output=True, text=True, check=True).stdout.split()
+
+    assert len(frames(pcap)) == len(frames(pcapng)) > 10  # the same packets in both
+    views, _ = load(str(events))
+    kinds = {e["type"] for e in views[0].events}
+    assert {"send", "recv", "state", "timer", "rtt", "cc", "window"} <= kinds
+    inferred, _ = load(str(pcap))
+    assert [e["to"] for e in inferred[0].events if e["type"] == "state" and e["host"] == inferred[0].right][:2] == \
+        ["LISTEN", "SYN_RCVD"]

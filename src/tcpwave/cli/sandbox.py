@@ -19,8 +19,9 @@ def add_parser(sub) -> None:
     p.add_argument("--port", type=int)
     p.add_argument("--bytes", type=int, help="source: bytes to send")
     p.add_argument("--dir", help="http: serve files from this directory")
-    p.add_argument("--events", metavar="FILE")
-    p.add_argument("--pcap", metavar="FILE")
+    p.add_argument("--events", metavar="FILE", help="tcpwave's event log (JSON lines)")
+    p.add_argument("--pcap", metavar="FILE", help="tcpwave's packets, in and out (pcap)")
+    p.add_argument("--pcapng", metavar="FILE", help="the same as pcapng with a state-change comment per packet")
     p.add_argument("command", nargs="*", help="the command to run (after --)")
     p.set_defaults(func=run)
 
@@ -41,7 +42,8 @@ def run(args) -> int:
             ready = os.path.join(tmp, "ready")
             serve = [sys.executable, "-m", "tcpwave.cli.main", "serve", args.serve, "--ready-file", ready]
             for flag, value in (("--port", args.port), ("--bytes", args.bytes), ("--dir", args.dir),
-                                ("--events", args.events), ("--pcap", args.pcap)):
+                                ("--events", args.events), ("--pcap", args.pcap),
+                                ("--pcapng", args.pcapng)):
                 if value is not None:
                     serve += [flag, str(value)]
             server = subprocess.Popen(["ip", "netns", "exec", name, *serve])

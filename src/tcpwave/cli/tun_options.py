@@ -8,6 +8,8 @@ from ..drivers.tun import TunDevice
 from ..pcap import PcapWriter
 from ..stack import Stack
 from ..trace import JsonLinesSink, Tracer
+from ..views.annotate import Annotator
+from ..views.capture import PcapngWriter
 
 
 SEGMENT_MAX = 65535 - 60 - 60  # the largest TCP payload one IP packet carries, with room for headers
@@ -23,6 +25,8 @@ def add(p) -> None:
                    help="packet by packet: no checksum offload, no TSO/GSO super-segments")
     p.add_argument("--events", metavar="FILE", help="write every event as JSON lines")
     p.add_argument("--pcap", metavar="FILE", help="write every packet in and out as pcap (RAW)")
+    p.add_argument("--pcapng", metavar="FILE",
+                   help="the same as pcapng, each packet commented with the state changes it caused")
 
 
 def runtime(args, stack: contextlib.ExitStack, loop) -> Runtime:
@@ -35,25 +39,39 @@ def runtime(args, stack: contextlib.ExitStack, loop) -> Runtime:
     if device.offload_error:
         print(f"tcpwave: {device.offload_error}; working packet by packet", file=sys.stderr)
     link = TunLink(device)
+    taps = []
     if args.pcap:
-        link = Tapped(link, PcapWriter(stack.enter_context(open(args.pcap, "wb"))), loop)
+        taps.append(PcapWriter(stack.enter_context(open(args.pcap, "wb"))))
+    if getattr(args, "pcapng", None):
+        capture = CommentedCapture(PcapngWriter(stack.enter_context(open(args.pcapng, "wb"))), tracer)
+        stack.callback(capture.flush)
+        taps.append(capture)
+    if taps:
+        link = Tapped(link, taps)
     rt = Runtime(Stack([args.addr], tracer=tracer, host="tcpwave", mtu=args.mtu, checksum_offload=device.offload,
                        segment_max=SEGMENT_MAX if device.offload else 0), link)
+    if taps:
+        link.clock = rt.now  # capture times on the event log's clock
     stack.callback(rt.close)
     return rt
 
 
 class Tapped:
-    """A link whose every packet in and out is also written to a pcap."""
+    """A link whose every packet in and out also goes to taps: callables (t, packet), optionally with
+    a flush() called once the stack has processed an incoming batch and sent what it caused."""
 
-    def __init__(self, link, pcap, loop):
-        self.link, self.pcap, self.loop, self.t0 = link, pcap, loop, loop.time()
+    def __init__(self, link, taps):
+        self.link, self.taps = link, taps
+        self.clock = lambda: 0.0
 
     def attach(self, callback):
         def tap_in(packets, trusted=None):
-            for p in packets:
-                self.pcap.write(self.loop.time() - self.t0, p)
+            t = self.clock()
+            for tap in self.taps:
+                for p in packets:
+                    tap(t, p)
             callback(packets, trusted)
+            self._flush()
 
         self.link.attach(tap_in)
 
@@ -61,5 +79,37 @@ class Tapped:
         self.link.detach()
 
     def send(self, packet, gso_size=0, partial=False):
-        self.pcap.write(self.loop.time() - self.t0, packet)
+        t = self.clock()
+        for tap in self.taps:
+            tap(t, packet)
         self.link.send(packet, gso_size, partial)
+        self._flush()
+
+    def _flush(self):
+        for tap in self.taps:
+            flush = getattr(tap, "flush", None)
+            if flush is not None:
+                flush()
+
+
+class CommentedCapture:
+    """pcapng written as the run goes, each packet commented with the state changes it caused: a
+    packet is held until the events of its processing are in (the next flush)."""
+
+    def __init__(self, writer: PcapngWriter, tracer: Tracer):
+        self.writer, self.annotator = writer, Annotator()
+        self.packets: list[tuple[float, bytes]] = []
+        self.events: list[dict] = []
+        tracer.add_sink(self.events.append)
+
+    def __call__(self, t: float, packet) -> None:
+        self.packets.append((t, bytes(packet)))
+
+    def flush(self) -> None:
+        if not self.packets:
+            return
+        comments = self.annotator.feed(self.packets, self.events)
+        for (t, packet), comment in zip(self.packets, comments, strict=True):
+            self.writer.write(t, packet, comment)
+        self.packets.clear()
+        self.events.clear()

@@ -22,38 +22,49 @@ def _event_key(e: dict) -> tuple:
 
 def state_comments(packets: list[tuple[float, bytes]], events: list[dict]) -> list[str | None]:
     """One comment (or None) per captured packet, naming the state changes it caused."""
-    keys = []
-    for _, raw in packets:
-        try:
-            pkt = parse_ip(raw)
-            keys.append(_key(pkt.src, pkt.dst, parse_tcp(pkt.payload)) if pkt.proto == PROTO_TCP else None)
-        except MalformedPacket:
-            keys.append(None)
-    comments: list[list[str]] = [[] for _ in packets]
-    sent_index: dict[tuple, list[int]] = {}
-    for i, k in enumerate(keys):
-        sent_index.setdefault(k, []).append(i)
-    used_send: set[int] = set()
-    last_recv: dict[str, int | None] = {}  # host -> packet index of its latest arrival
-    waiting: dict[str, list[str]] = {}  # host -> changes waiting for the host's next sent packet
-    for e in events:
-        kind, host = e["type"], e.get("host")
-        if kind == "recv":
-            cands = [i for i in sent_index.get(_event_key(e), []) if packets[i][0] <= e["t"] + 1e-9]
-            last_recv[host] = cands[-1] if cands else None
-        elif kind == "send":
-            idx = next((i for i in sent_index.get(_event_key(e), []) if i not in used_send), None)
-            if idx is not None:
-                used_send.add(idx)
-                comments[idx].extend(waiting.pop(host, []))
-            last_recv[host] = None
-        elif kind == "state":
-            text = f"{host}: {e['from']} → {e['to']}"
-            why = e.get("why", "")
-            if why.startswith("rcv") or why.startswith("new SYN"):  # the segment just received did it
-                idx = last_recv.get(host)
+    return Annotator().feed(packets, events)
+
+
+class Annotator:
+    """state_comments in pieces, for a live capture: feed the packets and events seen since the last
+    call; a change made by a user call waits across calls for the segment that carries it."""
+
+    def __init__(self):
+        self.waiting: dict[str, list[str]] = {}  # host -> changes waiting for the host's next sent packet
+
+    def feed(self, packets: list[tuple[float, bytes]], events: list[dict]) -> list[str | None]:
+        keys = []
+        for _, raw in packets:
+            try:
+                pkt = parse_ip(raw)
+                keys.append(_key(pkt.src, pkt.dst, parse_tcp(pkt.payload)) if pkt.proto == PROTO_TCP else None)
+            except MalformedPacket:
+                keys.append(None)
+        comments: list[list[str]] = [[] for _ in packets]
+        sent_index: dict[tuple, list[int]] = {}
+        for i, k in enumerate(keys):
+            sent_index.setdefault(k, []).append(i)
+        used_send: set[int] = set()
+        last_recv: dict[str, int | None] = {}  # host -> packet index of its latest arrival
+        waiting = self.waiting
+        for e in events:
+            kind, host = e["type"], e.get("host")
+            if kind == "recv":
+                cands = [i for i in sent_index.get(_event_key(e), []) if packets[i][0] <= e["t"] + 1e-9]
+                last_recv[host] = cands[-1] if cands else None
+            elif kind == "send":
+                idx = next((i for i in sent_index.get(_event_key(e), []) if i not in used_send), None)
                 if idx is not None:
-                    comments[idx].append(text)
-            elif e["to"] != "LISTEN" and not any(w in why for w in ("timeout", "exhausted", "unanswered")):
-                waiting.setdefault(host, []).append(text)  # a user call: its segment goes out next
-    return ["; ".join(c) if c else None for c in comments]
+                    used_send.add(idx)
+                    comments[idx].extend(waiting.pop(host, []))
+                last_recv[host] = None
+            elif kind == "state":
+                text = f"{host}: {e['from']} → {e['to']}"
+                why = e.get("why", "")
+                if why.startswith("rcv") or why.startswith("new SYN"):  # the segment just received did it
+                    idx = last_recv.get(host)
+                    if idx is not None:
+                        comments[idx].append(text)
+                elif e["to"] != "LISTEN" and not any(w in why for w in ("timeout", "exhausted", "unanswered")):
+                    waiting.setdefault(host, []).append(text)  # a user call: its segment goes out next
+        return ["; ".join(c) if c else None for c in comments]
