@@ -45,6 +45,7 @@ class Listener:
         self.backlog = backlog
         self.pending: set[Connection] = set()  # in SYN_RCVD
         self.accept_queue: deque[Connection] = deque()
+        self.any_address = False  # listening on every address of the stack
 
     @property
     def address(self):
@@ -121,6 +122,9 @@ class Stack:
     def connections(self) -> list[Connection]:
         return list(self._conns.values())
 
+    def listeners(self) -> list[Listener]:
+        return list(self._listeners.values())
+
     # ------------------------------------------------------------ user calls
     def listen(self, port: int, now: float, *, address=None, backlog: int | None = None,
                config: Config | None = None) -> Listener:
@@ -131,6 +135,7 @@ class Stack:
                          rng=self.rng, tracer=self.tracer, host=self.host, default_mss=self._mss_for(addr))
         tcb.listen(now)
         listener = Listener(self, tcb, backlog if backlog is not None else tcb.config.backlog)
+        listener.any_address = addr is None
         self._listeners[(addr, port)] = listener
         return listener
 

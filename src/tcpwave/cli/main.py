@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import bench, connect, demo, fetch, packetdrill, sandbox, serve, trace
+from . import bench, connect, demo, fetch, packetdrill, sandbox, serve, ss, trace
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -17,6 +17,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_parser(sub)
     packetdrill.add_parser(sub)
     trace.add_parser(sub)
+    ss.add_parser(sub)
     return parser
 
 

@@ -22,6 +22,8 @@ def add_parser(sub) -> None:
     p.add_argument("--events", metavar="FILE", help="tcpwave's event log (JSON lines)")
     p.add_argument("--pcap", metavar="FILE", help="tcpwave's packets, in and out (pcap)")
     p.add_argument("--pcapng", metavar="FILE", help="the same as pcapng with a state-change comment per packet")
+    p.add_argument("--control", metavar="SOCKET", help="tcpwave's control socket for `tcpwave ss` (default: "
+                   "serve-PID.sock in the per-user control directory, where `tcpwave ss` looks)")
     p.add_argument("command", nargs="*", help="the command to run (after --)")
     p.set_defaults(func=run)
 
@@ -43,7 +45,7 @@ def run(args) -> int:
             serve = [sys.executable, "-m", "tcpwave.cli.main", "serve", args.serve, "--ready-file", ready]
             for flag, value in (("--port", args.port), ("--bytes", args.bytes), ("--dir", args.dir),
                                 ("--events", args.events), ("--pcap", args.pcap),
-                                ("--pcapng", args.pcapng)):
+                                ("--pcapng", args.pcapng), ("--control", args.control)):
                 if value is not None:
                     serve += [flag, str(value)]
             server = subprocess.Popen(["ip", "netns", "exec", name, *serve])

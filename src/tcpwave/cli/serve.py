@@ -2,10 +2,11 @@
 
 import asyncio
 import contextlib
+import os
 import signal
 import sys
 
-from ..aio import services, start_server
+from ..aio import control, services, start_server
 from ..drivers.tun import TunError
 from . import tun_options
 
@@ -20,6 +21,9 @@ def add_parser(sub) -> None:
     p.add_argument("--bytes", type=int, default=1_000_000, help="source: bytes to send (default 1000000)")
     p.add_argument("--dir", help="http: serve files from this directory instead of the built-in page")
     p.add_argument("--ready-file", metavar="FILE", help="create FILE once listening (for scripts)")
+    p.add_argument("--control", metavar="SOCKET",
+                   help="the Unix control socket `tcpwave ss` reads (default: serve-PID.sock in the per-user "
+                        "control directory); 'none' for no control socket")
     p.set_defaults(func=run)
 
 
@@ -36,6 +40,25 @@ def run(args) -> int:
         return 0
 
 
+def _reporting(handler):
+    """A peer's abort ends its connection with one line on stderr, not an asyncio traceback."""
+    async def run(reader, writer):
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, TimeoutError) as e:
+            host, port = writer.get_extra_info("peername")
+            print(f"tcpwave: {host}:{port}: {e}", file=sys.stderr, flush=True)
+
+    return run
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)  # the control socket this process made
+    except FileNotFoundError:
+        pass
+
+
 async def _serve(args) -> int:
     handler = {"echo": services.echo, "discard": services.discard, "hash": services.hash_sink,
                "source": services.source(args.bytes),
@@ -44,7 +67,12 @@ async def _serve(args) -> int:
     with contextlib.ExitStack() as stack:
         loop = asyncio.get_running_loop()
         runtime = tun_options.runtime(args, stack, loop)
-        server = await start_server(handler, args.addr, port, runtime=runtime)
+        server = await start_server(_reporting(handler), args.addr, port, runtime=runtime)
+        if args.control != "none":
+            path = args.control or control.default_path("serve")
+            ctl = await control.start_control(runtime, path)
+            stack.callback(_remove, path)
+            stack.callback(ctl.close)
         stopping = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
@@ -55,4 +83,23 @@ async def _serve(args) -> int:
         await stopping.wait()
         server.close()
     return 0
+
+
+def _reporting(handler):
+    """A peer's abort ends its connection with one line on stderr, not an asyncio traceback."""
+    async def run(reader, writer):
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, TimeoutError) as e:
+            host, port = writer.get_extra_info("peername")
+            print(f"tcpwave: {host}:{port}: {e}", file=sys.stderr, flush=True)
+
+    return run
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)  # the control socket this process made
+    except FileNotFoundError:
+        pass
 

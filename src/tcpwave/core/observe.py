@@ -53,3 +53,43 @@ class ChangeReporter:
         rtt = conn._rtt
         conn._trace("rtt", sample=round(sample, 9), srtt=round(rtt.srtt, 9), rttvar=round(rtt.rttvar, 9),
                     rto=round(rtt.rto, 9))
+
+
+def snapshot(conn, now: float) -> dict:
+    """What `tcpwave ss` shows for one connection: state, queues, the RFC 9293 variables, cwnd,
+    RTT estimates and the armed timers with the time left (like Linux's TCP_INFO and ss -tinoe)."""
+    rtt = conn._rtt
+    info = {
+        "state": conn.state.value,
+        "local": _endpoint(conn.local),
+        "remote": _endpoint(conn.remote) if conn.remote else "*:*",
+        "recv_q": conn.readable,  # received, not yet read by the application
+        "send_q": len(conn._sendbuf),  # written, not yet acknowledged
+        "snd_una": conn.snd_una, "snd_nxt": conn.snd_nxt, "snd_wnd": conn.snd_wnd,
+        "rcv_nxt": conn.rcv_nxt, "rcv_wnd": offered_window(conn),
+        "cwnd": conn.cc.cwnd, "ssthresh": conn.cc.ssthresh if conn.cc.ssthresh < 1 << 30 else None,
+        "mss": conn.snd_mss,
+        "srtt": rtt.srtt, "rttvar": rtt.rttvar if rtt.srtt is not None else None, "rto": rtt.rto,
+        "timers": {name: round(max(0.0, at - now), 6) for name, at in sorted(conn._timers.items())},
+    }
+    return info
+
+
+def _endpoint(pair) -> str:
+    addr, port = pair
+    return f"[{addr}]:{port}" if getattr(addr, "version", 4) == 6 else f"{addr}:{port}"
+
+
+def stack_snapshot(stack, now: float) -> list[dict]:
+    """Every listener and connection of a Stack, listeners first (as `ss -ta` lists them)."""
+    rows = []
+    for listener in stack.listeners():
+        tcb = listener.tcb
+        local = ("*" if listener.any_address else tcb.local[0], tcb.local[1])
+        rows.append({"state": "LISTEN", "local": _endpoint(local), "remote": "*:*",
+                     "recv_q": len(listener.accept_queue), "send_q": listener.backlog,
+                     "half_open": len(listener.pending), "timers": {}})
+    for conn in stack.connections():
+        if conn.state.value != "LISTEN":
+            rows.append(snapshot(conn, now))
+    return rows

@@ -1,0 +1,100 @@
+"""`tcpwave ss`: the connections of running tcpwave processes, like Linux's `ss -tanio`."""
+
+import glob
+import json
+import os
+import sys
+import time
+
+from ..aio.control import control_dir, query
+
+_TIMER_SHORT = {"retransmit": "rtx", "persist": "persist", "time_wait": "timewait", "delayed_ack": "delack",
+                "sws_override": "sws", "keepalive": "keepalive", "user_timeout": "usertimeout"}
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("ss", help="list the connections of running tcpwave processes (like ss -tani)",
+                       description="Ask running tcpwave processes (serve, sandbox) over their control sockets for "
+                                   "their connections: state, queues, SND.UNA/NXT/WND, RCV.NXT/WND, cwnd, ssthresh, "
+                                   "SRTT, RTO and armed timers with the time left.")
+    p.add_argument("--control", metavar="SOCKET", action="append",
+                   help="a control socket (default: every one in $TCPWAVE_CONTROL_DIR or the per-user directory)")
+    p.add_argument("-s", "--summary", action="store_true", help="print counts per state")
+    p.add_argument("--watch", nargs="?", type=float, const=1.0, metavar="SECONDS",
+                   help="refresh every SECONDS (default 1) until interrupted or --count is reached")
+    p.add_argument("--count", type=int, metavar="N", help="with --watch: stop after N refreshes")
+    p.add_argument("--json", action="store_true", help="print the raw snapshots as JSON")
+    p.set_defaults(func=run)
+
+
+def _sockets(args) -> list[str]:
+    return args.control or sorted(glob.glob(os.path.join(control_dir(), "*.sock")))
+
+
+def collect(paths: list[str]) -> tuple[list[dict], list[str]]:
+    docs, problems = [], []
+    for path in paths:
+        try:
+            docs.append(query(path))
+        except (OSError, ValueError) as e:
+            problems.append(f"{path}: {e.strerror if isinstance(e, OSError) and e.strerror else e}")
+    return docs, problems
+
+
+def render(docs: list[dict], summary: bool = False) -> str:
+    if summary:
+        counts: dict[str, int] = {}
+        for d in docs:
+            for c in d["connections"]:
+                counts[c["state"]] = counts.get(c["state"], 0) + 1
+        total = sum(counts.values())
+        lines = [f"Total: {total} (in {len(docs)} tcpwave process{'es' if len(docs) != 1 else ''})"]
+        lines += [f"  {state:<12} {n}" for state, n in sorted(counts.items())]
+        return "\n".join(lines)
+    head = (f"{'State':<12} {'Recv-Q':>7} {'Send-Q':>7} {'Local':<22} {'Peer':<22} "
+            f"{'snd_una':>10} {'snd_nxt':>10} {'snd_wnd':>8} {'rcv_nxt':>10} {'rcv_wnd':>8} "
+            f"{'cwnd':>7} {'ssthresh':>8} {'srtt':>8} {'rto':>7}  timers")
+    lines = []
+    for d in docs:
+        lines.append(f"# pid {d['pid']} ({d['host']}, {', '.join(d['addresses'])}), up {d['time']:.1f} s")
+        lines.append(head)
+        for c in d["connections"]:
+            lines.append(_row(c))
+    return "\n".join(lines)
+
+
+def _row(c: dict) -> str:
+    def num(key, width):
+        v = c.get(key)
+        return f"{'-' if v is None else v:>{width}}"
+
+    def ms(key, width):
+        v = c.get(key)
+        return f"{'-' if v is None else f'{v * 1000:.1f}ms':>{width}}"
+
+    timers = ",".join(f"{_TIMER_SHORT.get(n, n)}:{left:.3f}s" for n, left in c.get("timers", {}).items()) or "-"
+    return (f"{c['state']:<12} {c['recv_q']:>7} {c['send_q']:>7} {c['local']:<22} {c['remote']:<22} "
+            f"{num('snd_una', 10)} {num('snd_nxt', 10)} {num('snd_wnd', 8)} {num('rcv_nxt', 10)} {num('rcv_wnd', 8)} "
+            f"{num('cwnd', 7)} {num('ssthresh', 8)} {ms('srtt', 8)} {ms('rto', 7)}  {timers}")
+
+
+def run(args) -> int:
+    rounds = 0
+    while True:
+        paths = _sockets(args)
+        docs, problems = collect(paths)
+        if args.watch and sys.stdout.isatty():
+            print("\033[H\033[2J", end="")
+        if args.json:
+            print(json.dumps(docs, indent=1))
+        elif docs:
+            print(render(docs, args.summary))
+        for p in problems:
+            print(f"tcpwave ss: {p}", file=sys.stderr)
+        if not paths:
+            print(f"tcpwave ss: no running tcpwave found (no control sockets in {control_dir()})", file=sys.stderr)
+        rounds += 1
+        if not args.watch or (args.count is not None and rounds >= args.count):
+            return 0 if docs else 1
+        sys.stdout.flush()
+        time.sleep(args.watch)

@@ -1,0 +1,99 @@
+"""`tcpwave ss`: connection snapshots, the control socket of a running tcpwave, and the command
+against `tcpwave serve` in a namespace with a real kernel client."""
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tcpwave.aio import MemoryLink, Runtime, open_connection, start_server
+from tcpwave.aio.control import query, start_control
+from tcpwave.cli.ss import render
+from tcpwave.stack import Stack
+
+SERVER = "192.0.2.2"
+
+
+def test_control_socket_reports_listener_and_both_ends_of_a_connection(tmp_path):
+    path = str(tmp_path / "ctl.sock")
+
+    async def main():
+        a, b = MemoryLink.pair(delay=0.001)
+        client = Runtime(Stack(["192.0.2.1"], seed=1, host="client"), a)
+        server = Runtime(Stack([SERVER], seed=2, host="server"), b)
+        held = asyncio.Event()
+
+        async def handle(reader, writer):
+            await reader.readexactly(5)  # then read no more: the StreamReader fills, then the connection
+            await held.wait()
+            writer.close()
+
+        await start_server(handle, SERVER, 7, runtime=server)
+        ctl = await start_control(server, path)
+        reader, writer = await open_connection(SERVER, 7, runtime=client)
+        writer.write(b"hello" + b"x" * 300_000)
+        await writer.drain()
+        conn = writer.get_extra_info("tcpwave_connection")
+        for _ in range(500):  # until the server has ACKed every byte
+            await asyncio.sleep(0.005)
+            if conn.snd_una == conn.snd_nxt:
+                break
+        doc = await asyncio.to_thread(query, path)
+        seen = {"snd_nxt": conn.snd_nxt, "rcv_nxt": conn.rcv_nxt, "port": conn.local[1]}
+        held.set()
+        ctl.close()
+        return doc, seen
+
+    doc, client = asyncio.run(asyncio.wait_for(main(), 30))
+    assert doc["pid"] == os.getpid() and doc["host"] == "server" and doc["addresses"] == [SERVER]
+    listen, est = doc["connections"]
+    assert listen["state"] == "LISTEN" and listen["local"] == f"{SERVER}:7" and listen["remote"] == "*:*"
+    assert est["state"] == "ESTABLISHED" and est["remote"] == f"192.0.2.1:{client['port']}"
+    assert 100_000 < est["recv_q"] < 300_000 and est["send_q"] == 0  # the StreamReader holds the rest
+    assert est["rcv_nxt"] == client["snd_nxt"] and est["snd_nxt"] == client["rcv_nxt"]  # the two ends agree
+    assert est["srtt"] is not None and 0.0019 < est["srtt"] < 1 and est["rto"] >= 0.2
+    assert est["cwnd"] > 0 and est["rcv_wnd"] < 256 * 1024 - 100_000  # unread bytes shrink the window
+    table = render([doc])
+    assert "ESTABLISHED" in table and f"192.0.2.1:{client['port']}" in table and "Recv-Q" in table
+    assert render([doc], summary=True).splitlines() == ["Total: 2 (in 1 tcpwave process)", "  ESTABLISHED  1",
+                                                        "  LISTEN       1"]
+
+
+def test_timers_are_listed_with_the_time_left():
+    from tcpwave.core.observe import snapshot
+
+    stack = Stack(["192.0.2.1"], seed=1)
+    conn = stack.connect("192.0.2.9", 80, now=0.0)  # no answer: the SYN's retransmission timer runs
+    snap = snapshot(conn, now=0.25)
+    assert snap["state"] == "SYN_SENT" and snap["remote"] == "192.0.2.9:80"
+    assert snap["timers"] == {"retransmit": pytest.approx(conn.rto - 0.25)}
+    assert "rtx:0.750s" in render([{"pid": 1, "host": "h", "addresses": ["192.0.2.1"], "time": 0.25,
+                                    "connections": [snap]}])
+
+
+@pytest.mark.skipif(not (os.geteuid() == 0 and shutil.which("ip") and os.path.exists("/dev/net/tun")),
+                    reason="needs root, iproute2 and /dev/net/tun")
+def test_ss_lists_a_kernel_clients_connection_to_tcpwave_serve(tmp_path):
+    ctl_dir = tmp_path / "ctl"
+    env = dict(os.environ, TCPWAVE_CONTROL_DIR=str(ctl_dir))
+    py = sys.executable
+    client = (f"import socket,subprocess,sys;s=socket.create_connection(('{SERVER}',9));s.sendall(b'hi');"
+              f"s.setsockopt(socket.IPPROTO_TCP,socket.TCP_NODELAY,1);"
+              f"print(s.getsockname()[1],flush=True);"
+              f"r=[subprocess.run([sys.executable,'-m','tcpwave.cli.main','ss']+a,capture_output=True,text=True)"
+              f" for a in ([],['-s'],['--watch','0.05','--count','2'])];"
+              f"[print('=====',x.returncode,x.stdout,flush=True) for x in r]")
+    r = subprocess.run([py, "-m", "tcpwave.cli.main", "sandbox", "--serve", "discard", "--", py, "-c", client],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode == 0, r.stderr
+    port, plain, summary, watch = r.stdout.split("=====")
+    port = int(port.strip())
+    row = next(line for line in plain.splitlines() if f"192.0.2.1:{port}" in line)
+    assert row.split()[0] == "ESTABLISHED" and f"{SERVER}:9" in row
+    assert "LISTEN" in plain
+    assert "ESTABLISHED  1" in summary and summary.strip().startswith("0 Total: 2")
+    assert watch.count("# pid") == 2  # two refreshes
+    assert not list(ctl_dir.glob("*.sock"))  # serve removed its control socket when it stopped
