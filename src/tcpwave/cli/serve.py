@@ -40,25 +40,6 @@ def run(args) -> int:
         return 0
 
 
-def _reporting(handler):
-    """A peer's abort ends its connection with one line on stderr, not an asyncio traceback."""
-    async def run(reader, writer):
-        try:
-            await handler(reader, writer)
-        except (ConnectionError, TimeoutError) as e:
-            host, port = writer.get_extra_info("peername")
-            print(f"tcpwave: {host}:{port}: {e}", file=sys.stderr, flush=True)
-
-    return run
-
-
-def _remove(path: str) -> None:
-    try:
-        os.unlink(path)  # the control socket this process made
-    except FileNotFoundError:
-        pass
-
-
 async def _serve(args) -> int:
     handler = {"echo": services.echo, "discard": services.discard, "hash": services.hash_sink,
                "source": services.source(args.bytes),
