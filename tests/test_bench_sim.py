@@ -28,3 +28,22 @@ def test_bench_cli_prints_the_table(capsys):
     assert "Mathis bound" in out and "verified" in out
     assert len([line for line in out.splitlines() if line.strip().startswith("1.0%")]) == 2  # SACK on, off
 
+
+
+def test_captures_record_every_run_without_changing_it(tmp_path, capsys):
+    from tcpwave.cli.main import main
+    from tcpwave.views import load
+
+    args = ["bench", "--sim", "--seconds", "0.3", "--loss", "1", "--json"]
+    assert main(args) == 0
+    plain = capsys.readouterr().out
+    assert main(args + ["--pcap", str(tmp_path / "b.pcap"), "--pcapng", str(tmp_path / "b.pcapng"),
+                        "--events", str(tmp_path / "b.jsonl")]) == 0
+    assert capsys.readouterr().out == plain  # tracing and tapping change nothing in the run
+    for tag in ("loss1-sack", "loss1-nosack"):
+        views, _ = load(str(tmp_path / f"b-{tag}.pcap"))
+        assert len(views) == 1 and sum(e["type"] == "send" for e in views[0].events) > 100
+        logged, _ = load(str(tmp_path / f"b-{tag}.jsonl"))
+        sends = [e for e in logged[0].events if e["type"] == "send"]
+        assert len(sends) == sum(e["type"] == "send" for e in views[0].events)  # the same segments
+        assert (tmp_path / f"b-{tag}.pcapng").stat().st_size > (tmp_path / f"b-{tag}.pcap").stat().st_size

@@ -38,12 +38,14 @@ def _pattern(offset: int, n: int) -> bytes:
 
 
 def run_one(loss: float, sack: bool, *, rate_bps: float = 100e6, rtt: float = 0.020, seconds: float = 20.0,
-            seed: int = 1, mss: int = 1460) -> Row:
+            seed: int = 1, mss: int = 1460, tracer=None, taps=()) -> Row:
+    """One bulk transfer; tracer and taps (callables (t, packet)) see every event and packet."""
     bdp = int(rate_bps * rtt / 8)
     link = LinkParams(latency=rtt / 2, bandwidth=rate_bps, queue_bytes=bdp, loss=loss)
     # buffers large enough that the window, not the buffer, is what congestion control controls
     config = Config(sack=sack, recv_buffer=4 * bdp, send_buffer=4 * bdp, mss=mss)
-    sim = Simulator(seed)
+    sim = Simulator(seed, tracer)
+    sim.taps.extend(taps)
     sender = sim.add_host("sender", ["192.0.2.1"], config=config)
     receiver = sim.add_host("receiver", ["192.0.2.2"], config=config)
     sim.link(sender, receiver, link)

@@ -153,19 +153,28 @@ def _mbps(r: dict) -> float:
     return r["bytes"] * 8 / r["seconds"] / 1e6
 
 
-def measure_tcpwave(size: int, cycles: int, tmp: str, offload: bool) -> dict:
+def _capture_flags(captures: dict, tag: str) -> list[str]:
+    from .views.files import tagged
+
+    return [arg for flag, path in captures.items() for arg in (flag, tagged(path, tag))]
+
+
+def measure_tcpwave(size: int, cycles: int, tmp: str, offload: bool, captures: dict | None = None) -> dict:
     ns = f"tcpwave-bench-{os.getpid()}"
     extra = [] if offload else ["--no-offload"]
     serve = [PY, "-m", "tcpwave.cli.main", "serve", *extra]
+    captures = captures or {}
     tag = "on" if offload else "off"
     res = {}
     with namespaces(ns):
         ready = os.path.join(tmp, f"tw-ready-1-{tag}")
-        with background(ns, *serve, "hash", "--port", "5001", "--ready-file", ready, ready=ready):
+        flags = _capture_flags(captures, f"linux_to_tcpwave-offload_{tag}")
+        with background(ns, *serve, *flags, "hash", "--port", "5001", "--ready-file", ready, ready=ready):
             r = in_ns(ns, PY, "-c", PUSH, str(size), SERVER, "5001")
         res["linux_to_tcpwave"] = {"mbps": _mbps(r), "verified": r["verified"]}
         ready = os.path.join(tmp, f"tw-ready-2-{tag}")
-        with background(ns, *serve, "discard", "--port", "9", "--ready-file", ready, ready=ready):
+        flags = _capture_flags(captures, f"cycles-offload_{tag}")
+        with background(ns, *serve, *flags, "discard", "--port", "9", "--ready-file", ready, ready=ready):
             one = in_ns(ns, PY, "-c", CYCLES, str(cycles), SERVER, "9", "1")
             eight = in_ns(ns, PY, "-c", CYCLES, str(cycles), SERVER, "9", "8")
         res["cycles_1"] = {"per_s": one["cycles"] / one["seconds"], "errors": one["errors"]}
@@ -227,13 +236,15 @@ ROWS = (("linux_to_tcpwave", "bulk: Linux client -> server", "mbps", "Mbit/s"),
         ("cycles_8", "connect+close, 8 in parallel", "per_s", "/s"))
 
 
-def run(size: int = 200_000_000, cycles: int = 2000, as_json: bool = False) -> int:
+def run(size: int = 200_000_000, cycles: int = 2000, as_json: bool = False, captures: dict | None = None) -> int:
+    """captures: {"--pcap": FILE, ...} for tcpwave's side of the runs where tcpwave serves (its client
+    run, tcpwave to Linux, is not captured)."""
     if os.geteuid() != 0:
         print("tcpwave bench: needs root (network namespaces and TUN devices)", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
-        tw_on = measure_tcpwave(size, cycles, tmp, offload=True)
-        tw_off = measure_tcpwave(size, cycles, tmp, offload=False)
+        tw_on = measure_tcpwave(size, cycles, tmp, offload=True, captures=captures)
+        tw_off = measure_tcpwave(size, cycles, tmp, offload=False, captures=captures)
         lx = measure_linux(size, cycles, tmp)
     sides = (tw_on, tw_off, lx)
     ok = all(side[k].get("verified", True) for side in sides for k, *_ in ROWS) and \

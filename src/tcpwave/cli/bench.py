@@ -1,8 +1,15 @@
 """`tcpwave bench --sim`: bulk-transfer goodput on the simulated network, in virtual time."""
 
+import contextlib
 import json
+import sys
 
 from ..bench_sim import run_one, table
+from ..pcap import PcapWriter
+from ..trace import JsonLinesSink, ListSink, Tracer
+from ..views.annotate import state_comments
+from ..views.capture import PcapngWriter
+from ..views.files import tagged
 
 
 def add_parser(sub) -> None:
@@ -20,6 +27,9 @@ def add_parser(sub) -> None:
                    help="loss rates in percent (default 0 0.1 1 5)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
+    p.add_argument("--pcap", metavar="FILE", help="capture each run (FILE-<run>.pcap); slows the benchmark")
+    p.add_argument("--pcapng", metavar="FILE", help="the same as pcapng with state-change comments")
+    p.add_argument("--events", metavar="FILE", help="each run's event log (FILE-<run>.jsonl); slows the benchmark")
     p.set_defaults(func=run)
 
 
@@ -27,12 +37,42 @@ def run(args) -> int:
     if not args.sim:
         from ..bench_tun import run as run_tun
 
-        return run_tun(args.bytes, args.cycles, args.json)
+        captures = {"--pcap": args.pcap, "--pcapng": args.pcapng, "--events": args.events}
+        return run_tun(args.bytes, args.cycles, args.json, {k: v for k, v in captures.items() if v})
     rate, rtt = args.rate * 1e6, args.rtt / 1000
-    rows = [run_one(loss / 100, sack, rate_bps=rate, rtt=rtt, seconds=args.seconds, seed=args.seed)
-            for loss in args.loss for sack in (True, False)]
+    rows = []
+    for loss in args.loss:
+        for sack in (True, False):
+            with _captures(args, f"loss{loss:g}-{'sack' if sack else 'nosack'}") as (tracer, taps):
+                rows.append(run_one(loss / 100, sack, rate_bps=rate, rtt=rtt, seconds=args.seconds,
+                                    seed=args.seed, tracer=tracer, taps=taps))
     if args.json:
         print(json.dumps([r.__dict__ for r in rows], indent=2))
     else:
         print(table(rows, rate, rtt, args.seconds))
     return 0 if all(r.verified for r in rows) else 1
+
+
+@contextlib.contextmanager
+def _captures(args, tag: str):
+    """The tracer and taps one simulated run writes its --pcap/--pcapng/--events files through."""
+    if not (args.pcap or args.pcapng or args.events):
+        yield None, []
+        return
+    with contextlib.ExitStack() as stack:
+        tracer, taps = Tracer(), []
+        if args.events:
+            tracer.add_sink(JsonLinesSink(stack.enter_context(open(tagged(args.events, tag), "w"))))
+        if args.pcap:
+            taps.append(PcapWriter(stack.enter_context(open(tagged(args.pcap, tag), "wb"))))
+        packets: list = []
+        sink = ListSink()
+        if args.pcapng:
+            tracer.add_sink(sink)
+            taps.append(lambda t, p: packets.append((t, bytes(p))))
+        yield tracer, taps
+        if args.pcapng:
+            writer = PcapngWriter(stack.enter_context(open(tagged(args.pcapng, tag), "wb")))
+            for (t, packet), comment in zip(packets, state_comments(packets, sink), strict=True):
+                writer.write(t, packet, comment)
+        print(f"tcpwave bench: wrote the captures of run {tag}", file=sys.stderr)

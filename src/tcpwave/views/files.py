@@ -18,6 +18,12 @@ def add_arguments(p) -> None:
                    help="write PREFIX-seq.png (time-sequence graph) and PREFIX-cc.png (cwnd, RTT, RTO); needs matplotlib")
 
 
+def tagged(path: str, tag: str) -> str:
+    """out.pcap + 'loss1-sack' -> out-loss1-sack.pcap (one file per run of a multi-run command)."""
+    stem, ext = os.path.splitext(path)
+    return f"{stem}-{tag}{ext}"
+
+
 def _numbered(path: str, n: int, many: bool, extra: str = "", suffix: str | None = None) -> str:
     stem, ext = os.path.splitext(path)
     if suffix is not None:
