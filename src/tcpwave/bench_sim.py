@@ -27,6 +27,7 @@ class Row:
     fast_retransmits: int
     mathis_bps: float | None  # MSS/RTT * 1.22/sqrt(p), None without loss
     verified: bool
+    cc: str = "reno"
 
 
 def _pattern(offset: int, n: int) -> bytes:
@@ -38,12 +39,12 @@ def _pattern(offset: int, n: int) -> bytes:
 
 
 def run_one(loss: float, sack: bool, *, rate_bps: float = 100e6, rtt: float = 0.020, seconds: float = 20.0,
-            seed: int = 1, mss: int = 1460, tracer=None, taps=()) -> Row:
+            seed: int = 1, mss: int = 1460, tracer=None, taps=(), cc: str = "reno") -> Row:
     """One bulk transfer; tracer and taps (callables (t, packet)) see every event and packet."""
     bdp = int(rate_bps * rtt / 8)
     link = LinkParams(latency=rtt / 2, bandwidth=rate_bps, queue_bytes=bdp, loss=loss)
     # buffers large enough that the window, not the buffer, is what congestion control controls
-    config = Config(sack=sack, recv_buffer=4 * bdp, send_buffer=4 * bdp, mss=mss)
+    config = Config(sack=sack, recv_buffer=4 * bdp, send_buffer=4 * bdp, mss=mss, congestion_control=cc)
     sim = Simulator(seed, tracer)
     sim.taps.extend(taps)
     sender = sim.add_host("sender", ["192.0.2.1"], config=config)
@@ -86,7 +87,7 @@ def run_one(loss: float, sack: bool, *, rate_bps: float = 100e6, rtt: float = 0.
     mathis = payload * 8 / rtt * 1.22 / math.sqrt(loss) if loss else None
     return Row(loss, sack, goodput, goodput / rate_bps, stats.retransmitted_bytes if stats else 0,
                stats.timeouts if stats else 0, stats.fast_retransmits if stats else 0, mathis,
-               state["ok"] and state["read"] > 0)
+               state["ok"] and state["read"] > 0, cc)
 
 
 def table(rows: list[Row], rate_bps: float, rtt: float, seconds: float) -> str:
@@ -95,12 +96,12 @@ def table(rows: list[Row], rate_bps: float, rtt: float, seconds: float) -> str:
              f"(the payload ceiling is {(1460 - 12) / (1460 - 12 + HEADER_BYTES):.1%} of the link: "
              f"{HEADER_BYTES} header bytes per 1448-byte segment)",
              "",
-             f"{'loss':>6} {'SACK':>5} {'goodput':>14} {'of link':>8} {'Mathis bound':>14} "
+             f"{'cc':>8} {'loss':>6} {'SACK':>5} {'goodput':>14} {'of link':>8} {'Mathis bound':>14} "
              f"{'retransmitted':>14} {'RTOs':>5} {'fast rtx':>9} {'data':>9}"]
     for r in rows:
         mathis = f"{r.mathis_bps / 1e6:9.1f} Mbit/s" if r.mathis_bps else f"{'-':>14}"
         lines.append(
-            f"{r.loss:>6.1%} {'on' if r.sack else 'off':>5} {r.goodput_bps / 1e6:9.1f} Mbit/s {r.share:>8.1%} "
+            f"{r.cc:>8} {r.loss:>6.1%} {'on' if r.sack else 'off':>5} {r.goodput_bps / 1e6:9.1f} Mbit/s {r.share:>8.1%} "
             f"{mathis} {r.retransmitted_bytes:>14,} {r.timeouts:>5} {r.fast_retransmits:>9} "
             f"{'verified' if r.verified else 'MISMATCH':>9}")
     return "\n".join(lines)

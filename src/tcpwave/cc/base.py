@@ -23,6 +23,11 @@ class CongestionControl:
     def on_ack(self, acked: int, now: float) -> None:
         """New data acknowledged outside loss recovery."""
 
+    def on_delivery(self, delivered: int, flight: int, rtt: float | None, now: float) -> None:
+        """After every ACK that was processed: `delivered` counts every byte the peer has shown it
+        holds (cumulatively ACKed or SACKed) since the start, `rtt` is this ACK's RTT sample if any.
+        Model-based controls (bbr-lite) build their estimates from it; loss-based ones ignore it."""
+
     def on_enter_recovery(self, flight: int, inflate: bool = True) -> None:
         """A loss was detected by duplicate ACKs or SACK (fast retransmit). inflate=False for SACK
         recovery (RFC 6675), where the pipe estimate replaces Reno's window inflation."""

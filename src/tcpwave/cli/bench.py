@@ -26,6 +26,9 @@ def add_parser(sub) -> None:
     p.add_argument("--loss", type=float, nargs="+", default=[0.0, 0.1, 1.0, 5.0],
                    help="loss rates in percent (default 0 0.1 1 5)")
     p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--cc", nargs="+", default=["reno", "bbr-lite"], metavar="NAME",
+                   help="--sim: congestion controls to compare (default: reno bbr-lite; reno runs with SACK "
+                        "and without, the others with SACK)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--pcap", metavar="FILE", help="capture each run (FILE-<run>.pcap); slows the benchmark")
     p.add_argument("--pcapng", metavar="FILE", help="the same as pcapng with state-change comments")
@@ -34,6 +37,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from ..cc import REGISTRY
+
+    unknown = [name for name in args.cc if name not in REGISTRY]
+    if unknown:
+        print(f"tcpwave bench: unknown congestion control {unknown[0]!r}; known: {', '.join(sorted(REGISTRY))}",
+              file=sys.stderr)
+        return 2
     if not args.sim:
         from ..bench_tun import run as run_tun
 
@@ -42,10 +52,12 @@ def run(args) -> int:
     rate, rtt = args.rate * 1e6, args.rtt / 1000
     rows = []
     for loss in args.loss:
-        for sack in (True, False):
-            with _captures(args, f"loss{loss:g}-{'sack' if sack else 'nosack'}") as (tracer, taps):
-                rows.append(run_one(loss / 100, sack, rate_bps=rate, rtt=rtt, seconds=args.seconds,
-                                    seed=args.seed, tracer=tracer, taps=taps))
+        for cc in args.cc:
+            for sack in (True, False) if cc == "reno" else (True,):
+                tag = ("" if cc == "reno" else f"{cc}-") + f"loss{loss:g}-{'sack' if sack else 'nosack'}"
+                with _captures(args, tag) as (tracer, taps):
+                    rows.append(run_one(loss / 100, sack, rate_bps=rate, rtt=rtt, seconds=args.seconds,
+                                        seed=args.seed, tracer=tracer, taps=taps, cc=cc))
     if args.json:
         print(json.dumps([r.__dict__ for r in rows], indent=2))
     else:

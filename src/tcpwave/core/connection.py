@@ -138,6 +138,8 @@ class Connection(SegmentArrival):
         self._recovery_kind = "fast"  # "fast" (duplicate ACKs / SACK) or "rto" (after a timeout)
         self._high_rxt = 0  # HighRxt (RFC 6675): the end of what this recovery has retransmitted
         self._sb = Scoreboard()
+        self._acked_total = 0  # bytes cumulatively acknowledged since the start (with SACKed: delivered)
+        self._rtt_new: float | None = None  # the RTT sample the ACK being processed gave, if any
         self._last_send = 0.0
         self._ack_now = False  # an ACK must go out before this call returns
         self._ack_delayed = False  # an ACK is owed, but may wait for the delayed-ACK timer
@@ -767,6 +769,7 @@ class Connection(SegmentArrival):
 
     def _rtt_sample(self, r: float) -> None:
         self._rtt.sample(r)
+        self._rtt_new = r
         if self._tracer.enabled:
             ChangeReporter.rtt_sample(self, r)
 

@@ -24,6 +24,9 @@ class Scoreboard:
         self._starts.clear()
         self._ends.clear()
 
+    def sacked_bytes(self) -> int:
+        return sum(self._ends) - sum(self._starts)
+
     def ranges(self) -> list[tuple[int, int]]:
         return list(zip(self._starts, self._ends, strict=True))
 
