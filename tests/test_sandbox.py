@@ -97,8 +97,16 @@ def test_sandbox_writes_pcap_pcapng_and_event_log_of_a_real_connection(tmp_path)
 
     assert len(frames(pcap)) == len(frames(pcapng)) > 10  # the same packets in both
     views, _ = load(str(events))
-    kinds = {e["type"] for e in views[0].events}
+    assert len(views) == 1  # one connection in the log: the listener's own events go with it
+    v = views[0]
+    kinds = {e["type"] for e in v.events}
     assert {"send", "recv", "state", "timer", "rtt", "cc", "window"} <= kinds
+    # only tcpwave was traced: the kernel's segments are drawn from what tcpwave received
+    assert v.left.startswith("192.0.2.1:") and v.right == "tcpwave"
+    assert {e["host"] for e in v.events if e["type"] == "send"} == {v.left, v.right}
+    path = [e["to"] for e in v.events if e["type"] == "state" and e["host"] == "tcpwave"]
+    assert path[:6] == ["LISTEN", "SYN_RCVD", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK", "CLOSED"]
+    assert path[6:] in ([], ["CLOSED"])  # and the listener's own LISTEN → CLOSED when serve stopped
     inferred, _ = load(str(pcap))
     assert [e["to"] for e in inferred[0].events if e["type"] == "state" and e["host"] == inferred[0].right][:2] == \
         ["LISTEN", "SYN_RCVD"]

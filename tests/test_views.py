@@ -210,3 +210,43 @@ def test_trace_command_runs_from_the_shell(tmp_path):
     out = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "trace", str(pcap), "-f", "dot"],
                          capture_output=True, text=True, check=True).stdout
     assert out.startswith("digraph tcp_states") and "SYN_SENT -> CLOSED" in out
+
+
+def test_an_event_log_with_several_connections_and_one_side_traced_splits_into_views(tmp_path):
+    import asyncio
+
+    from tcpwave.aio import MemoryLink, Runtime, open_connection, start_server
+    from tcpwave.stack import Stack
+    from tcpwave.trace import JsonLinesSink
+
+    log = tmp_path / "server.jsonl"
+
+    async def run(f):
+        a, b = MemoryLink.pair(delay=0.001)
+        client = Runtime(Stack(["192.0.2.1"], seed=1, host="client"), a)
+        server = Runtime(Stack(["192.0.2.2"], seed=2, host="tcpwave", tracer=Tracer(JsonLinesSink(f))), b)
+
+        async def echo(reader, writer):
+            writer.write(await reader.read())
+            writer.close()
+
+        await start_server(echo, "192.0.2.2", 7, runtime=server)
+        ports = []
+        for i in range(2):
+            reader, writer = await open_connection("192.0.2.2", 7, runtime=client)
+            ports.append(writer.get_extra_info("sockname")[1])
+            writer.write(b"x" * (i + 1))
+            writer.write_eof()
+            assert await reader.read() == b"x" * (i + 1)
+            writer.close()
+            await writer.wait_closed()
+        return ports
+
+    with open(log, "w") as f:
+        ports = asyncio.run(asyncio.wait_for(run(f), 30))
+    views, _ = load(str(log))
+    assert [(v.left, v.right) for v in views] == [(f"192.0.2.1:{p}", "tcpwave") for p in ports]
+    for v, n in zip(views, (1, 2), strict=True):
+        data = [e for e in v.events if e["type"] == "send" and e["len"]]
+        assert [(e["host"], e["len"]) for e in data] == [(v.left, n), ("tcpwave", n)]  # both directions
+        assert "LISTEN → SYN_RCVD" in render_ladder(v.events, v.left, v.right)

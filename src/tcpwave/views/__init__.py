@@ -26,6 +26,51 @@ def _from_event_log(path: str) -> list[ConnectionView]:
                     events.append(json.loads(line))
                 except json.JSONDecodeError as e:
                     raise CaptureError(f"{path}:{n}: not a JSON event line ({e.msg})") from None
+    return [_view(group) for group in _by_connection(events)]
+
+
+def _by_connection(events: list[dict]) -> list[list[dict]]:
+    """Split a log into connections (4-tuples), in order of first appearance. A listener's own
+    events go with every connection on its port; a segment lost on the link with the connection
+    that sent it."""
+    groups: dict[frozenset, list[dict]] = {}
+    listening: dict[str, list[dict]] = {}  # local endpoint -> its listener's events so far
+    last_send: dict[tuple, frozenset] = {}
+    for e in events:
+        key = None
+        if "src" in e and "dst" in e:
+            key = frozenset((e["src"], e["dst"]))
+            if e["type"] == "send":
+                last_send[(e["host"], e["flags"], e["seq"], e["ack"], e["len"])] = key
+        elif e.get("where") == "link":
+            key = last_send.get((e["host"], e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
+        elif isinstance(e.get("conn"), str):
+            conn = e["conn"]
+            if conn.endswith(" (listening)"):
+                local = conn[: -len(" (listening)")]
+                listening.setdefault(local, []).append(e)
+                for k, group in groups.items():
+                    if local in k:
+                        group.append(e)
+                continue
+            if "-" in conn:
+                key = frozenset(conn.split("-", 1))
+        if key is None:
+            continue
+        if key not in groups:
+            groups[key] = [le for local, les in listening.items() if local in key for le in les]
+        groups[key].append(e)
+    return [sorted(g, key=lambda e: e["t"]) for g in groups.values()]
+
+
+def _view(events: list[dict]) -> ConnectionView:
+    """One connection's events. When only one side was traced (tcpwave serve, connect, fetch), the
+    peer's segments are drawn from what that side received."""
+    senders = {e["host"] for e in events if e["type"] == "send"}
+    if len(senders) == 1:
+        (ours,) = senders
+        peer = [dict(e, type="send", host=e["src"]) for e in events if e["type"] == "recv" and e["host"] == ours]
+        events = sorted(events + peer, key=lambda e: e["t"])
     hosts: list[str] = []
     for e in events:  # the SYN sender goes left; then whoever speaks first
         if e.get("type") == "send" and e["flags"] == "SYN" and e["host"] not in hosts:
@@ -37,7 +82,7 @@ def _from_event_log(path: str) -> list[ConnectionView]:
         hosts += ["?"] * (2 - len(hosts))
     start = events[0]["t"] if events else 0.0
     end = events[-1]["t"] if events else 0.0
-    return [ConnectionView(hosts[0], hosts[1], events, start, end)]
+    return ConnectionView(hosts[0], hosts[1], events, start, end)
 
 
 __all__ = ["CaptureError", "ConnectionView", "infer_connections", "load", "read_capture"]
