@@ -90,6 +90,12 @@ def test_ten_megabytes_each_way_through_five_percent_loss_and_20ms_delay(family)
     assert r["retransmitted"] > 0  # the loss was real, and recovered from
 
 
+def test_bbr_lite_moves_data_to_and_from_linux_through_loss():
+    r = in_namespace("lossy", 4, "4000000", "bbr-lite")
+    assert r["cc"] == "bbr-lite" and r["to_linux"] and r["to_us"]
+    assert r["retransmitted"] > 0
+
+
 @pytest.mark.parametrize("family", [4, 6])
 def test_close_orders_as_linux_sees_them(family):
     r = in_namespace("close_orders", family)

@@ -274,6 +274,7 @@ def lossy(family: int) -> dict:
 
     kernel, linux_ip, our_ip = ADDR[family]
     size = int(sys.argv[3]) if len(sys.argv) > 3 else 10_000_000
+    cc = sys.argv[4] if len(sys.argv) > 4 else "reno"
     tool = "iptables" if family == 4 else "ip6tables"
     for chain in ("INPUT", "OUTPUT"):
         subprocess.run([tool, "-A", chain, "-i" if chain == "INPUT" else "-o", "tw0", "-m", "statistic",
@@ -299,7 +300,7 @@ def lossy(family: int) -> dict:
             # Linux's minimum RTO (200 ms) rather than RFC 6298's 1 s: at 5% loss timeouts are common
             delay = float(os.environ.get("TCPWAVE_TEST_DELAY", "0.02"))  # tcpwave's own injector
             link = FaultyLink(TunLink(dev), delay=delay, seed=6)
-            runtime = Runtime(Stack([our_ip], seed=6, config=Config(rto_min=0.2)), link)
+            runtime = Runtime(Stack([our_ip], seed=6, config=Config(rto_min=0.2, congestion_control=cc)), link)
             with concurrent.futures.ThreadPoolExecutor(1) as pool:
                 linux = asyncio.get_running_loop().run_in_executor(pool, linux_side)
                 reader, writer = await open_connection(linux_ip, 5001, runtime=runtime)
@@ -317,7 +318,8 @@ def lossy(family: int) -> dict:
             stats = writer.transport.get_extra_info("tcpwave_connection").stats
             runtime.close()
         return {"to_linux": linux_got == to_linux, "to_us": got == to_us,
-                "retransmitted": stats.retransmitted_bytes, "timeouts": stats.timeouts}
+                "retransmitted": stats.retransmitted_bytes, "timeouts": stats.timeouts,
+                "cc": writer.transport.get_extra_info("tcpwave_connection").cc.name}
 
     return asyncio.run(main())
 
