@@ -14,9 +14,9 @@ pytestmark = pytest.mark.skipif(
     reason="needs root, iproute2 and /dev/net/tun")
 
 
-def test_bench_reports_verified_figures_and_leaves_nothing_behind():
+def test_bench_reports_verified_figures_and_leaves_nothing_behind(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "bench", "--bytes", "5000000", "--cycles", "100",
-                        "--json"], capture_output=True, text=True, timeout=300)
+                        "--json", "--pcap", str(tmp_path / "b.pcap")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads(r.stdout)
     assert data["verified"]
@@ -26,3 +26,13 @@ def test_bench_reports_verified_figures_and_leaves_nothing_behind():
         assert data[side]["cycles_1"]["errors"] == 0
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "tcpwave-bench-" not in left
+    # each tcpwave run wrote its capture (tcpwave's side of every connection in it)
+    from tcpwave.views import load
+
+    for run in ("linux_to_tcpwave", "cycles", "tcpwave_to_linux"):
+        for offload in ("on", "off"):
+            views, _ = load(str(tmp_path / f"b-{run}-offload_{offload}.pcap"))
+            assert views and any(e["len"] for v in views for e in v.events if e["type"] == "send") \
+                or run == "cycles"
+    cycles, _ = load(str(tmp_path / "b-cycles-offload_on.pcap"))
+    assert len(cycles) >= 100  # one connection per connect+close cycle (each run does 100, 1 and 8 at a time)

@@ -64,16 +64,33 @@ print(json.dumps({"cycles": done[0], "errors": errors[0], "seconds": dt}))
 """
 
 TCPWAVE_PUSH = """
-import asyncio, sys
+import asyncio, contextlib, json, sys
 from tcpwave.aio import Runtime, TunLink, open_connection
-from tcpwave.cli.tun_options import SEGMENT_MAX
+from tcpwave.cli.tun_options import SEGMENT_MAX, CommentedCapture, Tapped
 from tcpwave.drivers.tun import TunDevice
+from tcpwave.pcap import PcapWriter
 from tcpwave.stack import Stack
+from tcpwave.trace import JsonLinesSink, Tracer
+from tcpwave.views.capture import PcapngWriter
 n, host, port, offload = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
+captures = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
 async def main():
-    with TunDevice("tcpw0", host + "/24", "192.0.2.2", offload=offload) as dev:
-        stack = Stack(["192.0.2.2"], checksum_offload=dev.offload, segment_max=SEGMENT_MAX if dev.offload else 0)
-        runtime = Runtime(stack, TunLink(dev))
+    with TunDevice("tcpw0", host + "/24", "192.0.2.2", offload=offload) as dev, contextlib.ExitStack() as files:
+        tracer, taps = Tracer(), []
+        if "--events" in captures:
+            tracer.add_sink(JsonLinesSink(files.enter_context(open(captures["--events"], "w"))))
+        if "--pcap" in captures:
+            taps.append(PcapWriter(files.enter_context(open(captures["--pcap"], "wb"))))
+        if "--pcapng" in captures:
+            capture = CommentedCapture(PcapngWriter(files.enter_context(open(captures["--pcapng"], "wb"))), tracer)
+            files.callback(capture.flush)
+            taps.append(capture)
+        link = Tapped(TunLink(dev), taps) if taps else TunLink(dev)
+        stack = Stack(["192.0.2.2"], checksum_offload=dev.offload, segment_max=SEGMENT_MAX if dev.offload else 0,
+                      tracer=tracer, host="tcpwave")
+        runtime = Runtime(stack, link)
+        if taps:
+            link.clock = runtime.now
         open(sys.argv[5], "w").close()  # the device (and the kernel's address) exists
         await asyncio.sleep(0)
         for _ in range(200):  # the Linux server binds once the address exists
@@ -182,8 +199,12 @@ def measure_tcpwave(size: int, cycles: int, tmp: str, offload: bool, captures: d
         # tcpwave client -> Linux server: the kernel side's address exists once the device does,
         # so the Linux server binds to any address; `tcpwave connect` reads the data from a pipe
         device_ready = os.path.join(tmp, f"tw-dev-{tag}")
+        from .views.files import tagged
+
+        push_captures = {flag: tagged(path, f"tcpwave_to_linux-offload_{tag}") for flag, path in captures.items()}
         client = subprocess.Popen(["ip", "netns", "exec", ns, PY, "-c", TCPWAVE_PUSH, str(size), KERNEL, "5002",
-                                   "1" if offload else "0", device_ready], stdout=subprocess.PIPE,
+                                   "1" if offload else "0", device_ready, json.dumps(push_captures)],
+                                  stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True)
         try:
             deadline = time.monotonic() + 20
@@ -237,8 +258,7 @@ ROWS = (("linux_to_tcpwave", "bulk: Linux client -> server", "mbps", "Mbit/s"),
 
 
 def run(size: int = 200_000_000, cycles: int = 2000, as_json: bool = False, captures: dict | None = None) -> int:
-    """captures: {"--pcap": FILE, ...} for tcpwave's side of the runs where tcpwave serves (its client
-    run, tcpwave to Linux, is not captured)."""
+    """captures: {"--pcap": FILE, ...}: each run writes its own FILE-<run>.<ext> of tcpwave's side."""
     if os.geteuid() != 0:
         print("tcpwave bench: needs root (network namespaces and TUN devices)", file=sys.stderr)
         return 1
