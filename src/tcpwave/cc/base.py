@@ -6,6 +6,7 @@ CongestionControl owns only the numbers: cwnd and ssthresh, in bytes, and how ev
 
 class CongestionControl:
     name = "base"
+    uses_delivery = False  # True: the connection reports every ACK's delivery (on_delivery)
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         self.iw_segments = initial_window_segments
@@ -24,7 +25,7 @@ class CongestionControl:
         """New data acknowledged outside loss recovery."""
 
     def on_delivery(self, delivered: int, flight: int, rtt: float | None, now: float) -> None:
-        """After every ACK that was processed: `delivered` counts every byte the peer has shown it
+        """After every ACK that was processed (if uses_delivery): `delivered` counts every byte the peer has shown it
         holds (cumulatively ACKed or SACKed) since the start, `rtt` is this ACK's RTT sample if any.
         Model-based controls (bbr-lite) build their estimates from it; loss-based ones ignore it."""
 

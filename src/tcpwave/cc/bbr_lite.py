@@ -37,6 +37,7 @@ MIN_SEGMENTS = 4
 @register
 class BbrLite(CongestionControl):
     name = "bbr-lite"
+    uses_delivery = True
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         super().__init__(mss, initial_window_segments)

@@ -196,9 +196,10 @@ class SegmentArrival:
             if (self.sack_ok and self._recover is None and self.snd_una != self.snd_nxt
                     and self._sb.lost_below(self.snd_mss) > 0):
                 self._enter_recovery()  # RFC 6675: IsLost(HighACK + 1), before three duplicates
-            self.cc.on_delivery(self._acked_total + self._sb.sacked_bytes(), seq_diff(self.snd_nxt, self.snd_una),
-                                self._rtt_new, self._now)
-            self._rtt_new = None
+            if self.cc.uses_delivery:  # loss-based controls skip the scoreboard sum on every ACK
+                self.cc.on_delivery(self._acked_total + self._sb.sacked_bytes(),
+                                    seq_diff(self.snd_nxt, self.snd_una), self._rtt_new, self._now)
+                self._rtt_new = None
             if seq_lt(self.snd_wl1, seg.seq) or (self.snd_wl1 == seg.seq and seq_le(self.snd_wl2, ack)):
                 self.snd_wnd = window
                 self.max_snd_wnd = max(self.max_snd_wnd, window)
