@@ -58,7 +58,12 @@ def run(args) -> int:
     if args.html or args.svg or args.png:
         events = result.events
         view = ConnectionView("client", "server", events, events[0]["t"] if events else 0.0, result.end_time)
-        for path in write_views(args, [view], f"tcpwave demo {sc.name} (seed {args.seed})"):
+        try:
+            written = write_views(args, [view], f"tcpwave demo {sc.name} (seed {args.seed})")
+        except RuntimeError as e:  # no matplotlib for --png
+            print(f"tcpwave demo: {e}", file=sys.stderr)
+            return 2
+        for path in written:
             print(f"wrote {path}", file=sys.stderr)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     print(f"tcpwave demo {sc.name} (seed {args.seed}): {sc.summary}\n")

@@ -53,7 +53,12 @@ def run(args) -> int:
     if files:
         import os
 
-        for path in write_views(args, [views[n - 1] for n in chosen], f"tcpwave trace {os.path.basename(args.input)}"):
+        try:
+            written = write_views(args, [views[n - 1] for n in chosen], f"tcpwave trace {os.path.basename(args.input)}")
+        except RuntimeError as e:  # no matplotlib for --png
+            print(f"tcpwave trace: {e}", file=sys.stderr)
+            return 2
+        for path in written:
             print(f"wrote {path}", file=sys.stderr)
         if not args.format:
             return 0
