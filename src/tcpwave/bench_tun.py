@@ -66,25 +66,18 @@ print(json.dumps({"cycles": done[0], "errors": errors[0], "seconds": dt}))
 TCPWAVE_PUSH = """
 import asyncio, contextlib, json, sys
 from tcpwave.aio import Runtime, TunLink, open_connection
-from tcpwave.cli.tun_options import SEGMENT_MAX, CommentedCapture, Tapped
+from tcpwave.cli.tun_options import SEGMENT_MAX, Tapped
 from tcpwave.drivers.tun import TunDevice
-from tcpwave.pcap import PcapWriter
 from tcpwave.stack import Stack
-from tcpwave.trace import JsonLinesSink, Tracer
-from tcpwave.views.capture import PcapngWriter
+from tcpwave.trace import Tracer
+from tcpwave.views.record import open_captures
 n, host, port, offload = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 captures = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
 async def main():
     with TunDevice("tcpw0", host + "/24", "192.0.2.2", offload=offload) as dev, contextlib.ExitStack() as files:
-        tracer, taps = Tracer(), []
-        if "--events" in captures:
-            tracer.add_sink(JsonLinesSink(files.enter_context(open(captures["--events"], "w"))))
-        if "--pcap" in captures:
-            taps.append(PcapWriter(files.enter_context(open(captures["--pcap"], "wb"))))
-        if "--pcapng" in captures:
-            capture = CommentedCapture(PcapngWriter(files.enter_context(open(captures["--pcapng"], "wb"))), tracer)
-            files.callback(capture.flush)
-            taps.append(capture)
+        tracer = Tracer()
+        taps = open_captures(files, tracer, pcap=captures.get("--pcap"), pcapng=captures.get("--pcapng"),
+                             events=captures.get("--events"))
         link = Tapped(TunLink(dev), taps) if taps else TunLink(dev)
         stack = Stack(["192.0.2.2"], checksum_offload=dev.offload, segment_max=SEGMENT_MAX if dev.offload else 0,
                       tracer=tracer, host="tcpwave")

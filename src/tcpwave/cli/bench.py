@@ -5,11 +5,9 @@ import json
 import sys
 
 from ..bench_sim import run_one, table
-from ..pcap import PcapWriter
-from ..trace import JsonLinesSink, ListSink, Tracer
-from ..views.annotate import state_comments
-from ..views.capture import PcapngWriter
+from ..trace import Tracer
 from ..views.files import tagged
+from ..views.record import open_captures
 
 
 def add_parser(sub) -> None:
@@ -72,19 +70,8 @@ def _captures(args, tag: str):
         yield None, []
         return
     with contextlib.ExitStack() as stack:
-        tracer, taps = Tracer(), []
-        if args.events:
-            tracer.add_sink(JsonLinesSink(stack.enter_context(open(tagged(args.events, tag), "w"))))
-        if args.pcap:
-            taps.append(PcapWriter(stack.enter_context(open(tagged(args.pcap, tag), "wb"))))
-        packets: list = []
-        sink = ListSink()
-        if args.pcapng:
-            tracer.add_sink(sink)
-            taps.append(lambda t, p: packets.append((t, bytes(p))))
-        yield tracer, taps
-        if args.pcapng:
-            writer = PcapngWriter(stack.enter_context(open(tagged(args.pcapng, tag), "wb")))
-            for (t, packet), comment in zip(packets, state_comments(packets, sink), strict=True):
-                writer.write(t, packet, comment)
+        tracer = Tracer()
+        yield tracer, open_captures(stack, tracer, pcap=args.pcap and tagged(args.pcap, tag),
+                                    pcapng=args.pcapng and tagged(args.pcapng, tag),
+                                    events=args.events and tagged(args.events, tag))
         print(f"tcpwave bench: wrote the captures of run {tag}", file=sys.stderr)

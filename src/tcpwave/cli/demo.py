@@ -4,14 +4,12 @@ import contextlib
 import sys
 
 from ..ladder import render_ladder
-from ..pcap import PcapWriter
 from ..scenarios import SCENARIOS
-from ..trace import JsonLinesSink, Tracer
-from ..views.annotate import state_comments
-from ..views.capture import PcapngWriter
+from ..trace import Tracer
 from ..views.files import add_arguments as add_view_arguments
 from ..views.files import write_views
 from ..views.infer import ConnectionView
+from ..views.record import open_captures
 
 
 def add_parser(sub) -> None:
@@ -42,19 +40,8 @@ def run(args) -> int:
         return 2
     with contextlib.ExitStack() as stack:
         tracer = Tracer()
-        if args.events:
-            tracer.add_sink(JsonLinesSink(stack.enter_context(open(args.events, "w"))))
-        taps = []
-        if args.pcap:
-            taps.append(PcapWriter(stack.enter_context(open(args.pcap, "wb"))))
-        captured: list[tuple[float, bytes]] = []
-        if args.pcapng:
-            taps.append(lambda t, packet: captured.append((t, bytes(packet))))
+        taps = open_captures(stack, tracer, pcap=args.pcap, pcapng=args.pcapng, events=args.events)
         result = sc.run(args.seed, tracer, taps)
-        if args.pcapng:
-            writer = PcapngWriter(stack.enter_context(open(args.pcapng, "wb")))
-            for (t, packet), comment in zip(captured, state_comments(captured, result.events), strict=True):
-                writer.write(t, packet, comment)
     if args.html or args.svg or args.png:
         events = result.events
         view = ConnectionView("client", "server", events, events[0]["t"] if events else 0.0, result.end_time)

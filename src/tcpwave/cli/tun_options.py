@@ -5,11 +5,9 @@ import sys
 
 from ..aio import Runtime, TunLink
 from ..drivers.tun import TunDevice
-from ..pcap import PcapWriter
 from ..stack import Stack
-from ..trace import JsonLinesSink, Tracer
-from ..views.annotate import Annotator
-from ..views.capture import PcapngWriter
+from ..trace import Tracer
+from ..views.record import open_captures
 
 
 SEGMENT_MAX = 65535 - 60 - 60  # the largest TCP payload one IP packet carries, with room for headers
@@ -32,20 +30,13 @@ def add(p) -> None:
 def runtime(args, stack: contextlib.ExitStack, loop) -> Runtime:
     """Create the device (in this namespace) and a Runtime on it; everything closes with `stack`."""
     tracer = Tracer()
-    if args.events:
-        tracer.add_sink(JsonLinesSink(stack.enter_context(open(args.events, "w", buffering=1))))
+    taps = open_captures(stack, tracer, pcap=args.pcap, pcapng=getattr(args, "pcapng", None), events=args.events,
+                         live=True)
     device = stack.enter_context(TunDevice(args.tun, args.kernel, args.addr, mtu=args.mtu,
                                            offload=not args.no_offload))
     if device.offload_error:
         print(f"tcpwave: {device.offload_error}; working packet by packet", file=sys.stderr)
     link = TunLink(device)
-    taps = []
-    if args.pcap:
-        taps.append(PcapWriter(stack.enter_context(open(args.pcap, "wb"))))
-    if getattr(args, "pcapng", None):
-        capture = CommentedCapture(PcapngWriter(stack.enter_context(open(args.pcapng, "wb"))), tracer)
-        stack.callback(capture.flush)
-        taps.append(capture)
     if taps:
         link = Tapped(link, taps)
     rt = Runtime(Stack([args.addr], tracer=tracer, host="tcpwave", mtu=args.mtu, checksum_offload=device.offload,
@@ -90,26 +81,3 @@ class Tapped:
             flush = getattr(tap, "flush", None)
             if flush is not None:
                 flush()
-
-
-class CommentedCapture:
-    """pcapng written as the run goes, each packet commented with the state changes it caused: a
-    packet is held until the events of its processing are in (the next flush)."""
-
-    def __init__(self, writer: PcapngWriter, tracer: Tracer):
-        self.writer, self.annotator = writer, Annotator()
-        self.packets: list[tuple[float, bytes]] = []
-        self.events: list[dict] = []
-        tracer.add_sink(self.events.append)
-
-    def __call__(self, t: float, packet) -> None:
-        self.packets.append((t, bytes(packet)))
-
-    def flush(self) -> None:
-        if not self.packets:
-            return
-        comments = self.annotator.feed(self.packets, self.events)
-        for (t, packet), comment in zip(self.packets, comments, strict=True):
-            self.writer.write(t, packet, comment)
-        self.packets.clear()
-        self.events.clear()
