@@ -5,7 +5,7 @@ bound)."""
 import pytest
 
 from tcpwave.bench_sim import run_one
-from tcpwave.cc import create
+from tcpwave.cc import RateSample, create
 from tcpwave.cc.bbr_lite import CWND_GAIN, PROBE_RTT_TIME, RTPROP_WINDOW
 
 MSS = 1448
@@ -19,8 +19,8 @@ def drive(cc, seconds: float, t: float = 0.0, delivered: int = 0, rtt: float = R
     while t < end:
         t += MSS / RATE
         delivered += MSS
-        cc.on_ack(MSS, t)
-        cc.on_delivery(delivered, cc.cwnd, rtt, t)
+        cc.on_ack(RateSample(delivered=MSS, acked=MSS, delivered_total=delivered, rtt=rtt, prior_in_flight=cc.cwnd,
+                             in_flight=cc.cwnd, newly_lost=0, app_limited=False, in_recovery=False, now=t))
     return t, delivered
 
 
@@ -38,10 +38,9 @@ def test_random_loss_leaves_cwnd_alone_a_timeout_collapses_it_and_it_regrows_to_
     cc = create("bbr-lite", MSS)
     t, delivered = drive(cc, 2.0)
     before = cc.cwnd
-    cc.on_enter_recovery(cc.cwnd)
-    cc.on_exit_recovery(cc.cwnd)
-    assert cc.cwnd == before  # Reno would have halved it
-    cc.on_rto(cc.cwnd)
+    assert cc.on_congestion_event(cc.cwnd, t) is False  # no PRR cut: Reno would have halved it
+    assert cc.cwnd == before
+    cc.on_rto(cc.cwnd, t)
     assert cc.cwnd == MSS
     drive(cc, 0.5, t, delivered)
     assert cc.cwnd == pytest.approx(before, rel=0.03)  # back, and no further
@@ -51,7 +50,7 @@ def test_a_loss_in_startup_ends_it():
     cc = create("bbr-lite", MSS)
     drive(cc, 0.1)
     assert cc.mode == "startup" and cc.btl_bw
-    cc.on_enter_recovery(cc.cwnd)
+    cc.on_congestion_event(cc.cwnd, 0.1)
     assert cc.mode == "drain" and cc.cwnd <= max(cc.bdp(), 4 * MSS)
 
 
@@ -80,5 +79,8 @@ def test_bbr_lite_keeps_the_link_busy_at_one_in_a_thousand_random_loss():
     assert row.verified
     assert row.share >= 0.70
     assert row.goodput_bps > 3 * row.mathis_bps
-    reno = run_one(0.001, sack=True, seconds=5.0)
-    assert reno.goodput_bps < 1.5 * reno.mathis_bps  # Reno is where Mathis says (the contrast)
+    reno = run_one(0.001, sack=True, seconds=5.0, cc="reno")
+    # Reno stays near the Mathis bound (its constant depends on the loss pattern and delayed ACKs,
+    # so within 2x), far below bbr-lite: the contrast
+    assert reno.goodput_bps < 2 * reno.mathis_bps
+    assert row.goodput_bps > 1.8 * reno.goodput_bps

@@ -1,12 +1,18 @@
-"""Congestion control (RFC 5681, RFC 6582, RFC 6928): the Reno numbers and the connection's recovery."""
+"""Congestion control (RFC 5681, RFC 6582, RFC 6928, RFC 6937): the Reno numbers and the
+connection's recovery (NewReno without SACK, with PRR setting the window while it repairs)."""
 
 import pytest
 from helpers import PEER_SYN_OPTIONS, established
 
-from tcpwave.cc import REGISTRY, create
+from tcpwave.cc import REGISTRY, RateSample, create
 from tcpwave.core.config import Config
 
 MSS = 1000
+
+
+def acked(n: int, now: float = 0.0, in_recovery: bool = False) -> RateSample:
+    return RateSample(delivered=n, acked=n, delivered_total=n, rtt=None, prior_in_flight=0, in_flight=0, newly_lost=0,
+                      app_limited=False, in_recovery=in_recovery, now=now)
 
 
 def test_registry_creates_by_name_and_rejects_unknown_names():
@@ -24,39 +30,38 @@ def test_initial_window_follows_rfc_6928():
 
 def test_slow_start_grows_one_mss_per_ack_then_avoidance_one_per_window():
     cc = create("reno", MSS)
-    cc.on_ack(5000, 0.0)
+    cc.on_ack(acked(5000))
     assert cc.cwnd == 11 * MSS  # at most one MSS per ACK, however much it acknowledged
     cc.ssthresh = cc.cwnd
     for _ in range(10):
-        cc.on_ack(MSS, 0.0)
+        cc.on_ack(acked(MSS))
     assert cc.cwnd == 11 * MSS  # 10 of the 11 segments of a window acknowledged: not yet
-    cc.on_ack(MSS, 0.0)
+    cc.on_ack(acked(MSS))
     assert cc.cwnd == 12 * MSS
 
 
-def test_fast_recovery_halves_and_inflates_then_deflates():
+def test_a_congestion_event_halves_ssthresh_and_recovery_leaves_the_window_to_prr():
     cc = create("reno", MSS)
-    cc.on_enter_recovery(flight=20 * MSS)
-    assert cc.ssthresh == 10 * MSS and cc.cwnd == 13 * MSS
-    cc.on_dupack_in_recovery()
-    assert cc.cwnd == 14 * MSS
-    cc.on_partial_ack(3 * MSS)
-    assert cc.cwnd == 12 * MSS
-    cc.on_exit_recovery(flight=4 * MSS)
-    assert cc.cwnd == 5 * MSS  # min(ssthresh, FlightSize + MSS): no burst
+    cc.cwnd = 20 * MSS
+    assert cc.on_congestion_event(20 * MSS, 0.0) is True  # PRR brings cwnd down to ssthresh
+    assert cc.ssthresh == 10 * MSS and cc.cwnd == 20 * MSS
+    cc.on_ack(acked(5 * MSS, in_recovery=True))
+    assert cc.cwnd == 20 * MSS  # no growth while recovering
+    cc.on_ack(acked(0))
+    assert cc.cwnd == 20 * MSS  # a duplicate ACK delivers nothing new
 
 
 def test_rto_collapses_to_one_segment_and_idle_restarts_at_the_initial_window():
     cc = create("reno", MSS)
     cc.cwnd = 40 * MSS
-    cc.on_rto(flight=30 * MSS)
+    cc.on_rto(30 * MSS, 0.0)
     assert cc.cwnd == MSS and cc.ssthresh == 15 * MSS
     cc.cwnd = 40 * MSS
     cc.on_idle_restart()
     assert cc.cwnd == 10 * MSS
 
 
-CFG = Config(timestamps=False, window_scaling=False, sack=False)
+CFG = Config(timestamps=False, window_scaling=False, sack=False, congestion_control="reno")
 
 
 def _send_window(p, segments: int) -> list:
@@ -74,18 +79,21 @@ def test_one_loss_is_repaired_by_fast_retransmit_without_rto():
         assert p.deliver(".", ack=first) == []
     out = p.deliver(".", ack=first)
     assert [s.seq for s in out][:1] == [first] and len(out[0].payload) == 1460  # the third triggers it
-    assert p.conn.cwnd == 5 * 1460 + 3 * 1460  # ssthresh = flight/2, inflated by three segments
+    assert p.conn.ssthresh == 5 * 1460  # flight / 2
+    # PRR (RFC 6937): pipe is 6 segments (10 sent, 3 reported by duplicates, 1 lost), above ssthresh,
+    # so the proportional part allows ceil(1460 * 5 / 10) bytes; the fast retransmit goes regardless
+    assert p.conn.cwnd == 6 * 1460 + 1460
     out = p.deliver(".", ack=p.our_nxt)  # everything, including the hole, is now acknowledged
     assert p.conn.ssthresh == 5 * 1460
-    assert p.conn.cwnd == 2 * 1460  # RFC 6582 option 1: FlightSize (0) + MSS, at least MSS + MSS
+    assert p.conn.cwnd == 5 * 1460  # RFC 6937: the reduction ends with cwnd = ssthresh
     assert not [e for e in p.sink.of_type("timer") if e["name"] == "retransmit" and e["action"] == "fire"]  # no timeout fired
 
 
 def test_partial_ack_retransmits_the_next_hole():
     p = established(CFG)
     segs = _send_window(p, 10)
-    for _ in range(3):
-        p.deliver(".", ack=segs[0].seq)  # segments 0 and 4 were lost
+    for _ in range(8):
+        p.deliver(".", ack=segs[0].seq)  # segments 0 and 4 were lost; 1-3 and 5-9 draw duplicates
     out = p.deliver(".", ack=segs[4].seq)  # the retransmitted 0 filled the first hole only
     retransmitted = [s for s in out if s.seq == segs[4].seq]
     assert len(retransmitted) == 1 and len(retransmitted[0].payload) == 1460
@@ -98,8 +106,8 @@ def test_three_losses_in_one_window_are_one_recovery_with_one_reduction():
     p = established(CFG)
     segs = _send_window(p, 10)
     p.deliver(".", ack=segs[2].seq)  # 0 and 1 arrived; 2, 5 and 7 are lost
-    for _ in range(3):
-        p.deliver(".", ack=segs[2].seq)  # 3, 4 and 6 arrive: three duplicate ACKs
+    for _ in range(5):
+        p.deliver(".", ack=segs[2].seq)  # 3, 4, 6, 8 and 9 arrive: five duplicate ACKs
     reduced = p.conn.ssthresh
     assert reduced == 4 * 1460  # half of the 8 segments in flight when recovery began
     for hole in (5, 7):

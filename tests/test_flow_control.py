@@ -60,7 +60,7 @@ def test_zero_window_probes_back_off_and_never_give_up_while_answered():
         p.deliver(".", window=0)  # the peer answers, still closed
         assert probe.ack == p.peer_nxt
     gaps = [round(b - a, 6) for a, b in zip(probe_times, probe_times[1:], strict=False)]
-    assert gaps[:4] == [2.0, 4.0, 8.0, 16.0] and max(gaps) == 120.0  # backoff, capped at RTO max
+    assert gaps[:4] == [0.4, 0.8, 1.6, 3.2] and max(gaps) == 120.0  # backoff from 0.2 s, capped at RTO max
     assert p.state == "ESTABLISHED"
     out = p.deliver(".", window=5000)  # the window opens: the data goes
     assert sum(len(s.payload) for s in out) == 100

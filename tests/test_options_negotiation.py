@@ -36,7 +36,8 @@ def test_mss_is_the_smaller_of_both_sides():
 
 
 def test_window_scale_applies_to_windows_after_the_syn():
-    p = established_with(Options(mss=1460, wscale=4), Config(timestamps=False, sack=False))
+    # (RFC 6298's 1 s minimum RTO keeps the retransmission timer out of the way of the SWS override)
+    p = established_with(Options(mss=1460, wscale=4), Config(timestamps=False, sack=False, rto_min=1.0))
     # the peer advertises 100 << 4 = 1600 bytes
     p.deliver(".", window=100)
     out = p.call("send", b"s" * 5000) + p.fire_next_timer()  # the SWS override sends the remainder
@@ -110,15 +111,15 @@ def test_fixture_peer_offers_mss():
 def test_timestamps_give_rtt_samples_even_for_retransmissions():
     p = established_with(Options(mss=1460, ts=(1000, 0)), Config(window_scaling=False, sack=False))
     p.call("send", b"r" * 100)
-    p.fire_next_timer()  # RTO: retransmitted at t=1 s, RTO backed off to 2 s
-    assert p.conn.rto == 2.0
+    p.fire_next_timer()  # RTO: retransmitted at t=0.2 s, RTO backed off to 0.4 s
+    assert p.conn.rto == 0.4
     rtx = p.sent[-1]
     before = p.conn.srtt  # 0.0: the handshake took no time in this test
     p.advance(p.now + 0.05)
     # the peer echoes the retransmission's TSval: a 50 ms sample, not ambiguous
     p.deliver(".", ack=p.our_nxt, options=Options(ts=(1001, rtx.options.ts[0])))
     assert p.conn.srtt == before * 7 / 8 + 0.05 / 8  # RFC 6298 (2.3) with alpha = 1/8
-    assert p.conn.rto == 1.0  # collapsed back to the minimum
+    assert p.conn.rto == 0.2  # collapsed back to the minimum
 
 
 def test_time_wait_reopen_uses_timestamps_when_present():

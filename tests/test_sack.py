@@ -1,88 +1,113 @@
-"""The sender's SACK scoreboard (RFC 2018) and RFC 6675 recovery, plus the receiver's blocks."""
+"""The sender's retransmission queue with SACK (RFC 2018, RFC 6675's pipe), RACK's loss detection,
+and the receiver's blocks."""
 
 from helpers import expect_one
 
 from tcpwave.core.config import Config
-from tcpwave.core.sack import Scoreboard
+from tcpwave.core.rtxqueue import RetransmitQueue
 from tcpwave.seq import MASK, seq_add
 from tcpwave.wire.options import Options
 
 MSS = 1000
 
 
-def test_scoreboard_merges_and_counts_newly_sacked_bytes():
-    sb = Scoreboard()
-    una, nxt = MASK - 500, seq_add(MASK - 500, 10_000)  # across the 2**32 wrap
-    assert sb.update([(seq_add(una, 2000), seq_add(una, 3000))], una, nxt) == 1000
-    assert sb.update([(seq_add(una, 2500), seq_add(una, 4000))], una, nxt) == 1000  # half new
-    assert sb.update([(seq_add(una, 4000), seq_add(una, 5000))], una, nxt) == 1000  # adjacent: merged
-    assert sb.ranges() == [(2000, 5000)]
+def _queue(segments: int, now: float = 0.0) -> RetransmitQueue:
+    q = RetransmitQueue()
+    q.reset(0)
+    for _ in range(segments):
+        q.sent(MSS, False, now)
+    return q
 
 
-def test_scoreboard_ignores_dsack_and_blocks_beyond_snd_nxt():
-    sb = Scoreboard()
-    assert sb.update([(seq_add(100, -50), 100)], 100, 5000) == 0  # below SND.UNA: a D-SACK
-    assert sb.update([(4000, 9000)], 100, 5000) == 0  # beyond what was sent
-    assert not sb
+def _marks(q) -> list:
+    return [(r.start, r.end, r.sacked, r.lost, r.retrans) for r in q]
 
 
-def test_advance_rebases_and_keeps_sacked_data_until_cumulatively_acked():
-    sb = Scoreboard()
-    sb.update([(3000, 4000), (6000, 7000)], 0, 10_000)
-    sb.advance(3500)
-    assert sb.ranges() == [(0, 500), (2500, 3500)]
-    sb.advance(4000)
-    assert sb.ranges() == []
+def test_sack_marks_records_splits_partly_covered_ones_and_counts_newly_sacked():
+    q = _queue(10)
+    assert [(r.start, r.end) for r in q.sack(2000, 3000)] == [(2000, 3000)]
+    newly = q.sack(2500, 4500)  # half of it already SACKed; 4000-4500 splits a record
+    assert [(r.start, r.end) for r in newly] == [(3000, 4000), (4000, 4500)]
+    assert q.sacked == 2500 and q.highest_sacked == 4500
+    assert [(r.start, r.end) for r in q][4:6] == [(4000, 4500), (4500, 5000)]
+    assert q.in_flight == 10_000 - 2500  # RFC 6675 pipe: SACKed bytes have left the network
 
 
-def test_isLost_by_bytes_or_by_three_ranges():
-    sb = Scoreboard()
-    sb.update([(5000, 7500)], 0, 10_000)  # 2500 SACKed bytes: more than 2 * MSS above 4999 and below
-    assert sb.lost_below(MSS) == 5500  # bytes below 5500 have > 2000 SACKed above them
-    sb = Scoreboard()
-    sb.update([(2000, 2100), (3000, 3100), (4000, 4100)], 0, 10_000)  # three small ranges
-    assert sb.lost_below(MSS) == 2000
+def test_blocks_below_snd_una_or_beyond_snd_nxt_mark_nothing():
+    q = _queue(5)
+    q.acknowledge(1000)
+    assert q.sack(0, 1000) == []  # below SND.UNA: a D-SACK, not for the queue
+    assert q.sack(5000, 9000) == []  # beyond what was sent
+    assert q.is_sacked(0, 1000)  # (a D-SACK test: already acknowledged)
+    assert q.sacked == 0
 
 
-def test_pipe_and_next_lost_follow_rfc_6675():
-    sb = Scoreboard()
-    sb.update([(1000, 2000), (3000, 6000)], 0, 8000)
-    edge = sb.lost_below(MSS)  # 4000: bytes below have more than 2000 SACKed above
-    assert edge == 4000
-    # holes: [0,1000) lost, [2000,3000) lost, [6000,8000) not lost -> pipe 2000 before any resend
-    assert sb.pipe(8000, edge, high_rxt=0) == 2000
-    assert sb.next_lost(8000, edge, 0, MSS) == (0, 1000)
-    assert sb.next_lost(8000, edge, 1000, MSS) == (2000, 3000)
-    assert sb.pipe(8000, edge, high_rxt=3000) == 4000  # the two resent holes count again
-    assert sb.next_lost(8000, edge, 3000, MSS) is None
+def test_cumulative_ack_drops_records_and_splits_the_one_it_ends_in():
+    q = _queue(4)
+    q.sack(2000, 3000)
+    delivered = q.acknowledge(2500)
+    assert [(r.start, r.end) for r in delivered] == [(0, 1000), (1000, 2000)]  # 2000-2500 was SACKed
+    assert [(r.start, r.end, r.sacked) for r in q] == [(2500, 3000, True), (3000, 4000, False)]
+    assert q.una == 2500 and q.sacked == 500 and q.flight == 1500
 
 
-SACK = Config(timestamps=False, window_scaling=False, delayed_ack=0)
+def test_lost_and_retransmitted_bytes_make_the_pipe():
+    q = _queue(8)
+    q.sack(1000, 2000)
+    q.sack(3000, 6000)
+    first, third = list(q)[0], list(q)[2]
+    q.mark_lost(first)
+    q.mark_lost(third)
+    # 8000 sent, 4000 SACKed, 2000 lost: 2000 presumed in flight (RFC 6675 SetPipe)
+    assert q.in_flight == 2000
+    assert q.next_lost() is first
+    q.retransmitted(first, 1.0)
+    assert q.next_lost() is third and q.in_flight == 3000  # a retransmission is in flight again
+    q.mark_lost(first)  # RACK finds the retransmission lost too
+    assert q.retrans_out == 0 and q.next_lost() is first
+    q.acknowledge(8000)
+    assert (q.sacked, q.lost, q.retrans_out, q.in_flight) == (0, 0, 0, 0)
+
+
+def test_positions_are_unwrapped_across_the_sequence_space_wrap():
+    q = _queue(3)
+    snd_una = MASK - 500
+    assert q.unwrap(seq_add(snd_una, 2500), snd_una) == 2500  # past 2**32, still 2500 bytes on
+
+
+SACK = Config(timestamps=False, window_scaling=False, delayed_ack=0, congestion_control="reno")
 
 
 def test_several_losses_in_one_window_are_resent_without_waiting_a_round_trip_each():
+    """RFC 8985 RACK with SACK: a segment is lost once a later-sent one is delivered and a reordering
+    window has passed; with three segments SACKed above a hole the window is zero (§6.2 step 4)."""
     from helpers import syn_sent
 
     p = syn_sent(SACK)
+    p.advance(0.1)  # a 100 ms RTT: the SYN,ACK's sample sets SRTT and RACK's min_RTT
     p.peer_nxt = seq_add(p.peer_iss, 1)
     p.deliver("S.", seq=p.peer_iss, ack=seq_add(p.iss, 1), options=Options(mss=1460, sack_permitted=True))
     assert p.conn.sack_ok
     segs = p.call("send", b"s" * 14600)
     assert len(segs) == 10
     base = segs[0].seq
-    # segments 0, 3 and 6 are lost; the receiver SACKs what arrived
+    p.advance(0.2)  # a round trip later the SACKs come back: segments 0, 3 and 6 were lost
+
     def sack(*ranges):
         return Options(sack=tuple((seq_add(base, a * 1460), seq_add(base, b * 1460)) for a, b in ranges))
     out = p.deliver(".", ack=base, options=sack((1, 3)))
-    assert out == []  # 2 segments SACKed above the hole: not yet proof of loss
+    assert out == []  # 2 segments SACKed above the hole: it may be reordering; RACK waits min_RTT/4
+    assert p.conn.timers.slot == "rack_reorder"
     out = p.deliver(".", ack=base, options=sack((4, 6), (1, 3)))
-    assert [s.seq for s in out] == [base]  # IsLost(0) now: recovery before three duplicates
+    assert [s.seq for s in out] == [base]  # three SACKed: reo_wnd 0, segment 0 is lost at once
     out += p.deliver(".", ack=base, options=sack((7, 10), (4, 6), (1, 3)))
     holes = [base, seq_add(base, 3 * 1460), seq_add(base, 6 * 1460)]
     assert sorted(s.seq for s in out if s.seq in holes) == holes  # every hole within one round trip
-    assert p.conn.ssthresh == 5 * 1460 and p.conn.cwnd == p.conn.ssthresh  # no inflation with SACK
+    assert p.conn.ssthresh == 5 * 1460  # Reno halves once
     p.deliver(".", ack=p.our_nxt)
     assert p.conn.ssthresh == 5 * 1460  # one recovery, one reduction
+    assert p.conn.cwnd == p.conn.ssthresh  # RFC 6937: recovery ends with cwnd = ssthresh
+    assert not [e for e in p.sink.of_type("timer") if e["name"] == "retransmit" and e["action"] == "fire"]
 
 
 def test_receiver_blocks_are_most_recent_first_and_at_most_three_with_timestamps():

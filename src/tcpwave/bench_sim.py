@@ -27,7 +27,7 @@ class Row:
     fast_retransmits: int
     mathis_bps: float | None  # MSS/RTT * 1.22/sqrt(p), None without loss
     verified: bool
-    cc: str = "reno"
+    cc: str = "cubic"
 
 
 def _pattern(offset: int, n: int) -> bytes:
@@ -39,7 +39,7 @@ def _pattern(offset: int, n: int) -> bytes:
 
 
 def run_one(loss: float, sack: bool, *, rate_bps: float = 100e6, rtt: float = 0.020, seconds: float = 20.0,
-            seed: int = 1, mss: int = 1460, tracer=None, taps=(), cc: str = "reno") -> Row:
+            seed: int = 1, mss: int = 1460, tracer=None, taps=(), cc: str = "cubic") -> Row:
     """One bulk transfer; tracer and taps (callables (t, packet)) see every event and packet."""
     bdp = int(rate_bps * rtt / 8)
     link = LinkParams(latency=rtt / 2, bandwidth=rate_bps, queue_bytes=bdp, loss=loss)

@@ -1,16 +1,43 @@
-"""The congestion-control interface (RFC 5681 vocabulary) and the registry of implementations.
+"""The congestion-control interface and the registry of implementations.
 
-The connection owns loss *detection* and *recovery* (which segment to resend and when); a
-CongestionControl owns only the numbers: cwnd and ssthresh, in bytes, and how events move them.
+The connection owns loss *detection* and *recovery* (core/recovery.py: which segment is lost, what
+to resend, PRR's pacing of repairs); a CongestionControl owns the numbers cwnd and ssthresh, in
+bytes, and an optional pacing rate. It hears three things, after Linux's `tcp_congestion_ops`:
+
+- `on_ack(rs)`: every acceptable ACK, with one RateSample (what was delivered, the RTT, the bytes in
+  flight, whether recovery is under way);
+- `on_congestion_event(flight, now)`: a loss was detected (fast recovery or a repaired tail loss);
+  set ssthresh. Return True to have the window brought down to it by PRR during recovery;
+- `on_rto(flight, now)`: the retransmission timer expired.
 """
+
+import dataclasses
+
+
+@dataclasses.dataclass(slots=True)
+class RateSample:
+    """What one ACK told the sender (after Linux's `struct rate_sample`)."""
+
+    delivered: int  # bytes newly acknowledged, cumulatively or by SACK, by this ACK
+    acked: int  # of which cumulatively (SND.UNA moved): a loss-based window grows only then
+    delivered_total: int  # bytes delivered since the connection started
+    rtt: float | None  # this ACK's RTT sample, if it gave one
+    prior_in_flight: int  # bytes in flight before the ACK
+    in_flight: int  # and after it
+    newly_lost: int  # bytes this ACK made us deem lost
+    app_limited: bool  # the sender had nothing more to send when the data was sent
+    in_recovery: bool  # fast recovery is under way: the window is PRR's, not the control's
+    now: float
+    round_start: bool = False  # this ACK ends a round trip (the data sent at the last round start arrived)
+
 
 class CongestionControl:
     name = "base"
-    uses_delivery = False  # True: the connection reports every ACK's delivery (on_delivery)
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         self.iw_segments = initial_window_segments
         self.ssthresh = 1 << 30  # "arbitrarily high" (RFC 5681 §3.1)
+        self.pacing_rate = 0.0  # bytes per second; 0: no pacing
         self.set_mss(mss)
 
     def set_mss(self, mss: int) -> None:
@@ -20,33 +47,26 @@ class CongestionControl:
         self.initial_window = min(self.iw_segments * mss, max(2 * mss, 1460 * self.iw_segments))
         self.cwnd = self.initial_window
 
-    # events; `flight` is the bytes outstanding (FlightSize) when the event happens
-    def on_ack(self, acked: int, now: float) -> None:
-        """New data acknowledged outside loss recovery."""
+    def on_ack(self, rs: RateSample) -> None:
+        """An acceptable ACK was processed."""
 
-    def on_delivery(self, delivered: int, flight: int, rtt: float | None, now: float) -> None:
-        """After every ACK that was processed (if uses_delivery): `delivered` counts every byte the peer has shown it
-        holds (cumulatively ACKed or SACKed) since the start, `rtt` is this ACK's RTT sample if any.
-        Model-based controls (bbr-lite) build their estimates from it; loss-based ones ignore it."""
+    def on_congestion_event(self, flight: int, now: float) -> bool:
+        """A loss was detected: set ssthresh; True lets PRR bring cwnd down to it.
 
-    def on_enter_recovery(self, flight: int, inflate: bool = True) -> None:
-        """A loss was detected by duplicate ACKs or SACK (fast retransmit). inflate=False for SACK
-        recovery (RFC 6675), where the pipe estimate replaces Reno's window inflation."""
+        RFC 5681 (4) halves FlightSize; Linux halves cwnd. FlightSize counts SACKed data, which piles
+        up while RACK waits out a reordering window, and cwnd may exceed what an application-limited
+        sender uses: half the smaller of the two avoids both traps."""
+        self.ssthresh = max(min(flight, self.cwnd) // 2, 2 * self.mss)
+        return True
 
-    def on_dupack_in_recovery(self) -> None:
-        """Another duplicate ACK during recovery: a segment has left the network."""
-
-    def on_partial_ack(self, acked: int) -> None:
-        """An ACK during recovery that does not reach the recovery point."""
-
-    def on_exit_recovery(self, flight: int) -> None:
-        """The recovery point was acknowledged."""
-
-    def on_rto(self, flight: int) -> None:
-        """The retransmission timer expired."""
+    def on_rto(self, flight: int, now: float) -> None:
+        """The retransmission timer expired: everything in flight is presumed lost."""
+        self.ssthresh = max(min(flight, self.cwnd) // 2, 2 * self.mss)
+        self.cwnd = self.mss  # the loss window (RFC 5681 §3.1)
 
     def on_idle_restart(self) -> None:
         """Sending resumes after more than one RTO of idleness (RFC 5681 §4.1)."""
+        self.cwnd = min(self.cwnd, self.initial_window)
 
 
 REGISTRY: dict[str, type[CongestionControl]] = {}
@@ -63,4 +83,3 @@ def create(name: str, mss: int, initial_window_segments: int = 10) -> Congestion
     except KeyError:
         raise ValueError(f"unknown congestion control {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
     return cls(mss, initial_window_segments)
-

@@ -15,14 +15,15 @@ for three rounds; DRAIN holds one BDP until the queue it built is gone; then PRO
 repaired by the connection's SACK/NewReno recovery without touching cwnd; a retransmission timeout
 still collapses cwnd to one segment, which then grows back to the model's value.
 
-What is left out: pacing and BBR's gain cycling (without pacing the 2-BDP window is the only limit),
-and the BBR v2 loss/ECN response. It is not fair to Reno flows on a shared bottleneck; choose it per
+Sending is paced at 1.25 × BtlBw (2.885 × in STARTUP): the control sets `pacing_rate` and the
+connection spaces segments by it, through a pacing release time that is part of its next timer.
+What is left out: BBR's gain cycling and the BBR v2 loss/ECN response. It is not fair to Reno flows on a shared bottleneck; choose it per
 connection (Config(congestion_control="bbr-lite")) where random loss, not congestion, dominates.
 """
 
 from collections import deque
 
-from .base import CongestionControl, register
+from .base import CongestionControl, RateSample, register
 
 STARTUP_GAIN = 2.885  # 2/ln 2: BBR's startup gain; here a cap on cwnd over the measured BDP
 CWND_GAIN = 1.5
@@ -32,12 +33,12 @@ PROBE_RTT_TIME = 0.2
 FULL_BW_GROWTH = 1.25
 FULL_BW_ROUNDS = 3
 MIN_SEGMENTS = 4
+PACING_GAIN = 1.25  # PROBE_BW paces a little above the measured bandwidth, so the model keeps up
 
 
 @register
 class BbrLite(CongestionControl):
     name = "bbr-lite"
-    uses_delivery = True
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         super().__init__(mss, initial_window_segments)
@@ -66,7 +67,9 @@ class BbrLite(CongestionControl):
             return max(self.bdp(), floor)
         return max(int(CWND_GAIN * self.bdp()), floor)
 
-    def on_delivery(self, delivered: int, flight: int, rtt: float | None, now: float) -> None:
+    def on_ack(self, rs: RateSample) -> None:
+        """Update the model from this ACK's sample, then move cwnd toward its target."""
+        delivered, flight, rtt, now = rs.delivered_total, rs.in_flight, rs.rtt, rs.now
         if rtt is not None and rtt > 0:
             if self._probe_rtt_min is not None:
                 self._probe_rtt_min = min(self._probe_rtt_min, rtt)
@@ -87,6 +90,18 @@ class BbrLite(CongestionControl):
             # down at once; up as ACKs arrive (on_ack), so a timeout's one-segment window regrows
             if self.cwnd > target:
                 self.cwnd = target
+        if self.btl_bw:
+            self.pacing_rate = (STARTUP_GAIN if self.mode == "startup" else PACING_GAIN) * self.btl_bw
+        if rs.in_recovery or not rs.delivered:
+            return
+        acked = rs.delivered
+        if self.mode == "startup":  # doubles per round, but never far beyond what the path has shown
+            cap = int(STARTUP_GAIN * self.bdp()) if self.btl_bw else None
+            self.cwnd += acked
+            if cap is not None and self.cwnd > cap:
+                self.cwnd = max(cap, self.initial_window)
+        else:
+            self.cwnd = min(self.cwnd + acked, max(self._target(), self.cwnd))
 
     def _new_round(self, delivered: int, flight: int, now: float) -> None:
         self._round_target = delivered + max(flight, 1)
@@ -107,35 +122,23 @@ class BbrLite(CongestionControl):
             self.mode = "probe_bw"
         if self.mode in ("probe_bw", "drain") and self.rt_prop is not None and now - self._rt_prop_at > RTPROP_WINDOW:
             self.mode, self._probe_rtt_until, self._probe_rtt_min = "probe_rtt", now + PROBE_RTT_TIME, float("inf")
-        elif self.mode == "probe_rtt" and now >= self._probe_rtt_until:
+        elif self.mode == "probe_rtt" and self._probe_rtt_until is not None and now >= self._probe_rtt_until:
             if self._probe_rtt_min != float("inf"):
                 self.rt_prop = self._probe_rtt_min
             self._rt_prop_at, self._probe_rtt_min = now, None
             self.mode = "probe_bw"
 
     # ------------------------------------------------------------ the connection's events
-    def on_ack(self, acked: int, now: float) -> None:
-        if self.mode == "startup":  # doubles per round, but never far beyond what the path has shown
-            cap = int(STARTUP_GAIN * self.bdp()) if self.btl_bw else None
-            self.cwnd += acked
-            if cap is not None and self.cwnd > cap:
-                self.cwnd = max(cap, self.initial_window)
-        else:
-            self.cwnd = min(self.cwnd + acked, max(self._target(), self.cwnd))
-
-    def on_enter_recovery(self, flight: int, inflate: bool = True) -> None:
-        """Random loss is not a congestion signal here: recovery repairs it and cwnd stays, except
-        that a loss in STARTUP ends it (as in BBR v2): the window has outgrown the path, and
-        retransmissions into an overflowing queue would be lost again."""
+    def on_congestion_event(self, flight: int, now: float) -> bool:
+        """Random loss is not a congestion signal here: recovery repairs it and cwnd stays (no PRR
+        cut), except that a loss in STARTUP ends it (as in BBR v2): the window has outgrown the
+        path, and retransmissions into an overflowing queue would be lost again."""
         if self.mode == "startup" and self.btl_bw:
             self.mode = "drain"
             self.cwnd = max(self.bdp(), MIN_SEGMENTS * self.mss)
+        return False
 
-    def on_exit_recovery(self, flight: int) -> None:
-        if self.mode != "startup":
-            self.cwnd = max(self.cwnd, self._target())
-
-    def on_rto(self, flight: int) -> None:
+    def on_rto(self, flight: int, now: float) -> None:
         self.cwnd = self.mss  # everything in flight is presumed lost; regrow to the model (on_ack)
 
     def on_idle_restart(self) -> None:

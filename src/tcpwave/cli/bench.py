@@ -24,9 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--loss", type=float, nargs="+", default=[0.0, 0.1, 1.0, 5.0],
                    help="loss rates in percent (default 0 0.1 1 5)")
     p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--cc", nargs="+", default=["reno", "bbr-lite"], metavar="NAME",
-                   help="--sim: congestion controls to compare (default: reno bbr-lite; reno runs with SACK "
-                        "and without, the others with SACK)")
+    p.add_argument("--cc", nargs="+", default=["cubic", "reno", "bbr-lite"], metavar="NAME",
+                   help="--sim: congestion controls to compare (default: cubic reno bbr-lite; reno runs with "
+                        "SACK and without, the others with SACK)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--pcap", metavar="FILE", help="capture each run (FILE-<run>.pcap); slows the benchmark")
     p.add_argument("--pcapng", metavar="FILE", help="the same as pcapng with state-change comments")

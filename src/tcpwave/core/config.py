@@ -7,7 +7,7 @@ from dataclasses import dataclass
 class Config:
     msl: float = 30.0  # seconds; TIME_WAIT lasts 2 x MSL (RFC 9293 MUST-13)
     rto_initial: float = 1.0  # RFC 6298 (2.1)
-    rto_min: float = 1.0  # RFC 6298 (2.4) says 1 s; Linux uses 0.2 s
+    rto_min: float = 0.2  # as Linux (TCP_RTO_MIN); RFC 6298 (2.4) says 1 s: rto_min=1.0
     rto_max: float = 120.0  # RFC 6298 (2.5): at least 60 s; Linux uses 120 s
     clock_granularity: float = 0.001  # G in RFC 6298
     syn_retries: int = 6  # SYN retransmissions before ETIMEDOUT (Linux: 6, ~127 s)
@@ -26,7 +26,7 @@ class Config:
     sws_override: float = 0.2  # sender SWS: send a small window-limited segment after this long
     delayed_ack: float = 0.040  # seconds; 0 acknowledges every segment at once (RFC 9293: < 0.5 s)
     initial_cwnd_segments: int = 10  # RFC 6928
-    congestion_control: str = "reno"  # a name in tcpwave.cc.REGISTRY
+    congestion_control: str = "cubic"  # a name in tcpwave.cc.REGISTRY: cubic, reno, bbr-lite
     backlog: int = 128  # default listen backlog
     keepalive: bool = False  # RFC 9293 §3.8.4: MUST default to off
     keepalive_idle: float = 7200.0  # seconds without a segment before the first probe (>= 2 h)

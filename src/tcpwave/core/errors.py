@@ -1,5 +1,7 @@
 """Errors raised to the local user for API misuse. Peer misbehaviour never raises."""
 
+from .reasons import CloseReason
+
 
 class TcpError(Exception):
     """Base class of tcpwave's local errors."""
@@ -14,16 +16,11 @@ class StateError(TcpError):
         self.state = state
 
 
-def closed_error(call: str, state, reason: str | None) -> Exception:
+def closed_error(call: str, state, reason: CloseReason | None) -> Exception:
     """The error a call on a closed connection raises: the OS-style one when the peer or the
     network ended it (as a socket would), a StateError otherwise."""
-    from . import events as ev
-
-    if reason == ev.RESET:
-        return ConnectionResetError(f"{call}(): connection reset by peer")
-    if reason == ev.REFUSED:
-        return ConnectionRefusedError(f"{call}(): connection refused by peer")
-    if reason == ev.TIMED_OUT:
-        return TimeoutError(f"{call}(): connection timed out")
+    error = reason.exception(call) if reason is not None else None
+    if error is not None:
+        return error
     why = "the connection does not exist" if reason is None else f"the connection is closed ({reason})"
     return StateError(call, state, why)

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from .reasons import CloseReason
+
 
 @dataclass(frozen=True, slots=True)
 class Connected:
@@ -41,19 +43,19 @@ class Urgent:
     pending: int
 
 
-# Reasons carried by Closed.
-NORMAL = "normal"
-RESET = "reset"
-REFUSED = "refused"
-TIMED_OUT = "timed_out"
-ABORTED = "aborted"  # this side called abort() (or closed with unread data)
+# Reasons carried by Closed (str enums: they compare equal to "normal", "reset", ...).
+NORMAL = CloseReason.NORMAL
+RESET = CloseReason.RESET
+REFUSED = CloseReason.REFUSED
+TIMED_OUT = CloseReason.TIMED_OUT
+ABORTED = CloseReason.ABORTED  # this side called abort() (or closed with unread data)
 
 
 @dataclass(frozen=True, slots=True)
 class Closed:
     """The connection reached CLOSED. `reason` is one of normal, reset, refused, timed_out, aborted."""
 
-    reason: str
+    reason: CloseReason
 
 
 Event = Connected | DataReadable | EndOfStream | SendSpace | Urgent | TimeWait | Closed

@@ -9,10 +9,12 @@ class RttEstimator:
         self.srtt: float | None = None
         self.rttvar = 0.0
         self.rto = config.rto_initial
+        self.backoffs = 0  # timeouts since the last valid sample (tcpi_backoff)
 
     def sample(self, r: float) -> None:
         """A valid sample (Karn's rule is the caller's job). Also clears any backoff."""
         cfg = self._cfg
+        self.backoffs = 0
         if self.srtt is None:  # (2.2)
             self.srtt = r
             self.rttvar = r / 2
@@ -29,3 +31,8 @@ class RttEstimator:
     def backoff(self) -> None:
         """(5.5): double the RTO after a retransmission timeout, up to the maximum."""
         self.rto = min(self.rto * 2, self._cfg.rto_max)
+        self.backoffs += 1
+
+    @property
+    def backed_off(self) -> bool:
+        return self.backoffs > 0

@@ -1,9 +1,117 @@
-"""The names of a connection's timers; each has at most one deadline at a time."""
+"""A connection's timers: named deadlines, each armed at most once, traced by this object itself.
+
+The timers that cannot coexist share one slot, as in Linux's `icsk_pending` and smoltcp's timer enum:
+the retransmission timer, the persist (zero-window probe) timer, the tail loss probe, RACK's reorder
+timer and TIME_WAIT's 2×MSL. Arming one of them replaces whichever held the slot, so "which of these
+is armed" is never ambiguous. The others (delayed ACK, sender SWS override, keep-alive, user timeout,
+orphan FIN_WAIT_2, pacing) each have their own deadline.
+
+Every arm, cancel and fire goes through here and, while a tracer listens, becomes a `timer` event
+(`action`: arm with `at` and `delay`, cancel, fire).
+"""
+
+from ..trace import Tracer
 
 RETRANSMIT = "retransmit"
 PERSIST = "persist"  # zero-window probes
+TLP = "tlp"  # tail loss probe (RFC 8985 §7)
+REORDER = "rack_reorder"  # RACK's reordering window (RFC 8985 §6.2 step 5)
 TIME_WAIT_TIMER = "time_wait"  # 2 x MSL
 DELAYED_ACK = "delayed_ack"
 SWS_OVERRIDE = "sws_override"  # sender silly-window avoidance
 KEEPALIVE = "keepalive"
 USER_TIMEOUT = "user_timeout"
+PACING = "pacing"  # the next paced segment's release time
+
+EXCLUSIVE = frozenset({RETRANSMIT, PERSIST, TLP, REORDER, TIME_WAIT_TIMER})
+"""The timers that share one slot: arming one cancels the others."""
+
+NAMES = (RETRANSMIT, PERSIST, TLP, REORDER, TIME_WAIT_TIMER, DELAYED_ACK, SWS_OVERRIDE, KEEPALIVE,
+         USER_TIMEOUT, PACING)
+
+
+class Timers:
+    __slots__ = ("_at", "_slot", "_tracer", "_host", "_conn")
+
+    def __init__(self, tracer: Tracer, host: str = "tcp", conn: str = "") -> None:
+        self._at: dict[str, float] = {}
+        self._slot: str | None = None  # which EXCLUSIVE timer holds the shared slot
+        self._tracer = tracer
+        self._host = host
+        self._conn = conn  # the connection's name, for the trace
+
+    def rename(self, conn: str) -> None:
+        self._conn = conn
+
+    def arm(self, name: str, now: float, delay: float) -> None:
+        """Set `name` to fire at now + delay (replacing its deadline, and any other slot timer)."""
+        at = now + delay
+        timers = self._at
+        if name in EXCLUSIVE:
+            held = self._slot
+            if held is not None and held != name:
+                del timers[held]
+                if self._tracer.enabled:
+                    self._emit(now, held, "cancel")
+            self._slot = name
+        timers[name] = at
+        if self._tracer.enabled:
+            self._emit(now, name, "arm", at=round(at, 9), delay=round(delay, 9))
+
+    def arm_once(self, name: str, now: float, delay: float) -> None:
+        """Arm `name` unless it is armed already."""
+        if name not in self._at:
+            self.arm(name, now, delay)
+
+    def cancel(self, name: str, now: float) -> None:
+        if self._at.pop(name, None) is not None:
+            if self._slot == name:
+                self._slot = None
+            if self._tracer.enabled:
+                self._emit(now, name, "cancel")
+
+    def clear(self, now: float) -> None:
+        for name in list(self._at):
+            self.cancel(name, now)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._at
+
+    def get(self, name: str) -> float | None:
+        return self._at.get(name)
+
+    def armed(self) -> dict[str, float]:
+        """Every armed timer with its deadline (a copy)."""
+        return dict(self._at)
+
+    @property
+    def slot(self) -> str | None:
+        """Which of the exclusive timers (retransmit, persist, tlp, rack_reorder, time_wait) is armed."""
+        return self._slot
+
+    def next(self) -> float | None:
+        at = self._at
+        return min(at.values()) if at else None
+
+    def due(self, now: float) -> list[str]:
+        return [name for name, t in self._at.items() if t <= now]
+
+    def take(self, name: str, now: float) -> bool:
+        """If `name` is due, disarm it, trace the firing and return True."""
+        t = self._at.get(name)
+        if t is None or t > now:
+            return False
+        del self._at[name]
+        if self._slot == name:
+            self._slot = None
+        if self._tracer.enabled:
+            self._emit(now, name, "fire")
+        return True
+
+    def give_up(self, name: str, now: float, **fields) -> None:
+        """Trace that the timer's purpose ended in failure (retries exhausted, probes unanswered)."""
+        if self._tracer.enabled:
+            self._emit(now, name, "give_up", **fields)
+
+    def _emit(self, now: float, name: str, action: str, **fields) -> None:
+        self._tracer.emit(now, self._host, "timer", conn=self._conn, name=name, action=action, **fields)

@@ -1,0 +1,78 @@
+"""Why a connection ended and why a segment was dropped: two enums, one table each.
+
+Both are `str` enums, so the values are what the trace and `Closed.reason` have always carried
+("reset", "paws", ...) and compare equal to those strings.
+"""
+
+import enum
+import errno as _errno
+
+
+class CloseReason(enum.StrEnum):
+    """How a connection reached CLOSED, with the errno and the exception a socket would report."""
+
+    errno: int | None
+    error: type[OSError] | None
+
+    def __new__(cls, value: str, code: int | None = None, error: type[OSError] | None = None):
+        obj = str.__new__(cls, value)
+        obj._value_ = value
+        obj.errno = code
+        obj.error = error
+        return obj
+
+    NORMAL = "normal"
+    RESET = "reset", _errno.ECONNRESET, ConnectionResetError
+    REFUSED = "refused", _errno.ECONNREFUSED, ConnectionRefusedError
+    TIMED_OUT = "timed_out", _errno.ETIMEDOUT, TimeoutError
+    ABORTED = "aborted"  # this side called abort() (or closed with unread data)
+
+    def exception(self, call: str) -> OSError | None:
+        """The OS-style error a call on a connection ended this way raises (None: no error)."""
+        if self.error is None:
+            return None
+        text = {
+            CloseReason.RESET: "connection reset by peer",
+            CloseReason.REFUSED: "connection refused by peer",
+            CloseReason.TIMED_OUT: "connection timed out",
+        }[self]
+        return self.error(self.errno, f"{call}(): {text}")
+
+
+class DropReason(enum.StrEnum):
+    """Why an arriving packet or segment was not used. Each is traced as a `drop` event's reason."""
+
+    # the wire (raised by the parsers as MalformedPacket)
+    TRUNCATED = "truncated"
+    BAD_CHECKSUM = "bad_checksum"
+    BAD_IP_CHECKSUM = "bad_ip_checksum"
+    BAD_IP_LENGTH = "bad_ip_length"
+    BAD_IP_VERSION = "bad_ip_version"
+    BAD_DATA_OFFSET = "bad_data_offset"
+    BAD_OPTION = "bad_option"
+    IP_FRAGMENT = "ip_fragment"
+    # the stack
+    NOT_OUR_ADDRESS = "not_our_address"
+    UNKNOWN_PROTOCOL = "unknown_protocol"
+    NO_SOCKET = "no_socket"
+    BACKLOG_FULL = "backlog_full"
+    # LISTEN and SYN_SENT
+    RST_IN_LISTEN = "rst_in_listen"
+    ACK_IN_LISTEN = "ack_in_listen"
+    NO_SYN_IN_LISTEN = "no_syn_in_listen"
+    UNACCEPTABLE_ACK = "unacceptable_ack"
+    RST_WITHOUT_ACK = "rst_without_ack"
+    NO_SYN_OR_RST = "no_syn_or_rst"
+    # synchronized states (RFC 9293 §3.10.7.4, RFC 5961, RFC 7323)
+    DUPLICATE_SYN = "duplicate_syn"
+    PAWS = "paws"
+    OUT_OF_WINDOW = "out_of_window"
+    RST_OUT_OF_WINDOW = "rst_out_of_window"
+    RST_NOT_EXACT = "rst_not_exact_challenge_ack"
+    RST_IN_TIME_WAIT = "rst_in_time_wait_rfc1337"
+    SYN_CHALLENGE = "syn_challenge_ack"
+    NO_ACK = "no_ack"
+    ACK_ABOVE_SND_NXT = "ack_above_snd_nxt"
+    ACK_BELOW_WINDOW = "ack_below_window"
+    RETRANSMITTED_FIN = "retransmitted_fin"  # in TIME_WAIT: re-ACKed and 2xMSL restarted
+

@@ -1,0 +1,186 @@
+"""The receiving half of a connection: the receive sequence variables (RFC 9293 §3.3.1), reassembly,
+the window we advertise (and receiver silly-window avoidance), when an ACK is owed (delayed ACK),
+the SACK and D-SACK blocks we report, and TS.Recent (RFC 7323).
+"""
+
+from typing import TYPE_CHECKING
+
+from ..seq import seq_add, seq_diff, seq_gt, seq_in, seq_le
+from . import events as ev
+from .recv_buffer import ReceiveBuffer
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+
+class Receiver:
+    def __init__(self, conn: "Connection") -> None:
+        self.conn = conn
+        self.irs = 0
+        self.nxt = 0  # RCV.NXT
+        self.up = 0  # RCV.UP
+        self.adv = 0  # the right edge of the window we last advertised
+        self.wscale = 0  # Rcv.Wind.Shift
+        self.buf = ReceiveBuffer(conn.config.recv_buffer)
+        self.closed = False  # the user called close(): arriving data can no longer be read
+        self.ts_recent = 0  # TS.Recent
+        self.last_ack_sent = 0  # Last.ACK.sent
+        self.ack_now = False  # an ACK must go out before this call returns
+        self.ack_delayed = False  # an ACK is owed, but may wait for the delayed-ACK timer
+        self.delack_bytes = 0  # in-order bytes received since our last ACK
+        self.mss = 536  # the largest segment the peer has sent: "full-sized"
+        self.last_ooo: int | None = None  # newest out-of-order arrival (first SACK block)
+        self.dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
+        self.readable_signalled = 0
+        self.urgent_advanced = False
+        self.bytes_received = 0
+
+    def start(self, irs: int) -> None:
+        self.irs = irs
+        self.nxt = self.up = seq_add(irs, 1)
+
+    @property
+    def window(self) -> int:
+        """RCV.WND as the peer sees it: from RCV.NXT to the edge we last advertised."""
+        return max(0, seq_diff(self.adv, self.nxt))
+
+    @property
+    def urgent_pending(self) -> int:
+        """How many of the bytes the application reads next are urgent (RFC 9293 MUST-33)."""
+        rb = self.buf
+        up = rb.next_offset + seq_diff(self.up, self.nxt)
+        return max(0, up - (rb.next_offset - rb.readable))
+
+    # ------------------------------------------------------------ arrival
+    def acceptable(self, seq: int, seg_len: int) -> bool:
+        """The four cases of the RFC 9293 §3.10.7.4 acceptability test."""
+        nxt, wnd = self.nxt, self.window
+        if seg_len == 0:
+            return seq == nxt if wnd == 0 else seq_in(nxt, seq, seq_add(nxt, wnd))
+        if wnd == 0:
+            return False
+        end = seq_add(nxt, wnd)
+        return seq_in(nxt, seq, end) or seq_in(nxt, seq_add(seq, seg_len - 1), end)
+
+    def note_duplicate(self, seq: int, n: int) -> None:
+        """Data we already had arrived again: report it in a D-SACK (RFC 2883)."""
+        end = seq_add(seq, n)
+        if self.conn.sack_ok and n and seq_le(end, self.nxt):
+            self.dsack = (seq, end)
+
+    def text(self, seq: int, payload) -> None:
+        """Seventh step: store the data, move RCV.NXT, decide how soon to ACK."""
+        rb = self.buf
+        conn = self.conn
+        off = rb.next_offset + seq_diff(seq, self.nxt)
+        edge = rb.next_offset + self.window
+        if off + len(payload) > edge:
+            payload = memoryview(payload)[: max(0, edge - off)]
+        if len(payload) > self.mss:  # (a GSO super-segment is not one "full-sized segment")
+            self.mss = min(len(payload), conn.our_mss)
+        had_gap = rb.has_gaps
+        in_order = off <= rb.next_offset
+        if conn.sack_ok and payload and rb.holds(off, off + len(payload)):
+            self.dsack = (seq, seq_add(seq, len(payload)))  # a duplicate: D-SACK (RFC 2883)
+        moved = rb.insert(off, payload)
+        if not moved and off > rb.next_offset:
+            self.last_ooo = seq  # out of order: SACK names this block first
+        if moved:
+            self.nxt = seq_add(self.nxt, moved)
+            self.bytes_received += moved
+            if rb.readable > self.readable_signalled:
+                self.readable_signalled = rb.readable
+                conn.events_out.append(ev.DataReadable(rb.readable))
+        # RFC 9293 §3.8.6.3 / RFC 5681 §4.2: out-of-order data and a filled gap are ACKed at once;
+        # in-order data may wait for the delayed-ACK timer, but not past a second full segment.
+        self.delack_bytes += moved
+        if (not in_order or had_gap or not moved or not conn.config.delayed_ack
+                or self.delack_bytes >= 2 * self.mss):
+            self.ack_now = True
+        else:
+            self.ack_delayed = True
+
+    def fin_arrived(self, fin_seq: int) -> None:
+        """Eighth step: remember where the FIN sits; it is processed once everything before it is here."""
+        if seq_in(self.nxt, fin_seq, self.adv) or fin_seq == self.adv:
+            rb = self.buf
+            rb.fin_offset = rb.next_offset + seq_diff(fin_seq, self.nxt)
+            self.ack_now = True
+
+    def take_fin(self) -> bool:
+        """If the FIN is next in sequence, consume it (RCV.NXT + 1) and return True."""
+        rb = self.buf
+        if rb.fin_offset is None or rb.fin_offset != rb.next_offset:
+            return False
+        rb.fin_offset = None
+        rb.next_offset += 1
+        self.nxt = seq_add(self.nxt, 1)
+        self.ack_now = True
+        return True
+
+    def urgent(self, seq: int, pointer: int) -> None:
+        """Sixth step: the pointer never recedes; an advance is told to the application (MUST-32)."""
+        up = seq_add(seq, pointer)
+        if seq_gt(up, self.up) and seq_le(up, self.adv):
+            self.up = up
+            self.urgent_advanced = True
+
+    # ------------------------------------------------------------ the user
+    def read(self, max_bytes: int | None) -> bytes:
+        data = self.buf.read(max_bytes)
+        self.readable_signalled = self.buf.readable
+        return data
+
+    # ----------------------------------------------------------- outgoing
+    def acked(self) -> int:
+        """An ACK-bearing segment is going out: it pays whatever ACK was owed. Returns RCV.NXT."""
+        self.last_ack_sent = self.nxt
+        self.ack_now = self.ack_delayed = False
+        self.delack_bytes = 0
+        return self.nxt
+
+    def sack_blocks(self, limit: int) -> tuple:
+        """The D-SACK block (once) and the SACK blocks, newest arrival's first (RFC 2018 §4)."""
+        dsack = (self.dsack,) if self.dsack is not None else ()
+        self.dsack = None  # a D-SACK is reported once (RFC 2883 §4)
+        if not self.buf.has_gaps:
+            return dsack
+        base, nxt = self.buf.next_offset, self.nxt
+        blocks = [(seq_add(nxt, s - base), seq_add(nxt, e - base)) for s, e in self.buf.ranges()]
+        last = self.last_ooo
+        blocks.sort(key=lambda b: 0 if last is not None and seq_le(b[0], last) and seq_gt(b[1], last) else 1)
+        return dsack + tuple(blocks[: limit - len(dsack)])
+
+    def _window_gain(self) -> tuple[int, int]:
+        """(offered, gain): the window we offer now, and how far reads would let its edge move."""
+        rb = self.buf
+        free = min(max(0, rb.capacity - rb.readable), 0xFFFF << self.wscale)
+        offered = self.window
+        return offered, free - offered
+
+    def advertise(self, syn: bool = False) -> int:
+        """The window field to send. The right edge never moves left (RFC 9293 §3.8.6), and moves
+        right only by at least min(buffer / 2, MSS): receiver silly-window avoidance (§3.8.6.2.2)."""
+        offered, gain = self._window_gain()
+        wnd = offered + gain if gain >= min(self.buf.capacity // 2, self.mss) else offered
+        if syn:  # a SYN's window is never scaled (RFC 7323 §2.2)
+            field = min(wnd, 0xFFFF)
+            self.adv = seq_add(self.nxt, field)
+            return field
+        shift = self.wscale
+        field = min(wnd >> shift, 0xFFFF)
+        if (field << shift) < offered and field < 0xFFFF:
+            field += 1
+        self.adv = seq_add(self.nxt, field << shift)
+        return field
+
+    def window_update_after_read(self) -> None:
+        """After a read: if the edge may move (the SWS rule), tell the peer. At once when the peer may
+        be stalled on a small window; as a delayed ACK (which a reply can carry) when the window would
+        at least double; not at all while the peer still has most of the window (as Linux)."""
+        offered, gain = self._window_gain()
+        if gain >= min(self.buf.capacity // 2, self.mss):
+            if offered < 2 * self.mss or not self.conn.config.delayed_ack:
+                self.ack_now = True
+            elif gain >= offered:
+                self.ack_delayed = True

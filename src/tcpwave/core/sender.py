@@ -1,0 +1,273 @@
+"""The sending half of a connection: the send sequence variables (RFC 9293 §3.3.1), the send buffer,
+what may go out now (Nagle, sender silly-window avoidance, PSH, the windows, pacing), retransmissions
+of what recovery deems lost, the zero-window probe and RTT timing.
+
+It builds no segment itself: `Connection.emit` adds what the receiving half owns (ACK, window,
+timestamps, SACK blocks).
+"""
+
+import collections
+from typing import TYPE_CHECKING
+
+from ..seq import seq_add, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
+from ..wire.tcp import ACK, FIN, PSH
+from . import events as ev
+from .rtxqueue import Record
+from .send_buffer import SendBuffer
+from .timers import PACING, PERSIST, SWS_OVERRIDE
+
+if TYPE_CHECKING:
+    from .connection import Connection
+
+
+class Sender:
+    def __init__(self, conn: "Connection") -> None:
+        cfg = conn.config
+        self.conn = conn
+        self.iss = 0
+        self.una = 0  # SND.UNA
+        self.nxt = 0  # SND.NXT
+        self.wnd = 0  # SND.WND, scaled
+        self.wl1 = 0  # SND.WL1
+        self.wl2 = 0  # SND.WL2
+        self.max_wnd = 0  # the largest window the peer has offered (sender SWS)
+        self.up: int | None = None  # SND.UP, while urgent data is unacknowledged
+        self.wscale = 0  # Snd.Wind.Shift
+        self.mss = 536  # the peer's MSS, less our options
+        self.buf = SendBuffer(cfg.send_buffer, 0)
+        self.blocked = False  # a send() was cut short: tell the user when space returns
+        self.nodelay = cfg.nodelay
+        self.tso_max = 0  # > 0: the device cuts segments (TSO), so one may carry up to this many bytes
+        self.fin_wanted = False  # the user called CLOSE (shutdown or close)
+        self.fin_seq: int | None = None  # sequence number of our FIN once sent
+        self.push_points: collections.deque[int] = collections.deque()  # where writes end: PSH
+        self.sent_push: collections.deque[int] = collections.deque()  # ends of sent segments with PSH
+        self.small_end: int | None = None  # end of the last sub-MSS segment sent (Nagle/Minshall)
+        self.sws_expired = False
+        self.last_send = 0.0
+        self.progress_at = 0.0  # when sent data was last acknowledged (user timeout)
+        self.persist_backoff = 0
+        self.rtt_seq: int | None = None  # the segment being timed (Karn: cleared on retransmit)
+        self.rtt_time = 0.0
+        self.pace_at = 0.0  # the earliest time the next paced segment may leave
+
+    def start(self, iss: int) -> None:
+        self.iss = self.una = iss
+        self.nxt = seq_add(iss, 1)
+        self.buf.start_seq = self.nxt
+
+    @property
+    def seg_max(self) -> int:
+        mss = self.mss
+        return (self.tso_max // mss) * mss if self.tso_max > mss else mss
+
+    # ----------------------------------------------------------- the user
+    def queue(self, data, urgent: bool) -> int:
+        n = self.buf.append(data)
+        if n:
+            self.push_points.append(self.buf.end_seq)
+            if urgent:
+                self.up = self.buf.end_seq  # MUST-62: the octet following the urgent data
+        if n < len(data):
+            self.blocked = True
+        return n
+
+    # ------------------------------------------------------------ output
+    def output(self, now: float) -> None:
+        """Send what recovery, the windows and the pacing rate allow: lost segments first (RFC 6675
+        §5: retransmissions before new data), then new data, then the FIN."""
+        conn = self.conn
+        rec, cc, buf = conn.recovery, conn.cc, self.buf
+        q = rec.q
+        if self.una == self.nxt and buf.bytes_from(self.nxt) and now - self.last_send > conn.rtt.rto:
+            cc.on_idle_restart()
+        paced = cc.pacing_rate > 0
+        mss, seg_max = self.mss, self.seg_max
+        if q.lost:
+            while (r := q.next_lost()) is not None:
+                room = cc.cwnd - rec.in_flight
+                if room < min(len(r), mss) and rec.in_flight:
+                    break
+                if paced and now < self.pace_at:
+                    conn.timers.arm(PACING, now, self.pace_at - now)
+                    return
+                limit = min(max(mss, room // mss * mss), seg_max)
+                if len(r) > limit:
+                    q.split(r, r.start + limit)
+                self.retransmit(r, now)
+        if self.fin_seq is not None:
+            return
+        state_closing = conn.closing_state
+        while True:
+            avail = buf.bytes_from(self.nxt)
+            usable = min(seq_diff(seq_add(self.una, self.wnd), self.nxt), cc.cwnd - rec.in_flight)
+            n = min(avail, seg_max, usable)
+            if n <= 0:
+                if avail == 0 and self.fin_wanted and state_closing:
+                    self.send_new(0, True, now)
+                break
+            if n < mss and not self._may_send_small(n, avail, usable, now):
+                break
+            if paced and now < self.pace_at:
+                conn.timers.arm(PACING, now, self.pace_at - now)
+                break
+            self.send_new(n, self.fin_wanted and n == avail and state_closing, now)
+            if self.fin_seq is not None:
+                break
+        if buf.bytes_from(self.nxt) and not self.wnd and self.una == self.nxt and PERSIST not in conn.timers:
+            self.persist_backoff = 0
+            conn.timers.arm(PERSIST, now, conn.rtt.rto)
+
+    def _may_send_small(self, n: int, avail: int, usable: int, now: float) -> bool:
+        """May a segment shorter than the MSS go now? (RFC 9293 §3.7.4 Nagle, §3.8.6.2.1 sender SWS)"""
+        if n == avail:  # everything queued fits: Nagle decides, in Minshall's variant (as Linux):
+            # hold a small segment only while an earlier small segment is unacknowledged, so small
+            # writes coalesce but the tail of one large write is not held back for a round trip
+            return (self.nodelay or self.fin_wanted or self.small_end is None
+                    or seq_le(self.small_end, self.una))
+        # the window, not the queue, limits us: send at least half the largest window seen,
+        # or whatever fits once the override timer has run out
+        if n >= self.max_wnd // 2 or self.sws_expired:
+            self.sws_expired = False
+            return True
+        timers = self.conn.timers
+        if usable > 0:
+            timers.arm_once(SWS_OVERRIDE, now, self.conn.config.sws_override)
+        return False
+
+    def send_new(self, n: int, fin: bool, now: float) -> None:
+        """Send n new bytes at SND.NXT (and the FIN after them if fin)."""
+        conn = self.conn
+        seq = self.nxt
+        payload = self.buf.copy(seq, n) if n else b""
+        end = seq_add(seq, n)
+        push = 0
+        points = self.push_points
+        while points and seq_le(points[0], end):  # this segment ends a write (or more than one)
+            points.popleft()
+            push = PSH
+        flags = ACK | (push if n else 0) | (FIN if fin else 0)
+        if push and n:
+            marks = self.sent_push
+            while marks and seq_le(marks[0], self.una):
+                marks.popleft()
+            marks.append(end)  # a retransmission of this segment carries PSH again
+        if 0 < n < self.mss:
+            self.small_end = end
+        if self.una == self.nxt:
+            self.progress_at = now  # the user-timeout clock starts with the first unacked byte
+        conn.emit(flags, seq, payload)
+        self.last_send = now
+        if fin:
+            self.fin_seq = end
+        self.nxt = seq_add(seq, n + fin)
+        conn.recovery.q.sent(n, fin, now)
+        self._sent(n + fin, now)
+        if self.rtt_seq is None:
+            self.rtt_seq, self.rtt_time = self.nxt, now
+        conn.arm_loss_timer(new_data=True)
+
+    def retransmit(self, r: Record, now: float) -> None:
+        """Send the bytes of record r again (its FIN too)."""
+        conn = self.conn
+        q = conn.recovery.q
+        seq = seq_add(self.una, r.start - q.una)
+        n = len(r) - r.fin
+        payload = self.buf.copy(seq, n) if n else b""
+        push = PSH if n and self._pushed(seq, n) else 0
+        conn.emit(ACK | (FIN if r.fin else 0) | push, seq, payload, note="retransmission")
+        q.retransmitted(r, now)
+        self.rtt_seq = None  # Karn's rule
+        self._sent(len(r), now)
+        if conn.timers.slot is None:
+            conn.arm_loss_timer()
+
+    def _sent(self, n: int, now: float) -> None:
+        self.conn.recovery.sent(n)
+        rate = self.conn.cc.pacing_rate
+        if rate > 0:
+            self.pace_at = max(self.pace_at, now) + n / rate
+
+    def _pushed(self, seq: int, n: int) -> bool:
+        """Did the first transmission of bytes [seq, seq + n) end a write (PSH)?"""
+        marks, end = self.sent_push, seq_add(seq, n)
+        while marks and seq_le(marks[0], self.una):
+            marks.popleft()
+        for mark in marks:
+            if seq_gt(mark, end):
+                return False
+            if seq_gt(mark, seq):
+                return True
+        return False
+
+    def probe(self, now: float) -> None:
+        """The tail loss probe (RFC 8985 §7.3): one new segment if the peer's window allows, else the
+        last segment sent, again."""
+        conn = self.conn
+        rec = conn.recovery
+        q = rec.q
+        avail = self.buf.bytes_from(self.nxt)
+        room = seq_diff(seq_add(self.una, self.wnd), self.nxt)
+        if self.fin_seq is None and avail and room > 0:
+            n = min(avail, self.mss, room)
+            rec.probe_sent(retrans=False)
+            self.send_new(n, self.fin_wanted and n == avail and conn.closing_state, now)
+            rec.tlp_end = q.nxt
+            return
+        last = q.last()
+        if last is None:
+            return
+        if len(last) > self.mss:
+            last = q.split(last, last.end - self.mss)
+        rec.probe_sent(retrans=True)
+        self.retransmit(last, now)
+
+    def zero_window_probe(self) -> None:
+        """An old sequence number draws an ACK with the current window (RFC 9293 §3.8.6.1)."""
+        self.conn.emit(ACK, seq_add(self.una, -1), note="zero-window probe")
+
+    # ------------------------------------------------------------- the ACK
+    def acknowledged(self, ack: int, ts: tuple[int, int] | None, now: float) -> float | None:
+        """SND.UNA moves forward to ack: free buffer, time the RTT. Returns the RTT sample, if any."""
+        conn = self.conn
+        freed = self.buf.acknowledge(ack)
+        self.una = ack
+        self.progress_at = now
+        if self.up is not None and seq_ge(ack, self.up):
+            self.up = None  # all urgent data acknowledged: URG goes off
+        sample = None
+        if conn.ts_enabled and ts is not None and ts[1]:
+            # RFC 7323 §4: TSecr names the transmission being answered, so even an ACK of a
+            # retransmission is a valid sample (Karn's ambiguity does not arise) and RTO recovers.
+            elapsed_ms = seq_diff(conn.tsval(), ts[1])
+            if elapsed_ms >= 0:
+                sample = elapsed_ms / 1000
+            self.rtt_seq = None
+        elif self.rtt_seq is not None and seq_ge(ack, self.rtt_seq):
+            sample = now - self.rtt_time
+            self.rtt_seq = None
+        if freed and self.blocked and self.buf.space:
+            self.blocked = False
+            conn.events_out.append(ev.SendSpace(self.buf.space))
+        return sample
+
+    def update_window(self, seq: int, ack: int, window: int, now: float) -> None:
+        """RFC 9293 §3.10.7.4 fifth, ESTABLISHED: take the window from the newest segment."""
+        if seq_lt(self.wl1, seq) or (self.wl1 == seq and seq_le(self.wl2, ack)):
+            self.wnd = window
+            if window > self.max_wnd:
+                self.max_wnd = window
+            self.wl1, self.wl2 = seq, ack
+            if window:
+                self.conn.timers.cancel(PERSIST, now)
+
+    @property
+    def flight(self) -> int:
+        return seq_diff(self.nxt, self.una)
+
+    def is_duplicate_ack(self, ack: int, payload_len: int, flags: int, window: int) -> bool:
+        """RFC 5681 §2: (a) data outstanding, (b) no data, (c) no SYN or FIN, (d) the ACK equals
+        SND.UNA, (e) the window did not change."""
+        return (ack == self.una and not payload_len and not flags & FIN and window == self.wnd
+                and self.una != self.nxt)
+
