@@ -50,6 +50,13 @@ class CongestionControl:
     def on_ack(self, rs: RateSample) -> None:
         """An acceptable ACK was processed."""
 
+    def may_grow(self, rs: RateSample) -> bool:
+        """Grow cwnd only while it limits the sender (RFC 7661; Linux tcp_is_cwnd_limited): in slow
+        start while the flight is at least half of it, afterwards only when it was the limit."""
+        if self.cwnd < self.ssthresh and 2 * rs.prior_in_flight >= self.cwnd:
+            return True
+        return not rs.app_limited
+
     def on_congestion_event(self, flight: int, now: float) -> bool:
         """A loss was detected: set ssthresh; True lets PRR bring cwnd down to it.
 

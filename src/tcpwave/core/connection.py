@@ -448,12 +448,14 @@ class Connection:
         elif st in SYNCHRONIZED:
             self.recovery.on_rto(self._now)
             snd.output(self._now)
-        self.timers.arm(RETRANSMIT, self._now, self.rtt.rto)
+        if self.timers.slot is None:
+            self.timers.arm(RETRANSMIT, self._now, self.rtt.rto)
 
     def _on_probe_timeout(self) -> None:
         self.stats.probes += 1
         self.snd.probe(self._now)
-        self.timers.arm(RETRANSMIT, self._now, self.rtt.rto)
+        if self.timers.slot is None:
+            self.timers.arm(RETRANSMIT, self._now, self.rtt.rto)
 
     def _on_keepalive_timeout(self) -> None:
         cfg, snd = self.config, self.snd

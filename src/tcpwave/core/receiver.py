@@ -106,6 +106,8 @@ class Receiver:
             rb = self.buf
             rb.fin_offset = rb.next_offset + seq_diff(fin_seq, self.nxt)
             self.ack_now = True
+            if fin_seq != self.nxt:
+                self.last_ooo = fin_seq  # an out-of-order FIN is SACKed, newest first (as Linux)
 
     def take_fin(self) -> bool:
         """If the FIN is next in sequence, consume it (RCV.NXT + 1) and return True."""
@@ -143,10 +145,18 @@ class Receiver:
         """The D-SACK block (once) and the SACK blocks, newest arrival's first (RFC 2018 §4)."""
         dsack = (self.dsack,) if self.dsack is not None else ()
         self.dsack = None  # a D-SACK is reported once (RFC 2883 §4)
-        if not self.buf.has_gaps:
+        rb = self.buf
+        fin = rb.fin_offset if rb.fin_offset is not None and rb.fin_offset > rb.next_offset else None
+        if not rb.has_gaps and fin is None:
             return dsack
-        base, nxt = self.buf.next_offset, self.nxt
-        blocks = [(seq_add(nxt, s - base), seq_add(nxt, e - base)) for s, e in self.buf.ranges()]
+        ranges = rb.ranges()
+        if fin is not None:  # a FIN beyond a hole occupies a sequence number: SACK it too (as Linux)
+            if ranges and ranges[-1][1] == fin:
+                ranges[-1] = (ranges[-1][0], fin + 1)
+            else:
+                ranges.append((fin, fin + 1))
+        base, nxt = rb.next_offset, self.nxt
+        blocks = [(seq_add(nxt, s - base), seq_add(nxt, e - base)) for s, e in ranges]
         last = self.last_ooo
         blocks.sort(key=lambda b: 0 if last is not None and seq_le(b[0], last) and seq_gt(b[1], last) else 1)
         return dsack + tuple(blocks[: limit - len(dsack)])

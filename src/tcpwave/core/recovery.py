@@ -161,7 +161,7 @@ class Recovery:
         # the ACK that ends a recovery acknowledges data sent under PRR: it does not grow the window
         rs = RateSample(delivered=delivered, acked=acked, delivered_total=self.delivered_total, rtt=rtt,
                         prior_in_flight=prior_in_flight, in_flight=self.in_flight, newly_lost=q.lost - prior_lost,
-                        app_limited=False, in_recovery=reducing or was_reducing, now=now, round_start=round_start)
+                        app_limited=not conn.snd.cwnd_limited, in_recovery=reducing or was_reducing, now=now, round_start=round_start)
         self.cc.on_ack(rs)
         if reducing:
             self._prr(delivered)
@@ -294,9 +294,7 @@ class Recovery:
         """RACK's reordering window has passed for segments it was waiting on (RFC 8985 §6.2 step 5)."""
         self.detect_loss(now)
         if self.q.lost and self.ca_state in (CaState.OPEN, CaState.DISORDER, CaState.CWR):
-            self._enter_recovery()
-            if self.reducing:
-                self._prr(0)
+            self._enter_recovery()  # cwnd stays until ACKs arrive for PRR to count (as Linux)
 
     def sent(self, n: int) -> None:
         """The sender put n bytes on the wire (new data or a retransmission)."""

@@ -50,6 +50,7 @@ class Sender:
         self.rtt_seq: int | None = None  # the segment being timed (Karn: cleared on retransmit)
         self.rtt_time = 0.0
         self.pace_at = 0.0  # the earliest time the next paced segment may leave
+        self.cwnd_limited = False  # the last output stopped for want of congestion window
 
     def start(self, iss: int) -> None:
         self.iss = self.una = iss
@@ -98,15 +99,15 @@ class Sender:
         if self.fin_seq is not None:
             return
         state_closing = conn.closing_state
+        nxt_before = self.nxt
         while True:
             avail = buf.bytes_from(self.nxt)
             usable = min(seq_diff(seq_add(self.una, self.wnd), self.nxt), cc.cwnd - rec.in_flight)
             n = min(avail, seg_max, usable)
-            if n <= 0:
+            if n <= 0 or (n < mss and not self._may_send_small(n, avail, usable, now)):
+                self.cwnd_limited = avail > 0 and cc.cwnd - rec.in_flight < mss
                 if avail == 0 and self.fin_wanted and state_closing:
                     self.send_new(0, True, now)
-                break
-            if n < mss and not self._may_send_small(n, avail, usable, now):
                 break
             if paced and now < self.pace_at:
                 conn.timers.arm(PACING, now, self.pace_at - now)
@@ -114,6 +115,8 @@ class Sender:
             self.send_new(n, self.fin_wanted and n == avail and state_closing, now)
             if self.fin_seq is not None:
                 break
+        if self.nxt != nxt_before:
+            conn.arm_loss_timer(new_data=True)  # once per burst, after its last segment (as Linux)
         if buf.bytes_from(self.nxt) and not self.wnd and self.una == self.nxt and PERSIST not in conn.timers:
             self.persist_backoff = 0
             conn.timers.arm(PERSIST, now, conn.rtt.rto)
@@ -165,7 +168,6 @@ class Sender:
         self._sent(n + fin, now)
         if self.rtt_seq is None:
             self.rtt_seq, self.rtt_time = self.nxt, now
-        conn.arm_loss_timer(new_data=True)
 
     def retransmit(self, r: Record, now: float) -> None:
         """Send the bytes of record r again (its FIN too)."""

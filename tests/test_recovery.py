@@ -1,0 +1,199 @@
+"""Loss recovery on the simulated network (RACK-TLP, PRR, NewReno) and the defects it fixed:
+recovery after our FIN, zero-window probes that are not duplicate ACKs, SYN windows never scaled."""
+
+import hashlib
+
+from helpers import established, syn_sent
+
+from tcpwave.core import events as ev
+from tcpwave.core.config import Config
+from tcpwave.seq import seq_add
+from tcpwave.sim import Fault, LinkParams, Simulator
+from tcpwave.trace import ListSink, Tracer
+from tcpwave.wire.options import Options
+
+RTT = 0.020
+
+
+class Transfer:
+    """A client on a 20 ms RTT, 100 Mbit/s path, warmed up so cwnd holds a 40-segment flight; then
+    `flight()` writes 40 segments (and shuts down at once, if asked) with chosen ones lost."""
+
+    def __init__(self, config: Config | None = None):
+        self.sink = ListSink()
+        self.sim = sim = Simulator(3, Tracer(self.sink))
+        cfg = config or Config()
+        self.a = sim.add_host("client", ["192.0.2.1"], config=cfg)
+        self.b = sim.add_host("server", ["192.0.2.2"], config=cfg)
+        sim.link(self.a, self.b, LinkParams(latency=RTT / 2, bandwidth=100e6, queue_bytes=1 << 22))
+        self.received = bytearray()
+        self.eof_at: float | None = None
+        self.b.on_event = self._server
+        self.listener = self.b.stack.listen(80, 0.0)
+        self.conn = self.a.stack.connect("192.0.2.2", 80, 0.0)
+        self.a.pump()
+        sim.run(until=0.1)
+        self.sent = bytearray()
+        self._write(bytes(200_000))  # warm up: cwnd grows past 40 segments
+        sim.run(stop=lambda: len(self.received) == 200_000 and self.conn.snd_una == self.conn.snd_nxt)
+        assert self.conn.cwnd >= 40 * self.conn.snd_mss  # (the flight follows at once: no idle restart)
+
+    def _server(self, host, conn, event):
+        if isinstance(event, ev.Connected):
+            self.listener.accept()
+        elif isinstance(event, ev.DataReadable):
+            self.received += conn.receive(now=self.sim.now)
+        elif isinstance(event, ev.EndOfStream):
+            self.eof_at = self.sim.now
+            conn.close(self.sim.now)
+
+    def _write(self, data: bytes) -> None:
+        def go():
+            assert self.conn.send(data, self.sim.now) == len(data)
+            self.sent += data
+        self.sim.call(self.a, go)
+
+    def flight(self, lost: list[int], shutdown: bool) -> float:
+        """Write 40 segments at once, lose the ones at these indexes; return the time until the
+        server has every byte (and, with shutdown, the FIN)."""
+        conn = self.conn
+        mss = conn.snd_mss
+        start = conn.snd_nxt
+        for i in lost:
+            seq = seq_add(start, i * mss)
+            self.sim.add_fault(Fault("client", "server", with_data=True, match=lambda s, q=seq: s.seq == q))
+        t0 = self.sim.now
+        data = bytes(range(256)) * (40 * mss // 256 + 1)
+        data = data[: 40 * mss]
+
+        def go():
+            assert conn.send(data, self.sim.now) == len(data)
+            self.sent.extend(data)
+            if shutdown:
+                conn.shutdown(self.sim.now)
+        self.sim.call(self.a, go)
+        self.sim.run(until=t0 + 30)
+        total = len(self.sent)
+        assert hashlib.sha256(self.received).digest() == hashlib.sha256(self.sent).digest()
+        assert len(self.received) == total
+        if shutdown:
+            assert self.eof_at is not None
+            return self.eof_at - t0
+        return max(e["t"] for e in self.sink if e["type"] == "recv" and e["host"] == "server"
+                   and e.get("len")) - t0
+
+    def losses(self) -> list[str]:
+        return [e["rule"] for e in self.sink if e["type"] == "loss" and e["host"] == "client"]
+
+    def timeouts(self) -> int:
+        return sum(1 for e in self.sink if e["type"] == "timer" and e["host"] == "client"
+                   and e["name"] == "retransmit" and e["action"] == "fire")
+
+
+def test_tail_loss_then_shutdown_completes_within_five_round_trips():
+    """The last 5 segments of a flight are lost and the FIN follows at once: the FIN arrives
+    beyond the hole and is SACKed (as Linux SACKs it), so RACK finds the five lost after its
+    reordering window, with no retransmission timeout (the old code took 5 RTOs)."""
+    t = Transfer()
+    took = t.flight(lost=[35, 36, 37, 38, 39], shutdown=True)
+    assert took <= 5 * RTT
+    assert t.timeouts() == 0
+    assert t.losses() == ["rack"] * 5
+
+
+def test_a_tail_loss_with_nothing_after_it_is_found_by_a_probe():
+    """RFC 8985 §7: nothing follows the lost tail, so no ACK can report it: after PTO the last
+    segment goes again, and its SACK lets RACK mark the rest."""
+    t = Transfer()
+    took = t.flight(lost=[35, 36, 37, 38, 39], shutdown=False)
+    # without the probe nothing could happen before the RTO (0.2 s at least) after the last ACK
+    assert took < Config().rto_min
+    assert t.timeouts() == 0
+    assert t.losses()[0] == "tlp" and t.losses().count("rack") == 4
+
+
+def test_scattered_losses_then_shutdown_complete_within_five_round_trips():
+    t = Transfer()
+    took = t.flight(lost=[3, 9, 17, 25, 31, 38], shutdown=True)
+    assert took <= 5 * RTT
+    assert t.timeouts() == 0
+    assert t.losses().count("rack") >= 6
+
+
+def test_recovery_states_are_traced_and_end_open():
+    t = Transfer()
+    t.flight(lost=[5, 20], shutdown=False)
+    moves = [(e["from"], e["to"]) for e in t.sink if e["type"] == "recovery" and e["host"] == "client"]
+    assert ("open", "disorder") in moves and ("disorder", "recovery") in moves
+    assert moves[-1][1] == "open"
+
+
+def test_without_sack_newreno_repairs_with_fast_retransmit():
+    t = Transfer(Config(sack=False))
+    took = t.flight(lost=[3, 20], shutdown=False)
+    assert t.timeouts() == 0
+    assert set(t.losses()) == {"dupack"}
+    assert took <= 4 * RTT
+
+
+def test_a_zero_window_probe_with_data_is_not_a_duplicate_ack():
+    """RFC 5681 §2: a duplicate ACK carries no data. Linux probes a zero window with one byte of
+    data; three such probes must not trigger a fast retransmit and a cwnd cut."""
+    p = established(Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0,
+                           recv_buffer=1000, congestion_control="reno"))
+    p.call("send", b"x" * 3000)  # our data in flight: the peer's ACKs below acknowledge none of it
+    una = p.conn.snd_una
+    start = p.peer_nxt
+    p.deliver("P.", payload=b"f" * 1000, ack=una)  # fills our 1000-byte window
+    p.peer_nxt = seq_add(start, 1000)
+    cwnd = p.conn.cwnd
+    for _ in range(3):
+        out = p.deliver("P.", payload=b"z", ack=una)  # the peer probes our zero window
+        assert all(len(s.payload) == 0 for s in out)  # an ACK of the probe, no retransmission
+    assert p.conn.cwnd == cwnd
+    assert not [e for e in p.sink.of_type("loss")]
+
+
+def test_a_synack_with_data_has_its_window_unscaled():
+    """RFC 7323 §2.2: the window field of a SYN (or SYN,ACK) is never scaled, even when the
+    segment carries data that is processed as in ESTABLISHED."""
+    p = syn_sent(Config(timestamps=False, sack=False))
+    p.peer_nxt = seq_add(p.peer_iss, 1)
+    p.deliver("S.", seq=p.peer_iss, ack=seq_add(p.iss, 1), window=1000, payload=b"hello",
+              options=Options(mss=1460, wscale=7))
+    assert p.state == "ESTABLISHED"
+    assert p.conn.snd_wnd == 1000  # not 1000 << 7
+
+
+def test_a_synack_in_simultaneous_open_has_its_window_unscaled():
+    p = syn_sent(Config(timestamps=False, sack=False))
+    p.deliver("S", seq=p.peer_iss, ack=0, window=2000, options=Options(mss=1460, wscale=7))
+    assert p.state == "SYN_RCVD"
+    p.peer_nxt = seq_add(p.peer_iss, 1)
+    p.deliver("S.", seq=p.peer_iss, ack=seq_add(p.iss, 1), window=1000, options=Options(mss=1460, wscale=7))
+    assert p.state == "ESTABLISHED"
+    assert p.conn.snd_wnd == 1000  # the SYN,ACK's own window, unscaled
+
+
+def _established_with_timestamps():
+    p = syn_sent(Config(window_scaling=False, sack=False, delayed_ack=0))
+    p.peer_nxt = seq_add(p.peer_iss, 1)
+    p.deliver("S.", seq=p.peer_iss, ack=seq_add(p.iss, 1), options=Options(mss=1460, ts=(100, 0)))
+    assert p.state == "ESTABLISHED" and p.conn.ts_enabled
+    return p
+
+
+def test_a_forged_segment_that_fails_the_ack_check_does_not_move_ts_recent():
+    """RFC 7323 §4.3 and the hardening review: TS.Recent moves only for a segment that passes the
+    checks, or a forged one could make PAWS drop the real peer's next data."""
+    p = _established_with_timestamps()
+    p.deliver(".", ack=seq_add(p.our_nxt, 5000), options=Options(ts=(1 << 30, 0)))  # ACK above SND.NXT
+    out = p.deliver("P.", payload=b"real", options=Options(ts=(200, 0)))
+    assert out and out[-1].ack == seq_add(p.peer_nxt, 4)  # accepted, not dropped by PAWS
+
+
+def test_a_challenged_syn_does_not_move_ts_recent():
+    p = _established_with_timestamps()
+    p.deliver("S", seq=p.peer_nxt, options=Options(ts=(1 << 30, 0)))  # RFC 5961 §4: challenge-ACKed
+    out = p.deliver("P.", payload=b"real", options=Options(ts=(200, 0)))
+    assert out and out[-1].ack == seq_add(p.peer_nxt, 4)
