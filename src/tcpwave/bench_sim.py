@@ -39,12 +39,15 @@ def _pattern(offset: int, n: int) -> bytes:
 
 
 def run_one(loss: float, sack: bool, *, rate_bps: float = 100e6, rtt: float = 0.020, seconds: float = 20.0,
-            seed: int = 1, mss: int = 1460, tracer=None, taps=(), cc: str = "cubic") -> Row:
+            seed: int = 1, mss: int = 1460, tracer=None, taps=(), cc: str = "cubic",
+            settings: dict | None = None) -> Row:
     """One bulk transfer; tracer and taps (callables (t, packet)) see every event and packet."""
     bdp = int(rate_bps * rtt / 8)
     link = LinkParams(latency=rtt / 2, bandwidth=rate_bps, queue_bytes=bdp, loss=loss)
     # buffers large enough that the window, not the buffer, is what congestion control controls
-    config = Config(sack=sack, recv_buffer=4 * bdp, send_buffer=4 * bdp, mss=mss, congestion_control=cc)
+    # settings (--set) apply to every row; each row's own SACK and congestion control win
+    config = Config(**{"recv_buffer": 4 * bdp, "send_buffer": 4 * bdp, "mss": mss, **(settings or {}),
+                       "sack": sack, "congestion_control": cc})
     sim = Simulator(seed, tracer)
     sim.taps.extend(taps)
     sender = sim.add_host("sender", ["192.0.2.1"], config=config)

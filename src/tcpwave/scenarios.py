@@ -4,6 +4,8 @@ Each scenario sets up hosts, links, faults and small scripted applications,
 runs the simulation in virtual time and returns a Result with what happened.
 """
 
+import contextlib
+import contextvars
 import hashlib
 import random
 from dataclasses import dataclass, field
@@ -43,6 +45,18 @@ class Scenario:
 
 SCENARIOS: dict[str, Scenario] = {}
 
+_CONFIG: contextvars.ContextVar[Config | None] = contextvars.ContextVar("scenario_config", default=None)
+
+
+@contextlib.contextmanager
+def configured(config: Config | None):
+    """Run scenarios with these settings on both hosts (`tcpwave demo --cc/--set`)."""
+    token = _CONFIG.set(config)
+    try:
+        yield
+    finally:
+        _CONFIG.reset(token)
+
 
 def scenario(name: str, summary: str):
     def register(fn):
@@ -62,6 +76,7 @@ class _Demo:
         self.tracer.add_sink(self.sink)
         self.sim = Simulator(seed, self.tracer)
         self.sim.taps.extend(taps)
+        config = config or _CONFIG.get()
         self.client = self.sim.add_host("client", [CLIENT_ADDR], config=config)
         self.server = self.sim.add_host("server", [SERVER_ADDR], config=config)
         self.sim.link(self.client, self.server, link)

@@ -8,6 +8,7 @@ from ..bench_sim import run_one, table
 from ..trace import Tracer
 from ..views.files import tagged
 from ..views.record import open_captures
+from . import knobs
 
 
 def add_parser(sub) -> None:
@@ -27,6 +28,7 @@ def add_parser(sub) -> None:
     p.add_argument("--cc", nargs="+", default=["cubic", "reno", "bbr-lite"], metavar="NAME",
                    help="--sim: congestion controls to compare (default: cubic reno bbr-lite; reno runs with "
                         "SACK and without, the others with SACK)")
+    knobs.add(p, cc=False)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--pcap", metavar="FILE", help="capture each run (FILE-<run>.pcap); slows the benchmark")
     p.add_argument("--pcapng", metavar="FILE", help="the same as pcapng with state-change comments")
@@ -55,7 +57,8 @@ def run(args) -> int:
                 tag = ("" if cc == "reno" else f"{cc}-") + f"loss{loss:g}-{'sack' if sack else 'nosack'}"
                 with _captures(args, tag) as (tracer, taps):
                     rows.append(run_one(loss / 100, sack, rate_bps=rate, rtt=rtt, seconds=args.seconds,
-                                        seed=args.seed, tracer=tracer, taps=taps, cc=cc))
+                                        seed=args.seed, tracer=tracer, taps=taps, cc=cc,
+                                        settings=knobs.changes(args)))
     if args.json:
         print(json.dumps([r.__dict__ for r in rows], indent=2))
     else:

@@ -4,12 +4,13 @@ import contextlib
 import sys
 
 from ..ladder import render_ladder
-from ..scenarios import SCENARIOS
+from ..scenarios import SCENARIOS, configured
 from ..trace import Tracer
 from ..views.files import add_arguments as add_view_arguments
 from ..views.files import write_views
 from ..views.infer import ConnectionView
 from ..views.record import open_captures
+from . import knobs
 
 
 def add_parser(sub) -> None:
@@ -25,6 +26,7 @@ def add_parser(sub) -> None:
                    help="the same as pcapng, each packet commented with the state changes it caused")
     add_view_arguments(p)
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    knobs.add(p)
     p.set_defaults(func=run)
 
 
@@ -38,10 +40,12 @@ def run(args) -> int:
     if sc is None:
         print(f"tcpwave demo: no scenario {args.scenario!r}; try: {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
+    config = knobs.config(args) if knobs.changes(args) else None
     with contextlib.ExitStack() as stack:
         tracer = Tracer()
         taps = open_captures(stack, tracer, pcap=args.pcap, pcapng=args.pcapng, events=args.events)
-        result = sc.run(args.seed, tracer, taps)
+        with configured(config):
+            result = sc.run(args.seed, tracer, taps)
     if args.html or args.svg or args.png:
         events = result.events
         view = ConnectionView("client", "server", events, events[0]["t"] if events else 0.0, result.end_time)

@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args) or 0
     except BrokenPipeError:
         return 0
+    except argparse.ArgumentTypeError as e:  # a --set/--cc value that does not fit
+        print(f"tcpwave {args.command}: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -11,6 +11,8 @@ import sys
 import tempfile
 import time
 
+from . import knobs
+
 
 def add_parser(sub) -> None:
     p = sub.add_parser("sandbox", help="run tcpwave and a command in a throwaway network namespace",
@@ -24,6 +26,7 @@ def add_parser(sub) -> None:
     p.add_argument("--pcapng", metavar="FILE", help="the same as pcapng with a state-change comment per packet")
     p.add_argument("--control", metavar="SOCKET", help="tcpwave's control socket for `tcpwave ss` (default: "
                    "serve-PID.sock in the per-user control directory, where `tcpwave ss` looks)")
+    knobs.add(p)
     p.add_argument("command", nargs="*", help="the command to run (after --)")
     p.set_defaults(func=run)
 
@@ -48,6 +51,7 @@ def run(args) -> int:
                                 ("--pcapng", args.pcapng), ("--control", args.control)):
                 if value is not None:
                     serve += [flag, str(value)]
+            serve += knobs.as_args(knobs.changes(args))
             server = subprocess.Popen(["ip", "netns", "exec", name, *serve])
             deadline = time.monotonic() + 20
             while not os.path.exists(ready):

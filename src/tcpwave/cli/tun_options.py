@@ -8,6 +8,7 @@ from ..drivers.tun import TunDevice
 from ..stack import Stack
 from ..trace import Tracer
 from ..views.record import open_captures
+from . import knobs
 
 
 SEGMENT_MAX = 65535 - 60 - 60  # the largest TCP payload one IP packet carries, with room for headers
@@ -25,6 +26,7 @@ def add(p) -> None:
     p.add_argument("--pcap", metavar="FILE", help="write every packet in and out as pcap (RAW)")
     p.add_argument("--pcapng", metavar="FILE",
                    help="the same as pcapng, each packet commented with the state changes it caused")
+    knobs.add(p)
 
 
 def runtime(args, stack: contextlib.ExitStack, loop) -> Runtime:
@@ -39,8 +41,8 @@ def runtime(args, stack: contextlib.ExitStack, loop) -> Runtime:
     link = TunLink(device)
     if taps:
         link = Tapped(link, taps)
-    rt = Runtime(Stack([args.addr], tracer=tracer, host="tcpwave", mtu=args.mtu, checksum_offload=device.offload,
-                       segment_max=SEGMENT_MAX if device.offload else 0), link)
+    rt = Runtime(Stack([args.addr], config=knobs.config(args), tracer=tracer, host="tcpwave", mtu=args.mtu,
+                       checksum_offload=device.offload, segment_max=SEGMENT_MAX if device.offload else 0), link)
     if taps:
         link.clock = rt.now  # capture times on the event log's clock
     stack.callback(rt.close)
