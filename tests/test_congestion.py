@@ -86,7 +86,8 @@ def test_one_loss_is_repaired_by_fast_retransmit_without_rto():
     out = p.deliver(".", ack=p.our_nxt)  # everything, including the hole, is now acknowledged
     assert p.conn.ssthresh == 5 * 1460
     assert p.conn.cwnd == 5 * 1460  # RFC 6937: the reduction ends with cwnd = ssthresh
-    assert not [e for e in p.sink.of_type("timer") if e["name"] == "retransmit" and e["action"] == "fire"]  # no timeout fired
+    fired = [e for e in p.sink.of_type("timer") if e["name"] == "retransmit" and e["action"] == "fire"]
+    assert not fired  # no timeout fired
 
 
 def test_partial_ack_retransmits_the_next_hole():

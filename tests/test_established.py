@@ -1,7 +1,7 @@
 """ESTABLISHED: sequence checks, RFC 5961 hardening, text delivery, FIN (RFC 9293 §3.10.7.4)."""
 
 import pytest
-from helpers import expect_ack, expect_one, established
+from helpers import established, expect_ack, expect_one
 
 from tcpwave.core import events as ev
 from tcpwave.seq import seq_add

@@ -1,6 +1,6 @@
 """FIN_WAIT_1, FIN_WAIT_2 and CLOSING: the active closer's side of the waves (RFC 9293 §3.6)."""
 
-from helpers import (closing, expect_ack, expect_one, fin_wait_1, fin_wait_2)
+from helpers import closing, expect_ack, expect_one, fin_wait_1, fin_wait_2
 
 from tcpwave.seq import seq_add
 

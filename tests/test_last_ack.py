@@ -1,6 +1,6 @@
 """CLOSE_WAIT and LAST_ACK: the passive closer's side (RFC 9293 §3.6, §3.10.7.4)."""
 
-from helpers import (close_wait, expect_one, last_ack)
+from helpers import close_wait, expect_one, last_ack
 
 from tcpwave.core import events as ev
 

@@ -58,7 +58,8 @@ def test_lost_final_ack_makes_last_ack_retransmit_and_time_wait_reack():
     r = SCENARIOS["lost-final-ack"].run(1, None, [])
     server_fins = [e for e in r.events if e["type"] == "send" and e["host"] == "server" and "FIN" in e["flags"]]
     assert len(server_fins) == 2 and server_fins[1]["note"] == "retransmission"
-    reack = [e for e in r.events if e["type"] == "drop" and e["host"] == "client" and e["reason"] == "retransmitted_fin"]
+    reack = [e for e in r.events
+             if e["type"] == "drop" and e["host"] == "client" and e["reason"] == "retransmitted_fin"]
     assert len(reack) == 1
 
 

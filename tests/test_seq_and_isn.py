@@ -1,8 +1,8 @@
 """Sequence arithmetic modulo 2**32, ISN selection (RFC 6528), and data across the wrap."""
 
+from helpers import PLAIN, FixedIsn, Peer, expect_ack, expect_one
 from hypothesis import given
 from hypothesis import strategies as st
-from helpers import FixedIsn, Peer, PLAIN, expect_ack, expect_one
 
 from tcpwave.core.isn import IsnGenerator
 from tcpwave.seq import MASK, seq_add, seq_diff, seq_ge, seq_gt, seq_in, seq_le, seq_lt

@@ -1,6 +1,6 @@
 """TIME_WAIT: 2 x MSL, re-ACKing a retransmitted FIN, RST (RFC 1337), reopening (RFC 9293 §3.6.1)."""
 
-from helpers import (expect_ack, time_wait)
+from helpers import expect_ack, time_wait
 
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config

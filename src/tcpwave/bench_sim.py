@@ -104,7 +104,8 @@ def table(rows: list[Row], rate_bps: float, rtt: float, seconds: float) -> str:
     for r in rows:
         mathis = f"{r.mathis_bps / 1e6:9.1f} Mbit/s" if r.mathis_bps else f"{'-':>14}"
         lines.append(
-            f"{r.cc:>8} {r.loss:>6.1%} {'on' if r.sack else 'off':>5} {r.goodput_bps / 1e6:9.1f} Mbit/s {r.share:>8.1%} "
+            f"{r.cc:>8} {r.loss:>6.1%} {'on' if r.sack else 'off':>5} {r.goodput_bps / 1e6:9.1f} Mbit/s "
+            f"{r.share:>8.1%} "
             f"{mathis} {r.retransmitted_bytes:>14,} {r.timeouts:>5} {r.fast_retransmits:>9} "
             f"{'verified' if r.verified else 'MISMATCH':>9}")
     return "\n".join(lines)

@@ -8,8 +8,8 @@ import contextlib
 import contextvars
 import hashlib
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from .core import events as ev
 from .core.config import Config

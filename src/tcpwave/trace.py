@@ -5,7 +5,8 @@ Each event has at least `t` (seconds, from the caller's clock), `host` and `type
 """
 
 import json
-from typing import Callable, IO
+from collections.abc import Callable
+from typing import IO
 
 Sink = Callable[[dict], None]
 

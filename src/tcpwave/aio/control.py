@@ -47,7 +47,7 @@ async def start_control(runtime, path: str) -> asyncio.AbstractServer:
                 reply = {"error": f"unknown request {request!r}; the only one is 'connections'"}
             writer.write(json.dumps(reply, default=str).encode() + b"\n")
             await writer.drain()
-        except (asyncio.TimeoutError, ConnectionError):
+        except (TimeoutError, ConnectionError):
             pass
         finally:
             writer.close()

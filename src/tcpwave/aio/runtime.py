@@ -97,7 +97,7 @@ class MemoryLink:
     def __init__(self, loop: asyncio.AbstractEventLoop, delay: float = 0.0):
         self.loop = loop
         self.delay = delay
-        self.peer: "MemoryLink | None" = None
+        self.peer: MemoryLink | None = None
         self._callback = None
 
     @classmethod

@@ -17,8 +17,9 @@ still collapses cwnd to one segment, which then grows back to the model's value.
 
 Sending is paced at 1.25 × BtlBw (2.885 × in STARTUP): the control sets `pacing_rate` and the
 connection spaces segments by it, through a pacing release time that is part of its next timer.
-What is left out: BBR's gain cycling and the BBR v2 loss/ECN response. It is not fair to Reno flows on a shared bottleneck; choose it per
-connection (Config(congestion_control="bbr-lite")) where random loss, not congestion, dominates.
+What is left out: BBR's gain cycling and the BBR v2 loss/ECN response. It is not fair to Reno flows
+on a shared bottleneck; choose it per connection (Config(congestion_control="bbr-lite")) where
+random loss, not congestion, dominates.
 """
 
 from collections import deque

@@ -7,8 +7,13 @@ estimate W_est (§4.3). Fast convergence (§4.7) lowers W_max when a flow's shar
 
 HyStart++ watches the minimum RTT of each round in slow start: when it rises by RttThresh
 (4..16 ms, or 1/8 of the last round's), the queue is filling, so growth slows to a quarter
-(Conservative Slow Start) and, after CSS_ROUNDS rounds without the RTT falling back, slow start ends
-before the queue overflows.
+(Conservative Slow Start) and, after CSS_ROUNDS rounds without the RTT falling back, slow start ends.
+
+That signal comes a round late when the window doubles: the queue a round builds is only seen by the
+next round's first RTT samples, by which time the doubled window may already overflow a queue of one
+BDP. Linux's CUBIC therefore also ends slow start on an ACK train (its HYSTART_ACK_TRAIN, kept here):
+when closely spaced ACKs (< 2 ms apart) have kept arriving for half the minimum RTT since the round
+began, the pipe is full, so ssthresh = cwnd, before the queue overflows.
 """
 
 import math
@@ -26,6 +31,8 @@ N_RTT_SAMPLE = 8
 CSS_GROWTH_DIVISOR = 4
 CSS_ROUNDS = 5
 L_LIMIT = 8  # segments of growth per ACK in slow start (non-paced)
+ACK_DELTA = 0.002  # Linux hystart_ack_delta_us: ACKs closer than this belong to one train
+LOW_WINDOW = 16  # Linux hystart_low_window: no HyStart below this many segments
 
 INF = float("inf")
 
@@ -60,7 +67,9 @@ class Cubic(CongestionControl):
         self.last_round_min = INF
         self.round_min = INF
         self.rtt_samples = 0
-        self.hystart_exits = 0  # times slow start ended on delay (for tests and the event log)
+        self.hystart_exits = 0  # times slow start ended on delay or an ACK train
+        self.round_started = 0.0
+        self.last_ack = 0.0
 
     def _sync(self) -> float:
         """The window in segments; resynchronised if someone (PRR, a timeout) set cwnd in bytes."""
@@ -139,6 +148,7 @@ class Cubic(CongestionControl):
         """RFC 9406 §4.2: per-round minimum RTTs; enter or leave CSS; end slow start."""
         if rs.round_start:
             self.last_round_min, self.round_min, self.rtt_samples = self.round_min, INF, 0
+            self.round_started = self.last_ack = rs.now
             if self.css:
                 self.css_rounds += 1
                 if self.css_rounds >= CSS_ROUNDS:  # the queue kept growing: leave slow start
@@ -146,6 +156,13 @@ class Cubic(CongestionControl):
                     self.css = False
                     self.hystart_exits += 1
                     return
+        if self.cwnd >= LOW_WINDOW * self.mss and self.rtt_min < INF and rs.now - self.last_ack <= ACK_DELTA:
+            self.last_ack = rs.now
+            if rs.now - self.round_started > self.rtt_min / 2:  # the ACK train fills half an RTT
+                self.ssthresh = max(self.cwnd, 2 * self.mss)
+                self.css = False
+                self.hystart_exits += 1
+                return
         if rs.rtt is None:
             return
         self.round_min = min(self.round_min, rs.rtt)

@@ -17,13 +17,16 @@ def add_parser(sub) -> None:
                                    "kernels over veth (root). With --sim: bulk goodput on the simulated "
                                    "network in virtual time at several loss rates, with SACK and without.")
     p.add_argument("--sim", action="store_true", help="run on the simulated network, in virtual time")
-    p.add_argument("--bytes", type=int, default=200_000_000, help="TUN mode: bytes per bulk transfer")
+    p.add_argument("--lossy", action="store_true",
+                   help="goodput over a real impaired path (root): veth shaped to --rate each way, random loss "
+                        "each way, tcpwave (TUN) and Linux as sender and as receiver")
+    p.add_argument("--bytes", type=int, help="TUN modes: bytes per bulk transfer (default 200 MB; --lossy 20 MB)")
     p.add_argument("--cycles", type=int, default=2000, help="TUN mode: connect+close cycles per run")
-    p.add_argument("--rate", type=float, default=100.0, help="link rate in Mbit/s (default 100)")
+    p.add_argument("--rate", type=float, help="link rate in Mbit/s (default 100; --lossy 200)")
     p.add_argument("--rtt", type=float, default=20.0, help="round-trip time in ms (default 20)")
     p.add_argument("--seconds", type=float, default=20.0, help="virtual seconds per row (default 20)")
-    p.add_argument("--loss", type=float, nargs="+", default=[0.0, 0.1, 1.0, 5.0],
-                   help="loss rates in percent (default 0 0.1 1 5)")
+    p.add_argument("--loss", type=float, nargs="+",
+                   help="loss rates in percent (default 0 0.1 1 5; --lossy 0.1 1 3)")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--cc", nargs="+", default=["cubic", "reno", "bbr-lite"], metavar="NAME",
                    help="--sim: congestion controls to compare (default: cubic reno bbr-lite; reno runs with "
@@ -44,14 +47,19 @@ def run(args) -> int:
         print(f"tcpwave bench: unknown congestion control {unknown[0]!r}; known: {', '.join(sorted(REGISTRY))}",
               file=sys.stderr)
         return 2
+    if args.lossy:
+        from ..bench_lossy import run as run_lossy
+
+        return run_lossy(args.loss or [0.1, 1.0, 3.0], args.bytes or 20_000_000, f"{args.rate or 200:g}mbit",
+                         knobs.changes(args), args.json)
     if not args.sim:
         from ..bench_tun import run as run_tun
 
         captures = {"--pcap": args.pcap, "--pcapng": args.pcapng, "--events": args.events}
-        return run_tun(args.bytes, args.cycles, args.json, {k: v for k, v in captures.items() if v})
-    rate, rtt = args.rate * 1e6, args.rtt / 1000
+        return run_tun(args.bytes or 200_000_000, args.cycles, args.json, {k: v for k, v in captures.items() if v})
+    rate, rtt = (args.rate or 100.0) * 1e6, args.rtt / 1000
     rows = []
-    for loss in args.loss:
+    for loss in args.loss if args.loss is not None else [0.0, 0.1, 1.0, 5.0]:
         for cc in args.cc:
             for sack in (True, False) if cc == "reno" else (True,):
                 tag = ("" if cc == "reno" else f"{cc}-") + f"loss{loss:g}-{'sack' if sack else 'nosack'}"

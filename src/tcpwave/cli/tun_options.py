@@ -10,7 +10,6 @@ from ..trace import Tracer
 from ..views.record import open_captures
 from . import knobs
 
-
 SEGMENT_MAX = 65535 - 60 - 60  # the largest TCP payload one IP packet carries, with room for headers
 
 

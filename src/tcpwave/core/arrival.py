@@ -11,12 +11,12 @@ Peer input never raises; a segment that is not used is dropped with a DropReason
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..seq import seq_add, seq_diff, seq_gt, seq_le, seq_lt
+from ..seq import seq_add, seq_gt, seq_le, seq_lt
 from ..wire.tcp import ACK, FIN, RST, SYN, URG, Segment
 from . import events as ev
 from .reasons import CloseReason, DropReason
 from .reset import reset_for
-from .state import RECEIVING, SYNCHRONIZED, State
+from .state import RECEIVING, State
 from .timers import KEEPALIVE, TIME_WAIT_TIMER
 from .window import window_shift_for
 
@@ -213,7 +213,7 @@ def _ack(conn: "Connection", inc: Incoming) -> bool:
     if not f & ACK:
         conn.drop(seg, D.NO_ACK)
         return False
-    ack, now = seg.ack, conn.now
+    ack = seg.ack
     window = seg.window if inc.syn else seg.window << snd.wscale
     if st is S.SYN_RCVD:
         if not (seq_lt(snd.una, ack) and seq_le(ack, snd.nxt)):

@@ -22,7 +22,7 @@ from ..cc import create as create_cc
 from ..seq import seq_add, seq_diff, seq_gt, seq_le
 from ..trace import NULL_TRACER, Tracer
 from ..wire.options import Options
-from ..wire.tcp import ACK, FIN, RST, SYN, URG, Segment, flags_text
+from ..wire.tcp import ACK, RST, SYN, URG, Segment, flags_text
 from . import arrival
 from . import events as ev
 from .config import Config
@@ -36,8 +36,16 @@ from .rtt import RttEstimator
 from .sender import Sender
 from .state import SENDING, SYNCHRONIZED, State, check_transition
 from .timers import (
-    DELAYED_ACK, KEEPALIVE, PACING, PERSIST, REORDER, RETRANSMIT, SWS_OVERRIDE, TIME_WAIT_TIMER, TLP,
-    USER_TIMEOUT, Timers,
+    DELAYED_ACK,
+    KEEPALIVE,
+    PERSIST,
+    REORDER,
+    RETRANSMIT,
+    SWS_OVERRIDE,
+    TIME_WAIT_TIMER,
+    TLP,
+    USER_TIMEOUT,
+    Timers,
 )
 from .window import window_shift_for
 

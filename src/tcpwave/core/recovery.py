@@ -161,7 +161,8 @@ class Recovery:
         # the ACK that ends a recovery acknowledges data sent under PRR: it does not grow the window
         rs = RateSample(delivered=delivered, acked=acked, delivered_total=self.delivered_total, rtt=rtt,
                         prior_in_flight=prior_in_flight, in_flight=self.in_flight, newly_lost=q.lost - prior_lost,
-                        app_limited=not conn.snd.cwnd_limited, in_recovery=reducing or was_reducing, now=now, round_start=round_start)
+                        app_limited=not conn.snd.cwnd_limited, in_recovery=reducing or was_reducing, now=now,
+                        round_start=round_start)
         self.cc.on_ack(rs)
         if reducing:
             self._prr(delivered)

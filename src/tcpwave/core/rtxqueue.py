@@ -116,7 +116,8 @@ class RetransmitQueue:
     def split(self, rec: Record, at: int) -> Record:
         """Cut `rec` at position `at` (start < at < end); return the upper part, now in the queue."""
         upper = Record(at, rec.end, rec.xmit, rec.fin)
-        upper.sacked, upper.lost, upper.retrans, upper.ever_retrans = rec.sacked, rec.lost, rec.retrans, rec.ever_retrans
+        upper.sacked, upper.lost = rec.sacked, rec.lost
+        upper.retrans, upper.ever_retrans = rec.retrans, rec.ever_retrans
         rec.end, rec.fin = at, False
         i = self._index(rec.start)
         self._recs.insert(i + 1, upper)

@@ -90,7 +90,8 @@ def decode_outbound(raw: bytes, now: float) -> Sent | None:
     data = pkt.payload
     sport, dport, seq, ack, off, flags, win, _csum, urg = _HDR.unpack_from(data)
     hlen = (off >> 4) * 4
-    return Sent(now, sport, dport, flags, seq, ack, win, urg, len(data) - hlen, _raw_options(bytes(data[HEADER_LEN:hlen])))
+    return Sent(now, sport, dport, flags, seq, ack, win, urg, len(data) - hlen,
+                _raw_options(bytes(data[HEADER_LEN:hlen])))
 
 
 def _raw_options(raw: bytes) -> list:

@@ -9,7 +9,7 @@ SO_ERROR), after which reads see end-of-file and writes see EPIPE.
 
 import dataclasses
 import errno
-from typing import Callable
+from collections.abc import Callable
 
 from ..core import events as ev
 from ..core.config import Config

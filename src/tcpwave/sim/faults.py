@@ -5,8 +5,8 @@ parsed segment) and acts on the first `count` matches (or, with `skip`, on the
 matches after the first `skip`).
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from ..wire.tcp import FLAG_NAMES, Segment
 

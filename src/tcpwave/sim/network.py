@@ -7,7 +7,7 @@ byte. Time is virtual: a 60-second TIME_WAIT costs nothing.
 
 import heapq
 import random
-from typing import Callable
+from collections.abc import Callable
 
 from ..core.config import Config
 from ..stack import Stack
@@ -27,7 +27,7 @@ class Host:
         self.name = name
         self.stack = stack
         self.on_event: AppHandler | None = None
-        self.peer: "Host | None" = None
+        self.peer: Host | None = None
         self._direction: Direction | None = None
         self._timer_at: float | None = None
 

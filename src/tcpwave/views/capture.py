@@ -6,7 +6,8 @@ IPv6 are skipped. Writing produces pcapng (link type RAW) with an optional comme
 """
 
 import struct
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 LINKTYPE_NULL, LINKTYPE_ETHERNET, LINKTYPE_RAW, LINKTYPE_LOOP = 0, 1, 101, 108
 LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2 = 113, 276

@@ -21,7 +21,8 @@ def mermaid(events: list[dict], left: str, right: str) -> str:
     """A Mermaid `sequenceDiagram`: one message per segment, a note per state change."""
     isn = _relative(events)
     alias = {left: "L", right: "R"}
-    out = ["sequenceDiagram", f"    participant L as {_mermaid_text(left)}", f"    participant R as {_mermaid_text(right)}"]
+    out = ["sequenceDiagram", f"    participant L as {_mermaid_text(left)}",
+           f"    participant R as {_mermaid_text(right)}"]
     last: dict[tuple, int] = {}  # the latest line of each segment: a link drop marks that copy lost
     for e in events:
         host = e.get("host")

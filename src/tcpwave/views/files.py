@@ -15,7 +15,8 @@ def add_arguments(p) -> None:
     p.add_argument("--svg", metavar="FILE",
                    help="write the ladder as SVG to FILE and the RFC 9293 state diagram to FILE-states.svg")
     p.add_argument("--png", metavar="PREFIX",
-                   help="write PREFIX-seq.png (time-sequence graph) and PREFIX-cc.png (cwnd, RTT, RTO); needs matplotlib")
+                   help="write PREFIX-seq.png (time-sequence graph) and PREFIX-cc.png (cwnd, RTT, RTO); "
+                        "needs matplotlib")
 
 
 def tagged(path: str, tag: str) -> str:

@@ -12,7 +12,8 @@ from .errors import MalformedPacket
 from .options import NO_OPTIONS, Options, build_options, parse_options
 
 FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
-FLAG_NAMES = ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (PSH, "PSH"), (ACK, "ACK"), (URG, "URG"), (ECE, "ECE"), (CWR, "CWR"))
+FLAG_NAMES = ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (PSH, "PSH"), (ACK, "ACK"), (URG, "URG"), (ECE, "ECE"),
+              (CWR, "CWR"))
 PROTO_TCP = 6
 HEADER_LEN = 20
 _HDR = struct.Struct("!HHIIBBHHH")

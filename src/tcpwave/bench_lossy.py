@@ -1,0 +1,159 @@
+"""`tcpwave bench --lossy`: goodput over an impaired real path, tcpwave next to the Linux kernel.
+
+Two network namespaces joined by a veth pair, each end shaped by a tbf to 200 Mbit/s, with random
+loss each way from iptables' `statistic` match (offloads off everywhere, so a drop is one packet).
+tcpwave runs on a TUN device in the first namespace, whose kernel forwards between the TUN and the
+veth; the Linux peer runs in the second. Four transfers per loss rate, each verified by SHA-256:
+
+    tcpwave -> Linux      Linux (first namespace) -> Linux      (sender side compared)
+    Linux -> tcpwave      Linux -> Linux (first namespace)      (receiver side compared)
+
+The Linux baseline uses the same veth, shaping and loss; only the TUN hop and forwarding differ.
+Everything runs in namespaces made here and removed at the end, also on failure; only TEST-NET
+addresses are used (192.0.2.0/24 on the TUN, 198.51.100.0/24 on the veth).
+"""
+
+import json
+import os
+import shutil
+import sys
+import tempfile
+
+from .bench_tun import HASH_SERVER, PUSH, background, in_ns, namespaces, pattern_sha256, sh
+
+PY = sys.executable
+TW_KERNEL, TW = "192.0.2.1", "192.0.2.2"  # the TUN's kernel side and tcpwave
+NEAR, FAR = "198.51.100.1", "198.51.100.2"  # the veth ends: tcpwave's namespace, the Linux peer's
+
+# tcpwave as sender: connect through the TUN to the far Linux peer, push n bytes, read the hash.
+TCPWAVE_PUSH = """
+import asyncio, dataclasses, json, sys
+from tcpwave.aio import Runtime, TunLink, open_connection
+from tcpwave.core.config import Config
+from tcpwave.drivers.tun import TunDevice
+from tcpwave.stack import Stack
+n, peer, port, ready, settings = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4], json.loads(sys.argv[5])
+async def main():
+    with TunDevice("tcpw0", "192.0.2.1/24", "192.0.2.2", offload=False) as dev:
+        runtime = Runtime(Stack(["192.0.2.2"], config=Config(**settings)), TunLink(dev))
+        open(ready, "w").close()
+        for _ in range(500):  # the Linux server starts once the device exists
+            try:
+                reader, writer = await open_connection(peer, port, runtime=runtime); break
+            except ConnectionRefusedError:
+                await asyncio.sleep(0.02)
+        t = asyncio.get_running_loop().time()
+        block = bytes(range(256)) * 4096; sent = 0
+        while sent < n:
+            chunk = block[: min(len(block), n - sent)]
+            writer.write(chunk); sent += len(chunk)
+            await writer.drain()
+        writer.write_eof()
+        answer = await reader.read()
+        dt = asyncio.get_running_loop().time() - t
+        writer.close()
+        runtime.close()
+        stats = {"bytes": sent, "seconds": dt, "sha256": answer.decode()}
+        print(json.dumps(stats))
+asyncio.run(main())
+"""
+
+
+def _impair(ns: str, dev: str, loss: float, rate: str) -> None:
+    sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off")
+    sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate,
+       "burst", "256kb", "latency", "20ms")
+    if loss:
+        for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
+            sh("ip", "netns", "exec", ns, "iptables", "-A", chain, flag, dev, "-p", "tcp", "-m", "statistic",
+               "--mode", "random", "--probability", f"{loss:.6f}", "-j", "DROP")
+
+
+def _path(near: str, far: str, loss: float, rate: str) -> None:
+    """The veth between the namespaces, shaped both ways; loss in the far namespace, both ways."""
+    sh("ip", "link", "add", "vlossy0", "netns", near, "type", "veth", "peer", "name", "vlossy1", "netns", far)
+    sh("ip", "netns", "exec", near, "ip", "addr", "add", f"{NEAR}/24", "dev", "vlossy0")
+    sh("ip", "netns", "exec", far, "ip", "addr", "add", f"{FAR}/24", "dev", "vlossy1")
+    sh("ip", "netns", "exec", near, "ip", "link", "set", "vlossy0", "up")
+    sh("ip", "netns", "exec", far, "ip", "link", "set", "vlossy1", "up")
+    sh("ip", "netns", "exec", far, "ip", "route", "add", "192.0.2.0/24", "via", NEAR)
+    sh("ip", "netns", "exec", near, "sysctl", "-qw", "net.ipv4.ip_forward=1")
+    _impair(near, "vlossy0", 0.0, rate)
+    _impair(far, "vlossy1", loss, rate)
+
+
+def _mbps(r: dict) -> float:
+    return r["bytes"] * 8 / r["seconds"] / 1e6
+
+
+def measure(loss: float, size: int, rate: str, settings: dict, tmp: str) -> dict:
+    pid = os.getpid()
+    near, far = f"tcpwave-lossy-{pid}-a", f"tcpwave-lossy-{pid}-b"
+    res: dict = {"loss": loss}
+    with namespaces(near, far):
+        _path(near, far, loss, rate)
+        tag = f"{loss:g}"
+        # tcpwave -> Linux
+        ready = os.path.join(tmp, f"srv-{tag}-1")
+        with background(far, PY, "-c", HASH_SERVER, "5001", ready, ready=ready) as server:
+            dev_ready = os.path.join(tmp, f"dev-{tag}")
+            with background(near, PY, "-c", TCPWAVE_PUSH, str(size), FAR, "5001", dev_ready, json.dumps(settings),
+                            ready=dev_ready) as client:
+                out, err = client.communicate(timeout=600)
+                if client.returncode:
+                    raise RuntimeError(f"tcpwave sender failed: {err[-800:]}")
+                r = json.loads(out.strip().splitlines()[-1])
+            server.communicate(timeout=60)
+        res["tcpwave_send"] = {"mbps": _mbps(r), "verified": r["sha256"] == pattern_sha256(size)}
+        # Linux -> Linux, the same direction
+        ready = os.path.join(tmp, f"srv-{tag}-2")
+        with background(far, PY, "-c", HASH_SERVER, "5002", ready, ready=ready):
+            r = in_ns(near, PY, "-c", PUSH, str(size), FAR, "5002", timeout=600)
+        res["linux_send"] = {"mbps": _mbps(r), "verified": r["verified"]}
+        # Linux -> tcpwave
+        ready = os.path.join(tmp, f"tw-{tag}")
+        serve = [PY, "-m", "tcpwave.cli.main", "serve", "hash", "--port", "5003", "--no-offload", "--control",
+                 "none", "--ready-file", ready]
+        for name, value in settings.items():
+            serve += ["--set", f"{name}={value}"]
+        with background(near, *serve, ready=ready):
+            r = in_ns(far, PY, "-c", PUSH, str(size), TW, "5003", timeout=600)
+        res["tcpwave_recv"] = {"mbps": _mbps(r), "verified": r["verified"]}
+        # Linux -> Linux, the same direction
+        ready = os.path.join(tmp, f"srv-{tag}-4")
+        with background(near, PY, "-c", HASH_SERVER, "5004", ready, ready=ready):
+            r = in_ns(far, PY, "-c", PUSH, str(size), NEAR, "5004", timeout=600)
+        res["linux_recv"] = {"mbps": _mbps(r), "verified": r["verified"]}
+    return res
+
+
+def run(losses: list[float], size: int, rate: str = "200mbit", settings: dict | None = None,
+        as_json: bool = False) -> int:
+    if os.geteuid() != 0:
+        print("tcpwave bench --lossy: needs root (network namespaces and TUN devices)", file=sys.stderr)
+        return 1
+    missing = [tool for tool in ("ip", "tc", "iptables", "ethtool") if shutil.which(tool) is None]
+    if missing:
+        print(f"tcpwave bench --lossy: needs {', '.join(missing)} (Debian: apt-get install iproute2 iptables "
+              "ethtool)", file=sys.stderr)
+        return 1
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for loss in losses:
+            rows.append(measure(loss / 100, size, rate, settings or {}, tmp))
+    ok = all(r[k]["verified"] for r in rows for k in ("tcpwave_send", "linux_send", "tcpwave_recv", "linux_recv"))
+    if as_json:
+        print(json.dumps({"rows": rows, "bytes": size, "rate": rate, "settings": settings or {}, "verified": ok},
+                         indent=2))
+        return 0 if ok else 1
+    print(f"goodput over a veth shaped to {rate} each way with random loss each way; {size / 1e6:g} MB per "
+          "transfer, data verified by SHA-256\n")
+    print(f"{'loss':>6}  {'tcpwave sends':>14} {'Linux sends':>12} {'ratio':>6}   "
+          f"{'tcpwave receives':>16} {'Linux receives':>14} {'ratio':>6}")
+    for r in rows:
+        ts, ls, tr, lr = (r[k]["mbps"] for k in ("tcpwave_send", "linux_send", "tcpwave_recv", "linux_recv"))
+        print(f"{r['loss']:>6.1%}  {ts:9.1f} Mbit/s {ls:7.1f} Mbit/s {ts / ls:5.2f}x   "
+              f"{tr:11.1f} Mbit/s {lr:9.1f} Mbit/s {tr / lr:5.2f}x")
+    if not ok:
+        print("\nWARNING: a transfer failed verification", file=sys.stderr)
+    return 0 if ok else 1
