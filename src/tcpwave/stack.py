@@ -21,7 +21,7 @@ from .core.state import State
 from .trace import NULL_TRACER, Tracer
 from .wire.errors import MalformedPacket
 from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for
-from .wire.ip import build_ip, parse_ip
+from .wire.ip import build_ip, intern_address, parse_ip
 from .wire.options import describe_options
 from .wire.tcp import ACK, PROTO_TCP, SYN, Segment, build_tcp, flags_text, parse_tcp
 
@@ -29,7 +29,8 @@ EPHEMERAL = range(49152, 65536)
 
 
 def ip(addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
-    return addr if isinstance(addr, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(addr)
+    return intern_address(addr if isinstance(addr, (ipaddress.IPv4Address, ipaddress.IPv6Address))
+                          else ipaddress.ip_address(addr))
 
 
 class PortInUse(TcpError):

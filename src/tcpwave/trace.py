@@ -14,13 +14,11 @@ Sink = Callable[[dict], None]
 class Tracer:
     def __init__(self, *sinks: Sink):
         self._sinks: list[Sink] = list(sinks)
+        self.enabled = bool(self._sinks)  # an attribute, not a property: read on every hot-path step
 
     def add_sink(self, sink: Sink) -> None:
         self._sinks.append(sink)
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self._sinks)
+        self.enabled = True
 
     def emit(self, t: float, host: str, type: str, **fields) -> None:
         if not self._sinks:

@@ -100,7 +100,7 @@ def _syn_sent(conn: "Connection", seg: Segment) -> None:
 
 def _syn_acked(conn: "Connection", seg: Segment) -> None:
     """Our SYN is acknowledged: SND.UNA passes it."""
-    sample = conn.snd.acknowledged(seg.ack, seg.options.ts, conn.now)
+    sample = conn.snd.acknowledged(seg.ack, seg.options.ts, conn._now)
     if sample is not None:
         conn.rtt_sample(sample)
     conn.recovery.q.acknowledge(1)
@@ -122,17 +122,30 @@ class Incoming:
 
 
 def _synchronized(conn: "Connection", inc: Incoming) -> None:
-    for step in _STEPS:
-        if not step(conn, inc):
-            return
+    """The steps in order; each returns False to stop the segment. (Written out rather than looped
+    over _STEPS, and the RST, SYN and URG steps entered only when their flag is set: per segment.)"""
+    if not _validate(conn, inc):
+        return
+    f = inc.flags
+    if f & RST and not _rst(conn, inc):
+        return
+    if f & SYN and not _syn(conn, inc):
+        return
+    if not _ack(conn, inc):
+        return
+    if f & URG:
+        _urg(conn, inc)
+    if _text(conn, inc):
+        _fin(conn, inc)
 
 
 def _validate(conn: "Connection", inc: Incoming) -> bool:
     """First: the sequence number (RFC 9293 §3.10.7.4) and PAWS (RFC 7323 §5.3)."""
     seg, f, st, rcv = inc.seg, inc.flags, conn.state, conn.rcv
-    conn.last_recv = conn.now
+    conn.last_recv = conn._now
     conn.keepalive_probes = 0
-    conn.timers.cancel(KEEPALIVE, conn.now)  # idleness starts again; output() re-arms it
+    if KEEPALIVE in conn.timers.at:
+        conn.timers.cancel(KEEPALIVE, conn._now)  # idleness starts again; output() re-arms it
     if st is S.SYN_RCVD and f & SYN and seg.seq == rcv.irs:
         if not f & ACK:  # the peer's SYN again: our SYN,ACK was lost
             conn.send_syn(note="retransmission")
@@ -144,7 +157,7 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
         inc.syn = True
     if st is S.TIME_WAIT and f & FIN and not f & RST and seq_add(seg.seq, seg.seg_len) == rcv.nxt:
         rcv.ack_now = True  # a retransmitted FIN: our last ACK was lost
-        conn.timers.arm(TIME_WAIT_TIMER, conn.now, 2 * conn.config.msl)
+        conn.timers.arm(TIME_WAIT_TIMER, conn._now, 2 * conn.config.msl)
         conn.drop(seg, D.RETRANSMITTED_FIN)
         return False
     ts = seg.options.ts
@@ -253,7 +266,10 @@ def _ack(conn: "Connection", inc: Incoming) -> bool:
 
 def _data_acked(conn: "Connection", inc: Incoming, ack: int, window: int) -> None:
     """An acceptable ACK in a synchronized state: SND.UNA, recovery, the window."""
-    snd, seg, now = conn.snd, inc.seg, conn.now
+    snd, seg, now = conn.snd, inc.seg, conn._now
+    if snd.una == snd.nxt and ack == snd.una:  # nothing of ours outstanding: nothing to learn but the window
+        snd.update_window(seg.seq, ack, window, now)
+        return
     # RFC 5681 §2: a duplicate ACK carries no data; the segment's own payload counts even when a
     # zero window kept us from taking it (a zero-window probe is not a duplicate ACK).
     dup = snd.is_duplicate_ack(ack, len(seg.payload), inc.flags, window)

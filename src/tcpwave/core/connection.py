@@ -116,7 +116,7 @@ class Connection:
         self.sack_ok = False
         self.peer_offered_wscale = False
         self._ts_offset = 0
-        self.timers = Timers(tracer, host, self.name)
+        self.timers = Timers(tracer, host, self)
         self.rtt = RttEstimator(cfg)
         self.cc = create_cc(cfg.congestion_control, 536, cfg.initial_cwnd_segments)
         self.snd = Sender(self)
@@ -132,6 +132,7 @@ class Connection:
         self.stats = Stats()
         self._reported = ChangeReporter()  # what the event log last heard of cwnd and windows
         self.on_change = None  # set by a Stack: called after each user call with output to collect
+        self._port_pair: tuple[int, int] | None = None
 
     def spawn(self, local: tuple, remote: tuple, iss_floor: int | None = None,
               default_mss: int | None = None) -> "Connection":
@@ -165,7 +166,8 @@ class Connection:
         return out
 
     def next_timer(self) -> float | None:
-        return self.timers.next()
+        at = self.timers.at
+        return min(at.values()) if at else None
 
     @property
     def name(self) -> str:
@@ -501,14 +503,14 @@ class Connection:
         timers = self.timers
         if self.keepalive and state in _KEEPALIVE_STATES:
             timers.arm_once(KEEPALIVE, now, max(0.0, self.last_recv + self.config.keepalive_idle - now))
-        elif not self.keepalive and KEEPALIVE in timers:
+        elif not self.keepalive and KEEPALIVE in timers.at:
             timers.cancel(KEEPALIVE, now)
         snd = self.snd
         if self.user_timeout and snd.una != snd.nxt and state in SYNCHRONIZED:
             at = snd.progress_at + self.user_timeout
             if timers.get(USER_TIMEOUT) != at:
                 timers.arm(USER_TIMEOUT, now, at - now)
-        elif USER_TIMEOUT in timers:
+        elif USER_TIMEOUT in timers.at:
             timers.cancel(USER_TIMEOUT, now)
         rcv = self.rcv
         if rcv.ack_now:
@@ -549,7 +551,7 @@ class Connection:
         ack = 0
         if flags & ACK:
             ack = rcv.acked()
-            if DELAYED_ACK in self.timers:
+            if DELAYED_ACK in self.timers.at:
                 self.timers.cancel(DELAYED_ACK, self._now)
         if options is None:
             options = self._segment_options(flags)
@@ -583,7 +585,8 @@ class Connection:
         old = self.state
         check_transition(old, new)
         self.state = new
-        self.trace("state", **{"from": old.value, "to": new.value}, why=why)
+        if self._tracer.enabled:
+            self.trace("state", **{"from": old.value, "to": new.value}, why=why)
         if new is S.TIME_WAIT:
             self.timers.clear(self._now)
             self.timers.arm(TIME_WAIT_TIMER, self._now, 2 * self.config.msl)
@@ -613,9 +616,12 @@ class Connection:
     @property
     def _ports(self) -> tuple[int, int]:
         """(local port, remote port): only a connection with both ends can send."""
-        if self.local is None or self.remote is None:
-            raise StateError("send", self.state, "the connection has no remote end")
-        return self.local[1], self.remote[1]
+        ports = self._port_pair
+        if ports is None:
+            if self.local is None or self.remote is None:
+                raise StateError("send", self.state, "the connection has no remote end")
+            ports = self._port_pair = (self.local[1], self.remote[1])
+        return ports
 
     def choose_iss(self) -> None:
         if self.local is None or self.remote is None:

@@ -54,7 +54,10 @@ class Receiver:
     # ------------------------------------------------------------ arrival
     def acceptable(self, seq: int, seg_len: int) -> bool:
         """The four cases of the RFC 9293 §3.10.7.4 acceptability test."""
-        nxt, wnd = self.nxt, self.window
+        nxt = self.nxt
+        wnd = (self.adv - nxt) & 0xFFFFFFFF  # RCV.WND (the edge never moves left of RCV.NXT)
+        if wnd >= 0x80000000:
+            wnd = 0
         if seg_len == 0:
             return seq == nxt if wnd == 0 else seq_in(nxt, seq, seq_add(nxt, wnd))
         if wnd == 0:
@@ -73,7 +76,7 @@ class Receiver:
         rb = self.buf
         conn = self.conn
         off = rb.next_offset + seq_diff(seq, self.nxt)
-        edge = rb.next_offset + self.window
+        edge = rb.next_offset + max(0, seq_diff(self.adv, self.nxt))
         if off + len(payload) > edge:
             payload = memoryview(payload)[: max(0, edge - off)]
         if len(payload) > self.mss:  # (a GSO super-segment is not one "full-sized segment")
@@ -165,7 +168,7 @@ class Receiver:
         """(offered, gain): the window we offer now, and how far reads would let its edge move."""
         rb = self.buf
         free = min(max(0, rb.capacity - rb.readable), 0xFFFF << self.wscale)
-        offered = self.window
+        offered = max(0, seq_diff(self.adv, self.nxt))
         return offered, free - offered
 
     def advertise(self, syn: bool = False) -> int:

@@ -76,6 +76,7 @@ class Recovery:
         self.round_end = 0  # unwrapped SND.NXT when the current round trip began
         # counters (tcp_info)
         self.delivered_total = 0  # bytes the peer has shown it holds (cumulatively ACKed or SACKed)
+        self.rs: RateSample | None = None  # made at the first ACK, then refilled
         self.lost_total = 0
         self.detected_by: dict[str, int] = {"dupack": 0, "rack": 0, "tlp": 0, "rto": 0}
 
@@ -101,7 +102,8 @@ class Recovery:
         """Process what an acceptable ACK says: `ack` is the new unwrapped SND.UNA (or the old one),
         `dup` whether it is a duplicate ACK in RFC 5681's sense. Runs loss detection and PRR."""
         conn, q = self.conn, self.q
-        prior_in_flight = self.in_flight
+        reno = 0 if conn.sack_ok else self.reno_sacked
+        prior_in_flight = q.nxt - q.una - q.sacked - q.lost + q.retrans_out - reno
         was_reducing = self.ca_state is CaState.RECOVERY and self.reducing
         prior_una, prior_sacked, prior_lost = q.una, q.sacked, q.lost
         delivered_recs = q.acknowledge(ack) if ack > q.una else []
@@ -119,8 +121,8 @@ class Recovery:
                     if not rec.ever_retrans and rec.end < fack:
                         self.reordering_seen = True  # RFC 8985 §6.2 step 3
                     delivered_recs.append(rec)
-        for rec in delivered_recs:
-            self._rack_update(rec, now)
+        if delivered_recs:
+            self._rack_update(delivered_recs, now)
         if dsack:
             self._on_dsack()
         delivered = acked + (q.sacked - prior_sacked)
@@ -130,10 +132,13 @@ class Recovery:
         # TLP episode (RFC 8985 §7.4)
         if self.tlp_end is not None:
             self._tlp_ack(dsack)
-        # loss detection
+        # loss detection: with nothing SACKed, lost or resent in the open state, everything sent
+        # before the newest delivered segment was delivered, so RACK has nothing to find
         if conn.sack_ok:
-            if self.rack_advanced:
+            if self.rack_advanced and (q.sacked or q.lost or q.retrans_out or self.ca_state is not CaState.OPEN):
                 self.detect_loss(now)
+            else:
+                self.rack_advanced = False
         elif self.dupacks >= self._dup_threshold() and self.ca_state is not CaState.LOSS:
             head = q.head()
             if head is not None and not head.lost and not head.sacked and self.ca_state is not CaState.RECOVERY:
@@ -158,11 +163,15 @@ class Recovery:
         if round_start:
             self.round_end = q.nxt
         reducing = self.ca_state is CaState.RECOVERY and self.reducing
+        rs = self.rs  # one sample object per connection, refilled: no allocation per ACK
+        if rs is None:
+            rs = self.rs = RateSample(0, 0, 0, None, 0, 0, 0, False, False, 0.0)
+        rs.delivered, rs.acked, rs.delivered_total, rs.rtt = delivered, acked, self.delivered_total, rtt
+        in_flight = q.nxt - q.una - q.sacked - q.lost + q.retrans_out - (0 if conn.sack_ok else self.reno_sacked)
+        rs.prior_in_flight, rs.in_flight, rs.newly_lost = prior_in_flight, in_flight, q.lost - prior_lost
+        rs.app_limited, rs.now, rs.round_start = not conn.snd.cwnd_limited, now, round_start
         # the ACK that ends a recovery acknowledges data sent under PRR: it does not grow the window
-        rs = RateSample(delivered=delivered, acked=acked, delivered_total=self.delivered_total, rtt=rtt,
-                        prior_in_flight=prior_in_flight, in_flight=self.in_flight, newly_lost=q.lost - prior_lost,
-                        app_limited=not conn.snd.cwnd_limited, in_recovery=reducing or was_reducing, now=now,
-                        round_start=round_start)
+        rs.in_recovery = reducing or was_reducing
         self.cc.on_ack(rs)
         if reducing:
             self._prr(delivered)
@@ -193,15 +202,17 @@ class Recovery:
             return outstanding - 1  # one lone segment cannot be reported missing by a later one
         return DUP_THRESH
 
-    def _rack_update(self, rec: Record, now: float) -> None:
+    def _rack_update(self, recs: list[Record], now: float) -> None:
         """RFC 8985 §6.2 step 2: the newest delivered segment sets RACK.xmit_ts and RACK.rtt."""
-        rtt = now - rec.xmit
-        if rec.ever_retrans and self.min_rtt is not None and rtt + CLOCK_US < self.min_rtt:
-            return  # faster than any RTT seen: it answers the original transmission, not this one
-        self.rack_rtt = rtt
-        self.rack_advanced = True
-        if rec.xmit > self.rack_xmit or (rec.xmit == self.rack_xmit and rec.end > self.rack_end):
-            self.rack_xmit, self.rack_end = rec.xmit, rec.end
+        min_rtt = self.min_rtt
+        for rec in recs:
+            rtt = now - rec.xmit
+            if rec.ever_retrans and min_rtt is not None and rtt + CLOCK_US < min_rtt:
+                continue  # faster than any RTT seen: it answers the original transmission, not this one
+            self.rack_rtt = rtt
+            self.rack_advanced = True
+            if rec.xmit > self.rack_xmit or (rec.xmit == self.rack_xmit and rec.end > self.rack_end):
+                self.rack_xmit, self.rack_end = rec.xmit, rec.end
 
     def _on_dsack(self) -> None:
         """RFC 8985 §6.2 step 4: a D-SACK shows a spurious retransmission (reordering, not loss):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ..seq import seq_add, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
 from ..wire.tcp import ACK, FIN, PSH
 from . import events as ev
+from .recovery import CaState
 from .rtxqueue import Record
 from .send_buffer import SendBuffer
 from .timers import PACING, PERSIST, SWS_OVERRIDE
@@ -80,7 +81,10 @@ class Sender:
         conn = self.conn
         rec, cc, buf = conn.recovery, conn.cc, self.buf
         q = rec.q
-        if self.una == self.nxt and buf.bytes_from(self.nxt) and now - self.last_send > conn.rtt.rto:
+        waiting = buf.bytes_from(self.nxt)
+        if not waiting and not q.lost and (not self.fin_wanted or self.fin_seq is not None):
+            return  # nothing to send, resend or close: the common case for a receiving endpoint
+        if self.una == self.nxt and waiting and now - self.last_send > conn.rtt.rto:
             cc.on_idle_restart()
         paced = cc.pacing_rate > 0
         mss, seg_max = self.mss, self.seg_max
@@ -100,12 +104,18 @@ class Sender:
             return
         state_closing = conn.closing_state
         nxt_before = self.nxt
+        # the two limits, counted down as segments go (send_new adds n to what is in flight)
+        avail = buf.bytes_from(self.nxt)
+        rwnd_room = seq_diff(seq_add(self.una, self.wnd), self.nxt)
+        cwnd_room = cc.cwnd - (q.nxt - q.una - q.sacked - q.lost + q.retrans_out) + (
+            0 if conn.sack_ok else rec.reno_sacked)  # cwnd - pipe
         while True:
-            avail = buf.bytes_from(self.nxt)
-            usable = min(seq_diff(seq_add(self.una, self.wnd), self.nxt), cc.cwnd - rec.in_flight)
-            n = min(avail, seg_max, usable)
+            usable = rwnd_room if rwnd_room < cwnd_room else cwnd_room
+            n = avail if avail < usable else usable
+            if n > seg_max:
+                n = seg_max
             if n <= 0 or (n < mss and not self._may_send_small(n, avail, usable, now)):
-                self.cwnd_limited = avail > 0 and cc.cwnd - rec.in_flight < mss
+                self.cwnd_limited = avail > 0 and cwnd_room < mss
                 if avail == 0 and self.fin_wanted and state_closing:
                     self.send_new(0, True, now)
                 break
@@ -115,9 +125,12 @@ class Sender:
             self.send_new(n, self.fin_wanted and n == avail and state_closing, now)
             if self.fin_seq is not None:
                 break
+            avail -= n
+            rwnd_room -= n
+            cwnd_room -= n
         if self.nxt != nxt_before:
             conn.arm_loss_timer(new_data=True)  # once per burst, after its last segment (as Linux)
-        if buf.bytes_from(self.nxt) and not self.wnd and self.una == self.nxt and PERSIST not in conn.timers:
+        if buf.bytes_from(self.nxt) and not self.wnd and self.una == self.nxt and PERSIST not in conn.timers.at:
             self.persist_backoff = 0
             conn.timers.arm(PERSIST, now, conn.rtt.rto)
 
@@ -164,8 +177,13 @@ class Sender:
         if fin:
             self.fin_seq = end
         self.nxt = seq_add(seq, n + fin)
-        conn.recovery.q.sent(n, fin, now)
-        self._sent(n + fin, now)
+        rec = conn.recovery
+        rec.q.sent(n, fin, now)
+        if rec.ca_state is CaState.RECOVERY:
+            rec.prr_out += n + fin
+        rate = conn.cc.pacing_rate
+        if rate > 0:
+            self.pace_at = max(self.pace_at, now) + (n + fin) / rate
         if self.rtt_seq is None:
             self.rtt_seq, self.rtt_time = self.nxt, now
 

@@ -20,6 +20,10 @@ class State(enum.Enum):
     CLOSE_WAIT = "CLOSE_WAIT"
     LAST_ACK = "LAST_ACK"
 
+    # Members are singletons: identity hashing is right and skips Enum's Python-level __hash__,
+    # which every `state in SOME_SET` test on the per-segment path would otherwise call.
+    __hash__ = object.__hash__
+
     def __str__(self) -> str:
         return self.value
 

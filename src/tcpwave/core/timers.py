@@ -31,22 +31,19 @@ NAMES = (RETRANSMIT, PERSIST, TLP, REORDER, TIME_WAIT_TIMER, DELAYED_ACK, SWS_OV
 
 
 class Timers:
-    __slots__ = ("_at", "_slot", "_tracer", "_host", "_conn")
+    __slots__ = ("at", "_slot", "_tracer", "_host", "_owner")
 
-    def __init__(self, tracer: Tracer, host: str = "tcp", conn: str = "") -> None:
-        self._at: dict[str, float] = {}
+    def __init__(self, tracer: Tracer, host: str = "tcp", owner: object = None) -> None:
+        self.at: dict[str, float] = {}  # name -> deadline; read it freely, change it only through methods
         self._slot: str | None = None  # which EXCLUSIVE timer holds the shared slot
         self._tracer = tracer
         self._host = host
-        self._conn = conn  # the connection's name, for the trace
-
-    def rename(self, conn: str) -> None:
-        self._conn = conn
+        self._owner = owner  # its `name` labels the trace events (looked up only when tracing)
 
     def arm(self, name: str, now: float, delay: float) -> None:
         """Set `name` to fire at now + delay (replacing its deadline, and any other slot timer)."""
         at = now + delay
-        timers = self._at
+        timers = self.at
         if name in EXCLUSIVE:
             held = self._slot
             if held is not None and held != name:
@@ -60,29 +57,29 @@ class Timers:
 
     def arm_once(self, name: str, now: float, delay: float) -> None:
         """Arm `name` unless it is armed already."""
-        if name not in self._at:
+        if name not in self.at:
             self.arm(name, now, delay)
 
     def cancel(self, name: str, now: float) -> None:
-        if self._at.pop(name, None) is not None:
+        if self.at.pop(name, None) is not None:
             if self._slot == name:
                 self._slot = None
             if self._tracer.enabled:
                 self._emit(now, name, "cancel")
 
     def clear(self, now: float) -> None:
-        for name in list(self._at):
+        for name in list(self.at):
             self.cancel(name, now)
 
     def __contains__(self, name: str) -> bool:
-        return name in self._at
+        return name in self.at  # (hot paths test `name in timers.at` and save the call)
 
     def get(self, name: str) -> float | None:
-        return self._at.get(name)
+        return self.at.get(name)
 
     def armed(self) -> dict[str, float]:
         """Every armed timer with its deadline (a copy)."""
-        return dict(self._at)
+        return dict(self.at)
 
     @property
     def slot(self) -> str | None:
@@ -90,18 +87,18 @@ class Timers:
         return self._slot
 
     def next(self) -> float | None:
-        at = self._at
+        at = self.at
         return min(at.values()) if at else None
 
     def due(self, now: float) -> list[str]:
-        return [name for name, t in self._at.items() if t <= now]
+        return [name for name, t in self.at.items() if t <= now]
 
     def take(self, name: str, now: float) -> bool:
         """If `name` is due, disarm it, trace the firing and return True."""
-        t = self._at.get(name)
+        t = self.at.get(name)
         if t is None or t > now:
             return False
-        del self._at[name]
+        del self.at[name]
         if self._slot == name:
             self._slot = None
         if self._tracer.enabled:
@@ -114,4 +111,5 @@ class Timers:
             self._emit(now, name, "give_up", **fields)
 
     def _emit(self, now: float, name: str, action: str, **fields) -> None:
-        self._tracer.emit(now, self._host, "timer", conn=self._conn, name=name, action=action, **fields)
+        conn = getattr(self._owner, "name", "") if self._owner is not None else ""
+        self._tracer.emit(now, self._host, "timer", conn=conn, name=name, action=action, **fields)

@@ -33,8 +33,12 @@ def checksum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
 
 def pseudo_header_sum(src: _IPAddr, dst: _IPAddr, proto: int, length: int) -> int:
     """Partial sum of the IPv4 or IPv6 pseudo-header used by TCP and ICMPv6."""
-    if src.version == 4:
-        ph = src.packed + dst.packed + bytes((0, proto)) + length.to_bytes(2, "big")
+    if src.version == 4:  # the 16-bit words of both addresses, the protocol and the length
+        s, d = int(src), int(dst)
+        total = (s >> 16) + (s & 0xFFFF) + (d >> 16) + (d & 0xFFFF) + proto + length
+        while total > 0xFFFF:
+            total = (total & 0xFFFF) + (total >> 16)
+        return total
     else:
         ph = src.packed + dst.packed + length.to_bytes(4, "big") + bytes((0, 0, 0, proto))
     return ones_complement_sum(ph)

@@ -12,7 +12,42 @@ from .checksum import checksum
 from .errors import MalformedPacket
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-_V4 = struct.Struct("!BBHHHBBH4s4s")
+_V4 = struct.Struct("!BBHHHBBHII")  # addresses as integers: no bytes objects per packet
+
+
+class _Interned4(ipaddress.IPv4Address):
+    """An IPv4Address that keeps its hash: demultiplexing hashes addresses on every packet, and
+    IPv4Address computes hash(hex(int)) each time. Equal to, and hashed like, any IPv4Address."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self, address: int) -> None:
+        super().__init__(address)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"IPv4Address('{self}')"
+
+
+_V4_CACHE: dict[int, ipaddress.IPv4Address] = {}  # one address object per address seen (bounded)
+
+
+def _v4(addr: int) -> ipaddress.IPv4Address:
+    obj = _V4_CACHE.get(addr)
+    if obj is None:
+        if len(_V4_CACHE) >= 4096:
+            _V4_CACHE.clear()
+        obj = _V4_CACHE[addr] = _Interned4(addr)
+    return obj
+
+
+def intern_address(addr: IPAddress) -> IPAddress:
+    """The shared object for an address (IPv4), so that keys built from packets and from calls are
+    the same objects and compare by identity."""
+    return _v4(int(addr)) if addr.version == 4 else addr
 _V6 = struct.Struct("!IHBB16s16s")
 _V6_EXT = {0, 43, 60}  # hop-by-hop, routing, destination options (skippable)
 _V6_FRAGMENT = 44
@@ -52,7 +87,7 @@ def _parse_v4(view: memoryview) -> IPPacket:
         raise MalformedPacket("bad_ip_checksum")
     if frag & 0x3FFF:  # MF set or a fragment offset: we do not reassemble
         raise MalformedPacket("ip_fragment")
-    return IPPacket(ipaddress.IPv4Address(src), ipaddress.IPv4Address(dst), proto, view[ihl:total], ttl)
+    return IPPacket(_v4(src), _v4(dst), proto, view[ihl:total], ttl)
 
 
 def _parse_v6(view: memoryview) -> IPPacket:
@@ -77,7 +112,7 @@ def _parse_v6(view: memoryview) -> IPPacket:
 def build_ip(src: IPAddress, dst: IPAddress, proto: int, payload: bytes, ttl: int = 64, ident: int = 0) -> bytes:
     if src.version == 4:
         header = bytearray(_V4.pack(0x45, 0, 20 + len(payload), ident & 0xFFFF, 0x4000, ttl, proto, 0,
-                                    src.packed, dst.packed))
+                                    int(src), int(dst)))
         header[10:12] = checksum(header).to_bytes(2, "big")
         return bytes(header) + payload
     return _V6.pack(6 << 28, len(payload), proto, ttl, src.packed, dst.packed) + payload
