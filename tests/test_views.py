@@ -250,3 +250,16 @@ def test_an_event_log_with_several_connections_and_one_side_traced_splits_into_v
         data = [e for e in v.events if e["type"] == "send" and e["len"]]
         assert [(e["host"], e["len"]) for e in data] == [(v.left, n), ("tcpwave", n)]  # both directions
         assert "LISTEN → SYN_RCVD" in render_ladder(v.events, v.left, v.right)
+
+
+def test_the_ladder_shows_losses_by_rule_and_recovery_states():
+    from tcpwave.ladder import render_ladder
+    from tcpwave.scenarios import run_lossy
+
+    events = run_lossy(3, size=200_000, loss=0.03).events
+    text = render_ladder(events)
+    losses = [e for e in events if e["type"] == "loss" and e["host"] == "client"]
+    assert losses
+    assert text.count("lost (rack): seq=") + text.count("tail loss probe") + text.count("lost (rto)") \
+        == len([e for e in events if e["type"] == "loss"])
+    assert "recovery: disorder → recovery" in text and "recovery: recovery → open" in text

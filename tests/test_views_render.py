@@ -84,7 +84,9 @@ def test_plots_from_an_event_log_have_every_series(tmp_path):
     seq = time_sequence(events, "client", "server", tmp_path / "seq.png")
     assert seq == ["segments", "retransmissions", "ACK", "receive window", "SACK blocks"]
     cc = cc_plots(events, "client", tmp_path / "cc.png")
-    assert cc[:5] == ["cwnd", "ssthresh", "RTT sample", "SRTT", "RTO"]
+    assert [s for s in cc if not s.startswith("loss found")][:6] == [
+        "cwnd", "ssthresh", "recovery periods", "RTT sample", "SRTT", "RTO"]
+    assert "loss found by rack" in cc  # 3% loss with SACK: RACK finds them
     assert _png_size(tmp_path / "seq.png")[0] >= 800 and _png_size(tmp_path / "cc.png")[1] >= 600
 
 

@@ -82,7 +82,21 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
         elif kind == "timer" and e.get("action") == "give_up":
             text = "gave up: timed out"
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
+        elif kind in ("loss", "recovery"):
+            text = _recovery_text(e, isn)
+            lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
     return "\n".join(_draw(lines, left, right, color))
+
+
+def _recovery_text(e: dict, isn: dict[str, int]) -> str:
+    """A `loss` event (which rule found which segment) or a `recovery` state change, in a few words."""
+    if e["type"] == "recovery":
+        return f"recovery: {e['from']} → {e['to']}"
+    if e.get("seq") is None:
+        return "tail loss probe"
+    base = isn.get(e.get("conn", "").split("-")[0])  # the connection's local end: "addr:port"
+    seq = seq_diff(e["seq"], base) if base is not None else e["seq"]
+    return f"lost ({e['rule']}): seq={seq}"
 
 
 def _draw(lines: list[_Line], left: str, right: str, color: bool) -> list[str]:

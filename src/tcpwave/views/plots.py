@@ -141,6 +141,25 @@ def cc_plots(events: list[dict], host: str, path: str) -> list[str]:
             ax1.step([f[0] for f in flight], [f[1] for f in flight], where="post", label="bytes in flight")
             series.append("bytes in flight")
     ax1.set_ylabel("bytes")
+    losses = [e for e in events if e["type"] == "loss" and e["host"] == host]
+    if losses:  # which rule found each loss, along the window it cut
+        top = max((e["cwnd"] for e in cc), default=1)
+        for rule, marker in (("dupack", "v"), ("rack", "o"), ("tlp", "s"), ("rto", "X")):
+            ts = [e["t"] for e in losses if e["rule"] == rule]
+            if ts:
+                ax1.plot(ts, [top * 1.02] * len(ts), marker, markersize=5, linestyle="none",
+                         label=f"loss found by {rule}")
+                series.append(f"loss found by {rule}")
+    recovering = [e for e in events if e["type"] == "recovery" and e["host"] == host]
+    start = None
+    for e in recovering:  # shade the time spent in fast recovery or after a timeout
+        if e["to"] in ("recovery", "loss") and start is None:
+            start = e["t"]
+        elif e["to"] not in ("recovery", "loss") and start is not None:
+            ax1.axvspan(start, e["t"], color="orange", alpha=0.15, linewidth=0)
+            start = None
+    if recovering:
+        series.append("recovery periods")
     if rtt:
         ax2.plot([e["t"] for e in rtt], [e["sample"] * 1000 for e in rtt], ".", label="RTT sample")
         ax2.plot([e["t"] for e in rtt], [e["srtt"] * 1000 for e in rtt], "-", label="SRTT")
