@@ -84,3 +84,26 @@ def test_bbr_lite_keeps_the_link_busy_at_one_in_a_thousand_random_loss():
     # so within 2x), far below bbr-lite: the contrast
     assert reno.goodput_bps < 2 * reno.mathis_bps
     assert row.goodput_bps > 1.8 * reno.goodput_bps
+
+
+def test_bbr_lite_paces_its_segments_through_the_core_timer():
+    """The pacing release time is part of the connection's next timer (sans-IO): in steady state
+    bbr-lite sends one segment per pacing tick, where an unpaced control sends ACK-clocked bursts."""
+    from collections import Counter
+
+    from tcpwave.trace import ListSink, Tracer
+
+    def bursts(cc):
+        sink = ListSink()
+        row = run_one(0.0, sack=True, seconds=2.0, tracer=Tracer(sink), cc=cc)
+        assert row.verified and row.share > 0.85
+        sends = Counter(e["t"] for e in sink if e["type"] == "send" and e["host"] == "sender" and e["len"]
+                        and e["t"] > 1.0)
+        fires = sum(1 for e in sink if e["type"] == "timer" and e["host"] == "sender" and e["name"] == "pacing"
+                    and e["action"] == "fire")
+        return max(sends.values()), fires
+
+    paced, fires = bursts("bbr-lite")
+    assert paced == 1 and fires > 1000
+    unpaced, none = bursts("cubic")
+    assert unpaced >= 3 and none == 0

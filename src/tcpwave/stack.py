@@ -16,6 +16,7 @@ from .core.config import Config
 from .core.connection import Connection
 from .core.errors import TcpError
 from .core.isn import IsnGenerator
+from .core.reasons import DropReason
 from .core.reset import reset_for
 from .core.state import State
 from .trace import NULL_TRACER, Tracer
@@ -174,7 +175,7 @@ class Stack:
         except MalformedPacket as e:
             return self._drop(now, e.reason, detail=e.detail)
         if pkt.dst not in self.addresses:
-            return self._drop(now, "not_our_address", dst=str(pkt.dst))
+            return self._drop(now, DropReason.NOT_OUR_ADDRESS, dst=str(pkt.dst))
         if pkt.proto == PROTO_TCP:
             try:
                 seg = parse_tcp(pkt.payload) if trusted else parse_tcp(pkt.payload, pkt.src, pkt.dst)
@@ -190,7 +191,7 @@ class Stack:
                 self._out.append((build_ip(pkt.dst, pkt.src, pkt.proto, reply, ident=self._next_ident()), 0, False))
                 self.tracer.emit(now, self.host, "icmp", action="echo_reply", to=str(pkt.src))
         else:
-            self._drop(now, "unknown_protocol", proto=pkt.proto)
+            self._drop(now, DropReason.UNKNOWN_PROTOCOL, proto=pkt.proto)
 
     def handle_timer(self, now: float) -> None:
         heap = self._timer_heap
@@ -221,7 +222,7 @@ class Stack:
             self._collect(conn)
         elif listener is not None:
             if seg.flags & SYN and not seg.flags & ACK and listener.full():
-                return self._drop(now, "backlog_full", src=str(src))
+                return self._drop(now, DropReason.BACKLOG_FULL, src=str(src))
             child = listener.tcb.spawn((dst, seg.dst_port), (src, seg.src_port), iss_floor, self._mss_for(dst))
             child.tso_max = self.segment_max
             child.on_change = self._collect
@@ -233,7 +234,7 @@ class Stack:
             self._collect(child)
         else:
             rst = reset_for(seg)
-            self._drop(now, "no_socket", flags=flags_text(seg.flags), port=seg.dst_port)
+            self._drop(now, DropReason.NO_SOCKET, flags=flags_text(seg.flags), port=seg.dst_port)
             if rst is not None:
                 self._send(dst, src, rst, now, "reset: no connection")
 
@@ -312,9 +313,10 @@ class Stack:
         return self._ident
 
     def _drop(self, now: float, reason: str, **fields) -> None:
-        self.counters[reason] = self.counters.get(reason, 0) + 1
+        reason = DropReason(reason)  # a wire error's reason too: every drop has a named reason
+        self.counters[reason.value] = self.counters.get(reason.value, 0) + 1
         if self.tracer.enabled:
-            self.tracer.emit(now, self.host, "drop", reason=reason, **fields)
+            self.tracer.emit(now, self.host, "drop", reason=reason.value, **fields)
 
 
 def _seg_fields(seg: Segment, src, dst) -> dict:
