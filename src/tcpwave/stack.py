@@ -16,6 +16,7 @@ from .core.config import Config
 from .core.connection import Connection
 from .core.errors import TcpError
 from .core.isn import IsnGenerator
+from .core.limits import RateBudget
 from .core.reasons import DropReason
 from .core.reset import reset_for
 from .core.state import State
@@ -72,15 +73,20 @@ class Listener:
 
 
 class Stack:
-    def __init__(self, addresses, *, config: Config | None = None, seed: int = 0,
+    def __init__(self, addresses, *, config: Config | None = None, seed: int | None = None,
                  tracer: Tracer = NULL_TRACER, host: str = "host", mtu: int = 1500,
                  checksum_offload: bool = False, segment_max: int = 0):
         """checksum_offload: TCP checksums are left partial for the device to finish; segment_max > 0:
         the device splits large segments (TSO), so a connection may send up to that many bytes at once."""
         self.addresses = [ip(a) for a in ([addresses] if isinstance(addresses, str) else addresses)]
         self.config = config or Config()
-        self.rng = random.Random(seed)
+        # Every random choice (the RFC 6528 ISN secret, ephemeral ports, timestamp offsets) comes from
+        # here: seeded in simulation and tests (the same seed replays the same run), else from
+        # os.urandom for every draw (SystemRandom), so nothing a peer sees predicts the next.
+        self.rng: random.Random = random.Random(seed) if seed is not None else random.SystemRandom()
         self.isn = IsnGenerator(self.rng.randbytes(32))
+        self.challenges = RateBudget(self.config.challenge_ack_limit, self.rng)  # RFC 5961 §7, per stack
+        self.resets = RateBudget(self.config.rst_limit, self.rng)  # RSTs for segments matching nothing
         self.tracer = tracer
         self.host = host
         self.mtu = mtu
@@ -134,7 +140,8 @@ class Stack:
         if (addr, port) in self._listeners:
             raise PortInUse(f"already listening on port {port}")
         tcb = Connection(config or self.config, (addr or self.addresses[0], port), None, isn=self.isn,
-                         rng=self.rng, tracer=self.tracer, host=self.host, default_mss=self._mss_for(addr))
+                         rng=self.rng, challenge_budget=self.challenges, tracer=self.tracer, host=self.host,
+                         default_mss=self._mss_for(addr))
         tcb.listen(now)
         listener = Listener(self, tcb, backlog if backlog is not None else tcb.config.backlog)
         listener.any_address = addr is None
@@ -209,6 +216,8 @@ class Stack:
         listener = self._listeners.get((dst, seg.dst_port)) or self._listeners.get((None, seg.dst_port))
         iss_floor = None
         if conn is not None and listener is not None and conn.time_wait_accepts(seg):
+            if listener.full():  # dropped: the 4-tuple keeps its TIME_WAIT protection
+                return self._drop(now, DropReason.BACKLOG_FULL, src=str(src))
             iss_floor = conn.snd_nxt
             conn.end_time_wait(now)  # RFC 9293 §3.6.1 / RFC 6191: a new incarnation
             self._collect(conn)
@@ -235,7 +244,7 @@ class Stack:
         else:
             rst = reset_for(seg)
             self._drop(now, DropReason.NO_SOCKET, flags=flags_text(seg.flags), port=seg.dst_port)
-            if rst is not None:
+            if rst is not None and self.resets.allow(now):
                 self._send(dst, src, rst, now, "reset: no connection")
 
     # -------------------------------------------------------------- plumbing
@@ -282,8 +291,8 @@ class Stack:
             self.tracer.emit(now, self.host, "send", **fields)
 
     def _new_connection(self, config: Config, local: tuple, remote: tuple) -> Connection:
-        conn = Connection(config, local, remote, isn=self.isn, rng=self.rng, tracer=self.tracer,
-                          host=self.host, default_mss=self._mss_for(local[0]))
+        conn = Connection(config, local, remote, isn=self.isn, rng=self.rng, challenge_budget=self.challenges,
+                          tracer=self.tracer, host=self.host, default_mss=self._mss_for(local[0]))
         conn.on_change = self._collect
         conn.tso_max = self.segment_max
         return conn

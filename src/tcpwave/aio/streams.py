@@ -30,6 +30,7 @@ class TcpTransport(asyncio.Transport):
         self._eof_seen = False
         self._eof_told = False
         self._ended = None  # the TimeWait/Closed event, kept until the unread data has been delivered
+        self.on_lost = None  # called with the transport once it is done (a Server forgets it then)
         runtime.register(conn, self)
 
     # ---- asyncio.BaseTransport / WriteTransport / ReadTransport
@@ -146,6 +147,8 @@ class TcpTransport(asyncio.Transport):
         exc = closed_error("read", self._conn.state, reason) if reason in _ERRORS else None
         if self._writing_paused:
             self._writing_paused = False
+        if self.on_lost is not None:
+            self.on_lost(self)
         self._protocol.connection_lost(exc)
 
     def _deliver(self) -> None:
@@ -228,7 +231,8 @@ class Server:
         reader = asyncio.StreamReader(limit=self._limit, loop=loop)
         protocol = asyncio.StreamReaderProtocol(reader, self._cb, loop=loop)
         transport = TcpTransport(self._runtime, conn, protocol)
-        self.transports.add(transport)
+        self.transports.add(transport)  # the live ones: each removes itself when it ends
+        transport.on_lost = self.transports.discard
         return transport
 
     def is_serving(self) -> bool:

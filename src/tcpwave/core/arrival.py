@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 S = State
 D = DropReason
 _DEFAULT_MSS = {4: 536, 6: 1220}  # RFC 9293 §3.7.1 when no MSS option arrives
+TS_RECENT_VALID = 24 * 86400.0  # RFC 7323 §5.5: after 24 days idle TS.Recent is no longer trusted
 
 
 def segment_arrives(conn: "Connection", seg: Segment) -> None:
@@ -142,10 +143,6 @@ def _synchronized(conn: "Connection", inc: Incoming) -> None:
 def _validate(conn: "Connection", inc: Incoming) -> bool:
     """First: the sequence number (RFC 9293 §3.10.7.4) and PAWS (RFC 7323 §5.3)."""
     seg, f, st, rcv = inc.seg, inc.flags, conn.state, conn.rcv
-    conn.last_recv = conn._now
-    conn.keepalive_probes = 0
-    if KEEPALIVE in conn.timers.at:
-        conn.timers.cancel(KEEPALIVE, conn._now)  # idleness starts again; output() re-arms it
     if st is S.SYN_RCVD and f & SYN and seg.seq == rcv.irs:
         if not f & ACK:  # the peer's SYN again: our SYN,ACK was lost
             conn.send_syn(note="retransmission")
@@ -161,8 +158,9 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
         conn.drop(seg, D.RETRANSMITTED_FIN)
         return False
     ts = seg.options.ts
-    if conn.ts_enabled and ts is not None and not f & RST and seq_lt(ts[0], rcv.ts_recent):
-        rcv.ack_now = True  # PAWS (RFC 7323 §5.3), checked once, here
+    if (conn.ts_enabled and ts is not None and not f & RST and seq_lt(ts[0], rcv.ts_recent)
+            and conn._now - rcv.ts_recent_at <= TS_RECENT_VALID):  # RFC 7323 §5.5: 24 idle days
+        conn.oow_ack(seg)  # PAWS (RFC 7323 §5.3), checked once, here
         conn.drop(seg, D.PAWS)
         return False
     if not rcv.acceptable(seg.seq, seg.seg_len):
@@ -172,7 +170,7 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
             rcv.ack_now = True
             return True
         if not f & RST:
-            rcv.ack_now = True
+            conn.oow_ack(seg)
             rcv.note_duplicate(seg.seq, len(seg.payload))
         conn.drop(seg, D.RST_OUT_OF_WINDOW if f & RST else D.OUT_OF_WINDOW)
         return False
@@ -185,7 +183,7 @@ def _rst(conn: "Connection", inc: Incoming) -> bool:
         return True
     seg, st = inc.seg, conn.state
     if conn.config.rfc5961 and seg.seq != conn.rcv.nxt:
-        conn.rcv.ack_now = True
+        conn.challenge_ack(seg)
         conn.drop(seg, D.RST_NOT_EXACT)
         return False
     if st is S.SYN_RCVD:
@@ -213,7 +211,7 @@ def _syn(conn: "Connection", inc: Incoming) -> bool:
     if conn.state is S.SYN_RCVD and conn.passive:
         conn.set_state(S.LISTEN, "rcv SYN in SYN_RCVD")
         return False
-    conn.rcv.ack_now = True
+    conn.challenge_ack(inc.seg)
     conn.drop(inc.seg, D.SYN_CHALLENGE)
     return False
 
@@ -240,18 +238,23 @@ def _ack(conn: "Connection", inc: Incoming) -> bool:
         conn.established("rcv ACK of SYN")
         st = conn.state
     elif seq_gt(ack, snd.nxt):
-        rcv.ack_now = True
+        conn.challenge_ack(seg)
         conn.drop(seg, D.ACK_ABOVE_SND_NXT)
         return False
     elif conn.config.rfc5961 and seq_lt(ack, seq_add(snd.una, -snd.max_wnd)):
-        rcv.ack_now = True
+        conn.challenge_ack(seg)
         conn.drop(seg, D.ACK_BELOW_WINDOW)
         return False
     else:
         _data_acked(conn, inc, ack, window)
+    # an acceptable segment: the peer is alive; keep-alive idleness starts again (RFC 9293 MUST-26)
+    conn.last_recv = conn._now
+    conn.keepalive_probes = 0
+    if KEEPALIVE in conn.timers.at:
+        conn.timers.cancel(KEEPALIVE, conn._now)  # output() re-arms it
     ts = seg.options.ts
     if ts is not None and conn.ts_enabled and seq_le(seg.seq, rcv.last_ack_sent):
-        rcv.ts_recent = ts[0]  # RFC 7323 §4.3, once the segment has passed the checks above
+        rcv.ts_recent, rcv.ts_recent_at = ts[0], conn._now  # RFC 7323 §4.3, after the checks above
     fin_seq = snd.fin_seq
     inc.fin_acked = fin_acked = fin_seq is not None and seq_gt(snd.una, fin_seq)
     if fin_acked:
@@ -267,6 +270,7 @@ def _ack(conn: "Connection", inc: Incoming) -> bool:
 def _data_acked(conn: "Connection", inc: Incoming, ack: int, window: int) -> None:
     """An acceptable ACK in a synchronized state: SND.UNA, recovery, the window."""
     snd, seg, now = conn.snd, inc.seg, conn._now
+    snd.probes_out = 0  # the peer is alive: zero-window probes are answered
     if snd.una == snd.nxt and ack == snd.una:  # nothing of ours outstanding: nothing to learn but the window
         snd.update_window(seg.seq, ack, window, now)
         return
@@ -354,6 +358,6 @@ def negotiate(conn: "Connection", seg: Segment, active: bool) -> None:
         snd.wscale = rcv.wscale = 0
     conn.ts_enabled = cfg.timestamps and o.ts is not None
     if conn.ts_enabled and o.ts is not None:
-        rcv.ts_recent = o.ts[0]
+        rcv.ts_recent, rcv.ts_recent_at = o.ts[0], conn._now
     conn.sack_ok = cfg.sack and o.sack_permitted
     snd.mss = max(64, min(peer_mss, conn.our_mss) - (12 if conn.ts_enabled else 0))

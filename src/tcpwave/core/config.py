@@ -33,6 +33,10 @@ class Config:
     keepalive_interval: float = 75.0  # between unanswered probes
     keepalive_count: int = 9  # unanswered probes before the connection is dropped
     user_timeout: float | None = None  # abort when no sent data is acknowledged for this long
+    challenge_ack_limit: int = 1000  # challenge ACKs per second, per stack (Linux tcp_challenge_ack_limit)
+    invalid_ratelimit: float = 0.5  # seconds between ACKs to out-of-window segments (Linux tcp_invalid_ratelimit)
+    rst_limit: int = 1000  # RSTs per second, per stack, to segments that match no connection
+    fin_timeout: float = 60.0  # an orphan (close()d) FIN_WAIT_2 is reset after this long (Linux tcp_fin_timeout)
 
     def __post_init__(self) -> None:
         if not 0 <= self.delayed_ack < 0.5:

@@ -16,6 +16,7 @@ the handshake's options and `emit`, through which every segment goes out.
 
 import dataclasses
 import functools
+import os
 import random
 
 from ..cc import create as create_cc
@@ -28,6 +29,7 @@ from . import events as ev
 from .config import Config
 from .errors import StateError, closed_error
 from .isn import IsnGenerator
+from .limits import RateBudget
 from .observe import ChangeReporter
 from .reasons import CloseReason, DropReason
 from .receiver import Receiver
@@ -37,6 +39,7 @@ from .sender import Sender
 from .state import SENDING, SYNCHRONIZED, State, check_transition
 from .timers import (
     DELAYED_ACK,
+    FIN_WAIT_2_TIMER,
     KEEPALIVE,
     PERSIST,
     REORDER,
@@ -95,6 +98,7 @@ class Connection:
         *,
         isn: IsnGenerator | None = None,
         rng: random.Random | None = None,
+        challenge_budget: RateBudget | None = None,
         tracer: Tracer = NULL_TRACER,
         host: str = "tcp",
         default_mss: int = 1460,
@@ -104,8 +108,11 @@ class Connection:
         self.remote = remote  # (address, port), or None while listening unspecified
         self.host = host
         self._tracer = tracer
-        self._isn = isn or IsnGenerator(b"tcpwave-default-isn-key")
-        self._rng = rng or random.Random(0)
+        self._isn = isn or IsnGenerator(os.urandom(32))
+        self._rng = rng or random.SystemRandom()  # a Stack passes its own (seeded in simulation)
+        # challenge ACKs: one budget per stack (a Stack passes its own), per second
+        self._challenges = challenge_budget or RateBudget(cfg.challenge_ack_limit, self._rng)
+        self._last_oow_ack: float | None = None
         self.state = S.CLOSED
         self.passive = False  # went through LISTEN
         self._now = 0.0
@@ -142,8 +149,9 @@ class Connection:
         SND.NXT; the new ISS is chosen above it (RFC 9293 §3.6.1 (1)). default_mss: the MSS for
         the address family the SYN came in on (a listener on any address serves both).
         """
-        child = Connection(self.config, local, remote, isn=self._isn, rng=self._rng, tracer=self._tracer,
-                           host=self.host, default_mss=default_mss or self.our_mss)
+        child = Connection(self.config, local, remote, isn=self._isn, rng=self._rng,
+                           challenge_budget=self._challenges, tracer=self._tracer, host=self.host,
+                           default_mss=default_mss or self.our_mss)
         child._now = self._now
         child.passive = True
         child.iss_floor = iss_floor
@@ -319,6 +327,8 @@ class Connection:
             return
         self.rcv.closed = True
         self._close()
+        if self.state is S.FIN_WAIT_2:
+            self._orphaned()
 
     def _close(self) -> None:
         st = self.state
@@ -408,6 +418,10 @@ class Connection:
                 self.snd.sws_expired = True
             elif name == KEEPALIVE:
                 self._on_keepalive_timeout()
+            elif name == FIN_WAIT_2_TIMER:
+                self.timers.give_up(FIN_WAIT_2_TIMER, now)
+                self.emit(RST | ACK, self.snd.nxt, note="orphan FIN_WAIT_2 timed out")
+                self.terminate(CloseReason.TIMED_OUT, "orphan FIN_WAIT_2 timeout (fin_timeout)")
             elif name == USER_TIMEOUT:
                 timers.give_up(USER_TIMEOUT, now)
                 self.terminate(CloseReason.TIMED_OUT, "user timeout: sent data unacknowledged too long")
@@ -484,12 +498,18 @@ class Connection:
         self.timers.arm(KEEPALIVE, self._now, cfg.keepalive_interval)
 
     def _on_persist_timeout(self) -> None:
-        snd = self.snd
+        snd, cfg = self.snd, self.config
         if snd.wnd or not snd.buf.bytes_from(snd.nxt) or self.state not in _DATA_STATES:
             return
+        if snd.probes_out >= cfg.data_retries:  # the peer is gone, not just busy (Linux: tcp_retries2)
+            self.timers.give_up(PERSIST, self._now, probes=snd.probes_out)
+            self.emit(RST | ACK, snd.nxt, note="zero-window probes unanswered")
+            self.terminate(CloseReason.TIMED_OUT, "zero-window probes unanswered")
+            return
         snd.zero_window_probe()
-        snd.persist_backoff += 1
-        self.timers.arm(PERSIST, self._now, min(self.rtt.rto * (1 << snd.persist_backoff), self.config.rto_max))
+        snd.probes_out += 1
+        snd.persist_backoff = min(snd.persist_backoff + 1, 30)  # 2**30 x RTO is far past rto_max
+        self.timers.arm(PERSIST, self._now, min(self.rtt.rto * (1 << snd.persist_backoff), cfg.rto_max))
 
     # --------------------------------------------------------------- output
     def output(self) -> None:
@@ -571,6 +591,29 @@ class Connection:
         sack = self.rcv.sack_blocks(3 if ts else 4) if self.sack_ok and flags & ACK else ()
         return Options(ts=ts, sack=sack) if ts or sack else Options()
 
+    def oow_ack(self, seg: Segment) -> None:
+        """Answer a segment that failed the sequence or PAWS check with an ACK (RFC 9293
+        §3.10.7.4), at most once per invalid_ratelimit when it carries no data (Linux
+        tcp_oow_rate_limited): a flood of forged empty segments must not draw a flood of ACKs.
+        Data (a retransmission we already have) is always answered: that is no ACK loop."""
+        if seg.payload and not seg.flags & SYN:
+            self.rcv.ack_now = True
+        elif not self._oow_limited():
+            self.rcv.ack_now = True
+
+    def challenge_ack(self, seg: Segment) -> None:
+        """RFC 5961 §7: challenge ACKs are limited per connection (as out-of-window ACKs) and by one
+        budget per second for the whole stack."""
+        if not self._oow_limited() and self._challenges.allow(self._now):
+            self.rcv.ack_now = True
+
+    def _oow_limited(self) -> bool:
+        last, now = self._last_oow_ack, self._now
+        if last is not None and 0 <= now - last < self.config.invalid_ratelimit - 1e-9:  # (float clock)
+            return True
+        self._last_oow_ack = now
+        return False
+
     def send_reset(self, seq: int, note: str, ack: int | None = None) -> None:
         """A RST that answers a segment without being part of the connection's own sequence."""
         flags = RST if ack is None else RST | ACK
@@ -593,6 +636,13 @@ class Connection:
             self.events_out.append(ev.TimeWait())
         elif new in (S.CLOSED, S.LISTEN):
             self.timers.clear(self._now)
+        elif new is S.FIN_WAIT_2 and self.rcv.closed:
+            self._orphaned()
+
+    def _orphaned(self) -> None:
+        """FIN_WAIT_2 after close(): nobody will read, and a peer that never sends its FIN would hold
+        the connection forever. Linux resets it after tcp_fin_timeout."""
+        self.timers.arm_once(FIN_WAIT_2_TIMER, self._now, self.config.fin_timeout)
 
     def terminate(self, reason: CloseReason, why: str) -> None:
         self.timers.clear(self._now)

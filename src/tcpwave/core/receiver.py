@@ -24,6 +24,7 @@ class Receiver:
         self.buf = ReceiveBuffer(conn.config.recv_buffer)
         self.closed = False  # the user called close(): arriving data can no longer be read
         self.ts_recent = 0  # TS.Recent
+        self.ts_recent_at = 0.0  # when TS.Recent was last set
         self.last_ack_sent = 0  # Last.ACK.sent
         self.ack_now = False  # an ACK must go out before this call returns
         self.ack_delayed = False  # an ACK is owed, but may wait for the delayed-ACK timer

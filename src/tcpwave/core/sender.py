@@ -48,6 +48,7 @@ class Sender:
         self.last_send = 0.0
         self.progress_at = 0.0  # when sent data was last acknowledged (user timeout)
         self.persist_backoff = 0
+        self.probes_out = 0  # zero-window probes sent since the peer last ACKed anything
         self.rtt_seq: int | None = None  # the segment being timed (Karn: cleared on retransmit)
         self.rtt_time = 0.0
         self.pace_at = 0.0  # the earliest time the next paced segment may leave

@@ -22,12 +22,13 @@ SWS_OVERRIDE = "sws_override"  # sender silly-window avoidance
 KEEPALIVE = "keepalive"
 USER_TIMEOUT = "user_timeout"
 PACING = "pacing"  # the next paced segment's release time
+FIN_WAIT_2_TIMER = "fin_wait_2"  # an orphan FIN_WAIT_2 (the application closed) is not kept forever
 
 EXCLUSIVE = frozenset({RETRANSMIT, PERSIST, TLP, REORDER, TIME_WAIT_TIMER})
 """The timers that share one slot: arming one cancels the others."""
 
 NAMES = (RETRANSMIT, PERSIST, TLP, REORDER, TIME_WAIT_TIMER, DELAYED_ACK, SWS_OVERRIDE, KEEPALIVE,
-         USER_TIMEOUT, PACING)
+         USER_TIMEOUT, PACING, FIN_WAIT_2_TIMER)
 
 
 class Timers:

@@ -1,0 +1,67 @@
+"""SYN cookies (RFC 4987 §3.6): answer a SYN without keeping state, and rebuild the connection from
+the ACK that completes the handshake.
+
+The SYN,ACK's sequence number carries what the listener must remember:
+
+    bits 31-27  a 64-second counter (mod 32): the cookie is good for the counter and the one before
+    bits 26-24  the MSS, as an index into MSS_TABLE (the largest entry not above the peer's MSS)
+    bits 23-0   a keyed hash (BLAKE2s, the stack's secret) of the counter, the 4-tuple and the
+                peer's ISN, so a cookie cannot be forged or replayed for another connection
+
+With timestamps, the low 6 bits of our TSval carry the options a SYN cannot otherwise leave behind
+(as Linux does): the peer's window scale (4 bits, 0xF for none) and SACK-permitted (1 bit). The peer
+echoes the TSval in every TSecr, so they come back with the ACK. Without timestamps the connection
+runs without window scaling and SACK.
+"""
+
+import hashlib
+
+MSS_TABLE = (536, 1300, 1440, 1460, 4312, 8960)
+PERIOD = 64.0  # seconds per counter step
+_NO_WSCALE = 0xF
+_OPT_BITS = 0x3F
+
+
+def _hash(secret: bytes, count: int, local, remote, peer_isn: int) -> int:
+    msg = b"%d|%s|%d|%s|%d|%d" % (count, str(local[0]).encode(), local[1], str(remote[0]).encode(), remote[1],
+                                  peer_isn)
+    return int.from_bytes(hashlib.blake2s(msg, key=secret, digest_size=3).digest(), "big")
+
+
+def mss_index(mss: int) -> int:
+    idx = 0
+    for i, m in enumerate(MSS_TABLE):
+        if m <= mss:
+            idx = i
+    return idx
+
+
+def make(secret: bytes, now: float, local, remote, peer_isn: int, mss: int) -> int:
+    """The ISN of a cookie SYN,ACK for this SYN."""
+    count = int(now // PERIOD)
+    idx = mss_index(mss)
+    return ((count & 0x1F) << 27) | (idx << 24) | _hash(secret, count, local, remote, peer_isn)
+
+
+def check(secret: bytes, now: float, local, remote, peer_isn: int, cookie: int) -> int | None:
+    """The MSS the cookie encodes if it is ours, for this connection, and fresh; else None."""
+    count = int(now // PERIOD)
+    age = (count - (cookie >> 27)) & 0x1F
+    if age > 1:
+        return None
+    idx = (cookie >> 24) & 0x7
+    if idx >= len(MSS_TABLE) or _hash(secret, count - age, local, remote, peer_isn) != cookie & 0xFFFFFF:
+        return None
+    return MSS_TABLE[idx]
+
+
+def options_tsval(tsval: int, wscale: int | None, sack: bool) -> int:
+    """Our TSval with the peer's window scale and SACK-permitted in its low 6 bits."""
+    bits = (_NO_WSCALE if wscale is None else min(wscale, 14)) | (0x10 if sack else 0)
+    return ((tsval & ~_OPT_BITS) | bits) & 0xFFFFFFFF
+
+
+def options_from_tsecr(tsecr: int) -> tuple[int | None, bool]:
+    """(peer's window scale or None, SACK-permitted) from the TSecr that echoes a cookie TSval."""
+    ws = tsecr & 0xF
+    return (None if ws == _NO_WSCALE else ws), bool(tsecr & 0x10)

@@ -1,0 +1,170 @@
+"""Hardening (the review's defects): unpredictable secrets, bounded persist probing, TS.Recent's
+24-day limit, orphan FIN_WAIT_2, keep-alive refreshed only by acceptable segments, TIME_WAIT kept
+when the backlog is full, rate-limited challenge ACKs and RSTs, servers that forget their
+transports. Each test fails against the code before the fix."""
+
+import asyncio
+
+from helpers import PLAIN, established, fin_wait_2
+from test_stack import Wire, _active_close_to_time_wait
+
+from tcpwave.aio import MemoryLink, Runtime, open_connection, start_server
+from tcpwave.core import events as ev
+from tcpwave.core.config import Config
+from tcpwave.core.state import State
+from tcpwave.seq import seq_add
+from tcpwave.stack import Stack
+from tcpwave.wire.options import Options
+from tcpwave.wire.tcp import RST, SYN, Segment
+
+
+def _first_syn(stack: Stack):
+    conn = stack.connect("192.0.2.1", 80, 0.0)
+    assert len(stack.packets_to_send()) == 1  # the SYN
+    return conn
+
+
+def test_unseeded_stacks_choose_unpredictable_ports_isns_and_timestamps():
+    a, b = Stack(["192.0.2.2"]), Stack(["192.0.2.2"])
+    ca, cb = _first_syn(a), _first_syn(b)
+    assert (ca.local[1], ca.iss, ca.tsval()) != (cb.local[1], cb.iss, cb.tsval())
+    s1, s2 = Stack(["192.0.2.2"], seed=5), Stack(["192.0.2.2"], seed=5)
+    c1, c2 = _first_syn(s1), _first_syn(s2)
+    assert (c1.local[1], c1.iss, c1.tsval()) == (c2.local[1], c2.iss, c2.tsval())  # seeded: replayable
+
+
+def test_persist_backoff_is_capped_and_never_overflows():
+    """Probing a zero window for days: the interval stays at rto_max (no OverflowError after ~1000
+    doublings), and the connection lives on while the peer answers."""
+    p = established(Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0))
+    p.deliver(".", window=0)
+    p.call("send", b"w" * 100)
+    for _ in range(1200):
+        p.fire_next_timer()
+        p.deliver(".", window=0)  # answered, still closed
+    assert p.state == "ESTABLISHED"
+    assert p.conn.next_timer() - p.now == Config().rto_max
+
+
+def test_unanswered_zero_window_probes_give_up():
+    p = established(Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0, data_retries=3))
+    p.deliver(".", window=0)
+    p.call("send", b"w" * 100)
+    probes = 0
+    while p.state == "ESTABLISHED" and probes < 50:
+        out = p.fire_next_timer()
+        probes += sum(1 for s in out if not s.flags & RST)
+    assert p.state == "CLOSED" and probes == 3
+    assert [e.reason for e in p.events() if isinstance(e, ev.Closed)] == ["timed_out"]
+    assert p.sent[-1].flags & RST  # the peer is told
+
+
+def test_ts_recent_older_than_24_days_is_not_trusted():
+    """RFC 7323 §5.5: after 24 idle days a segment is not dropped by PAWS for an old TS.Recent."""
+    from helpers import syn_sent
+
+    p = syn_sent(Config(window_scaling=False, sack=False, delayed_ack=0))
+    p.peer_nxt = seq_add(p.peer_iss, 1)
+    p.deliver("S.", seq=p.peer_iss, ack=seq_add(p.iss, 1), options=Options(mss=1460, ts=(100_000, 0)))
+    p.advance(25 * 86400.0)
+    # the peer's clock restarted meanwhile: its TSval is now "older" than TS.Recent
+    out = p.deliver("P.", payload=b"late", options=Options(ts=(50_000, 0)))
+    assert out and out[-1].ack == seq_add(p.peer_nxt, 4)
+    p2 = syn_sent(Config(window_scaling=False, sack=False, delayed_ack=0))
+    p2.peer_nxt = seq_add(p2.peer_iss, 1)
+    p2.deliver("S.", seq=p2.peer_iss, ack=seq_add(p2.iss, 1), options=Options(mss=1460, ts=(100_000, 0)))
+    p2.advance(3600.0)  # an hour: PAWS still applies
+    p2.deliver("P.", payload=b"old", options=Options(ts=(50_000, 0)))
+    assert "paws" in p2.drops()
+
+
+def test_an_orphan_fin_wait_2_is_reset_after_fin_timeout():
+    p = fin_wait_2(Config(timestamps=False, window_scaling=False, sack=False, fin_timeout=60.0))
+    p.call("close")  # the application is gone: nobody will read
+    out = p.advance(p.now + 60.0)
+    assert p.state == "CLOSED" and out and out[-1].flags & RST
+
+
+def test_fin_wait_2_after_shutdown_has_no_timeout():
+    p = fin_wait_2(PLAIN)  # shutdown(): still reading, the peer may take its time (RFC 9293 §3.6)
+    p.advance(p.now + 3600.0)
+    assert p.state == "FIN_WAIT_2"
+
+
+def test_out_of_window_segments_do_not_refresh_keepalive():
+    cfg = Config(timestamps=False, window_scaling=False, sack=False, keepalive=True, keepalive_idle=10.0,
+                 keepalive_interval=1.0, keepalive_count=2)
+    p = established(cfg)
+    p.advance(5.0)
+    p.deliver(".", seq=seq_add(p.peer_nxt, 1_000_000))  # junk far outside the window
+    out = p.advance(10.0)
+    assert [s.seq for s in out] == [seq_add(p.our_nxt, -1)]  # the probe still goes at 10 s
+
+
+def test_a_reopening_syn_dropped_for_a_full_backlog_keeps_time_wait():
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False, backlog=1))
+    old, _ = _active_close_to_time_wait(w)
+    w.send(Segment(40001, 80, 1, 0, SYN, 65535))  # another client fills the backlog (SYN_RCVD)
+    assert w.send(Segment(40000, 80, 900_000, 0, SYN, 65535)) == []
+    assert old.state is State.TIME_WAIT and "backlog_full" in w.drops()
+
+
+def test_challenge_acks_have_one_budget_per_second_for_the_stack():
+    """RFC 5961 §7: 3000 forged in-window RSTs over 300 connections in one second draw at most
+    1.5 x challenge_ack_limit ACKs (Linux randomises each second's budget within [limit/2, 1.5 limit])."""
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False, challenge_ack_limit=100, backlog=1000))
+    w.stack.listen(80, w.now)
+    for port in range(300):
+        w.handshake(10_000 + port, iss=5000)
+    sent = 0
+    for i in range(3000):
+        w.now = i / 3000
+        port = 10_000 + i % 300
+        sent += len(w.send(Segment(port, 80, 5001 + 100, 0, RST, 0)))
+    # each connection alone would answer twice (once per 500 ms): 600; the stack's budget cuts that
+    assert 50 <= sent <= 150
+    assert w.stack.challenges.denied >= 600 - 150
+
+
+def test_resets_for_closed_ports_are_rate_limited():
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False, rst_limit=200))
+    rsts = 0
+    for i in range(2000):
+        w.now = i / 2000
+        rsts += len(w.send(Segment(20_000 + i, 81, 1000, 0, SYN, 65535)))
+    assert 100 <= rsts <= 300
+    assert w.drops().count("no_socket") == 2000  # every segment is still dropped, with its reason
+
+
+def test_a_server_forgets_the_transports_of_finished_connections():
+    async def main():
+        a, b = MemoryLink.pair()
+        client = Runtime(Stack(["192.0.2.1"], seed=1, config=Config(msl=0.05)), a)
+        server = Runtime(Stack(["192.0.2.2"], seed=2), b)
+
+        async def echo(reader, writer):
+            writer.write(await reader.read())
+            await writer.drain()
+            writer.close()
+
+        srv = await start_server(echo, "192.0.2.2", 7, runtime=server)
+        for _ in range(20):
+            reader, writer = await open_connection("192.0.2.2", 7, runtime=client)
+            writer.write(b"x")
+            writer.write_eof()
+            assert await reader.read() == b"x"
+            writer.close()
+            await writer.wait_closed()
+        # one more exchange: the server handles packets in order, so once it is done every earlier
+        # connection's final ACK has been processed
+        reader, writer = await open_connection("192.0.2.2", 7, runtime=client)
+        writer.write(b"y")
+        writer.write_eof()
+        assert await reader.read() == b"y"
+        assert len(srv.transports) <= 1  # at most the last one, still in LAST_ACK
+        srv.close()
+        client.close()
+        server.close()
+
+    asyncio.run(asyncio.wait_for(main(), 30))
+
