@@ -15,7 +15,7 @@ from tcpwave.core.state import State
 from tcpwave.seq import seq_add
 from tcpwave.stack import Stack
 from tcpwave.wire.options import Options
-from tcpwave.wire.tcp import RST, SYN, Segment
+from tcpwave.wire.tcp import ACK, RST, SYN, Segment
 
 
 def _first_syn(stack: Stack):
@@ -104,7 +104,7 @@ def test_out_of_window_segments_do_not_refresh_keepalive():
 def test_a_reopening_syn_dropped_for_a_full_backlog_keeps_time_wait():
     w = Wire(Config(timestamps=False, window_scaling=False, sack=False, backlog=1))
     old, _ = _active_close_to_time_wait(w)
-    w.send(Segment(40001, 80, 1, 0, SYN, 65535))  # another client fills the backlog (SYN_RCVD)
+    w.handshake(40001)  # another client fills the accept queue (established, not yet accepted)
     assert w.send(Segment(40000, 80, 900_000, 0, SYN, 65535)) == []
     assert old.state is State.TIME_WAIT and "backlog_full" in w.drops()
 
@@ -168,3 +168,84 @@ def test_a_server_forgets_the_transports_of_finished_connections():
 
     asyncio.run(asyncio.wait_for(main(), 30))
 
+
+
+# ------------------------------------------------------------- SYN cookies
+def _cookie_wire(**kw):
+    cfg = dict(timestamps=False, window_scaling=False, sack=False, max_syn_backlog=2, syncookies=1)
+    cfg.update(kw)
+    w = Wire(Config(**cfg))
+    listener = w.stack.listen(80, w.now)
+    for port in (30000, 30001):  # two spoofed SYNs fill the SYN queue
+        assert w.send(Segment(port, 80, 1, 0, SYN, 65535))
+    return w, listener
+
+
+def test_a_full_syn_queue_answers_with_a_syn_cookie_and_the_final_ack_makes_the_connection():
+    w, listener = _cookie_wire()
+    pending = len(listener.pending)
+    [synack] = w.send(Segment(40000, 80, 7000, 0, SYN, 65535, options=Options(mss=1400)))
+    assert synack.flags == SYN | ACK and synack.ack == 7001
+    assert len(listener.pending) == pending  # stateless: nothing was kept
+    w.send(Segment(40000, 80, 7001, seq_add(synack.seq, 1), ACK, 65535, b"hello"))
+    conn = listener.accept()
+    assert conn is not None and conn.state is State.ESTABLISHED and conn.remote[1] == 40000
+    assert conn.snd_mss == 1300  # the cookie's MSS table entry at or below the peer's 1400
+    assert conn.receive(now=w.now) == b"hello"
+    assert w.stack.counters["syn_cookies_sent"] == 1 and w.stack.counters["syn_cookies_accepted"] == 1
+
+
+def test_a_forged_or_stale_cookie_makes_no_connection():
+    w, listener = _cookie_wire()
+    [synack] = w.send(Segment(40000, 80, 7000, 0, SYN, 65535))
+    out = w.send(Segment(40000, 80, 7001, seq_add(synack.seq, 2), ACK, 65535))  # a guessed, wrong cookie
+    assert [s.flags for s in out] == [RST] and listener.accept() is None
+    w.now = 200.0  # more than two 64 s periods later: the cookie has expired
+    out = w.send(Segment(40000, 80, 7001, seq_add(synack.seq, 1), ACK, 65535))
+    assert [s.flags for s in out] == [RST] and listener.accept() is None
+
+
+def test_timestamps_carry_window_scale_and_sack_through_a_cookie():
+    w, listener = _cookie_wire(timestamps=True, window_scaling=True, sack=True)
+    syn_opts = Options(mss=1460, wscale=7, sack_permitted=True, ts=(1000, 0))
+    [synack] = w.send(Segment(40000, 80, 7000, 0, SYN, 65535, options=syn_opts))
+    assert synack.options.wscale is not None and synack.options.sack_permitted and synack.options.ts
+    tsval = synack.options.ts[0]
+    w.send(Segment(40000, 80, 7001, seq_add(synack.seq, 1), ACK, 100, options=Options(ts=(1001, tsval))))
+    conn = listener.accept()
+    assert conn is not None and conn.sack_ok and conn.ts_enabled
+    assert conn.snd_wnd == 100 << 7  # the peer's window scale came back in the TSecr
+
+
+def test_syncookies_2_answers_every_syn_with_a_cookie():
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False, syncookies=2))
+    listener = w.stack.listen(80, w.now)
+    [synack] = w.send(Segment(40000, 80, 7000, 0, SYN, 65535))
+    assert not listener.pending
+    w.send(Segment(40000, 80, 7001, seq_add(synack.seq, 1), ACK, 65535))
+    assert listener.accept() is not None
+
+
+def test_a_full_accept_queue_drops_the_final_ack_and_the_synack_is_sent_again():
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False, backlog=1))
+    listener = w.stack.listen(80, w.now)
+    w.handshake(40000)  # fills the accept queue
+    assert w.send(Segment(40001, 80, 5000, 0, SYN, 65535)) == []  # as Linux: no room, SYN dropped
+    listener.accept()
+    [synack] = w.send(Segment(40001, 80, 5000, 0, SYN, 65535))
+    w.handshake(40002)  # fills it again before 40001's final ACK
+    assert w.send(Segment(40001, 80, 5001, seq_add(synack.seq, 1), ACK, 65535)) == []
+    assert "accept_queue_full" in w.drops()
+    w.now = 1.0  # the half-open connection's SYN,ACK timer: it tries again
+    w.stack.handle_timer(w.now)
+    assert [s.flags for s in w.replies()] == [SYN | ACK]
+
+
+def test_abort_on_overflow_resets_the_final_acks_sender():
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False, backlog=1, abort_on_overflow=True))
+    listener = w.stack.listen(80, w.now)
+    [synack] = w.send(Segment(40001, 80, 5000, 0, SYN, 65535))
+    w.handshake(40002)
+    out = w.send(Segment(40001, 80, 5001, seq_add(synack.seq, 1), ACK, 65535))
+    assert [s.flags & RST for s in out] == [RST]
+    assert len(listener.accept_queue) == 1

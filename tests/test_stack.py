@@ -88,13 +88,23 @@ def test_listener_accepts_after_handshake_and_demuxes_by_four_tuple():
     assert target.receive(now=w.now) == b"to b"
 
 
-def test_backlog_bounds_half_open_and_unaccepted_connections():
+def test_backlog_bounds_unaccepted_connections_as_linux():
+    """listen(backlog) bounds the accept queue; half-open connections have their own queue."""
     w = Wire()
     w.stack.listen(80, w.now, backlog=2)
+    w.handshake(40000)
+    w.handshake(40001)
+    assert w.send(Segment(40002, 80, 1, 0, SYN, 65535)) == []  # the accept queue is full
+    assert w.drops().count("backlog_full") == 1
+
+
+def test_the_syn_queue_is_bounded_by_max_syn_backlog():
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False, max_syn_backlog=2, syncookies=0))
+    w.stack.listen(80, w.now)
     assert w.send(Segment(40000, 80, 1, 0, SYN, 65535))
     assert w.send(Segment(40001, 80, 1, 0, SYN, 65535))
-    assert w.send(Segment(40002, 80, 1, 0, SYN, 65535)) == []  # the queue is full
-    assert w.drops().count("backlog_full") == 1
+    assert w.send(Segment(40002, 80, 1, 0, SYN, 65535)) == []  # no SYN cookies: dropped
+    assert w.drops().count("syn_queue_full") == 1
 
 
 def test_passive_rst_in_syn_rcvd_frees_the_slot_and_listener_stays():

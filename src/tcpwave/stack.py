@@ -12,6 +12,8 @@ import random
 from collections import deque
 
 from .core import events as ev
+from .core import syncookies
+from .core.arrival import accept_cookie
 from .core.config import Config
 from .core.connection import Connection
 from .core.errors import TcpError
@@ -20,12 +22,14 @@ from .core.limits import RateBudget
 from .core.reasons import DropReason
 from .core.reset import reset_for
 from .core.state import State
+from .core.window import window_shift_for
+from .seq import seq_add
 from .trace import NULL_TRACER, Tracer
 from .wire.errors import MalformedPacket
 from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for
 from .wire.ip import build_ip, intern_address, parse_ip
-from .wire.options import describe_options
-from .wire.tcp import ACK, PROTO_TCP, SYN, Segment, build_tcp, flags_text, parse_tcp
+from .wire.options import Options, describe_options
+from .wire.tcp import ACK, PROTO_TCP, RST, SYN, Segment, build_tcp, flags_text, parse_tcp
 
 EPHEMERAL = range(49152, 65536)
 
@@ -55,7 +59,14 @@ class Listener:
         return self.tcb.local
 
     def full(self) -> bool:
-        return len(self.pending) + len(self.accept_queue) >= self.backlog
+        """No room for another connection: the accept queue (listen backlog) or the SYN queue is full."""
+        return self.accept_full() or self.syn_queue_full()
+
+    def accept_full(self) -> bool:
+        return len(self.accept_queue) >= self.backlog
+
+    def syn_queue_full(self) -> bool:
+        return len(self.pending) >= self.tcb.config.max_syn_backlog
 
     def accept(self) -> Connection | None:
         """An established connection, or None when none is waiting."""
@@ -87,6 +98,8 @@ class Stack:
         self.isn = IsnGenerator(self.rng.randbytes(32))
         self.challenges = RateBudget(self.config.challenge_ack_limit, self.rng)  # RFC 5961 §7, per stack
         self.resets = RateBudget(self.config.rst_limit, self.rng)  # RSTs for segments matching nothing
+        self._cookie_secret = self.rng.randbytes(32)  # SYN cookies (RFC 4987)
+        self._cookie_ts_offset = self.rng.getrandbits(32)
         self.tracer = tracer
         self.host = host
         self.mtu = mtu
@@ -222,6 +235,9 @@ class Stack:
             conn.end_time_wait(now)  # RFC 9293 §3.6.1 / RFC 6191: a new incarnation
             self._collect(conn)
             conn = None
+        if conn is not None and listener is not None and seg.flags & (ACK | SYN | RST) == ACK \
+                and conn.state is State.SYN_RCVD and listener.accept_full() and self._children.get(conn) is listener:
+            return self._accept_overflow(conn, listener, src, dst, seg, now)
         if conn is not None:
             if self._batch is not None:
                 conn.segment_arrived(seg, now, flush=False)
@@ -230,8 +246,17 @@ class Stack:
             conn.segment_arrived(seg, now)
             self._collect(conn)
         elif listener is not None:
-            if seg.flags & SYN and not seg.flags & ACK and listener.full():
-                return self._drop(now, DropReason.BACKLOG_FULL, src=str(src))
+            f, cfg = seg.flags, listener.tcb.config
+            if f & (SYN | ACK | RST) == SYN:
+                if listener.accept_full():  # as Linux: no room to queue what this would become
+                    return self._drop(now, DropReason.BACKLOG_FULL, src=str(src))
+                if cfg.syncookies == 2 or (cfg.syncookies == 1 and listener.syn_queue_full()):
+                    return self._send_cookie(listener, src, dst, seg, now)
+                if listener.syn_queue_full():
+                    return self._drop(now, DropReason.SYN_QUEUE_FULL, src=str(src))
+            elif f & (SYN | ACK | RST) == ACK and cfg.syncookies and iss_floor is None:
+                if self._cookie_ack(listener, key, src, dst, seg, now):
+                    return
             child = listener.tcb.spawn((dst, seg.dst_port), (src, seg.src_port), iss_floor, self._mss_for(dst))
             child.tso_max = self.segment_max
             child.on_change = self._collect
@@ -246,6 +271,59 @@ class Stack:
             self._drop(now, DropReason.NO_SOCKET, flags=flags_text(seg.flags), port=seg.dst_port)
             if rst is not None and self.resets.allow(now):
                 self._send(dst, src, rst, now, "reset: no connection")
+
+    # ----------------------------------------------------------- SYN cookies
+    def _send_cookie(self, listener: Listener, src, dst, seg: Segment, now: float) -> None:
+        """Answer a SYN statelessly (RFC 4987 §3.6): everything the listener needs later is in the
+        SYN,ACK's sequence number (and, with timestamps, in our TSval)."""
+        cfg, o = listener.tcb.config, seg.options
+        local, remote = (dst, seg.dst_port), (src, seg.src_port)
+        our_mss = cfg.mss or self._mss_for(dst)
+        iss = syncookies.make(self._cookie_secret, now, local, remote, seg.seq, o.mss or 536)
+        ts = None
+        wscale = None
+        sack = False
+        if cfg.timestamps and o.ts is not None:  # the options survive only in the timestamp
+            tsval = syncookies.options_tsval(int(now * 1000) + self._cookie_ts_offset,
+                                             o.wscale if cfg.window_scaling else None, cfg.sack and o.sack_permitted)
+            ts = (tsval, o.ts[0])
+            wscale = window_shift_for(cfg.recv_buffer) if cfg.window_scaling and o.wscale is not None else None
+            sack = cfg.sack and o.sack_permitted
+        synack = Segment(seg.dst_port, seg.src_port, iss, seq_add(seg.seq, 1), SYN | ACK,
+                         min(cfg.recv_buffer, 0xFFFF), options=Options(mss=our_mss, wscale=wscale,
+                                                                       sack_permitted=sack, ts=ts))
+        self.counters["syn_cookies_sent"] = self.counters.get("syn_cookies_sent", 0) + 1
+        self._send(dst, src, synack, now, "SYN cookie")
+
+    def _cookie_ack(self, listener: Listener, key: tuple, src, dst, seg: Segment, now: float) -> bool:
+        """An ACK for no connection at a listener: a SYN cookie's return? If valid, the connection."""
+        local, remote = (dst, seg.dst_port), (src, seg.src_port)
+        iss = seq_add(seg.ack, -1)
+        mss = syncookies.check(self._cookie_secret, now, local, remote, seq_add(seg.seq, -1), iss)
+        if mss is None:
+            return False
+        if listener.accept_full():
+            self._drop(now, DropReason.ACCEPT_QUEUE_FULL, src=str(src))
+            return True
+        child = listener.tcb.spawn(local, remote, None, self._mss_for(dst))
+        child.tso_max = self.segment_max
+        child.on_change = self._collect
+        accept_cookie(child, seg, iss, mss, self._cookie_ts_offset)
+        self._conns[key] = child
+        self._children[child] = listener
+        listener.pending.add(child)
+        child.segment_arrived(seg, now)
+        self.counters["syn_cookies_accepted"] = self.counters.get("syn_cookies_accepted", 0) + 1
+        self._collect(child)
+        return True
+
+    def _accept_overflow(self, conn: Connection, listener: Listener, src, dst, seg: Segment, now: float) -> None:
+        """The final ACK of a handshake, with the accept queue full: as Linux, drop it (the SYN,ACK
+        goes again, and the peer's ACK with it may find room), or with abort_on_overflow reset."""
+        self._drop(now, DropReason.ACCEPT_QUEUE_FULL, src=str(src))
+        if listener.tcb.config.abort_on_overflow:
+            conn.abort(now, why="accept queue full (abort_on_overflow)")
+            self._collect(conn)
 
     # -------------------------------------------------------------- plumbing
     def _collect(self, conn: Connection) -> None:

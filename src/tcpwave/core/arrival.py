@@ -341,6 +341,35 @@ def _fin(conn: "Connection", inc: Incoming) -> bool:
 _STEPS = (_validate, _rst, _syn, _ack, _urg, _text, _fin)
 
 
+# ------------------------------------------------------------ SYN cookies
+def accept_cookie(conn: "Connection", seg: Segment, iss: int, peer_mss: int, ts_offset: int) -> None:
+    """Rebuild SYN_RCVD from a validated SYN cookie (RFC 4987 §3.6), then take the ACK as usual.
+    Window scale and SACK come back in the TSecr when timestamps are on (syncookies.py)."""
+    from . import syncookies
+
+    cfg, rcv, snd = conn.config, conn.rcv, conn.snd
+    rcv.start(seq_add(seg.seq, -1))
+    rcv.adv = seq_add(rcv.nxt, min(rcv.buf.capacity, 0xFFFF))  # the SYN,ACK offered this, unscaled
+    ts = seg.options.ts
+    conn.ts_enabled = cfg.timestamps and ts is not None
+    wscale, sack = syncookies.options_from_tsecr(ts[1]) if ts is not None else (None, False)
+    if conn.ts_enabled and ts is not None:
+        rcv.ts_recent, rcv.ts_recent_at = ts[0], conn._now
+    conn.peer_offered_wscale = wscale is not None
+    if cfg.window_scaling and wscale is not None and conn.ts_enabled:
+        snd.wscale, rcv.wscale = wscale, window_shift_for(cfg.recv_buffer)
+    else:
+        snd.wscale = rcv.wscale = 0
+    conn.sack_ok = cfg.sack and sack and conn.ts_enabled
+    snd.mss = max(64, min(peer_mss, conn.our_mss) - (12 if conn.ts_enabled else 0))
+    snd.start(iss)
+    conn.recovery.q.reset(0)
+    conn.recovery.q.nxt = 1  # the SYN (it went out as the cookie SYN,ACK)
+    conn._ts_offset = ts_offset
+    snd.wl1, snd.wl2 = rcv.irs, iss
+    conn.set_state(S.SYN_RCVD, "SYN cookie validated")
+
+
 # --------------------------------------------------------- the peer's SYN
 def negotiate(conn: "Connection", seg: Segment, active: bool) -> None:
     """Options from the peer's SYN (RFC 7323 §2.2, §3.2; RFC 2018; MSS, RFC 9293 §3.7.1)."""

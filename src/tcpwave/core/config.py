@@ -27,7 +27,10 @@ class Config:
     delayed_ack: float = 0.040  # seconds; 0 acknowledges every segment at once (RFC 9293: < 0.5 s)
     initial_cwnd_segments: int = 10  # RFC 6928
     congestion_control: str = "cubic"  # a name in tcpwave.cc.REGISTRY: cubic, reno, bbr-lite
-    backlog: int = 128  # default listen backlog
+    backlog: int = 128  # default listen backlog: the accept queue (established, not yet accepted)
+    max_syn_backlog: int = 256  # the SYN queue: half-open connections per listener (Linux tcp_max_syn_backlog)
+    syncookies: int = 1  # 0 never, 1 when the SYN queue is full, 2 always (Linux tcp_syncookies)
+    abort_on_overflow: bool = False  # accept queue full: True resets the final ACK's sender; False drops it
     keepalive: bool = False  # RFC 9293 §3.8.4: MUST default to off
     keepalive_idle: float = 7200.0  # seconds without a segment before the first probe (>= 2 h)
     keepalive_interval: float = 75.0  # between unanswered probes

@@ -55,7 +55,9 @@ class DropReason(enum.StrEnum):
     NOT_OUR_ADDRESS = "not_our_address"
     UNKNOWN_PROTOCOL = "unknown_protocol"
     NO_SOCKET = "no_socket"
-    BACKLOG_FULL = "backlog_full"
+    BACKLOG_FULL = "backlog_full"  # the accept queue is full: a new SYN is dropped (as Linux)
+    SYN_QUEUE_FULL = "syn_queue_full"  # half-open connections at max_syn_backlog and no SYN cookies
+    ACCEPT_QUEUE_FULL = "accept_queue_full"  # a handshake's final ACK, with no room to queue it
     # LISTEN and SYN_SENT
     RST_IN_LISTEN = "rst_in_listen"
     ACK_IN_LISTEN = "ack_in_listen"
