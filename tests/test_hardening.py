@@ -249,3 +249,14 @@ def test_abort_on_overflow_resets_the_final_acks_sender():
     out = w.send(Segment(40001, 80, 5001, seq_add(synack.seq, 1), ACK, 65535))
     assert [s.flags & RST for s in out] == [RST]
     assert len(listener.accept_queue) == 1
+
+
+def test_a_cookie_tsval_is_never_ahead_of_the_connections_clock():
+    """The options in its low bits must not push the cookie's TSval past the connection's next
+    one, or the peer's PAWS would drop our first data (as Linux's cookie_init_timestamp ensures)."""
+    from tcpwave.core import syncookies
+
+    for clock in range(1000, 1128):
+        v = syncookies.options_tsval(clock, 14, True)
+        assert (clock - v) & 0xFFFFFFFF < 64  # at or behind the clock, by less than 64 ms
+        assert syncookies.options_from_tsecr(v) == (14, True)

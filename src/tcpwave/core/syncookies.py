@@ -58,7 +58,11 @@ def check(secret: bytes, now: float, local, remote, peer_isn: int, cookie: int) 
 def options_tsval(tsval: int, wscale: int | None, sack: bool) -> int:
     """Our TSval with the peer's window scale and SACK-permitted in its low 6 bits."""
     bits = (_NO_WSCALE if wscale is None else min(wscale, 14)) | (0x10 if sack else 0)
-    return ((tsval & ~_OPT_BITS) | bits) & 0xFFFFFFFF
+    value = ((tsval & ~_OPT_BITS) | bits) & 0xFFFFFFFF
+    if value != tsval and (value - tsval) & 0xFFFFFFFF < 1 << 31:
+        # never ahead of the clock: the connection's later TSvals must not go backwards (PAWS)
+        value = (value - (_OPT_BITS + 1)) & 0xFFFFFFFF
+    return value
 
 
 def options_from_tsecr(tsecr: int) -> tuple[int | None, bool]:
