@@ -22,6 +22,7 @@ class Runtime:
         self._flush_scheduled = False
         self._transports: dict = {}  # Connection -> TcpTransport
         self._servers: dict = {}  # Listener -> server object (makes transports for accepted conns)
+        self._closed = False
         link.attach(self._on_packets)
 
     def now(self) -> float:
@@ -41,7 +42,7 @@ class Runtime:
 
     def kick(self) -> None:
         """After user calls: send what they produced, route events and re-arm the timer, soon."""
-        if not self._flush_scheduled:
+        if not self._flush_scheduled and not self._closed:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
@@ -51,11 +52,15 @@ class Runtime:
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
+        if self._closed:
+            return
         self.stack.handle_timer(self.now())
         self._flush()
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        if self._closed:
+            return  # the link is gone: nothing more goes out
         stack = self.stack
         for _ in range(1000):  # applications may react with more calls; bounded, never a busy loop
             events = stack.events()
@@ -84,7 +89,31 @@ class Runtime:
         if transport is not None:
             transport._on_event(event)
 
+    def connections(self) -> list:
+        """The connections an application holds (not yet CLOSED)."""
+        return [c for c in self.stack.connections() if c.state.value != "CLOSED"]
+
+    def shut_down(self, abort: bool = False) -> int:
+        """End every open connection: a FIN (close), or with abort a RST, sent now. Returns how many."""
+        now, n = self.now(), 0
+        for conn in self.connections():
+            if conn.state.value in ("LISTEN", "TIME_WAIT"):
+                continue
+            n += 1
+            try:
+                conn.abort(now, why="shutting down") if abort else conn.close(now)
+            except Exception:  # noqa: BLE001 (a connection that cannot close is simply dropped)
+                pass
+        self._flush()
+        return n
+
     def close(self) -> None:
+        """Send what is pending (a FIN queued by the application's last close(), say), then stop:
+        no timer, no reader, and nothing more is written to the link."""
+        if self._closed:
+            return
+        self._flush()
+        self._closed = True
         if self._timer is not None:
             self._timer.cancel()
         self.link.detach()

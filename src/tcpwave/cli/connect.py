@@ -3,10 +3,11 @@ stdout; EOF on stdin half-closes (FIN) and the command ends when the peer closes
 
 import asyncio
 import contextlib
+import os
 import sys
+import threading
 
 from ..aio import open_connection
-from ..drivers.tun import TunError
 from . import tun_options
 
 
@@ -21,11 +22,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    try:
-        return asyncio.run(_run(args))
-    except (TunError, ValueError, ConnectionError, TimeoutError) as e:
-        print(f"tcpwave connect: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+    return tun_options.run_command("connect", _run, args)
 
 
 async def _run(args) -> int:
@@ -35,8 +32,20 @@ async def _run(args) -> int:
         reader, writer = await asyncio.wait_for(open_connection(args.host, args.port, runtime=runtime),
                                                 args.timeout)
 
+        chunks: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)
+
+        def read_stdin() -> None:  # a daemon thread: a blocked read never holds up the exit
+            while True:
+                data = os.read(sys.stdin.fileno(), 65536)  # (not the buffered object: its lock would
+                # still be held by this thread at interpreter shutdown)
+                asyncio.run_coroutine_threadsafe(chunks.put(data), loop).result()
+                if not data:
+                    return
+
+        threading.Thread(target=read_stdin, daemon=True).start()
+
         async def pump_stdin():
-            while data := await loop.run_in_executor(None, sys.stdin.buffer.read1, 65536):
+            while data := await chunks.get():
                 writer.write(data)
                 await writer.drain()
             writer.write_eof()  # half-close: the peer may still answer

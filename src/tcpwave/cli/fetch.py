@@ -6,7 +6,6 @@ import sys
 import urllib.parse
 
 from ..aio import open_connection
-from ..drivers.tun import TunError
 from . import tun_options
 
 
@@ -20,11 +19,7 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
-    try:
-        return asyncio.run(asyncio.wait_for(_run(args), args.timeout))
-    except (TunError, ValueError, ConnectionError, TimeoutError) as e:
-        print(f"tcpwave fetch: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
+    return tun_options.run_command("fetch", _run, args, args.timeout)
 
 
 async def _run(args) -> int:

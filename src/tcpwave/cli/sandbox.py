@@ -6,6 +6,7 @@ removes the namespace, also when something fails. Needs root.
 """
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -38,6 +39,11 @@ def run(args) -> int:
     if not args.command:
         print("tcpwave sandbox: give a command after --, e.g. -- curl -s http://192.0.2.2/", file=sys.stderr)
         return 2
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt  # SIGTERM as Ctrl-C: the cleanup below runs either way
+
+    signal.signal(signal.SIGTERM, interrupted)
+    stopped = [False]
     name = f"tcpwave-sbx-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     server = None
@@ -60,6 +66,9 @@ def run(args) -> int:
                     return 1
                 time.sleep(0.02)
             return subprocess.run(["ip", "netns", "exec", name, *args.command]).returncode
+    except KeyboardInterrupt:
+        stopped[0] = True
+        return 130
     finally:
         if server is not None and server.poll() is None:
             server.terminate()  # our own child, by PID
@@ -69,3 +78,5 @@ def run(args) -> int:
                 server.kill()
                 server.wait()
         subprocess.run(["ip", "netns", "del", name], check=False)
+        if stopped[0]:
+            print("tcpwave sandbox: interrupted; namespace removed", file=sys.stderr)

@@ -63,7 +63,27 @@ async def _serve(args) -> int:
             open(args.ready_file, "w").close()
         await stopping.wait()
         server.close()
+        closed = await shut_down(runtime)
+        print(f"tcpwave serve: stopped; {closed} open connection(s) closed", file=sys.stderr, flush=True)
     return 0
+
+
+async def shut_down(runtime, grace: float = 0.5) -> int:
+    """Close every open connection (FIN), give the FINs a moment, reset what is left (RST), and
+    cancel the handlers quietly: a signal ends the process in well under 2 s with one line."""
+    loop = asyncio.get_running_loop()
+    closed = runtime.shut_down()
+    deadline = loop.time() + grace
+    while loop.time() < deadline and any(c.state.value not in ("CLOSED", "TIME_WAIT", "LISTEN")
+                                         for c in runtime.connections()):
+        await asyncio.sleep(0.05)  # (bounded: the peers' FINs and ACKs arrive meanwhile)
+    runtime.shut_down(abort=True)
+    me = asyncio.current_task()
+    tasks = [t for t in asyncio.all_tasks() if t is not me]
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return closed
 
 
 def _reporting(handler):

@@ -1,10 +1,11 @@
 """The options every command that makes its own TUN device shares, and the runtime they build."""
 
+import asyncio
 import contextlib
 import sys
 
 from ..aio import Runtime, TunLink
-from ..drivers.tun import TunDevice
+from ..drivers.tun import TunDevice, TunError
 from ..stack import Stack
 from ..trace import Tracer
 from ..views.record import open_captures
@@ -44,8 +45,32 @@ def runtime(args, stack: contextlib.ExitStack, loop) -> Runtime:
                        checksum_offload=device.offload, segment_max=SEGMENT_MAX if device.offload else 0), link)
     if taps:
         link.clock = rt.now  # capture times on the event log's clock
-    stack.callback(rt.close)
+    stack.callback(rt.close)  # (runs last: sends what is pending, then stops)
+    stack.callback(rt.shut_down)  # (runs first: a FIN for any connection still open)
     return rt
+
+
+def run_command(name: str, main, args, timeout: float | None = None) -> int:
+    """Run a command's coroutine until it ends, Ctrl-C or SIGTERM: an interrupt closes what is open
+    (FIN) and ends with one line and exit status 130, never a traceback."""
+    import signal
+
+    async def guarded() -> int:
+        loop = asyncio.get_running_loop()
+        task = asyncio.current_task()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            return await asyncio.wait_for(main(args), timeout)
+        except asyncio.CancelledError:
+            print(f"tcpwave {name}: interrupted", file=sys.stderr)
+            return 130
+
+    try:
+        return asyncio.run(guarded())
+    except (TunError, ValueError, ConnectionError, TimeoutError) as e:
+        print(f"tcpwave {name}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
 
 
 class Tapped:

@@ -30,7 +30,7 @@ class Receiver:
         self.ack_delayed = False  # an ACK is owed, but may wait for the delayed-ACK timer
         self.delack_bytes = 0  # in-order bytes received since our last ACK
         self.mss = 536  # the largest segment the peer has sent: "full-sized"
-        self.last_ooo: int | None = None  # newest out-of-order arrival (first SACK block)
+        self.recent_ooo: list[int] = []  # out-of-order arrivals, newest first: the SACK blocks' order
         self.dsack: tuple[int, int] | None = None  # a duplicate to report first (RFC 2883)
         self.readable_signalled = 0
         self.urgent_advanced = False
@@ -88,7 +88,7 @@ class Receiver:
             self.dsack = (seq, seq_add(seq, len(payload)))  # a duplicate: D-SACK (RFC 2883)
         moved = rb.insert(off, payload)
         if not moved and off > rb.next_offset:
-            self.last_ooo = seq  # out of order: SACK names this block first
+            self._note_ooo(seq)  # out of order: SACK names this block first
         if moved:
             self.nxt = seq_add(self.nxt, moved)
             self.bytes_received += moved
@@ -111,7 +111,15 @@ class Receiver:
             rb.fin_offset = rb.next_offset + seq_diff(fin_seq, self.nxt)
             self.ack_now = True
             if fin_seq != self.nxt:
-                self.last_ooo = fin_seq  # an out-of-order FIN is SACKed, newest first (as Linux)
+                self._note_ooo(fin_seq)  # an out-of-order FIN is SACKed, newest first (as Linux)
+
+    def _note_ooo(self, seq: int) -> None:
+        """Remember the newest out-of-order arrival first (RFC 2018 §4), at most one per block."""
+        recent = self.recent_ooo
+        rb = self.buf
+        here = rb.range_at(rb.next_offset + seq_diff(seq, self.nxt))
+        keep = [s for s in recent if rb.range_at(rb.next_offset + seq_diff(s, self.nxt)) not in (None, here)]
+        recent[:] = [seq, *keep[:3]]
 
     def take_fin(self) -> bool:
         """If the FIN is next in sequence, consume it (RCV.NXT + 1) and return True."""
@@ -153,17 +161,32 @@ class Receiver:
         fin = rb.fin_offset if rb.fin_offset is not None and rb.fin_offset > rb.next_offset else None
         if not rb.has_gaps and fin is None:
             return dsack
-        ranges = rb.ranges()
-        if fin is not None:  # a FIN beyond a hole occupies a sequence number: SACK it too (as Linux)
-            if ranges and ranges[-1][1] == fin:
-                ranges[-1] = (ranges[-1][0], fin + 1)
-            else:
-                ranges.append((fin, fin + 1))
-        base, nxt = rb.next_offset, self.nxt
-        blocks = [(seq_add(nxt, s - base), seq_add(nxt, e - base)) for s, e in ranges]
-        last = self.last_ooo
-        blocks.sort(key=lambda b: 0 if last is not None and seq_le(b[0], last) and seq_gt(b[1], last) else 1)
-        return dsack + tuple(blocks[: limit - len(dsack)])
+        base, nxt, want = rb.next_offset, self.nxt, limit - len(dsack)
+
+        def block(r: tuple[int, int] | None) -> tuple[int, int] | None:
+            if fin is not None:  # a FIN beyond a hole occupies a sequence number: SACK it too (as Linux)
+                if r is None:
+                    return None
+                if r[1] == fin:
+                    return r[0], fin + 1
+            return r
+
+        found: list[tuple[int, int]] = []
+        for seq in self.recent_ooo:  # built from the few newest arrivals: no sort, no full list
+            off = base + seq_diff(seq, nxt)
+            r = block((fin, fin + 1) if fin is not None and off == fin else rb.range_at(off))
+            if r is not None and r not in found:
+                found.append(r)
+        for r in rb.last_ranges(want):  # then the highest others, if there is room
+            r2 = block(r)
+            if len(found) >= want:
+                break
+            if r2 is not None and r2 not in found:
+                found.append(r2)
+        if fin is not None and len(found) < want and not any(s <= fin < e for s, e in found):
+            found.append((fin, fin + 1))
+        blocks = tuple((seq_add(nxt, s - base), seq_add(nxt, e - base)) for s, e in found[:want])
+        return dsack + blocks
 
     def _window_gain(self) -> tuple[int, int]:
         """(offered, gain): the window we offer now, and how far reads would let its edge move."""

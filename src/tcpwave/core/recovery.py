@@ -322,6 +322,10 @@ class Recovery:
             self.cc.on_rto(q.flight, now)
         else:
             self.cc.cwnd = self.mss  # a second timeout: ssthresh stays (RFC 5681 (4) uses FlightSize once)
+            # A second timeout with SACKed data still unacknowledged: the receiver may have dropped
+            # it (reneging, RFC 2018 §8; as Linux's out-of-order pruning does). Forget the SACKs
+            # and resend everything, or a reneged segment would never be resent.
+            q.unsack_all()
         self.recover = q.nxt
         head = q.head()
         sack = self.conn.sack_ok

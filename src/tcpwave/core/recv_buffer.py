@@ -1,12 +1,20 @@
 """The receive buffer: in-order bytes for the user, plus out-of-order reassembly.
 
-Out-of-order pieces are kept as non-overlapping [start, end) ranges in offsets
-relative to an unwrapped 64-bit counter, so no modular comparison is needed
-inside the buffer. Overlaps and duplicates are trimmed on insert: a byte is
-stored at most once and delivered at most once.
+Out-of-order data is kept as disjoint, non-adjacent ranges [start, end) of an unwrapped 64-bit offset
+(no modular comparisons inside), in three parallel sorted lists; a new piece is merged with the
+ranges it overlaps or touches, so finding its place, testing for a duplicate or draining is a binary
+search, whatever the number of ranges. A byte is stored at most once and delivered at most once.
+
+The out-of-order queue is charged its bytes plus OVERHEAD per range against `capacity`; over that,
+the highest ranges are dropped first (as Linux's tcp_prune_ofo_queue): a peer that sends one-byte
+pieces at alternate offsets cannot make the queue cost more memory than the window it was offered,
+or more CPU per segment than a binary search and a bounded copy. (Dropped data is data we had only
+SACKed: RFC 2018 §8 allows it, and the sender resends it.)
 """
 
 import bisect
+
+OVERHEAD = 64  # bytes charged per out-of-order range for its bookkeeping
 
 
 class ReceiveBuffer:
@@ -14,8 +22,11 @@ class ReceiveBuffer:
         self.capacity = capacity
         self._ready = bytearray()  # in order, not yet read by the user
         self.next_offset = 0  # unwrapped offset of RCV.NXT
-        self._starts: list[int] = []  # out-of-order ranges, sorted by start
-        self._pieces: dict[int, bytes] = {}
+        self._starts: list[int] = []  # out-of-order ranges: sorted, disjoint, never adjacent
+        self._ends: list[int] = []
+        self._data: list[bytearray] = []
+        self.ooo_bytes = 0
+        self.pruned = 0  # bytes dropped from the out-of-order queue to stay within capacity
         self.fin_offset: int | None = None  # where the peer's FIN sits, once seen
 
     @property
@@ -27,22 +38,34 @@ class ReceiveBuffer:
         """Is any data held out of order? (cheap: no list is built)"""
         return bool(self._starts)
 
+    @property
+    def charged(self) -> int:
+        """What the out-of-order queue costs against the capacity."""
+        return self.ooo_bytes + OVERHEAD * len(self._starts)
+
     def ranges(self) -> list[tuple[int, int]]:
-        """Out-of-order ranges as (start, end) offsets, ascending, adjacent ones merged."""
-        merged: list[tuple[int, int]] = []
-        for s in self._starts:
-            e = s + len(self._pieces[s])
-            if merged and merged[-1][1] == s:
-                merged[-1] = (merged[-1][0], e)
-            else:
-                merged.append((s, e))
-        return merged
+        """Out-of-order ranges as (start, end) offsets, ascending."""
+        return list(zip(self._starts, self._ends, strict=True))
+
+    def last_ranges(self, k: int) -> list[tuple[int, int]]:
+        """The k highest out-of-order ranges, highest first."""
+        n = len(self._starts)
+        return [(self._starts[i], self._ends[i]) for i in range(n - 1, max(-1, n - 1 - k), -1)]
+
+    def range_at(self, offset: int) -> tuple[int, int] | None:
+        """The out-of-order range holding `offset`, if any."""
+        i = bisect.bisect_right(self._starts, offset) - 1
+        if i >= 0 and offset < self._ends[i]:
+            return self._starts[i], self._ends[i]
+        return None
 
     def holds(self, start: int, end: int) -> bool:
         """Is [start, end) already here: delivered in order, or held out of order?"""
         if end <= self.next_offset:
             return True
-        return any(s <= max(start, self.next_offset) and end <= e for s, e in self.ranges())
+        start = max(start, self.next_offset)
+        i = bisect.bisect_right(self._starts, start) - 1
+        return i >= 0 and end <= self._ends[i]
 
     def read(self, max_bytes: int | None = None) -> bytes:
         n = len(self._ready) if max_bytes is None else min(max_bytes, len(self._ready))
@@ -63,39 +86,64 @@ class ReceiveBuffer:
             self.next_offset = end
             return len(data)
         self._store(offset, data)
-        return self._drain()
+        moved = self._drain()
+        if self.charged > self.capacity:
+            self._prune()
+        return moved
 
     def _store(self, offset: int, data) -> None:
-        """Keep only the parts of [offset, end) that no stored piece holds yet."""
+        """Merge [offset, end) with the ranges it overlaps or touches; bytes already held are kept."""
         view = memoryview(data)
         end = offset + len(view)
-        starts, pieces = self._starts, self._pieces
-        pos = offset
-        gaps = []
-        for s in starts[max(0, bisect.bisect_right(starts, offset) - 1) :]:
-            if s >= end:
-                break
-            e = s + len(pieces[s])
-            if e <= pos:
-                continue
-            if s > pos:
-                gaps.append((pos, s))
-            pos = e
+        starts, ends, pieces = self._starts, self._ends, self._data
+        i = bisect.bisect_left(ends, offset)  # first range ending at or after offset (may touch it)
+        j = bisect.bisect_right(starts, end)  # ranges before j start at or before end
+        if i == j:  # touches nothing: a new range
+            starts.insert(i, offset)
+            ends.insert(i, end)
+            pieces.insert(i, bytearray(view))
+            self.ooo_bytes += len(view)
+            return
+        new_start, new_end = min(offset, starts[i]), max(end, ends[j - 1])
+        if starts[i] <= offset:  # grow the first range in place (appending is amortized O(1))
+            merged = pieces[i]
+            pos = ends[i]
+        else:
+            merged = bytearray(view[: starts[i] - offset])
+            merged += pieces[i]
+            pos = ends[i]
+        added = len(merged) - len(pieces[i])
+        for k in range(i + 1, j):  # fill the gap before each further range, then take the range
+            gap = view[pos - offset : starts[k] - offset]
+            merged += gap
+            merged += pieces[k]
+            added += len(gap)
+            pos = ends[k]
         if pos < end:
-            gaps.append((pos, end))
-        for a, b in gaps:
-            bisect.insort(starts, a)
-            pieces[a] = bytes(view[a - offset : b - offset])
+            merged += view[pos - offset :]
+            added += end - pos
+        starts[i:j], ends[i:j], pieces[i:j] = [new_start], [new_end], [merged]
+        self.ooo_bytes += added
 
     def _drain(self) -> int:
-        moved = 0
-        starts, pieces = self._starts, self._pieces
-        while starts and starts[0] <= self.next_offset:
-            s = starts.pop(0)
-            piece = pieces.pop(s)
-            tail = s + len(piece) - self.next_offset
-            if tail > 0:
-                self._ready += piece[len(piece) - tail :]
-                self.next_offset += tail
-                moved += tail
-        return moved
+        starts = self._starts
+        if not starts or starts[0] > self.next_offset:
+            return 0
+        piece, start = self._data[0], starts[0]
+        del starts[0], self._ends[0], self._data[0]  # ranges never touch: only the first can join
+        self.ooo_bytes -= len(piece)
+        tail = start + len(piece) - self.next_offset
+        if tail <= 0:
+            return 0
+        self._ready += memoryview(piece)[len(piece) - tail :]
+        self.next_offset += tail
+        return tail
+
+    def _prune(self) -> None:
+        """Drop the highest out-of-order ranges until the queue is within capacity again."""
+        while self._starts and self.charged > self.capacity:
+            piece = self._data.pop()
+            self._starts.pop()
+            self._ends.pop()
+            self.ooo_bytes -= len(piece)
+            self.pruned += len(piece)

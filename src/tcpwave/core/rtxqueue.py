@@ -209,6 +209,13 @@ class RetransmitQueue:
                 return rec
         return None
 
+    def unsack_all(self) -> None:
+        """Clear every SACK mark (the receiver reneged)."""
+        for rec in self:
+            if rec.sacked:
+                rec.sacked = False
+        self.sacked = 0
+
     def mark_all_lost(self) -> None:
         """After a retransmission timeout every un-SACKed byte is presumed lost (RFC 5681, RFC 6675 §5.1)."""
         for rec in self:

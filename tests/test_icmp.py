@@ -1,0 +1,54 @@
+"""ICMP errors (RFC 1122 §4.2.3.9): path MTU discovery lowers the MSS and resends what was too big
+(RFC 1191 / RFC 8201); an error is believed only if it quotes a sequence number in flight (RFC 5927)."""
+
+from test_stack import ME, PEER, Wire
+
+from tcpwave.core.config import Config
+from tcpwave.wire.checksum import checksum
+from tcpwave.wire.ip import build_ip
+from tcpwave.wire.tcp import ACK, Segment, build_tcp
+
+
+def frag_needed(sent: Segment, mtu: int, seq: int | None = None) -> bytes:
+    """What a router sends back for our segment `sent` (ME -> PEER): type 3 code 4 with its MTU."""
+    if seq is not None:
+        sent = Segment(sent.src_port, sent.dst_port, seq, sent.ack, sent.flags, sent.window, sent.payload)
+    quoted = build_ip(ME, PEER, 6, build_tcp(sent, ME, PEER))[:28]  # IP header + 8 bytes of TCP
+    msg = bytearray((3, 4, 0, 0, 0, 0)) + mtu.to_bytes(2, "big") + quoted
+    msg[2:4] = checksum(msg).to_bytes(2, "big")
+    return build_ip(PEER, ME, 1, bytes(msg))
+
+
+def _established_sending(w: Wire):
+    listener = w.stack.listen(80, w.now)
+    synack = w.handshake(40000)
+    conn = listener.accept()
+    conn.send(b"d" * 4380, w.now)
+    segs = w.replies()
+    assert [len(s.payload) for s in segs] == [1460, 1460, 1460]
+    return conn, synack, segs
+
+
+def test_fragmentation_needed_lowers_the_mss_and_resends_smaller():
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False))
+    conn, _, segs = _established_sending(w)
+    w.stack.receive_packet(frag_needed(segs[0], 1000), w.now)
+    out = w.replies()
+    assert conn.snd_mss == 960  # 1000 - 40 bytes of headers
+    assert out and all(len(s.payload) <= 960 for s in out) and out[0].seq == segs[0].seq
+    assert "pmtu" in [e["type"] for e in w.sink]
+
+
+def test_an_icmp_error_quoting_a_sequence_number_not_in_flight_is_ignored():
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False))
+    conn, _, segs = _established_sending(w)
+    w.stack.receive_packet(frag_needed(segs[0], 600, seq=(segs[0].seq - 100_000) & 0xFFFFFFFF), w.now)
+    assert w.replies() == [] and conn.snd_mss == 1460
+    assert "icmp_out_of_window" in w.drops()
+
+
+def test_an_icmp_error_for_no_connection_is_dropped_with_its_reason():
+    w = Wire()
+    seg = Segment(80, 40999, 5, 0, ACK, 65535)
+    w.stack.receive_packet(frag_needed(seg, 1000), w.now)
+    assert "icmp_no_connection" in w.drops()
