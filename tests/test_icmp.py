@@ -52,3 +52,24 @@ def test_an_icmp_error_for_no_connection_is_dropped_with_its_reason():
     seg = Segment(80, 40999, 5, 0, ACK, 65535)
     w.stack.receive_packet(frag_needed(seg, 1000), w.now)
     assert "icmp_no_connection" in w.drops()
+
+
+def test_icmpv6_packet_too_big_lowers_the_mss():
+    from test_stack import ME6, PEER6
+
+    from tcpwave.wire.checksum import pseudo_header_sum
+    from tcpwave.wire.options import Options
+    from tcpwave.wire.tcp import SYN
+
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False))
+    listener = w.stack.listen(80, w.now)
+    [synack] = w.send(Segment(40000, 80, 5000, 0, SYN, 65535, options=Options(mss=1440)), src=PEER6, dst=ME6)
+    w.send(Segment(40000, 80, 5001, (synack.seq + 1) & 0xFFFFFFFF, ACK, 65535), src=PEER6, dst=ME6)
+    conn = listener.accept()
+    conn.send(b"v" * 2880, w.now)
+    [first, _] = w.stack.packets_to_send()
+    quoted = first[:48]  # the IPv6 header and 8 bytes of TCP
+    msg = bytearray((2, 0, 0, 0)) + (1280).to_bytes(4, "big") + quoted
+    msg[2:4] = checksum(msg, pseudo_header_sum(PEER6, ME6, 58, len(msg))).to_bytes(2, "big")
+    w.stack.receive_packet(build_ip(PEER6, ME6, 58, bytes(msg)), w.now)
+    assert conn.snd_mss == 1220  # 1280 - 60 bytes of headers

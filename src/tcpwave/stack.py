@@ -26,7 +26,7 @@ from .core.window import window_shift_for
 from .seq import seq_add
 from .trace import NULL_TRACER, Tracer
 from .wire.errors import MalformedPacket
-from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for
+from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for, parse_error
 from .wire.ip import build_ip, intern_address, parse_ip
 from .wire.options import Options, describe_options
 from .wire.tcp import ACK, PROTO_TCP, RST, SYN, Segment, build_tcp, flags_text, parse_tcp
@@ -205,13 +205,25 @@ class Stack:
         elif pkt.proto in (PROTO_ICMP, PROTO_ICMPV6):
             try:
                 reply = echo_reply_for(pkt.dst.version, pkt.src, pkt.dst, pkt.payload)
+                error = parse_error(pkt.dst.version, pkt.src, pkt.dst, pkt.payload) if reply is None else None
             except MalformedPacket as e:
                 return self._drop(now, e.reason, detail=e.detail)
+            if error is not None:
+                return self._icmp_error(error, now)
             if reply is not None:
                 self._out.append((build_ip(pkt.dst, pkt.src, pkt.proto, reply, ident=self._next_ident()), 0, False))
                 self.tracer.emit(now, self.host, "icmp", action="echo_reply", to=str(pkt.src))
         else:
             self._drop(now, DropReason.UNKNOWN_PROTOCOL, proto=pkt.proto)
+
+    def _icmp_error(self, error, now: float) -> None:
+        """An ICMP error quoting one of our segments: to its connection, which checks it (RFC 5927)."""
+        key = (ip(ipaddress.ip_address(error.src)), error.sport, ip(ipaddress.ip_address(error.dst)), error.dport)
+        conn = self._conns.get(key)
+        if conn is None:
+            return self._drop(now, DropReason.ICMP_NO_CONNECTION)
+        conn.icmp_error(error.kind, error.mtu, error.seq, now)
+        self._collect(conn)
 
     def handle_timer(self, now: float) -> None:
         heap = self._timer_heap

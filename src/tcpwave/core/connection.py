@@ -140,6 +140,7 @@ class Connection:
         self._reported = ChangeReporter()  # what the event log last heard of cwnd and windows
         self.on_change = None  # set by a Stack: called after each user call with output to collect
         self._port_pair: tuple[int, int] | None = None
+        self.soft_error: str | None = None  # the last ICMP soft error (RFC 1122 §4.2.3.9)
 
     def spawn(self, local: tuple, remote: tuple, iss_floor: int | None = None,
               default_mss: int | None = None) -> "Connection":
@@ -613,6 +614,35 @@ class Connection:
             return True
         self._last_oow_ack = now
         return False
+
+    def icmp_error(self, kind: str, mtu: int, seq: int, now: float) -> None:
+        """An ICMP error about one of our segments (RFC 1122 §4.2.3.9). RFC 5927: believed only if
+        the quoted sequence number is in flight (SND.UNA <= seq < SND.NXT). "Too big" lowers the MSS
+        to fit the path (RFC 1191 / RFC 8201) and resends what was sent larger; "unreachable" is a
+        soft error, kept and reported only if the connection then times out (as Linux)."""
+        self._now = now
+        snd = self.snd
+        if not (seq_le(snd.una, seq) and seq_gt(snd.nxt, seq)):
+            if self._tracer.enabled:
+                self.trace("drop", reason=DropReason.ICMP_OUT_OF_WINDOW.value, kind=kind, seq=seq)
+            return
+        if kind == "unreachable":
+            self.soft_error = "unreachable"
+            return
+        version = getattr(self.local[0], "version", 4) if self.local else 4
+        floor = 536 if version == 4 else 1220
+        mss = max(floor - (12 if self.ts_enabled else 0), mtu - (40 if version == 4 else 60)
+                  - (12 if self.ts_enabled else 0)) if mtu else snd.mss
+        if mss >= snd.mss:
+            return
+        snd.mss = mss
+        self.cc.mss = mss
+        self.trace("pmtu", mtu=mtu, mss=mss)
+        q = self.recovery.q
+        for rec in q:  # what went out larger than the path carries is lost: resend it smaller
+            if not rec.sacked and len(rec) > mss:
+                q.mark_lost(rec)
+        self.output()
 
     def send_reset(self, seq: int, note: str, ack: int | None = None) -> None:
         """A RST that answers a segment without being part of the connection's own sequence."""

@@ -76,5 +76,8 @@ class DropReason(enum.StrEnum):
     NO_ACK = "no_ack"
     ACK_ABOVE_SND_NXT = "ack_above_snd_nxt"
     ACK_BELOW_WINDOW = "ack_below_window"
-    RETRANSMITTED_FIN = "retransmitted_fin"  # in TIME_WAIT: re-ACKed and 2xMSL restarted
+    RETRANSMITTED_FIN = "retransmitted_fin"
+    # ICMP errors (RFC 5927: only one quoting a sequence number we have in flight is believed)
+    ICMP_NO_CONNECTION = "icmp_no_connection"
+    ICMP_OUT_OF_WINDOW = "icmp_out_of_window"  # in TIME_WAIT: re-ACKed and 2xMSL restarted
 

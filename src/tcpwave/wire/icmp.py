@@ -1,4 +1,9 @@
-"""ICMP and ICMPv6 echo: the only ICMP a host must answer to be pingable."""
+"""ICMP and ICMPv6: echo (the only ICMP a host must answer to be pingable), and the errors TCP
+listens to: "fragmentation needed" / "packet too big" (path MTU discovery, RFC 1191 / RFC 8201) and
+destination unreachable (soft errors, RFC 1122 §4.2.3.9)."""
+
+import struct
+from dataclasses import dataclass
 
 from .checksum import checksum, pseudo_header_sum
 from .errors import MalformedPacket
@@ -32,3 +37,46 @@ def build_echo_request(version: int, src, dst, ident: int, seqno: int, data: byt
     msg = bytearray((ECHO_REQUEST[version], 0, 0, 0)) + ident.to_bytes(2, "big") + seqno.to_bytes(2, "big") + data
     msg[2:4] = checksum(msg, _sum_for(version, src, dst, len(msg))).to_bytes(2, "big")
     return bytes(msg)
+
+
+@dataclass(frozen=True, slots=True)
+class IcmpError:
+    """An ICMP error about a TCP segment we sent: what went wrong, and the segment it quotes."""
+
+    kind: str  # "too_big" or "unreachable"
+    mtu: int  # the next-hop MTU for too_big (0 if the router did not say)
+    code: int
+    src: bytes  # the quoted packet's source (ours) and destination, as on the wire
+    dst: bytes
+    sport: int
+    dport: int
+    seq: int
+
+
+def parse_error(version: int, src, dst, message: memoryview) -> IcmpError | None:
+    """An ICMP(v6) error that quotes a TCP segment, or None for anything else."""
+    if len(message) < 8:
+        raise MalformedPacket("truncated", "ICMP message under 8 bytes")
+    if checksum(message, _sum_for(version, src, dst, len(message))) != 0:
+        raise MalformedPacket("bad_checksum", "ICMP")
+    typ, code = message[0], message[1]
+    inner = message[8:]
+    if version == 4:
+        if typ != 3:
+            return None
+        kind, mtu = ("too_big", int.from_bytes(message[6:8], "big")) if code == 4 else ("unreachable", 0)
+        if len(inner) < 20 or inner[0] >> 4 != 4:
+            return None
+        ihl = (inner[0] & 0x0F) * 4
+        if inner[9] != 6 or len(inner) < ihl + 8:
+            return None
+        qsrc, qdst, tcp = bytes(inner[12:16]), bytes(inner[16:20]), inner[ihl:]
+    else:
+        if typ not in (1, 2):
+            return None
+        kind, mtu = ("too_big", int.from_bytes(message[4:8], "big")) if typ == 2 else ("unreachable", 0)
+        if len(inner) < 48 or inner[0] >> 4 != 6 or inner[6] != 6:
+            return None
+        qsrc, qdst, tcp = bytes(inner[8:24]), bytes(inner[24:40]), inner[40:]
+    sport, dport, seq = struct.unpack_from("!HHI", tcp)
+    return IcmpError(kind, mtu, code, qsrc, qdst, sport, dport, seq)
