@@ -84,6 +84,7 @@ class ConnectionFuzz(RuleBasedStateMachine):
         q = conn.recovery.q
         assert q.sacked >= 0 and q.lost >= 0 and q.retrans_out >= 0 and q.in_flight >= 0
         assert conn.rcv.buf.charged <= conn.config.recv_buffer + 64 * 4  # the queue stays bounded
+        assert conn.snd.unsent == conn.snd.buf.bytes_from(conn.snd.nxt)  # the count the sender keeps
         nxt = conn.next_timer()
         assert nxt is None or nxt >= self.p.now - 1e-9 or conn.state is State.CLOSED
 

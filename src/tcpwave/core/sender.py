@@ -36,6 +36,7 @@ class Sender:
         self.wscale = 0  # Snd.Wind.Shift
         self.mss = 536  # the peer's MSS, less our options
         self.buf = SendBuffer(cfg.send_buffer, 0)
+        self.unsent = 0  # bytes queued and never sent (buf.bytes_from(SND.NXT), kept as a count)
         self.blocked = False  # a send() was cut short: tell the user when space returns
         self.nodelay = cfg.nodelay
         self.tso_max = 0  # > 0: the device cuts segments (TSO), so one may carry up to this many bytes
@@ -67,6 +68,7 @@ class Sender:
     # ----------------------------------------------------------- the user
     def queue(self, data, urgent: bool) -> int:
         n = self.buf.append(data)
+        self.unsent += n
         if n:
             self.push_points.append(self.buf.end_seq)
             if urgent:
@@ -80,9 +82,9 @@ class Sender:
         """Send what recovery, the windows and the pacing rate allow: lost segments first (RFC 6675
         §5: retransmissions before new data), then new data, then the FIN."""
         conn = self.conn
-        rec, cc, buf = conn.recovery, conn.cc, self.buf
+        rec, cc = conn.recovery, conn.cc
         q = rec.q
-        waiting = buf.bytes_from(self.nxt)
+        waiting = self.unsent
         if not waiting and not q.lost and (not self.fin_wanted or self.fin_seq is not None):
             return  # nothing to send, resend or close: the common case for a receiving endpoint
         if self.una == self.nxt and waiting and now - self.last_send > conn.rtt.rto:
@@ -106,7 +108,7 @@ class Sender:
         state_closing = conn.closing_state
         nxt_before = self.nxt
         # the two limits, counted down as segments go (send_new adds n to what is in flight)
-        avail = buf.bytes_from(self.nxt)
+        avail = self.unsent
         rwnd_room = seq_diff(seq_add(self.una, self.wnd), self.nxt)
         cwnd_room = cc.cwnd - (q.nxt - q.una - q.sacked - q.lost + q.retrans_out) + (
             0 if conn.sack_ok else rec.reno_sacked)  # cwnd - pipe
@@ -131,7 +133,7 @@ class Sender:
             cwnd_room -= n
         if self.nxt != nxt_before:
             conn.arm_loss_timer(new_data=True)  # once per burst, after its last segment (as Linux)
-        if buf.bytes_from(self.nxt) and not self.wnd and self.una == self.nxt and PERSIST not in conn.timers.at:
+        if self.unsent and not self.wnd and self.una == self.nxt and PERSIST not in conn.timers.at:
             self.persist_backoff = 0
             conn.timers.arm(PERSIST, now, conn.rtt.rto)
 
@@ -178,6 +180,7 @@ class Sender:
         if fin:
             self.fin_seq = end
         self.nxt = seq_add(seq, n + fin)
+        self.unsent -= n
         rec = conn.recovery
         rec.q.sent(n, fin, now)
         if rec.ca_state is CaState.RECOVERY:
@@ -227,7 +230,7 @@ class Sender:
         conn = self.conn
         rec = conn.recovery
         q = rec.q
-        avail = self.buf.bytes_from(self.nxt)
+        avail = self.unsent
         room = seq_diff(seq_add(self.una, self.wnd), self.nxt)
         if self.fin_seq is None and avail and room > 0:
             n = min(avail, self.mss, room)
