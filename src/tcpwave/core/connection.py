@@ -90,6 +90,14 @@ class Stats:
 
 
 class Connection:
+    __slots__ = (
+        "config", "local", "remote", "host", "_tracer", "_isn", "_rng", "_challenges", "_last_oow_ack",
+        "state", "passive", "_now", "_out", "events_out", "our_mss", "ts_enabled", "sack_ok",
+        "peer_offered_wscale", "_ts_offset", "timers", "rtt", "cc", "snd", "rcv", "recovery", "keepalive",
+        "user_timeout", "last_recv", "keepalive_probes", "retries", "iss_floor", "close_reason", "stats",
+        "_reported", "on_change", "_port_pair", "soft_error", "__weakref__"
+    )
+
     def __init__(
         self,
         config: Config | None = None,

@@ -14,6 +14,12 @@ if TYPE_CHECKING:
 
 
 class Receiver:
+    __slots__ = (
+        "conn", "irs", "nxt", "up", "adv", "wscale", "buf", "closed", "ts_recent", "ts_recent_at",
+        "last_ack_sent", "ack_now", "ack_delayed", "delack_bytes", "mss", "recent_ooo", "dsack",
+        "readable_signalled", "urgent_advanced", "bytes_received"
+    )
+
     def __init__(self, conn: "Connection") -> None:
         self.conn = conn
         self.irs = 0

@@ -44,6 +44,13 @@ CA_STATE_NUMBER = {CaState.OPEN: 0, CaState.DISORDER: 1, CaState.CWR: 2, CaState
 
 class Recovery:
     """Owned by one Connection; `q` is its retransmission queue."""
+    __slots__ = (
+        "conn", "cc", "q", "ca_state", "recover", "dupacks", "reno_sacked", "rack_xmit", "rack_end",
+        "rack_rtt", "rack_advanced", "min_rtt", "reordering_seen", "reo_wnd_mult", "reo_wnd_persist",
+        "dsack_round", "reo_timeout", "tlp_end", "tlp_retrans", "tlp_dsack", "prr_delivered", "prr_out",
+        "recover_fs", "reducing", "round_end", "delivered_total", "rs", "lost_total", "detected_by"
+    )
+
 
     def __init__(self, conn: "Connection", cc: CongestionControl) -> None:
         self.conn = conn
@@ -78,7 +85,7 @@ class Recovery:
         self.delivered_total = 0  # bytes the peer has shown it holds (cumulatively ACKed or SACKed)
         self.rs: RateSample | None = None  # made at the first ACK, then refilled
         self.lost_total = 0
-        self.detected_by: dict[str, int] = {"dupack": 0, "rack": 0, "tlp": 0, "rto": 0}
+        self.detected_by: dict[str, int] | None = None  # losses per rule (dupack, rack, tlp, rto), once any
 
     # -------------------------------------------------------------- queries
     @property
@@ -252,7 +259,10 @@ class Recovery:
 
     def _lost(self, rec: Record, rule: str) -> None:
         self.lost_total += 1
-        self.detected_by[rule] += 1
+        counts = self.detected_by
+        if counts is None:
+            counts = self.detected_by = {}
+        counts[rule] = counts.get(rule, 0) + 1
         conn = self.conn
         if conn.tracing:
             snd_una = conn.snd.una
@@ -357,7 +367,9 @@ class Recovery:
         self.tlp_end = self.q.nxt
         self.tlp_retrans = retrans
         self.tlp_dsack = False
-        self.detected_by["tlp"] += 1
+        if self.detected_by is None:
+            self.detected_by = {}
+        self.detected_by["tlp"] = self.detected_by.get("tlp", 0) + 1
         if self.conn.tracing:
             self.conn.trace("loss", rule="tlp", seq=None, len=0)
 

@@ -18,6 +18,11 @@ OVERHEAD = 64  # bytes charged per out-of-order range for its bookkeeping
 
 
 class ReceiveBuffer:
+    __slots__ = (
+        "capacity", "_ready", "next_offset", "_starts", "_ends", "_data", "ooo_bytes", "pruned",
+        "fin_offset"
+    )
+
     def __init__(self, capacity: int):
         self.capacity = capacity
         self._ready = bytearray()  # in order, not yet read by the user

@@ -4,6 +4,10 @@ from .config import Config
 
 
 class RttEstimator:
+    __slots__ = (
+        "_cfg", "srtt", "rttvar", "rto", "backoffs"
+    )
+
     def __init__(self, config: Config):
         self._cfg = config
         self.srtt: float | None = None

@@ -9,6 +9,10 @@ from ..seq import seq_add, seq_diff
 
 
 class SendBuffer:
+    __slots__ = (
+        "capacity", "start_seq", "_buf"
+    )
+
     def __init__(self, capacity: int, start_seq: int):
         self.capacity = capacity
         self.start_seq = start_seq

@@ -22,6 +22,13 @@ if TYPE_CHECKING:
 
 
 class Sender:
+    __slots__ = (
+        "conn", "iss", "una", "nxt", "wnd", "wl1", "wl2", "max_wnd", "up", "wscale", "mss", "buf", "unsent",
+        "blocked", "nodelay", "tso_max", "fin_wanted", "fin_seq", "push_points", "sent_push", "small_end",
+        "sws_expired", "last_send", "progress_at", "persist_backoff", "probes_out", "rtt_seq", "rtt_time",
+        "pace_at", "cwnd_limited"
+    )
+
     def __init__(self, conn: "Connection") -> None:
         cfg = conn.config
         self.conn = conn
@@ -42,8 +49,10 @@ class Sender:
         self.tso_max = 0  # > 0: the device cuts segments (TSO), so one may carry up to this many bytes
         self.fin_wanted = False  # the user called CLOSE (shutdown or close)
         self.fin_seq: int | None = None  # sequence number of our FIN once sent
-        self.push_points: collections.deque[int] = collections.deque()  # where writes end: PSH
-        self.sent_push: collections.deque[int] = collections.deque()  # ends of sent segments with PSH
+        # where writes end (PSH), and the ends of sent segments that carried PSH; made at first use
+        # (an idle connection pays for neither: a deque is 600 bytes)
+        self.push_points: collections.deque[int] | None = None
+        self.sent_push: collections.deque[int] | None = None
         self.small_end: int | None = None  # end of the last sub-MSS segment sent (Nagle/Minshall)
         self.sws_expired = False
         self.last_send = 0.0
@@ -70,6 +79,8 @@ class Sender:
         n = self.buf.append(data)
         self.unsent += n
         if n:
+            if self.push_points is None:
+                self.push_points = collections.deque()
             self.push_points.append(self.buf.end_seq)
             if urgent:
                 self.up = self.buf.end_seq  # MUST-62: the octet following the urgent data
@@ -168,6 +179,8 @@ class Sender:
         flags = ACK | (push if n else 0) | (FIN if fin else 0)
         if push and n:
             marks = self.sent_push
+            if marks is None:
+                marks = self.sent_push = collections.deque()
             while marks and seq_le(marks[0], self.una):
                 marks.popleft()
             marks.append(end)  # a retransmission of this segment carries PSH again
@@ -215,6 +228,8 @@ class Sender:
     def _pushed(self, seq: int, n: int) -> bool:
         """Did the first transmission of bytes [seq, seq + n) end a write (PSH)?"""
         marks, end = self.sent_push, seq_add(seq, n)
+        if marks is None:
+            return False
         while marks and seq_le(marks[0], self.una):
             marks.popleft()
         for mark in marks:
