@@ -2,7 +2,7 @@
 connection's recovery (NewReno without SACK, with PRR setting the window while it repairs)."""
 
 import pytest
-from helpers import PEER_SYN_OPTIONS, established
+from helpers import established
 
 from tcpwave.cc import REGISTRY, RateSample, create
 from tcpwave.core.config import Config
@@ -130,13 +130,12 @@ def test_rto_collapses_cwnd_to_one_segment():
 def test_idle_connection_restarts_from_the_initial_window():
     p = established(CFG)
     for _ in range(4):  # grow cwnd past the initial window
-        segs = p.call("send", b"g" * 14600)
+        assert len(p.call("send", b"g" * 14600)) == 10
         p.deliver(".", ack=p.our_nxt)
     assert p.conn.cwnd > 14600
     p.advance(p.now + 10.0)  # idle for longer than the RTO
     out = p.call("send", b"h" * 40000)
     assert sum(len(s.payload) for s in out) == 14600
-    assert segs
 
 
 def test_the_connection_uses_the_configured_algorithm_by_name():
@@ -151,11 +150,14 @@ def test_the_connection_uses_the_configured_algorithm_by_name():
             super().set_mss(mss)
             self.cwnd = mss
 
-    p = established(Config(timestamps=False, window_scaling=False, sack=False, congestion_control="timid-test"))
-    out = p.call("send", b"t" * 10000)
-    assert len(out) == 1  # one segment: the configured algorithm's window, not Reno's ten
-    assert PEER_SYN_OPTIONS.mss == 1460
-    REGISTRY.pop("timid-test")
+    try:
+        p = established(Config(timestamps=False, window_scaling=False, sack=False,
+                               congestion_control="timid-test"))
+        out = p.call("send", b"t" * 10000)
+        assert len(out) == 1  # one segment: the configured algorithm's window, not Reno's ten
+        assert type(p.conn.cc) is Timid
+    finally:
+        REGISTRY.pop("timid-test")
 
 
 def test_karn_an_ack_for_retransmitted_data_gives_no_rtt_sample():

@@ -48,5 +48,11 @@ def test_syn_ack_echoes_only_the_options_the_peer_offered():
     assert seg.options.sack_permitted and seg.options.ts is None and seg.options.wscale is None
 
 
-def test_plain_config_is_what_the_fixtures_use():
-    assert not PLAIN.timestamps and not PLAIN.window_scaling and not PLAIN.sack
+def test_the_fixtures_plain_config_reaches_the_connection():
+    """The state-machine tests use plain segments: offered every option, the fixture's listener
+    (PLAIN) answers with none but the MSS."""
+    p = listening(PLAIN)
+    syn_options = Options(mss=1460, wscale=7, sack_permitted=True, ts=(1, 0))
+    seg = expect_one(p.deliver("S", options=syn_options), "S.")
+    assert seg.options.mss == 1460
+    assert seg.options.wscale is None and seg.options.ts is None and not seg.options.sack_permitted

@@ -41,6 +41,7 @@ def test_control_socket_reports_listener_and_both_ends_of_a_connection(tmp_path)
             await asyncio.sleep(0.005)
             if conn.snd_una == conn.snd_nxt:
                 break
+        assert conn.snd_una == conn.snd_nxt, "the server never acknowledged everything"
         doc = await asyncio.to_thread(query, path)
         seen = {"snd_nxt": conn.snd_nxt, "rcv_nxt": conn.rcv_nxt, "port": conn.local[1]}
         held.set()

@@ -553,7 +553,7 @@ class Connection:
         if synack:  # echo only what the peer offered
             opts = Options(
                 mss=self.our_mss,
-                wscale=rcv.wscale if self.peer_offered_wscale else None,
+                wscale=rcv.wscale if self.peer_offered_wscale and cfg.window_scaling else None,
                 sack_permitted=self.sack_ok,
                 ts=(self.tsval(), rcv.ts_recent) if self.ts_enabled else None,
             )
