@@ -8,38 +8,19 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
+from netns import RAW_TCP, namespace, needs_netns, wait_for_file
 
-pytestmark = pytest.mark.skipif(
-    not (os.geteuid() == 0 and shutil.which("ip") and os.path.exists("/dev/net/tun") and shutil.which("curl")),
-    reason="needs root, iproute2, curl and /dev/net/tun")
+pytestmark = [needs_netns, pytest.mark.skipif(not shutil.which("curl"), reason="needs curl (./run test installs it)")]
 
-FLOOD = r"""
-import json, socket, struct, sys, time
+FLOOD = RAW_TCP + r"""
+import json, sys, time
 rate, seconds, out = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]
 dst = socket.inet_aton("192.0.2.2")
-
-def csum(data):
-    if len(data) % 2:
-        data += b"\0"
-    s = sum(struct.unpack("!%dH" % (len(data) // 2), data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
-    return ~s & 0xFFFF
-
-packets = []
-for i in range(4000):  # distinct spoofed sources and ports, TEST-NET-2 only
-    src = socket.inet_aton("198.51.100.%d" % (1 + i % 250))
-    sport = 1024 + i
-    tcp = struct.pack("!HHIIBBHHH", sport, 80, i * 2654435761 & 0xFFFFFFFF, 0, 6 << 4, 0x02, 64240, 0, 0)
-    tcp += struct.pack("!BBH", 2, 4, 1460)  # MSS option
-    tcp = tcp[:12] + bytes([(6 << 4)]) + tcp[13:]
-    c = csum(src + dst + struct.pack("!BBH", 0, 6, len(tcp)) + tcp)
-    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), i & 0xFFFF, 0, 64, 6, 0, src, dst)
-    packets.append(ip + tcp)
+packets = [tcp_packet(socket.inet_aton("198.51.100.%d" % (1 + i % 250)), dst, 1024 + i, 80,
+                      i * 2654435761 & 0xFFFFFFFF, 0, 0x02, options=struct.pack("!BBH", 2, 4, 1460))
+           for i in range(4000)]  # distinct spoofed sources and ports, TEST-NET-2 only
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
 t0 = time.monotonic(); sent = 0
 while True:  # bounded: `seconds` long, at most rate * seconds packets
@@ -60,43 +41,25 @@ json.dump({"sent": sent, "seconds": time.monotonic() - t0}, open(out, "w"))
 def test_syn_flood_does_not_stop_a_real_client():
     """10,000 spoofed SYN/s for 10 s fill the SYN queue; SYN cookies answer the rest, and curl's 20
     requests to `tcpwave serve http` each complete within 1 s."""
-    ns = f"tcpwave-flood-{os.getpid()}"
     py = sys.executable
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-flood") as ns:
         ready, stats = os.path.join(tmp, "ready"), os.path.join(tmp, "flood.json")
-        control = os.path.join(tmp, "ctl.sock")
-        subprocess.run(["ip", "netns", "add", ns], check=True)
-        server = flood = None
-        try:
-            run = ["ip", "netns", "exec", ns]
-            subprocess.run([*run, "ip", "link", "set", "lo", "up"], check=True)
-            server = subprocess.Popen([*run, py, "-m", "tcpwave.cli.main", "serve", "http", "--ready-file", ready,
-                                       "--control", control], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            deadline = time.monotonic() + 20
-            while not os.path.exists(ready):
-                assert server.poll() is None and time.monotonic() < deadline, server.stderr.read().decode()[-800:]
-                time.sleep(0.02)
-            subprocess.run([*run, "ip", "route", "add", "blackhole", "198.51.100.0/24"], check=True)
-            flood = subprocess.Popen([*run, py, "-c", FLOOD, "10000", "10", stats])
-            deadline = time.monotonic() + 20
-            while not os.path.exists(stats + ".started"):  # the flood is under way
-                assert flood.poll() is None and time.monotonic() < deadline
-                time.sleep(0.02)
-            times = []
-            for _ in range(20):
-                r = subprocess.run([*run, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}",
-                                    "--max-time", "5", "http://192.0.2.2/"], capture_output=True, text=True)
-                code, took = r.stdout.split()
-                times.append((code, float(took)))
-            flood.wait(30)
-            sent = json.load(open(stats))
-        finally:
-            for proc in (flood, server):
-                if proc is not None and proc.poll() is None:
-                    proc.terminate()
-                    proc.wait(10)
-            subprocess.run(["ip", "netns", "del", ns], check=False)
+        server = ns.popen(py, "-m", "tcpwave.cli.main", "serve", "http", "--ready-file", ready, "--control",
+                          "none", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_file(ready, server)
+        ns.call("ip", "route", "add", "blackhole", "198.51.100.0/24", check=True)
+        flood = ns.popen(py, "-c", FLOOD, "10000", "10", stats)
+        wait_for_file(stats + ".started", flood)  # the flood is under way
+        times = []
+        for _ in range(20):
+            r = ns.call("curl", "-s", "-o", "/dev/null", "-w", "%{http_code} %{time_total}", "--max-time", "5",
+                        "http://192.0.2.2/", capture_output=True, text=True)
+            code, took = r.stdout.split()
+            times.append((code, float(took)))
+        flood.wait(30)
+        sent = json.load(open(stats))
     assert sent["sent"] / sent["seconds"] >= 9000  # the flood really ran at about 10,000 SYN/s
     assert all(code == "200" for code, _ in times), times
     assert max(t for _, t in times) <= 1.0, times
     print(f"flood {sent['sent'] / sent['seconds']:.0f} SYN/s; curl times {sorted(t for _, t in times)}")
+

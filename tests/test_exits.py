@@ -4,18 +4,15 @@ creates and removes; only TEST-NET addresses."""
 
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
 import tempfile
 import time
 
-import pytest
+from netns import namespace, needs_netns, wait_for_file, wait_until
 
-pytestmark = pytest.mark.skipif(
-    not (os.geteuid() == 0 and shutil.which("ip") and os.path.exists("/dev/net/tun")),
-    reason="needs root, iproute2 and /dev/net/tun")
+pytestmark = needs_netns
 
 CLIENTS = r"""
 import json, os, socket, sys, time
@@ -39,42 +36,22 @@ print(json.dumps(ended))
 """
 
 
-def _wait_for(path: str, proc: subprocess.Popen, seconds: float = 20) -> None:
-    deadline = time.monotonic() + seconds
-    while not os.path.exists(path):
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
-
-
 def test_sigterm_ends_serve_with_live_connections_in_one_line():
-    ns = f"tcpwave-exit-{os.getpid()}"
     py = sys.executable
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    server = clients = None
-    try:
-        run = ["ip", "netns", "exec", ns]
-        subprocess.run([*run, "ip", "link", "set", "lo", "up"], check=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            ready, up = os.path.join(tmp, "ready"), os.path.join(tmp, "clients")
-            # stderr is a pipe nobody reads until the end, as the review found it
-            server = subprocess.Popen([*run, py, "-m", "tcpwave.cli.main", "serve", "echo", "--ready-file", ready,
-                                       "--control", "none"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-            _wait_for(ready, server)
-            clients = subprocess.Popen([*run, py, "-c", CLIENTS, "40", up], stdout=subprocess.PIPE,
-                                       stderr=subprocess.PIPE, text=True)
-            _wait_for(up, clients)
-            t0 = time.monotonic()
-            server.send_signal(signal.SIGTERM)
-            server.wait(10)
-            took = time.monotonic() - t0
-            err = server.stderr.read().decode()
-            out, cerr = clients.communicate(timeout=20)
-    finally:
-        for proc in (clients, server):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+    with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-exit") as ns:
+        ready, up = os.path.join(tmp, "ready"), os.path.join(tmp, "clients")
+        # stderr is a pipe nobody reads until the end, as the review found it
+        server = ns.popen(py, "-m", "tcpwave.cli.main", "serve", "echo", "--ready-file", ready, "--control", "none",
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_file(ready, server)
+        clients = ns.popen(py, "-c", CLIENTS, "40", up, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_file(up, clients)
+        t0 = time.monotonic()
+        server.send_signal(signal.SIGTERM)
+        server.wait(10)
+        took = time.monotonic() - t0
+        err = server.stderr.read().decode()
+        out, cerr = clients.communicate(timeout=20)
     assert took < 2.0
     assert server.returncode == 0
     assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("tcpwave serve: stopped; 40 open")
@@ -86,59 +63,35 @@ def test_sigterm_ends_serve_with_live_connections_in_one_line():
 def test_fetch_ends_without_a_traceback(tmp_path):
     body = os.urandom(300_000)
     (tmp_path / "b.bin").write_bytes(body)
-    ns = f"tcpwave-exit2-{os.getpid()}"
     py = sys.executable
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    try:
-        r = subprocess.run(["ip", "netns", "exec", ns, "sh", "-c", f"""
-ip link set lo up
-{py} -m http.server --bind 0.0.0.0 8000 --directory {tmp_path} >/dev/null 2>&1 &
-srv=$!
-for i in $(seq 200); do ss -ltnH | grep -q ':8000 ' && break; sleep 0.02; done
-{py} -m tcpwave.cli.main fetch http://192.0.2.1:8000/b.bin
-rc=$?
-kill $srv
-exit $rc
-"""], capture_output=True, timeout=120)
-    finally:
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+    with namespace("tcpwave-exit2") as ns:
+        srv = ns.popen(py, "-m", "http.server", "--bind", "0.0.0.0", "8000", "--directory", str(tmp_path),
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_until(lambda: b":8000 " in ns.call("ss", "-ltnH", capture_output=True).stdout, srv)
+        r = ns.call(py, "-m", "tcpwave.cli.main", "fetch", "http://192.0.2.1:8000/b.bin", capture_output=True,
+                    timeout=120)
     assert r.returncode == 0 and r.stdout == body
     assert b"Traceback" not in r.stderr and b"Bad file descriptor" not in r.stderr, r.stderr[-1500:]
 
 
 def test_ctrl_c_ends_connect_with_one_line():
-    ns = f"tcpwave-exit3-{os.getpid()}"
     py = sys.executable
     listener = ("import socket,sys;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
                 "s.bind(('0.0.0.0',7008));s.listen();c,_=s.accept();open(sys.argv[1],'w').close();"
                 "print(repr(c.recv(100)))")
-    subprocess.run(["ip", "netns", "add", ns], check=True)
-    peer = conn = None
-    try:
-        run = ["ip", "netns", "exec", ns]
-        subprocess.run([*run, "ip", "link", "set", "lo", "up"], check=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            accepted = os.path.join(tmp, "accepted")
-            peer = subprocess.Popen([*run, py, "-c", listener, accepted], stdout=subprocess.PIPE, text=True)
-            deadline = time.monotonic() + 20
-            while b":7008 " not in subprocess.run([*run, "ss", "-ltnH"], capture_output=True).stdout:
-                assert peer.poll() is None and time.monotonic() < deadline
-                time.sleep(0.02)
-            conn = subprocess.Popen([*run, py, "-m", "tcpwave.cli.main", "connect", "192.0.2.1", "7008"],
-                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            _wait_for(accepted, peer)
-            t0 = time.monotonic()
-            conn.send_signal(signal.SIGINT)
-            conn.wait(10)
-            took = time.monotonic() - t0
-            err = conn.stderr.read().decode()
-            seen, _ = peer.communicate(timeout=10)
-    finally:
-        for proc in (peer, conn):
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
-        subprocess.run(["ip", "netns", "del", ns], check=False)
+    with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-exit3") as ns:
+        accepted = os.path.join(tmp, "accepted")
+        peer = ns.popen(py, "-c", listener, accepted, stdout=subprocess.PIPE, text=True)
+        wait_until(lambda: b":7008 " in ns.call("ss", "-ltnH", capture_output=True).stdout, peer)
+        conn = ns.popen(py, "-m", "tcpwave.cli.main", "connect", "192.0.2.1", "7008", stdin=subprocess.PIPE,
+                        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for_file(accepted, peer)
+        t0 = time.monotonic()
+        conn.send_signal(signal.SIGINT)
+        conn.wait(10)
+        took = time.monotonic() - t0
+        err = conn.stderr.read().decode()
+        seen, _ = peer.communicate(timeout=10)
     assert took < 2.0 and conn.returncode == 130
     assert err.strip() == "tcpwave connect: interrupted", err
     assert seen.strip() == "b''"  # the peer got our FIN
