@@ -8,6 +8,7 @@ against what was written. Everything is seeded, so each row is deterministic.
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from .core import events as ev
 from .core.config import Config
@@ -53,7 +54,7 @@ def run_one(loss: float, sack: bool, *, rate_bps: float = 100e6, rtt: float = 0.
     sender = sim.add_host("sender", ["192.0.2.1"], config=config)
     receiver = sim.add_host("receiver", ["192.0.2.2"], config=config)
     sim.link(sender, receiver, link)
-    state = {"written": 0, "read": 0, "ok": True, "conn": None}
+    state: dict[str, Any] = {"written": 0, "read": 0, "ok": True, "conn": None}
 
     def fill(conn):
         while True:

@@ -73,9 +73,9 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
             lines.append(line)
             last_arrow[(host, e["flags"], e["seq"], e["ack"], e["len"])] = line
         elif kind == "drop" and e.get("where") == "link":
-            line = last_arrow.get((host, e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
-            if line is not None:
-                line.lost = e["reason"]
+            lost = last_arrow.get((host, e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
+            if lost is not None:
+                lost.lost = e["reason"]
         elif kind == "drop" and e.get("reason") not in (None,):
             text = f"dropped: {e['reason']}"
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))

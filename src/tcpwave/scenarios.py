@@ -15,6 +15,7 @@ from .core import events as ev
 from .core.config import Config
 from .core.state import State
 from .sim import DEFAULT_LINK, Fault, LinkParams, Simulator
+from .stack import Listener
 from .trace import ListSink, Tracer
 
 CLIENT_ADDR, SERVER_ADDR = "192.0.2.1", "192.0.2.2"
@@ -83,7 +84,7 @@ class _Demo:
         self.closed: dict[str, str] = {}
         self.received: dict[str, bytearray] = {"client": bytearray(), "server": bytearray()}
         self.eof: set[str] = set()
-        self.listener = None
+        self.listener: Listener | None = None
 
     def note_common(self, host, conn, event) -> None:
         if isinstance(event, ev.Connected) and self.listener is not None and conn.passive:

@@ -341,6 +341,7 @@ class Stack:
     def _collect(self, conn: Connection) -> None:
         """Send what a connection produced; route its events; forget it once CLOSED."""
         now = conn.now
+        assert conn.local is not None  # every connection a stack holds is bound
         laddr, raddr = conn.local[0], conn.remote[0] if conn.remote else None
         for seg, note in conn.drain_output():
             self._send(laddr, raddr, seg, now, note, conn.snd_mss)
@@ -362,9 +363,10 @@ class Stack:
                 self._deadline[conn] = deadline
                 heapq.heappush(self._timer_heap, (deadline, next(self._tick), conn))
         if conn.state is State.CLOSED or (conn.state is State.LISTEN and conn.remote is not None):
-            key = (laddr, conn.local[1], raddr, conn.remote[1]) if conn.remote else None
-            if self._conns.get(key) is conn:
-                del self._conns[key]
+            if conn.remote is not None:
+                key = (laddr, conn.local[1], raddr, conn.remote[1])
+                if self._conns.get(key) is conn:
+                    del self._conns[key]
             parent = self._children.pop(conn, None)
             if parent is not None:
                 parent.pending.discard(conn)

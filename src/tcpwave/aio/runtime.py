@@ -178,7 +178,7 @@ class TunLink:
         except BlockingIOError:
             pass  # the device queue is full: TCP retransmits what was dropped
         except OSError as e:  # pragma: no cover - device gone
-            raise ConnectionError(f"TUN device write failed: {os.strerror(e.errno)}") from e
+            raise ConnectionError(f"TUN device write failed: {os.strerror(e.errno or 0)}") from e
 
 
 class FaultyLink:

@@ -6,6 +6,7 @@ ConnectionRefusedError, TimeoutError.
 """
 
 import asyncio
+from collections.abc import Callable
 
 from ..core import events as ev
 from ..core.errors import closed_error
@@ -29,8 +30,10 @@ class TcpTransport(asyncio.Transport):
         self._lost = False
         self._eof_seen = False
         self._eof_told = False
-        self._ended = None  # the TimeWait/Closed event, kept until the unread data has been delivered
-        self.on_lost = None  # called with the transport once it is done (a Server forgets it then)
+        # the TimeWait/Closed event, kept until the unread data has been delivered
+        self._ended: ev.TimeWait | ev.Closed | None = None
+        # called with the transport once it is done (a Server forgets it then)
+        self.on_lost: Callable[[TcpTransport], None] | None = None
         runtime.register(conn, self)
 
     # ---- asyncio.BaseTransport / WriteTransport / ReadTransport
@@ -128,12 +131,12 @@ class TcpTransport(asyncio.Transport):
                 return
             self._ended = event
             self._runtime.unregister(self._conn)
-            connecting = self._connected is not None and not self._connected.done()
-            if connecting:
+            connected = self._connected
+            if connected is not None and not connected.done():
                 self._lost = True
                 reason = getattr(event, "reason", ev.NORMAL)
                 exc = closed_error("connect", self._conn.state, reason) if reason in _ERRORS else None
-                self._connected.set_exception(exc or ConnectionError("connection closed before it was established"))
+                connected.set_exception(exc or ConnectionError("connection closed before it was established"))
                 return
             self._deliver()
 

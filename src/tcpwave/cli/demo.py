@@ -33,13 +33,14 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     if args.list:
         width = max(map(len, SCENARIOS))
-        for name, sc in SCENARIOS.items():
-            print(f"  {name:<{width}}  {sc.summary}")
+        for name, each in SCENARIOS.items():
+            print(f"  {name:<{width}}  {each.summary}")
         return 0
-    sc = SCENARIOS.get(args.scenario)
-    if sc is None:
+    found = SCENARIOS.get(args.scenario)
+    if found is None:
         print(f"tcpwave demo: no scenario {args.scenario!r}; try: {', '.join(SCENARIOS)}", file=sys.stderr)
         return 2
+    sc = found
     config = knobs.config(args) if knobs.changes(args) else None
     with contextlib.ExitStack() as stack:
         tracer = Tracer()

@@ -38,13 +38,12 @@ def runtime(args, stack: contextlib.ExitStack, loop) -> Runtime:
                                            offload=not args.no_offload))
     if device.offload_error:
         print(f"tcpwave: {device.offload_error}; working packet by packet", file=sys.stderr)
-    link = TunLink(device)
-    if taps:
-        link = Tapped(link, taps)
+    tapped = Tapped(TunLink(device), taps) if taps else None
+    link = tapped or TunLink(device)
     rt = Runtime(Stack([args.addr], config=knobs.config(args), tracer=tracer, host="tcpwave", mtu=args.mtu,
                        checksum_offload=device.offload, segment_max=SEGMENT_MAX if device.offload else 0), link)
-    if taps:
-        link.clock = rt.now  # capture times on the event log's clock
+    if tapped is not None:
+        tapped.clock = rt.now  # capture times on the event log's clock
     stack.callback(rt.close)  # (runs last: sends what is pending, then stops)
     stack.callback(rt.shut_down)  # (runs first: a FIN for any connection still open)
     return rt
@@ -58,6 +57,7 @@ def run_command(name: str, main, args, timeout: float | None = None) -> int:
     async def guarded() -> int:
         loop = asyncio.get_running_loop()
         task = asyncio.current_task()
+        assert task is not None
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)
         try:

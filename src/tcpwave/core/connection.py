@@ -18,6 +18,7 @@ import dataclasses
 import functools
 import os
 import random
+from collections.abc import Callable
 
 from ..cc import create as create_cc
 from ..seq import seq_add, seq_diff, seq_gt, seq_le
@@ -146,7 +147,8 @@ class Connection:
         self.close_reason: CloseReason | None = None
         self.stats = Stats()
         self._reported = ChangeReporter()  # what the event log last heard of cwnd and windows
-        self.on_change = None  # set by a Stack: called after each user call with output to collect
+        # set by a Stack: called after each user call with output to collect
+        self.on_change: Callable[[Connection], None] | None = None
         self._port_pair: tuple[int, int] | None = None
         self.soft_error: str | None = None  # the last ICMP soft error (RFC 1122 §4.2.3.9)
 

@@ -57,7 +57,7 @@ class TunDevice:
                 fcntl.ioctl(self.fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
                 self.offload = True
             except OSError as e:  # an old kernel or a restricted one: packet by packet, with the header
-                self.offload_error = f"TUNSETOFFLOAD refused: {os.strerror(e.errno)}"
+                self.offload_error = f"TUNSETOFFLOAD refused: {os.strerror(e.errno or 0)}"
         self.name, self.kernel, self.stack_address, self.mtu = name, iface, ours, mtu
         family = "-6" if iface.version == 6 else "-4"
         cmds = [["ip", family, "addr", "add", str(iface), "dev", name] + (["nodad"] if iface.version == 6 else []),

@@ -17,7 +17,17 @@ from ..stack import Stack
 from ..trace import ListSink, Tracer
 from ..wire.tcp import ACK, RST, SYN
 from . import packets
-from .script import WILDCARD, CallEvent, PacketEvent, Script, ScriptError, SkippedEvent, When, parse_script
+from .script import (
+    WILDCARD,
+    CallEvent,
+    Event,
+    PacketEvent,
+    Script,
+    ScriptError,
+    SkippedEvent,
+    When,
+    parse_script,
+)
 from .sockets import BLOCK, Mismatch, Sockets, SysError
 
 ADDRESSES = {  # documentation prefixes only (RFC 5737, RFC 3849): nothing here touches a network
@@ -123,7 +133,7 @@ class Runner:
         self.pending: _Pending | None = None
         self._traced = 0
         self._last_syn: tuple | None = None  # (seq, TSval) of the newest SYN the script injected
-        self.current = None  # the event being run
+        self.current: Event | None = None  # the event being run
         self._relearn = False  # the next SYN the stack sends starts a new sequence space
 
     # ------------------------------------------------------------ driving
@@ -137,14 +147,14 @@ class Runner:
             lo, hi = self._resolve(event.when, base)
             if isinstance(event, PacketEvent) and not event.inbound:
                 t = self._expect(event, lo, hi)
-                base = t if event.when.kind == "any" else lo
+                base = t if event.when.kind == "any" or lo is None else lo
                 continue
-            at = self.now if lo is None else lo
+            at: float = self.now if lo is None else lo
             self._advance(at, event)
             self._check_stale(at, event)
             if isinstance(event, PacketEvent):
                 self._inject(event)
-            else:
+            elif isinstance(event, CallEvent):
                 self._call(event, at)
             base = at
         self._finish()
@@ -249,7 +259,7 @@ class Runner:
             self._learn_ts(event, sent)
         shown = packets.describe(sent, self.spaces)
         self.log.append(f"{sent.time:.3f} {shown}")
-        if lo is not None and not lo - self.tolerance <= sent.time <= hi + self.tolerance:
+        if lo is not None and hi is not None and not lo - self.tolerance <= sent.time <= hi + self.tolerance:
             expected_at = f"{lo:.3f} s" if lo == hi else f"{lo:.3f}~{hi:.3f} s"
             raise Failure(event.line, f"expected {event.text!r} at {expected_at}; sent {shown!r} at {sent.time:.3f} s")
         if (sent.src_port, sent.dst_port) != (self.local_port, self.remote_port):
@@ -287,10 +297,10 @@ class Runner:
                 raise Failure(event.line, f"{event.name}() would block; write it as 'start...end {event.name}(...)' "
                                           "with the time it returns")
             offset = at - event.when.start
-            self.pending = _Pending(event, attempt, event.when.block_end + offset)
+            self.pending = _Pending(event, attempt, (event.when.block_end or 0.0) + offset)
             return
         if blocking:
-            end = event.when.block_end + at - event.when.start
+            end = (event.when.block_end or 0.0) + at - event.when.start
             if abs(end - self.now) > self.tolerance:
                 raise Failure(event.line, f"{event.name}() returned at once ({self.now:.3f} s); the script has it "
                                           f"block until {end:.3f} s")

@@ -147,7 +147,7 @@ def _when(start: str, range_end: str | None, block_end: str | None) -> When:
     if start == "*":
         return When("any")
     kind = "rel" if start.startswith("+") else "abs"
-    return When(kind, value(start), value(range_end), value(block_end))
+    return When(kind, value(start) or 0.0, value(range_end), value(block_end))
 
 
 _PACKET_RE = re.compile(

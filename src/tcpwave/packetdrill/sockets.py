@@ -101,7 +101,7 @@ class Sockets:
         c = s.conn
         if c is None or s.error_reported or c.state is not State.CLOSED:
             return None
-        name = _REASON_ERRNO.get(c.close_reason or "")
+        name = _REASON_ERRNO.get(c.close_reason) if c.close_reason is not None else None
         if name:
             s.error_reported = True
             if name == "ECONNRESET" and c in self.ended:

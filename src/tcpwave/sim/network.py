@@ -47,7 +47,8 @@ class Host:
         t = stack.next_timer()
         if t is not None and t != self._timer_at:
             self._timer_at = t
-            self.sim.at(max(t, self.sim.now), lambda t=t: self._fire(t))
+            deadline: float = t
+            self.sim.at(max(deadline, self.sim.now), lambda: self._fire(deadline))
         elif t is None:
             self._timer_at = None
 
@@ -132,7 +133,7 @@ class Simulator:
         if action == "drop":
             return self._link_event(host, packet, "drop", "fault")
         fate, arrival = direction.schedule(self.now, len(packet))
-        if fate != "ok":
+        if fate != "ok" or arrival is None:
             return self._link_event(host, packet, "drop", fate)
         if action == "corrupt":
             packet = flip_byte(packet, direction.rng)
@@ -156,7 +157,7 @@ class Simulator:
     def _link_event(self, host: Host, packet: bytes, type: str, reason: str) -> None:
         if not self.tracer.enabled:
             return
-        fields = {"where": "link", "reason": reason}
+        fields: dict[str, object] = {"where": "link", "reason": reason}
         seg = _peek_tcp(packet)
         if seg is not None:
             fields.update(flags=flags_text(seg.flags), seq=seg.seq, ack=seg.ack, len=len(seg.payload), win=seg.window)

@@ -30,7 +30,7 @@ class Annotator:
     call; a change made by a user call waits across calls for the segment that carries it."""
 
     def __init__(self):
-        self.waiting: dict[str, list[str]] = {}  # host -> changes waiting for the host's next sent packet
+        self.waiting: dict[str | None, list[str]] = {}  # host -> changes waiting for the host's next sent packet
 
     def feed(self, packets: list[tuple[float, bytes]], events: list[dict]) -> list[str | None]:
         keys = []
@@ -41,11 +41,11 @@ class Annotator:
             except MalformedPacket:
                 keys.append(None)
         comments: list[list[str]] = [[] for _ in packets]
-        sent_index: dict[tuple, list[int]] = {}
+        sent_index: dict[tuple | None, list[int]] = {}
         for i, k in enumerate(keys):
             sent_index.setdefault(k, []).append(i)
         used_send: set[int] = set()
-        last_recv: dict[str, int | None] = {}  # host -> packet index of its latest arrival
+        last_recv: dict[str | None, int | None] = {}  # host -> packet index of its latest arrival
         waiting = self.waiting
         for e in events:
             kind, host = e["type"], e.get("host")

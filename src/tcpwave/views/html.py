@@ -85,7 +85,7 @@ def step_states(view: ConnectionView) -> dict:
     """What the page steps through: for each ladder row, both endpoints' states after it."""
     rows = ladder_steps(view.events, view.left, view.right)
     hosts = (view.left, view.right)
-    first = {}
+    first: dict = {}
     for r in rows:
         if r["kind"] == "state":
             first.setdefault(r["host"], r["from"])

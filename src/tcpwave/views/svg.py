@@ -42,9 +42,9 @@ def ladder_steps(events: list[dict], left: str, right: str) -> list[dict]:
             rows.append(row)
             last[(host, e["flags"], e["seq"], e["ack"], e["len"])] = row
         elif e["type"] == "drop" and e.get("where") == "link":
-            row = last.get((host, e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
-            if row is not None:
-                row["lost"] = True
+            hit = last.get((host, e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
+            if hit is not None:
+                hit["lost"] = True
         elif e["type"] == "state":
             rows.append({"kind": "state", "t": e["t"], "host": host, "from": e["from"], "to": e["to"],
                          "why": e.get("why", "")})
@@ -160,10 +160,10 @@ def state_svg(events: list[dict], hosts: list[str], title: str = "") -> str:
     for i, h in enumerate(hosts):
         out.append(f"<text x='10' y='{40 + 16 * i}' font-size='12' fill='{color_of[h]}'>━ {_t(h)}</text>")
     out.append(f"<text x='10' y='{height - 10}' fill='#777'>dashed: {_ABORT} → CLOSED</text>")
-    for src, targets in TRANSITIONS.items():
-        for dst, cause in targets.items():
-            a, b = src.value, node_for(dst.value, src.value)
-            who = taken.get((src.value, dst.value))
+    for old, targets in TRANSITIONS.items():
+        for new, cause in targets.items():
+            a, b = old.value, node_for(new.value, old.value)
+            who = taken.get((old.value, new.value))
             out.append(_edge(a, b, cause, who, color_of))
     for name, (x, y) in NODES.items():
         label = "CLOSED" if name == "CLOSED_END" else name
