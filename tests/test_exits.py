@@ -36,6 +36,14 @@ print(json.dumps(ended))
 """
 
 
+def _stop(proc, sig) -> tuple[float, str]:
+    """Send `sig`; return how long the process took to end and what it wrote to stderr."""
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    proc.wait(10)
+    return time.monotonic() - t0, proc.stderr.read().decode()
+
+
 def test_sigterm_ends_serve_with_live_connections_in_one_line():
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-exit") as ns:
@@ -46,11 +54,7 @@ def test_sigterm_ends_serve_with_live_connections_in_one_line():
         wait_for_file(ready, server)
         clients = ns.popen(py, "-c", CLIENTS, "40", up, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         wait_for_file(up, clients)
-        t0 = time.monotonic()
-        server.send_signal(signal.SIGTERM)
-        server.wait(10)
-        took = time.monotonic() - t0
-        err = server.stderr.read().decode()
+        took, err = _stop(server, signal.SIGTERM)
         out, cerr = clients.communicate(timeout=20)
     assert took < 2.0
     assert server.returncode == 0
@@ -86,11 +90,7 @@ def test_ctrl_c_ends_connect_with_one_line():
         conn = ns.popen(py, "-m", "tcpwave.cli.main", "connect", "192.0.2.1", "7008", stdin=subprocess.PIPE,
                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         wait_for_file(accepted, peer)
-        t0 = time.monotonic()
-        conn.send_signal(signal.SIGINT)
-        conn.wait(10)
-        took = time.monotonic() - t0
-        err = conn.stderr.read().decode()
+        took, err = _stop(conn, signal.SIGINT)
         seen, _ = peer.communicate(timeout=10)
     assert took < 2.0 and conn.returncode == 130
     assert err.strip() == "tcpwave connect: interrupted", err
@@ -105,11 +105,7 @@ def test_sigterm_ends_sandbox_and_removes_its_namespace():
     while b"sleep 30" not in subprocess.run(["ps", "-eo", "args"], capture_output=True).stdout:
         assert proc.poll() is None and time.monotonic() < deadline  # the command runs: all is set up
         time.sleep(0.05)
-    t0 = time.monotonic()
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(10)
-    took = time.monotonic() - t0
-    err = proc.stderr.read().decode()
+    took, err = _stop(proc, signal.SIGTERM)
     assert took < 2.0 and proc.returncode == 130
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "tcpwave sandbox: interrupted; namespace removed"
     assert name.encode() not in subprocess.run(["ip", "netns", "list"], capture_output=True).stdout

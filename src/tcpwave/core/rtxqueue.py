@@ -216,12 +216,6 @@ class RetransmitQueue:
                 rec.sacked = False
         self.sacked = 0
 
-    def mark_all_lost(self) -> None:
-        """After a retransmission timeout every un-SACKed byte is presumed lost (RFC 5681, RFC 6675 §5.1)."""
-        for rec in self:
-            if not rec.sacked:
-                self.mark_lost(rec)
-
     def _index(self, pos: int) -> int:
         """Index of the record holding `pos` (or of the one before it)."""
         recs = self._recs
