@@ -9,6 +9,7 @@ import heapq
 import ipaddress
 import itertools
 import random
+import weakref
 from collections import deque
 
 from .core import events as ev
@@ -22,6 +23,7 @@ from .core.limits import RateBudget
 from .core.reasons import DropReason
 from .core.reset import reset_for
 from .core.state import State
+from .core.time_wait import TimeWait
 from .core.window import window_shift_for
 from .seq import seq_add
 from .trace import NULL_TRACER, Tracer
@@ -105,7 +107,7 @@ class Stack:
         self.mtu = mtu
         self.checksum_offload = checksum_offload
         self.segment_max = segment_max
-        self._conns: dict[tuple, Connection] = {}
+        self._conns: dict[tuple, Connection | TimeWait] = {}  # TIME_WAIT as a compact record
         self._listeners: dict[tuple, Listener] = {}
         self._children: dict[Connection, Listener] = {}
         self._out: list[tuple[bytes, int, bool]] = []  # (packet, GSO size or 0, checksum partial)
@@ -113,6 +115,8 @@ class Stack:
         # connection's current one, so an entry that no longer matches is skipped.
         self._timer_heap: list[tuple[float, int, Connection]] = []
         self._deadline: dict[Connection, float] = {}
+        self._rebuilt: weakref.WeakSet[Connection] = weakref.WeakSet()  # thawed from TIME_WAIT records
+        self._tw_heap: list[TimeWait] = []  # TIME_WAIT records, by the deadline they were queued with
         self._tick = itertools.count()
         self._events: list[tuple[Connection, object]] = []
         self._next_port = self.rng.choice(EPHEMERAL)
@@ -138,10 +142,23 @@ class Stack:
         heap = self._timer_heap
         while heap and self._deadline.get(heap[0][2]) != heap[0][0]:
             heapq.heappop(heap)  # stale: re-armed, cancelled or closed since
-        return heap[0][0] if heap else None
+        tw = self._tw_heap
+        while tw and tw[0].deadline != tw[0].queued:
+            top = heapq.heappop(tw)  # ended, or its 2 x MSL restarted: queue it at its new deadline
+            if top.deadline is not None:
+                top.queued = top.deadline
+                heapq.heappush(tw, top)
+        if heap and tw:
+            return min(heap[0][0], tw[0].queued)
+        return heap[0][0] if heap else tw[0].queued if tw else None
 
     def connections(self) -> list[Connection]:
-        return list(self._conns.values())
+        """Every connection with a full control block: all but those in TIME_WAIT (`time_waits`)."""
+        return [c for c in self._conns.values() if isinstance(c, Connection)]
+
+    def time_waits(self) -> list[TimeWait]:
+        """The 4-tuples in TIME_WAIT, as compact records."""
+        return [c for c in self._conns.values() if isinstance(c, TimeWait)]
 
     def listeners(self) -> list[Listener]:
         return list(self._listeners.values())
@@ -171,6 +188,7 @@ class Stack:
             raise PortInUse(f"connection {laddr}:{lport} -> {raddr}:{port} already exists")
         conn = self._new_connection(config or self.config, (laddr, lport), (raddr, port))
         self._conns[key] = conn
+        conn.table_key = key
         conn.connect(now)
         return conn
 
@@ -219,25 +237,64 @@ class Stack:
     def _icmp_error(self, error, now: float) -> None:
         """An ICMP error quoting one of our segments: to its connection, which checks it (RFC 5927)."""
         key = (ip(ipaddress.ip_address(error.src)), error.sport, ip(ipaddress.ip_address(error.dst)), error.dport)
-        conn = self._conns.get(key)
-        if conn is None:
+        entry = self._conns.get(key)
+        if entry is None:
             return self._drop(now, DropReason.ICMP_NO_CONNECTION)
-        conn.icmp_error(error.kind, error.mtu, error.seq, now)
+        conn = self._wake(entry, now) if isinstance(entry, TimeWait) else entry
+        conn.icmp_error(error.kind, error.mtu, error.seq, now, error.errno)
         self._collect(conn)
 
     def handle_timer(self, now: float) -> None:
-        heap = self._timer_heap
+        heap, tw = self._timer_heap, self._tw_heap
         while (t := self.next_timer()) is not None and t <= now:
+            if tw and tw[0].queued == t:
+                self._time_wait_ends(heapq.heappop(tw), now)
+                continue
             _, _, conn = heapq.heappop(heap)
             del self._deadline[conn]
             conn.handle_timer(now)
             self._collect(conn)
 
+    # ------------------------------------------------------------- TIME_WAIT
+    def _park(self, conn: Connection, key: tuple) -> None:
+        """A connection in TIME_WAIT: keep a compact record in the table, not the connection."""
+        deadline = conn.next_timer()
+        assert deadline is not None  # the 2 x MSL timer
+        self._deadline.pop(conn, None)
+        entry = self._conns.get(key)
+        if entry is conn:
+            entry = self._conns[key] = TimeWait(key, conn, deadline)
+            heapq.heappush(self._tw_heap, entry)
+        elif isinstance(entry, TimeWait) and entry.alive() is conn:
+            entry.update(conn, deadline)  # (a restarted 2 x MSL is queued again when the old one comes)
+
+    def _wake(self, tw: TimeWait, now: float) -> Connection:
+        """The full connection behind a record: the application's, or rebuilt from the record."""
+        conn = tw.alive()
+        if conn is None:
+            conn = tw.thaw(self._new_connection, now)
+            self._rebuilt.add(conn)  # its events have nobody to go to
+        return conn
+
+    def _time_wait_ends(self, tw: TimeWait, now: float) -> None:
+        conn = tw.alive()
+        if conn is None and not self.tracer.enabled:  # nobody to tell: just forget the 4-tuple
+            del self._conns[tw.key]
+            tw.deadline = None
+            return
+        conn = conn if conn is not None else self._wake(tw, now)
+        conn.handle_timer(now)
+        self._collect(conn)
+        if tw.deadline is not None:  # still waiting (not due after all): back in the queue
+            tw.queued = tw.deadline
+            heapq.heappush(self._tw_heap, tw)
+
     def _tcp_input(self, src, dst, seg: Segment, now: float) -> None:
         if self.tracer.enabled:
             self.tracer.emit(now, self.host, "recv", **_seg_fields(seg, src, dst))
         key = (dst, seg.dst_port, src, seg.src_port)
-        conn = self._conns.get(key)
+        entry = self._conns.get(key)
+        conn = self._wake(entry, now) if isinstance(entry, TimeWait) else entry
         listener = self._listeners.get((dst, seg.dst_port)) or self._listeners.get((None, seg.dst_port))
         iss_floor = None
         if conn is not None and listener is not None and conn.time_wait_accepts(seg):
@@ -275,6 +332,7 @@ class Stack:
             child.segment_arrived(seg, now)
             if child.state is State.SYN_RCVD:
                 self._conns[key] = child
+                child.table_key = key
                 self._children[child] = listener
                 listener.pending.add(child)
             self._collect(child)
@@ -322,6 +380,7 @@ class Stack:
         child.on_change = self._collect
         accept_cookie(child, seg, iss, mss, self._cookie_ts_offset)
         self._conns[key] = child
+        child.table_key = key
         self._children[child] = listener
         listener.pending.add(child)
         child.segment_arrived(seg, now)
@@ -346,6 +405,8 @@ class Stack:
         for seg, note in conn.drain_output():
             self._send(laddr, raddr, seg, now, note, conn.snd_mss)
         listener = self._children.get(conn)
+        if self._rebuilt and conn in self._rebuilt:
+            conn.events()  # rebuilt from a TIME_WAIT record: the application let go of it long ago
         for event in conn.events():
             if listener is not None:  # not yet accepted: the application does not know it
                 if not isinstance(event, ev.Connected):
@@ -355,6 +416,8 @@ class Stack:
                 del self._children[conn]
                 listener = None
             self._events.append((conn, event))
+        if conn.state is State.TIME_WAIT and conn.table_key is not None:
+            return self._park(conn, conn.table_key)
         deadline = conn.next_timer()
         if deadline != self._deadline.get(conn):
             if deadline is None:
@@ -365,8 +428,11 @@ class Stack:
         if conn.state is State.CLOSED or (conn.state is State.LISTEN and conn.remote is not None):
             if conn.remote is not None:
                 key = (laddr, conn.local[1], raddr, conn.remote[1])
-                if self._conns.get(key) is conn:
+                entry = self._conns.get(key)
+                if entry is conn or (isinstance(entry, TimeWait) and entry.alive() is conn):
                     del self._conns[key]
+                    if isinstance(entry, TimeWait):
+                        entry.deadline = None
             parent = self._children.pop(conn, None)
             if parent is not None:
                 parent.pending.discard(conn)

@@ -15,6 +15,7 @@ the handshake's options and `emit`, through which every segment goes out.
 """
 
 import dataclasses
+import errno as _errno
 import functools
 import os
 import random
@@ -96,7 +97,7 @@ class Connection:
         "state", "passive", "_now", "_out", "events_out", "our_mss", "ts_enabled", "sack_ok",
         "peer_offered_wscale", "_ts_offset", "timers", "rtt", "cc", "snd", "rcv", "recovery", "keepalive",
         "user_timeout", "last_recv", "keepalive_probes", "retries", "iss_floor", "close_reason", "stats",
-        "_reported", "on_change", "_port_pair", "soft_error", "__weakref__"
+        "_reported", "on_change", "_port_pair", "soft_error", "table_key", "__weakref__"
     )
 
     def __init__(
@@ -150,7 +151,9 @@ class Connection:
         # set by a Stack: called after each user call with output to collect
         self.on_change: Callable[[Connection], None] | None = None
         self._port_pair: tuple[int, int] | None = None
-        self.soft_error: str | None = None  # the last ICMP soft error (RFC 1122 §4.2.3.9)
+        self.table_key: tuple | None = None  # a Stack's key for it (the same object: a TIME_WAIT record shares it)
+        # the last ICMP soft error (RFC 1122 §4.2.3.9): what a timeout reports instead of ETIMEDOUT
+        self.soft_error: CloseReason | None = None
 
     def spawn(self, local: tuple, remote: tuple, iss_floor: int | None = None,
               default_mss: int | None = None) -> "Connection":
@@ -435,7 +438,7 @@ class Connection:
                 self.terminate(CloseReason.TIMED_OUT, "orphan FIN_WAIT_2 timeout (fin_timeout)")
             elif name == USER_TIMEOUT:
                 timers.give_up(USER_TIMEOUT, now)
-                self.terminate(CloseReason.TIMED_OUT, "user timeout: sent data unacknowledged too long")
+                self.terminate(self._timed_out(), "user timeout: sent data unacknowledged too long")
             # PACING: nothing to do but send, below
         self.output()
         if self._tracer.enabled:
@@ -471,7 +474,7 @@ class Connection:
                  else cfg.data_retries)
         if self.retries >= limit:
             self.timers.give_up(RETRANSMIT, self._now, retries=self.retries)
-            self.terminate(CloseReason.TIMED_OUT, "retransmissions exhausted")
+            self.terminate(self._timed_out(), "retransmissions exhausted")
             return
         self.retries += 1
         self.stats.timeouts += 1
@@ -502,7 +505,7 @@ class Connection:
         if self.keepalive_probes >= cfg.keepalive_count:
             self.emit(RST | ACK, snd.nxt, note="keep-alive: peer gone")
             self.timers.give_up(KEEPALIVE, self._now, probes=self.keepalive_probes)
-            self.terminate(CloseReason.TIMED_OUT, "keep-alive probes unanswered")
+            self.terminate(self._timed_out(), "keep-alive probes unanswered")
             return
         self.keepalive_probes += 1
         self.emit(ACK, seq_add(snd.nxt, -1), note="keep-alive probe")  # SEG.SEQ = SND.NXT - 1
@@ -515,7 +518,7 @@ class Connection:
         if snd.probes_out >= cfg.data_retries:  # the peer is gone, not just busy (Linux: tcp_retries2)
             self.timers.give_up(PERSIST, self._now, probes=snd.probes_out)
             self.emit(RST | ACK, snd.nxt, note="zero-window probes unanswered")
-            self.terminate(CloseReason.TIMED_OUT, "zero-window probes unanswered")
+            self.terminate(self._timed_out(), "zero-window probes unanswered")
             return
         snd.zero_window_probe()
         snd.probes_out += 1
@@ -625,19 +628,28 @@ class Connection:
         self._last_oow_ack = now
         return False
 
-    def icmp_error(self, kind: str, mtu: int, seq: int, now: float) -> None:
+    def icmp_error(self, kind: str, mtu: int, seq: int, now: float, errno: int = _errno.EHOSTUNREACH) -> None:
         """An ICMP error about one of our segments (RFC 1122 §4.2.3.9). RFC 5927: believed only if
         the quoted sequence number is in flight (SND.UNA <= seq < SND.NXT). "Too big" lowers the MSS
-        to fit the path (RFC 1191 / RFC 8201) and resends what was sent larger; "unreachable" is a
-        soft error, kept and reported only if the connection then times out (as Linux)."""
+        to fit the path (RFC 1191 / RFC 8201) and resends what was sent larger. The others, as Linux:
+        in SYN_SENT the connection fails at once with the matching errno (EHOSTUNREACH, ECONNREFUSED,
+        ...); a half-open passive connection is dropped; otherwise it is a soft error, kept and
+        reported instead of ETIMEDOUT if the connection then times out."""
         self._now = now
         snd = self.snd
         if not (seq_le(snd.una, seq) and seq_gt(snd.nxt, seq)):
             if self._tracer.enabled:
                 self.trace("drop", reason=DropReason.ICMP_OUT_OF_WINDOW.value, kind=kind, seq=seq)
             return
-        if kind == "unreachable":
-            self.soft_error = "unreachable"
+        if kind != "too_big":
+            reason = CloseReason.for_errno(errno)
+            name = _errno.errorcode.get(errno, str(errno))
+            if self._tracer.enabled:
+                self.trace("icmp", kind=kind, errno=name, state=self.state.value)
+            if self.state is S.SYN_SENT or (self.state is S.SYN_RCVD and self.passive):
+                self.terminate(reason, f"ICMP {kind.replace('_', ' ')} ({name})")
+            else:
+                self.soft_error = reason
             return
         version = getattr(self.local[0], "version", 4) if self.local else 4
         floor = 536 if version == 4 else 1220
@@ -653,6 +665,10 @@ class Connection:
             if not rec.sacked and len(rec) > mss:
                 q.mark_lost(rec)
         self.output()
+
+    def _timed_out(self) -> CloseReason:
+        """How a timeout ends the connection: the ICMP soft error if one came (as Linux), else ETIMEDOUT."""
+        return self.soft_error or CloseReason.TIMED_OUT
 
     def send_reset(self, seq: int, note: str, ack: int | None = None) -> None:
         """A RST that answers a segment without being part of the connection's own sequence."""

@@ -78,4 +78,9 @@ def stack_snapshot(stack, now: float) -> list[dict]:
     for conn in stack.connections():
         if conn.state.value != "LISTEN":
             rows.append(snapshot(conn, now))
+    for tw in stack.time_waits():  # compact records: what is left of a connection in TIME_WAIT
+        deadline = tw.deadline if tw.deadline is not None else now
+        rows.append({"state": "TIME_WAIT", "local": _endpoint(tw.local), "remote": _endpoint(tw.remote),
+                     "recv_q": 0, "send_q": 0, **tw.fields(),
+                     "timers": {"time_wait": round(max(0.0, deadline - now), 6)}})
     return rows

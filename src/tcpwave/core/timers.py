@@ -56,6 +56,13 @@ class Timers:
         if self._tracer.enabled:
             self._emit(now, name, "arm", at=round(at, 9), delay=round(delay, 9))
 
+    def restore(self, name: str, at: float) -> None:
+        """Set `name`'s deadline without tracing: a connection rebuilt with a timer it already had."""
+        if name in EXCLUSIVE:
+            assert self._slot is None
+            self._slot = name
+        self.at[name] = at
+
     def arm_once(self, name: str, now: float, delay: float) -> None:
         """Arm `name` unless it is armed already."""
         if name not in self.at:
