@@ -13,7 +13,6 @@ from ..core.errors import closed_error
 from ..core.state import State
 
 _CAN_SEND = (State.ESTABLISHED, State.CLOSE_WAIT)
-_ERRORS = {ev.RESET, ev.REFUSED, ev.TIMED_OUT}
 
 
 class TcpTransport(asyncio.Transport):
@@ -135,7 +134,7 @@ class TcpTransport(asyncio.Transport):
             if connected is not None and not connected.done():
                 self._lost = True
                 reason = getattr(event, "reason", ev.NORMAL)
-                exc = closed_error("connect", self._conn.state, reason) if reason in _ERRORS else None
+                exc = closed_error("connect", self._conn.state, reason) if getattr(reason, "error", None) else None
                 connected.set_exception(exc or ConnectionError("connection closed before it was established"))
                 return
             self._deliver()
@@ -147,7 +146,7 @@ class TcpTransport(asyncio.Transport):
             return
         self._lost = True
         reason = getattr(self._ended, "reason", ev.NORMAL)
-        exc = closed_error("read", self._conn.state, reason) if reason in _ERRORS else None
+        exc = closed_error("read", self._conn.state, reason) if getattr(reason, "error", None) else None
         if self._writing_paused:
             self._writing_paused = False
         if self.on_lost is not None:

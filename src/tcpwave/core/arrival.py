@@ -282,6 +282,7 @@ def _data_acked(conn: "Connection", inc: Incoming, ack: int, window: int) -> Non
     sample = None
     advanced = seq_lt(snd.una, ack)
     if advanced:
+        conn.soft_error = None  # something got through: an earlier ICMP error no longer stands (as Linux)
         sample = snd.acknowledged(ack, seg.options.ts, now)
         if sample is not None:
             conn.rtt_sample(sample)

@@ -6,6 +6,7 @@ Both are `str` enums, so the values are what the trace and `Closed.reason` have 
 
 import enum
 import errno as _errno
+import os
 
 
 class CloseReason(enum.StrEnum):
@@ -26,6 +27,23 @@ class CloseReason(enum.StrEnum):
     REFUSED = "refused", _errno.ECONNREFUSED, ConnectionRefusedError
     TIMED_OUT = "timed_out", _errno.ETIMEDOUT, TimeoutError
     ABORTED = "aborted"  # this side called abort() (or closed with unread data)
+    # ICMP errors (RFC 1122 §4.2.3.9): at once in SYN_SENT, else only when the connection times out
+    NET_UNREACHABLE = "net_unreachable", _errno.ENETUNREACH, OSError
+    HOST_UNREACHABLE = "host_unreachable", _errno.EHOSTUNREACH, OSError
+    HOST_DOWN = "host_down", _errno.EHOSTDOWN, OSError
+    NO_NETWORK = "no_network", _errno.ENONET, OSError
+    PROTOCOL_UNREACHABLE = "protocol_unreachable", _errno.ENOPROTOOPT, OSError
+    ROUTE_FAILED = "source_route_failed", _errno.EOPNOTSUPP, OSError
+    PROHIBITED = "prohibited", _errno.EACCES, PermissionError
+    PROTOCOL_ERROR = "protocol_error", _errno.EPROTO, OSError
+
+    @classmethod
+    def for_errno(cls, code: int) -> "CloseReason":
+        """The reason that reports `code` (from an ICMP error); TIMED_OUT for anything else."""
+        for reason in cls:
+            if reason.errno == code:
+                return reason
+        return cls.TIMED_OUT
 
     def exception(self, call: str) -> OSError | None:
         """The OS-style error a call on a connection ended this way raises (None: no error)."""
@@ -35,7 +53,7 @@ class CloseReason(enum.StrEnum):
             CloseReason.RESET: "connection reset by peer",
             CloseReason.REFUSED: "connection refused by peer",
             CloseReason.TIMED_OUT: "connection timed out",
-        }[self]
+        }.get(self) or f"{os.strerror(self.errno or 0)} (ICMP)".lower()
         return self.error(self.errno, f"{call}(): {text}")
 
 

@@ -22,7 +22,6 @@ from .script import WILDCARD, CallEvent
 BLOCK = object()
 O_RDWR, O_NONBLOCK = 0x2, 0x800
 _RECEIVED_FIN = frozenset({State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING, State.TIME_WAIT})
-_REASON_ERRNO = {ev.RESET: "ECONNRESET", ev.REFUSED: "ECONNREFUSED", ev.TIMED_OUT: "ETIMEDOUT"}
 _KEEPALIVE_KNOBS = {"TCP_KEEPIDLE": "keepalive_idle", "TCP_KEEPINTVL": "keepalive_interval",
                     "TCP_KEEPCNT": "keepalive_count"}
 _BOOL_OPTS = {"SO_KEEPALIVE", "TCP_NODELAY", "SO_REUSEADDR", "SO_REUSEPORT"}
@@ -101,7 +100,8 @@ class Sockets:
         c = s.conn
         if c is None or s.error_reported or c.state is not State.CLOSED:
             return None
-        name = _REASON_ERRNO.get(c.close_reason) if c.close_reason is not None else None
+        code = c.close_reason.errno if c.close_reason is not None else None
+        name = errno.errorcode.get(code) if code else None
         if name:
             s.error_reported = True
             if name == "ECONNRESET" and c in self.ended:
