@@ -3,6 +3,7 @@
 injects RSTs, SYNs and data with random sequence numbers. The transfer completes with the right
 hash. In a namespace the test creates and removes; bounded in count and time."""
 
+import math
 import os
 import subprocess
 import sys
@@ -68,3 +69,25 @@ def test_blind_rst_syn_and_data_injection_does_not_break_a_transfer():
         injected = int(attack.communicate(timeout=30)[0])
     assert injected > 100
     assert out.strip() == "ok", (out, err[-1500:])
+
+
+def _challenge_acks():
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "benchmarks"))
+    import challenge_acks
+    return challenge_acks
+
+
+def test_challenge_acks_under_a_flood_stay_within_the_per_connection_limit():
+    """50 idle connections, 4,000 forged RSTs and SYNs a second for 2 s: each connection answers
+    at most once per invalid_ratelimit (0.5 s), and does answer (the challenge ACKs exist)."""
+    r = _challenge_acks().run(connections=50, rate=4000, seconds=2.0, knobs=[])
+    assert r["injected"] > 2000
+    assert 50 <= r["acks"] <= 50 * (r["seconds"] / 0.5 + 2)
+
+
+def test_challenge_acks_under_a_flood_stay_within_the_stack_budget():
+    """With the per-connection limit off, 4,000 forged SYNs a second would each draw an ACK: the
+    stack's budget (challenge_ack_limit, at most 1.5 x 1000 in any second) holds them back."""
+    r = _challenge_acks().run(connections=50, rate=8000, seconds=2.0, knobs=["invalid_ratelimit=0"])
+    assert r["injected"] > 8000
+    assert 1000 <= r["acks"] <= 1500 * (math.ceil(r["seconds"]) + 1)  # (a flood of 2 s touches 3 seconds)

@@ -160,7 +160,7 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
     ts = seg.options.ts
     if (conn.ts_enabled and ts is not None and not f & RST and seq_lt(ts[0], rcv.ts_recent)
             and conn._now - rcv.ts_recent_at <= TS_RECENT_VALID):  # RFC 7323 §5.5: 24 idle days
-        conn.oow_ack(seg)  # PAWS (RFC 7323 §5.3), checked once, here
+        _answer_invalid(conn, seg)  # PAWS (RFC 7323 §5.3), checked once, here
         conn.drop(seg, D.PAWS)
         return False
     if not rcv.acceptable(seg.seq, seg.seg_len):
@@ -170,11 +170,20 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
             rcv.ack_now = True
             return True
         if not f & RST:
-            conn.oow_ack(seg)
+            _answer_invalid(conn, seg)
             rcv.note_duplicate(seg.seq, len(seg.payload))
         conn.drop(seg, D.RST_OUT_OF_WINDOW if f & RST else D.OUT_OF_WINDOW)
         return False
     return True
+
+
+def _answer_invalid(conn: "Connection", seg: Segment) -> None:
+    """A segment that failed the sequence or PAWS test draws an ACK; a SYN draws a challenge ACK,
+    which also counts against the stack's budget (as Linux: RFC 5961 §4 for any SYN)."""
+    if seg.flags & SYN:
+        conn.challenge_ack(seg)
+    else:
+        conn.oow_ack(seg)
 
 
 def _rst(conn: "Connection", inc: Incoming) -> bool:
