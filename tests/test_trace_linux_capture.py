@@ -5,6 +5,7 @@ the kernel's states at those moments."""
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -103,7 +104,7 @@ def _state_at(events: list[dict], host: str, t: float) -> str:
 
 
 @pytest.mark.parametrize("iface", ["lo", "any"])  # Ethernet framing on lo; Linux cooked (SLL/SLL2) on any
-def test_states_inferred_from_a_tcpdump_capture_match_ss(tmp_path, iface):
+def test_states_inferred_from_a_tcpdump_capture_match_ss(tmp_path, iface, capsys):
     pcap = str(tmp_path / "linux.pcap")
     run = run_in_namespace(pcap, iface)
     views, skipped = load(pcap)
@@ -121,5 +122,12 @@ def test_states_inferred_from_a_tcpdump_capture_match_ss(tmp_path, iface):
             assert _state_at(v.events, host, check["t"]) == check["ss"].get(host, "CLOSED"), (host, check)
     client_path = [e["to"] for e in v.events if e["type"] == "state" and e["host"] == run["client"]]
     assert client_path == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT"]
-    # and the command prints it
+    # and the command prints it, in seconds since the first packet (as Wireshark), or as times of day
+    capsys.readouterr()
+    assert main(["trace", pcap, "-f", "ladder"]) == 0
+    rows = capsys.readouterr().out.splitlines()[3:]  # after the title, a blank line and the header
+    assert rows[0].split()[0] == "0.000000" and "SYN" in rows[1]
+    assert main(["trace", pcap, "-f", "ladder", "--absolute"]) == 0
+    first = capsys.readouterr().out.splitlines()[3].split()[0]
+    assert re.fullmatch(r"\d\d:\d\d:\d\d\.\d{6}", first), first
     assert main(["trace", pcap, "-f", "timeline"]) == 0

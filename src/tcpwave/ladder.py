@@ -5,10 +5,21 @@ arrow in its direction, segments lost on the wire marked as lost, and each side'
 state printed beside its lifeline whenever it changes.
 """
 
+from collections.abc import Callable
+
 from .seq import seq_diff
 
 ARROW = 64
 STATE_COL = 26
+# what the stack did with a segment that was not new, in the state column's width
+_HANDLED = {"retransmitted_fin": "FIN again: re-ACK, 2MSL", "duplicate_syn": "SYN again: SYN,ACK again"}
+_WHAT = {"retransmitted_fin": "retransmitted FIN", "duplicate_syn": "duplicate SYN"}
+
+
+def handled_text(e: dict) -> str:
+    """A `handled` event in full: what arrived and what was done ("retransmitted FIN: re-ACKed, ...")."""
+    what = e.get("what", "")
+    return f"{_WHAT.get(what, what.replace('_', ' '))}: {e.get('done') or 'handled'}"
 
 
 class _Line:
@@ -57,7 +68,9 @@ def _short_options(text: str) -> str:
     return ",".join("TS" if part.startswith("TS ") else part.replace("wscale", "ws") for part in text.split(","))
 
 
-def render_ladder(events: list[dict], left: str = "client", right: str = "server", color: bool = False) -> str:
+def render_ladder(events: list[dict], left: str = "client", right: str = "server", color: bool = False,
+                  clock: Callable[[float], str] | None = None) -> str:
+    """clock: how to print a time (default: seconds, as the events carry them)."""
     isn = _relative(events)
     lines: list[_Line] = []
     last_arrow: dict[tuple, _Line] = {}
@@ -79,13 +92,16 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
         elif kind == "drop" and e.get("reason") not in (None,):
             text = f"dropped: {e['reason']}"
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
+        elif kind == "handled":  # acted on, not new: e.g. a FIN again in TIME_WAIT, re-ACKed
+            text = _HANDLED.get(e.get("what", ""), f"handled: {e.get('what')}")
+            lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
         elif kind == "timer" and e.get("action") == "give_up":
             text = "gave up: timed out"
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
         elif kind in ("loss", "recovery"):
             text = _recovery_text(e, isn)
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
-    return "\n".join(_draw(lines, left, right, color))
+    return "\n".join(_draw(lines, left, right, color, clock))
 
 
 def _recovery_text(e: dict, isn: dict[str, int]) -> str:
@@ -99,12 +115,12 @@ def _recovery_text(e: dict, isn: dict[str, int]) -> str:
     return f"lost ({e['rule']}): seq={seq}"
 
 
-def _draw(lines: list[_Line], left: str, right: str, color: bool) -> list[str]:
+def _draw(lines: list[_Line], left: str, right: str, color: bool, clock: Callable[[float], str] | None) -> list[str]:
     red = ("\033[31m", "\033[0m") if color else ("", "")
     bold = ("\033[1m", "\033[0m") if color else ("", "")
-    out = [f"{'t (s)':>10}  {left:>{STATE_COL}} {'':{ARROW + 2}} {right}"]
+    out = [f"{'t (s)' if clock is None else 'time':>10}  {left:>{STATE_COL}} {'':{ARROW + 2}} {right}"]
     for ln in lines:
-        t = f"{ln.t:10.6f}"
+        t = f"{ln.t:10.6f}" if clock is None else clock(ln.t)
         if not ln.arrow:
             lt = f"{bold[0]}{ln.left:>{STATE_COL}}{bold[1]}" if ln.left else " " * STATE_COL
             rt = f"{bold[0]}{ln.right}{bold[1]}" if ln.right else ""

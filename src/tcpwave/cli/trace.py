@@ -1,5 +1,7 @@
 """`tcpwave trace INPUT`: ladders, state timelines and diagrams of a capture or a tcpwave event log."""
 
+import dataclasses
+import datetime
 import sys
 
 from ..ladder import render_ladder
@@ -25,6 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--conn", "-c", type=int, action="append", metavar="N",
                    help="only connection N (1-based, as --list numbers them); repeatable")
     p.add_argument("--list", action="store_true", help="list the connections and exit")
+    p.add_argument("--absolute", action="store_true",
+                   help="show wall-clock times of day (default: seconds since the first packet, as Wireshark)")
     add_view_arguments(p)
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
     p.set_defaults(func=run)
@@ -39,10 +43,15 @@ def run(args) -> int:
     if not views:
         print(f"tcpwave trace: no TCP connections in {args.input}", file=sys.stderr)
         return 1
+    absolute = views
+    views = relative(views)
+    clock = _wall_clock if args.absolute else None
     if args.list:
         for i, v in enumerate(views, 1):
             segments = sum(1 for e in v.events if e["type"] == "send")
-            print(f"{i:3}  {v.title}  {segments} segments, {v.start:.6f}-{v.end:.6f} s")
+            a = absolute[i - 1]
+            span = f"{_wall_clock(a.start)}-{_wall_clock(a.end)}" if args.absolute else f"{v.start:.6f}-{v.end:.6f} s"
+            print(f"{i:3}  {v.title}  {segments} segments, {span}")
         return 0
     chosen = args.conn or range(1, len(views) + 1)
     bad = [n for n in chosen if not 1 <= n <= len(views)]
@@ -67,13 +76,13 @@ def run(args) -> int:
         formats = set(FORMATS)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     for n in chosen:
-        v = views[n - 1]
+        v = (absolute if args.absolute else views)[n - 1]
         if len(chosen) > 1 or "ladder" in formats or "timeline" in formats:
             print(f"# connection {n}: {v.title}\n")
         if "ladder" in formats:
-            print(render_ladder(v.events, v.left, v.right, color=color) + "\n")
+            print(render_ladder(v.events, v.left, v.right, color=color, clock=clock) + "\n")
         if "timeline" in formats:
-            print(timeline(v.events, [v.left, v.right], v.end))
+            print(timeline(v.events, [v.left, v.right], v.end, clock=clock))
         if "mermaid" in formats:
             print(mermaid(v.events, v.left, v.right))
         if "dot" in formats:
@@ -81,3 +90,17 @@ def run(args) -> int:
     if skipped:
         print("skipped: " + ", ".join(f"{k} {n}" for k, n in sorted(skipped.items())), file=sys.stderr)
     return 0
+
+
+def relative(views: list) -> list:
+    """The views with times counted from the first packet of the capture (or the log's first event)."""
+    t0 = min(v.start for v in views)
+    if not t0:
+        return views
+    return [dataclasses.replace(v, events=[dict(e, t=e["t"] - t0) for e in v.events], start=v.start - t0,
+                                end=v.end - t0) for v in views]
+
+
+def _wall_clock(t: float) -> str:
+    """A capture's time as a local time of day, as tcpdump prints it."""
+    return datetime.datetime.fromtimestamp(t).strftime("%H:%M:%S.%f")

@@ -5,6 +5,8 @@ All take the same event dicts as the terminal ladder (tcpwave's trace, or one in
 capture), and two endpoint names: `left` and `right`.
 """
 
+from collections.abc import Callable
+
 from ..core.state import TRANSITIONS, State
 from ..ladder import _relative, segment_label
 
@@ -83,8 +85,13 @@ def _dot(text: str) -> str:
     return text.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def timeline(events: list[dict], hosts: list[str], end: float, msl: float = 30.0) -> str:
-    """Time spent in each state, per endpoint; TIME_WAIT shows when its 2 x MSL would end."""
+def timeline(events: list[dict], hosts: list[str], end: float, msl: float = 30.0,
+             clock: Callable[[float], str] | None = None) -> str:
+    """Time spent in each state, per endpoint; TIME_WAIT shows when its 2 x MSL would end.
+    clock: how to print a time (default: seconds, as the events carry them)."""
+    def at(t: float) -> str:
+        return f"{t:10.6f}" if clock is None else clock(t)
+
     out = []
     for host in hosts:
         changes = [e for e in events if e["type"] == "state" and e.get("host") == host]
@@ -96,12 +103,12 @@ def timeline(events: list[dict], hosts: list[str], end: float, msl: float = 30.0
             start = e["t"]
             if i + 1 < len(changes):
                 stop = changes[i + 1]["t"]
-                span = f"{start:10.6f} → {stop:10.6f}  {_duration(stop - start):>10}"
+                span = f"{at(start)} → {at(stop)}  {_duration(stop - start):>10}"
             elif e["to"] == "TIME_WAIT":
-                span = (f"{start:10.6f} → {start + 2 * msl:10.6f}  2×MSL countdown, "
+                span = (f"{at(start)} → {at(start + 2 * msl)}  2×MSL countdown, "
                         f"{max(0.0, start + 2 * msl - end):.3f} s left at the end")
             else:
-                span = f"{start:10.6f} → (end)"
+                span = f"{at(start)} → (end)"
             out.append(f"  {e['to']:<12} {span}")
     return "\n".join(out) + "\n"
 
