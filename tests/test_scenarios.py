@@ -59,8 +59,9 @@ def test_lost_final_ack_makes_last_ack_retransmit_and_time_wait_reack():
     server_fins = [e for e in r.events if e["type"] == "send" and e["host"] == "server" and "FIN" in e["flags"]]
     assert len(server_fins) == 2 and server_fins[1]["note"] == "retransmission"
     reack = [e for e in r.events
-             if e["type"] == "drop" and e["host"] == "client" and e["reason"] == "retransmitted_fin"]
-    assert len(reack) == 1
+             if e["type"] == "handled" and e["host"] == "client" and e["what"] == "retransmitted_fin"]
+    assert len(reack) == 1 and reack[0]["done"] == "re-ACKed, 2×MSL restarted"
+    assert not [e for e in r.events if e["type"] == "drop" and e["host"] == "client" and e.get("where") != "link"]
 
 
 def test_every_event_has_the_documented_fields():

@@ -36,7 +36,10 @@ def test_ladder_svg_has_one_row_per_segment_and_state_change_and_marks_losses():
     sends = [e for e in view.events if e["type"] == "send"]
     states = [e for e in view.events if e["type"] == "state"]
     drops = [e for e in view.events if e["type"] == "drop" and e.get("where") != "link"]  # noted by the receiver
-    assert len(rows) == len(sends) + len(states) + len(drops)
+    handled = [e for e in view.events if e["type"] == "handled"]  # the FIN again in TIME_WAIT, re-ACKed
+    assert len(handled) == 1 and len(rows) == len(sends) + len(states) + len(drops) + len(handled)
+    notes = [t.text for t in root.iter(f"{SVG}text") if t.get("fill") == "#2e7d32"]
+    assert notes == ["retransmitted FIN: re-ACKed, 2×MSL restarted"]
     arrows = root.findall(f".//{SVG}line[@class='arrow']")
     lost = [e for e in view.events if e["type"] == "drop" and e.get("where") == "link"]
     assert lost and len(arrows) == len(sends) - len(lost)  # a lost segment ends in an X, not an arrowhead

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from ..seq import seq_add, seq_gt, seq_le, seq_lt
 from ..wire.tcp import ACK, FIN, RST, SYN, URG, Segment
 from . import events as ev
-from .reasons import CloseReason, DropReason
+from .reasons import CloseReason, DropReason, Handled
 from .reset import reset_for
 from .state import RECEIVING, State
 from .timers import KEEPALIVE, TIME_WAIT_TIMER
@@ -146,7 +146,7 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
     if st is S.SYN_RCVD and f & SYN and seg.seq == rcv.irs:
         if not f & ACK:  # the peer's SYN again: our SYN,ACK was lost
             conn.send_syn(note="retransmission")
-            conn.drop(seg, D.DUPLICATE_SYN)
+            conn.handled(seg, Handled.DUPLICATE_SYN)
             return False
         # Simultaneous open: the peer's SYN,ACK; its SYN is old news, its ACK is not.
         inc.seg = seg = replace(seg, seq=seq_add(seg.seq, 1), flags=f & ~SYN)
@@ -155,7 +155,7 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
     if st is S.TIME_WAIT and f & FIN and not f & RST and seq_add(seg.seq, seg.seg_len) == rcv.nxt:
         rcv.ack_now = True  # a retransmitted FIN: our last ACK was lost
         conn.timers.arm(TIME_WAIT_TIMER, conn._now, 2 * conn.config.msl)
-        conn.drop(seg, D.RETRANSMITTED_FIN)
+        conn.handled(seg, Handled.RETRANSMITTED_FIN)
         return False
     ts = seg.options.ts
     if (conn.ts_enabled and ts is not None and not f & RST and seq_lt(ts[0], rcv.ts_recent)

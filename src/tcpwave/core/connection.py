@@ -33,7 +33,7 @@ from .errors import StateError, closed_error
 from .isn import IsnGenerator
 from .limits import RateBudget
 from .observe import ChangeReporter
-from .reasons import CloseReason, DropReason
+from .reasons import CloseReason, DropReason, Handled
 from .receiver import Receiver
 from .recovery import Recovery
 from .rtt import RttEstimator
@@ -758,6 +758,12 @@ class Connection:
         if self._tracer.enabled:
             self.trace("drop", reason=reason.value, flags=flags_text(seg.flags), seq=seg.seq, ack=seg.ack,
                        len=len(seg.payload), win=seg.window)
+
+    def handled(self, seg: Segment, what: Handled) -> None:
+        """A segment that was acted on without being new (not a drop): traced with what was done."""
+        if self._tracer.enabled:
+            self.trace("handled", what=what.value, done=what.done, flags=flags_text(seg.flags), seq=seg.seq,
+                       ack=seg.ack, len=len(seg.payload))
 
     def __repr__(self) -> str:
         return f"<Connection {self.name} {self.state}>"

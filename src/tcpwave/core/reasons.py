@@ -84,7 +84,6 @@ class DropReason(enum.StrEnum):
     RST_WITHOUT_ACK = "rst_without_ack"
     NO_SYN_OR_RST = "no_syn_or_rst"
     # synchronized states (RFC 9293 §3.10.7.4, RFC 5961, RFC 7323)
-    DUPLICATE_SYN = "duplicate_syn"
     PAWS = "paws"
     OUT_OF_WINDOW = "out_of_window"
     RST_OUT_OF_WINDOW = "rst_out_of_window"
@@ -94,8 +93,23 @@ class DropReason(enum.StrEnum):
     NO_ACK = "no_ack"
     ACK_ABOVE_SND_NXT = "ack_above_snd_nxt"
     ACK_BELOW_WINDOW = "ack_below_window"
-    RETRANSMITTED_FIN = "retransmitted_fin"
     # ICMP errors (RFC 5927: only one quoting a sequence number we have in flight is believed)
     ICMP_NO_CONNECTION = "icmp_no_connection"
     ICMP_OUT_OF_WINDOW = "icmp_out_of_window"  # in TIME_WAIT: re-ACKed and 2xMSL restarted
 
+
+
+class Handled(enum.StrEnum):
+    """A segment that asked for nothing new but was acted on: traced as a `handled` event (not a
+    drop), with what was done."""
+
+    done: str
+
+    def __new__(cls, value: str, done: str = ""):
+        obj = str.__new__(cls, value)
+        obj._value_ = value
+        obj.done = done
+        return obj
+
+    RETRANSMITTED_FIN = "retransmitted_fin", "re-ACKed, 2×MSL restarted"  # TIME_WAIT: our last ACK was lost
+    DUPLICATE_SYN = "duplicate_syn", "SYN,ACK sent again"  # SYN_RCVD: our SYN,ACK was lost

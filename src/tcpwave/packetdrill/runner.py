@@ -212,6 +212,8 @@ class Runner:
                 self.log.append(f"{e['t']:.3f}   [{e['conn']}] {e['from']} -> {e['to']} ({e['why']})")
             elif e["type"] == "drop":
                 self.log.append(f"{e['t']:.3f}   [drop: {e['reason']}]")
+            elif e["type"] == "handled":
+                self.log.append(f"{e['t']:.3f}   [{e['what']}: {e['done']}]")
         self._traced = len(self.sink)
 
     def _check_stale(self, at: float, event) -> None:

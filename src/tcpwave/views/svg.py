@@ -9,7 +9,7 @@ import math
 from xml.sax.saxutils import escape
 
 from ..core.state import TRANSITIONS
-from ..ladder import _relative, segment_label
+from ..ladder import _relative, handled_text, segment_label
 from .diagrams import taken_transitions
 
 COLORS = ("#1f77b4", "#d62728")  # left endpoint, right endpoint
@@ -50,6 +50,8 @@ def ladder_steps(events: list[dict], left: str, right: str) -> list[dict]:
                          "why": e.get("why", "")})
         elif e["type"] == "drop" and e.get("where") != "link":
             rows.append({"kind": "note", "t": e["t"], "host": host, "label": f"dropped: {e.get('reason')}"})
+        elif e["type"] == "handled":
+            rows.append({"kind": "note", "t": e["t"], "host": host, "label": handled_text(e), "handled": True})
     return rows
 
 
@@ -82,7 +84,8 @@ def ladder_svg(events: list[dict], left: str, right: str, title: str = "") -> st
         else:
             on_left = r["host"] == left
             x, anchor = (xl - 8, "end") if on_left else (xr + 8, "start")
-            out.append(f"<text x='{x}' y='{y + 4}' text-anchor='{anchor}' fill='#c00000'>{_t(r['label'])}</text>")
+            fill = "#2e7d32" if r.get("handled") else "#c00000"  # acted on (green), or discarded (red)
+            out.append(f"<text x='{x}' y='{y + 4}' text-anchor='{anchor}' fill='{fill}'>{_t(r['label'])}</text>")
         out.append("</g>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
