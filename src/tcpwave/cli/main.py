@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import bench, connect, demo, fetch, packetdrill, sandbox, serve, ss, trace
+from . import bench, connect, demo, fetch, packetdrill, sandbox, serve, ss, trace, tun
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     packetdrill.add_parser(sub)
     trace.add_parser(sub)
     ss.add_parser(sub)
+    tun.add_parser(sub)
     return parser
 
 

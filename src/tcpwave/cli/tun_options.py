@@ -15,7 +15,9 @@ SEGMENT_MAX = 65535 - 60 - 60  # the largest TCP payload one IP packet carries, 
 
 
 def add(p) -> None:
-    p.add_argument("--tun", default="tcpw0", help="TUN device name (default tcpw0)")
+    p.add_argument("--tun", default="tcpw0",
+                   help="TUN device name (default tcpw0); one made by `tcpwave tun add` is attached to as it is, "
+                        "without root")
     p.add_argument("--addr", default="192.0.2.2", help="tcpwave's address (default 192.0.2.2)")
     p.add_argument("--host", dest="kernel", default="192.0.2.1/24",
                    help="the kernel side, address/prefix (default 192.0.2.1/24)")
@@ -40,7 +42,10 @@ def runtime(args, stack: contextlib.ExitStack, loop) -> Runtime:
         print(f"tcpwave: {device.offload_error}; working packet by packet", file=sys.stderr)
     tapped = Tapped(TunLink(device), taps) if taps else None
     link = tapped or TunLink(device)
-    rt = Runtime(Stack([args.addr], config=knobs.config(args), tracer=tracer, host="tcpwave", mtu=args.mtu,
+    if device.existing:
+        print(f"tcpwave: attached to the existing device {device.name} ({device.kernel} on the kernel side, "
+              f"MTU {device.mtu}); its configuration is left as it is", file=sys.stderr)
+    rt = Runtime(Stack([args.addr], config=knobs.config(args), tracer=tracer, host="tcpwave", mtu=device.mtu,
                        checksum_offload=device.offload, segment_max=SEGMENT_MAX if device.offload else 0), link)
     if tapped is not None:
         tapped.clock = rt.now  # capture times on the event log's clock

@@ -18,7 +18,11 @@ import subprocess
 import time
 
 TUNSETIFF = 0x400454CA
+TUNSETPERSIST = 0x400454CB
+TUNSETOWNER = 0x400454CC
+TUNSETGROUP = 0x400454CE
 TUNSETOFFLOAD = 0x400454D0
+SIOCGIFADDR, SIOCGIFNETMASK = 0x8915, 0x891B
 IFF_TUN, IFF_NO_PI, IFF_VNET_HDR = 0x0001, 0x1000, 0x4000
 TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 = 0x01, 0x02, 0x04
 # struct virtio_net_hdr (legacy, host byte order): flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
@@ -28,12 +32,21 @@ GSO_NONE, GSO_TCPV4, GSO_TCPV6 = 0, 1, 4
 
 
 class TunError(OSError):
-    pass
+    def __str__(self) -> str:  # the sentence, without "[Errno N]"
+        return self.strerror or super().__str__()
 
 
 class TunDevice:
     def __init__(self, name: str, kernel: str, stack_address: str, mtu: int = 1500, offload: bool = False):
-        """kernel: the kernel side as 'address/prefix'; stack_address: the address tcpwave answers for."""
+        """kernel: the kernel side as 'address/prefix'; stack_address: the address tcpwave answers for.
+
+        If a device `name` exists already (made by `tcpwave tun add`, persistent and owned by this
+        user), it is attached to as it is: no privileges needed, no `ip` configuration, and its own
+        IPv4 address is the kernel side."""
+        if os.path.exists(f"/sys/class/net/{name}"):
+            kernel = interface_address(name) or kernel
+            with open(f"/sys/class/net/{name}/mtu") as f:
+                mtu = int(f.read())
         iface = ipaddress.ip_interface(kernel)
         ours = ipaddress.ip_address(stack_address)
         if ours == iface.ip:
@@ -41,14 +54,9 @@ class TunDevice:
                              "with the same address the kernel answers itself over lo")
         if ours not in iface.network:
             raise ValueError(f"the stack's address {ours} is not in the kernel side's prefix {iface.network}")
-        if not os.path.exists("/dev/net/tun"):
-            raise TunError(errno.ENOENT, "/dev/net/tun does not exist (load the tun module)")
+        self.existing = os.path.exists(f"/sys/class/net/{name}")
         flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offload else 0)
-        try:
-            self.fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
-            fcntl.ioctl(self.fd, TUNSETIFF, struct.pack("16sH", name.encode(), flags))
-        except PermissionError as e:
-            raise TunError(errno.EPERM, "creating a TUN device needs CAP_NET_ADMIN (run as root)") from e
+        self.fd = _attach(name, flags, self.existing)
         self.vnet = offload
         self.offload = False  # checksum + TSO offloads in force
         self.offload_error: str | None = None
@@ -59,11 +67,8 @@ class TunDevice:
             except OSError as e:  # an old kernel or a restricted one: packet by packet, with the header
                 self.offload_error = f"TUNSETOFFLOAD refused: {os.strerror(e.errno or 0)}"
         self.name, self.kernel, self.stack_address, self.mtu = name, iface, ours, mtu
-        family = "-6" if iface.version == 6 else "-4"
-        cmds = [["ip", family, "addr", "add", str(iface), "dev", name] + (["nodad"] if iface.version == 6 else []),
-                ["ip", "link", "set", name, "mtu", str(mtu), "up"]]
-        for cmd in cmds:
-            subprocess.run(cmd, check=True, capture_output=True)
+        if not self.existing:  # ours: configure the kernel side (a device someone made for us already is)
+            configure(name, iface, mtu)
 
     def fileno(self) -> int:
         return self.fd
@@ -119,6 +124,89 @@ class TunDevice:
 
     def __exit__(self, *exc):
         self.close()
+
+
+def _attach(name: str, flags: int, existing: bool) -> int:
+    """Open /dev/net/tun and create or attach to device `name`, with errors that say what to do."""
+    if not os.path.exists("/dev/net/tun"):
+        raise TunError(errno.ENOENT, "/dev/net/tun does not exist (load the tun module: modprobe tun)")
+    try:
+        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_NONBLOCK)
+    except PermissionError as e:
+        raise TunError(errno.EACCES, "no rights to open /dev/net/tun (it should be mode 0666)") from e
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH", name.encode(), flags))
+    except OSError as e:
+        os.close(fd)
+        if e.errno == errno.EPERM and existing:
+            raise TunError(errno.EPERM, f"TUN device {name} exists but is not yours: as root, "
+                                        f"`tcpwave tun add {name} --user USER` makes one a user may attach to") from e
+        if e.errno == errno.EPERM:
+            raise TunError(errno.EPERM, "creating a TUN device needs CAP_NET_ADMIN: run as root, or have root "
+                                        f"make one for you once (`sudo tcpwave tun add {name} --user $USER`)") from e
+        if e.errno == errno.EBUSY:
+            raise TunError(errno.EBUSY, f"TUN device {name} is in use by another process "
+                                        "(another tcpwave? pick another name with --tun)") from e
+        if e.errno == errno.EINVAL and existing:
+            raise TunError(errno.EINVAL, f"{name} exists and is not a TUN device (pick another name with --tun)") from e
+        raise
+    return fd
+
+
+def configure(name: str, iface, mtu: int) -> None:
+    """The kernel side of the device: its address, the MTU, up (needs CAP_NET_ADMIN)."""
+    family = "-6" if iface.version == 6 else "-4"
+    cmds = [["ip", family, "addr", "add", str(iface), "dev", name] + (["nodad"] if iface.version == 6 else []),
+            ["ip", "link", "set", name, "mtu", str(mtu), "up"]]
+    for cmd in cmds:
+        subprocess.run(cmd, check=True, capture_output=True)
+
+
+def interface_address(name: str) -> str | None:
+    """A device's IPv4 address as 'address/prefix', or None (asks the kernel; no privileges needed)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        req = struct.pack("256s", name.encode()[:15])
+        try:
+            addr = fcntl.ioctl(s.fileno(), SIOCGIFADDR, req)[20:24]
+            mask = fcntl.ioctl(s.fileno(), SIOCGIFNETMASK, req)[20:24]
+        except OSError:
+            return None
+    prefix = bin(int.from_bytes(mask, "big")).count("1")
+    return f"{socket.inet_ntoa(addr)}/{prefix}"
+
+
+def add_persistent(name: str, uid: int, gid: int | None, kernel: str, mtu: int = 1500) -> None:
+    """`tcpwave tun add`: a persistent TUN device that user `uid` (or group `gid`) may attach to
+    without privileges, with its kernel side configured. Needs CAP_NET_ADMIN."""
+    iface = ipaddress.ip_interface(kernel)
+    if os.path.exists(f"/sys/class/net/{name}"):
+        raise TunError(errno.EEXIST, f"a device {name} exists already")
+    fd = _attach(name, IFF_TUN | IFF_NO_PI, False)
+    try:
+        fcntl.ioctl(fd, TUNSETOWNER, uid)
+        if gid is not None:
+            fcntl.ioctl(fd, TUNSETGROUP, gid)
+        fcntl.ioctl(fd, TUNSETPERSIST, 1)
+    finally:
+        os.close(fd)
+    try:
+        configure(name, iface, mtu)
+    except subprocess.CalledProcessError as e:
+        delete_persistent(name)
+        raise TunError(errno.EINVAL, f"configuring {name} failed: {e.stderr.decode(errors='replace').strip()}") from e
+
+
+def delete_persistent(name: str) -> None:
+    """`tcpwave tun del`: remove a persistent TUN device. Needs CAP_NET_ADMIN (or to own it)."""
+    if not os.path.exists(f"/sys/class/net/{name}"):
+        raise TunError(errno.ENOENT, f"no device {name}")
+    fd = _attach(name, IFF_TUN | IFF_NO_PI, True)
+    try:
+        fcntl.ioctl(fd, TUNSETPERSIST, 0)
+    finally:
+        os.close(fd)  # the last descriptor of a device no longer persistent: it goes
 
 
 def run(stack, device: TunDevice, on_events, until, timeout: float = 30.0) -> bool:

@@ -1,0 +1,51 @@
+"""`tcpwave tun add|del DEV`: a persistent TUN device that a user may run tcpwave on without root."""
+
+import grp
+import pwd
+import sys
+
+from ..drivers.tun import TunError, add_persistent, delete_persistent
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("tun", help="make or remove a persistent TUN device for a user (as root, once)",
+                       description="As root, once: `tcpwave tun add DEV --user USER` makes a persistent TUN device "
+                                   "owned by USER with the kernel side configured. Then serve, connect and fetch "
+                                   "with --tun DEV run as USER with no privileges. `tcpwave tun del DEV` removes it.")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = actions.add_parser("add", help="create a persistent TUN device owned by a user")
+    a.add_argument("device", metavar="DEV")
+    a.add_argument("--user", required=True, help="the user (name or uid) who may attach to it")
+    a.add_argument("--group", help="also any member of this group (name or gid)")
+    a.add_argument("--host", dest="kernel", default="192.0.2.1/24",
+                   help="the kernel side, address/prefix (default 192.0.2.1/24)")
+    a.add_argument("--mtu", type=int, default=1500)
+    d = actions.add_parser("del", help="remove a persistent TUN device")
+    d.add_argument("device", metavar="DEV")
+    p.set_defaults(func=run)
+
+
+def _id(name: str, lookup, what: str) -> int:
+    if name.isdigit():
+        return int(name)
+    try:
+        return lookup(name)
+    except KeyError:
+        raise ValueError(f"no {what} {name!r}") from None
+
+
+def run(args) -> int:
+    try:
+        if args.action == "add":
+            uid = _id(args.user, lambda n: pwd.getpwnam(n).pw_uid, "user")
+            gid = _id(args.group, lambda n: grp.getgrnam(n).gr_gid, "group") if args.group else None
+            add_persistent(args.device, uid, gid, args.kernel, args.mtu)
+            print(f"{args.device}: persistent TUN device for {args.user}, kernel side {args.kernel}; as that user: "
+                  f"tcpwave serve echo --tun {args.device}")
+        else:
+            delete_persistent(args.device)
+            print(f"{args.device}: removed")
+    except (TunError, ValueError) as e:
+        print(f"tcpwave tun: {e}", file=sys.stderr)
+        return 1
+    return 0
