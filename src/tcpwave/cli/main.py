@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import bench, connect, demo, fetch, packetdrill, sandbox, serve, ss, trace, tun
+from . import bench, connect, demo, doctor, fetch, packetdrill, sandbox, serve, ss, trace, tun
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_parser(sub)
     ss.add_parser(sub)
     tun.add_parser(sub)
+    doctor.add_parser(sub)
     return parser
 
 

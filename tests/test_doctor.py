@@ -1,0 +1,56 @@
+"""`tcpwave doctor` finds what silently breaks a TUN set-up: a healthy one passes (its SYN draws the
+kernel's RST), and a deliberately broken one (same address, device down, no rights) is reported with
+a fix for each. In a namespace the test makes and removes."""
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+import pytest
+from netns import namespace, needs_netns
+
+pytestmark = [needs_netns, pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")]
+
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src")
+TCPWAVE = [sys.executable, "-m", "tcpwave.cli.main"]
+
+
+def _doctor(ns, *args, user: tuple[str, str] | None = None, code: str = ""):
+    prefix = [] if user is None else ["setpriv", f"--reuid={user[0]}", f"--regid={user[1]}", "--clear-groups",
+                                      "--inh-caps=-all", "--bounding-set=-all", "env", f"PYTHONPATH={code}",
+                                      "/usr/bin/python3", "-m", "tcpwave.cli.main"]
+    r = ns.call(*(prefix or TCPWAVE), "doctor", *args, capture_output=True, text=True, timeout=30)
+    assert "Traceback" not in r.stderr, r.stderr
+    fails = [line for line in r.stdout.splitlines() if line.startswith("FAIL")]
+    return r.returncode, r.stdout, fails
+
+
+def test_doctor_passes_a_healthy_device_and_reports_a_broken_one():
+    with namespace("tcpwave-doctor") as ns:
+        assert ns.call(*TCPWAVE, "tun", "add", "tcpwd0", "--user", "nobody", capture_output=True).returncode == 0
+        rc, out, fails = _doctor(ns, "--tun", "tcpwd0")
+        assert rc == 0 and fails == [], out
+        assert "drew the kernel's RST" in out  # the SYN test ran: checksums and routing work
+
+        rc, out, fails = _doctor(ns, "--tun", "tcpwd0", "--addr", "192.0.2.1")  # the kernel side's own address
+        assert rc == 1 and any("is the kernel side's own" in f for f in fails), out
+        assert "fix: give tcpwave another address" in out
+
+        ns.call("ip", "link", "set", "tcpwd0", "down", check=True)
+        rc, out, fails = _doctor(ns, "--tun", "tcpwd0")
+        assert rc == 1 and fails == ["FAIL  tcpwd0 is down: the kernel sends it nothing"], out
+        assert "fix: sudo ip link set tcpwd0 up" in out
+        ns.call("ip", "link", "set", "tcpwd0", "up", check=True)
+
+        with tempfile.TemporaryDirectory() as tmp:  # a copy of the code the unprivileged users may read
+            os.chmod(tmp, 0o755)
+            shutil.copytree(os.path.join(SRC, "tcpwave"), os.path.join(tmp, "tcpwave"))
+            subprocess.run(["chmod", "-R", "a+rX", tmp], check=True)
+            rc, out, fails = _doctor(ns, "--tun", "tcpwd0", user=("daemon", "daemon"), code=tmp)  # no rights
+            assert rc == 1 and any("not yours" in f for f in fails), out
+            rc, out, fails = _doctor(ns, "--tun", "tcpwd0", user=("nobody", "nogroup"), code=tmp)  # the owner
+            assert rc == 0 and "is yours" in out and "drew the kernel's RST" in out, out
+        ns.call(*TCPWAVE, "tun", "del", "tcpwd0", check=True, capture_output=True)
+
