@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from . import bench, connect, demo, doctor, fetch, packetdrill, sandbox, serve, ss, trace, tun
+from . import bench, connect, demo, doctor, fetch, packetdrill, sandbox, serve, ss, trace, tun, watch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     ss.add_parser(sub)
     tun.add_parser(sub)
     doctor.add_parser(sub)
+    watch.add_parser(sub)
     return parser
 
 

@@ -20,7 +20,10 @@ def add_parser(sub) -> None:
                     "any number of connections) or a tcpwave --events log. For a capture, each connection's "
                     "states on both sides are inferred from the segments as RFC 9293 would drive them. Prints a "
                     "ladder diagram and a state timeline per connection, or Mermaid / Graphviz DOT.")
-    p.add_argument("input", metavar="INPUT", help="a .pcap/.pcapng file or a tcpwave event log (JSON lines)")
+    p.add_argument("input", metavar="INPUT", nargs="?",
+                   help="a .pcap/.pcapng file or a tcpwave event log (JSON lines)")
+    p.add_argument("--live", metavar="IFACE",
+                   help="instead of a file: capture on IFACE (root) and draw as packets arrive, until Ctrl-C")
     p.add_argument("--format", "-f", action="append", choices=FORMATS + ("all",),
                    help="what to print (repeatable): ladder, timeline, mermaid, dot or all "
                         "(default: ladder and timeline)")
@@ -35,6 +38,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    if args.live:
+        from .watch import run_live
+
+        return run_live(args.live, 30.0)
+    if args.input is None:
+        print("tcpwave trace: give a capture or event log, or --live IFACE", file=sys.stderr)
+        return 2
     try:
         views, skipped = load(args.input)
     except (OSError, CaptureError) as e:
