@@ -13,6 +13,7 @@ import tempfile
 import time
 
 from . import knobs
+from .tun_options import end_child
 
 
 def add_parser(sub) -> None:
@@ -70,13 +71,8 @@ def run(args) -> int:
         stopped[0] = True
         return 130
     finally:
-        if server is not None and server.poll() is None:
-            server.terminate()  # our own child, by PID
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+        if server is not None:
+            end_child(server, 10)
         subprocess.run(["ip", "netns", "del", name], check=False)
         if stopped[0]:
             print("tcpwave sandbox: interrupted; namespace removed", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import subprocess
 import sys
 
 from ..aio import Runtime, TunLink
@@ -76,6 +77,18 @@ def run_command(name: str, main, args, timeout: float | None = None) -> int:
     except (TunError, ValueError, ConnectionError, TimeoutError) as e:
         print(f"tcpwave {name}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
+
+
+def end_child(proc, grace: float) -> None:
+    """End a process we started, by its PID: SIGTERM, then SIGKILL after `grace` seconds."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 class Tapped:

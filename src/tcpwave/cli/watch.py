@@ -23,6 +23,7 @@ from ..views.capture import PcapngWriter
 from ..views.diagrams import timeline
 from ..views.files import write_views
 from ..views.infer import infer_connections
+from .tun_options import end_child
 
 CLONE_NEWNET = 0x40000000
 ETH_P_ALL, ETH_P_IP, ETH_P_IPV6 = 0x0003, 0x0800, 0x86DD
@@ -162,12 +163,7 @@ def run(args) -> int:
             if drain(sock, live, True) or waiting:
                 waiting = live.redraw()
         if stop["signal"]:
-            proc.terminate()  # our own child, by PID
-            try:
-                proc.wait(3)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            end_child(proc, 3)
         time.sleep(0.05)  # (the last packets the command's exit caused)
         drain(sock, live, True)
         live.redraw(final=True)
