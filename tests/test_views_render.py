@@ -185,6 +185,59 @@ def test_html_report_steps_through_closing_in_headless_chromium(tmp_path):
     assert max(n for n, _ in colors) < 0.97 * sum(n for n, _ in colors)
 
 
+def test_html_report_of_the_lossy_demo_pages_and_steps_to_the_end_and_back(tmp_path):
+    """Thousands of ladder rows: shown a page at a time, each step touches only the rows it changes,
+    and stepping reaches the last segment and comes back."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    out = tmp_path / "lossy.html"
+    assert main(["demo", "lossy", "--html", str(out)]) == 0
+    browser, profile = _browser()
+    try:
+        browser.get(out.as_uri())
+        sec = browser.find_element(By.CSS_SELECTOR, "section.conn")
+        svg = sec.find_element(By.CSS_SELECTOR, "svg.ladder")
+        n = len(sec.find_elements(By.CSS_SELECTOR, "svg.ladder g.step"))
+        assert n > 1000
+        full = int(svg.get_attribute("data-top")) + int(svg.get_attribute("data-row")) * (n + 1)
+        assert int(svg.get_attribute("height")) < 3000 < full  # one page, not a 60,000-pixel ladder
+        label = sec.find_element(By.CSS_SELECTOR, ".pglabel")
+        assert label.text.startswith("rows 1–100 of ")
+        now = sec.find_element(By.CSS_SELECTOR, ".now")
+        nxt = sec.find_element(By.CSS_SELECTOR, "button.next")
+        nxt.click()
+        changes = browser.execute_script("""
+            var calls = 0, proto = DOMTokenList.prototype, saved = {};
+            ['add', 'remove', 'toggle'].forEach(function (f) {
+              saved[f] = proto[f];
+              proto[f] = function () { calls++; return saved[f].apply(this, arguments); };
+            });
+            try { arguments[1].click(); } finally { for (var f in saved) proto[f] = saved[f]; }
+            return calls;""", svg, nxt)
+        assert changes <= 12, changes  # a step touches a row or two and the two states, not every row
+        assert now.text.startswith("step 2/")
+        sec.find_element(By.CSS_SELECTOR, "button.last").click()
+        assert now.text.startswith(f"step {n}/{n} ")
+        pages = -(-n // 100)
+        assert label.text.endswith(f"(page {pages}/{pages})")
+        inside = browser.execute_script("""
+            var r = arguments[0].querySelector('g.step.current').getBoundingClientRect();
+            var s = arguments[0].getBoundingClientRect();
+            return r.height > 0 && r.top >= s.top - 1 && r.bottom <= s.bottom + 1;""", svg)
+        assert inside  # the last segment is on the page shown
+        sec.find_element(By.CSS_SELECTOR, "button.prev").click()
+        assert now.text.startswith(f"step {n - 1}/{n} ")
+        sec.find_element(By.CSS_SELECTOR, "button.first").click()
+        assert now.text == "before the first segment" and label.text.endswith(f"(page 1/{pages})")
+        assert not sec.find_elements(By.CSS_SELECTOR, "svg.ladder g.step:not(.future)")
+        Select(sec.find_element(By.CSS_SELECTOR, ".pager select")).select_by_value("0")
+        assert int(svg.get_attribute("height")) == int(svg.get_dom_attribute("viewBox").split()[3]) >= full - 30
+    finally:
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
 # ------------------------------------------------------------------ CLI
 def test_demo_and_trace_write_svg_png_and_html(tmp_path, capsys):
     pcapng = tmp_path / "d.pcapng"

@@ -40,32 +40,62 @@ document.querySelectorAll('section.conn').forEach(function (sec) {
   var steps = JSON.parse(sec.querySelector('script.steps').textContent);
   var rows = sec.querySelectorAll('svg.ladder g.step');
   var slider = sec.querySelector('input.slider');
+  var svg = sec.querySelector('svg.ladder');
+  var W = +svg.getAttribute('width'), H = +svg.getAttribute('height');
+  var TOP = +svg.dataset.top, ROW = +svg.dataset.row;
+  var pager = sec.querySelector('.pager');
+  var size = pager ? +pager.querySelector('select').value : 0;  // rows per page; 0: the whole ladder
+  var page = -1;
   var pos = -1;
-  function show(i) {
+  steps.length = steps.rows.length;
+  rows.forEach(function (g) { g.classList.add('future'); });
+  function pages() { return size ? Math.max(1, Math.ceil(rows.length / size)) : 1; }
+  function showPage(p) {  // crop the ladder to rows [p * size, (p + 1) * size): only the viewBox changes
+    if (!pager) return;
+    page = Math.max(0, Math.min(pages() - 1, p));
+    var first = page * size, end = size ? Math.min(rows.length, first + size) : rows.length;
+    var y0 = page === 0 || !size ? 0 : TOP + ROW * first - ROW;
+    var y1 = size ? Math.min(H, TOP + ROW * end + 4) : H;
+    svg.setAttribute('viewBox', '0 ' + y0 + ' ' + W + ' ' + (y1 - y0));
+    svg.setAttribute('height', y1 - y0);
+    pager.querySelector('.pglabel').textContent = size
+      ? 'rows ' + (first + 1) + '–' + end + ' of ' + rows.length + ' (page ' + (page + 1) + '/' + pages() + ')'
+      : 'all ' + rows.length + ' rows';
+  }
+  function show(i) {  // only the rows between the old and the new position change: smooth on long ladders
+    var old = pos;
     pos = Math.max(-1, Math.min(steps.length - 1, i));
-    rows.forEach(function (g, k) {
-      g.classList.toggle('future', k > pos);
-      g.classList.toggle('current', k === pos);
-    });
+    for (var k = Math.min(old, pos) + 1; k <= Math.max(old, pos); k++) rows[k].classList.toggle('future', k > pos);
+    if (old >= 0 && rows[old]) rows[old].classList.remove('current');
+    if (pos >= 0) rows[pos].classList.add('current');
     var st = pos < 0 ? steps.initial : steps.rows[pos];
     [0, 1].forEach(function (side) {
       sec.querySelector('.cur-' + side).textContent = st.states[side];
-      sec.querySelectorAll('svg.states g.state').forEach(function (g) { g.classList.remove('here-' + side); });
+      sec.querySelectorAll('svg.states g.state.here-' + side).forEach(function (g) { g.classList.remove('here-' + side); });
       var node = sec.querySelector('svg.states #state-' + st.nodes[side]);
       if (node) node.classList.add('here-' + side);
     });
     sec.querySelector('.now').textContent = pos < 0 ? 'before the first segment'
       : 'step ' + (pos + 1) + '/' + steps.length + ' at ' + st.t.toFixed(6) + ' s: ' + st.what;
     slider.value = pos + 1;
+    if (size && Math.floor(Math.max(pos, 0) / size) !== page) showPage(Math.floor(Math.max(pos, 0) / size));
     if (pos >= 0 && rows[pos] && sec.classList.contains('focus')) rows[pos].scrollIntoView({block: 'nearest'});
   }
-  steps.length = steps.rows.length;
   sec.querySelector('button.first').onclick = function () { show(-1); };
   sec.querySelector('button.prev').onclick = function () { show(pos - 1); };
   sec.querySelector('button.next').onclick = function () { show(pos + 1); };
   sec.querySelector('button.last').onclick = function () { show(steps.length - 1); };
   slider.max = steps.length;
   slider.oninput = function () { show(parseInt(slider.value, 10) - 1); };
+  if (pager) {
+    pager.querySelector('button.pgprev').onclick = function () { showPage(page - 1); };
+    pager.querySelector('button.pgnext').onclick = function () { showPage(page + 1); };
+    pager.querySelector('select').onchange = function () {
+      size = +this.value;
+      showPage(size ? Math.floor(Math.max(pos, 0) / size) : 0);
+    };
+    showPage(0);
+  }
   sec.addEventListener('click', function () {
     document.querySelectorAll('section.conn').forEach(function (s) { s.classList.remove('focus'); });
     sec.classList.add('focus');
@@ -79,6 +109,13 @@ document.addEventListener('keydown', function (ev) {
   if (ev.key === 'ArrowLeft' || ev.key === 'p') sec.querySelector('button.prev').click();
 });
 """
+
+
+PAGED_ABOVE = 300  # a ladder with more rows than this is shown a page at a time
+_PAGER = ("<span class='pager'><button class='pgprev'>◀ page</button><span class='pglabel'></span>"
+          "<button class='pgnext'>page ▶</button><label>rows per page <select>"
+          "<option value='100' selected>100</option><option value='250'>250</option>"
+          "<option value='1000'>1000</option><option value='0'>all</option></select></label></span>")
 
 
 def step_states(view: ConnectionView) -> dict:
@@ -149,7 +186,7 @@ def report(views: list[ConnectionView], title: str, msl: float = 30.0, plots: bo
             "<button class='last'>last</button><input class='slider' type='range' min='0' value='0'>"
             f"<span class='cur cur-0' style='background:{COLORS[0]}'></span>"
             f"<span class='cur cur-1' style='background:{COLORS[1]}'></span>"
-            "<span class='now'></span></div>")
+            "<span class='now'></span>" + (_PAGER if len(steps["rows"]) > PAGED_ABOVE else "") + "</div>")
         parts.append(f"<script type='application/json' class='steps'>{_json(steps)}</script>")
         parts.append("<div class='views'><div>")
         parts.append(ladder_svg(v.events, v.left, v.right))

@@ -60,7 +60,7 @@ def ladder_svg(events: list[dict], left: str, right: str, title: str = "") -> st
     width, xl, xr, top = 980, 330, 690, 70
     height = top + ROW * (len(rows) + 1) + 20
     out = [f"<svg xmlns='http://www.w3.org/2000/svg' class='ladder' width='{width}' height='{height}' "
-           f"viewBox='0 0 {width} {height}' {FONT} font-size='12'>",
+           f"viewBox='0 0 {width} {height}' data-top='{top}' data-row='{ROW}' {FONT} font-size='12'>",
            "<defs>" + "".join(_marker(f"lad{i}", c) for i, c in enumerate(COLORS + ("#c00000",))) + "</defs>",
            f"<rect width='{width}' height='{height}' fill='white'/>"]
     if title:
