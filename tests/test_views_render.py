@@ -1,6 +1,7 @@
 """Views as files: SVG ladder and state diagram, PNG plots, the HTML report (stepped through in
 headless Chromium), and the --html/--svg/--png options of demo and trace."""
 
+import contextlib
 import os
 import pathlib
 import shutil
@@ -146,15 +147,26 @@ def _browser():
     return webdriver.Chrome(options=opts, service=Service(driver)), profile
 
 
-def test_html_report_steps_through_closing_in_headless_chromium(tmp_path):
+@contextlib.contextmanager
+def _demo_report(tmp_path, scenario: str):
+    """The demo's HTML report open in headless Chromium: (browser, the first connection's section)."""
     from selenium.webdriver.common.by import By
 
-    out = tmp_path / "sc.html"
-    assert main(["demo", "simultaneous-close", "--html", str(out)]) == 0
+    out = tmp_path / f"{scenario}.html"
+    assert main(["demo", scenario, "--html", str(out)]) == 0
     browser, profile = _browser()
     try:
         browser.get(out.as_uri())
-        sec = browser.find_element(By.CSS_SELECTOR, "section.conn")
+        yield browser, browser.find_element(By.CSS_SELECTOR, "section.conn")
+    finally:
+        browser.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_html_report_steps_through_closing_in_headless_chromium(tmp_path):
+    from selenium.webdriver.common.by import By
+
+    with _demo_report(tmp_path, "simultaneous-close") as (browser, sec):
         cur = [sec.find_element(By.CSS_SELECTOR, f".cur-{i}") for i in (0, 1)]
         assert [c.text for c in cur] == ["CLOSED", "CLOSED"]
         seen = [(cur[0].text, cur[1].text)]
@@ -174,9 +186,6 @@ def test_html_report_steps_through_closing_in_headless_chromium(tmp_path):
         assert browser.find_elements(By.CSS_SELECTOR, "svg.ladder g.step.current") != current
         shot = tmp_path / "shot.png"
         browser.save_screenshot(str(shot))
-    finally:
-        browser.quit()
-        shutil.rmtree(profile, ignore_errors=True)
     from PIL import Image
 
     with Image.open(shot) as img:
@@ -191,12 +200,7 @@ def test_html_report_of_the_lossy_demo_pages_and_steps_to_the_end_and_back(tmp_p
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    out = tmp_path / "lossy.html"
-    assert main(["demo", "lossy", "--html", str(out)]) == 0
-    browser, profile = _browser()
-    try:
-        browser.get(out.as_uri())
-        sec = browser.find_element(By.CSS_SELECTOR, "section.conn")
+    with _demo_report(tmp_path, "lossy") as (browser, sec):
         svg = sec.find_element(By.CSS_SELECTOR, "svg.ladder")
         n = len(sec.find_elements(By.CSS_SELECTOR, "svg.ladder g.step"))
         assert n > 1000
@@ -233,9 +237,6 @@ def test_html_report_of_the_lossy_demo_pages_and_steps_to_the_end_and_back(tmp_p
         assert not sec.find_elements(By.CSS_SELECTOR, "svg.ladder g.step:not(.future)")
         Select(sec.find_element(By.CSS_SELECTOR, ".pager select")).select_by_value("0")
         assert int(svg.get_attribute("height")) == int(svg.get_dom_attribute("viewBox").split()[3]) >= full - 30
-    finally:
-        browser.quit()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 # ------------------------------------------------------------------ CLI
