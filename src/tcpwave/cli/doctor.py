@@ -168,16 +168,23 @@ def _syn_test(rep: Report, dev: str, ours, kernel) -> None:
         return
     try:
         port, iss = 47_001, 0x1000
-        syn = Segment(port, 9, iss, 0, SYN, 65535)
-        try:
-            os.write(fd, build_ip(ours, kernel, 6, build_tcp(syn, ours, kernel)))
-        except OSError as e:
-            rep.fail(f"writing a packet to {dev} failed: {e.strerror}", f"sudo ip link set {dev} up")
-            return
-        deadline = time.monotonic() + 2.0
+        # the kernel turns the device's queue on once it sees the carrier we just brought (linkwatch,
+        # up to a second or so later): wait for that, and send the SYN again until it is answered
+        wait_until = time.monotonic() + 3.0
+        while _read(f"/sys/class/net/{dev}/operstate") not in ("up", "unknown") and time.monotonic() < wait_until:
+            time.sleep(0.05)
+        syn = build_ip(ours, kernel, 6, build_tcp(Segment(port, 9, iss, 0, SYN, 65535), ours, kernel))
+        deadline, resend = time.monotonic() + 4.0, 0.0
         while (left := deadline - time.monotonic()) > 0:
-            if not select.select([fd], [], [], left)[0]:
-                break
+            if time.monotonic() >= resend:
+                try:
+                    os.write(fd, syn)
+                except OSError as e:
+                    rep.fail(f"writing a packet to {dev} failed: {e.strerror}", f"sudo ip link set {dev} up")
+                    return
+                resend = time.monotonic() + 0.5
+            if not select.select([fd], [], [], min(left, max(0.0, resend - time.monotonic())))[0]:
+                continue
             raw = os.read(fd, 65535)
             try:
                 pkt = parse_ip(raw)
@@ -191,7 +198,7 @@ def _syn_test(rep: Report, dev: str, ours, kernel) -> None:
                 rep.ok(f"a SYN from {ours} to {kernel}:9 drew the kernel's RST: our checksums are right, the "
                        "kernel answers")
                 return
-        rep.fail(f"a SYN from {ours} to {kernel}:9 drew no answer in 2 s",
+        rep.fail(f"a SYN from {ours} to {kernel}:9 drew no answer in 4 s",
                  "check the failures above; a firewall (iptables -L) may drop it")
     finally:
         os.close(fd)

@@ -71,7 +71,9 @@ document.querySelectorAll('section.conn').forEach(function (sec) {
     var st = pos < 0 ? steps.initial : steps.rows[pos];
     [0, 1].forEach(function (side) {
       sec.querySelector('.cur-' + side).textContent = st.states[side];
-      sec.querySelectorAll('svg.states g.state.here-' + side).forEach(function (g) { g.classList.remove('here-' + side); });
+      sec.querySelectorAll('svg.states g.state.here-' + side).forEach(function (g) {
+        g.classList.remove('here-' + side);
+      });
       var node = sec.querySelector('svg.states #state-' + st.nodes[side]);
       if (node) node.classList.add('here-' + side);
     });
