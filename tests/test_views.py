@@ -263,3 +263,51 @@ def test_the_ladder_shows_losses_by_rule_and_recovery_states():
     assert text.count("lost (rack): seq=") + text.count("tail loss probe") + text.count("lost (rto)") \
         == len([e for e in events if e["type"] == "loss"])
     assert "recovery: disorder → recovery" in text and "recovery: recovery → open" in text
+
+
+def test_a_one_sided_event_log_draws_the_handshake_in_order(tmp_path):
+    """A log of the server side only (what `serve --events` writes): the client's segments are drawn
+    from what the server received, before what the server did about them; the listener's later
+    LISTEN -> CLOSED is not part of the connection."""
+    import json
+
+    from tcpwave.trace import ListSink, Tracer
+    from tcpwave.views import load
+
+    sink = ListSink()
+    SCENARIOS["handshake"].run(1, Tracer(sink), [])
+    log = tmp_path / "server.jsonl"
+    server_only = [e for e in sink if e["host"] == "server"]
+    server_only.append({"t": server_only[-1]["t"] + 1, "host": "server", "type": "state", "from": "LISTEN",
+                        "to": "CLOSED", "why": "shut down", "conn": "192.0.2.2:80 (listening)"})
+    log.write_text("".join(json.dumps(e) + "\n" for e in server_only))
+    [view], _ = load(str(log))
+    steps = [(e["host"], e["flags"]) if e["type"] == "send" else (e["host"], e["to"]) for e in view.events
+             if e["type"] in ("send", "state")]
+    client = view.left
+    assert steps[:5] == [("server", "LISTEN"), (client, "SYN"), ("server", "SYN_RCVD"), ("server", "SYN,ACK"),
+                         (client, "ACK")], steps
+    assert steps[5] == ("server", "ESTABLISHED")  # after the ACK that completed the handshake
+    assert not [e for e in view.events if e["type"] == "state" and e["from"] == "LISTEN" and e["to"] == "CLOSED"]
+
+
+def test_memory_pair_sides_are_named_apart():
+    from tcpwave.blocking import Network
+    from tcpwave.trace import ListSink, Tracer
+
+    sink = ListSink()
+    a, b = Network.memory_pair(tracer=Tracer(sink))
+    try:
+        with b.socket() as srv:
+            srv.bind(("192.0.2.2", 7))
+            srv.listen()
+            with a.socket() as s:
+                s.settimeout(10)
+                s.connect(("192.0.2.2", 7))
+                conn, _ = srv.accept()
+                conn.close()
+    finally:
+        a.close()
+        b.close()
+    senders = {e["host"] for e in sink if e["type"] == "send"}
+    assert senders == {"192.0.2.1", "192.0.2.2"}

@@ -37,9 +37,11 @@ class Network:
 
     @classmethod
     def memory_pair(cls, a="192.0.2.1", b="192.0.2.2", delay: float = 0.001, **stack_options):
-        """Two networks joined by an in-memory link (each with its own loop thread)."""
-        first = cls(lambda net: MemoryLink(net._loop, delay), [a], **stack_options)
-        second = cls(lambda net: MemoryLink(net._loop, delay), [b], **stack_options)
+        """Two networks joined by an in-memory link (each with its own loop thread). With a tracer, each
+        side's events carry its own address as `host` (unless `host` is given), so a trace can tell
+        them apart."""
+        first = cls(lambda net: MemoryLink(net._loop, delay), [a], **{"host": a, **stack_options})
+        second = cls(lambda net: MemoryLink(net._loop, delay), [b], **{"host": b, **stack_options})
         MemoryLink.join(first.runtime.link, second.runtime.link)
         return first, second
 

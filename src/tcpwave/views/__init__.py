@@ -46,12 +46,9 @@ def _by_connection(events: list[dict]) -> list[list[dict]]:
             key = last_send.get((e["host"], e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
         elif isinstance(e.get("conn"), str):
             conn = e["conn"]
-            if conn.endswith(" (listening)"):
-                local = conn[: -len(" (listening)")]
+            if conn.endswith(" (listening)"):  # what the listener did before a connection came belongs to it;
+                local = conn[: -len(" (listening)")]  # its later life (LISTEN -> CLOSED at shutdown) does not
                 listening.setdefault(local, []).append(e)
-                for k, group in groups.items():
-                    if local in k:
-                        group.append(e)
                 continue
             if "-" in conn:
                 key = frozenset(conn.split("-", 1))
@@ -69,8 +66,14 @@ def _view(events: list[dict]) -> ConnectionView:
     senders = {e["host"] for e in events if e["type"] == "send"}
     if len(senders) == 1:
         (ours,) = senders
-        peer = [dict(e, type="send", host=e["src"]) for e in events if e["type"] == "recv" and e["host"] == ours]
-        events = sorted(events + peer, key=lambda e: e["t"])
+        # the peer's segments, drawn as sent just before we received them: in the log's own order (a
+        # segment that arrived came before what we did about it at the same instant)
+        with_peer = []
+        for e in events:
+            if e["type"] == "recv" and e["host"] == ours:
+                with_peer.append(dict(e, type="send", host=e["src"]))
+            with_peer.append(e)
+        events = with_peer
     hosts: list[str] = []
     for e in events:  # the SYN sender goes left; then whoever speaks first
         if e.get("type") == "send" and e["flags"] == "SYN" and e["host"] not in hosts:
