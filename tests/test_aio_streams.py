@@ -202,3 +202,33 @@ def test_faulty_link_delays_and_drops_what_the_stack_sends():
         assert blackhole.dropped == 2  # the SYN and its one retransmission
 
     run(main())
+
+
+def test_http_service_answers_a_keep_alive_request_in_one_segment():
+    """Header and body go out together: written apart, Nagle would hold the body until the client's
+    delayed ACK of the header, ~40 ms per keep-alive request."""
+    from tcpwave.aio import services
+    from tcpwave.trace import ListSink, Tracer
+
+    sink = ListSink()
+
+    async def main():
+        a, b = MemoryLink.pair(delay=0.001)
+        client = Runtime(Stack(["192.0.2.1"], seed=1), a)
+        server = Runtime(Stack([SERVER], seed=2, tracer=Tracer(sink), host="server"), b)
+        srv = await start_server(services.http(), SERVER, 80, runtime=server)
+        reader, writer = await open_connection(SERVER, 80, runtime=client)
+        for _ in range(2):
+            writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+        writer.close()
+        await writer.wait_closed()
+        srv.close()
+        await srv.wait_closed()
+        return len(head) + length
+
+    size = run(main())
+    data = [e["len"] for e in sink.of_type("send") if e["len"]]
+    assert data == [size, size]  # one segment per response

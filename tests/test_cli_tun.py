@@ -78,3 +78,27 @@ def test_connect_to_a_closed_linux_port_is_refused():
     r = in_namespace(f"{sys.executable} -m tcpwave.cli.main connect 192.0.2.1 9 </dev/null")
     assert r.returncode == 1
     assert b"ConnectionRefusedError" in r.stderr
+
+
+def test_connect_that_times_out_says_so():
+    # Linux drops SYNs to the kernel side's port when a firewall rule says so: nobody answers
+    r = in_namespace("iptables -A INPUT -p tcp --dport 9 -j DROP 2>/dev/null || exit 77\n"
+                     f"{sys.executable} -m tcpwave.cli.main connect 192.0.2.1 9 --timeout 1.5 </dev/null")
+    if r.returncode == 77:
+        pytest.skip("needs iptables (./run test installs it)")
+    assert r.returncode == 1
+    line = r.stderr.decode().strip()
+    assert line == ("tcpwave connect: TimeoutError: no answer from 192.0.2.1:9 within 1.5 s (--timeout); "
+                    "the SYN went unanswered"), line
+
+
+def test_a_second_serve_on_a_busy_device_says_so_in_one_line():
+    ready = f"/tmp/tcpwave-busy-{os.getpid()}"
+    r = in_namespace(f"rm -f {ready}; {sys.executable} -m tcpwave.cli.main serve echo --control none "
+                     f"--ready-file {ready} & pid=$!\n"
+                     f"for i in $(seq 500); do [ -e {ready} ] && break; sleep 0.02; done; rm -f {ready}\n"
+                     f"{sys.executable} -m tcpwave.cli.main serve discard --control none; rc=$?\n"
+                     "kill $pid; wait $pid; exit $rc")
+    assert r.returncode == 1
+    err = r.stderr.decode()
+    assert "TUN device tcpw0 is in use by another process" in err and "Traceback" not in err, err

@@ -29,8 +29,14 @@ async def _run(args) -> int:
     loop = asyncio.get_running_loop()
     with contextlib.ExitStack() as stack:
         runtime = tun_options.runtime(args, stack, loop)
-        reader, writer = await asyncio.wait_for(open_connection(args.host, args.port, runtime=runtime),
-                                                args.timeout)
+        try:
+            reader, writer = await asyncio.wait_for(open_connection(args.host, args.port, runtime=runtime),
+                                                    args.timeout)
+        except TimeoutError as e:
+            if str(e):
+                raise  # the stack's own: SYN retries exhausted
+            raise TimeoutError(f"no answer from {args.host}:{args.port} within {args.timeout:g} s (--timeout); "
+                               "the SYN went unanswered") from None
 
         chunks: asyncio.Queue[bytes] = asyncio.Queue(maxsize=16)
 

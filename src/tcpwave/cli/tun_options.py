@@ -74,7 +74,13 @@ def run_command(name: str, main, args, timeout: float | None = None) -> int:
 
     try:
         return asyncio.run(guarded())
-    except (TunError, ValueError, ConnectionError, TimeoutError) as e:
+    except TimeoutError as e:
+        print(f"tcpwave {name}: TimeoutError: {e or f'gave up after {timeout:g} s (--timeout)'}", file=sys.stderr)
+        return 1
+    except TunError as e:
+        print(f"tcpwave {name}: {e}", file=sys.stderr)
+        return 1
+    except (ValueError, ConnectionError) as e:
         print(f"tcpwave {name}: {type(e).__name__}: {e}", file=sys.stderr)
         return 1
 
