@@ -110,3 +110,16 @@ def test_sandbox_writes_pcap_pcapng_and_event_log_of_a_real_connection(tmp_path)
     inferred, _ = load(str(pcap))
     assert [e["to"] for e in inferred[0].events if e["type"] == "state" and e["host"] == inferred[0].right][:2] == \
         ["LISTEN", "SYN_RCVD"]
+
+
+@needs_root
+@pytest.mark.skipif(shutil.which("iptables") is None, reason="needs iptables (./run test installs it)")
+def test_sandbox_warns_when_impairments_meet_offloads_and_takes_no_offload_and_mtu():
+    rule = "iptables -A INPUT -p tcp -m statistic --mode random --probability 0.01 -j DROP"
+    r = sandbox("--serve", "echo", "--", "sh", "-c", rule)
+    assert r.returncode == 0, r.stderr
+    assert "has iptables rules" in r.stderr and "--no-offload" in r.stderr
+    r = sandbox("--serve", "echo", "--no-offload", "--mtu", "1280", "--", "sh", "-c", f"{rule}; ip link show tcpw0")
+    assert r.returncode == 0, r.stderr
+    assert "has iptables rules" not in r.stderr
+    assert "mtu 1280" in r.stdout

@@ -13,7 +13,7 @@ import tempfile
 import time
 
 from . import knobs
-from .tun_options import end_child
+from .tun_options import OFFLOAD_WARNING, end_child, firewall_rules
 
 
 def add_parser(sub) -> None:
@@ -28,6 +28,10 @@ def add_parser(sub) -> None:
     p.add_argument("--pcapng", metavar="FILE", help="the same as pcapng with a state-change comment per packet")
     p.add_argument("--control", metavar="SOCKET", help="tcpwave's control socket for `tcpwave ss` (default: "
                    "serve-PID.sock in the per-user control directory, where `tcpwave ss` looks)")
+    p.add_argument("--mtu", type=int, help="the TUN device's MTU (default 1500)")
+    p.add_argument("--no-offload", action="store_true",
+                   help="packet by packet, no TSO/GSO super-segments: needed for per-packet impairments "
+                        "(iptables statistic drops) to mean what they say")
     knobs.add(p)
     p.add_argument("command", nargs="*", help="the command to run (after --)")
     p.set_defaults(func=run)
@@ -55,9 +59,11 @@ def run(args) -> int:
             serve = [sys.executable, "-m", "tcpwave.cli.main", "serve", args.serve, "--ready-file", ready]
             for flag, value in (("--port", args.port), ("--bytes", args.bytes), ("--dir", args.dir),
                                 ("--events", args.events), ("--pcap", args.pcap),
-                                ("--pcapng", args.pcapng), ("--control", args.control)):
+                                ("--pcapng", args.pcapng), ("--control", args.control), ("--mtu", args.mtu)):
                 if value is not None:
                     serve += [flag, str(value)]
+            if args.no_offload:
+                serve.append("--no-offload")
             serve += knobs.as_args(knobs.changes(args))
             server = subprocess.Popen(["ip", "netns", "exec", name, *serve])
             deadline = time.monotonic() + 20
@@ -66,7 +72,10 @@ def run(args) -> int:
                     print("tcpwave sandbox: the server did not start", file=sys.stderr)
                     return 1
                 time.sleep(0.02)
-            return subprocess.run(["ip", "netns", "exec", name, *args.command]).returncode
+            rc = subprocess.run(["ip", "netns", "exec", name, *args.command]).returncode
+            if not args.no_offload and firewall_rules(["ip", "netns", "exec", name]):
+                print(f"tcpwave sandbox: {OFFLOAD_WARNING}", file=sys.stderr)
+            return rc
     except KeyboardInterrupt:
         stopped[0] = True
         return 130

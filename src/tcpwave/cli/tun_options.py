@@ -41,6 +41,8 @@ def runtime(args, stack: contextlib.ExitStack, loop) -> Runtime:
                                            offload=not args.no_offload))
     if device.offload_error:
         print(f"tcpwave: {device.offload_error}; working packet by packet", file=sys.stderr)
+    elif device.offload and firewall_rules([]):
+        print(f"tcpwave: {OFFLOAD_WARNING}", file=sys.stderr)
     tapped = Tapped(TunLink(device), taps) if taps else None
     link = tapped or TunLink(device)
     if device.existing:
@@ -53,6 +55,23 @@ def runtime(args, stack: contextlib.ExitStack, loop) -> Runtime:
     stack.callback(rt.close)  # (runs last: sends what is pending, then stops)
     stack.callback(rt.shut_down)  # (runs first: a FIN for any connection still open)
     return rt
+
+
+OFFLOAD_WARNING = ("warning: this network namespace has iptables rules, and tcpwave uses offloads: "
+                   "the kernel passes it ~64 KB super-segments, so a rule that drops packets drops whole "
+                   "super-segments (a 2% drop becomes RTOs). Use --no-offload for per-packet impairments.")
+
+
+def firewall_rules(prefix: list[str]) -> int:
+    """How many iptables/ip6tables rules there are (run under `prefix`, e.g. ip netns exec NAME)."""
+    n = 0
+    for tool in ("iptables", "ip6tables"):
+        try:
+            out = subprocess.run([*prefix, tool, "-S"], capture_output=True, text=True, timeout=10).stdout
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        n += sum(1 for line in out.splitlines() if line.startswith("-A "))
+    return n
 
 
 def run_command(name: str, main, args, timeout: float | None = None) -> int:
