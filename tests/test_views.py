@@ -3,6 +3,7 @@
 
 import os
 import pathlib
+import re
 import shutil
 import struct
 import subprocess
@@ -142,9 +143,10 @@ def test_tshark_reads_the_pcapng_comments(tmp_path):
     out = subprocess.run(["tshark", "-r", str(path), "-T", "fields", "-e", "frame.number", "-e", "frame.comment"],
                          capture_output=True, text=True, check=True).stdout
     comments = dict(line.split("\t", 1) for line in out.strip().splitlines() if "\t" in line)
-    assert comments["1"] == "client: CLOSED → SYN_SENT; server: LISTEN → SYN_RCVD"
-    assert any("server: FIN_WAIT_1 → CLOSING" in c for c in comments.values())
-    assert any("client: CLOSING → TIME_WAIT" in c for c in comments.values())
+    assert re.fullmatch(r"client 192\.0\.2\.1:(\d+)-192\.0\.2\.2:80: CLOSED → SYN_SENT; "
+                        r"server 192\.0\.2\.2:80-192\.0\.2\.1:\1: LISTEN → SYN_RCVD", comments["1"]), comments["1"]
+    assert any(re.search(r"server \S+: FIN_WAIT_1 → CLOSING", c) for c in comments.values())
+    assert any(re.search(r"client \S+: CLOSING → TIME_WAIT", c) for c in comments.values())
     status = subprocess.run(["tshark", "-r", str(path), "-o", "tcp.check_checksum:TRUE", "-T", "fields",
                              "-e", "tcp.checksum.status"], capture_output=True, text=True, check=True).stdout.split()
     assert status and set(status) == {"1"}  # every TCP checksum verified good (0 would be bad)
@@ -311,3 +313,28 @@ def test_memory_pair_sides_are_named_apart():
         b.close()
     senders = {e["host"] for e in sink if e["type"] == "send"}
     assert senders == {"192.0.2.1", "192.0.2.2"}
+
+
+def test_a_comment_waits_for_its_own_connections_packet():
+    """close() on one connection, then another connection's SYN,ACK goes out before the FIN: the
+    CLOSE_WAIT -> LAST_ACK comment goes on the FIN, not on the other connection's packet."""
+    import ipaddress
+
+    from tcpwave.views.annotate import state_comments
+    from tcpwave.wire.ip import build_ip
+    from tcpwave.wire.tcp import ACK, FIN, SYN, Segment, build_tcp
+
+    me, peer = ipaddress.ip_address("192.0.2.2"), ipaddress.ip_address("192.0.2.1")
+    fin = Segment(80, 40001, 100, 200, FIN | ACK, 1000)
+    synack = Segment(80, 40002, 500, 301, SYN | ACK, 1000)
+    packets = [(1.0, build_ip(me, peer, 6, build_tcp(synack, me, peer))),
+               (1.0, build_ip(me, peer, 6, build_tcp(fin, me, peer)))]
+
+    def send(seg):
+        return {"t": 1.0, "host": "h", "type": "send", "src": f"192.0.2.2:{seg.src_port}",
+                "dst": f"192.0.2.1:{seg.dst_port}", "flags": "SYN,ACK" if seg.flags & SYN else "FIN,ACK",
+                "seq": seg.seq, "ack": seg.ack, "len": 0}
+
+    events = [{"t": 1.0, "host": "h", "type": "state", "from": "CLOSE_WAIT", "to": "LAST_ACK", "why": "close",
+               "conn": "192.0.2.2:80-192.0.2.1:40001"}, send(synack), send(fin)]
+    assert state_comments(packets, events) == [None, "h 192.0.2.2:80-192.0.2.1:40001: CLOSE_WAIT → LAST_ACK"]

@@ -1,8 +1,9 @@
 """Which packet caused which state change: comments for pcapng, from tcpwave's own trace.
 
 A change the trace says a received segment caused ("rcv ...") goes on that segment; one a user call
-caused goes on the next segment the host sends (the SYN of an OPEN, the FIN of a CLOSE, the RST of an
-ABORT). Changes no packet carries (a passive OPEN, timers running out) get no comment.
+caused goes on the next segment the connection sends (the SYN of an OPEN, the FIN of a CLOSE, the RST
+of an ABORT). Changes no packet carries (a passive OPEN, timers running out) get no comment. Each
+comment names its connection: "host local-remote: FROM → TO".
 """
 
 from ..wire.errors import MalformedPacket
@@ -30,7 +31,8 @@ class Annotator:
     call; a change made by a user call waits across calls for the segment that carries it."""
 
     def __init__(self):
-        self.waiting: dict[str | None, list[str]] = {}  # host -> changes waiting for the host's next sent packet
+        # (host, connection) -> changes waiting for the next packet that connection sends
+        self.waiting: dict[tuple, list[str]] = {}
 
     def feed(self, packets: list[tuple[float, bytes]], events: list[dict]) -> list[str | None]:
         keys = []
@@ -45,26 +47,28 @@ class Annotator:
         for i, k in enumerate(keys):
             sent_index.setdefault(k, []).append(i)
         used_send: set[int] = set()
-        last_recv: dict[str | None, int | None] = {}  # host -> packet index of its latest arrival
+        last_recv: dict[tuple, int | None] = {}  # (host, connection) -> packet index of its latest arrival
         waiting = self.waiting
         for e in events:
             kind, host = e["type"], e.get("host")
             if kind == "recv":
                 cands = [i for i in sent_index.get(_event_key(e), []) if packets[i][0] <= e["t"] + 1e-9]
-                last_recv[host] = cands[-1] if cands else None
+                last_recv[(host, f"{e['dst']}-{e['src']}")] = cands[-1] if cands else None
             elif kind == "send":
+                conn = f"{e['src']}-{e['dst']}"
                 idx = next((i for i in sent_index.get(_event_key(e), []) if i not in used_send), None)
                 if idx is not None:
                     used_send.add(idx)
-                    comments[idx].extend(waiting.pop(host, []))
-                last_recv[host] = None
+                    comments[idx].extend(waiting.pop((host, conn), []))
+                last_recv[(host, conn)] = None
             elif kind == "state":
-                text = f"{host}: {e['from']} → {e['to']}"
+                conn = e.get("conn", "")
+                text = f"{host} {conn}: {e['from']} → {e['to']}"
                 why = e.get("why", "")
                 if why.startswith("rcv") or why.startswith("new SYN"):  # the segment just received did it
-                    idx = last_recv.get(host)
+                    idx = last_recv.get((host, conn))
                     if idx is not None:
                         comments[idx].append(text)
                 elif e["to"] != "LISTEN" and not any(w in why for w in ("timeout", "exhausted", "unanswered")):
-                    waiting.setdefault(host, []).append(text)  # a user call: its segment goes out next
+                    waiting.setdefault((host, conn), []).append(text)  # a user call: its segment goes out next
         return ["; ".join(c) if c else None for c in comments]
