@@ -134,3 +134,14 @@ def test_tcpdump_reads_the_pcap(tmp_path):
     assert "Flags [S]" in out and "Flags [S.]" in out and "Flags [F.]" in out
     assert "192.0.2.1" in out and "192.0.2.2.80" in out
     assert "incorrect" not in out  # tcpdump verifies IP and TCP checksums with -v
+
+
+def test_lost_syn_ack_tells_its_two_syn_acks_apart():
+    from tcpwave.ladder import render_ladder
+
+    r = SCENARIOS["lost-syn-ack"].run(1, None, [])
+    again = [e.get("note") for e in r.events if e["type"] == "send" and e["host"] == "server"
+             and e["flags"] == "SYN,ACK"][1:]
+    assert sorted(again) == ["retransmission", "retransmission: answers a duplicate SYN"]
+    ladder = render_ladder(r.events)
+    assert "(rtx, dup SYN) SYN,ACK" in ladder and "SYN again: SYN,ACK again" in ladder

@@ -56,7 +56,9 @@ def segment_label(e: dict, isn: dict[str, int]) -> str:
     if "SYN" in flags and e.get("opts"):  # what each side offers is the story of a handshake
         parts.append(f"<{_short_options(e['opts'])}>")
     note = e.get("note", "")
-    if note.startswith("retransmission"):
+    if note.startswith("retransmission: answers a duplicate"):  # not the timer: the peer asked again
+        parts.insert(0, "(rtx, dup SYN)")
+    elif note.startswith("retransmission"):
         parts.insert(0, "(rtx)")
     elif note:
         parts.append(f"({note})")

@@ -237,7 +237,8 @@ def _with_fault(name: str, make_fault: Callable[[], Fault]) -> Callable:
 
 scenario("lost-syn", "the first SYN is lost: the client retransmits it after the 1 s initial RTO")(
     _with_fault("lost-syn", lambda: Fault("client", "server", "SYN")))
-scenario("lost-syn-ack", "the first SYN,ACK is lost: the SYN and the SYN,ACK are retransmitted")(
+scenario("lost-syn-ack", "the first SYN,ACK is lost: after 1 s the client's SYN timer and the server's SYN,ACK "
+                         "timer both fire; the server also answers the repeated SYN, so two SYN,ACKs go at once")(
     _with_fault("lost-syn-ack", lambda: Fault("server", "client", "SYN,ACK")))
 scenario("lost-fin", "the client's first FIN is lost: FIN_WAIT_1 retransmits it")(
     _with_fault("lost-fin", lambda: Fault("client", "server", "FIN")))

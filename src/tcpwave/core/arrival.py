@@ -145,7 +145,7 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
     seg, f, st, rcv = inc.seg, inc.flags, conn.state, conn.rcv
     if st is S.SYN_RCVD and f & SYN and seg.seq == rcv.irs:
         if not f & ACK:  # the peer's SYN again: our SYN,ACK was lost
-            conn.send_syn(note="retransmission")
+            conn.send_syn(note="retransmission: answers a duplicate SYN")
             conn.handled(seg, Handled.DUPLICATE_SYN)
             return False
         # Simultaneous open: the peer's SYN,ACK; its SYN is old news, its ACK is not.

@@ -594,7 +594,7 @@ class Connection:
         st = self.stats
         st.segments_sent += 1
         st.bytes_sent += len(payload)
-        if note == "retransmission":
+        if note.startswith("retransmission"):
             st.retransmissions += 1
             st.retransmitted_bytes += len(payload)
 
