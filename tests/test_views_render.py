@@ -51,14 +51,18 @@ def test_ladder_svg_has_one_row_per_segment_and_state_change_and_marks_losses():
 def test_state_svg_highlights_exactly_the_transitions_taken():
     view, _ = demo("simultaneous-close")
     root = ET.fromstring(state_svg(view.events, ["client", "server"]))
-    bold = {g.get("id") for g in root.findall(f".//{SVG}g[@class='edge']")
-            if g.find(f"{SVG}path").get("stroke-width") == "3"}
+    bold = {g.get("id") for g in root.findall(f".//{SVG}g") if g.get("class", "").startswith("edge")
+            and g.find(f"{SVG}path").get("stroke-width") == "3"}
+    marked = {g.get("id") for g in root.findall(f".//{SVG}g[@class='edge taken']")}
+    assert marked == bold  # the report's script finds them by class
     assert "edge-FIN_WAIT_1-CLOSING" in bold and "edge-CLOSING-TIME_WAIT" in bold
     assert "edge-CLOSE_WAIT-LAST_ACK" not in bold and "edge-FIN_WAIT_1-FIN_WAIT_2" not in bold
     taken = {(e["from"], e["to"]) for e in view.events if e["type"] == "state"}
     assert len(bold) == len(taken)
-    filled = {g.get("id") for g in root.findall(f".//{SVG}g[@class='state']")
-              if g.find(f"{SVG}rect").get("fill") != "#ffffff"}
+    filled = {g.get("id") for g in root.findall(f".//{SVG}g") if g.get("class", "").startswith("state")
+              and g.find(f"{SVG}rect").get("fill") != "#ffffff"}
+    assert filled == {g.get("id") for g in root.findall(f".//{SVG}g[@class='state seen']")}
+    assert root.find(f".//{SVG}text[@class='legend-both']").text == "━ both endpoints"
     assert "state-CLOSING" in filled and "state-CLOSE_WAIT" not in filled
     assert "state-CLOSED_END" in filled  # TIME_WAIT → CLOSED ends at the lower CLOSED
 
@@ -169,6 +173,14 @@ def test_html_report_steps_through_closing_in_headless_chromium(tmp_path):
     with _demo_report(tmp_path, "simultaneous-close") as (browser, sec):
         cur = [sec.find_element(By.CSS_SELECTOR, f".cur-{i}") for i in (0, 1)]
         assert [c.text for c in cur] == ["CLOSED", "CLOSED"]
+        ladder, states = (sec.find_element(By.CSS_SELECTOR, f"svg.{c}").rect for c in ("ladder", "states"))
+        assert states["x"] >= ladder["x"] + ladder["width"] - 1 and states["y"] < ladder["y"] + 100  # side by side
+
+        def stroke(edge):
+            path = sec.find_element(By.CSS_SELECTOR, f"svg.states #{edge} path")
+            return browser.execute_script("return getComputedStyle(arguments[0]).strokeWidth", path)
+
+        assert stroke("edge-FIN_WAIT_1-CLOSING") == "1px"  # not reached yet: drawn plain
         seen = [(cur[0].text, cur[1].text)]
         for _ in range(60):
             sec.find_element(By.CSS_SELECTOR, "button.next").click()
@@ -178,6 +190,7 @@ def test_html_report_steps_through_closing_in_headless_chromium(tmp_path):
             if "CLOSING" in now:
                 break
         assert len(seen) > 2 and "CLOSING" in seen[-1]  # stepping forward changed the states, up to CLOSING
+        assert stroke("edge-FIN_WAIT_1-CLOSING") == "3px" and stroke("edge-CLOSING-TIME_WAIT") == "1px"
         here = browser.find_elements(By.CSS_SELECTOR, "svg.states g.state.here-0, svg.states g.state.here-1")
         assert "state-CLOSING" in {g.get_attribute("id") for g in here}
         current = browser.find_elements(By.CSS_SELECTOR, "svg.ladder g.step.current")

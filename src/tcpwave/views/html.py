@@ -24,7 +24,14 @@ section.conn { border-top: 2px solid #ddd; padding-top: 1em; margin-top: 1.5em; 
 .now { font-family: monospace; }
 .cur { display: inline-block; min-width: 11em; padding: .2em .6em; border-radius: 6px; color: white;
        font-weight: bold; text-align: center; }
-.views { display: flex; gap: 1em; flex-wrap: wrap; align-items: flex-start; }
+.views { display: grid; grid-template-columns: minmax(0, 6fr) minmax(0, 5fr); gap: 1em; align-items: start; }
+.views > div > svg { width: 100%%; height: auto; }
+.views .statecol { position: sticky; top: 4.5em; }
+@media (max-width: 900px) { .views { grid-template-columns: minmax(0, 1fr); } }
+/* in the report the state diagram grows with the steps: what is not reached yet stays plain */
+svg.states g.edge.taken:not(.reached) path { stroke: #bbb; stroke-width: 1; }
+svg.states g.edge.taken:not(.reached) text { fill: #666; font-weight: normal; }
+svg.states g.state.seen:not(.reached) rect { fill: #ffffff; }
 svg.ladder g.step { transition: opacity .15s; }
 svg.ladder g.step.future { opacity: .18; }
 svg.ladder g.step.current text, svg.ladder g.step.current line { font-weight: bold; stroke-width: 3; }
@@ -47,7 +54,20 @@ document.querySelectorAll('section.conn').forEach(function (sec) {
   var size = pager ? +pager.querySelector('select').value : 0;  // rows per page; 0: the whole ladder
   var page = -1;
   var pos = -1;
+  var reached = {};  // edge or state id -> how many steps up to here reached it
   steps.length = steps.rows.length;
+  function reach(id, by) {
+    reached[id] = (reached[id] || 0) + by;
+    var g = sec.querySelector('svg.states #' + id);
+    if (g) g.classList.toggle('reached', reached[id] > 0);
+  }
+  function passRow(k, by) {  // stepping over row k, forward (+1) or back (-1)
+    var r = steps.rows[k];
+    if (r.edge) {
+      reach(r.edge, by);
+      r.nodes.forEach(function (n) { reach('state-' + n, by); });
+    }
+  }
   rows.forEach(function (g) { g.classList.add('future'); });
   function pages() { return size ? Math.max(1, Math.ceil(rows.length / size)) : 1; }
   function showPage(p) {  // crop the ladder to rows [p * size, (p + 1) * size): only the viewBox changes
@@ -65,7 +85,10 @@ document.querySelectorAll('section.conn').forEach(function (sec) {
   function show(i) {  // only the rows between the old and the new position change: smooth on long ladders
     var old = pos;
     pos = Math.max(-1, Math.min(steps.length - 1, i));
-    for (var k = Math.min(old, pos) + 1; k <= Math.max(old, pos); k++) rows[k].classList.toggle('future', k > pos);
+    for (var k = Math.min(old, pos) + 1; k <= Math.max(old, pos); k++) {
+      rows[k].classList.toggle('future', k > pos);
+      passRow(k, pos > old ? 1 : -1);
+    }
     if (old >= 0 && rows[old]) rows[old].classList.remove('current');
     if (pos >= 0) rows[pos].classList.add('current');
     var st = pos < 0 ? steps.initial : steps.rows[pos];
@@ -102,6 +125,7 @@ document.querySelectorAll('section.conn').forEach(function (sec) {
     document.querySelectorAll('section.conn').forEach(function (s) { s.classList.remove('focus'); });
     sec.classList.add('focus');
   });
+  steps.initial.nodes.forEach(function (n) { reach('state-' + n, 1); });
   show(-1);
 });
 document.addEventListener('keydown', function (ev) {
@@ -133,14 +157,17 @@ def step_states(view: ConnectionView) -> dict:
     initial = {"states": list(states), "nodes": list(nodes)}
     out = []
     for r in rows:
+        row: dict = {"t": r["t"]}
         if r["kind"] == "state":
             side = hosts.index(r["host"])
             states[side] = r["to"]
             nodes[side] = node_for(r["to"], r["from"])
-            what = f"{r['host']}: {r['from']} → {r['to']} ({r['why']})"
+            row["what"] = f"{r['host']}: {r['from']} → {r['to']} ({r['why']})"
+            row["edge"] = f"edge-{node_for(r['from'], None)}-{nodes[side]}"  # reached at this step
         else:
-            what = f"{r['host']}: {r['label']}" + (" (lost)" if r.get("lost") else "")
-        out.append({"t": r["t"], "what": what, "states": list(states), "nodes": list(nodes)})
+            row["what"] = f"{r['host']}: {r['label']}" + (" (lost)" if r.get("lost") else "")
+        row["states"], row["nodes"] = list(states), list(nodes)
+        out.append(row)
     return {"initial": initial, "rows": out}
 
 
@@ -192,7 +219,7 @@ def report(views: list[ConnectionView], title: str, msl: float = 30.0, plots: bo
         parts.append(f"<script type='application/json' class='steps'>{_json(steps)}</script>")
         parts.append("<div class='views'><div>")
         parts.append(ladder_svg(v.events, v.left, v.right))
-        parts.append("</div><div>")
+        parts.append("</div><div class='statecol'>")
         parts.append(state_svg(v.events, [v.left, v.right]))
         parts.append("</div></div>")
         parts.append(f"<h3>State timeline</h3><pre>{escape(timeline(v.events, [v.left, v.right], v.end, msl))}</pre>")

@@ -162,6 +162,9 @@ def state_svg(events: list[dict], hosts: list[str], title: str = "") -> str:
         out.append(f"<text x='10' y='18' font-size='13' font-weight='bold'>{_t(title)}</text>")
     for i, h in enumerate(hosts):
         out.append(f"<text x='10' y='{40 + 16 * i}' font-size='12' fill='{color_of[h]}'>━ {_t(h)}</text>")
+    if len(hosts) > 1:
+        out.append(f"<text x='10' y='{40 + 16 * len(hosts)}' font-size='12' fill='{BOTH}' class='legend-both'>"
+                   "━ both endpoints</text>")
     out.append(f"<text x='10' y='{height - 10}' fill='#777'>dashed: {_ABORT} → CLOSED</text>")
     for old, targets in TRANSITIONS.items():
         for new, cause in targets.items():
@@ -171,7 +174,8 @@ def state_svg(events: list[dict], hosts: list[str], title: str = "") -> str:
     for name, (x, y) in NODES.items():
         label = "CLOSED" if name == "CLOSED_END" else name
         fill = "#fff3c4" if name in visited else "#ffffff"
-        out.append(f"<g class='state' id='state-{name}'><rect x='{x - BOX_W / 2}' y='{y - BOX_H / 2}' width='{BOX_W}' "
+        seen = " seen" if name in visited else ""
+        out.append(f"<g class='state{seen}' id='state-{name}'><rect x='{x - BOX_W / 2}' y='{y - BOX_H / 2}' width='{BOX_W}' "
                    f"height='{BOX_H}' rx='9' fill='{fill}' stroke='#333' stroke-width='1.2'/>"
                    f"<text x='{x}' y='{y + 4}' text-anchor='middle' font-size='12'>{label}</text></g>")
     out.append("</svg>")
@@ -196,7 +200,7 @@ def _edge(a: str, b: str, cause: str, who, color_of) -> str:
         color, marker = GREY, "st0"
         style = f"stroke='{GREY}' stroke-width='1'" + (" stroke-dasharray='4 3'" if abort else "")
     edge_id = f"edge-{a}-{b}"
-    out = [f"<g class='edge' id='{edge_id}'><path d='M{sx:.1f},{sy:.1f} Q{cx:.1f},{cy:.1f} {ex:.1f},{ey:.1f}' fill='none' "
+    out = [f"<g class='edge{' taken' if who else ''}' id='{edge_id}'><path d='M{sx:.1f},{sy:.1f} Q{cx:.1f},{cy:.1f} {ex:.1f},{ey:.1f}' fill='none' "
            f"{style} marker-end='url(#{marker})'><title>{_t(a)} → {_t(b)}: {_t(cause)}</title></path>"]
     if who or not abort:
         lx, ly = 0.25 * sx + 0.5 * cx + 0.25 * ex, 0.25 * sy + 0.5 * cy + 0.25 * ey
