@@ -338,3 +338,34 @@ def test_a_comment_waits_for_its_own_connections_packet():
     events = [{"t": 1.0, "host": "h", "type": "state", "from": "CLOSE_WAIT", "to": "LAST_ACK", "why": "close",
                "conn": "192.0.2.2:80-192.0.2.1:40001"}, send(synack), send(fin)]
     assert state_comments(packets, events) == [None, "h 192.0.2.2:80-192.0.2.1:40001: CLOSE_WAIT → LAST_ACK"]
+
+
+def test_a_header_only_capture_draws_every_packet(tmp_path):
+    """tcpdump -s 128 keeps every header but not the data: trace draws all of it, with the lengths
+    the packets had on the wire."""
+    import struct
+
+    from tcpwave.views import load
+
+    full = tmp_path / "full.pcap"
+    assert main(["demo", "lossy", "--pcap", str(full)]) == 0
+    data = full.read_bytes()
+    out, off = bytearray(data[:24]), 24
+    out[16:20] = struct.pack("<I", 128)  # the snap length
+    cut = 0
+    while off + 16 <= len(data):
+        sec, frac, incl, orig = struct.unpack_from("<IIII", data, off)
+        frame = data[off + 16: off + 16 + incl]
+        off += 16 + incl
+        kept = frame[:128]
+        cut += len(kept) < len(frame)
+        out += struct.pack("<IIII", sec, frac, len(kept), orig) + kept
+    short = tmp_path / "short.pcap"
+    short.write_bytes(bytes(out))
+    assert cut > 1000  # most of the lossy run's packets carry data
+    (whole,), _ = load(str(full))
+    (headers,), skipped = load(str(short))
+    assert not skipped.get("truncated")
+    keys = [("type", "host", "flags", "seq", "ack", "len", "to")]
+    assert [tuple(e.get(k) for k in keys[0]) for e in headers.events] == \
+        [tuple(e.get(k) for k in keys[0]) for e in whole.events]

@@ -61,6 +61,19 @@ def strip_link(linktype: int, frame: bytes) -> bytes | None:
     return ip if ip and ip[0] >> 4 in (4, 6) else None
 
 
+def _restore(ip: bytes, missing: int) -> bytes:
+    """A packet the capture cut short (tcpdump -s 128): if its IP and TCP headers are complete, the
+    missing payload comes back as zeros, so lengths and sequence numbers add up (as Wireshark reads
+    such captures); the bytes themselves were never captured."""
+    if missing <= 0 or not ip:
+        return ip
+    if ip[0] >> 4 == 4:
+        headers = (ip[0] & 0x0F) * 4 + 20
+    else:
+        headers = 40 + 20
+    return ip + bytes(missing) if len(ip) >= headers else ip
+
+
 def read_capture(path: str) -> list[tuple[float, bytes]]:
     with open(path, "rb") as f:
         data = f.read()
@@ -83,12 +96,12 @@ def _read_pcap(data: bytes, path: str) -> Iterator[tuple[float, bytes]]:
     linktype = struct.unpack_from(endian + "I", data, 20)[0] & 0x0FFFFFFF
     off, rec = 24, struct.Struct(endian + "IIII")
     while off + 16 <= len(data):
-        sec, frac, incl, _orig = rec.unpack_from(data, off)
+        sec, frac, incl, orig = rec.unpack_from(data, off)
         frame = data[off + 16: off + 16 + incl]
         off += 16 + incl
         ip = strip_link(linktype, frame)
         if ip is not None:
-            yield sec + frac * scale, ip
+            yield sec + frac * scale, _restore(ip, orig - len(frame))
 
 
 def _read_pcapng(data: bytes) -> Iterator[tuple[float, bytes]]:
@@ -107,16 +120,18 @@ def _read_pcapng(data: bytes) -> Iterator[tuple[float, bytes]]:
             linktype = struct.unpack_from(endian + "H", body, 0)[0]
             interfaces.append((linktype, _tsresol(body[8:], endian)))
         elif btype == _EPB:
-            ifid, hi, lo, incl, _orig = struct.unpack_from(endian + "IIIII", body, 0)
+            ifid, hi, lo, incl, orig = struct.unpack_from(endian + "IIIII", body, 0)
             linktype, tick = interfaces[ifid]
-            ip = strip_link(linktype, body[20:20 + incl])
+            frame = body[20:20 + incl]
+            ip = strip_link(linktype, frame)
             if ip is not None:
-                yield ((hi << 32) | lo) * tick, ip
+                yield ((hi << 32) | lo) * tick, _restore(ip, orig - len(frame))
         elif btype == _SPB and interfaces:
             orig = struct.unpack_from(endian + "I", body, 0)[0]
-            ip = strip_link(interfaces[0][0], body[4:4 + orig])
+            frame = body[4:4 + orig]
+            ip = strip_link(interfaces[0][0], frame)
             if ip is not None:
-                yield 0.0, ip
+                yield 0.0, _restore(ip, orig - len(frame))
         off += blen
 
 
