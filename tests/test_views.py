@@ -369,3 +369,60 @@ def test_a_header_only_capture_draws_every_packet(tmp_path):
     keys = [("type", "host", "flags", "seq", "ack", "len", "to")]
     assert [tuple(e.get(k) for k in keys[0]) for e in headers.events] == \
         [tuple(e.get(k) for k in keys[0]) for e in whole.events]
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark is not installed (./run test installs it as root)")
+def test_trace_summary_counts_what_tshark_counts(tmp_path, capsys):
+    """The lossy demo's capture: our retransmissions are the frames tshark calls retransmission or
+    out-of-order (Wireshark's name for a resend within its reordering threshold), frame for frame;
+    duplicate ACKs and spurious retransmissions agree in number."""
+    from tcpwave.views import load
+    from tcpwave.views.summary import summarize
+
+    pcap = tmp_path / "lossy.pcap"
+    assert main(["demo", "lossy", "--pcap", str(pcap)]) == 0
+
+    def frames(expr):
+        out = subprocess.run(["tshark", "-r", str(pcap), "-Y", expr, "-T", "fields", "-e", "frame.number"],
+                             capture_output=True, text=True, check=True).stdout
+        return {int(n) for n in out.split()}
+
+    (v,), _ = load(str(pcap))
+    sends = [e for e in v.events if e["type"] == "send"]  # one per frame, in capture order
+    ours = {i for i, e in enumerate(sends, 1) if e.get("note") == "retransmission"}
+    assert ours and ours == frames("tcp.analysis.retransmission || tcp.analysis.out_of_order")
+    s = summarize(v.events, v.left, v.right)
+    assert sum(d.retransmissions for d in s.values()) == len(ours)
+    assert sum(d.dup_acks for d in s.values()) == len(frames("tcp.analysis.duplicate_ack"))
+    assert sum(d.spurious for d in s.values()) == len(frames("tcp.analysis.spurious_retransmission"))
+    for d in s.values():
+        assert d.rtt and min(d.rtt) >= 0.0099  # the demo's link: 5 ms each way, at least
+        assert d.goodput and d.data_bytes == 1_000_000
+    capsys.readouterr()
+    assert main(["trace", str(pcap), "--summary"]) == 0
+    out = capsys.readouterr().out
+    assert "retransmissions" in out and "duplicate ACKs" in out and "goodput" in out
+    assert main(["trace", str(pcap), "-f", "ladder"]) == 0
+    assert "<SACK " in capsys.readouterr().out  # SACK blocks appear in the ladder
+
+
+def test_summary_finds_a_zero_window_period_and_an_rto_stall():
+    from tcpwave.views.summary import summarize
+
+    def seg(t, host, seq, ack, n=0, win=100, note=None):
+        e = {"t": t, "type": "send", "host": host, "flags": "ACK", "seq": seq, "ack": ack, "len": n, "win": win}
+        if note:
+            e["note"] = note
+        return e
+
+    a, b = "A", "B"
+    events = [seg(0.0, a, 1, 1, 100), seg(0.01, b, 1, 101, win=0),  # the receiver's window closes
+              seg(2.01, b, 1, 101, win=500),  # and opens 2 s later
+              seg(2.02, a, 101, 1, 100),  # lost
+              seg(3.02, a, 101, 1, 100, note="retransmission"),  # after 1 s of silence: the RTO
+              seg(3.03, b, 1, 201)]
+    s = summarize(events, a, b)[a]
+    assert len(s.zero_window) == 1 and abs(s.zero_window[0] - 2.0) < 1e-9
+    assert len(s.rto_stalls) == 1 and abs(s.rto_stalls[0] - 1.0) < 1e-9
+    assert s.retransmissions == 1 and s.data_bytes == 200
+    assert s.rtt == [0.01]  # the resent segment gives no sample (Karn)

@@ -55,6 +55,11 @@ def segment_label(e: dict, isn: dict[str, int]) -> str:
         parts.append(f"win={e['win']}")
     if "SYN" in flags and e.get("opts"):  # what each side offers is the story of a handshake
         parts.append(f"<{_short_options(e['opts'])}>")
+    elif "sack " in e.get("opts", ""):  # the blocks a receiver holds beyond its ACK, in the sender's numbers
+        peer = isn.get(e["dst"])
+        blocks = e["opts"].split("sack ", 1)[1].split(",")[0].split()
+        rel = [tuple(seq_diff(int(x), peer) if peer is not None else int(x) for x in b.split(":")) for b in blocks]
+        parts.append("<SACK " + " ".join(f"{a}-{b}" for a, b in rel) + ">")
     note = e.get("note", "")
     if note.startswith("retransmission: answers a duplicate"):  # not the timer: the peer asked again
         parts.insert(0, "(rtx, dup SYN)")

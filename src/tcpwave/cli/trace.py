@@ -30,6 +30,9 @@ def add_parser(sub) -> None:
     p.add_argument("--conn", "-c", type=int, action="append", metavar="N",
                    help="only connection N (1-based, as --list numbers them); repeatable")
     p.add_argument("--list", action="store_true", help="list the connections and exit")
+    p.add_argument("--summary", action="store_true",
+                   help="per connection and direction: retransmissions (spurious ones by D-SACK), RTO stalls, "
+                        "duplicate-ACK runs, zero-window periods, RTT min/avg/max, goodput")
     p.add_argument("--absolute", action="store_true",
                    help="show wall-clock times of day (default: seconds since the first packet, as Wireshark)")
     add_view_arguments(p)
@@ -68,6 +71,13 @@ def run(args) -> int:
     if bad:
         print(f"tcpwave trace: no connection {bad[0]} (there are {len(views)})", file=sys.stderr)
         return 2
+    if args.summary:
+        from ..views.summary import render, summarize
+
+        for n in chosen:
+            v = views[n - 1]
+            print(f"# connection {n}: {v.title}\n{render(summarize(v.events, v.left, v.right))}")
+        return 0
     files = args.html or args.svg or args.png
     if files:
         import os
