@@ -98,3 +98,36 @@ def test_ss_lists_a_kernel_clients_connection_to_tcpwave_serve(tmp_path):
     assert "ESTABLISHED  1" in summary and summary.strip().startswith("0 Total: 2")
     assert watch.count("# pid") == 2  # two refreshes
     assert not list(ctl_dir.glob("*.sock"))  # serve removed its control socket when it stopped
+
+
+def test_ss_info_counters_after_a_lossy_transfer():
+    """The ss -i counters: what was sent, resent, acknowledged and received, the delivery rate and the
+    time with data in flight, after 200 KB over a link that loses 3%."""
+    from tcpwave.core import events as ev
+    from tcpwave.core.observe import snapshot
+    from tcpwave.sim import LinkParams, Simulator
+
+    sim = Simulator(5)
+    a = sim.add_host("a", ["192.0.2.1"])
+    b = sim.add_host("b", ["192.0.2.2"])
+    sim.link(a, b, LinkParams(latency=0.01, bandwidth=20e6, loss=0.03))
+    got = []
+    b.on_event = lambda h, c, e: got.append(c.receive(1 << 20, now=sim.now)) if isinstance(e, ev.DataReadable) else None
+    b.stack.listen(80, 0.0)
+    conn = a.stack.connect("192.0.2.2", 80, 0.0)
+    a.pump()
+    sim.run(until=0.1)
+    data = os.urandom(200_000)
+    assert conn.send(data, sim.now) == len(data)  # (fits the send buffer)
+    a.pump()
+    sim.run(until=30.0, stop=lambda: conn.snd_una == conn.snd_nxt and sum(map(len, got)) == len(data))
+    snap = snapshot(conn, sim.now)
+    assert b"".join(got) == data
+    assert snap["retransmissions"] > 0 and snap["bytes_retrans"] > 0 and snap["retrans"] == 0
+    assert snap["bytes_acked"] == len(data) + 1  # and the SYN
+    assert snap["bytes_sent"] == len(data) + snap["bytes_retrans"]
+    assert snap["delivery_rate"] > 0 and 0 < snap["busy_time"] < sim.now
+    line = render([{"pid": 1, "host": "a", "addresses": ["192.0.2.1"], "time": sim.now, "connections": [snap]}],
+                  info=True).splitlines()[-1]
+    assert line.startswith("\t bytes_sent:") and f"retrans:0/{snap['retransmissions']}" in line
+    assert "delivery_rate:" in line and "busy:" in line

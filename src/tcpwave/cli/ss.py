@@ -20,6 +20,10 @@ def add_parser(sub) -> None:
     p.add_argument("--control", metavar="SOCKET", action="append",
                    help="a control socket (default: every one in $TCPWAVE_CONTROL_DIR or the per-user directory)")
     p.add_argument("-s", "--summary", action="store_true", help="print counts per state")
+    p.add_argument("-i", "--info", action="store_true",
+                   help="a second line per connection with the counters Linux's ss -i shows: bytes sent, "
+                        "retransmitted, acked and received, segments, retrans (in flight/total), lost, sacked, "
+                        "delivery rate, busy time")
     p.add_argument("--watch", nargs="?", type=float, const=1.0, metavar="SECONDS",
                    help="refresh every SECONDS (default 1) until interrupted or --count is reached")
     p.add_argument("--count", type=int, metavar="N", help="with --watch: stop after N refreshes")
@@ -41,7 +45,7 @@ def collect(paths: list[str]) -> tuple[list[dict], list[str]]:
     return docs, problems
 
 
-def render(docs: list[dict], summary: bool = False) -> str:
+def render(docs: list[dict], summary: bool = False, info: bool = False) -> str:
     if summary:
         counts: dict[str, int] = {}
         for d in docs:
@@ -60,7 +64,19 @@ def render(docs: list[dict], summary: bool = False) -> str:
         lines.append(head)
         for c in d["connections"]:
             lines.append(_row(c))
+            if info and "bytes_acked" in c:
+                lines.append(_info(c))
     return "\n".join(lines)
+
+
+def _info(c: dict) -> str:
+    """The ss -i line: Linux's names, Linux's units."""
+    rate = c["delivery_rate"]
+    rate_text = f"{rate / 1e6:.1f}Mbps" if rate >= 1e6 else f"{rate / 1e3:.1f}Kbps" if rate >= 1e3 else f"{rate}bps"
+    return (f"\t bytes_sent:{c['bytes_sent']} bytes_retrans:{c['bytes_retrans']} bytes_acked:{c['bytes_acked']} "
+            f"bytes_received:{c['bytes_received']} segs_out:{c['segs_out']} segs_in:{c['segs_in']} "
+            f"retrans:{c['retrans']}/{c['retransmissions']} lost:{c['lost']} sacked:{c['sacked']} "
+            f"delivery_rate:{rate_text} busy:{c['busy_time'] * 1000:.0f}ms")
 
 
 def _row(c: dict) -> str:
@@ -88,7 +104,7 @@ def run(args) -> int:
         if args.json:
             print(json.dumps(docs, indent=1))
         elif docs:
-            print(render(docs, args.summary))
+            print(render(docs, args.summary, args.info))
         for p in problems:
             print(f"tcpwave ss: {p}", file=sys.stderr)
         if not paths:

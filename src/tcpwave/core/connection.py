@@ -89,6 +89,9 @@ class Stats:
     timeouts: int = 0  # retransmission timer expirations
     probes: int = 0  # tail loss probes sent
     segments_received: int = 0
+    bytes_acked: int = 0  # sequence space the peer acknowledged (tcpi_bytes_acked)
+    busy_time: float = 0.0  # seconds with data in flight, ended periods (tcpi_busy_time)
+    busy_since: float | None = None  # when the current busy period began
 
 
 class Connection:

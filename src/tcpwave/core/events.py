@@ -32,7 +32,9 @@ class SendSpace:
 @dataclass(frozen=True, slots=True)
 class TimeWait:
     """Both directions are finished and acknowledged: for the application the connection is over.
-    The 4-tuple lingers in TIME_WAIT for 2 x MSL; Closed(normal) follows when it expires."""
+    The 4-tuple lingers in TIME_WAIT for 2 x MSL; Closed(normal) follows when it expires, if the
+    application still holds the Connection (else the stack keeps only a compact record, as Linux
+    keeps a timewait sock, and its end concerns nobody)."""
 
 
 @dataclass(frozen=True, slots=True)

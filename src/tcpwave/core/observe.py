@@ -58,6 +58,15 @@ def snapshot(conn, now: float) -> dict:
         "ca_state": conn.recovery.ca_state.value,
         "timers": {name: round(max(0.0, at - now), 6) for name, at in sorted(conn.timers.armed().items())},
     }
+    st, q = conn.stats, conn.recovery.q
+    info.update({  # what Linux's ss -i shows (struct tcp_info)
+        "retrans": q.retrans_out, "retransmissions": st.retransmissions, "bytes_sent": st.bytes_sent,
+        "bytes_retrans": st.retransmitted_bytes, "bytes_acked": st.bytes_acked,
+        "bytes_received": conn.rcv.bytes_received, "lost": q.lost, "sacked": q.sacked,
+        "delivery_rate": round(conn.recovery.delivery_rate * 8), "segs_out": st.segments_sent,
+        "segs_in": st.segments_received,
+        "busy_time": round(st.busy_time + (now - st.busy_since if st.busy_since is not None else 0.0), 6),
+    })
     return info
 
 

@@ -48,7 +48,8 @@ class Recovery:
         "conn", "cc", "q", "ca_state", "recover", "dupacks", "reno_sacked", "rack_xmit", "rack_end",
         "rack_rtt", "rack_advanced", "min_rtt", "reordering_seen", "reo_wnd_mult", "reo_wnd_persist",
         "dsack_round", "reo_timeout", "tlp_end", "tlp_retrans", "tlp_dsack", "prr_delivered", "prr_out",
-        "recover_fs", "reducing", "round_end", "delivered_total", "rs", "lost_total", "detected_by"
+        "recover_fs", "reducing", "round_end", "delivered_total", "rs", "lost_total", "detected_by",
+        "round_delivered", "round_at", "delivery_rate"
     )
 
 
@@ -83,6 +84,8 @@ class Recovery:
         self.round_end = 0  # unwrapped SND.NXT when the current round trip began
         # counters (tcp_info)
         self.delivered_total = 0  # bytes the peer has shown it holds (cumulatively ACKed or SACKed)
+        self.round_delivered, self.round_at = 0, 0.0  # delivered_total and the time when the round began
+        self.delivery_rate = 0.0  # bytes per second delivered over the last whole round trip
         self.rs: RateSample | None = None  # made at the first ACK, then refilled
         self.lost_total = 0
         self.detected_by: dict[str, int] | None = None  # losses per rule (dupack, rack, tlp, rto), once any
@@ -169,6 +172,9 @@ class Recovery:
         round_start = q.una >= self.round_end
         if round_start:
             self.round_end = q.nxt
+            if now > self.round_at and self.round_at:
+                self.delivery_rate = (self.delivered_total - self.round_delivered) / (now - self.round_at)
+            self.round_delivered, self.round_at = self.delivered_total, now
         reducing = self.ca_state is CaState.RECOVERY and self.reducing
         rs = self.rs  # one sample object per connection, refilled: no allocation per ACK
         if rs is None:

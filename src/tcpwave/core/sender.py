@@ -220,8 +220,11 @@ class Sender:
             conn.arm_loss_timer()
 
     def _sent(self, n: int, now: float) -> None:
-        self.conn.recovery.sent(n)
-        rate = self.conn.cc.pacing_rate
+        conn = self.conn
+        conn.recovery.sent(n)
+        if conn.stats.busy_since is None:
+            conn.stats.busy_since = now
+        rate = conn.cc.pacing_rate
         if rate > 0:
             self.pace_at = max(self.pace_at, now) + n / rate
 
@@ -270,7 +273,12 @@ class Sender:
         """SND.UNA moves forward to ack: free buffer, time the RTT. Returns the RTT sample, if any."""
         conn = self.conn
         freed = self.buf.acknowledge(ack)
+        st = conn.stats
+        st.bytes_acked += (ack - self.una) & 0xFFFFFFFF
         self.una = ack
+        if ack == self.nxt and st.busy_since is not None:  # everything sent is acknowledged: idle again
+            st.busy_time += now - st.busy_since
+            st.busy_since = None
         self.progress_at = now
         if self.up is not None and seq_ge(ack, self.up):
             self.up = None  # all urgent data acknowledged: URG goes off
