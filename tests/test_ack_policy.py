@@ -66,10 +66,34 @@ def test_a_reply_carries_the_delayed_ack():
     assert set(p.conn.timers.armed()) == {"retransmit"}  # only the retransmission timer is left
 
 
-def test_fin_is_acked_at_once():
+def test_a_fin_in_established_is_acked_after_the_delay_as_linux():
+    """Linux enters pingpong mode on a FIN: its ACK waits for the delayed-ACK timer (checked against
+    the kernel with `tcpwave watch`: 41 ms), so an application that closes at once sends one FIN,ACK."""
     p = established(DELAYED)
-    out = p.deliver("F.")
-    expect_one(out, ".", ack=seq_add(p.peer_nxt, 1))
+    assert p.deliver("F.") == []
+    assert p.conn.state.value == "CLOSE_WAIT" and p.conn.next_timer() == pytest.approx(0.040)
+    expect_one(p.fire_next_timer(), ".", ack=seq_add(p.peer_nxt, 1))
+
+
+def test_a_close_within_the_delay_sends_the_fin_on_the_ack():
+    p = established(DELAYED)
+    p.deliver("F.")
+    p.conn.close(p.now)
+    expect_one(p.conn.segments_to_send(), "F.", ack=seq_add(p.peer_nxt, 1))
+
+
+def test_a_fin_without_delayed_acks_is_acked_at_once():
+    p = established(Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0))
+    expect_one(p.deliver("F."), ".", ack=seq_add(p.peer_nxt, 1))
+
+
+def test_a_fin_in_fin_wait_2_is_acked_at_once():
+    p = established(DELAYED)
+    p.conn.close(p.now)
+    fin = p.conn.segments_to_send()[0]
+    p.deliver(".", ack=seq_add(fin.seq, 1))
+    assert p.conn.state.value == "FIN_WAIT_2"
+    expect_one(p.deliver("F.", ack=seq_add(fin.seq, 1)), ".", ack=seq_add(p.peer_nxt, 1))
 
 
 def test_a_batch_of_segments_is_processed_before_one_ack():

@@ -40,7 +40,7 @@ def test_rtt_samples_follow_rfc_6298_and_match_the_link():
     first = samples[0]
     assert first["srtt"] == first["sample"] and abs(first["rttvar"] - first["sample"] / 2) < 1e-9  # (2.2)
     for s in samples:
-        assert 0.015 < s["sample"] < 0.05  # the demo link: 10 ms each way
+        assert 0.015 < s["sample"] < 0.02 + cfg.delayed_ack + 0.01  # 10 ms each way, and an ACK may wait 40 ms
         assert s["rto"] >= cfg.rto_min
 
 

@@ -11,7 +11,7 @@ from tcpwave.cli.main import main
 from tcpwave.scenarios import SCENARIOS
 
 REQUIRED = {"handshake", "simultaneous-open", "simultaneous-close", "half-close", "lost-syn", "lost-syn-ack",
-            "lost-fin", "lost-final-ack", "refused", "reset", "lossy"}
+            "lost-fin", "lost-final-ack", "refused", "reset", "lossy", "three-way-close"}
 
 
 def transitions(result, host):
@@ -145,3 +145,13 @@ def test_lost_syn_ack_tells_its_two_syn_acks_apart():
     assert sorted(again) == ["retransmission", "retransmission: answers a duplicate SYN"]
     ladder = render_ladder(r.events)
     assert "(rtx, dup SYN) SYN,ACK" in ladder and "SYN again: SYN,ACK again" in ladder
+
+
+def test_three_way_close_carries_the_ack_on_the_fin():
+    r = SCENARIOS["three-way-close"].run(1, None, [])
+    assert transitions(r, "client")[-3:] == [("ESTABLISHED", "FIN_WAIT_1"), ("FIN_WAIT_1", "TIME_WAIT"),
+                                             ("TIME_WAIT", "CLOSED")]
+    server_fin = [e for e in r.events if e["type"] == "send" and e["host"] == "server" and "FIN" in e["flags"]]
+    assert len(server_fin) == 1 and server_fin[0]["flags"] == "FIN,ACK"
+    client_fin = [e for e in r.events if e["type"] == "send" and e["host"] == "client" and "FIN" in e["flags"]][0]
+    assert server_fin[0]["ack"] == (client_fin["seq"] + 1) & 0xFFFFFFFF  # it acknowledges the client's FIN

@@ -116,8 +116,10 @@ class _Demo:
         return Result(name, seed, list(self.sink), end, dict(self.closed), checks)
 
 
-def _echo_then_close(demo: _Demo, request: bytes, reply: bytes):
-    """Client sends request; server answers reply; client closes first; server closes on EOF."""
+def _echo_then_close(demo: _Demo, request: bytes, reply: bytes, close_after: float = 0.1):
+    """Client sends request; server answers reply; client closes first; the server's application
+    closes `close_after` seconds after it read the end of stream. Longer than the delayed ACK (40 ms),
+    the peer's FIN is ACKed on its own first: the four-way close. 0: the three-segment close."""
 
     def client_app(host, conn, event):
         demo.note_common(host, conn, event)
@@ -131,7 +133,10 @@ def _echo_then_close(demo: _Demo, request: bytes, reply: bytes):
         if isinstance(event, ev.DataReadable) and bytes(demo.received["server"]) == request:
             conn.send(reply, demo.sim.now)
         elif isinstance(event, ev.EndOfStream):
-            conn.close(demo.sim.now)
+            if close_after:
+                demo.sim.after(close_after, lambda: demo.sim.call(demo.server, lambda: conn.close(demo.sim.now)))
+            else:
+                conn.close(demo.sim.now)
 
     demo.client.on_event = client_app
     demo.server.on_event = server_app
@@ -146,6 +151,24 @@ def run_handshake(seed: int, tracer=None, taps=()) -> Result:
     d.run()
     return d.result("handshake", seed, exchanged=bytes(d.received["server"]) == b"hello, server"
                     and bytes(d.received["client"]) == b"hello, client",
+                    closed_normally=d.closed_normally())
+
+
+@scenario("three-way-close", "the server closes as soon as it reads the client's FIN: its ACK, held by the "
+                            "delayed-ACK timer, rides on its own FIN; the client goes FIN_WAIT_1 -> TIME_WAIT")
+def run_three_way_close(seed: int, tracer=None, taps=()) -> Result:
+    d = _Demo(seed, tracer, list(taps))
+    _echo_then_close(d, b"hello, server", b"hello, client", close_after=0)
+    d.listen()
+    d.connect()
+    d.run()
+    fin_seen = min((e["t"] for e in d.sink if e["type"] == "send" and e["host"] == "client" and "FIN" in e["flags"]),
+                   default=None)
+    closing = [e["flags"] for e in d.sink if e["type"] == "send" and fin_seen is not None and e["t"] >= fin_seen]
+    client_path = [e["to"] for e in d.sink if e["type"] == "state" and e["host"] == "client"]
+    return d.result("three-way-close", seed, three_segments=closing == ["FIN,ACK", "FIN,ACK", "ACK"],
+                    fin_wait_1_to_time_wait="FIN_WAIT_2" not in client_path and client_path[-2:] == ["TIME_WAIT",
+                                                                                                    "CLOSED"],
                     closed_normally=d.closed_normally())
 
 

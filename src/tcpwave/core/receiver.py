@@ -115,8 +115,8 @@ class Receiver:
         if seq_in(self.nxt, fin_seq, self.adv) or fin_seq == self.adv:
             rb = self.buf
             rb.fin_offset = rb.next_offset + seq_diff(fin_seq, self.nxt)
-            self.ack_now = True
             if fin_seq != self.nxt:
+                self.ack_now = True
                 self._note_ooo(fin_seq)  # an out-of-order FIN is SACKed, newest first (as Linux)
 
     def _note_ooo(self, seq: int) -> None:
@@ -128,14 +128,14 @@ class Receiver:
         recent[:] = [seq, *keep[:3]]
 
     def take_fin(self) -> bool:
-        """If the FIN is next in sequence, consume it (RCV.NXT + 1) and return True."""
+        """If the FIN is next in sequence, consume it (RCV.NXT + 1) and return True. The caller
+        decides how soon it is acknowledged."""
         rb = self.buf
         if rb.fin_offset is None or rb.fin_offset != rb.next_offset:
             return False
         rb.fin_offset = None
         rb.next_offset += 1
         self.nxt = seq_add(self.nxt, 1)
-        self.ack_now = True
         return True
 
     def urgent(self, seq: int, pointer: int) -> None:
