@@ -11,7 +11,8 @@ from tcpwave.cli.main import main
 from tcpwave.scenarios import SCENARIOS
 
 REQUIRED = {"handshake", "simultaneous-open", "simultaneous-close", "half-close", "lost-syn", "lost-syn-ack",
-            "lost-fin", "lost-final-ack", "refused", "reset", "lossy", "three-way-close"}
+            "lost-fin", "lost-final-ack", "refused", "reset", "lossy", "three-way-close",
+            "no-time-wait", "close-wait-lingers"}
 
 
 def transitions(result, host):
@@ -155,3 +156,19 @@ def test_three_way_close_carries_the_ack_on_the_fin():
     assert len(server_fin) == 1 and server_fin[0]["flags"] == "FIN,ACK"
     client_fin = [e for e in r.events if e["type"] == "send" and e["host"] == "client" and "FIN" in e["flags"]][0]
     assert server_fin[0]["ack"] == (client_fin["seq"] + 1) & 0xFFFFFFFF  # it acknowledges the client's FIN
+
+
+def test_demo_msl_sets_time_wait(capsys):
+    assert main(["demo", "handshake", "--msl", "5", "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    into = next(float(ln.split()[0]) for ln in out.splitlines() if "→ TIME_WAIT" in ln)
+    out_of = next(float(ln.split()[0]) for ln in out.splitlines() if "TIME_WAIT → CLOSED" in ln)
+    assert abs(out_of - into - 10.0) < 1e-6  # 2 x MSL
+
+
+def test_without_time_wait_the_retransmitted_fin_draws_a_rst():
+    r = SCENARIOS["no-time-wait"].run(1, None, [])
+    assert r.ok, r.checks
+    with_it = SCENARIOS["lost-final-ack"].run(1, None, [])  # the same run with TIME_WAIT: re-ACKed
+    assert with_it.closed == {"client": "normal", "server": "normal"}
+    assert [e for e in with_it.events if e["type"] == "handled" and e["what"] == "retransmitted_fin"]

@@ -6,6 +6,7 @@ runs the simulation in virtual time and returns a Result with what happened.
 
 import contextlib
 import contextvars
+import dataclasses
 import hashlib
 import random
 from collections.abc import Callable
@@ -71,14 +72,14 @@ class _Demo:
     """Two hosts joined by a link, plus bookkeeping shared by the scenarios."""
 
     def __init__(self, seed: int, tracer: Tracer | None, taps: list, link: LinkParams = DEFAULT_LINK,
-                 config: Config | None = None):
+                 config: Config | None = None, client_config: Config | None = None):
         self.sink = ListSink()
         self.tracer = tracer or Tracer()
         self.tracer.add_sink(self.sink)
         self.sim = Simulator(seed, self.tracer)
         self.sim.taps.extend(taps)
         config = config or _CONFIG.get()
-        self.client = self.sim.add_host("client", [CLIENT_ADDR], config=config)
+        self.client = self.sim.add_host("client", [CLIENT_ADDR], config=client_config or config)
         self.server = self.sim.add_host("server", [SERVER_ADDR], config=config)
         self.sim.link(self.client, self.server, link)
         self.closed: dict[str, str] = {}
@@ -267,9 +268,8 @@ scenario("lost-fin", "the client's first FIN is lost: FIN_WAIT_1 retransmits it"
     _with_fault("lost-fin", lambda: Fault("client", "server", "FIN")))
 
 
-@scenario("lost-final-ack", "the last ACK is lost: LAST_ACK retransmits its FIN, TIME_WAIT re-ACKs it")
-def run_lost_final_ack(seed: int, tracer=None, taps=()) -> Result:
-    d = _Demo(seed, tracer, list(taps))
+def _final_ack_lost(d: _Demo) -> None:
+    """Echo, then close; the client's ACK of the server's FIN is lost on the wire."""
     _echo_then_close(d, b"ping", b"pong")
     server_app = d.server.on_event
 
@@ -283,8 +283,61 @@ def run_lost_final_ack(seed: int, tracer=None, taps=()) -> Result:
     d.listen()
     d.connect()
     d.run()
+
+
+@scenario("lost-final-ack", "the last ACK is lost: LAST_ACK retransmits its FIN, TIME_WAIT re-ACKs it")
+def run_lost_final_ack(seed: int, tracer=None, taps=()) -> Result:
+    d = _Demo(seed, tracer, list(taps))
+    _final_ack_lost(d)
     return d.result("lost-final-ack", seed,
                     closed_normally=d.closed_normally())
+
+
+@scenario("no-time-wait", "why TIME_WAIT? lost-final-ack with the client's TIME_WAIT cut to 2 ms: the "
+                         "retransmitted FIN meets no connection, draws a RST, and the server reports an error")
+def run_no_time_wait(seed: int, tracer=None, taps=()) -> Result:
+    base = _CONFIG.get() or Config()
+    d = _Demo(seed, tracer, list(taps), client_config=dataclasses.replace(base, msl=0.001))
+    _final_ack_lost(d)
+    rst = [e for e in d.sink if e["type"] == "send" and e["host"] == "client" and "RST" in e["flags"]]
+    return d.result("no-time-wait", seed,
+                    client_answered_the_fin_with_rst=bool(rst) and rst[0].get("note") == "reset: no connection",
+                    server_saw_an_error=d.closed.get("server") == ev.RESET,
+                    client_closed_normally=d.closed.get("client") == ev.NORMAL)
+
+
+@scenario("close-wait-lingers", "the server's application reads the client's FIN but closes only 5 s later: "
+                               "CLOSE_WAIT lasts while data still flows (the pile-up operators see in ss)")
+def run_close_wait_lingers(seed: int, tracer=None, taps=()) -> Result:
+    d = _Demo(seed, tracer, list(taps))
+    chunks = [f"still sending, {i} s into CLOSE_WAIT\n".encode() for i in range(5)]
+
+    def client_app(host, conn, event):
+        d.note_common(host, conn, event)
+        if isinstance(event, ev.Connected):
+            conn.send(b"GET /stream\n", d.sim.now)
+            conn.shutdown(d.sim.now)  # done talking; still reading
+
+    def server_app(host, conn, event):
+        d.note_common(host, conn, event)
+        if isinstance(event, ev.EndOfStream):
+            for i, chunk in enumerate(chunks):
+                d.sim.after(float(i), lambda c=chunk: d.sim.call(d.server, lambda: conn.send(c, d.sim.now)))
+            d.sim.after(5.0, lambda: d.sim.call(d.server, lambda: conn.close(d.sim.now)))
+
+    d.client.on_event, d.server.on_event = client_app, server_app
+    d.listen()
+    d.connect()
+    d.run()
+    states = [e for e in d.sink if e["type"] == "state" and e["host"] == "server"]
+    entered = next((e["t"] for e in states if e["to"] == "CLOSE_WAIT"), None)
+    left = next((e["t"] for e in states if e["from"] == "CLOSE_WAIT"), None)
+    res = d.result("close-wait-lingers", seed, delivered=bytes(d.received["client"]) == b"".join(chunks),
+                   close_wait_for_5_s=entered is not None and left is not None and left - entered >= 5.0,
+                   closed_normally=d.closed_normally())
+    if entered is not None and left is not None:
+        res.info = {"close_wait_seconds": round(left - entered, 6)}
+    return res
 
 
 @scenario("refused", "a SYN to a closed port draws RST,ACK: the client is told 'connection refused'")

@@ -1,8 +1,10 @@
 """`tcpwave demo [SCENARIO]`: run a scenario on the simulated network and draw its ladder."""
 
 import contextlib
+import dataclasses
 import sys
 
+from ..core.config import Config
 from ..ladder import render_ladder
 from ..scenarios import SCENARIOS, configured
 from ..trace import Tracer
@@ -26,6 +28,8 @@ def add_parser(sub) -> None:
                    help="the same as pcapng, each packet commented with the state changes it caused")
     add_view_arguments(p)
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--msl", type=float, metavar="S",
+                   help="maximum segment lifetime in seconds: TIME_WAIT lasts 2 x S (default 30)")
     knobs.add(p)
     p.set_defaults(func=run)
 
@@ -42,6 +46,11 @@ def run(args) -> int:
         return 2
     sc = found
     config = knobs.config(args) if knobs.changes(args) else None
+    if args.msl is not None:
+        if args.msl <= 0:
+            print("tcpwave demo: --msl must be positive", file=sys.stderr)
+            return 2
+        config = dataclasses.replace(config or Config(), msl=args.msl)
     with contextlib.ExitStack() as stack:
         tracer = Tracer()
         taps = open_captures(stack, tracer, pcap=args.pcap, pcapng=args.pcapng, events=args.events)
