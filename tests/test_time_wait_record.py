@@ -8,6 +8,7 @@ import weakref
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from tcpwave.core import events as ev
 from tcpwave.core.config import Config
 from tcpwave.core.state import State
 from tcpwave.seq import seq_add
@@ -82,8 +83,12 @@ def test_the_connection_is_let_go_and_the_record_re_acks_a_retransmitted_fin():
     assert side.ref() is None and side.stack.connections() == []
     side.advance(69.0)
     assert len(side.stack.time_waits()) == 1
-    side.advance(70.0)
+    [tw] = side.stack.time_waits()
+    side.now = 70.0
+    side.stack.handle_timer(70.0)
     assert side.stack.time_waits() == [] and side.stack.next_timer() is None
+    assert side.stack.events() == [(tw, ev.Closed(ev.NORMAL))]  # told under the record
+    assert tw.state is State.CLOSED and tw.remote == (PEER, PORT)
     closed = [e for e in side.sink.of_type("state") if e["to"] == "CLOSED"]
     assert closed[-1]["from"] == "TIME_WAIT" and closed[-1]["why"] == "2MSL timeout"
 
@@ -136,3 +141,11 @@ def _tcp(raw: bytes) -> Segment:
     from tcpwave.wire.tcp import parse_tcp
     pkt = parse_ip(raw)
     return parse_tcp(pkt.payload, pkt.src, pkt.dst)
+
+
+def test_untraced_expiry_also_tells_closed_under_the_record():
+    side = Side(hold=False, traced=False)
+    [tw] = side.stack.time_waits()
+    side.now = 0.5 + 60.0
+    side.stack.handle_timer(side.now)
+    assert side.stack.events() == [(tw, ev.Closed(ev.NORMAL))] and side.stack.time_waits() == []

@@ -115,10 +115,11 @@ class Stack:
         # connection's current one, so an entry that no longer matches is skipped.
         self._timer_heap: list[tuple[float, int, Connection]] = []
         self._deadline: dict[Connection, float] = {}
-        self._rebuilt: weakref.WeakSet[Connection] = weakref.WeakSet()  # thawed from TIME_WAIT records
+        # connections rebuilt from TIME_WAIT records -> the record (their events go out under it)
+        self._rebuilt: weakref.WeakKeyDictionary[Connection, TimeWait] = weakref.WeakKeyDictionary()
         self._tw_heap: list[TimeWait] = []  # TIME_WAIT records, by the deadline they were queued with
         self._tick = itertools.count()
-        self._events: list[tuple[Connection, object]] = []
+        self._events: list[tuple[Connection | TimeWait, object]] = []
         self._next_port = self.rng.choice(EPHEMERAL)
         self._batch: set[Connection] | None = None  # connections touched by receive_packets()
         self._ident = 0
@@ -134,7 +135,9 @@ class Stack:
         out, self._out = self._out, []
         return out
 
-    def events(self) -> list[tuple[Connection, object]]:
+    def events(self) -> list[tuple[Connection | TimeWait, object]]:
+        """(connection, event) pairs. When TIME_WAIT ends (Closed) for a connection the application no
+        longer holds, the connection is its TimeWait record (`local`, `remote`, `state`)."""
         out, self._events = self._events, []
         return out
 
@@ -273,14 +276,15 @@ class Stack:
         conn = tw.alive()
         if conn is None:
             conn = tw.thaw(self._new_connection, now)
-            self._rebuilt.add(conn)  # its events have nobody to go to
+            self._rebuilt[conn] = tw
         return conn
 
     def _time_wait_ends(self, tw: TimeWait, now: float) -> None:
         conn = tw.alive()
-        if conn is None and not self.tracer.enabled:  # nobody to tell: just forget the 4-tuple
+        if conn is None and not self.tracer.enabled:  # no connection to run: forget the 4-tuple
             del self._conns[tw.key]
             tw.deadline = None
+            self._events.append((tw, ev.Closed(ev.NORMAL)))
             return
         conn = conn if conn is not None else self._wake(tw, now)
         conn.handle_timer(now)
@@ -405,8 +409,9 @@ class Stack:
         for seg, note in conn.drain_output():
             self._send(laddr, raddr, seg, now, note, conn.snd_mss)
         listener = self._children.get(conn)
-        if self._rebuilt and conn in self._rebuilt:
-            conn.events()  # rebuilt from a TIME_WAIT record: the application let go of it long ago
+        if self._rebuilt and conn in self._rebuilt:  # rebuilt from a record: its events go out under the record
+            tw = self._rebuilt[conn]
+            self._events.extend((tw, event) for event in conn.events())
         for event in conn.events():
             if listener is not None:  # not yet accepted: the application does not know it
                 if not isinstance(event, ev.Connected):

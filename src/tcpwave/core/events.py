@@ -32,9 +32,9 @@ class SendSpace:
 @dataclass(frozen=True, slots=True)
 class TimeWait:
     """Both directions are finished and acknowledged: for the application the connection is over.
-    The 4-tuple lingers in TIME_WAIT for 2 x MSL; Closed(normal) follows when it expires, if the
-    application still holds the Connection (else the stack keeps only a compact record, as Linux
-    keeps a timewait sock, and its end concerns nobody)."""
+    The 4-tuple lingers in TIME_WAIT for 2 x MSL; Closed(normal) follows when it expires. If the
+    application no longer holds the Connection, the stack keeps only a compact record (as Linux keeps
+    a timewait sock), and Closed comes with that record in place of the connection."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,7 +9,8 @@ still holds it (the record keeps only a weak reference).
 The rare segment that arrives for a record is processed by a full Connection again: the
 application's own, if it is still alive, or one rebuilt from the record (`thaw`), so TIME_WAIT
 behaves in exactly one way, the way arrival.py says. A record whose application let go expires
-without being rebuilt, unless a tracer wants the TIME_WAIT -> CLOSED step.
+without being rebuilt, unless a tracer wants the TIME_WAIT -> CLOSED step. Either way the stack
+reports Closed when TIME_WAIT ends: with the application's connection, or with the record.
 """
 
 import struct
@@ -65,7 +66,7 @@ class TimeWait:
 
     @property
     def state(self) -> State:
-        return State.TIME_WAIT
+        return State.TIME_WAIT if self.deadline is not None else State.CLOSED
 
     @property
     def local(self) -> tuple:
