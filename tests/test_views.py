@@ -153,13 +153,14 @@ def test_tshark_reads_the_pcapng_comments(tmp_path):
 
 
 # ------------------------------------------------------------------ golden files
-GOLDEN_SCENARIOS = ["handshake", "simultaneous-open", "simultaneous-close", "lost-final-ack"]
+GOLDEN_SCENARIOS = ["handshake", "simultaneous-open", "simultaneous-close", "lost-final-ack", "three-way-close"]
 
 
 def _renders(name: str) -> dict[str, str]:
     _, events, _ = run_scenario(name)
     return {
         "ladder.txt": render_ladder(events) + "\n",
+        "explain.txt": render_ladder(events, explain=True) + "\n",  # --explain: reasons, timers, notes
         "mmd": mermaid(events, "client", "server"),
         "dot": state_dot(events, ["client", "server"], name),
     }
@@ -426,3 +427,16 @@ def test_summary_finds_a_zero_window_period_and_an_rto_stall():
     assert len(s.rto_stalls) == 1 and abs(s.rto_stalls[0] - 1.0) < 1e-9
     assert s.retransmissions == 1 and s.data_bytes == 200
     assert s.rtt == [0.01]  # the resent segment gives no sample (Karn)
+
+
+def test_explain_says_why_at_the_textbook_moments(capsys):
+    assert main(["demo", "three-way-close", "--explain", "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert "↳ client: connect(): an active OPEN sends a SYN" in out
+    assert "takes one sequence number" in out and "three segments closed this connection" in out
+    assert "↳ client: TIME_WAIT's 2×MSL timer armed: fires in 60.000 s" in out
+    assert main(["demo", "handshake", "--explain", "--msl", "5", "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    assert "TIME_WAIT waits 2×MSL (10 s)" in out and "four segments to close, three to open" in out
+    assert main(["demo", "three-way-close", "--color", "never"]) == 0
+    assert "↳" not in capsys.readouterr().out  # only when asked

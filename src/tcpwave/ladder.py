@@ -7,6 +7,8 @@ state printed beside its lifeline whenever it changes.
 
 from collections.abc import Callable
 
+from .explain import notes as explain_notes
+from .explain import state_text, timer_text
 from .seq import seq_diff
 
 ARROW = 64
@@ -76,18 +78,27 @@ def _short_options(text: str) -> str:
 
 
 def render_ladder(events: list[dict], left: str = "client", right: str = "server", color: bool = False,
-                  clock: Callable[[float], str] | None = None) -> str:
-    """clock: how to print a time (default: seconds, as the events carry them)."""
+                  clock: Callable[[float], str] | None = None, explain: bool = False, msl: float = 30.0) -> str:
+    """clock: how to print a time (default: seconds, as the events carry them). explain: below each
+    step, the call or reason behind it, the timers, and notes at the textbook moments."""
     isn = _relative(events)
     lines: list[_Line] = []
     last_arrow: dict[tuple, _Line] = {}
-    for e in events:
+    notes = explain_notes(events, msl) if explain else {}
+    for i, e in enumerate(events):
         kind, host = e["type"], e["host"]
         if host not in (left, right):
+            continue
+        if explain and kind == "timer":
+            text = timer_text(e)
+            if text:
+                lines.append(_Line(e["t"], label=f"{host}: {text}", direction=2))
             continue
         if kind == "state":
             text = f"{e['from']} → {e['to']}"
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
+            if explain:
+                lines.append(_Line(e["t"], label=f"{host}: {state_text(e)}", direction=2))
         elif kind == "send":
             line = _Line(e["t"], arrow=True, direction=1 if host == left else -1, label=segment_label(e, isn))
             lines.append(line)
@@ -108,6 +119,8 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
         elif kind in ("loss", "recovery"):
             text = _recovery_text(e, isn)
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
+        if i in notes:
+            lines.append(_Line(e["t"], label=f"note: {notes[i]}", direction=3))
     return "\n".join(_draw(lines, left, right, color, clock))
 
 
@@ -128,6 +141,11 @@ def _draw(lines: list[_Line], left: str, right: str, color: bool, clock: Callabl
     out = [f"{'t (s)' if clock is None else 'time':>10}  {left:>{STATE_COL}} {'':{ARROW + 2}} {right}"]
     for ln in lines:
         t = f"{ln.t:10.6f}" if clock is None else clock(ln.t)
+        if ln.direction >= 2:  # --explain: a line of words under the step, across the ladder
+            mark = "↳" if ln.direction == 2 else "※"
+            for k, part in enumerate(_wrap(ln.label, ARROW + STATE_COL + 10)):
+                out.append(f"{'':10}  {'':{STATE_COL - 2}}{mark if k == 0 else ' '} {part}")
+            continue
         if not ln.arrow:
             lt = f"{bold[0]}{ln.left:>{STATE_COL}}{bold[1]}" if ln.left else " " * STATE_COL
             rt = f"{bold[0]}{ln.right}{bold[1]}" if ln.right else ""
@@ -159,3 +177,13 @@ def _draw(lines: list[_Line], left: str, right: str, color: bool, clock: Callabl
             note = ""
         out.append(f"{t}  {' ' * STATE_COL} |{arrow}|{note}".rstrip())
     return out
+
+
+def _wrap(text: str, width: int) -> list[str]:
+    lines: list[str] = []
+    for word in text.split():
+        if lines and len(lines[-1]) + 1 + len(word) <= width:
+            lines[-1] += " " + word
+        else:
+            lines.append(word)
+    return lines or [""]

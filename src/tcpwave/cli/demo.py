@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
                    help="the same as pcapng, each packet commented with the state changes it caused")
     add_view_arguments(p)
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--explain", action="store_true",
+                   help="under each step of the ladder: the call or reason behind it, the timers, and notes in "
+                        "plain words at the moments textbooks ask about")
     p.add_argument("--msl", type=float, metavar="S",
                    help="maximum segment lifetime in seconds: TIME_WAIT lasts 2 x S (default 30)")
     knobs.add(p)
@@ -71,7 +74,8 @@ def run(args) -> int:
     if sc.name == "lossy":
         print(_lossy_summary(result))
     else:
-        print(render_ladder(result.events, color=color))
+        msl = config.msl if config is not None else Config().msl
+        print(render_ladder(result.events, color=color, explain=args.explain, msl=msl))
     print()
     print(f"virtual time {result.end_time:.3f} s; closed: "
           + ", ".join(f"{h} {r}" for h, r in sorted(result.closed.items())))

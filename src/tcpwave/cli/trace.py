@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
                    help="show wall-clock times of day (default: seconds since the first packet, as Wireshark)")
     add_view_arguments(p)
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--explain", action="store_true",
+                   help="under each step of the ladder: the call or reason behind it, the timers, and notes in "
+                        "plain words at the moments textbooks ask about")
     p.set_defaults(func=run)
 
 
@@ -100,7 +103,7 @@ def run(args) -> int:
         if len(chosen) > 1 or "ladder" in formats or "timeline" in formats:
             print(f"# connection {n}: {v.title}\n")
         if "ladder" in formats:
-            print(render_ladder(v.events, v.left, v.right, color=color, clock=clock) + "\n")
+            print(render_ladder(v.events, v.left, v.right, color=color, clock=clock, explain=args.explain) + "\n")
         if "timeline" in formats:
             print(timeline(v.events, [v.left, v.right], v.end, clock=clock))
         if "mermaid" in formats:

@@ -11,6 +11,7 @@ import os
 import tempfile
 from xml.sax.saxutils import escape
 
+from ..explain import state_notes, state_text
 from .diagrams import mermaid, timeline
 from .infer import ConnectionView
 from .svg import COLORS, ladder_steps, ladder_svg, node_for, state_svg
@@ -148,6 +149,7 @@ def step_states(view: ConnectionView) -> dict:
     """What the page steps through: for each ladder row, both endpoints' states after it."""
     rows = ladder_steps(view.events, view.left, view.right)
     hosts = (view.left, view.right)
+    said = state_notes(view.events)
     first: dict = {}
     for r in rows:
         if r["kind"] == "state":
@@ -162,7 +164,10 @@ def step_states(view: ConnectionView) -> dict:
             side = hosts.index(r["host"])
             states[side] = r["to"]
             nodes[side] = node_for(r["to"], r["from"])
-            row["what"] = f"{r['host']}: {r['from']} → {r['to']} ({r['why']})"
+            row["what"] = f"{r['host']}: {r['from']} → {r['to']} ({state_text(r)})"
+            note = said.get((r["t"], r["host"], r["from"], r["to"]))
+            if note:
+                row["what"] += f". {note[0].upper()}{note[1:]}."
             row["edge"] = f"edge-{node_for(r['from'], None)}-{nodes[side]}"  # reached at this step
         else:
             row["what"] = f"{r['host']}: {r['label']}" + (" (lost)" if r.get("lost") else "")
