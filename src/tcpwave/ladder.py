@@ -143,7 +143,7 @@ def _draw(lines: list[_Line], left: str, right: str, color: bool, clock: Callabl
         t = f"{ln.t:10.6f}" if clock is None else clock(ln.t)
         if ln.direction >= 2:  # --explain: a line of words under the step, across the ladder
             mark = "↳" if ln.direction == 2 else "※"
-            for k, part in enumerate(_wrap(ln.label, ARROW + STATE_COL + 10)):
+            for k, part in enumerate(wrap_words(ln.label, ARROW + STATE_COL + 10)):
                 out.append(f"{'':10}  {'':{STATE_COL - 2}}{mark if k == 0 else ' '} {part}")
             continue
         if not ln.arrow:
@@ -179,7 +179,8 @@ def _draw(lines: list[_Line], left: str, right: str, color: bool, clock: Callabl
     return out
 
 
-def _wrap(text: str, width: int) -> list[str]:
+def wrap_words(text: str, width: int) -> list[str]:
+    """Words into lines of at most `width` characters (a longer word keeps a line of its own)."""
     lines: list[str] = []
     for word in text.split():
         if lines and len(lines[-1]) + 1 + len(word) <= width:

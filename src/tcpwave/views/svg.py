@@ -9,7 +9,7 @@ import math
 from xml.sax.saxutils import escape
 
 from ..core.state import TRANSITIONS
-from ..ladder import _relative, handled_text, segment_label
+from ..ladder import _relative, handled_text, segment_label, wrap_words
 from .diagrams import taken_transitions
 
 COLORS = ("#1f77b4", "#d62728")  # left endpoint, right endpoint
@@ -205,22 +205,12 @@ def _edge(a: str, b: str, cause: str, who, color_of) -> str:
     if who or not abort:
         lx, ly = 0.25 * sx + 0.5 * cx + 0.25 * ex, 0.25 * sy + 0.5 * cy + 0.25 * ey
         weight = " font-weight='bold'" if who else ""
-        lines = _wrap(cause, 28)
+        lines = wrap_words(cause, 28)
         spans = "".join(f"<tspan x='{lx:.1f}' dy='{0 if i == 0 else 11}'>{_t(part)}</tspan>" for i, part in enumerate(lines))
         out.append(f"<text x='{lx:.1f}' y='{ly + 3 - 5.5 * (len(lines) - 1):.1f}' text-anchor='middle' "
                    f"fill='{color if who else '#666'}'{weight} stroke='white' stroke-width='3' paint-order='stroke'>{spans}</text>")
     out.append("</g>")
     return "".join(out)
-
-
-def _wrap(text: str, width: int) -> list[str]:
-    lines: list[str] = []
-    for word in text.split():
-        if lines and len(lines[-1]) + 1 + len(word) <= width:
-            lines[-1] += " " + word
-        else:
-            lines.append(word)
-    return lines or [""]
 
 
 def _box_exit(x: float, y: float, tx: float, ty: float) -> tuple[float, float]:
