@@ -193,10 +193,10 @@ def test_html_report_steps_through_closing_in_headless_chromium(tmp_path):
         assert stroke("edge-FIN_WAIT_1-CLOSING") == "3px" and stroke("edge-CLOSING-TIME_WAIT") == "1px"
         here = browser.find_elements(By.CSS_SELECTOR, "svg.states g.state.here-0, svg.states g.state.here-1")
         assert "state-CLOSING" in {g.get_attribute("id") for g in here}
-        current = browser.find_elements(By.CSS_SELECTOR, "svg.ladder g.step.current")
+        current = browser.find_elements(By.CSS_SELECTOR, "svg.ladder:not(.timed) g.step.current")
         assert len(current) == 1
         sec.find_element(By.CSS_SELECTOR, "button.prev").click()
-        assert browser.find_elements(By.CSS_SELECTOR, "svg.ladder g.step.current") != current
+        assert browser.find_elements(By.CSS_SELECTOR, "svg.ladder:not(.timed) g.step.current") != current
         shot = tmp_path / "shot.png"
         browser.save_screenshot(str(shot))
     from PIL import Image
@@ -207,6 +207,29 @@ def test_html_report_steps_through_closing_in_headless_chromium(tmp_path):
     assert max(n for n, _ in colors) < 0.97 * sum(n for n, _ in colors)
 
 
+def test_time_scaled_ladder_shows_the_fins_of_a_simultaneous_close_crossing(tmp_path):
+    from selenium.webdriver.common.by import By
+
+    with _demo_report(tmp_path, "simultaneous-close") as (browser, sec):
+        timed = sec.find_element(By.CSS_SELECTOR, "svg.ladder.timed")
+        assert not timed.is_displayed()
+        sec.find_element(By.CSS_SELECTOR, "input.timed").click()
+        assert timed.is_displayed() and not sec.find_element(By.CSS_SELECTOR, "svg.ladder:not(.timed)").is_displayed()
+        sec.find_element(By.CSS_SELECTOR, "button.last").click()
+        assert len(timed.find_elements(By.CSS_SELECTOR, "g.step.current")) == 1  # stepping drives it too
+        fins = []
+        for g in timed.find_elements(By.CSS_SELECTOR, "g.step"):
+            label = " ".join(t.get_attribute("textContent") for t in g.find_elements(By.CSS_SELECTOR, "text"))
+            lines = g.find_elements(By.CSS_SELECTOR, "line.arrow")
+            if "FIN,ACK" in label and lines:
+                fins.append([float(lines[0].get_attribute(a)) for a in ("x1", "y1", "x2", "y2")])
+        assert len(fins) == 2
+        (ax1, ay1, ax2, ay2), (bx1, by1, bx2, by2) = fins
+        assert ax1 == bx2 and ax2 == bx1  # opposite directions
+        assert (ay1 - by2) * (ay2 - by1) < 0  # one is above the other at one lifeline, below at the other
+        assert ay2 > ay1 and by2 > by1  # each slopes down: it arrives after it was sent
+
+
 def test_html_report_of_the_lossy_demo_pages_and_steps_to_the_end_and_back(tmp_path):
     """Thousands of ladder rows: shown a page at a time, each step touches only the rows it changes,
     and stepping reaches the last segment and comes back."""
@@ -215,7 +238,7 @@ def test_html_report_of_the_lossy_demo_pages_and_steps_to_the_end_and_back(tmp_p
 
     with _demo_report(tmp_path, "lossy") as (browser, sec):
         svg = sec.find_element(By.CSS_SELECTOR, "svg.ladder")
-        n = len(sec.find_elements(By.CSS_SELECTOR, "svg.ladder g.step"))
+        n = len(sec.find_elements(By.CSS_SELECTOR, "svg.ladder:not(.timed) g.step"))
         assert n > 1000
         full = int(svg.get_attribute("data-top")) + int(svg.get_attribute("data-row")) * (n + 1)
         assert int(svg.get_attribute("height")) < 3000 < full  # one page, not a 60,000-pixel ladder
@@ -232,7 +255,7 @@ def test_html_report_of_the_lossy_demo_pages_and_steps_to_the_end_and_back(tmp_p
             });
             try { arguments[1].click(); } finally { for (var f in saved) proto[f] = saved[f]; }
             return calls;""", svg, nxt)
-        assert changes <= 12, changes  # a step touches a row or two and the two states, not every row
+        assert changes <= 24, changes  # a step touches a row or two per ladder and the states, not every row
         assert now.text.startswith("step 2/")
         sec.find_element(By.CSS_SELECTOR, "button.last").click()
         assert now.text.startswith(f"step {n}/{n} ")

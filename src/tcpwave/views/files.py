@@ -1,6 +1,7 @@
 """Writing views to files, shared by `tcpwave demo` and `tcpwave trace`: --html, --svg, --png.
 
---svg out.svg writes the ladder to out.svg and the state diagram to out-states.svg; --png out writes
+--svg out.svg writes the ladder to out.svg, the time-scaled ladder to out-timed.svg and the state
+diagram to out-states.svg; --png out writes
 out-seq.png (time-sequence graph) and out-cc.png (cwnd, RTT, RTO). With several connections each
 name gets -1, -2, ... before its suffix.
 """
@@ -47,12 +48,15 @@ def write_views(args, views: list[ConnectionView], title: str, msl: float = 30.0
 
         for n, v in enumerate(views, 1):
             ladder = _numbered(args.svg, n, many)
+            timed = _numbered(args.svg, n, many, "-timed")
             states = _numbered(args.svg, n, many, "-states")
             with open(ladder, "w", encoding="utf-8") as f:
                 f.write(ladder_svg(v.events, v.left, v.right, f"{title}: {v.title}"))
+            with open(timed, "w", encoding="utf-8") as f:
+                f.write(ladder_svg(v.events, v.left, v.right, f"{title}: {v.title} (time-scaled)", timed=True))
             with open(states, "w", encoding="utf-8") as f:
                 f.write(state_svg(v.events, [v.left, v.right], f"{title}: {v.title}"))
-            written += [ladder, states]
+            written += [ladder, timed, states]
     if getattr(args, "png", None):
         from . import plots
 

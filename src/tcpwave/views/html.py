@@ -26,7 +26,7 @@ section.conn { border-top: 2px solid #ddd; padding-top: 1em; margin-top: 1.5em; 
 .cur { display: inline-block; min-width: 11em; padding: .2em .6em; border-radius: 6px; color: white;
        font-weight: bold; text-align: center; }
 .views { display: grid; grid-template-columns: minmax(0, 6fr) minmax(0, 5fr); gap: 1em; align-items: start; }
-.views > div > svg { width: 100%%; height: auto; }
+.views > div > svg, .views > div > div > svg { width: 100%%; height: auto; }
 .views .statecol { position: sticky; top: 4.5em; }
 @media (max-width: 900px) { .views { grid-template-columns: minmax(0, 1fr); } }
 /* in the report the state diagram grows with the steps: what is not reached yet stays plain */
@@ -46,9 +46,10 @@ img.plot { max-width: 100%%; border: 1px solid #eee; }
 _SCRIPT = """
 document.querySelectorAll('section.conn').forEach(function (sec) {
   var steps = JSON.parse(sec.querySelector('script.steps').textContent);
-  var rows = sec.querySelectorAll('svg.ladder g.step');
+  var rows = sec.querySelectorAll('svg.ladder:not(.timed) g.step');
+  var trows = sec.querySelectorAll('svg.ladder.timed g.step');  // the time-scaled ladder's, same order
   var slider = sec.querySelector('input.slider');
-  var svg = sec.querySelector('svg.ladder');
+  var svg = sec.querySelector('svg.ladder:not(.timed)');
   var W = +svg.getAttribute('width'), H = +svg.getAttribute('height');
   var TOP = +svg.dataset.top, ROW = +svg.dataset.row;
   var pager = sec.querySelector('.pager');
@@ -70,6 +71,12 @@ document.querySelectorAll('section.conn').forEach(function (sec) {
     }
   }
   rows.forEach(function (g) { g.classList.add('future'); });
+  trows.forEach(function (g) { g.classList.add('future'); });
+  var scaled = sec.querySelector('input.timed');
+  scaled.onchange = function () {
+    sec.querySelector('.ladder-rows').style.display = scaled.checked ? 'none' : '';
+    sec.querySelector('.ladder-timed').style.display = scaled.checked ? '' : 'none';
+  };
   function pages() { return size ? Math.max(1, Math.ceil(rows.length / size)) : 1; }
   function showPage(p) {  // crop the ladder to rows [p * size, (p + 1) * size): only the viewBox changes
     if (!pager) return;
@@ -88,10 +95,13 @@ document.querySelectorAll('section.conn').forEach(function (sec) {
     pos = Math.max(-1, Math.min(steps.length - 1, i));
     for (var k = Math.min(old, pos) + 1; k <= Math.max(old, pos); k++) {
       rows[k].classList.toggle('future', k > pos);
+      if (trows[k]) trows[k].classList.toggle('future', k > pos);
       passRow(k, pos > old ? 1 : -1);
     }
     if (old >= 0 && rows[old]) rows[old].classList.remove('current');
+    if (old >= 0 && trows[old]) trows[old].classList.remove('current');
     if (pos >= 0) rows[pos].classList.add('current');
+    if (pos >= 0 && trows[pos]) trows[pos].classList.add('current');
     var st = pos < 0 ? steps.initial : steps.rows[pos];
     [0, 1].forEach(function (side) {
       sec.querySelector('.cur-' + side).textContent = st.states[side];
@@ -220,11 +230,14 @@ def report(views: list[ConnectionView], title: str, msl: float = 30.0, plots: bo
             "<button class='last'>last</button><input class='slider' type='range' min='0' value='0'>"
             f"<span class='cur cur-0' style='background:{COLORS[0]}'></span>"
             f"<span class='cur cur-1' style='background:{COLORS[1]}'></span>"
+            "<label><input type='checkbox' class='timed'> time-scaled</label>"
             "<span class='now'></span>" + (_PAGER if len(steps["rows"]) > PAGED_ABOVE else "") + "</div>")
         parts.append(f"<script type='application/json' class='steps'>{_json(steps)}</script>")
-        parts.append("<div class='views'><div>")
+        parts.append("<div class='views'><div><div class='ladder-rows'>")
         parts.append(ladder_svg(v.events, v.left, v.right))
-        parts.append("</div><div class='statecol'>")
+        parts.append("</div><div class='ladder-timed' style='display:none'>")
+        parts.append(ladder_svg(v.events, v.left, v.right, timed=True))
+        parts.append("</div></div><div class='statecol'>")
         parts.append(state_svg(v.events, [v.left, v.right]))
         parts.append("</div></div>")
         parts.append(f"<h3>State timeline</h3><pre>{escape(timeline(v.events, [v.left, v.right], v.end, msl))}</pre>")

@@ -31,6 +31,7 @@ def ladder_steps(events: list[dict], left: str, right: str) -> list[dict]:
     """The ladder's rows in order: segments (kind 'seg') and state changes (kind 'state') and drops."""
     isn = _relative(events)
     last: dict[tuple, dict] = {}  # the latest row of each segment: a link drop marks that copy lost
+    in_flight: dict[tuple, list[dict]] = {}  # segments not yet seen arriving, by what the receiver sees
     rows = []
     for e in events:
         host = e.get("host")
@@ -38,9 +39,15 @@ def ladder_steps(events: list[dict], left: str, right: str) -> list[dict]:
             continue
         if e["type"] == "send":
             row = {"kind": "seg", "t": e["t"], "host": host, "label": segment_label(e, isn),
-                   "lost": False, "rtx": e.get("note", "").startswith("retransmission")}
+                   "lost": False, "rtx": e.get("note", "").startswith("retransmission"), "arrive": None}
             rows.append(row)
-            last[(host, e["flags"], e["seq"], e["ack"], e["len"])] = row
+            key = (e["flags"], e["seq"], e["ack"], e["len"])
+            last[(host, *key)] = row
+            in_flight.setdefault((right if host == left else left, *key), []).append(row)
+        elif e["type"] == "recv":  # when a traced receiver got it: the arrow's far end (time-scaled)
+            waiting = in_flight.get((host, e["flags"], e["seq"], e["ack"], e["len"]))
+            if waiting:
+                waiting.pop(0)["arrive"] = e["t"]
         elif e["type"] == "drop" and e.get("where") == "link":
             hit = last.get((host, e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
             if hit is not None:
@@ -55,11 +62,52 @@ def ladder_steps(events: list[dict], left: str, right: str) -> list[dict]:
     return rows
 
 
-def ladder_svg(events: list[dict], left: str, right: str, title: str = "") -> str:
+PX_PER_S = 2000.0  # time-scaled ladders: 10 ms is 20 px...
+GAP_CAP = 90.0  # ...but no gap is drawn longer than this
+BREAK_S = 1.0  # a wait longer than this (an RTO, 2 x MSL) is a marked break, not to scale
+MIN_ROW = 16.0  # rows never closer than this, so their words stay readable
+
+
+def _timed_ys(rows: list[dict], top: float) -> tuple[list[float], list[float | None], list[tuple[float, float]]]:
+    """Where each row (its send time) and each segment's arrival go on a time-scaled ladder; and the
+    breaks (y, seconds skipped) drawn where long waits were cut short."""
+    points = sorted([(r["t"], 1, i) for i, r in enumerate(rows)]
+                    + [(r["arrive"], 0, i) for i, r in enumerate(rows) if r.get("arrive") is not None])
+    ys: list[float] = [0.0] * len(rows)
+    arrive: list[float | None] = [None] * len(rows)
+    breaks: list[tuple[float, float]] = []
+    y, last_t, last_row = top, None, None
+    for t, is_row, i in points:
+        if last_t is not None and t > last_t:
+            gap = t - last_t
+            if gap > BREAK_S:
+                breaks.append((y + 18, gap))
+                y += 36
+            else:
+                y += min(gap * PX_PER_S, GAP_CAP)
+        last_t = t
+        if is_row:
+            if last_row is not None:
+                y = max(y, last_row + MIN_ROW)
+            ys[i] = last_row = y
+        else:
+            arrive[i] = max(y, ys[i] + 4)
+    return ys, arrive, breaks
+
+
+def ladder_svg(events: list[dict], left: str, right: str, title: str = "", timed: bool = False) -> str:
+    """The ladder: one row per step; timed: arrows slope from send to arrival time (crossing segments
+    cross) and long waits are marked breaks."""
     rows = ladder_steps(events, left, right)
     width, xl, xr, top = 980, 330, 690, 70
-    height = top + ROW * (len(rows) + 1) + 20
-    out = [f"<svg xmlns='http://www.w3.org/2000/svg' class='ladder' width='{width}' height='{height}' "
+    if timed:
+        ys, arrive, breaks = _timed_ys(rows, top)
+        height = int(max([*ys, *(a for a in arrive if a is not None), top]) + ROW + 20)
+    else:
+        ys, arrive, breaks = [top + ROW * i for i in range(len(rows))], [None] * len(rows), []
+        height = top + ROW * (len(rows) + 1) + 20
+    klass = "ladder timed" if timed else "ladder"
+    out = [f"<svg xmlns='http://www.w3.org/2000/svg' class='{klass}' width='{width}' height='{height}' "
            f"viewBox='0 0 {width} {height}' data-top='{top}' data-row='{ROW}' {FONT} font-size='12'>",
            "<defs>" + "".join(_marker(f"lad{i}", c) for i, c in enumerate(COLORS + ("#c00000",))) + "</defs>",
            f"<rect width='{width}' height='{height}' fill='white'/>"]
@@ -69,12 +117,17 @@ def ladder_svg(events: list[dict], left: str, right: str, title: str = "") -> st
         out.append(f"<text x='{x}' y='{top - 22}' text-anchor='middle' font-weight='bold' fill='{color}'>{_t(name)}</text>")
         out.append(f"<line x1='{x}' y1='{top - 12}' x2='{x}' y2='{height - 10}' stroke='{color}' stroke-width='2'/>")
     out.append(f"<text x='8' y='{top - 22}' fill='#555'>t (s)</text>")
+    for y, skipped in breaks:  # a long wait, cut short: a zigzag across both lifelines
+        zig = " ".join(f"L{x + d},{y + (4 if k % 2 else -4)}" for x in (xl, xr) for k, d in enumerate((-8, 0, 8)))
+        out.append(f"<path class='break' d='M{xl - 12},{y} {zig}' fill='none' stroke='#999'/>"
+                   f"<text x='{(xl + xr) / 2}' y='{y + 4}' text-anchor='middle' fill='#777' font-size='11'>"
+                   f"… {skipped:.3f} s later …</text>")
     for i, r in enumerate(rows):
-        y = top + ROW * i
+        y = ys[i]
         out.append(f"<g class='step' data-step='{i}'>")
         out.append(f"<text x='8' y='{y + 4}' fill='#777' font-size='10'>{r['t']:.6f}</text>")
         if r["kind"] == "seg":
-            out.append(_arrow(r, y, xl, xr, left))
+            out.append(_arrow(r, y, xl, xr, left, arrive[i]))
         elif r["kind"] == "state":
             on_left = r["host"] == left
             x, anchor = (xl - 8, "end") if on_left else (xr + 8, "start")
@@ -91,10 +144,10 @@ def ladder_svg(events: list[dict], left: str, right: str, title: str = "") -> st
     return "\n".join(out) + "\n"
 
 
-def _arrow(r: dict, y: float, xl: float, xr: float, left: str) -> str:
+def _arrow(r: dict, y: float, xl: float, xr: float, left: str, arrive: float | None = None) -> str:
     rightward = r["host"] == left
     x1, x2 = (xl, xr) if rightward else (xr, xl)
-    y1, y2 = y - SLOPE / 2, y + SLOPE / 2
+    y1, y2 = (y - SLOPE / 2, y + SLOPE / 2) if arrive is None else (y, arrive)
     color = "#c00000" if r["rtx"] or r["lost"] else (COLORS[0] if rightward else COLORS[1])
     marker = "lad2" if r["rtx"] or r["lost"] else ("lad0" if rightward else "lad1")
     label = ("(lost) " if r["lost"] else "") + r["label"]
