@@ -440,3 +440,12 @@ def test_explain_says_why_at_the_textbook_moments(capsys):
     assert "TIME_WAIT waits 2×MSL (10 s)" in out and "four segments to close, three to open" in out
     assert main(["demo", "three-way-close", "--color", "never"]) == 0
     assert "↳" not in capsys.readouterr().out  # only when asked
+
+
+@pytest.mark.parametrize("name", ["handshake", "lost-syn-ack", "lost-final-ack"])
+def test_the_ladder_fits_80_columns_when_asked(name, capsys):
+    assert main(["demo", name, "--width", "80", "--explain", "--color", "never"]) == 0
+    ladder = capsys.readouterr().out.split("\n\n")[1]  # after the title, before the checks
+    lines = ladder.splitlines()
+    assert len(lines) > 20 and max(len(line) for line in lines) <= 80
+    assert any(line.strip().startswith("SYN seq=0") for line in lines)  # the words, under the arrow

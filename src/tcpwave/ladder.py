@@ -78,7 +78,8 @@ def _short_options(text: str) -> str:
 
 
 def render_ladder(events: list[dict], left: str = "client", right: str = "server", color: bool = False,
-                  clock: Callable[[float], str] | None = None, explain: bool = False, msl: float = 30.0) -> str:
+                  clock: Callable[[float], str] | None = None, explain: bool = False, msl: float = 30.0,
+                  width: int | None = None) -> str:
     """clock: how to print a time (default: seconds, as the events carry them). explain: below each
     step, the call or reason behind it, the timers, and notes at the textbook moments."""
     isn = _relative(events)
@@ -121,7 +122,7 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
         if i in notes:
             lines.append(_Line(e["t"], label=f"note: {notes[i]}", direction=3))
-    return "\n".join(_draw(lines, left, right, color, clock))
+    return "\n".join(_draw(lines, left, right, color, clock, width))
 
 
 def _recovery_text(e: dict, isn: dict[str, int]) -> str:
@@ -135,24 +136,32 @@ def _recovery_text(e: dict, isn: dict[str, int]) -> str:
     return f"lost ({e['rule']}): seq={seq}"
 
 
-def _draw(lines: list[_Line], left: str, right: str, color: bool, clock: Callable[[float], str] | None) -> list[str]:
+def _draw(lines: list[_Line], left: str, right: str, color: bool, clock: Callable[[float], str] | None,
+          width: int | None = None) -> list[str]:
+    """The ladder's text. With a width under the full layout's (~125 columns), the arrows shrink and
+    each segment's words go on a line of their own below its arrow."""
     red = ("\033[31m", "\033[0m") if color else ("", "")
     bold = ("\033[1m", "\033[0m") if color else ("", "")
-    out = [f"{'t (s)' if clock is None else 'time':>10}  {left:>{STATE_COL}} {'':{ARROW + 2}} {right}"]
+    narrow = width is not None and width < 10 + 2 + STATE_COL + ARROW + 4 + STATE_COL
+    state_col = STATE_COL
+    arrow_w = max(8, (width or 0) - 10 - 2 - 2 * STATE_COL - 4) if narrow else ARROW
+    words = (width or 0) - 10 - 2 - 4 if narrow else ARROW + STATE_COL + 10
+    out = [f"{'t (s)' if clock is None else 'time':>10}  {left:>{state_col}} {'':{arrow_w + 2}} {right}"]
     for ln in lines:
         t = f"{ln.t:10.6f}" if clock is None else clock(ln.t)
         if ln.direction >= 2:  # --explain: a line of words under the step, across the ladder
             mark = "↳" if ln.direction == 2 else "※"
-            for k, part in enumerate(wrap_words(ln.label, ARROW + STATE_COL + 10)):
-                out.append(f"{'':10}  {'':{STATE_COL - 2}}{mark if k == 0 else ' '} {part}")
+            indent = 2 if narrow else state_col - 2
+            for k, part in enumerate(wrap_words(ln.label, words - indent if narrow else words)):
+                out.append(f"{'':10}  {'':{indent}}{mark if k == 0 else ' '} {part}")
             continue
         if not ln.arrow:
-            lt = f"{bold[0]}{ln.left:>{STATE_COL}}{bold[1]}" if ln.left else " " * STATE_COL
+            lt = f"{bold[0]}{ln.left:>{state_col}}{bold[1]}" if ln.left else " " * state_col
             rt = f"{bold[0]}{ln.right}{bold[1]}" if ln.right else ""
-            out.append(f"{t}  {lt} |{' ' * ARROW}| {rt}".rstrip())
+            out.append(f"{t}  {lt} |{' ' * arrow_w}| {rt}".rstrip())
             continue
-        label = f" {ln.label} "
-        body = ARROW - 2
+        label = "" if narrow else f" {ln.label} "
+        body = arrow_w - 2
         if len(label) > body - 4:
             label = label[: body - 5] + "… "
         if ln.lost:
@@ -161,10 +170,10 @@ def _draw(lines: list[_Line], left: str, right: str, color: bool, clock: Callabl
             dashes = max(2, cut - len(label))
             if ln.direction > 0:
                 arrow = "-" * 2 + label + "-" * (dashes - 2) + "X"
-                arrow = arrow + " " * (ARROW - len(arrow))
+                arrow = arrow + " " * (arrow_w - len(arrow))
             else:
                 arrow = "X" + "-" * (dashes - 2) + label + "-" * 2
-                arrow = " " * (ARROW - len(arrow)) + arrow
+                arrow = " " * (arrow_w - len(arrow)) + arrow
             arrow = f"{red[0]}{arrow}{red[1]}"
             note = f" lost ({ln.lost})" if ln.lost != "lost" else " lost"
         else:
@@ -175,7 +184,10 @@ def _draw(lines: list[_Line], left: str, right: str, color: bool, clock: Callabl
             else:
                 arrow = "<-" + "-" * pre + label + "-" * (fill - pre)
             note = ""
-        out.append(f"{t}  {' ' * STATE_COL} |{arrow}|{note}".rstrip())
+        out.append(f"{t}  {' ' * state_col} |{arrow}|{note}".rstrip())
+        if narrow:  # the words under the arrow, from the sender's side
+            for part in wrap_words(ln.label, words - 4):
+                out.append(f"{'':10}  {'':4}{part}" if ln.direction > 0 else f"{'':10}  {part:>{words - 4}}")
     return out
 
 

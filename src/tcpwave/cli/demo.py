@@ -28,6 +28,9 @@ def add_parser(sub) -> None:
                    help="the same as pcapng, each packet commented with the state changes it caused")
     add_view_arguments(p)
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--width", type=int, metavar="COLUMNS",
+                   help="fit the terminal ladder in COLUMNS (80 is enough: each segment's words go under its "
+                        "arrow); default: the full ~125-column layout")
     p.add_argument("--explain", action="store_true",
                    help="under each step of the ladder: the call or reason behind it, the timers, and notes in "
                         "plain words at the moments textbooks ask about")
@@ -75,7 +78,7 @@ def run(args) -> int:
         print(_lossy_summary(result))
     else:
         msl = config.msl if config is not None else Config().msl
-        print(render_ladder(result.events, color=color, explain=args.explain, msl=msl))
+        print(render_ladder(result.events, color=color, explain=args.explain, msl=msl, width=args.width))
     print()
     print(f"virtual time {result.end_time:.3f} s; closed: "
           + ", ".join(f"{h} {r}" for h, r in sorted(result.closed.items())))

@@ -37,6 +37,9 @@ def add_parser(sub) -> None:
                    help="show wall-clock times of day (default: seconds since the first packet, as Wireshark)")
     add_view_arguments(p)
     p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--width", type=int, metavar="COLUMNS",
+                   help="fit the terminal ladder in COLUMNS (80 is enough: each segment's words go under its "
+                        "arrow); default: the full ~125-column layout")
     p.add_argument("--explain", action="store_true",
                    help="under each step of the ladder: the call or reason behind it, the timers, and notes in "
                         "plain words at the moments textbooks ask about")
@@ -103,7 +106,8 @@ def run(args) -> int:
         if len(chosen) > 1 or "ladder" in formats or "timeline" in formats:
             print(f"# connection {n}: {v.title}\n")
         if "ladder" in formats:
-            print(render_ladder(v.events, v.left, v.right, color=color, clock=clock, explain=args.explain) + "\n")
+            print(render_ladder(v.events, v.left, v.right, color=color, clock=clock, explain=args.explain,
+                                width=args.width) + "\n")
         if "timeline" in formats:
             print(timeline(v.events, [v.left, v.right], v.end, clock=clock))
         if "mermaid" in formats:
