@@ -12,7 +12,7 @@ from tcpwave.scenarios import SCENARIOS
 
 REQUIRED = {"handshake", "simultaneous-open", "simultaneous-close", "half-close", "lost-syn", "lost-syn-ack",
             "lost-fin", "lost-final-ack", "refused", "reset", "lossy", "three-way-close",
-            "no-time-wait", "close-wait-lingers"}
+            "no-time-wait", "close-wait-lingers", "old-duplicate"}
 
 
 def transitions(result, host):
@@ -172,3 +172,10 @@ def test_without_time_wait_the_retransmitted_fin_draws_a_rst():
     with_it = SCENARIOS["lost-final-ack"].run(1, None, [])  # the same run with TIME_WAIT: re-ACKed
     assert with_it.closed == {"client": "normal", "server": "normal"}
     assert [e for e in with_it.events if e["type"] == "handled" and e["what"] == "retransmitted_fin"]
+
+
+def test_old_duplicate_is_discarded_with_time_wait_and_corrupts_without():
+    r = SCENARIOS["old-duplicate"].run(1, None, [])
+    assert r.ok, r.checks
+    assert r.info["with TIME_WAIT (60 s), the second connection read"] == "new data, second connection"
+    assert r.info["without TIME_WAIT (2 ms), the second connection read"].startswith("OLD DATA")

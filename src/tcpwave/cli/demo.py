@@ -79,6 +79,10 @@ def run(args) -> int:
     else:
         msl = config.msl if config is not None else Config().msl
         print(render_ladder(result.events, color=color, explain=args.explain, msl=msl, width=args.width))
+        if result.info:
+            print()
+            for k, v in result.info.items():
+                print(f"{k}: {v}")
     print()
     print(f"virtual time {result.end_time:.3f} s; closed: "
           + ", ".join(f"{h} {r}" for h, r in sorted(result.closed.items())))
