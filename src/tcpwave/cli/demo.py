@@ -9,7 +9,7 @@ from ..ladder import render_ladder
 from ..scenarios import SCENARIOS, configured
 from ..trace import Tracer
 from ..views.files import add_arguments as add_view_arguments
-from ..views.files import write_views
+from ..views.files import add_ladder_arguments, write_views
 from ..views.infer import ConnectionView
 from ..views.record import open_captures
 from . import knobs
@@ -27,13 +27,7 @@ def add_parser(sub) -> None:
     p.add_argument("--pcapng", metavar="FILE",
                    help="the same as pcapng, each packet commented with the state changes it caused")
     add_view_arguments(p)
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    p.add_argument("--width", type=int, metavar="COLUMNS",
-                   help="fit the terminal ladder in COLUMNS (80 is enough: each segment's words go under its "
-                        "arrow); default: the full ~125-column layout")
-    p.add_argument("--explain", action="store_true",
-                   help="under each step of the ladder: the call or reason behind it, the timers, and notes in "
-                        "plain words at the moments textbooks ask about")
+    add_ladder_arguments(p)
     p.add_argument("--msl", type=float, metavar="S",
                    help="maximum segment lifetime in seconds: TIME_WAIT lasts 2 x S (default 30)")
     knobs.add(p)

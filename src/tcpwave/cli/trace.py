@@ -8,7 +8,7 @@ from ..ladder import render_ladder
 from ..views import CaptureError, load
 from ..views.diagrams import mermaid, state_dot, timeline
 from ..views.files import add_arguments as add_view_arguments
-from ..views.files import write_views
+from ..views.files import add_ladder_arguments, write_views
 
 FORMATS = ("ladder", "timeline", "mermaid", "dot")
 
@@ -36,13 +36,7 @@ def add_parser(sub) -> None:
     p.add_argument("--absolute", action="store_true",
                    help="show wall-clock times of day (default: seconds since the first packet, as Wireshark)")
     add_view_arguments(p)
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
-    p.add_argument("--width", type=int, metavar="COLUMNS",
-                   help="fit the terminal ladder in COLUMNS (80 is enough: each segment's words go under its "
-                        "arrow); default: the full ~125-column layout")
-    p.add_argument("--explain", action="store_true",
-                   help="under each step of the ladder: the call or reason behind it, the timers, and notes in "
-                        "plain words at the moments textbooks ask about")
+    add_ladder_arguments(p)
     p.set_defaults(func=run)
 
 

@@ -103,6 +103,17 @@ class Live:
         return views
 
 
+def _catch_signals() -> tuple[dict, dict]:
+    """SIGINT and SIGTERM only set a flag (the loops check it and end cleanly); returns the flag and
+    the handlers to put back."""
+    stop = {"signal": 0}
+
+    def interrupted(signum, _frame):
+        stop["signal"] = signum
+
+    return stop, {s: signal.signal(s, interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
 def capture_socket(iface: str) -> socket.socket:
     s = socket.socket(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))  # network layer: no link header
     s.bind((iface, 0))
@@ -145,12 +156,7 @@ def run(args) -> int:
         print(f"tcpwave watch: {e}", file=sys.stderr)
         return 1
     live = Live()
-    stop = {"signal": 0}
-
-    def interrupted(signum, _frame):
-        stop["signal"] = signum
-
-    old = {s: signal.signal(s, interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop, old = _catch_signals()
     try:
         try:
             proc = subprocess.Popen(command)
@@ -201,12 +207,7 @@ def run_live(iface: str, msl: float) -> int:
         print(f"tcpwave trace: capturing on {iface}: {e.strerror} (needs root)", file=sys.stderr)
         return 1
     live = Live()
-    stop = {"signal": 0}
-
-    def interrupted(signum, _frame):
-        stop["signal"] = signum
-
-    old = {s: signal.signal(s, interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    stop, old = _catch_signals()
     try:
         print(f"capturing on {iface}; Ctrl-C ends", file=sys.stderr)
         waiting = False

@@ -20,6 +20,17 @@ def add_arguments(p) -> None:
                         "needs matplotlib")
 
 
+def add_ladder_arguments(p) -> None:
+    """The terminal ladder's options, shared by demo and trace."""
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--width", type=int, metavar="COLUMNS",
+                   help="fit the terminal ladder in COLUMNS (80 is enough: each segment's words go under its "
+                        "arrow); default: the full ~125-column layout")
+    p.add_argument("--explain", action="store_true",
+                   help="under each step of the ladder: the call or reason behind it, the timers, and notes in "
+                        "plain words at the moments textbooks ask about")
+
+
 def tagged(path: str, tag: str) -> str:
     """out.pcap + 'loss1-sack' -> out-loss1-sack.pcap (one file per run of a multi-run command)."""
     stem, ext = os.path.splitext(path)
