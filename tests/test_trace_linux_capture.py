@@ -26,8 +26,9 @@ PORT = 5555
 SCRIPT = r"""
 import json, socket, subprocess, sys, time
 
-pcap, iface = sys.argv[1], sys.argv[2]
-dump = subprocess.Popen(["tcpdump", "--immediate-mode", "-i", iface, "-U", "-n", "-w", pcap, f"tcp port {PORT}"],
+pcap, iface, snap = sys.argv[1], sys.argv[2], sys.argv[3]
+dump = subprocess.Popen(["tcpdump", "--immediate-mode", "-i", iface, "-s", snap, "-U", "-n", "-w", pcap,
+                         f"tcp port {PORT}"],
                         stderr=subprocess.PIPE, text=True)
 try:
     for line in dump.stderr:  # tcpdump says when it is capturing
@@ -81,13 +82,13 @@ finally:
 """.replace("{PORT}", str(PORT)).replace("PORT", str(PORT)).replace("ADDR", repr(ADDR))
 
 
-def run_in_namespace(pcap: str, iface: str) -> dict:
+def run_in_namespace(pcap: str, iface: str, snap: int = 262144) -> dict:
     name = f"tcpwave-lx{os.getpid()}"
     subprocess.run(["ip", "netns", "add", name], check=True)
     try:
         setup = f"ip link set lo up && ip addr add {ADDR}/32 dev lo"
         subprocess.run(["ip", "netns", "exec", name, "sh", "-c", setup], check=True)
-        r = subprocess.run(["ip", "netns", "exec", name, sys.executable, "-c", SCRIPT, pcap, iface],
+        r = subprocess.run(["ip", "netns", "exec", name, sys.executable, "-c", SCRIPT, pcap, iface, str(snap)],
                            capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr[-2000:]
         return json.loads(r.stdout.strip().splitlines()[-1])
@@ -103,13 +104,14 @@ def _state_at(events: list[dict], host: str, t: float) -> str:
     return state
 
 
-@pytest.mark.parametrize("iface", ["lo", "any"])  # Ethernet framing on lo; Linux cooked (SLL/SLL2) on any
-def test_states_inferred_from_a_tcpdump_capture_match_ss(tmp_path, iface, capsys):
-    pcap = str(tmp_path / "linux.pcap")
-    run = run_in_namespace(pcap, iface)
+@pytest.mark.parametrize("iface,snap", [("lo", 262144), ("any", 262144), ("lo", 128)])  # Ethernet framing on lo;
+def test_states_inferred_from_a_tcpdump_capture_match_ss(tmp_path, iface, snap, capsys):  # SLL/SLL2 on any;
+    pcap = str(tmp_path / "linux.pcap")  # and a header-only capture (tcpdump -s 128)
+    run = run_in_namespace(pcap, iface, snap)
     views, skipped = load(pcap)
     assert len(views) == 1 and not skipped.get("truncated")
     v = views[0]
+    assert max(e["len"] for e in v.events if e["type"] == "send") > 128  # lengths as on the wire, even with -s 128
     assert {v.left, v.right} == {run["client"], run["server"]}
     expected = [
         {run["client"]: "ESTABLISHED", run["server"]: "ESTABLISHED"},
