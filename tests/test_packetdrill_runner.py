@@ -183,3 +183,23 @@ def test_cli_prints_one_line_per_script_and_a_total(tmp_path):
     ok = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "packetdrill", str(good)],
                         capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.splitlines()[-1] == "1 passed, 0 failed"
+
+
+def test_a_time_before_a_shell_line_or_block_and_a_note_after_any_return_value():
+    s = parse_script("""0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
+0.00 `sysctl -q net.ipv4.tcp_timestamps=0`
++.5 %{ assert tcpi_state == TCP_LISTEN }%
++0 fcntl(3, F_GETFL) = 0x02 (flags O_RDWR)
++0 fcntl(3, F_SETFL, O_RDWR|O_NONBLOCK) = 0 (success)
+""")
+    _, shell, code, getfl, setfl = s.events
+    assert isinstance(shell, SkippedEvent) and shell.kind == "shell" and shell.when.kind == "abs"
+    assert isinstance(code, SkippedEvent) and code.kind == "code" and code.when.start == 0.5
+    assert getfl.ret == 2 and setfl.ret == 0
+    r = run(HANDSHAKE_TAIL)
+    assert r.ok, r.summary()
+
+
+HANDSHAKE_TAIL = """0.200 `echo timed shell lines are skipped, at their time`
++0 fcntl(4, F_GETFL) = 0x02 (flags O_RDWR)
+"""

@@ -99,6 +99,11 @@ def parse_script(text: str, path: str = "<script>") -> Script:
             flags[name] = value if _ else "true"
             flag_lines[name] = lineno
             continue
+        timed = _TIME_RE.match(line)
+        when = When("rel")
+        if timed and timed[4].lstrip().startswith(("`", "%{")):  # a time before a shell line or a %{ }% block
+            when = _when(timed[1], timed[2], timed[3])
+            line = timed[4].lstrip()
         if line.startswith("`") or line.startswith("%{"):
             closer = "`" if line.startswith("`") else "}%"
             body, body_end = line, lineno
@@ -109,7 +114,7 @@ def parse_script(text: str, path: str = "<script>") -> Script:
                 i += 1
                 body_end = i
             kind = "shell" if closer == "`" else "code"
-            events.append(SkippedEvent(lineno, When("rel"), f"{body.splitlines()[0]} (lines {lineno}-{body_end})"
+            events.append(SkippedEvent(lineno, when, f"{body.splitlines()[0]} (lines {lineno}-{body_end})"
                                        if body_end > lineno else body, kind))
             continue
         events.append(parse_event(line, lineno))
@@ -248,8 +253,8 @@ class _Tokens:
 
 
 def parse_call(text: str, lineno: int, when: When) -> CallEvent:
-    # "= -1 EAGAIN (Resource temporarily unavailable)": the parenthesis is for humans
-    text = re.sub(r"(=\s*-?\d+\s+E[A-Z0-9]+)\s*\(.*\)\s*$", r"\1", text)
+    # "= -1 EAGAIN (Resource temporarily unavailable)", "= 0x02 (flags O_RDWR)": the note is for humans
+    text = re.sub(r"(=\s*(?:-?0x[0-9a-fA-F]+|-?\d+|\.\.\.)(?:\s+E[A-Z0-9]+)?)\s*\(.*\)\s*$", r"\1", text)
     t = _Tokens(_tokens(text, lineno), lineno)
     name = t.take()
     if not re.fullmatch(r"[a-z_][a-z0-9_]*", name) or t.peek() != "(":
