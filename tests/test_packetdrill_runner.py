@@ -203,3 +203,34 @@ def test_a_time_before_a_shell_line_or_block_and_a_note_after_any_return_value()
 HANDSHAKE_TAIL = """0.200 `echo timed shell lines are skipped, at their time`
 +0 fcntl(4, F_GETFL) = 0x02 (flags O_RDWR)
 """
+
+
+SYN_WITH_TS = """0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 65535 <mss 1000,sackOK,TS val 100 ecr 0,nop,wscale 7>
++0 > S. 0:0(0) ack 1 <mss 1460,nop,nop,sackOK,nop,wscale 3>
+"""
+
+
+@pytest.mark.parametrize("shell", ["`sysctl -q net.ipv4.tcp_timestamps=0`",
+                                   "0.000 `sysctl -w net.ipv4.tcp_timestamps=0`",
+                                   "`echo 0 > /proc/sys/net/ipv4/tcp_timestamps`",
+                                   "`sysctl net.inet.tcp.rfc1323=0; sysctl net.ipv4.tcp_window_scaling=1`"])
+def test_sysctl_lines_become_knobs_in_virtual_time(shell):
+    r = run_text(shell + "\n" + SYN_WITH_TS, "t.pkt")
+    assert r.ok, r.summary()  # the SYN,ACK carries no timestamp: the setting took
+    assert any("sysctl: timestamps=False" in n for n in r.notes)
+    assert not run_text(SYN_WITH_TS, "t.pkt").ok  # without it, it does
+
+
+def test_sysctl_table_maps_linux_and_freebsd_names_and_notes_the_rest():
+    from tcpwave.packetdrill.sysctl import changes
+
+    found, rest = changes("`sysctl -w net.ipv4.tcp_fin_timeout=5 net.ipv4.tcp_retries2=3; sysctl -q "
+                          "net.inet.tcp.insecure_rst=1 && sysctl net.inet.tcp.msl=2000; ip link show; "
+                          "sysctl -w net.ipv4.tcp_frobnicate=1`")
+    assert found == {"fin_timeout": 5.0, "data_retries": 3, "rfc5961": False, "msl": 2.0}
+    assert rest == ["net.ipv4.tcp_frobnicate=1", "ip link show"]
+    r = run_text("`sysctl -q net.ipv4.tcp_frobnicate=1; tc qdisc show`\n" + HANDSHAKE, "t.pkt")
+    assert r.ok and any("shell skipped: net.ipv4.tcp_frobnicate=1; tc qdisc show" in n for n in r.notes)

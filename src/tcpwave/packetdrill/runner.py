@@ -16,7 +16,7 @@ from ..seq import MASK
 from ..stack import Stack
 from ..trace import ListSink, Tracer
 from ..wire.tcp import ACK, RST, SYN
-from . import packets
+from . import packets, sysctl
 from .script import (
     WILDCARD,
     CallEvent,
@@ -136,13 +136,29 @@ class Runner:
         self.current: Event | None = None  # the event being run
         self._relearn = False  # the next SYN the stack sends starts a new sequence space
 
+    def _shell_or_code(self, event: SkippedEvent) -> None:
+        """A shell line's sysctl settings change the stack's Config from here on (the sockets made
+        after it); anything else in it is skipped and noted, as are %{ }% blocks."""
+        if event.kind != "shell":
+            self.notes.append(f"line {event.line}: {event.kind} skipped: {event.text}")
+            return
+        found, rest = sysctl.changes(event.text)
+        if found:
+            try:
+                self.stack.config = dataclasses.replace(self.stack.config, **found)
+            except (ValueError, TypeError) as e:
+                raise ScriptError(event.line, f"{event.text}: {e}") from None
+            self.notes.append(f"line {event.line}: sysctl: " + ", ".join(f"{k}={v}" for k, v in found.items()))
+        if rest:
+            self.notes.append(f"line {event.line}: shell skipped: {'; '.join(rest)}")
+
     # ------------------------------------------------------------ driving
     def run(self) -> None:
         base = 0.0
         for event in self.script.events:
             self.current = event
             if isinstance(event, SkippedEvent):
-                self.notes.append(f"line {event.line}: {event.kind} skipped: {event.text}")
+                self._shell_or_code(event)
                 continue
             lo, hi = self._resolve(event.when, base)
             if isinstance(event, PacketEvent) and not event.inbound:
