@@ -120,11 +120,12 @@ def test_ipv6_and_header_flags_reach_the_stack():
     assert not bad.ok and bad.line == 1 and "ipv5" in bad.message
 
 
-def test_skipped_lines_are_reported_not_run():
+def test_shell_lines_are_skipped_and_code_blocks_run():
     text = "`echo hi`\n%{\nprint('x')\n}%\n--send_omit_free\n" + HANDSHAKE
     r = run_text(text, "t.pkt")
     assert r.ok, r.summary()
-    assert any("shell skipped" in n for n in r.notes) and any("code skipped" in n for n in r.notes)
+    assert any("shell skipped" in n for n in r.notes)
+    assert "        | x" in r.log  # the %{ }% block ran (its output goes to the -v log)
     assert any("--send_omit_free ignored" in n for n in r.notes)
 
 
@@ -155,7 +156,7 @@ def test_parser_reads_the_grammar():
 
 @pytest.mark.parametrize("line,why", [
     ("0 < S 0:5(4) win 1", "length must be end - start"),
-    ("0 < . 1:1(0) win 1", "needs 'ack N'"),
+    ("0 < . 1:1(0) ack 1", "needs 'win N'"),
     ("0 < S 0:0(0) <mss>", "cannot read option"),
     ("0 frobnicate", "expected a packet ('<' or '>') or a system call"),
     ("zero < S 0:0(0)", "expected a time"),
@@ -234,3 +235,231 @@ def test_sysctl_table_maps_linux_and_freebsd_names_and_notes_the_rest():
     assert rest == ["net.ipv4.tcp_frobnicate=1", "ip link show"]
     r = run_text("`sysctl -q net.ipv4.tcp_frobnicate=1; tc qdisc show`\n" + HANDSHAKE, "t.pkt")
     assert r.ok and any("shell skipped: net.ipv4.tcp_frobnicate=1; tc qdisc show" in n for n in r.notes)
+
+
+# ---------------------------------------------------------------- the rest of packetdrill's grammar
+def test_packet_grammar_ip_fields_ports_any_seq_ack_without_ack_flag_and_more_flags():
+    s = parse_script("""0 < [ect0] S 0:0(0) win 100
++0 < (tos 0x2, ttl 9) 43211>8080 S. 0:0(0) ack 5 win 100
++0 > . ... ack 1
++0 < R 1:1(0) ack 7 win 0
++0 > 1 1:1(0) ack 1
++0 > SA. 0:0(0) ack 1 <md5 000102,FO abcd,FOEXP>
++0 < [ce, flowlabel 0x12] -  1:1(0) win 1
+""")
+    ecn, ports, anyseq, rst, ace, opts, none = s.events
+    assert ecn.ip == {"ecn": 2} and ports.ip == {"tos": 2, "ttl": 9} and ports.ports == (43211, 8080)
+    assert anyseq.any_seq and not anyseq.inbound and rst.ack == 7
+    assert ace.flags == 0x40 and opts.flags & 0x100  # ACE 1 = ECE; A = AE
+    assert opts.options == [("md5", bytes([0, 1, 2])), ("FO", bytes.fromhex("abcd")), ("FOEXP", b"")]
+    assert none.flags == 0 and none.ip == {"ecn": 3, "flowlabel": 0x12}
+
+
+@pytest.mark.parametrize("line,why", [
+    ("0 < ipv4 192.0.2.2 > 192.0.2.1: S 0:0(0) win 1", "ipv4 encapsulation prefix"),
+    ("0 < gre: S 0:0(0) win 1", "GRE encapsulation prefix"),
+    ("0 < udp (10)", "udp packets are not supported"),
+    ("0 < icmp unreachable port_unreachable", "icmp packets are not supported"),
+    ("0 < SX 0:0(0) win 1", "invalid TCP flag 'X'"),
+    ("0 < E1 0:0(0) win 1", "conflicting TCP flags"),
+    ("0 < S ... win 1", "needs its sequence range"),
+    ("0 < 1:1(0) ack 1 win 1", "the flags come before 1:1(0)"),
+    ("0 < [ect9] S 0:0(0) win 1", "cannot read IP field 'ect9'"),
+])
+def test_constructs_tcpwave_refuses_are_named_at_their_line(line, why):
+    r = run_text("// first\n" + line, "t.pkt")
+    assert not r.ok and r.line == 2 and why in r.message, r.message
+
+
+def test_an_injected_ack_field_without_the_ack_flag_goes_on_the_wire_as_written():
+    # a RST carrying an ACK number but no ACK flag: the number is not mapped into tcpwave's space,
+    # so the RST is checked by its sequence number alone and resets the connection
+    r = run("+0 < R 1:1(0) ack 12345 win 0\n+0 write(4, ..., 1) = -1 ECONNRESET\n")
+    assert r.ok, r.summary()
+
+
+def test_any_sequence_range_matches_any_segment_of_the_right_flags():
+    r = run("+0 write(4, ..., 10) = 10\n+0 > P. ... ack 1\n")
+    assert r.ok, r.summary()
+    r = run("+0 write(4, ..., 10) = 10\n+0 > F. ... ack 1\n")
+    assert not r.ok and "flags P. != F." in r.message
+
+
+# ---------------------------------------------------------------- %{ }% and tcp_info
+TCP_INFO_SCRIPT = """0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 %{ assert tcpi_state == TCP_LISTEN and tcpi_state == TCPI_LISTEN }%
++0 < S 0:0(0) win 65535 <mss 1000,sackOK,nop,nop,nop,wscale 7>
++0 > S. 0:0(0) ack 1 <...>
++0 %{ assert tcpi_state == TCP_SYN_RECV, tcpi_state }%
++.1 < . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 4
+%{
+assert tcpi_state == TCP_ESTABLISHED
+assert tcpi_options & TCPI_OPT_SACK
+assert tcpi_snd_mss == 1000
+assert 100000 <= tcpi_rtt <= 101000, tcpi_rtt
+assert tcpi_snd_cwnd == 10
+assert tcpi_rcv_wscale == 3
+}%
++0 write(4, ..., 3000) = 3000
++0 > . 1:1001(1000) ack 1
++0 > . 1001:2001(1000) ack 1
++0 > P. 2001:3001(1000) ack 1
++0 %{ assert tcpi_unacked == 3 }%
+"""
+
+
+def test_code_blocks_assert_on_tcp_info_with_linux_and_freebsd_state_names():
+    r = run_text(TCP_INFO_SCRIPT, "t.pkt")
+    assert r.ok, r.summary()
+    assert any("%{ assert tcpi_state == TCP_SYN_RECV" in line and line.endswith("ok") for line in r.log)
+
+
+def test_a_failing_assertion_fails_the_script_at_its_own_line_with_the_fields():
+    bad = TCP_INFO_SCRIPT.replace("assert tcpi_snd_cwnd == 10", "assert tcpi_snd_cwnd == 11")
+    r = run_text(bad, "t.pkt")
+    line = bad.splitlines().index("assert tcpi_snd_cwnd == 11") + 1
+    assert not r.ok and r.line == line
+    assert "assertion failed: assert tcpi_snd_cwnd == 11; tcp_info: {'tcpi_snd_cwnd': 10}" in r.message
+    r = run_text(TCP_INFO_SCRIPT.replace("TCP_LISTEN and", "TCP_LISTN and"), "t.pkt")
+    assert not r.ok and r.line == 4 and "NameError" in r.message
+
+
+def test_tcp_info_follows_the_connection_through_loss_and_close():
+    r = run("""+0 write(4, ..., 2000) = 2000
++0 > . 1:1001(1000) ack 1
++0 > P. 1001:2001(1000) ack 1
++0 %{ assert tcpi_unacked == 2 and tcpi_retransmits == 0 and tcpi_ca_state == TCP_CA_Open }%
++.3 > . 1:1001(1000) ack 1
++0 %{ assert tcpi_retransmits == 1 and tcpi_backoff == 1 and tcpi_total_retrans == 1 }%
++0 %{ assert tcpi_ca_state == TCP_CA_Loss and tcpi_lost >= 1 and tcpi_rto >= 600000, (tcpi_rto, tcpi_lost) }%
++.1 < . 1:1(0) ack 2001 win 65535
++0 %{ assert tcpi_unacked == 0 and tcpi_retransmits == 0 and tcpi_state == TCP_ESTABLISHED }%
++0 close(4) = 0
++0 > F. 2001:2001(0) ack 1
++0 %{ assert tcpi_state == TCP_FIN_WAIT1 and tcpi_state == TCPI_FIN_WAIT_1 }%
+""")
+    assert r.ok, r.summary()
+
+
+# ---------------------------------------------------------------- the other system calls
+def test_poll_ioctl_vector_and_message_calls_names_and_tcp_info_by_getsockopt():
+    r = run_text("""0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 poll([{fd=3, events=POLLIN, revents=0}], 1, 0) = 0
++0 < S 0:0(0) win 65535 <mss 1000>
++0 > S. 0:0(0) ack 1 <...>
++0...0.1 poll([{fd=3, events=POLLIN, revents=POLLIN}], 1, 1000) = 1
++.1 < . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 4
++0 getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_state=TCP_ESTABLISHED, tcpi_snd_mss=1000}, [...]) = 0
++0 getsockname(4, ..., ...) = 0
++0 getpeername(4, ..., ...) = 0
++0 poll([{fd=4, events=POLLIN|POLLOUT, revents=POLLOUT}], 1, 0) = 1
++0 setsockopt(4, SOL_SOCKET, SO_SNDBUF, [100000], 4) = 0
++0 writev(4, [{..., 5}, {..., 5}], 2) = 10
++0 > P. 1:11(10) ack 1
++0 sendmsg(4, {msg_name(...)=..., msg_iov(1)=[{..., 10}], msg_flags=0}, 0) = 10
++0 ioctl(4, SIOCOUTQ, [20]) = 0
++.1 < P. 1:6(5) ack 11 win 65535
++0 > P. 11:21(10) ack 6
++.1 < . 6:6(0) ack 21 win 65535
++0 ioctl(4, FIONREAD, [5]) = 0
++0 recvfrom(4, ..., 100, 0, ..., ...) = 5
++0...0.3 poll([{fd=4, events=POLLIN, revents=0}], 1, 300) = 0
++.3 < F. 6:6(0) ack 21 win 65535
++.04 > . 21:21(0) ack 7
++0 poll([{fd=4, events=POLLIN|POLLRDHUP, revents=POLLIN|POLLRDHUP}], 1, 0) = 1
++0 readv(4, [{..., 10}], 1) = 0
+""", "t.pkt")
+    assert r.ok, r.summary()
+    assert any("poll([{fd=4, events=POLLIN, revents=0}], 1, 300) = 0" in line for line in r.log)
+
+
+@pytest.mark.parametrize("call,why", [
+    ("ioctl(4, FIONREAD, [3]) = 0", "ioctl FIONREAD gave [0], the script expects [3]"),
+    ("poll([{fd=4, events=POLLIN, revents=POLLIN}], 1, 0) = 1", "revents 0, the script expects POLLIN"),
+    ("getsockopt(4, SOL_TCP, TCP_INFO, {tcpi_state=TCP_LISTEN}, [...]) = 0", "tcpi_state is 1"),
+    ("mmap(4, ...) = 0", "system call mmap() is not supported"),
+    ("ioctl(4, SIOCATMARK, [0]) = 0", "ioctl request SIOCATMARK is not supported"),
+])
+def test_wrong_results_and_unsupported_calls_fail_at_their_line(call, why):
+    r = run("+0 " + call + "\n")
+    assert not r.ok and r.line == 8 and why in r.message, r.message
+
+
+def test_buffer_sizes_may_change_after_connect():
+    # the peer's window allows everything: only the 2000-byte send buffer holds the write back...
+    r = run("+0 setsockopt(4, SOL_SOCKET, SO_SNDBUF, [2000], 4) = 0\n"
+            "+0 fcntl(4, F_SETFL, O_NONBLOCK) = 0\n+0 write(4, ..., 5000) = 2000\n"
+            "+0 > . 1:1001(1000) ack 1\n+0 > P. 1001:2001(1000) ack 1\n"
+            "+0 setsockopt(4, SOL_SOCKET, SO_SNDBUF, [100000], 4) = 0\n+0 write(4, ..., 3000) = 3000\n"
+            "+0 > . 2001:3001(1000) ack 1\n+0 > . 3001:4001(1000) ack 1\n+0 > P. 4001:5001(1000) ack 1\n")
+    assert r.ok, r.summary()
+
+
+# ---------------------------------------------------------------- several connections
+MULTI = """0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 2) = 0
++0 < S 0:0(0) win 65535 <mss 1000>
++0 > S. 0:0(0) ack 1 <...>
++0 < . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 4
++0 < 43211>8080 S 0:0(0) win 65535 <mss 1000>
++0 > 8080>43211 S. 0:0(0) ack 1 <...>
++0 < 43211>8080 . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 5
++0 write(5, ..., 10) = 10
++0 > P. 1:11(10) ack 1
++0 close(4) = 0
++0 > 8080>43210 F. 1:1(0) ack 1
++0 < F. 1:1(0) ack 2 win 65535
++0 > . 2:2(0) ack 2
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 4
++0 fcntl(4, F_SETFL, O_NONBLOCK) = 0
++0 connect(4, ..., ...) = -1 EINPROGRESS
++0 > S 0:0(0) <mss 1460,sackOK,TS val 1000 ecr 0,nop,wscale 3>
+"""
+
+
+def test_several_connections_each_with_its_descriptor_and_ports():
+    r = run_text(MULTI, "t.pkt")
+    assert r.ok, r.summary()
+    r = run_text(MULTI.replace("> 8080>43210 F.", "> 8080>43211 F."), "t.pkt")
+    assert not r.ok and r.line == 15 and "sent from port 8080 to 43210" in r.message
+
+
+def test_a_second_listener_child_gets_a_port_of_its_own():
+    r = run("""+0 close(4) = 0
++0 > F. 1:1(0) ack 1
++0 < F. 1:1(0) ack 2 win 65535
++0 > . 2:2(0) ack 2
++0 close(3) = 0
++0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 65535 <mss 1000>
++0 > S. 0:0(0) ack 1 <...>
+""")
+    assert r.ok, r.summary()
+    assert any("192.0.2.2:43211" in line for line in r.log)  # not 43210, whose TIME_WAIT would answer
+
+
+# ---------------------------------------------------------------- --portable: what packetdrill checks
+def test_portable_leaves_packets_after_the_last_line_unchecked_but_default_mode_does_not():
+    body = "+0 write(4, ..., 10) = 10\n"
+    assert not run(body).ok
+    assert run(body, portable=True).ok
+
+
+def test_portable_checks_an_extra_packet_at_the_next_outbound_line_as_packetdrill_does():
+    body = "+0 write(4, ..., 10) = 10\n+.1 < . 1:1(0) ack 11 win 65535\n+0 write(4, ..., 5) = 5\n" \
+           "+0 > P. 11:16(5) ack 1\n"
+    strict = run(body)
+    assert not strict.ok and strict.line == 9 and "unexpected packet" in strict.message
+    portable = run(body, portable=True)
+    assert not portable.ok and portable.line == 11 and "sent '> P. 1:11(10) ack 1" in portable.message

@@ -328,6 +328,18 @@ class Connection:
         self.output()
 
     @_user_call
+    def set_buffers(self, now: float, send: int | None = None, recv: int | None = None) -> None:
+        """Resize the send and/or receive buffer at any time, as SO_SNDBUF/SO_RCVBUF allow in Linux.
+        The window scale was fixed by the SYN; a smaller receive buffer never retracts the window
+        already offered (RFC 9293 §3.8.6, MUST-35)."""
+        self._now = now
+        if send is not None:
+            self.snd.buf.capacity = send
+        if recv is not None:
+            self.rcv.buf.capacity = recv
+        self.output()
+
+    @_user_call
     def shutdown(self, now: float) -> None:
         """CLOSE as RFC 9293 §3.10.4 defines it: "no more data from this side". A FIN follows the
         queued data; receiving goes on (half-close). Idempotent once closing or closed."""

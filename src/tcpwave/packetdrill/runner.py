@@ -6,17 +6,21 @@ the stack sends must be matched, in order, by a `>` line within the tolerance;
 one that no line expects is a failure (packetdrill itself would ignore it).
 """
 
+import contextlib
 import dataclasses
+import io
 import ipaddress
+import textwrap
 import typing
 from collections import deque
 
 from ..core.config import Config
+from ..core.state import State
 from ..seq import MASK
 from ..stack import Stack
 from ..trace import ListSink, Tracer
 from ..wire.tcp import ACK, RST, SYN
-from . import packets, sysctl
+from . import packets, sysctl, tcpinfo
 from .script import (
     WILDCARD,
     CallEvent,
@@ -60,6 +64,18 @@ class Result:
             return f"ok    {self.path}"
         where = f"{self.path}:{self.line}" if self.line else self.path
         return f"FAIL  {where}: {self.message}"
+
+
+@dataclasses.dataclass
+class Flow:
+    """One connection of the script, as packetdrill tracks it: its ports and what the runner has
+    learned of tcpwave's numbering on it."""
+
+    local_port: int
+    remote_port: int
+    spaces: packets.Spaces
+    last_syn: tuple | None = None  # (seq, TSval) of the newest SYN the script injected on it
+    relearn: bool = False  # the next SYN the stack sends starts a new sequence space
 
 
 @dataclasses.dataclass
@@ -126,21 +142,19 @@ class Runner:
                                bind_port=int(flags.get("bind_port", "8080")),
                                connect_port=int(flags.get("connect_port", "8080")), portable=self.portable)
         self.sockets.on_connect = self._learn_ports
-        self.local_port = self.sockets.bind_port
-        self.remote_port = REMOTE_PORT
-        self.spaces = packets.Spaces(ts_slack=max(1, round(self.tolerance * 1000)))
+        self.flows: dict[tuple[int, int], Flow] = {}  # the script's connections, by (local, remote) port
+        self.flow = self._flow(self.sockets.bind_port, REMOTE_PORT)  # the connection under test
         self.queue: deque[packets.Sent] = deque()
         self.pending: _Pending | None = None
         self._traced = 0
-        self._last_syn: tuple | None = None  # (seq, TSval) of the newest SYN the script injected
         self.current: Event | None = None  # the event being run
-        self._relearn = False  # the next SYN the stack sends starts a new sequence space
 
     def _shell_or_code(self, event: SkippedEvent) -> None:
         """A shell line's sysctl settings change the stack's Config from here on (the sockets made
-        after it); anything else in it is skipped and noted, as are %{ }% blocks."""
-        if event.kind != "shell":
-            self.notes.append(f"line {event.line}: {event.kind} skipped: {event.text}")
+        after it); anything else in it is skipped and noted. A %{ }% block runs as Python with the
+        tcp_info of the connection under test, taken now."""
+        if event.kind == "code":
+            self._code(event)
             return
         found, rest = sysctl.changes(event.text)
         if found:
@@ -152,12 +166,65 @@ class Runner:
         if rest:
             self.notes.append(f"line {event.line}: shell skipped: {'; '.join(rest)}")
 
+    # the connection under test's fields, by their old names
+    spaces = property(lambda self: self.flow.spaces)
+    local_port = property(lambda self: self.flow.local_port)
+    remote_port = property(lambda self: self.flow.remote_port)
+
+    def _flow(self, local_port: int, remote_port: int) -> Flow:
+        key = (local_port, remote_port)
+        if key not in self.flows:
+            self.flows[key] = Flow(local_port, remote_port,
+                                   packets.Spaces(ts_slack=max(1, round(self.tolerance * 1000))))
+        return self.flows[key]
+
+    def _under_test(self):
+        """The connection the script is talking to: the one on its current 4-tuple, else the newest
+        socket's connection or listener."""
+        for conn in self.stack.connections():
+            if conn.remote and (conn.local[1], conn.remote[1]) == (self.local_port, self.remote_port):
+                return conn
+        return self.sockets.under_test
+
+    def _code(self, event: SkippedEvent) -> None:
+        conn = self._under_test()
+        names: dict = tcpinfo.constants()
+        if conn is not None:  # before any socket the block runs without tcpi_* names
+            names.update(tcpinfo.tcp_info(conn, self.now))
+        printed = io.StringIO()
+        lines = event.body.split("\n")
+        first = next((i for i, text in enumerate(lines) if text.strip()), 0)  # the block's first line of code
+        code = textwrap.dedent("\n".join(lines[first:])).strip()
+        try:
+            with contextlib.redirect_stdout(printed):
+                exec(compile(code, f"<%{{ }}% at line {event.line}>", "exec"), names)  # noqa: S102 - the script's own code
+        except AssertionError as e:
+            tb = e.__traceback__
+            while tb is not None and tb.tb_next is not None:
+                tb = tb.tb_next
+            offset = (tb.tb_lineno - 1) if tb is not None else 0
+            failed = code.splitlines()[offset].strip() if offset < len(code.splitlines()) else code
+            detail = f" ({e})" if str(e) else ""
+            shown = {k: int(v) for k, v in sorted(names.items()) if k.startswith("tcpi_") and k in failed}
+            raise Failure(event.line + first + offset,
+                          f"assertion failed: {failed}{detail}; tcp_info: {shown}") from None
+        except Exception as e:
+            hint = " (no socket yet: tcp_info is taken from the socket under test)" if conn is None else ""
+            raise Failure(event.line, f"%{{ }}% block raised {type(e).__name__}: {e}{hint}") from None
+        self.log.append(f"{self.now:.3f} %{{ {code.splitlines()[0] if code else ''} }}% ok")
+        self.log.extend(f"        | {line}" for line in printed.getvalue().splitlines())
+
     # ------------------------------------------------------------ driving
     def run(self) -> None:
         base = 0.0
         for event in self.script.events:
             self.current = event
             if isinstance(event, SkippedEvent):
+                lo, _ = self._resolve(event.when, base)
+                if lo is not None:
+                    self._advance(lo, event)
+                    self._check_stale(lo, event)
+                    base = lo
                 self._shell_or_code(event)
                 continue
             lo, hi = self._resolve(event.when, base)
@@ -187,13 +254,22 @@ class Runner:
 
     def _advance(self, to: float, event) -> None:
         """Move the clock to `to`, firing the stack's timers on the way."""
-        while (t := self.stack.next_timer()) is not None and t <= to:
+        while (t := self._next_wake()) is not None and t <= to:
             self._deadline_check(t, event)
             self.now = max(self.now, t)
-            self.stack.handle_timer(self.now)
+            if (timer := self.stack.next_timer()) is not None and timer <= self.now:
+                self.stack.handle_timer(self.now)
             self._after_step()
         self._deadline_check(to, event)
         self.now = max(self.now, to)
+
+    def _next_wake(self) -> float | None:
+        """The stack's next timer, or a blocked call's own timeout (poll's), whichever is first."""
+        t = self.stack.next_timer()
+        own = getattr(self.pending.attempt, "deadline", None) if self.pending is not None else None
+        if own is not None and own > self.now and (t is None or own < t):
+            return own
+        return t
 
     def _deadline_check(self, t: float, event) -> None:
         p = self.pending
@@ -233,6 +309,8 @@ class Runner:
         self._traced = len(self.sink)
 
     def _check_stale(self, at: float, event) -> None:
+        if self.portable:
+            return  # packetdrill looks at sent packets only when a `>` line asks for one
         if self.queue and self.queue[0].time < at - self.tolerance:
             sent = self.queue[0]
             raise Failure(event.line, f"unexpected packet sent at {sent.time:.3f} s before this line: "
@@ -240,39 +318,64 @@ class Runner:
 
     # ------------------------------------------------------------ packets
     def _learn_ports(self, conn) -> None:
-        self.local_port, self.remote_port = conn.local[1], conn.remote[1]
-        self.spaces.isn = self.spaces.ts_base = None  # a new connection: learn its ISN afresh
+        """connect(): the new connection is the one under test, with its own numbering."""
+        self.flow = self._flow(conn.local[1], conn.remote[1])
+        self.flow.spaces.isn = self.flow.spaces.ts_base = None
 
     def _inject(self, event: PacketEvent) -> None:
         opts = event.options if isinstance(event.options, list) else []
         key = (event.start, next((o[1] for o in opts if o[0] == "TS"), None))
-        if event.flags & SYN and not event.flags & ACK and key != self._last_syn:
+        new_syn = bool(event.flags & SYN and not event.flags & ACK)
+        if event.ports is not None:  # `< 43211>8080 S ...`: the connection on those ports
+            self.flow = self._flow(event.ports[1], event.ports[0])
+        elif new_syn and self._listening():
+            # a SYN to the listener under test opens a new connection, from a port of its own (as
+            # packetdrill gives each child socket a fresh ephemeral port)
+            taken = {f.remote_port for f in self.flows.values() if f.local_port == self.sockets.bind_port}
+            fresh = self.flow.remote_port if self.flow.last_syn is None else max(taken | {REMOTE_PORT}) + 1
+            self.flow = self._flow(self.sockets.bind_port, fresh)
+        if new_syn and key != self.flow.last_syn:
             # maybe a new connection (not a retransmitted SYN): if the stack answers with a SYN,ACK,
             # that one shows the new ISN
-            self._last_syn = key
-            self._relearn = True
+            self.flow.last_syn = key
+            self.flow.relearn = True
         raw = packets.build_inbound(event, self.remote, self.local, self.remote_port, self.local_port, self.spaces)
         self.log.append(f"{self.now:.3f} {event.text}")
         self.stack.receive_packet(raw, self.now)
+        if new_syn and self._listening():
+            child = self._under_test()
+            if child is not None and child.state is not State.LISTEN:
+                self.sockets.under_test = child  # later SYNs go to it, until the next socket() or listen()
         self._after_step()
+
+    def _listening(self) -> bool:
+        u = self.sockets.under_test
+        return u is not None and u.state is State.LISTEN
 
     def _expect(self, event: PacketEvent, lo: float | None, hi: float | None) -> float:
         deadline = float("inf") if hi is None else hi + self.tolerance
         while not self.queue:
-            t = self.stack.next_timer()
+            t = self._next_wake()
             if t is None or t > deadline:
                 when = "" if lo is None else f" at {lo:.3f} s"
                 raise Failure(event.line, f"expected {event.text!r}{when}; nothing was sent"
                                           + ("" if t is None else f" (the stack's next timer is at {t:.3f} s)"))
             self._advance(t, event)
         sent = self.queue.popleft()
-        if sent.flags & SYN and (self.spaces.isn is None or self._relearn):
+        if event.ports is not None:
+            self.flow = self._flow(*event.ports)
+        if (sent.src_port, sent.dst_port) != (self.local_port, self.remote_port) and self.portable:
+            # packetdrill only sees the packets of the socket under test
+            self.log.append(f"{sent.time:.3f} (not checked: from port {sent.src_port} to {sent.dst_port}, "
+                            "another connection)")
+            return self._expect(event, lo, hi)
+        if sent.flags & SYN and (self.spaces.isn is None or self.flow.relearn):
             self.spaces.isn = (sent.seq - event.start) & MASK
             self.spaces.ts_base = None
-            self._relearn = False
-        elif sent.flags & RST and self._relearn:
+            self.flow.relearn = False
+        elif sent.flags & RST and self.flow.relearn:
             self.spaces.isn = 0  # the new SYN was refused: its RST is numbered absolutely (SEQ=0)
-        self._relearn = False  # any other answer: the SYN went to an existing connection
+        self.flow.relearn = False  # any other answer: the SYN went to an existing connection
         if self.spaces.ts_base is None:
             self._learn_ts(event, sent)
         shown = packets.describe(sent, self.spaces)
@@ -352,7 +455,7 @@ class Runner:
             if self.pending is not None:
                 raise Failure(p.call.line, f"{p.call.name}() never returned (the script has it return at "
                                            f"{p.end:.3f} s)")
-        if self.queue:
+        if self.queue and not self.portable:  # packetdrill never looks at what is sent after the last line
             sent = self.queue[0]
             raise Failure(len(self.script.events) and self.script.events[-1].line,
                           f"unexpected packet sent at {sent.time:.3f} s after the last line: "

@@ -51,6 +51,9 @@ class PacketEvent(Event):
     win: int | None = None
     urg: int | None = None
     options: list | str | None = None  # None: no options; WILDCARD; or [(name, *values), ...]
+    any_seq: bool = False  # `...` in place of start:end(len) (a `>` line only): seq and length not checked
+    ports: tuple[int, int] | None = None  # `sport>dport` written before the flags
+    ip: dict = field(default_factory=dict)  # IP fields named in [ ] or ( ): ecn, tos, ttl, flowlabel
 
 
 @dataclass
@@ -61,9 +64,18 @@ class CallEvent(Event):
     errno: str | None = None
 
 
+@dataclass(frozen=True)
+class Call:
+    """A function written as an argument value: htons(8080), inet_addr("192.0.2.1"), sizeof(...)."""
+
+    name: str
+    args: tuple
+
+
 @dataclass
 class SkippedEvent(Event):
     kind: str = "shell"  # 'shell' (backticks) or 'code' (%{ }%)
+    body: str = ""  # the command or the Python code, without its delimiters
 
 
 @dataclass
@@ -114,8 +126,9 @@ def parse_script(text: str, path: str = "<script>") -> Script:
                 i += 1
                 body_end = i
             kind = "shell" if closer == "`" else "code"
+            inner = body.strip()[1:-1] if closer == "`" else body.strip()[2:-2]
             events.append(SkippedEvent(lineno, when, f"{body.splitlines()[0]} (lines {lineno}-{body_end})"
-                                       if body_end > lineno else body, kind))
+                                       if body_end > lineno else body, kind, inner))
             continue
         events.append(parse_event(line, lineno))
     return Script(path, flags, flag_lines, events)
@@ -155,26 +168,100 @@ def _when(start: str, range_end: str | None, block_end: str | None) -> When:
     return When(kind, value(start) or 0.0, value(range_end), value(block_end))
 
 
-_PACKET_RE = re.compile(
-    r"^(?P<dir>[<>])\s+(?P<flags>[SFRPUEW.\-]+)\s+(?:\[[^\]]*\]\s+)?"
-    r"(?P<start>\d+):(?P<end>\d+)\((?P<len>\d+)\)(?P<rest>.*)$"
-)
+AE = 0x100  # the AccECN "AE" bit (RFC 9768), next to CWR in the header
+_FLAG_CHARS = set(FLAG_LETTERS) | {"A", "-"} | set("01234567")
+_ECN_NAMES = {"no_ecn": 0, "ect1": 1, "ect0": 2, "ce": 3}
+_ENCAPSULATION = {"ipv4": "an ipv4 encapsulation prefix", "ipv6": "an ipv6 encapsulation prefix",
+                  "gre": "a GRE encapsulation prefix", "mpls": "an MPLS encapsulation prefix"}
 _FIELD_RE = re.compile(r"\s*(ack|win|urg)\s+(\d+)")
+_SEQ_RE = re.compile(r"\s*(?:(\d+):(\d+)\((\d+)\)|(\.\.\.))")
+
+
+def _flags(word: str, lineno: int) -> int:
+    """packetdrill's flag letters: S F R P . U, E (ECE) W (CWR) A (AE), or a digit 0-7 for the three
+    AccECN bits at once; '-' for none."""
+    bad = set(word) - _FLAG_CHARS
+    if bad:
+        raise ScriptError(lineno, f"invalid TCP flag {sorted(bad)[0]!r} in {word!r} (known: S F R P . U E W A 0-7 -)")
+    digits = [c for c in word if c.isdigit()]
+    if len(digits) > 1 or (digits and set(word) & set("EWA")):
+        raise ScriptError(lineno, f"conflicting TCP flags in {word!r}: an AccECN digit stands for E, W and A")
+    flags = 0
+    for ch in word:
+        if ch in FLAG_LETTERS:
+            flags |= FLAG_LETTERS[ch]
+        elif ch == "A":
+            flags |= AE
+        elif ch.isdigit():
+            ace = int(ch)
+            flags |= (ECE if ace & 1 else 0) | (CWR if ace & 2 else 0) | (AE if ace & 4 else 0)
+    return flags
+
+
+def _ip_info(text: str, lineno: int) -> dict:
+    """`[ect0]`, `(tos 0x2)`, `[ce, flowlabel 0x1234]`, `(ttl 64)`: the IP header fields a packet names."""
+    info: dict = {}
+    for item in (p.strip() for p in text.split(",")):
+        words = item.split()
+        if len(words) == 1 and words[0].lower() in _ECN_NAMES:
+            info["ecn"] = _ECN_NAMES[words[0].lower()]
+        elif words == ["ect01"]:
+            info["ecn"] = "ect01"
+        elif len(words) == 2 and words[0] in ("tos", "flowlabel", "ttl"):
+            try:
+                info[words[0]] = int(words[1], 0)
+            except ValueError:
+                raise ScriptError(lineno, f"{words[0]} takes a number, found {words[1]!r}") from None
+        else:
+            raise ScriptError(lineno, f"cannot read IP field {item!r} (known: no_ecn, ect0, ect1, ce, ect01, "
+                                      "tos 0xN, flowlabel 0xN, ttl N)")
+    return info
 
 
 def parse_packet(text: str, lineno: int, when: When) -> PacketEvent:
-    m = _PACKET_RE.match(text)
+    """One packet line, in the order packetdrill's grammar has it:
+    `< [ip info] [sport>dport] FLAGS start:end(len) [ack N] [win N] [urg N] [<options>]`."""
+    direction, rest = text[0], text[1:].strip()
+    first = re.split(r"[\s:,]", rest, maxsplit=1)[0] if rest else ""
+    if first.lower() in _ENCAPSULATION:
+        raise ScriptError(lineno, f"{_ENCAPSULATION[first.lower()]} ({first} ...:) is not supported: "
+                                  "tcpwave runs plain IP")
+    info: dict = {}
+    m = re.match(r"(\[([^\]]*)\]|\(([^)]*)\))\s*", rest)
+    if m:
+        info = _ip_info(m[2] if m[2] is not None else m[3], lineno)
+        rest = rest[m.end():]
+    ports = None
+    m = re.match(r"(\d+)\s*>\s*(\d+)\s+", rest)
+    if m:
+        ports = (int(m[1]), int(m[2]))
+        rest = rest[m.end():]
+    word = rest.split(None, 1)[0] if rest else ""
+    if word.lower() in ("udp", "icmp"):
+        raise ScriptError(lineno, f"{word} packets are not supported: tcpwave's scripts are TCP only")
+    if not word:
+        raise ScriptError(lineno, f"cannot read packet {text!r} (want: {direction} FLAGS start:end(len) ...)")
+    if re.fullmatch(r"\d+:\d+\(\d+\)", word):
+        raise ScriptError(lineno, f"cannot read packet {text!r}: the flags come before {word} "
+                                  "('.' for a bare ACK, '-' for none)")
+    flags = _flags(word, lineno)
+    rest = rest[len(word):]
+    m = re.match(r"\s*\[([^\]]*)\]", rest)  # the ECN field after the flags, as older scripts write it
+    if m:
+        info.update(_ip_info(m[1], lineno))
+        rest = rest[m.end():]
+    m = _SEQ_RE.match(rest)
     if not m:
-        raise ScriptError(lineno, f"cannot read packet {text!r} (want: < FLAGS start:end(len) ...)")
-    flags = 0
-    for ch in m["flags"]:
-        if ch != "-":
-            flags |= FLAG_LETTERS[ch]
-    start, end, length = int(m["start"]), int(m["end"]), int(m["len"])
+        raise ScriptError(lineno, f"cannot read packet {text!r} (want: {direction} FLAGS start:end(len) ...)")
+    any_seq = m[4] is not None
+    if any_seq and direction == "<":
+        raise ScriptError(lineno, "a packet the script sends needs its sequence range, not '...'")
+    start, end, length = (0, 0, 0) if any_seq else (int(m[1]), int(m[2]), int(m[3]))
     if (end - start) & 0xFFFFFFFF != length:
         raise ScriptError(lineno, f"{start}:{end}({length}): the length must be end - start")
-    ev = PacketEvent(lineno, when, text, inbound=m["dir"] == "<", flags=flags, start=start, end=end)
-    rest = m["rest"]
+    ev = PacketEvent(lineno, when, text, inbound=direction == "<", flags=flags, start=start, end=end,
+                     any_seq=any_seq, ports=ports, ip=info)
+    rest = rest[m.end():]
     while True:
         f = _FIELD_RE.match(rest)
         if not f:
@@ -189,8 +276,8 @@ def parse_packet(text: str, lineno: int, when: When) -> PacketEvent:
         rest = ""
     if rest:
         raise ScriptError(lineno, f"cannot read {rest!r} in a packet (known: ack N, win N, urg N, <options>)")
-    if ev.flags & ACK and ev.ack is None and ev.inbound:
-        raise ScriptError(lineno, "a packet with the ACK flag needs 'ack N'")
+    if ev.inbound and ev.win is None:
+        raise ScriptError(lineno, "a packet the script sends needs 'win N'")
     return ev
 
 
@@ -213,11 +300,17 @@ def parse_options(text: str, lineno: int) -> list | str:
                 out.append(("sack", *blocks))
             elif len(words) == 5 and words[0] == "TS" and words[1] == "val" and words[3] == "ecr":
                 out.append(("TS", int(words[2]), int(words[4])))
+            elif words and words[0] in ("md5", "FO", "FOEXP") and len(words) <= 2:
+                # TCP-MD5 (kind 19, 16-byte digest), Fast Open (kind 34, RFC 7413) and its experimental
+                # form (kind 254, magic 0xF989): read so that scripts load; tcpwave supports neither
+                blob = words[1] if len(words) == 2 else ""
+                out.append((words[0], bytes.fromhex(blob.removeprefix("0x")) if blob else b""))
             else:
                 raise ValueError
         except ValueError:
-            raise ScriptError(lineno, f"cannot read option {item!r} (known: mss N, wscale N, sackOK, "
-                                      "sack a:b ..., TS val X ecr Y, nop, eol, ...)") from None
+            raise ScriptError(lineno, f"cannot read option {item!r} (known: mss N, wscale N, sackOK, sack a:b "
+                                      "..., TS val X ecr Y, nop, eol, md5 HEX, FO [COOKIE], FOEXP [COOKIE], "
+                                      "...)") from None
     return out
 
 
@@ -295,19 +388,35 @@ def _value(t: _Tokens):
     if tok == "[":
         return _values(t, "]")
     if tok == "{":
-        fields = {}
+        # {name=value, ...} (a struct; `msg_iov(1)=[...]` names a count too) or {value, ...} (an iovec
+        # `{..., 10}`, or another list in braces)
+        fields: dict = {}
+        items: list = []
         while t.peek() != "}":
-            key = t.take()
-            t.take("=")
-            fields[key] = _value(t)
+            if (t.i + 1 < len(t.toks) and t.toks[t.i + 1] in ("=", "(") and t.peek() not in (WILDCARD, "{", "[")
+                    and re.fullmatch(r"[A-Za-z_]\w*", t.peek() or "")):
+                key = t.take()
+                if t.peek() == "(":
+                    t.take("(")
+                    count = _values(t, ")")
+                    fields[key + "_count"] = count[0] if count else None
+                t.take("=")
+                fields[key] = _value(t)
+            else:
+                items.append(_value(t))
             if t.peek() == ",":
                 t.take(",")
         t.take("}")
-        return fields
+        if items and fields:
+            raise ScriptError(t.lineno, "a { } value mixes name=value fields and bare values")
+        return items if items else fields
     if tok.startswith('"'):
         return bytes(tok[1:-1], "utf-8").decode("unicode_escape")
     if tok == WILDCARD:
         return WILDCARD
+    if t.peek() == "(" and re.fullmatch(r"[A-Za-z_]\w*", tok):  # htons(8080), inet_addr("192.0.2.1")
+        t.take("(")
+        return Call(tok, tuple(_values(t, ")")))
     parts = [tok]
     while t.peek() == "|":
         t.take("|")

@@ -17,24 +17,15 @@ from ..core.connection import Connection
 from ..core.errors import StateError
 from ..core.state import State
 from ..stack import Listener, PortInUse, Stack
+from .iocalls import BLOCK, IoCalls, Mismatch, SysError
 from .script import WILDCARD, CallEvent
+from .tcpinfo import constants, tcp_info
 
-BLOCK = object()
 O_RDWR, O_NONBLOCK = 0x2, 0x800
 _RECEIVED_FIN = frozenset({State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING, State.TIME_WAIT})
 _KEEPALIVE_KNOBS = {"TCP_KEEPIDLE": "keepalive_idle", "TCP_KEEPINTVL": "keepalive_interval",
                     "TCP_KEEPCNT": "keepalive_count"}
 _BOOL_OPTS = {"SO_KEEPALIVE", "TCP_NODELAY", "SO_REUSEADDR", "SO_REUSEPORT"}
-
-
-class SysError(Exception):
-    def __init__(self, name: str):
-        super().__init__(name)
-        self.name = name
-
-
-class Mismatch(Exception):
-    """A call returned something other than the script says (e.g. a getsockopt value)."""
 
 
 @dataclasses.dataclass
@@ -59,7 +50,7 @@ def errno_value(v) -> int:
     raise Mismatch(f"{v!r} is not an errno value")
 
 
-class Sockets:
+class Sockets(IoCalls):
     def __init__(self, stack: Stack, clock: Callable[[], float], remote_ip, *, bind_port: int,
                  connect_port: int, portable: bool):
         self.stack = stack
@@ -71,6 +62,7 @@ class Sockets:
         self.table: dict[int, Socket] = {}
         self.ended: set[Connection] = set()  # connections whose peer's FIN has reached the application
         self.on_connect: Callable[[Connection], None] | None = None  # tells the runner the 4-tuple
+        self.under_test: Connection | None = None  # the newest connection or listening TCB (for tcp_info)
 
     def note_events(self, events) -> None:
         for conn, event in events:
@@ -116,6 +108,7 @@ class Sockets:
     def _socket(self, domain=None, type_=None, proto=None):
         fd = self._new_fd()
         self.table[fd] = Socket(fd, self.stack.config)
+        self.under_test = None  # later packets belong to this new socket
         return self._done(fd)
 
     def _bind(self, fd, addr=None, length=None):
@@ -131,6 +124,7 @@ class Sockets:
                                            config=s.config)
         except PortInUse:
             raise SysError("EADDRINUSE") from None
+        self.under_test = s.listener.tcb
         return self._done(0)
 
     def _accept(self, fd, addr=None, length=None):
@@ -161,6 +155,7 @@ class Sockets:
             raise SysError("EISCONN")
         s.conn = self.stack.connect(self.remote_ip, self.connect_port, self.clock(), config=s.config,
                                     local_port=s.port)
+        self.under_test = s.conn
         if self.on_connect:
             self.on_connect(s.conn)
         if s.nonblocking:
@@ -309,10 +304,11 @@ class Sockets:
             self._configure(s, user_timeout=v / 1000 or None)
             if conn:
                 conn.set_user_timeout(v / 1000 or None, now)
-        elif name in ("SO_RCVBUF", "SO_SNDBUF"):
-            if conn is not None or s.listener is not None:
-                raise Mismatch(f"{name} is supported before connect() or listen() only")
-            self._configure(s, **{"recv_buffer" if name == "SO_RCVBUF" else "send_buffer": max(v, 1024)})
+        elif name in ("SO_RCVBUF", "SO_SNDBUF"):  # at any time, as Linux allows
+            size = max(v, 1024)
+            self._configure(s, **{"recv_buffer" if name == "SO_RCVBUF" else "send_buffer": size})
+            if conn is not None and conn.state is not State.CLOSED:
+                conn.set_buffers(now, **{"recv" if name == "SO_RCVBUF" else "send": size})
         else:
             raise Mismatch(f"socket option {name} is not supported")
         return self._done(0)
@@ -346,8 +342,30 @@ class Sockets:
             have = round((t or 0) * 1000)
         elif name in _KEEPALIVE_KNOBS:
             have = int(getattr(cfg, _KEEPALIVE_KNOBS[name]))
+        elif name == "TCP_INFO":
+            return self._done(self._check_tcp_info(s, value))
         else:
             raise Mismatch(f"socket option {name} is not supported")
         if want != WILDCARD and have != want:
             raise Mismatch(f"getsockopt {name} gave [{have}], the script expects [{want}]")
         return self._done(0)
+
+    def _check_tcp_info(self, s: Socket, value) -> int:
+        """getsockopt(fd, SOL_TCP, TCP_INFO, {tcpi_state=TCP_ESTABLISHED, ...}, ...): each field given must
+        equal tcp_info's, taken now."""
+        conn = s.conn if s.conn is not None else (s.listener.tcb if s.listener is not None else None)
+        if conn is None:
+            return 0
+        have = tcp_info(conn, self.clock())
+        if not isinstance(value, dict):
+            return 0
+        names = constants()
+        for field, want in value.items():
+            if want == WILDCARD:
+                continue
+            if field not in have:
+                raise Mismatch(f"TCP_INFO has no field {field}")
+            want_value = names.get(want, want) if isinstance(want, str) else want
+            if have[field] != want_value:
+                raise Mismatch(f"getsockopt TCP_INFO {field} is {int(have[field])}, the script expects {want}")
+        return 0
