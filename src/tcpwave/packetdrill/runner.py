@@ -103,7 +103,19 @@ def _config_value(name: str, text: str):
     return text
 
 
+class CallTable(typing.Protocol):
+    """What the runner needs of a descriptor table: sockets.py's on tcpwave, kernel_sockets.py's on Linux."""
+
+    bind_port: int
+    connect_port: int
+    on_connect: typing.Any
+
+    def start(self, call: CallEvent) -> typing.Callable[[], object]: ...
+
+
 class Runner:
+    sockets: CallTable
+
     def __init__(self, script: Script, defaults: dict[str, str] | None = None):
         self.script = script
         flags = {**(defaults or {}), **script.flags}
@@ -130,24 +142,37 @@ class Runner:
                 self.notes.append(f"flag --{name} ignored")
         if "mss" in flags:
             changes["mss"] = int(flags["mss"])
+        self.now = 0.0
+        self.queue: deque[packets.Sent] = deque()
+        self.pending: _Pending | None = None
+        self._setup(changes)
+        self.sockets.on_connect = self._learn_ports
+        self.flows: dict[tuple[int, int], Flow] = {}  # the script's connections, by (local, remote) port
+        self.flow = self._flow(self.sockets.bind_port, REMOTE_PORT)  # the connection under test
+        self.current: Event | None = None  # the event being run
+
+    # ------------------------------------------------------------ the implementation under test
+    # (a tcpwave Stack on a virtual clock here; the Linux kernel over TUN in kernel.py)
+    def _setup(self, changes: dict) -> None:
         try:
             config = Config(**changes)
         except ValueError as e:
             raise ScriptError(0, str(e)) from None
         self.sink = ListSink()
-        self.stack = Stack([self.local], config=config, seed=int(flags.get("seed", "1")), host="tcpwave",
-                           tracer=Tracer(self.sink), mtu=int(flags.get("mtu", "1500")))
-        self.now = 0.0
-        self.sockets = Sockets(self.stack, lambda: self.now, self.remote,
-                               bind_port=int(flags.get("bind_port", "8080")),
-                               connect_port=int(flags.get("connect_port", "8080")), portable=self.portable)
-        self.sockets.on_connect = self._learn_ports
-        self.flows: dict[tuple[int, int], Flow] = {}  # the script's connections, by (local, remote) port
-        self.flow = self._flow(self.sockets.bind_port, REMOTE_PORT)  # the connection under test
-        self.queue: deque[packets.Sent] = deque()
-        self.pending: _Pending | None = None
         self._traced = 0
-        self.current: Event | None = None  # the event being run
+        self.stack = Stack([self.local], config=config, seed=int(self.flags.get("seed", "1")), host="tcpwave",
+                           tracer=Tracer(self.sink), mtu=int(self.flags.get("mtu", "1500")))
+        self.sim = Sockets(self.stack, lambda: self.now, self.remote,
+                               bind_port=int(self.flags.get("bind_port", "8080")),
+                               connect_port=int(self.flags.get("connect_port", "8080")), portable=self.portable)
+        self.sockets = self.sim
+
+    def _deliver(self, raw: bytes) -> None:
+        self.stack.receive_packet(raw, self.now)
+
+    def _tcp_info(self) -> dict | None:
+        conn = self._under_test()
+        return None if conn is None else tcpinfo.tcp_info(conn, self.now)
 
     def _shell_or_code(self, event: SkippedEvent) -> None:
         """A shell line's sysctl settings change the stack's Config from here on (the sockets made
@@ -184,13 +209,13 @@ class Runner:
         for conn in self.stack.connections():
             if conn.remote and (conn.local[1], conn.remote[1]) == (self.local_port, self.remote_port):
                 return conn
-        return self.sockets.under_test
+        return self.sim.under_test
 
     def _code(self, event: SkippedEvent) -> None:
-        conn = self._under_test()
+        info = self._tcp_info()
         names: dict = tcpinfo.constants()
-        if conn is not None:  # before any socket the block runs without tcpi_* names
-            names.update(tcpinfo.tcp_info(conn, self.now))
+        if info is not None:  # before any socket the block runs without tcpi_* names
+            names.update(info)
         printed = io.StringIO()
         lines = event.body.split("\n")
         first = next((i for i, text in enumerate(lines) if text.strip()), 0)  # the block's first line of code
@@ -209,7 +234,7 @@ class Runner:
             raise Failure(event.line + first + offset,
                           f"assertion failed: {failed}{detail}; tcp_info: {shown}") from None
         except Exception as e:
-            hint = " (no socket yet: tcp_info is taken from the socket under test)" if conn is None else ""
+            hint = " (no socket yet: tcp_info is taken from the socket under test)" if info is None else ""
             raise Failure(event.line, f"%{{ }}% block raised {type(e).__name__}: {e}{hint}") from None
         self.log.append(f"{self.now:.3f} %{{ {code.splitlines()[0] if code else ''} }}% ok")
         self.log.extend(f"        | {line}" for line in printed.getvalue().splitlines())
@@ -282,7 +307,7 @@ class Runner:
             sent = packets.decode_outbound(raw, self.now)
             if sent is not None:
                 self.queue.append(sent)
-        self.sockets.note_events(self.stack.events())
+        self.sim.note_events(self.stack.events())
         self._trace_states()
 
     def _after_step(self) -> None:
@@ -341,26 +366,23 @@ class Runner:
             self.flow.relearn = True
         raw = packets.build_inbound(event, self.remote, self.local, self.remote_port, self.local_port, self.spaces)
         self.log.append(f"{self.now:.3f} {event.text}")
-        self.stack.receive_packet(raw, self.now)
+        self._deliver(raw)
         if new_syn and self._listening():
-            child = self._under_test()
-            if child is not None and child.state is not State.LISTEN:
-                self.sockets.under_test = child  # later SYNs go to it, until the next socket() or listen()
+            self._child_made()
         self._after_step()
 
+    def _child_made(self) -> None:
+        child = self._under_test()
+        if child is not None and child.state is not State.LISTEN:
+            self.sim.under_test = child  # later SYNs go to it, until the next socket() or listen()
+
     def _listening(self) -> bool:
-        u = self.sockets.under_test
+        u = self.sim.under_test
         return u is not None and u.state is State.LISTEN
 
     def _expect(self, event: PacketEvent, lo: float | None, hi: float | None) -> float:
         deadline = float("inf") if hi is None else hi + self.tolerance
-        while not self.queue:
-            t = self._next_wake()
-            if t is None or t > deadline:
-                when = "" if lo is None else f" at {lo:.3f} s"
-                raise Failure(event.line, f"expected {event.text!r}{when}; nothing was sent"
-                                          + ("" if t is None else f" (the stack's next timer is at {t:.3f} s)"))
-            self._advance(t, event)
+        self._await_packet(event, lo, deadline)
         sent = self.queue.popleft()
         if event.ports is not None:
             self.flow = self._flow(*event.ports)
@@ -390,6 +412,16 @@ class Runner:
         if diffs:
             raise Failure(event.line, f"expected {event.text!r}; sent {shown!r} ({'; '.join(diffs)})")
         return sent.time
+
+    def _await_packet(self, event: PacketEvent, lo: float | None, deadline: float) -> None:
+        """Run until a packet is queued; fail once the deadline passes without one."""
+        while not self.queue:
+            t = self._next_wake()
+            if t is None or t > deadline:
+                when = "" if lo is None else f" at {lo:.3f} s"
+                raise Failure(event.line, f"expected {event.text!r}{when}; nothing was sent"
+                                          + ("" if t is None else f" (the stack's next timer is at {t:.3f} s)"))
+            self._advance(t, event)
 
     def _learn_ts(self, event: PacketEvent, sent: packets.Sent) -> None:
         have = next((o for o in sent.options if o[0] == "TS"), None)

@@ -46,6 +46,14 @@ class TcpState(int):
     __hash__ = int.__hash__
 
 
+def linux_state(number: int) -> State:
+    """The State for a Linux tcpi_state number (NEW_SYN_RECV, 12, is SYN_RCVD)."""
+    for state, n in _LINUX.items():
+        if n == number:
+            return state
+    return State.SYN_RCVD
+
+
 def constants() -> dict[str, object]:
     """The names a `%{ }%` block may use: TCP_ESTABLISHED, TCPI_ESTABLISHED, TCPS_ESTABLISHED, TCP_CA_*,
     TCPI_OPT_*, TCP_INFINITE_SSTHRESH."""

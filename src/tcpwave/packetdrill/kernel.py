@@ -1,0 +1,246 @@
+"""`tcpwave packetdrill --kernel`: the same scripts, run against the Linux kernel instead of tcpwave.
+
+Each script runs in a child process in a network namespace of its own (it vanishes with the child):
+`lo` up, a TUN device `pd0` with the kernel at 192.0.2.1/24 (2001:db8::1/64), the script's remote
+host beyond it. `<` packets are written to the device, `>` packets read from it, the script's calls
+are made on real sockets, shell lines run in the namespace, all in real time. Matching, the
+`--portable` rules, the output and the exit status are the simulator's (runner.py).
+
+Header flags that are tcpwave Config knobs are mapped to what Linux has (a sysctl of the namespace,
+or a route attribute: rto_min, quickack, initcwnd, advmss); the rest are listed as not mapped.
+"""
+
+import ctypes
+import os
+import pickle
+import select
+import signal
+import socket
+import subprocess
+import time
+import typing
+
+from ..drivers.tun import TunDevice
+from . import packets, sysctl
+from .kernel_sockets import KernelSockets
+from .runner import Failure, Result, Runner
+from .script import ScriptError, SkippedEvent, parse_script
+
+CLONE_NEWNET = 0x40000000
+DEVICE = "pd0"
+_SYSCTL_OF = {field: name for name, mapped in sysctl.TABLE.items() if name.startswith("net.")
+              and not name.startswith("net.inet.") for field, _ in mapped[:1]}
+_INVERSE: dict[str, typing.Callable[[typing.Any], object] | None] = {
+    "timestamps": int, "sack": int, "window_scaling": int, "rfc1337": int, "abort_on_overflow": int,
+    "congestion_control": lambda v: {"bbr-lite": "bbr"}.get(v, v), "rto_min": None,
+    "invalid_ratelimit": lambda v: round(v * 1000), "fin_timeout": lambda v: max(1, round(v)),
+    "keepalive_idle": lambda v: max(1, round(v)), "keepalive_interval": lambda v: max(1, round(v))}
+
+
+def _unshare_net() -> None:
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWNET) != 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"unshare(CLONE_NEWNET): {os.strerror(e)} (--kernel needs root)")
+
+
+def _sh(*cmd: str) -> None:
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+class KernelRunner(Runner):
+    """The runner with Linux as the implementation under test, in real time."""
+
+    def _setup(self, changes: dict) -> None:
+        self.t0 = time.monotonic()
+        v6 = self.local.version == 6
+        _sh("ip", "link", "set", "lo", "up")
+        mtu = int(self.flags.get("mtu", "1500"))
+        self.dev = TunDevice(DEVICE, f"{self.local}/{64 if v6 else 24}", str(self.remote), mtu=mtu)
+        self._route: list[str] = []
+        for field, value in changes.items():
+            self._apply(field, value)
+        if self._route:
+            prefix = f"{self.local}/{64 if v6 else 24}"
+            net = str(__import__("ipaddress").ip_interface(prefix).network)
+            _sh("ip", "-6" if v6 else "-4", "route", "change", net, "dev", DEVICE, *self._route)
+        self.ks = KernelSockets(socket.AF_INET6 if v6 else socket.AF_INET, str(self.local), str(self.remote),
+                                     bind_port=int(self.flags.get("bind_port", "8080")),
+                                     connect_port=int(self.flags.get("connect_port", "8080")),
+                                     portable=self.portable)
+        self.ks.clock = lambda: self._clock()
+        self.sockets = self.ks
+
+    def _apply(self, field: str, value) -> None:
+        """A tcpwave knob from the script's header, on Linux."""
+        if field == "rto_min":
+            self._route += ["rto_min", f"{round(value * 1000)}ms"]
+        elif field == "delayed_ack" and value == 0:
+            self._route += ["quickack", "1"]
+        elif field == "initial_cwnd_segments":
+            self._route += ["initcwnd", str(value)]
+        elif field == "mss":
+            self._route += ["advmss", str(value)]
+        elif field in _SYSCTL_OF:
+            convert: typing.Callable[[typing.Any], object] = _INVERSE.get(field) or int
+            self._sysctl(_SYSCTL_OF[field], str(convert(value)))
+        else:
+            self.notes.append(f"--{field} has no Linux equivalent: not applied")
+
+    def _sysctl(self, name: str, value: str) -> None:
+        with open("/proc/sys/" + name.replace(".", "/"), "w") as f:
+            f.write(value)
+
+    # ------------------------------------------------------------ time and packets
+    def _clock(self) -> float:
+        return time.monotonic() - self.t0
+
+    def run(self) -> None:
+        self.t0 = time.monotonic()  # time 0 is the first event, as in packetdrill
+        self.now = 0.0
+        super().run()
+
+    def _collect(self) -> None:
+        raws, _ = self.dev.read_batch()
+        at = self._clock()
+        for raw in raws:
+            sent = packets.decode_outbound(raw, at)
+            if sent is not None:
+                self.queue.append(sent)
+
+    def _deliver(self, raw: bytes) -> None:
+        self.dev.write(raw)
+
+    def _wait(self, until: float) -> None:
+        """Sleep until `until` (script time) or until the device has a packet, at most 2 ms."""
+        left = until - self._clock()
+        if left > 0:
+            select.select([self.dev], [], [], min(left, 0.002))
+
+    def _advance(self, to: float, event) -> None:
+        while True:
+            self.now = self._clock()
+            self._after_step()
+            if self.now >= to:
+                break
+            self._deadline_check(self.now, event)
+            self._wait(to)
+        self.now = self._clock()
+
+    def _await_packet(self, event, lo: float | None, deadline: float) -> None:
+        while not self.queue:
+            self.now = self._clock()
+            self._after_step()
+            if self.queue:
+                break
+            if self.now > deadline:
+                when = "" if lo is None else f" at {lo:.3f} s"
+                raise Failure(event.line, f"expected {event.text!r}{when}; nothing was sent by "
+                                          f"{deadline:.3f} s")
+            self._wait(deadline if deadline != float("inf") else self.now + 1.0)
+
+    # ------------------------------------------------------------ sockets, tcp_info, shell lines
+    def _learn_ports(self, ports) -> None:  # type: ignore[override]
+        self.flow = self._flow(ports[1], self.ks.connect_port)
+        self.flow.spaces.isn = self.flow.spaces.ts_base = None
+
+    def _listening(self) -> bool:
+        u = self.ks.under_test
+        return u is not None and u.listening
+
+    def _child_made(self) -> None:
+        self.ks.under_test = None  # the child has no descriptor until accept()
+
+    def _tcp_info(self) -> dict | None:
+        s = self.ks.under_test
+        if s is None and self.ks.table:
+            s = self.ks.table[max(self.ks.table)]
+        return None if s is None else self.ks.tcp_info(s)
+
+    def _shell_or_code(self, event: SkippedEvent) -> None:
+        if event.kind == "code":
+            self._code(event)
+            return
+        done = subprocess.run(["sh", "-c", event.body], capture_output=True, text=True, timeout=30)
+        self.notes.append(f"line {event.line}: shell ran: {event.body.strip()}")
+        if done.returncode != 0:
+            raise Failure(event.line, f"shell command failed ({done.returncode}): {event.body.strip()}: "
+                                      f"{done.stderr.strip()[:200]}")
+
+    def close(self) -> None:
+        self.ks.close_all()
+        self.dev.close()
+
+
+def _child(path: str, text: str, defaults: dict[str, str], out: int) -> None:
+    """In the forked child: a namespace of its own, the run, the Result down the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    try:
+        _unshare_net()
+        script = parse_script(text, path)
+        runner = KernelRunner(script, {"tolerance_usecs": "10000", **defaults})
+    except ScriptError as e:
+        result = Result(path, False, e.line or None, f"cannot read the script: {e.args[0].split(': ', 1)[-1]}")
+    except (OSError, subprocess.CalledProcessError) as e:
+        result = Result(path, False, None, f"cannot set up the kernel run: {e}")
+    else:
+        try:
+            runner.run()
+            result = Result(path, True, notes=runner.notes, log=runner.log)
+        except Failure as e:
+            unmapped = [n for n in runner.notes if "no Linux equivalent" in n]
+            hint = f" [{'; '.join(unmapped)}]" if unmapped else ""
+            result = Result(path, False, e.line or None, str(e) + hint, runner.notes, runner.log)
+        except Exception as e:  # noqa: BLE001 - reported with its line, like the simulator's crashes
+            line = runner.current.line if runner.current else None
+            result = Result(path, False, line, f"internal error: {type(e).__name__}: {e}", runner.notes, runner.log)
+        finally:
+            runner.close()
+    os.write(out, pickle.dumps(result))
+
+
+def run_kernel_file(path: str, defaults: dict[str, str] | None = None, limit: float = 300.0) -> Result:
+    """Run one script against Linux in a throwaway network namespace (needs root)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError as e:
+        return Result(path, False, None, f"cannot open: {e.strerror}")
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(read_fd)
+        code = 0
+        try:
+            _child(path, text, defaults or {}, write_fd)
+        except BaseException:  # noqa: BLE001 - whatever happens, the child must not go on as the parent
+            code = 1
+        os._exit(code)
+    os.close(write_fd)
+    chunks = []
+    try:
+        end = time.monotonic() + limit
+        while True:
+            left = end - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                return Result(path, False, None, f"no result within {limit:.0f} s (killed)")
+            ready, _, _ = select.select([read_fd], [], [], left)
+            if ready:
+                chunk = os.read(read_fd, 1 << 20)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+    except BaseException:
+        os.kill(pid, signal.SIGKILL)  # Ctrl-C: the child (and with it its namespace) goes too
+        os.waitpid(pid, 0)
+        raise
+    finally:
+        os.close(read_fd)
+    os.waitpid(pid, 0)
+    if not chunks:
+        return Result(path, False, None, "the kernel run ended without a result")
+    result = pickle.loads(b"".join(chunks))
+    assert isinstance(result, Result)
+    return result
