@@ -9,8 +9,6 @@ each state, what is left of TIME_WAIT's 2 x MSL), and the HTML report and pcapng
 
 import argparse
 import collections
-import ctypes
-import os
 import select
 import signal
 import socket
@@ -18,6 +16,7 @@ import subprocess
 import sys
 import time
 
+from ..drivers.netns import unshare_net
 from ..ladder import render_ladder
 from ..views.capture import PcapngWriter
 from ..views.diagrams import timeline
@@ -25,7 +24,6 @@ from ..views.files import write_views
 from ..views.infer import infer_connections
 from .tun_options import end_child
 
-CLONE_NEWNET = 0x40000000
 ETH_P_ALL, ETH_P_IP, ETH_P_IPV6 = 0x0003, 0x0800, 0x86DD
 PACKET_OUTGOING = 4
 REDRAW = 0.2  # seconds between live redraws (each re-infers the states from every packet so far)
@@ -136,20 +134,13 @@ def drain(sock: socket.socket, live: Live, loopback: bool) -> int:
         n += 1
 
 
-def _unshare_net() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"unshare(CLONE_NEWNET): {os.strerror(e)} (tcpwave watch needs root)")
-
-
 def run(args) -> int:
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
     if not command:
         print("tcpwave watch: no command to run (tcpwave watch -- COMMAND ...)", file=sys.stderr)
         return 2
     try:
-        _unshare_net()  # this process's namespace from here on: it goes away with us and COMMAND
+        unshare_net("tcpwave watch")  # this process's namespace from here on: it goes away with us and COMMAND
         subprocess.run(["ip", "link", "set", "lo", "up"], check=True, capture_output=True)
         sock = capture_socket("lo")
     except (OSError, subprocess.CalledProcessError) as e:

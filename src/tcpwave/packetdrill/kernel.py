@@ -10,7 +10,6 @@ Header flags that are tcpwave Config knobs are mapped to what Linux has (a sysct
 or a route attribute: rto_min, quickack, initcwnd, advmss); the rest are listed as not mapped.
 """
 
-import ctypes
 import os
 import pickle
 import select
@@ -20,13 +19,13 @@ import subprocess
 import time
 import typing
 
+from ..drivers.netns import unshare_net
 from ..drivers.tun import TunDevice
 from . import packets, sysctl
 from .kernel_sockets import KernelSockets
 from .runner import Failure, Result, Runner
 from .script import ScriptError, SkippedEvent, parse_script
 
-CLONE_NEWNET = 0x40000000
 DEVICE = "pd0"
 _SYSCTL_OF = {field: name for name, mapped in sysctl.TABLE.items() if name.startswith("net.")
               and not name.startswith("net.inet.") for field, _ in mapped[:1]}
@@ -35,13 +34,6 @@ _INVERSE: dict[str, typing.Callable[[typing.Any], object] | None] = {
     "congestion_control": lambda v: {"bbr-lite": "bbr"}.get(v, v), "rto_min": None,
     "invalid_ratelimit": lambda v: round(v * 1000), "fin_timeout": lambda v: max(1, round(v)),
     "keepalive_idle": lambda v: max(1, round(v)), "keepalive_interval": lambda v: max(1, round(v))}
-
-
-def _unshare_net() -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.unshare(CLONE_NEWNET) != 0:
-        e = ctypes.get_errno()
-        raise OSError(e, f"unshare(CLONE_NEWNET): {os.strerror(e)} (--kernel needs root)")
 
 
 def _sh(*cmd: str) -> None:
@@ -176,7 +168,7 @@ def _child(path: str, text: str, defaults: dict[str, str], out: int) -> None:
     """In the forked child: a namespace of its own, the run, the Result down the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
-        _unshare_net()
+        unshare_net("--kernel")
         script = parse_script(text, path)
         runner = KernelRunner(script, {"tolerance_usecs": "10000", **defaults})
     except ScriptError as e:
