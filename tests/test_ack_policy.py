@@ -11,7 +11,7 @@ from tcpwave.wire.ip import build_ip, parse_ip
 from tcpwave.wire.options import Options
 from tcpwave.wire.tcp import ACK, SYN, Segment, build_tcp, parse_tcp
 
-DELAYED = Config(timestamps=False, window_scaling=False, sack=False)  # delayed_ack: the 40 ms default
+DELAYED = Config(timestamps=False, window_scaling=False, sack=False, quickack=0)  # textbook: 40 ms delay from the start
 
 
 def _data(p, n: int, offset: int = 0):
@@ -27,7 +27,7 @@ def test_one_segment_is_acked_when_the_delay_expires():
 
 
 def test_delay_is_configurable():
-    p = established(Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0.2))
+    p = established(Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0.2, quickack=0))
     _data(p, 100)
     assert p.conn.next_timer() == pytest.approx(0.2)
 
@@ -67,12 +67,69 @@ def test_a_reply_carries_the_delayed_ack():
 
 
 def test_a_fin_in_established_is_acked_after_the_delay_as_linux():
-    """Linux enters pingpong mode on a FIN: its ACK waits for the delayed-ACK timer (checked against
-    the kernel with `tcpwave watch`: 41 ms), so an application that closes at once sends one FIN,ACK."""
+    """Linux enters ping-pong on a FIN: once data has flowed its ACK waits for the delayed-ACK timer
+    (checked against the kernel: 41 ms), so an application that closes at once sends one FIN,ACK."""
     p = established(DELAYED)
+    _data(p, 10)
+    p.peer_nxt = seq_add(p.peer_nxt, 10)
+    expect_one(p.fire_next_timer(), ".", ack=p.peer_nxt)
     assert p.deliver("F.") == []
-    assert p.conn.state.value == "CLOSE_WAIT" and p.conn.next_timer() == pytest.approx(0.040)
+    assert p.conn.state.value == "CLOSE_WAIT" and p.conn.next_timer() == pytest.approx(p.now + 0.040)
     expect_one(p.fire_next_timer(), ".", ack=seq_add(p.peer_nxt, 1))
+
+
+def test_a_fin_before_any_data_is_acked_within_a_tick_as_linux():
+    """With no data yet Linux's ACK delay (ATO) is 0: the ACK goes at the next clock tick
+    (`packetdrill --kernel` on close-passive-four-way.pkt: 1-8 ms)."""
+    p = established(Config(timestamps=False, window_scaling=False, sack=False))
+    assert p.deliver("F.") == []
+    assert p.conn.next_timer() == pytest.approx(p.now + 0.001)
+    expect_one(p.fire_next_timer(), ".", ack=seq_add(p.peer_nxt, 1))
+
+
+LINUX = Config(timestamps=False, window_scaling=False, sack=False)  # quickack=16: Linux's model
+
+
+def test_the_first_data_is_acked_at_once_quick_ack_mode_as_linux():
+    p = established(LINUX)
+    for _ in range(3):
+        expect_one(_data(p, 100), ".", ack=seq_add(p.peer_nxt, 100))
+        p.peer_nxt = seq_add(p.peer_nxt, 100)
+
+
+def test_quick_acks_run_out_after_half_the_window_in_segments():
+    p = established(Config(timestamps=False, window_scaling=False, sack=False, recv_buffer=8000))
+    quick = 0
+    for _ in range(10):
+        out = _data(p, 1000)
+        p.peer_nxt = seq_add(p.peer_nxt, 1000)
+        if not out:
+            break
+        quick += 1
+        p.call("receive", 5000)  # keep the window open
+    assert quick == 4  # 8000 bytes of window / (2 x 1000-byte segments)
+
+
+def test_a_prompt_reply_makes_ping_pong_and_acks_wait_for_the_next_reply():
+    p = established(LINUX)
+    expect_one(_data(p, 10), ".")  # quick ACK
+    p.peer_nxt = seq_add(p.peer_nxt, 10)
+    p.call("send", b"reply")  # within the ACK delay of the data: an interactive exchange
+    assert _data(p, 10) == []  # now the ACK waits...
+    p.peer_nxt = seq_add(p.peer_nxt, 10)
+    seg = expect_one(p.call("send", b"again"), "P.", ack=p.peer_nxt)  # ...and rides on the reply
+    assert seg.payload == b"again"
+
+
+def test_a_missed_reply_leaves_ping_pong_and_the_next_data_is_acked_at_once():
+    p = established(LINUX)
+    _data(p, 10)
+    p.peer_nxt = seq_add(p.peer_nxt, 10)
+    p.call("send", b"reply")
+    assert _data(p, 10) == []
+    p.peer_nxt = seq_add(p.peer_nxt, 10)
+    expect_one(p.fire_next_timer(), ".", ack=p.peer_nxt)  # the delayed ACK: no reply came
+    expect_one(_data(p, 10), ".", ack=seq_add(p.peer_nxt, 10))  # quick ACKs again
 
 
 def test_a_close_within_the_delay_sends_the_fin_on_the_ack():

@@ -86,7 +86,7 @@ def test_wrong_return_value_and_errno():
 
 
 def test_blocking_call_returns_when_the_script_says():
-    body = "+0...0.2 read(4, ..., 100) = 5\n+.2 < P. 1:6(5) ack 1 win 65535\n+.04 > . 1:1(0) ack 6\n"
+    body = "+0...0.2 read(4, ..., 100) = 5\n+.2 < P. 1:6(5) ack 1 win 65535\n+0 > . 1:1(0) ack 6\n"
     assert run(body).ok
     early = body.replace("0.2 read", "0.5 read")
     r = run(early)

@@ -48,6 +48,8 @@ def notes(events: list[dict], msl: float = 30.0) -> dict[int, str]:
     """Plain-language notes at the textbook moments: event index -> note."""
     out: dict[int, str] = {}
     syn_seen = False
+    quick_seen = False
+    data_from: set[str] = set()
     rcvd_at: dict[str, float] = {}
     for i, e in enumerate(events):
         kind, host = e["type"], e.get("host", "")
@@ -55,6 +57,13 @@ def notes(events: list[dict], msl: float = 30.0) -> dict[int, str]:
             syn_seen = True
             out[i] = ("a SYN carries no data but takes one sequence number, so the ACK of it reads ISN+1; "
                       "a FIN does the same")
+        elif kind == "send" and e.get("len"):
+            data_from.add(host)
+        elif (kind == "send" and e["flags"] == "ACK" and not quick_seen and data_from - {host}
+              and e.get("note") != "window update"):
+            quick_seen = True
+            out[i] = ("the first data of a connection is ACKed at once (quick-ACK mode, as Linux); once the "
+                      "exchange goes back and forth, ACKs wait up to 40 ms to ride on a reply (delayed ACK)")
         elif kind == "state":
             to, frm = e["to"], e["from"]
             if to == "SYN_RCVD":

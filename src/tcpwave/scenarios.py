@@ -165,9 +165,9 @@ def run_three_way_close(seed: int, tracer=None, taps=()) -> Result:
     d.listen()
     d.connect()
     d.run()
-    fin_seen = min((e["t"] for e in d.sink if e["type"] == "send" and e["host"] == "client" and "FIN" in e["flags"]),
-                   default=None)
-    closing = [e["flags"] for e in d.sink if e["type"] == "send" and fin_seen is not None and e["t"] >= fin_seen]
+    sends = [e for e in d.sink if e["type"] == "send"]
+    first_fin = next((i for i, e in enumerate(sends) if e["host"] == "client" and "FIN" in e["flags"]), len(sends))
+    closing = [e["flags"] for e in sends[first_fin:]]
     client_path = [e["to"] for e in d.sink if e["type"] == "state" and e["host"] == "client"]
     return d.result("three-way-close", seed, three_segments=closing == ["FIN,ACK", "FIN,ACK", "ACK"],
                     fin_wait_1_to_time_wait="FIN_WAIT_2" not in client_path and client_path[-2:] == ["TIME_WAIT",

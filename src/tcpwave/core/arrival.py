@@ -335,11 +335,14 @@ def _fin(conn: "Connection", inc: Incoming) -> bool:
     if st in RECEIVING and rcv.take_fin():
         conn.events_out.append(ev.EndOfStream())
         if st is S.ESTABLISHED and conn.config.delayed_ack and not rcv.ack_now:
-            # As Linux (pingpong mode on a FIN): the ACK waits for the delayed-ACK timer, so an
-            # application that closes at once sends its FIN on it: a three-segment close.
+            # As Linux (ping-pong on a FIN): the ACK waits for the delayed-ACK timer, so an
+            # application that closes at once sends its FIN on it: a three-segment close. (On a
+            # connection that never carried data the wait is one clock tick: Linux's ATO is still 0.)
             rcv.ack_delayed = True
         else:
             rcv.ack_now = True
+        if st is S.ESTABLISHED:
+            rcv.pingpong = True
         if st is S.ESTABLISHED:
             conn.set_state(S.CLOSE_WAIT, "rcv FIN")
         elif st is S.FIN_WAIT_1:

@@ -25,6 +25,8 @@ class Config:
     nodelay: bool = False  # True turns Nagle's algorithm off (TCP_NODELAY)
     sws_override: float = 0.2  # sender SWS: send a small window-limited segment after this long
     delayed_ack: float = 0.040  # seconds; 0 acknowledges every segment at once (RFC 9293: < 0.5 s)
+    quickack: int = 16  # as Linux: the first data (and data after an idle RTO) is ACKed at once, up to
+    #                     this many ACKs, before ACKs are delayed (TCP_MAX_QUICKACKS); 0: delay from the start
     initial_cwnd_segments: int = 10  # RFC 6928
     congestion_control: str = "cubic"  # a name in tcpwave.cc.REGISTRY: cubic, reno, bbr-lite
     backlog: int = 128  # default listen backlog: the accept queue (established, not yet accepted)

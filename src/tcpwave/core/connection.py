@@ -442,6 +442,8 @@ class Connection:
             elif name == PERSIST:
                 self._on_persist_timeout()
             elif name == DELAYED_ACK:
+                if self.rcv.ack_delayed:
+                    self.rcv.delayed_ack_fired()
                 self.rcv.ack_now = self.rcv.ack_delayed
             elif name == SWS_OVERRIDE:
                 self.snd.sws_expired = True
@@ -565,7 +567,7 @@ class Connection:
         if rcv.ack_now:
             self.emit(ACK, snd.nxt)
         elif rcv.ack_delayed:
-            timers.arm_once(DELAYED_ACK, now, self.config.delayed_ack)
+            timers.arm_once(DELAYED_ACK, now, rcv.ack_delay(self.rtt.srtt))
 
     def send_syn(self, note: str = "") -> None:
         cfg, snd, rcv = self.config, self.snd, self.rcv

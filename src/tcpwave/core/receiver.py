@@ -1,6 +1,12 @@
 """The receiving half of a connection: the receive sequence variables (RFC 9293 §3.3.1), reassembly,
 the window we advertise (and receiver silly-window avoidance), when an ACK is owed (delayed ACK),
 the SACK and D-SACK blocks we report, and TS.Recent (RFC 7323).
+
+When to ACK follows Linux where RFC 9293 §3.8.6.3 leaves the choice (SHLD-18/19: delay, but less than
+0.5 s and not past a second full segment): the first data, and data after an idle RTO, is ACKed at
+once ("quick-ACK" mode, up to Config.quickack ACKs); an exchange that replies within the ACK delay
+("ping-pong") delays its ACKs; the delay (ATO) starts at Config.delayed_ack and adapts to how
+data arrives, as Linux's tcp_event_data_recv() / tcp_send_delayed_ack() do.
 """
 
 from typing import TYPE_CHECKING
@@ -13,11 +19,14 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 
+TICK = 0.001  # the delay of an ACK owed before any data arrived (Linux: ATO 0, the next jiffy)
+
+
 class Receiver:
     __slots__ = (
         "conn", "irs", "nxt", "up", "adv", "wscale", "buf", "closed", "ts_recent", "ts_recent_at",
         "last_ack_sent", "ack_now", "ack_delayed", "delack_bytes", "mss", "recent_ooo", "dsack",
-        "readable_signalled", "urgent_advanced", "bytes_received"
+        "readable_signalled", "urgent_advanced", "bytes_received", "quick", "pingpong", "ato", "last_data_at"
     )
 
     def __init__(self, conn: "Connection") -> None:
@@ -41,6 +50,10 @@ class Receiver:
         self.readable_signalled = 0
         self.urgent_advanced = False
         self.bytes_received = 0
+        self.quick = 0  # ACKs still to send at once (Linux icsk_ack.quick)
+        self.pingpong = False  # an interactive exchange: ACKs wait to ride on replies
+        self.ato = 0.0  # the ACK delay; 0 until the first data arrives (Linux icsk_ack.ato)
+        self.last_data_at = 0.0
 
     def start(self, irs: int) -> None:
         self.irs = irs
@@ -82,6 +95,7 @@ class Receiver:
         """Seventh step: store the data, move RCV.NXT, decide how soon to ACK."""
         rb = self.buf
         conn = self.conn
+        offered = self.window  # RCV.WND as last advertised (Linux's rcv_wnd), before this segment
         off = rb.next_offset + seq_diff(seq, self.nxt)
         edge = rb.next_offset + max(0, seq_diff(self.adv, self.nxt))
         if off + len(payload) > edge:
@@ -101,14 +115,71 @@ class Receiver:
             if rb.readable > self.readable_signalled:
                 self.readable_signalled = rb.readable
                 conn.events_out.append(ev.DataReadable(rb.readable))
+        if moved and in_order:
+            self._data_arrived(offered)
         # RFC 9293 §3.8.6.3 / RFC 5681 §4.2: out-of-order data and a filled gap are ACKed at once;
         # in-order data may wait for the delayed-ACK timer, but not past a second full segment.
         self.delack_bytes += moved
         if (not in_order or had_gap or not moved or not conn.config.delayed_ack
-                or self.delack_bytes >= 2 * self.mss):
+                or self.delack_bytes >= 2 * self.mss or (self.quick and not self.pingpong)):
             self.ack_now = True
         else:
             self.ack_delayed = True
+
+    def _data_arrived(self, offered: int) -> None:
+        """New in-order data: Linux's tcp_event_data_recv(). The first data, or data after more than
+        an RTO of silence, starts quick-ACK mode; close arrivals shrink the ACK delay."""
+        conn = self.conn
+        now, cfg = conn._now, conn.config
+        ato_min = cfg.delayed_ack
+        if not self.ato:
+            self._quickack(offered)
+            self.ato = ato_min
+        else:
+            gap = now - self.last_data_at
+            if gap <= ato_min / 2:
+                self.ato = self.ato / 2 + ato_min / 2
+            elif gap < self.ato:
+                self.ato = min(self.ato / 2 + gap, conn.rtt.rto)
+            elif gap > conn.rtt.rto:
+                self._quickack(offered)
+        self.last_data_at = now
+
+    def _quickack(self, offered: int) -> None:
+        """Linux's tcp_incr_quickack(): as many quick ACKs as half the window holds segments, at
+        least 2, at most Config.quickack."""
+        limit = self.conn.config.quickack
+        if limit:
+            n = max(2, offered // (2 * max(1, self.mss)))
+            self.quick = max(self.quick, min(n, limit))
+
+    def ack_delay(self, srtt: float | None) -> float:
+        """How long an owed ACK may wait (Linux's tcp_send_delayed_ack())."""
+        ato_min = self.conn.config.delayed_ack
+        if not self.ato:  # nothing but a FIN arrived yet: Linux's timer fires at the next tick
+            return min(TICK, ato_min)
+        ato = self.ato
+        if ato > ato_min:
+            max_ato = 0.2 if self.pingpong else 0.5
+            if srtt is not None:
+                max_ato = min(max_ato, max(srtt, ato_min))
+            ato = min(ato, max_ato)
+        return ato
+
+    def delayed_ack_fired(self) -> None:
+        """The delayed-ACK timer ran out with an ACK owed: the ACK delay was too long (Linux inflates
+        it), or in ping-pong the reply did not come (Linux leaves ping-pong)."""
+        if self.pingpong:
+            self.pingpong = False
+            self.ato = self.conn.config.delayed_ack
+        elif self.ato:
+            self.ato = min(2 * self.ato, self.conn.rtt.rto)
+
+    def data_sent(self, now: float) -> None:
+        """We send data within the ACK delay of the peer's last data: a reply, so ping-pong (Linux's
+        tcp_event_data_sent(), with tcp_pingpong_thresh 1)."""
+        if self.ato and now - self.last_data_at < self.ato:
+            self.pingpong = True
 
     def fin_arrived(self, fin_seq: int) -> None:
         """Eighth step: remember where the FIN sits; it is processed once everything before it is here."""
@@ -154,6 +225,8 @@ class Receiver:
     # ----------------------------------------------------------- outgoing
     def acked(self) -> int:
         """An ACK-bearing segment is going out: it pays whatever ACK was owed. Returns RCV.NXT."""
+        if self.quick and (self.ack_now or self.ack_delayed):
+            self.quick -= 1  # an ACK of new data spends a quick ACK (Linux's tcp_dec_quickack_mode())
         self.last_ack_sent = self.nxt
         self.ack_now = self.ack_delayed = False
         self.delack_bytes = 0

@@ -190,6 +190,8 @@ class Sender:
             self.progress_at = now  # the user-timeout clock starts with the first unacked byte
         conn.emit(flags, seq, payload)
         self.last_send = now
+        if n:
+            conn.rcv.data_sent(now)
         if fin:
             self.fin_seq = end
         self.nxt = seq_add(seq, n + fin)

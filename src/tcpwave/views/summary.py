@@ -8,8 +8,9 @@ From a view's segments (a capture's or an event log's), per sender:
   (RFC 2883), so they were not needed;
 - RTO stalls: a retransmission after the sender was silent for at least 200 ms (Linux's minimum RTO)
   and three smoothed RTTs, with the stall's length;
-- duplicate ACKs, as Wireshark counts them (no data, no SYN/FIN/RST, the same ACK number and window
-  as the previous segment from that side, while the other side has data in flight), and their runs;
+- duplicate ACKs, as Wireshark counts them (no data, no SYN/FIN/RST, the same ACK number and
+  non-zero window as the previous segment from that side, and the sequence number right after it),
+  and their runs;
 - zero-window periods advertised by the receiver, with their length;
 - RTT from data segments to the ACK that first covers them, sent once only (Karn): min, avg, max;
 - goodput: new bytes acknowledged per second, from the first data segment to the last ACK of data.
@@ -60,6 +61,7 @@ def _direction(sends: list[dict], me: str, peer: str) -> Direction:
     last_mine = None  # time of my previous segment
     srtt = None
     peer_last: dict | None = None  # the peer's previous segment (for duplicate ACKs)
+    peer_nxt: int | None = None  # the end of the highest sequence space the peer has sent
     run = 0
     zero_since = None
     first_data: float | None = None
@@ -111,8 +113,8 @@ def _direction(sends: list[dict], me: str, peer: str) -> Direction:
                         out.spurious += 1
                         resent.remove(hit[0])
             dup = (peer_last is not None and e["len"] == 0 and not {"SYN", "FIN", "RST"} & set(flags)
-                   and ack == peer_last["ack"] and e["win"] == peer_last["win"]
-                   and snd_max is not None and seq_gt(snd_max, ack))
+                   and ack == peer_last["ack"] and e["win"] == peer_last["win"] != 0
+                   and e["seq"] == peer_nxt)
             if dup:
                 out.dup_acks += 1
                 run += 1
@@ -127,6 +129,9 @@ def _direction(sends: list[dict], me: str, peer: str) -> Direction:
                 out.zero_window.append(e["t"] - zero_since)
                 zero_since = None
         peer_last = e
+        end = (e["seq"] + e["len"] + ("SYN" in flags) + ("FIN" in flags)) & 0xFFFFFFFF
+        if peer_nxt is None or seq_gt(end, peer_nxt):
+            peer_nxt = end
     if zero_since is not None and sends:
         out.zero_window.append(sends[-1]["t"] - zero_since)
     if (acked_to is not None and acked_from is not None and last_ack_time is not None and first_data is not None
