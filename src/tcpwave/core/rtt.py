@@ -1,4 +1,10 @@
-"""Retransmission timeout per RFC 6298: SRTT, RTTVAR, RTO with backoff."""
+"""Retransmission timeout per RFC 6298: SRTT, RTTVAR, RTO with backoff.
+
+The floor is Linux's where RFC 6298 leaves a choice: rto_min bounds the variance term, so
+RTO = SRTT + max(G, 4·RTTVAR, rto_min) (Linux's rttvar_us >= tcp_rto_min). RFC 6298 (2.4) instead
+rounds the whole RTO up to its minimum (a SHOULD); with a 100 ms RTT and rto_min 1 s that is 1.0 s
+where Linux, and tcpwave, wait 1.1 s. `packetdrill --kernel` checks it against the kernel.
+"""
 
 from .config import Config
 
@@ -25,7 +31,7 @@ class RttEstimator:
         else:  # (2.3), alpha = 1/8, beta = 1/4
             self.rttvar = 0.75 * self.rttvar + 0.25 * abs(self.srtt - r)
             self.srtt = 0.875 * self.srtt + 0.125 * r
-        self.rto = min(max(self.srtt + max(cfg.clock_granularity, 4 * self.rttvar), cfg.rto_min), cfg.rto_max)
+        self.rto = min(self.srtt + max(cfg.clock_granularity, 4 * self.rttvar, cfg.rto_min), cfg.rto_max)
 
     def after_syn_timeout(self) -> None:
         """(5.7): the SYN or SYN,ACK timed out and no RTT sample followed: data starts with an RTO

@@ -170,7 +170,7 @@ def _child(path: str, text: str, defaults: dict[str, str], out: int) -> None:
     try:
         unshare_net("--kernel")
         script = parse_script(text, path)
-        runner = KernelRunner(script, {"tolerance_usecs": "10000", **defaults})
+        runner = KernelRunner(script, {"tolerance_usecs": "10000", "tolerance_percent": "13", **defaults})
     except ScriptError as e:
         result = Result(path, False, e.line or None, f"cannot read the script: {e.args[0].split(': ', 1)[-1]}")
     except (OSError, subprocess.CalledProcessError) as e:

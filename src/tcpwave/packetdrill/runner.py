@@ -39,7 +39,7 @@ ADDRESSES = {  # documentation prefixes only (RFC 5737, RFC 3849): nothing here 
     "ipv6": ("2001:db8::1", "2001:db8::2"),
 }
 REMOTE_PORT = 43210  # the remote's port for connections it opens to us
-RUNNER_FLAGS = {"ip_version", "tolerance_usecs", "mss", "mtu", "portable", "local_ip", "remote_ip",
+RUNNER_FLAGS = {"ip_version", "tolerance_usecs", "tolerance_percent", "mss", "mtu", "portable", "local_ip", "remote_ip",
                 "bind_port", "connect_port", "seed"}
 _CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
@@ -83,6 +83,7 @@ class _Pending:
     call: CallEvent
     attempt: typing.Callable[[], object]
     end: float
+    tolerance: float = 0.0
 
 
 def _truthy(value: str) -> bool:
@@ -130,6 +131,9 @@ class Runner:
         self.local = ipaddress.ip_address(flags.get("local_ip", local))
         self.remote = ipaddress.ip_address(flags.get("remote_ip", remote))
         self.tolerance = int(flags.get("tolerance_usecs", "4000")) / 1e6
+        # packetdrill's --tolerance_percent: a wait of D seconds may be off by this share of D too
+        self.tolerance_share = float(flags.get("tolerance_percent", "0")) / 100
+        self.prev_time = 0.0  # the previous event's time: what a relative time counts from
         self.portable = _truthy(flags.get("portable", "false"))
         changes = {}
         for name, value in flags.items():
@@ -244,6 +248,7 @@ class Runner:
         base = 0.0
         for event in self.script.events:
             self.current = event
+            self.prev_time = base
             if isinstance(event, SkippedEvent):
                 lo, _ = self._resolve(event.when, base)
                 if lo is not None:
@@ -288,6 +293,12 @@ class Runner:
         self._deadline_check(to, event)
         self.now = max(self.now, to)
 
+    def _tolerance(self, t: float, since: float | None = None) -> float:
+        """How far an event at `t` may be off: --tolerance_usecs, or --tolerance_percent of the wait
+        since the previous event, whichever is larger (packetdrill's rule)."""
+        wait = t - (self.prev_time if since is None else since)
+        return max(self.tolerance, self.tolerance_share * wait)
+
     def _next_wake(self) -> float | None:
         """The stack's next timer, or a blocked call's own timeout (poll's), whichever is first."""
         t = self.stack.next_timer()
@@ -298,7 +309,7 @@ class Runner:
 
     def _deadline_check(self, t: float, event) -> None:
         p = self.pending
-        if p is not None and t > p.end + self.tolerance:
+        if p is not None and t > p.end + p.tolerance:
             raise Failure(p.call.line, f"{p.call.name}() still blocked at {t:.3f} s; the script has it return at "
                                        f"{p.end:.3f} s")
 
@@ -318,7 +329,7 @@ class Runner:
             self._collect()  # what the retried call sent (a blocked write's data)
             if result is not BLOCK:
                 self.pending = None
-                if abs(self.now - p.end) > self.tolerance:
+                if abs(self.now - p.end) > p.tolerance:
                     raise Failure(p.call.line, f"{p.call.name}() returned at {self.now:.3f} s, the script has it "
                                                f"return at {p.end:.3f} s")
                 self._check_return(p.call, result)
@@ -381,7 +392,8 @@ class Runner:
         return u is not None and u.state is State.LISTEN
 
     def _expect(self, event: PacketEvent, lo: float | None, hi: float | None) -> float:
-        deadline = float("inf") if hi is None else hi + self.tolerance
+        tolerance = self.tolerance if hi is None else self._tolerance(hi)
+        deadline = float("inf") if hi is None else hi + tolerance
         self._await_packet(event, lo, deadline)
         sent = self.queue.popleft()
         if event.ports is not None:
@@ -402,7 +414,7 @@ class Runner:
             self._learn_ts(event, sent)
         shown = packets.describe(sent, self.spaces)
         self.log.append(f"{sent.time:.3f} {shown}")
-        if lo is not None and hi is not None and not lo - self.tolerance <= sent.time <= hi + self.tolerance:
+        if lo is not None and hi is not None and not lo - tolerance <= sent.time <= hi + tolerance:
             expected_at = f"{lo:.3f} s" if lo == hi else f"{lo:.3f}~{hi:.3f} s"
             raise Failure(event.line, f"expected {event.text!r} at {expected_at}; sent {shown!r} at {sent.time:.3f} s")
         if (sent.src_port, sent.dst_port) != (self.local_port, self.remote_port):
@@ -450,11 +462,12 @@ class Runner:
                 raise Failure(event.line, f"{event.name}() would block; write it as 'start...end {event.name}(...)' "
                                           "with the time it returns")
             offset = at - event.when.start
-            self.pending = _Pending(event, attempt, (event.when.block_end or 0.0) + offset)
+            end = (event.when.block_end or 0.0) + offset
+            self.pending = _Pending(event, attempt, end, self._tolerance(end, at))
             return
         if blocking:
             end = (event.when.block_end or 0.0) + at - event.when.start
-            if abs(end - self.now) > self.tolerance:
+            if abs(end - self.now) > self._tolerance(end, at):
                 raise Failure(event.line, f"{event.name}() returned at once ({self.now:.3f} s); the script has it "
                                           f"block until {end:.3f} s")
         self._check_return(event, result)
@@ -483,7 +496,7 @@ class Runner:
     def _finish(self) -> None:
         if self.pending is not None:
             p = self.pending
-            self._advance(p.end + self.tolerance, p.call)
+            self._advance(p.end + p.tolerance, p.call)
             if self.pending is not None:
                 raise Failure(p.call.line, f"{p.call.name}() never returned (the script has it return at "
                                            f"{p.end:.3f} s)")
