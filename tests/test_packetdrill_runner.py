@@ -305,7 +305,7 @@ assert tcpi_rcv_wscale == 3
 }%
 +0 write(4, ..., 3000) = 3000
 +0 > . 1:1001(1000) ack 1
-+0 > . 1001:2001(1000) ack 1
++0 > P. 1001:2001(1000) ack 1
 +0 > P. 2001:3001(1000) ack 1
 +0 %{ assert tcpi_unacked == 3 }%
 """
@@ -397,7 +397,7 @@ def test_buffer_sizes_may_change_after_connect():
             "+0 fcntl(4, F_SETFL, O_NONBLOCK) = 0\n+0 write(4, ..., 5000) = 2000\n"
             "+0 > . 1:1001(1000) ack 1\n+0 > P. 1001:2001(1000) ack 1\n"
             "+0 setsockopt(4, SOL_SOCKET, SO_SNDBUF, [100000], 4) = 0\n+0 write(4, ..., 3000) = 3000\n"
-            "+0 > . 2001:3001(1000) ack 1\n+0 > . 3001:4001(1000) ack 1\n+0 > P. 4001:5001(1000) ack 1\n")
+            "+0 > . 2001:3001(1000) ack 1\n+0 > P. 3001:4001(1000) ack 1\n+0 > P. 4001:5001(1000) ack 1\n")
     assert r.ok, r.summary()
 
 

@@ -69,6 +69,23 @@ class Sender:
         self.nxt = seq_add(iss, 1)
         self.buf.start_seq = self.nxt
 
+    def _push_every(self) -> int:
+        """Where RFC 9293 leaves PSH to the sender (§3.9.1, MAY), do as Linux: it cuts a write into
+        buffers of its TSO size goal (about 1 ms at the pacing rate, at least 2 segments, at most
+        64 KB and half the peer's largest window) and sends each with PSH on its last segment."""
+        conn, mss = self.conn, max(1, self.mss)
+        srtt, cc = conn.rtt.srtt, conn.cc
+        if srtt:
+            rate = cc.cwnd * (2.0 if cc.cwnd < cc.ssthresh / 2 else 1.2) / srtt  # Linux's pacing rate, B/s
+            segs = max(2, int(rate / 1024) // mss)
+        else:
+            segs = 65536 // mss
+        goal = max(1, min(segs, 65536 // mss)) * mss
+        half = self.max_wnd // 2 if self.max_wnd > 536 else self.max_wnd
+        if half and goal > half:
+            goal = max(mss, half // mss * mss)
+        return goal
+
     @property
     def seg_max(self) -> int:
         mss = self.mss
@@ -79,9 +96,15 @@ class Sender:
         n = self.buf.append(data)
         self.unsent += n
         if n:
-            if self.push_points is None:
-                self.push_points = collections.deque()
-            self.push_points.append(self.buf.end_seq)
+            points = self.push_points
+            if points is None:
+                points = self.push_points = collections.deque()
+            end = self.buf.end_seq
+            goal = self._push_every()
+            if goal < n:  # a long write: PSH ends each chunk of it too, as Linux's sendmsg marks each skb
+                start = seq_add(end, -n)
+                points.extend(seq_add(start, k) for k in range(goal, n, goal))
+            points.append(end)
             if urgent:
                 self.up = self.buf.end_seq  # MUST-62: the octet following the urgent data
         if n < len(data):
