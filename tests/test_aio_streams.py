@@ -117,7 +117,7 @@ def test_peer_abort_raises_connection_reset_error_on_read():
 
 def test_unanswered_connect_raises_timeout_error():
     async def main():
-        fast = Config(syn_retries=1, rto_initial=0.05, rto_min=0.05)
+        fast = Config(syn_retries=1, syn_linear_timeouts=0, rto_initial=0.05, rto_min=0.05)
         client, _server = pair(fast)
         with pytest.raises(TimeoutError):
             await open_connection("192.0.2.99", 7, runtime=client)  # nobody has this address
@@ -192,7 +192,7 @@ def test_faulty_link_delays_and_drops_what_the_stack_sends():
         assert conn.srtt >= 0.05  # the injected delay is in the measured round trip
         writer.close()
 
-        fast = Config(syn_retries=1, rto_initial=0.05, rto_min=0.05)
+        fast = Config(syn_retries=1, syn_linear_timeouts=0, rto_initial=0.05, rto_min=0.05)
         a2, b2 = MemoryLink.pair()
         blackhole = FaultyLink(a2, loss=1.0, seed=2)
         client2 = Runtime(Stack(["192.0.2.1"], seed=3, config=fast), blackhole)

@@ -74,7 +74,8 @@ def test_simultaneous_open_rst_means_refused():
 
 
 def test_syn_is_retransmitted_at_1_2_4_seconds_then_times_out():
-    p = syn_sent(Config(timestamps=False, window_scaling=False, sack=False, syn_retries=4))
+    """RFC 6298's doubling, with Linux's linear timeouts turned off (syn_linear_timeouts=0)."""
+    p = syn_sent(Config(timestamps=False, window_scaling=False, sack=False, syn_retries=4, syn_linear_timeouts=0))
     times = []
     while p.conn.next_timer() is not None:
         out = p.fire_next_timer()
@@ -87,15 +88,25 @@ def test_syn_is_retransmitted_at_1_2_4_seconds_then_times_out():
     assert p.events() == [ev.Closed(ev.TIMED_OUT)]
 
 
-def test_default_syn_retries_give_up_after_127_seconds():
+def test_syn_retransmissions_are_linear_then_double_and_give_up_as_linux():
+    """Linux 6.7+ (checked with packetdrill --kernel, open-syn-retransmit-backoff.pkt): four
+    retransmissions 1 s apart, then doubling; up to syn_retries + 4 of them, and no longer than
+    syn_retries doublings of 1 s take."""
     p = syn_sent()
+    times = []
+    while p.conn.next_timer() is not None:
+        if p.fire_next_timer():
+            times.append(p.now)
+    assert times == [1.0, 2.0, 3.0, 4.0, 5.0, 7.0, 11.0, 19.0, 35.0, 67.0]
+    assert p.now == 131.0 and p.state == "CLOSED"
+    p = syn_sent(Config(syn_retries=2))
     while p.conn.next_timer() is not None:
         p.fire_next_timer()
-    assert p.now == 127.0  # 1+2+4+8+16+32+64, as Linux with tcp_syn_retries=6
+    assert p.now == 7.0  # (2 << 2) - 1 seconds: the time limit comes first
 
 
 def test_karn_no_rtt_sample_from_a_retransmitted_syn():
-    p = syn_sent()
+    p = syn_sent(Config(syn_linear_timeouts=0))
     p.fire_next_timer()  # SYN retransmitted at t=1, RTO backed off to 2 s
     assert p.conn.rto == 2.0
     p.advance(1.5)

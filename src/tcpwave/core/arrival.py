@@ -95,6 +95,7 @@ def _syn_sent(conn: "Connection", seg: Segment) -> None:
     else:
         snd.wl2 = snd.una
         conn.retries = 0
+        conn.retrans_stamp = None
         conn.set_state(S.SYN_RCVD, "rcv SYN (simultaneous open)")
         conn.send_syn()
 
@@ -296,6 +297,7 @@ def _data_acked(conn: "Connection", inc: Incoming, ack: int, window: int) -> Non
         if sample is not None:
             conn.rtt_sample(sample)
         conn.retries = 0
+        conn.retrans_stamp = None
     sacked_before = rec.q.sacked
     rec.on_ack(ack_pos, seg.options.sack if conn.sack_ok else (), dup, now, sample)
     snd.update_window(seg.seq, ack, window, now)

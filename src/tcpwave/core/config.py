@@ -10,7 +10,8 @@ class Config:
     rto_min: float = 0.2  # as Linux (TCP_RTO_MIN); RFC 6298 (2.4) says 1 s: rto_min=1.0
     rto_max: float = 120.0  # RFC 6298 (2.5): at least 60 s; Linux uses 120 s
     clock_granularity: float = 0.001  # G in RFC 6298
-    syn_retries: int = 6  # SYN retransmissions before ETIMEDOUT (Linux: 6, ~127 s)
+    syn_retries: int = 6  # SYN retransmissions before ETIMEDOUT (Linux: 6)
+    syn_linear_timeouts: int = 4  # the first SYN retransmissions come 1 RTO apart, not doubling (Linux 6.7+)
     synack_retries: int = 5  # SYN,ACK retransmissions before giving up (Linux: 5)
     data_retries: int = 15  # R2 of RFC 9293 §3.8.3 as a count (Linux tcp_retries2: 15)
     mss: int | None = None  # our MSS; default from the MTU the stack knows

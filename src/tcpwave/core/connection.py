@@ -17,6 +17,7 @@ the handshake's options and `emit`, through which every segment goes out.
 import dataclasses
 import errno as _errno
 import functools
+import math
 import os
 import random
 from collections.abc import Callable
@@ -100,7 +101,7 @@ class Connection:
         "state", "passive", "_now", "_out", "events_out", "our_mss", "ts_enabled", "sack_ok",
         "peer_offered_wscale", "_ts_offset", "timers", "rtt", "cc", "snd", "rcv", "recovery", "keepalive",
         "user_timeout", "last_recv", "keepalive_probes", "retries", "iss_floor", "close_reason", "stats",
-        "_reported", "on_change", "_port_pair", "soft_error", "table_key", "__weakref__"
+        "_reported", "on_change", "_port_pair", "soft_error", "table_key", "retrans_stamp", "syn_at", "__weakref__"
     )
 
     def __init__(
@@ -147,6 +148,8 @@ class Connection:
         self.last_recv = 0.0  # when a segment last arrived (keep-alive idleness)
         self.keepalive_probes = 0  # unanswered keep-alive probes
         self.retries = 0  # retransmissions of the same data without progress
+        self.retrans_stamp: float | None = None  # when what is being retransmitted was first sent
+        self.syn_at = 0.0  # when our SYN (or SYN,ACK) first went out
         self.iss_floor: int | None = None  # set when reopening from TIME_WAIT
         self.close_reason: CloseReason | None = None
         self.stats = Stats()
@@ -487,15 +490,18 @@ class Connection:
 
     def _on_retransmit_timeout(self) -> None:
         st, cfg = self.state, self.config
-        limit = (cfg.syn_retries if st is S.SYN_SENT else cfg.synack_retries if st is S.SYN_RCVD
-                 else cfg.data_retries)
-        if self.retries >= limit:
+        if self.retries == 0:  # Linux's retrans_stamp: the SYN's first send, or data's first retransmission
+            self.retrans_stamp = self._now if st in SYNCHRONIZED else self.syn_at
+        if self._gave_up(st, cfg):
             self.timers.give_up(RETRANSMIT, self._now, retries=self.retries)
             self.terminate(self._timed_out(), "retransmissions exhausted")
             return
         self.retries += 1
         self.stats.timeouts += 1
-        self.rtt.backoff()
+        if st is not S.SYN_SENT or self.retries > cfg.syn_linear_timeouts:
+            self.rtt.backoff()  # (an active SYN's first retransmissions keep the RTO, as Linux)
+        else:
+            self.rtt.backoffs += 1
         snd = self.snd
         snd.rtt_seq = None  # Karn's rule
         if snd.una == snd.iss and st in (S.SYN_SENT, S.SYN_RCVD, S.FIN_WAIT_1):
@@ -505,6 +511,25 @@ class Connection:
             snd.output(self._now)
         if self.timers.slot is None:
             self.timers.arm(RETRANSMIT, self._now, self.rtt.rto)
+
+    def _gave_up(self, st: S, cfg) -> bool:
+        """Linux's tcp_write_timeout(): an active SYN gives up after syn_retries + syn_linear_timeouts
+        retransmissions or the time syn_retries doublings from the initial RTO take; a SYN,ACK after
+        synack_retries; data after the time data_retries (tcp_retries2) doublings from 200 ms take
+        (15: 924.6 s), counted from the first retransmission. RFC 9293 §3.8.3 lets R2 be a time."""
+        if st is S.SYN_RCVD:
+            return self.retries >= cfg.synack_retries
+        if st is S.SYN_SENT:
+            if self.retries >= cfg.syn_retries + cfg.syn_linear_timeouts:
+                return True
+            boundary, base = cfg.syn_retries, cfg.rto_initial
+        else:
+            boundary, base = cfg.data_retries, 0.2  # Linux's TCP_RTO_MIN, whatever the route's minimum
+        if not self.retries or self.retrans_stamp is None:
+            return False
+        thresh = max(0, int(math.log2(cfg.rto_max / base)))
+        limit = ((2 << min(boundary, thresh)) - 1) * base + max(0, boundary - thresh) * cfg.rto_max
+        return self._now - self.retrans_stamp >= limit - 1e-9
 
     def _on_probe_timeout(self) -> None:
         self.stats.probes += 1
@@ -587,6 +612,8 @@ class Connection:
                 ts=(self.tsval(), 0) if cfg.timestamps else None,
             )
         self.emit(SYN | (ACK if synack else 0), snd.iss, options=opts, note=note)
+        if not note:
+            self.syn_at = self._now
         if not note and snd.rtt_seq is None:
             snd.rtt_seq, snd.rtt_time = seq_add(snd.iss, 1), self._now
         self.timers.arm_once(RETRANSMIT, self._now, self.rtt.rto)

@@ -260,7 +260,7 @@ class Runner:
             lo, hi = self._resolve(event.when, base)
             if isinstance(event, PacketEvent) and not event.inbound:
                 t = self._expect(event, lo, hi)
-                base = t if event.when.kind == "any" or lo is None else lo
+                base = t  # relative times count from when the packet went out, as in packetdrill
                 continue
             at: float = self.now if lo is None else lo
             self._advance(at, event)

@@ -30,6 +30,7 @@ TABLE: dict[str, list[tuple[str, Callable[[str], object]]]] = {
     "net.ipv4.tcp_fin_timeout": [("fin_timeout", float)],
     "net.ipv4.tcp_retries2": [("data_retries", int)],
     "net.ipv4.tcp_syn_retries": [("syn_retries", int)],
+    "net.ipv4.tcp_syn_linear_timeouts": [("syn_linear_timeouts", int)],
     "net.ipv4.tcp_synack_retries": [("synack_retries", int)],
     "net.ipv4.tcp_keepalive_time": [("keepalive_idle", float)],
     "net.ipv4.tcp_keepalive_intvl": [("keepalive_interval", float)],
