@@ -90,7 +90,8 @@ def test_data_arriving_after_close_draws_rst():
     p = established()
     expect_one(p.call("close"), "F.")
     out = p.deliver("P.", payload=b"too late")
-    expect_one(out, "R.")
+    rst = expect_one(out, "R")  # Linux's form: <SEQ=SEG.ACK><CTL=RST>
+    assert rst.seq == p.our_nxt  # the ACK field of the segment it answers
     assert p.state == "CLOSED"
     assert ev.Closed(ev.ABORTED) in p.events()
 

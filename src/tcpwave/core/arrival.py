@@ -149,10 +149,12 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
             conn.send_syn(note="retransmission: answers a duplicate SYN")
             conn.handled(seg, Handled.DUPLICATE_SYN)
             return False
-        # Simultaneous open: the peer's SYN,ACK; its SYN is old news, its ACK is not.
+        # Simultaneous open: the peer's SYN,ACK; its SYN is old news, its ACK is not. Linux ACKs it
+        # (RFC 9293 Figure 8 leaves that ACK out; either way the peer is ESTABLISHED already).
         inc.seg = seg = replace(seg, seq=seq_add(seg.seq, 1), flags=f & ~SYN)
         inc.flags = f = seg.flags
         inc.syn = True
+        rcv.ack_now = True
     if st is S.TIME_WAIT and f & FIN and not f & RST and seq_add(seg.seq, seg.seg_len) == rcv.nxt:
         rcv.ack_now = True  # a retransmitted FIN: our last ACK was lost
         conn.timers.arm(TIME_WAIT_TIMER, conn._now, 2 * conn.config.msl)
@@ -318,8 +320,12 @@ def _text(conn: "Connection", inc: Incoming) -> bool:
     if inc.payload and conn.state in RECEIVING:
         seg = inc.seg
         if rcv.closed and seq_gt(seq_add(seg.seq, len(inc.payload)), rcv.nxt):
-            # nobody will read it: tell the peer its data is lost (RFC 9293 §3.6.1 SHLD-3)
-            conn.emit(RST | ACK, conn.snd.nxt, note="data after close")
+            # nobody will read it: tell the peer its data is lost (RFC 9293 §3.6.1 SHLD-3), with the
+            # RST Linux sends (tcp_v4_send_reset): <SEQ=SEG.ACK><CTL=RST>, or an ACK of the segment
+            if inc.flags & ACK:
+                conn.send_reset(seg.ack, "data after close")
+            else:
+                conn.send_reset(0, "data after close", ack=seq_add(seg.seq, seg.seg_len))
             conn.terminate(CloseReason.ABORTED, "data after close")
             return False
         rcv.text(seg.seq, inc.payload)
