@@ -102,9 +102,10 @@ def main() -> None:
         files = sorted(CORPUS.glob("*.pkt"))
         default, portable = run_kernel(files, False), run_kernel(files, True)
         lines = ["script\tseconds\tdefault || portable"]
+        missing = "-\tnot run"
         for f in files:
-            lines.append(f"{f.name}\t{script_seconds(f):.1f}\t{default.get(f.name, '-\tnot run')} || "
-                         f"{portable.get(f.name, '-\tnot run')}")
+            d, p = default.get(f.name, missing), portable.get(f.name, missing)
+            lines.append(f"{f.name}\t{script_seconds(f):.1f}\t{d} || {p}")
         RESULTS.write_text("\n".join(lines) + "\n")
     write_table()
 
