@@ -76,3 +76,33 @@ assert tcpi_snd_mss == 1000
     with open("/proc/sys/net/ipv4/tcp_fin_timeout") as f:
         assert f.read().strip() != "7"  # it ran in the script's namespace, not here
 
+
+
+def linux_results() -> list[tuple[str, float, str, str]]:
+    """docs/linux-results.tsv (written by docs/linux_results.py): script, seconds, default, portable."""
+    rows = []
+    for line in (ROOT / "docs" / "linux-results.tsv").read_text().splitlines()[1:]:
+        name, seconds, rest = line.split("\t", 2)
+        default, _, portable = rest.partition(" || ")
+        rows.append((name, float(seconds), default, portable))
+    return rows
+
+
+def test_the_docs_table_shows_the_recorded_linux_result_of_every_script():
+    docs = (ROOT / "docs" / "packetdrill.md").read_text()
+    for name, _, default, portable in linux_results():
+        row = next(line for line in docs.splitlines() if f"| `{name}` |" in line)
+        want = "ok |" if default == "ok" else "ok with --portable |" if portable == "ok" else "differs"
+        assert want in row or "not run" in row, row
+
+
+def test_every_short_script_linux_passes_passes_on_linux_again():
+    """The scripts of up to 15 s that the table marks ok on Linux (in CI: about a minute)."""
+    rows = [r for r in linux_results() if r[1] <= 15]
+    for portable in (False, True):
+        files = [f"tests/conformance/{name}" for name, _, default, port in rows
+                 if (port == "ok" and default != "ok" if portable else default == "ok")]
+        assert portable or len(files) >= 50
+        if files:
+            out = drill("-j", "2", *(["--portable"] if portable else []), *files)
+            assert out.returncode == 0, "\n".join(line for line in out.stdout.splitlines() if "FAIL" in line)

@@ -302,7 +302,7 @@ def _data_acked(conn: "Connection", inc: Incoming, ack: int, window: int) -> Non
         conn.retrans_stamp = None
     sacked_before = rec.q.sacked
     rec.on_ack(ack_pos, seg.options.sack if conn.sack_ok else (), dup, now, sample)
-    snd.update_window(seg.seq, ack, window, now)
+    snd.update_window(seg.seq, ack, window, now, advanced)
     if advanced or rec.q.sacked != sacked_before or rec.reo_timeout > 0:
         conn.arm_loss_timer(acked=True)
 

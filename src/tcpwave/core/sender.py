@@ -323,9 +323,13 @@ class Sender:
             conn.events_out.append(ev.SendSpace(self.buf.space))
         return sample
 
-    def update_window(self, seq: int, ack: int, window: int, now: float) -> None:
-        """RFC 9293 §3.10.7.4 fifth, ESTABLISHED: take the window from the newest segment."""
-        if seq_lt(self.wl1, seq) or (self.wl1 == seq and seq_le(self.wl2, ack)):
+    def update_window(self, seq: int, ack: int, window: int, now: float, advanced: bool = False) -> None:
+        """RFC 9293 §3.10.7.4 fifth, ESTABLISHED: take the window from the newest segment. Which
+        segment is newer is Linux's tcp_may_update_window(): one that acknowledges new data or comes
+        later in sequence; at the same SEG.SEQ and SEG.ACK only a larger (or zero) window counts,
+        so a bare update that only shrinks the window is ignored (the RFC says it "should" be taken)."""
+        if (advanced or seq_lt(self.wl1, seq)
+                or (self.wl1 == seq and seq_le(self.wl2, ack) and (window > self.wnd or not window))):
             self.wnd = window
             if window > self.max_wnd:
                 self.max_wnd = window
