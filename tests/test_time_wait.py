@@ -27,6 +27,30 @@ def test_time_wait_reacks_retransmitted_fin_and_restarts_the_timer():
     assert p.state == "TIME_WAIT"
 
 
+def test_a_bare_ack_restarts_time_wait_and_draws_nothing_as_linux():
+    p = time_wait()
+    p.advance(40.0)
+    assert p.deliver(".") == []  # at RCV.NXT, no data: Linux's tcp_timewait_state_process() is silent
+    assert p.conn.next_timer() == 40.0 + 60.0 and p.state == "TIME_WAIT"
+
+
+def test_data_and_old_duplicates_in_time_wait_are_acked_rate_limited_as_linux():
+    p = time_wait()
+    p.advance(1.0)
+    expect_ack(p, p.deliver("P.", payload=b"late"))  # text after the FIN: ACKed (and ignored)
+    assert p.conn.next_timer() == 1.0 + 60.0
+    p.advance(1.1)
+    assert p.deliver(".", seq=seq_add(p.peer_nxt, -5)) == []  # within tcp_invalid_ratelimit: no second ACK
+    p.advance(1.7)
+    expect_ack(p, p.deliver(".", seq=seq_add(p.peer_nxt, -5)))
+
+
+def test_a_rst_not_at_rcv_nxt_is_ignored_without_a_challenge_ack_as_linux():
+    p = time_wait()
+    assert p.deliver("R", seq=seq_add(p.peer_nxt, 100)) == []
+    assert p.state == "TIME_WAIT"
+
+
 def test_time_wait_rst_closes_unless_rfc1337():
     p = time_wait()
     p.events()

@@ -155,11 +155,8 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
         inc.flags = f = seg.flags
         inc.syn = True
         rcv.ack_now = True
-    if st is S.TIME_WAIT and f & FIN and not f & RST and seq_add(seg.seq, seg.seg_len) == rcv.nxt:
-        rcv.ack_now = True  # a retransmitted FIN: our last ACK was lost
-        conn.timers.arm(TIME_WAIT_TIMER, conn._now, 2 * conn.config.msl)
-        conn.handled(seg, Handled.RETRANSMITTED_FIN)
-        return False
+    if st is S.TIME_WAIT and not (f & SYN and not f & ACK):  # (a new SYN: the reopening rules)
+        return _time_wait(conn, inc)
     ts = seg.options.ts
     if (conn.ts_enabled and ts is not None and not f & RST and seq_lt(ts[0], rcv.ts_recent)
             and conn._now - rcv.ts_recent_at <= TS_RECENT_VALID):  # RFC 7323 §5.5: 24 idle days
@@ -178,6 +175,42 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
         conn.drop(seg, D.RST_OUT_OF_WINDOW if f & RST else D.OUT_OF_WINDOW)
         return False
     return True
+
+
+def _time_wait(conn: "Connection", inc: Incoming) -> bool:
+    """TIME_WAIT takes segments as Linux's tcp_timewait_state_process() does, where RFC 9293 leaves
+    room ("the only thing that can arrive in this state is a retransmission of the remote FIN"):
+    - a RST at RCV.NXT goes on to the RST check (it ends TIME_WAIT unless rfc1337); any other RST is
+      ignored, with no challenge ACK;
+    - a bare ACK at RCV.NXT restarts the 2 x MSL timer and draws nothing;
+    - anything else (a retransmitted FIN, data, an old duplicate, a segment PAWS rejects) is ACKed
+      (at most once per invalid_ratelimit, a retransmitted FIN always) and, if it carries an ACK,
+      restarts the timer."""
+    seg, f, rcv, now = inc.seg, inc.flags, conn.rcv, conn._now
+    ts = seg.options.ts
+    paws = (conn.ts_enabled and ts is not None and not f & RST and seq_lt(ts[0], rcv.ts_recent)
+            and now - rcv.ts_recent_at <= TS_RECENT_VALID)
+    restart = 2 * conn.config.msl
+    if f & RST:
+        if seg.seq == rcv.nxt:
+            return True
+        conn.drop(seg, D.RST_NOT_EXACT_IN_TIME_WAIT)
+        return False
+    if not paws and seg.seq == rcv.nxt and not seg.seg_len:
+        conn.timers.arm(TIME_WAIT_TIMER, now, restart)
+        conn.handled(seg, Handled.ACK_IN_TIME_WAIT)
+        return False
+    if f & FIN and not paws and seq_add(seg.seq, seg.seg_len) == rcv.nxt:
+        rcv.ack_now = True  # a retransmitted FIN: our last ACK was lost
+        conn.timers.arm(TIME_WAIT_TIMER, now, restart)
+        conn.handled(seg, Handled.RETRANSMITTED_FIN)
+        return False
+    if not conn._oow_limited():
+        rcv.ack_now = True
+    if f & ACK or paws:
+        conn.timers.arm(TIME_WAIT_TIMER, now, restart)
+    conn.handled(seg, Handled.SEGMENT_IN_TIME_WAIT)
+    return False
 
 
 def _answer_invalid(conn: "Connection", seg: Segment) -> None:

@@ -89,6 +89,7 @@ class DropReason(enum.StrEnum):
     RST_OUT_OF_WINDOW = "rst_out_of_window"
     RST_NOT_EXACT = "rst_not_exact_challenge_ack"
     RST_IN_TIME_WAIT = "rst_in_time_wait_rfc1337"
+    RST_NOT_EXACT_IN_TIME_WAIT = "rst_not_exact_in_time_wait"  # ignored, no challenge ACK (as Linux)
     SYN_CHALLENGE = "syn_challenge_ack"
     NO_ACK = "no_ack"
     ACK_ABOVE_SND_NXT = "ack_above_snd_nxt"
@@ -113,3 +114,5 @@ class Handled(enum.StrEnum):
 
     RETRANSMITTED_FIN = "retransmitted_fin", "re-ACKed, 2×MSL restarted"  # TIME_WAIT: our last ACK was lost
     DUPLICATE_SYN = "duplicate_syn", "SYN,ACK sent again"  # SYN_RCVD: our SYN,ACK was lost
+    ACK_IN_TIME_WAIT = "ack_in_time_wait", "2×MSL restarted"  # a bare ACK at RCV.NXT (as Linux)
+    SEGMENT_IN_TIME_WAIT = "segment_in_time_wait", "ACKed, 2×MSL restarted"  # data or an old duplicate (as Linux)
