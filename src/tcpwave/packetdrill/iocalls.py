@@ -33,6 +33,24 @@ class Mismatch(Exception):
     """A call returned something other than the script says (e.g. a getsockopt value)."""
 
 
+def check_tcp_info(have: dict, value) -> None:
+    """getsockopt(fd, SOL_TCP, TCP_INFO, {tcpi_state=TCP_ESTABLISHED, ...}, ...): each field the script
+    gives must equal tcp_info's (names such as TCP_ESTABLISHED stand for their values)."""
+    if not isinstance(value, dict):
+        return
+    from .tcpinfo import constants
+
+    names = constants()
+    for field, want in value.items():
+        if want == WILDCARD:
+            continue
+        if field not in have:
+            raise Mismatch(f"TCP_INFO has no field {field}")
+        want_value = names.get(want, want) if isinstance(want, str) else want
+        if have[field] != want_value:
+            raise Mismatch(f"getsockopt TCP_INFO {field} is {int(have[field])}, the script expects {want}")
+
+
 def _mask(value) -> int:
     names = value if isinstance(value, tuple) else (value,)
     out = 0

@@ -13,7 +13,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .iocalls import BLOCK, POLL, Mismatch, SysError, _iov_total, _mask, _mask_text, _msg_total
+from .iocalls import BLOCK, POLL, Mismatch, SysError, _iov_total, _mask, _mask_text, _msg_total, check_tcp_info
 from .script import WILDCARD, CallEvent
 
 TCP_INFO = struct.Struct("=7B1x24I")  # the stable head of struct tcp_info (Linux 2.6)
@@ -273,15 +273,7 @@ class KernelSockets:
     def _getsockopt(self, fd, level, name, value, length=None):
         s = self._sock(fd)
         if name == "TCP_INFO":
-            if isinstance(value, dict):
-                from .tcpinfo import constants
-
-                have = self.tcp_info(s)
-                names = constants()
-                for field, want in value.items():
-                    want_value = names.get(want, want) if isinstance(want, str) else want
-                    if want != WILDCARD and have.get(field) != want_value:
-                        raise Mismatch(f"getsockopt TCP_INFO {field} is {have.get(field)}, the script expects {want}")
+            check_tcp_info(self.tcp_info(s), value)
             return lambda: 0
         if name == "SO_LINGER":
             onoff, linger = struct.unpack("ii", s.sock.getsockopt(socket.SOL_SOCKET, socket.SO_LINGER, 8))

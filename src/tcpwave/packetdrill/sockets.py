@@ -17,9 +17,9 @@ from ..core.connection import Connection
 from ..core.errors import StateError
 from ..core.state import State
 from ..stack import Listener, PortInUse, Stack
-from .iocalls import BLOCK, IoCalls, Mismatch, SysError
+from .iocalls import BLOCK, IoCalls, Mismatch, SysError, check_tcp_info
 from .script import WILDCARD, CallEvent
-from .tcpinfo import constants, tcp_info
+from .tcpinfo import tcp_info
 
 O_RDWR, O_NONBLOCK = 0x2, 0x800
 _RECEIVED_FIN = frozenset({State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING, State.TIME_WAIT})
@@ -356,16 +356,5 @@ class Sockets(IoCalls):
         conn = s.conn if s.conn is not None else (s.listener.tcb if s.listener is not None else None)
         if conn is None:
             return 0
-        have = tcp_info(conn, self.clock())
-        if not isinstance(value, dict):
-            return 0
-        names = constants()
-        for field, want in value.items():
-            if want == WILDCARD:
-                continue
-            if field not in have:
-                raise Mismatch(f"TCP_INFO has no field {field}")
-            want_value = names.get(want, want) if isinstance(want, str) else want
-            if have[field] != want_value:
-                raise Mismatch(f"getsockopt TCP_INFO {field} is {int(have[field])}, the script expects {want}")
+        check_tcp_info(tcp_info(conn, self.clock()), value)
         return 0
