@@ -16,6 +16,7 @@ pytestmark = pytest.mark.skipif(
 
 def test_bench_reports_verified_figures_and_leaves_nothing_behind(tmp_path):
     r = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "bench", "--bytes", "5000000", "--cycles", "100",
+                        "--churn-seconds", "2",
                         "--json", "--pcap", str(tmp_path / "b.pcap")], capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads(r.stdout)
@@ -23,7 +24,11 @@ def test_bench_reports_verified_figures_and_leaves_nothing_behind(tmp_path):
     for side in ("tcpwave_offload", "tcpwave_no_offload", "linux_veth"):
         assert data[side]["linux_to_tcpwave"]["verified"] and data[side]["tcpwave_to_linux"]["verified"]
         assert data[side]["linux_to_tcpwave"]["mbps"] > 0 and data[side]["cycles_8"]["per_s"] > 0
-        assert data[side]["cycles_1"]["errors"] == 0
+        for row, clients in (("cycles_1", 1), ("cycles_8", 8), ("cycles_8_2w", 8)):  # every cycle done, none
+            # failed or left open (each client does its share of --cycles)
+            assert data[side][row]["cycles"] == 100 // clients * clients, data[side][row]
+            assert data[side][row]["errors"] == 0
+            assert data[side][row]["unfinished"] == 0
     left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert "tcpwave-bench-" not in left
     # each tcpwave run wrote its capture (tcpwave's side of every connection in it)

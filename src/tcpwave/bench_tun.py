@@ -47,20 +47,34 @@ print(json.dumps({"bytes": n, "seconds": dt, "sha256": h.hexdigest()}))
 """
 
 CYCLES = """
-import json, socket, sys, threading, time
-n, host, port, parallel = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-done = [0]; errors = [0]
-def worker(count):
-    for _ in range(count):
-        try:
-            socket.create_connection((host, port), timeout=10).close(); done[0] += 1
-        except OSError:
-            errors[0] += 1
-t = time.perf_counter()
-threads = [threading.Thread(target=worker, args=(n // parallel,)) for _ in range(parallel)]
-[th.start() for th in threads]; [th.join() for th in threads]
-dt = time.perf_counter() - t
-print(json.dumps({"cycles": done[0], "errors": errors[0], "seconds": dt}))
+import json, os, socket, subprocess, sys, time
+seconds, limit, host = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+port, parallel = int(sys.argv[4]), int(sys.argv[5])
+# `parallel` client processes, each connecting and closing one connection at a time for `seconds`
+# (and at most limit // parallel times); a process, not a thread, so the clients do not share a GIL
+r, w = os.pipe()
+for i in range(parallel):
+    if os.fork() == 0:
+        done = errors = 0; t = time.perf_counter(); end = t + seconds
+        while done + errors < limit // parallel and time.perf_counter() < end:
+            try:
+                socket.create_connection((host, port), timeout=10).close(); done += 1
+            except OSError:
+                errors += 1
+        os.write(w, json.dumps([done, errors, time.perf_counter() - t]).encode() + b"\\n"); os._exit(0)
+os.close(w)
+results = [json.loads(line) for line in os.fdopen(r).read().splitlines()]
+for _ in range(parallel): os.wait()
+# every cycle completes: each connection the clients closed must reach TIME_WAIT (the server's FIN
+# and our last ACK), or be gone, within a bounded wait
+def unfinished():
+    out = subprocess.run(["ss", "-Htan", "dst", host, "dport", "=", str(port)], capture_output=True, text=True).stdout
+    return sum(1 for line in out.splitlines() if not line.startswith("TIME-WAIT"))
+deadline = time.monotonic() + 10
+while (left := unfinished()) and time.monotonic() < deadline:
+    time.sleep(0.05)
+print(json.dumps({"cycles": sum(x[0] for x in results), "errors": sum(x[1] for x in results),
+                  "seconds": max(x[2] for x in results), "unfinished": left}))
 """
 
 TCPWAVE_PUSH = """
@@ -126,6 +140,11 @@ def namespaces(*names):
             sh("ip", "netns", "add", name)
             made.append(name)
             sh("ip", "netns", "exec", name, "ip", "link", "set", "lo", "up")
+            # A client that closes first keeps each connection in TIME_WAIT for 60 s, and Linux picks
+            # connect()'s ports from half its ephemeral range first: after ~14,000 connections every
+            # connect() searches the range (a few hundred per second; that is why a 5 s run of a plain
+            # socket client measured 1,759/s). Reusing TIME_WAIT ports, with timestamps, avoids it.
+            sh("ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.tcp_tw_reuse=1")
         yield
     finally:
         for name in made:
@@ -169,7 +188,13 @@ def _capture_flags(captures: dict, tag: str) -> list[str]:
     return [arg for flag, path in captures.items() for arg in (flag, tagged(path, tag))]
 
 
-def measure_tcpwave(size: int, cycles: int, tmp: str, offload: bool, captures: dict | None = None) -> dict:
+def _cycles(r: dict) -> dict:
+    return {"per_s": r["cycles"] / r["seconds"], "cycles": r["cycles"], "errors": r["errors"],
+            "unfinished": r["unfinished"]}
+
+
+def measure_tcpwave(size: int, cycles: int, seconds: float, tmp: str, offload: bool,
+                    captures: dict | None = None) -> dict:
     ns = f"tcpwave-bench-{os.getpid()}"
     extra = [] if offload else ["--no-offload"]
     serve = [PY, "-m", "tcpwave.cli.main", "serve", *extra]
@@ -182,13 +207,15 @@ def measure_tcpwave(size: int, cycles: int, tmp: str, offload: bool, captures: d
         with background(ns, *serve, *flags, "hash", "--port", "5001", "--ready-file", ready, ready=ready):
             r = in_ns(ns, PY, "-c", PUSH, str(size), SERVER, "5001")
         res["linux_to_tcpwave"] = {"mbps": _mbps(r), "verified": r["verified"]}
-        ready = os.path.join(tmp, f"tw-ready-2-{tag}")
-        flags = _capture_flags(captures, f"cycles-offload_{tag}")
-        with background(ns, *serve, *flags, "discard", "--port", "9", "--ready-file", ready, ready=ready):
-            one = in_ns(ns, PY, "-c", CYCLES, str(cycles), SERVER, "9", "1")
-            eight = in_ns(ns, PY, "-c", CYCLES, str(cycles), SERVER, "9", "8")
-        res["cycles_1"] = {"per_s": one["cycles"] / one["seconds"], "errors": one["errors"]}
-        res["cycles_8"] = {"per_s": eight["cycles"] / eight["seconds"], "errors": eight["errors"]}
+        for workers in (1, 2):
+            ready = os.path.join(tmp, f"tw-ready-2-{tag}-{workers}")
+            flags = _capture_flags(captures, f"cycles-offload_{tag}" + ("" if workers == 1 else f"-{workers}workers"))
+            with background(ns, *serve, *flags, "discard", "--port", "9", "--workers", str(workers),
+                            "--ready-file", ready, ready=ready):
+                runs = [("cycles_1", 1), ("cycles_8", 8)] if workers == 1 else [("cycles_8_2w", 8)]
+                for key, parallel in runs:
+                    res[key] = _cycles(in_ns(ns, PY, "-c", CYCLES, str(seconds), str(cycles), SERVER, "9",
+                                             str(parallel)))
         # tcpwave client -> Linux server: the kernel side's address exists once the device does,
         # so the Linux server binds to any address; `tcpwave connect` reads the data from a pipe
         device_ready = os.path.join(tmp, f"tw-dev-{tag}")
@@ -216,7 +243,33 @@ def measure_tcpwave(size: int, cycles: int, tmp: str, offload: bool, captures: d
     return res
 
 
-def measure_linux(size: int, cycles: int, tmp: str) -> dict:
+ACCEPTOR = """
+import os, signal, socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 9)); s.listen(4096)
+kids = []
+for _ in range(int(sys.argv[2]) - 1):  # processes sharing the listener, as tcpwave's workers share the queues
+    pid = os.fork()
+    if pid == 0:
+        kids = None
+        break
+    kids.append(pid)
+if kids is not None:  # the first process: ends the others (by PID) when it is ended
+    def end(*_):
+        for pid in kids:
+            os.kill(pid, signal.SIGKILL)
+        os._exit(0)
+    signal.signal(signal.SIGTERM, end)
+    open(sys.argv[1], "w").close()
+while True:
+    c = s.accept()[0]
+    while c.recv(65536):
+        pass
+    c.close()
+"""
+
+
+def measure_linux(size: int, cycles: int, seconds: float, tmp: str) -> dict:
     """The ceiling: two kernels in two namespaces joined by a veth pair."""
     a, b = f"tcpwave-bench-{os.getpid()}-a", f"tcpwave-bench-{os.getpid()}-b"
     res = {}
@@ -232,46 +285,49 @@ def measure_linux(size: int, cycles: int, tmp: str) -> dict:
             r = in_ns(a, PY, "-c", PUSH, str(size), SERVER, "5001")
         res["linux_to_tcpwave"] = {"mbps": _mbps(r), "verified": r["verified"]}
         res["tcpwave_to_linux"] = res["linux_to_tcpwave"]  # the same kernel path in both directions
-        acceptor = ("import socket,sys;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
-                    "s.bind(('0.0.0.0',9));s.listen(512);open(sys.argv[1],'w').close()\n"
-                    "while True: s.accept()[0].close()")
-        ready = os.path.join(tmp, "veth-ready-2")
-        with background(b, PY, "-c", acceptor, ready, ready=ready):
-            one = in_ns(a, PY, "-c", CYCLES, str(cycles), SERVER, "9", "1")
-            eight = in_ns(a, PY, "-c", CYCLES, str(cycles), SERVER, "9", "8")
-        res["cycles_1"] = {"per_s": one["cycles"] / one["seconds"], "errors": one["errors"]}
-        res["cycles_8"] = {"per_s": eight["cycles"] / eight["seconds"], "errors": eight["errors"]}
+        for workers in (1, 2):  # the discard server's work: read to the end, close
+            ready = os.path.join(tmp, f"veth-ready-2-{workers}")
+            with background(b, PY, "-c", ACCEPTOR, ready, str(workers), ready=ready):
+                runs = [("cycles_1", 1), ("cycles_8", 8)] if workers == 1 else [("cycles_8_2w", 8)]
+                for key, parallel in runs:
+                    res[key] = _cycles(in_ns(a, PY, "-c", CYCLES, str(seconds), str(cycles), SERVER, "9",
+                                             str(parallel)))
     return res
 
 
 ROWS = (("linux_to_tcpwave", "bulk: Linux client -> server", "mbps", "Mbit/s"),
         ("tcpwave_to_linux", "bulk: client -> Linux server", "mbps", "Mbit/s"),
-        ("cycles_1", "connect+close, 1 at a time", "per_s", "/s"),
-        ("cycles_8", "connect+close, 8 in parallel", "per_s", "/s"))
+        ("cycles_1", "connect+close, 1 client", "per_s", "/s"),
+        ("cycles_8", "connect+close, 8 clients", "per_s", "/s"),
+        ("cycles_8_2w", "... 8 clients, 2 workers", "per_s", "/s"))
+CYCLE_ROWS = ("cycles_1", "cycles_8", "cycles_8_2w")
 
 
-def run(size: int = 200_000_000, cycles: int = 2000, as_json: bool = False, captures: dict | None = None) -> int:
-    """captures: {"--pcap": FILE, ...}: each run writes its own FILE-<run>.<ext> of tcpwave's side."""
+def run(size: int = 200_000_000, cycles: int = 200_000, as_json: bool = False, captures: dict | None = None,
+        seconds: float = 5.0) -> int:
+    """captures: {"--pcap": FILE, ...}: each run writes its own FILE-<run>.<ext> of tcpwave's side.
+    Each connect+close row runs for `seconds`, and at most `cycles` cycles."""
     if os.geteuid() != 0:
         print("tcpwave bench: needs root (network namespaces and TUN devices)", file=sys.stderr)
         return 1
     with tempfile.TemporaryDirectory() as tmp:
-        tw_on = measure_tcpwave(size, cycles, tmp, offload=True, captures=captures)
-        tw_off = measure_tcpwave(size, cycles, tmp, offload=False, captures=captures)
-        lx = measure_linux(size, cycles, tmp)
+        tw_on = measure_tcpwave(size, cycles, seconds, tmp, offload=True, captures=captures)
+        tw_off = measure_tcpwave(size, cycles, seconds, tmp, offload=False, captures=captures)
+        lx = measure_linux(size, cycles, seconds, tmp)
     sides = (tw_on, tw_off, lx)
     ok = all(side[k].get("verified", True) for side in sides for k, *_ in ROWS) and \
-        not any(side[k].get("errors") for side in (tw_on, tw_off) for k in ("cycles_1", "cycles_8"))
+        not any(side[k]["errors"] or side[k]["unfinished"] for side in sides for k in CYCLE_ROWS)
     if as_json:
         print(json.dumps({"tcpwave_offload": tw_on, "tcpwave_no_offload": tw_off, "linux_veth": lx,
                           "bytes": size, "cycles": cycles, "verified": ok}, indent=2))
         return 0 if ok else 1
-    print(f"tcpwave over TUN vs two Linux kernels over veth; {size / 1e6:g} MB per transfer, {cycles} cycles, "
-          f"data verified by SHA-256\n")
+    print(f"tcpwave over TUN vs two Linux kernels over veth; {size / 1e6:g} MB per transfer, verified by "
+          f"SHA-256;\nconnect+close for {seconds:g} s per row (client processes), every cycle checked to reach "
+          f"TIME_WAIT\n")
     print(f"{'':30} {'tcpwave, offloads':>18} {'tcpwave, none':>15} {'Linux (veth)':>14}   ratio to Linux")
     for key, label, field, unit in ROWS:
         a, b, c = tw_on[key][field], tw_off[key][field], lx[key][field]
         print(f"{label:30} {a:9.0f} {unit:<7} {b:8.0f} {unit:<6} {c:8.0f} {unit:<6}  {a / c:5.1%} / {b / c:5.1%}")
     if not ok:
-        print("\nWARNING: a transfer failed verification or connections failed", file=sys.stderr)
+        print("\nWARNING: a transfer failed verification, or connections failed or did not close", file=sys.stderr)
     return 0 if ok else 1

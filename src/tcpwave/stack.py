@@ -11,6 +11,7 @@ import itertools
 import random
 import weakref
 from collections import deque
+from collections.abc import Callable
 
 from .core import events as ev
 from .core import syncookies
@@ -124,6 +125,13 @@ class Stack:
         self._batch: set[Connection] | None = None  # connections touched by receive_packets()
         self._ident = 0
         self.counters: dict[str, int] = {}
+        # One stack of several sharing an address (workers on the queues of one TUN device): it
+        # picks ephemeral ports p with p % count == index, and hands a packet for another's port,
+        # which the kernel steered to this queue, to `elsewhere(owner, packet, trusted)`.
+        self.share: tuple[int, int] | None = None
+        self.elsewhere: Callable[[int, bytes | bytearray | memoryview, bool], None] | None = None
+        self.forwarded = 0
+        self._raw: tuple[bytes | bytearray | memoryview, bool] | None = None
 
     # --------------------------------------------------------------- outputs
     def packets_to_send(self) -> list[bytes]:
@@ -209,8 +217,20 @@ class Stack:
             conn.flush(now)
             self._collect(conn)
 
+    def share_ports(self, index: int, count: int,
+                    elsewhere: Callable[[int, bytes | bytearray | memoryview, bool], None]) -> None:
+        """Run as stack `index` of `count` answering for the same addresses (see `share`)."""
+        if not 0 <= index < count:
+            raise ValueError(f"stack index {index} is not in 0..{count - 1}")
+        self.share, self.elsewhere = (index, count), elsewhere
+        self._next_port += (index - self._next_port) % count
+        if self._next_port >= EPHEMERAL.stop:
+            self._next_port = EPHEMERAL.start + (index - EPHEMERAL.start) % count
+
     def receive_packet(self, data: bytes | bytearray | memoryview, now: float, trusted: bool = False) -> None:
         """One packet. trusted: made by the local kernel with a partial TCP checksum (offload)."""
+        if self.elsewhere is not None:
+            self._raw = (data, trusted)
         try:
             pkt = parse_ip(data)
         except MalformedPacket as e:
@@ -341,6 +361,13 @@ class Stack:
                 listener.pending.add(child)
             self._collect(child)
         else:
+            share, raw = self.share, self._raw
+            if share is not None and raw is not None and self.elsewhere is not None and seg.dst_port in EPHEMERAL \
+                    and seg.dst_port % share[1] != share[0]:
+                self.forwarded += 1  # another stack's connection: the kernel steered it here
+                if self.tracer.enabled:
+                    self.tracer.emit(now, self.host, "forward", to_stack=seg.dst_port % share[1], port=seg.dst_port)
+                return self.elsewhere(seg.dst_port % share[1], raw[0], raw[1])
             rst = reset_for(seg)
             self._drop(now, DropReason.NO_SOCKET, flags=flags_text(seg.flags), port=seg.dst_port)
             if rst is not None and self.resets.allow(now):
@@ -473,9 +500,11 @@ class Stack:
         raise ValueError(f"this stack has no IPv{raddr.version} address to reach {raddr}")
 
     def _ephemeral(self, laddr, raddr, rport: int) -> int:
-        for _ in range(len(EPHEMERAL)):
+        index, step = self.share or (0, 1)
+        first = EPHEMERAL.start + (index - EPHEMERAL.start) % step  # the range's first port of ours
+        for _ in range(len(EPHEMERAL) // step + 1):
             port = self._next_port
-            self._next_port = port + 1 if port + 1 < EPHEMERAL.stop else EPHEMERAL.start
+            self._next_port = port + step if port + step < EPHEMERAL.stop else first
             if (laddr, port, raddr, rport) not in self._conns and (None, port) not in self._listeners:
                 return port
         raise PortInUse("no ephemeral port left")

@@ -27,8 +27,11 @@ def default_path(role: str) -> str:
 def document(runtime, pid: int | None = None) -> dict:
     stack = runtime.stack
     now = runtime.now()
-    return {"pid": pid or os.getpid(), "host": stack.host, "addresses": [str(a) for a in stack.addresses],
-            "time": round(now, 6), "connections": stack_snapshot(stack, now)}
+    doc = {"pid": pid or os.getpid(), "host": stack.host, "addresses": [str(a) for a in stack.addresses],
+           "time": round(now, 6), "connections": stack_snapshot(stack, now)}
+    if runtime.worker:
+        doc["worker"] = runtime.worker  # "i/N": one of N processes serving the same address
+    return doc
 
 
 async def start_control(runtime, path: str) -> asyncio.AbstractServer:

@@ -23,6 +23,7 @@ class Runtime:
         self._transports: dict = {}  # Connection -> TcpTransport
         self._servers: dict = {}  # Listener -> server object (makes transports for accepted conns)
         self._closed = False
+        self.worker: str | None = None  # "i/N" when one of N workers (aio/workers.py)
         link.attach(self._on_packets)
 
     def now(self) -> float:

@@ -21,7 +21,10 @@ def add_parser(sub) -> None:
                    help="goodput over a real impaired path (root): veth shaped to --rate each way, random loss "
                         "each way, tcpwave (TUN) and Linux as sender and as receiver")
     p.add_argument("--bytes", type=int, help="TUN modes: bytes per bulk transfer (default 200 MB; --lossy 20 MB)")
-    p.add_argument("--cycles", type=int, default=2000, help="TUN mode: connect+close cycles per run")
+    p.add_argument("--cycles", type=int, default=200_000,
+                   help="TUN mode: at most this many connect+close cycles per row (default 200000)")
+    p.add_argument("--churn-seconds", type=float, default=5.0, metavar="S",
+                   help="TUN mode: each connect+close row runs S seconds (default 5)")
     p.add_argument("--rate", type=float, help="link rate in Mbit/s (default 100; --lossy 200)")
     p.add_argument("--rtt", type=float, default=20.0, help="round-trip time in ms (default 20)")
     p.add_argument("--seconds", type=float, default=20.0, help="virtual seconds per row (default 20)")
@@ -56,7 +59,8 @@ def run(args) -> int:
         from ..bench_tun import run as run_tun
 
         captures = {"--pcap": args.pcap, "--pcapng": args.pcapng, "--events": args.events}
-        return run_tun(args.bytes or 200_000_000, args.cycles, args.json, {k: v for k, v in captures.items() if v})
+        return run_tun(args.bytes or 200_000_000, args.cycles, args.json, {k: v for k, v in captures.items() if v},
+                       seconds=args.churn_seconds)
     rate, rtt = (args.rate or 100.0) * 1e6, args.rtt / 1000
     rows = []
     for loss in args.loss if args.loss is not None else [0.0, 0.1, 1.0, 5.0]:

@@ -6,8 +6,9 @@ import os
 import signal
 import sys
 
-from ..aio import control, services, start_server
+from ..aio import control, services, start_server, workers
 from ..drivers.tun import TunError
+from ..views.files import tagged
 from . import tun_options
 
 
@@ -20,6 +21,9 @@ def add_parser(sub) -> None:
     tun_options.add(p)
     p.add_argument("--bytes", type=int, default=1_000_000, help="source: bytes to send (default 1000000)")
     p.add_argument("--dir", help="http: serve files from this directory instead of the built-in page")
+    p.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="N processes, each with its own stack on one queue of a multi-queue TUN device; the "
+                        "kernel spreads connections over them by flow (default 1)")
     p.add_argument("--ready-file", metavar="FILE", help="create FILE once listening (for scripts)")
     p.add_argument("--control", metavar="SOCKET",
                    help="the Unix control socket `tcpwave ss` reads (default: serve-PID.sock in the per-user "
@@ -32,6 +36,10 @@ DEFAULT_PORTS = {"echo": 7, "discard": 9, "hash": 5001, "source": 19, "http": 80
 
 def run(args) -> int:
     try:
+        if args.workers > 1:
+            return _serve_workers(args)
+        if args.workers < 1:
+            raise ValueError(f"--workers must be at least 1, not {args.workers}")
         return asyncio.run(_serve(args))
     except (TunError, ValueError) as e:
         print(f"tcpwave serve: {e}", file=sys.stderr)
@@ -40,31 +48,58 @@ def run(args) -> int:
         return 0
 
 
-async def _serve(args) -> int:
+def _serve_workers(args) -> int:
+    """N worker processes on N queues of one device; this process waits, and stops them on a signal."""
+    device = tun_options.open_device(args, queues=args.workers)
+    port = args.port or DEFAULT_PORTS[args.service]
+
+    def ready() -> None:
+        print(f"tcpwave: {args.service} on {args.addr}:{port} via {args.tun} (kernel side {args.kernel}), "
+              f"{args.workers} workers", file=sys.stderr, flush=True)
+        if args.ready_file:
+            open(args.ready_file, "w").close()
+
+    status, closed = workers.run(args.workers, device, lambda w: asyncio.run(_serve(args, w, device)), ready)
+    print(f"tcpwave serve: stopped; {args.workers} workers, {closed} open connection(s) closed",
+          file=sys.stderr, flush=True)
+    return status
+
+
+async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> int:
     handler = {"echo": services.echo, "discard": services.discard, "hash": services.hash_sink,
                "source": services.source(args.bytes),
                "http": services.http(args.dir)}[args.service]
     port = args.port or DEFAULT_PORTS[args.service]
     with contextlib.ExitStack() as stack:
         loop = asyncio.get_running_loop()
-        runtime = tun_options.runtime(args, stack, loop)
+        tag = f"w{worker.index + 1}" if worker is not None else None
+        runtime = tun_options.runtime(args, stack, loop, device=device, queue=worker.index if worker else 0,
+                                      tag=tag)
+        if worker is not None:
+            worker.attach(runtime)
         server = await start_server(_reporting(handler), args.addr, port, runtime=runtime)
         if args.control != "none":
-            path = args.control or control.default_path("serve")
+            path = tagged(args.control, tag) if args.control and tag else args.control or control.default_path("serve")
             ctl = await control.start_control(runtime, path)
             stack.callback(_remove, path)
             stack.callback(ctl.close)
         stopping = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stopping.set)
-        print(f"tcpwave: {args.service} on {args.addr}:{port} via {args.tun} (kernel side {args.kernel})",
-              file=sys.stderr, flush=True)
-        if args.ready_file:
-            open(args.ready_file, "w").close()
+        if worker is not None:
+            worker.ready()
+        else:
+            print(f"tcpwave: {args.service} on {args.addr}:{port} via {args.tun} (kernel side {args.kernel})",
+                  file=sys.stderr, flush=True)
+            if args.ready_file:
+                open(args.ready_file, "w").close()
         await stopping.wait()
         server.close()
         closed = await shut_down(runtime)
-        print(f"tcpwave serve: stopped; {closed} open connection(s) closed", file=sys.stderr, flush=True)
+        if worker is not None:
+            worker.report(closed)  # the parent prints the one line
+        else:
+            print(f"tcpwave serve: stopped; {closed} open connection(s) closed", file=sys.stderr, flush=True)
     return 0
 
 

@@ -60,7 +60,8 @@ def render(docs: list[dict], summary: bool = False, info: bool = False) -> str:
             f"{'cwnd':>7} {'ssthresh':>8} {'srtt':>8} {'rto':>7}  timers")
     lines = []
     for d in docs:
-        lines.append(f"# pid {d['pid']} ({d['host']}, {', '.join(d['addresses'])}), up {d['time']:.1f} s")
+        worker = f" worker {d['worker']}" if d.get("worker") else ""
+        lines.append(f"# pid {d['pid']} ({d['host']}{worker}, {', '.join(d['addresses'])}), up {d['time']:.1f} s")
         lines.append(head)
         for c in d["connections"]:
             lines.append(_row(c))

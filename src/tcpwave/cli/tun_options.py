@@ -9,6 +9,7 @@ from ..aio import Runtime, TunLink
 from ..drivers.tun import TunDevice, TunError
 from ..stack import Stack
 from ..trace import Tracer
+from ..views.files import tagged
 from ..views.record import open_captures
 from . import knobs
 
@@ -32,22 +33,33 @@ def add(p) -> None:
     knobs.add(p)
 
 
-def runtime(args, stack: contextlib.ExitStack, loop) -> Runtime:
-    """Create the device (in this namespace) and a Runtime on it; everything closes with `stack`."""
-    tracer = Tracer()
-    taps = open_captures(stack, tracer, pcap=args.pcap, pcapng=getattr(args, "pcapng", None), events=args.events,
-                         live=True)
-    device = stack.enter_context(TunDevice(args.tun, args.kernel, args.addr, mtu=args.mtu,
-                                           offload=not args.no_offload))
+def open_device(args, queues: int = 1) -> TunDevice:
+    """The TUN device of the command's options (in this namespace), with `queues` queues."""
+    device = TunDevice(args.tun, args.kernel, args.addr, mtu=args.mtu, offload=not args.no_offload, queues=queues)
     if device.offload_error:
         print(f"tcpwave: {device.offload_error}; working packet by packet", file=sys.stderr)
     elif device.offload and firewall_rules([]):
         print(f"tcpwave: {OFFLOAD_WARNING}", file=sys.stderr)
-    tapped = Tapped(TunLink(device), taps) if taps else None
-    link = tapped or TunLink(device)
     if device.existing:
         print(f"tcpwave: attached to the existing device {device.name} ({device.kernel} on the kernel side, "
               f"MTU {device.mtu}); its configuration is left as it is", file=sys.stderr)
+    return device
+
+
+def runtime(args, stack: contextlib.ExitStack, loop, device: TunDevice | None = None, queue: int = 0,
+            tag: str | None = None) -> Runtime:
+    """A Runtime on the device (made here, in this namespace, unless given) or one of its queues;
+    everything closes with `stack`. tag: capture files get it in their names (one per worker)."""
+    tracer = Tracer()
+    files = {"pcap": args.pcap, "pcapng": getattr(args, "pcapng", None), "events": args.events}
+    if tag:
+        files = {k: v and tagged(v, tag) for k, v in files.items()}
+    taps = open_captures(stack, tracer, live=True, **files)
+    if device is None:
+        device = stack.enter_context(open_device(args))
+    port = device.queues[queue]
+    tapped = Tapped(TunLink(port), taps) if taps else None
+    link = tapped or TunLink(port)
     rt = Runtime(Stack([args.addr], config=knobs.config(args), tracer=tracer, host="tcpwave", mtu=device.mtu,
                        checksum_offload=device.offload, segment_max=SEGMENT_MAX if device.offload else 0), link)
     if tapped is not None:

@@ -6,6 +6,11 @@ With offload=True the device carries a virtio_net_hdr per packet (IFF_VNET_HDR) 
 checksum and TSO offloads (TUNSETOFFLOAD): the kernel then hands us ~64 KB super-segments with only
 the pseudo-header summed, and accepts ~64 KB segments that it splits at the MSS we give it. Where the
 kernel refuses the offloads the device says so (`offload_error`) and works packet by packet.
+
+With queues=N > 1 the device is multi-queue (IFF_MULTI_QUEUE): N descriptors, one per queue, each read
+and written by its own process (`tcpwave serve --workers N`). The kernel spreads flows over the
+queues by a symmetric flow hash, and learns from every packet written on a queue that replies of that
+flow belong there (tun_flow_update), so a connection a worker opens gets its answers on its queue.
 """
 
 import errno
@@ -23,7 +28,7 @@ TUNSETOWNER = 0x400454CC
 TUNSETGROUP = 0x400454CE
 TUNSETOFFLOAD = 0x400454D0
 SIOCGIFADDR, SIOCGIFNETMASK = 0x8915, 0x891B
-IFF_TUN, IFF_NO_PI, IFF_VNET_HDR = 0x0001, 0x1000, 0x4000
+IFF_TUN, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE = 0x0001, 0x1000, 0x4000, 0x0100
 TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 = 0x01, 0x02, 0x04
 # struct virtio_net_hdr (legacy, host byte order): flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 VNET_HDR = struct.Struct("<BBHHHH")
@@ -37,7 +42,8 @@ class TunError(OSError):
 
 
 class TunDevice:
-    def __init__(self, name: str, kernel: str, stack_address: str, mtu: int = 1500, offload: bool = False):
+    def __init__(self, name: str, kernel: str, stack_address: str, mtu: int = 1500, offload: bool = False,
+                 queues: int = 1):
         """kernel: the kernel side as 'address/prefix'; stack_address: the address tcpwave answers for.
 
         If a device `name` exists already (made by `tcpwave tun add`, persistent and owned by this
@@ -55,23 +61,75 @@ class TunDevice:
         if ours not in iface.network:
             raise ValueError(f"the stack's address {ours} is not in the kernel side's prefix {iface.network}")
         self.existing = os.path.exists(f"/sys/class/net/{name}")
-        flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offload else 0)
-        self.fd = _attach(name, flags, self.existing)
+        if queues < 1:
+            raise ValueError(f"a TUN device needs at least one queue, not {queues}")
+        flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offload else 0) | (IFF_MULTI_QUEUE if queues > 1 else 0)
+        fds = [_attach(name, flags, self.existing)]
+        try:
+            while len(fds) < queues:  # the first TUNSETIFF made the device; the others attach queues to it
+                fds.append(_attach(name, flags, True))
+        except OSError:
+            for fd in fds:
+                os.close(fd)
+            raise
         self.vnet = offload
         self.offload = False  # checksum + TSO offloads in force
         self.offload_error: str | None = None
         if offload:
             try:
-                fcntl.ioctl(self.fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
+                for fd in fds:
+                    fcntl.ioctl(fd, TUNSETOFFLOAD, TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6)
                 self.offload = True
             except OSError as e:  # an old kernel or a restricted one: packet by packet, with the header
                 self.offload_error = f"TUNSETOFFLOAD refused: {os.strerror(e.errno or 0)}"
+        self.queues = [TunQueue(fd, self.vnet, i) for i, fd in enumerate(fds)]
+        self.fd = fds[0]
         self.name, self.kernel, self.stack_address, self.mtu = name, iface, ours, mtu
         if not self.existing:  # ours: configure the kernel side (a device someone made for us already is)
             configure(name, iface, mtu)
 
     def fileno(self) -> int:
         return self.fd
+
+    def read_batch(self, limit: int = 256) -> tuple[list[bytes], list[bool] | None]:
+        return self.queues[0].read_batch(limit)
+
+    def write(self, packet: bytes, gso_size: int = 0, checksum_partial: bool = False) -> None:
+        self.queues[0].write(packet, gso_size, checksum_partial)
+
+    def keep_only(self, index: int) -> "TunQueue":
+        """In a worker process: close every other queue's descriptor here; return this one's."""
+        for q in self.queues:
+            if q.index != index:
+                q.close()
+        self.fd = self.queues[index].fd
+        return self.queues[index]
+
+    def close(self) -> None:
+        for q in self.queues:  # a non-persistent TUN device disappears with its last descriptor
+            q.close()
+        self.fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+class TunQueue:
+    """One queue of a TUN device: its descriptor, read in batches and written one packet at a time."""
+
+    def __init__(self, fd: int, vnet: bool, index: int = 0):
+        self.fd, self.vnet, self.index = fd, vnet, index
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
     def read_batch(self, limit: int = 256) -> tuple[list[bytes], list[bool] | None]:
         """Everything queued, up to `limit` packets, without blocking: (packets, trusted). trusted[i]
@@ -113,17 +171,6 @@ class TunDevice:
         else:
             header = bytes(VNET_HDR.size)
         os.writev(self.fd, (header, packet))
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)  # a non-persistent TUN device disappears with its last descriptor
-            self.fd = -1
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
 
 
 def _attach(name: str, flags: int, existing: bool) -> int:

@@ -1,0 +1,211 @@
+"""Several stacks for one address (`tcpwave serve --workers N`): ports shared out between them, packets
+for another stack's connection handed over, and, against the kernel, a multi-queue TUN device that
+keeps each flow on the queue of the worker that owns it."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+
+import pytest
+from netns import namespace, needs_netns, wait_for_file
+
+from tcpwave.core import events as ev
+from tcpwave.stack import EPHEMERAL, Stack
+from tcpwave.trace import ListSink, Tracer
+from tcpwave.wire.tcp import ACK, SYN
+
+
+def _pair(seed: int = 3):
+    """Two stacks for 192.0.2.2 sharing ports (0 of 2 and 1 of 2), with the forwarding between them
+    recorded, and a peer at 192.0.2.1 listening on port 80."""
+    a, b = Stack(["192.0.2.2"], seed=seed), Stack(["192.0.2.2"], seed=seed + 1, tracer=Tracer(ListSink()))
+    handed: list[tuple[int, bool]] = []
+    stacks = [a, b]
+
+    def to(owner, packet, trusted):
+        handed.append((owner, trusted))
+        stacks[owner].receive_packets([bytes(packet)], 0.0, [trusted])
+
+    a.share_ports(0, 2, to)
+    b.share_ports(1, 2, to)
+    peer = Stack(["192.0.2.1"], seed=seed + 2)
+    peer.listen(80, 0.0)
+    return a, b, peer, handed
+
+
+def test_shared_stacks_pick_their_own_ephemeral_ports():
+    a, b, _, _ = _pair()
+    ports_a = {a.connect("192.0.2.1", 80, 0.0).local[1] for _ in range(200)}
+    ports_b = {b.connect("192.0.2.1", 80, 0.0).local[1] for _ in range(200)}
+    assert len(ports_a) == len(ports_b) == 200
+    assert all(p % 2 == 0 and p in EPHEMERAL for p in ports_a)
+    assert all(p % 2 == 1 and p in EPHEMERAL for p in ports_b)
+
+
+def test_a_stack_runs_out_of_its_share_of_ports_cleanly():
+    s = Stack(["192.0.2.2"], seed=1)
+    s.share_ports(3, 4, lambda *a: None)
+    ports = [s.connect("192.0.2.1", 80, 0.0).local[1] for _ in range(len(EPHEMERAL) // 4)]
+    assert len(set(ports)) == len(EPHEMERAL) // 4 and all(p % 4 == 3 for p in ports)
+    from tcpwave.stack import PortInUse
+
+    with pytest.raises(PortInUse):
+        s.connect("192.0.2.1", 80, 0.0)
+
+
+def test_a_reply_that_reaches_the_wrong_stack_is_handed_to_its_owner():
+    a, b, peer, handed = _pair()
+    conn = a.connect("192.0.2.1", 80, 0.0)
+    peer.receive_packets(a.packets_to_send(), 0.0)
+    synack = peer.packets_to_send()
+    assert len(synack) == 1
+    b.receive_packets(synack, 0.001)  # the kernel steered the SYN,ACK to the other queue
+    assert handed == [(0, False)] and b.forwarded == 1
+    assert b.packets_to_send() == []  # no RST from the stack that does not own the connection
+    assert b.tracer._sinks[0].of_type("forward") == \
+        [{"t": 0.001, "host": "host", "type": "forward", "to_stack": 0, "port": conn.local[1]}]
+    assert conn.state.value == "ESTABLISHED"
+    assert any(isinstance(e, ev.Connected) for c, e in a.events() if c is conn)
+
+
+def test_a_stray_segment_for_a_port_the_stack_owns_is_still_reset():
+    a, b, peer, handed = _pair()
+    conn = b.connect("192.0.2.1", 80, 0.0)  # an odd port: b's own
+    peer.receive_packets(b.packets_to_send(), 0.0)
+    a.receive_packets([], 0.0)
+    b2 = Stack(["192.0.2.2"], seed=9)  # b's twin that has never heard of the connection
+    b2.share_ports(1, 2, lambda *x: handed.append(x))
+    b2.receive_packets(peer.packets_to_send(), 0.0)
+    assert handed == [] and b2.forwarded == 0
+    assert len(b2.packets_to_send()) == 1  # the RST for a segment that matches nothing
+    assert conn.local[1] % 2 == 1
+
+
+# Two stacks on the two queues of one multi-queue TUN device, in one process and one event loop, each
+# opening connections to a Linux echo server: every reply must come back on the opener's queue.
+STEERING = r"""
+import asyncio, hashlib, json, socket, sys, threading
+from tcpwave.aio import Runtime, TunLink, open_connection
+from tcpwave.drivers.tun import TunDevice
+from tcpwave.stack import Stack
+from tcpwave.wire.ip import parse_ip
+from tcpwave.wire.tcp import parse_tcp
+n = int(sys.argv[1])
+
+def echo_server():
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("192.0.2.1", 7000)); s.listen(128)
+    def serve(c):
+        while data := c.recv(65536):
+            c.sendall(data)
+        c.close()
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+
+async def main():
+    dev = TunDevice("tcpwq0", "192.0.2.1/24", "192.0.2.2", queues=2)
+    threading.Thread(target=echo_server, daemon=True).start()
+    runtimes, handed, received = [], [], [0, 0]
+
+    class Counted(TunLink):  # counts what arrives on its own queue
+        def attach(self, callback):
+            def counted(packets, trusted=None, i=self.device.index):
+                received[i] += len(packets)
+                callback(packets, trusted)
+            super().attach(counted)
+
+    for i, q in enumerate(dev.queues):
+        rt = Runtime(Stack(["192.0.2.2"]), Counted(q))
+        def elsewhere(owner, packet, trusted, i=i):
+            pkt = parse_ip(bytes(packet))
+            handed.append(parse_tcp(pkt.payload, pkt.src, pkt.dst).flags)
+            runtimes[owner]._on_packets([bytes(packet)], [trusted])
+        rt.stack.share_ports(i, 2, elsewhere)
+        runtimes.append(rt)
+
+    async def one(rt, k):
+        for _ in range(200):  # the server thread binds as the loop starts
+            try:
+                reader, writer = await open_connection("192.0.2.1", 7000, runtime=rt); break
+            except ConnectionRefusedError:
+                await asyncio.sleep(0.01)
+        data = hashlib.sha256(str(k).encode()).digest() * 2000
+        writer.write(data); writer.write_eof()
+        got = await reader.read()
+        writer.close()
+        return got == data
+
+    results = await asyncio.wait_for(asyncio.gather(*(one(runtimes[k % 2], k) for k in range(n))), 60)
+    print(json.dumps({"ok": sum(results), "handed": handed, "received": received,
+                      "conns": [len(rt.stack.connections()) + len(rt.stack.time_waits()) for rt in runtimes]}))
+    for rt in runtimes:
+        rt.close()
+    dev.close()
+
+asyncio.run(main())
+"""
+
+
+@needs_netns
+def test_kernel_steers_replies_to_the_queue_that_opened_the_connection():
+    with namespace("tcpwave-mq") as ns:
+        r = ns.call(sys.executable, "-c", STEERING, "32", capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr[-2000:]
+    result = json.loads(r.stdout)
+    assert result["ok"] == 32  # every transfer echoed intact
+    assert min(result["conns"]) >= 16  # both queues had connections of their own
+    # The kernel learns a flow's queue from the packets written on it, but only once the write has been
+    # processed: the SYN,ACK, sent while our SYN is still being received, goes by the flow hash and
+    # so reaches the other queue about half the time; the stack hands it over. Every later packet
+    # (of about 40 per connection) arrives on the queue of the worker that owns the connection.
+    assert all(flags == SYN | ACK for flags in result["handed"]), result
+    assert len(result["handed"]) <= 32 and sum(result["received"]) > 32 * 30, result
+
+
+HOLD = r"""
+import json, socket, sys
+n = int(sys.argv[1])
+socks = [socket.create_connection(("192.0.2.2", 7), timeout=20) for _ in range(n)]
+for i, s in enumerate(socks):
+    s.sendall(b"%06d" % i)
+good = sum(s.recv(6) == b"%06d" % i for i, s in enumerate(socks))
+print(json.dumps({"good": good}), flush=True)
+sys.stdin.read()  # hold them open until told
+for s in socks:
+    s.close()
+"""
+
+
+@needs_netns
+def test_serve_with_two_workers_spreads_connections_and_ss_shows_both():
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-workers") as ns:
+        env = dict(os.environ, TCPWAVE_CONTROL_DIR=os.path.join(tmp, "ctl"))
+        ready = os.path.join(tmp, "ready")
+        server = ns.popen(py, "-m", "tcpwave.cli.main", "serve", "echo", "--workers", "2", "--ready-file", ready,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+        wait_for_file(ready, server)
+        client = ns.popen(py, "-c", HOLD, "48", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert client.stdout is not None and client.stdin is not None
+        assert json.loads(client.stdout.readline())["good"] == 48
+        r = subprocess.run([py, "-m", "tcpwave.cli.main", "ss", "--json"], capture_output=True, text=True, env=env,
+                           timeout=30)
+        docs = json.loads(r.stdout)
+        assert sorted(d["worker"] for d in docs) == ["1/2", "2/2"]
+        per_worker = [sum(c["state"] == "ESTABLISHED" for c in d["connections"]) for d in docs]
+        assert sum(per_worker) == 48 and min(per_worker) > 0, per_worker  # the kernel spread them
+        assert all(any(c["state"] == "LISTEN" for c in d["connections"]) for d in docs)
+        text = subprocess.run([py, "-m", "tcpwave.cli.main", "ss"], capture_output=True, text=True, env=env).stdout
+        assert "worker 1/2" in text and "worker 2/2" in text
+        client.stdin.close()
+        client.wait(30)
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=10)
+        assert os.listdir(os.path.join(tmp, "ctl")) == []  # both control sockets removed
+    lines = err.strip().splitlines()
+    assert lines[-1].startswith("tcpwave serve: stopped; 2 workers") and "Traceback" not in err, err
+    assert len(lines) == 2, err  # the start line and the stop line, nothing from the workers
