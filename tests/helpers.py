@@ -45,6 +45,9 @@ class FixedIsn:
     def iss(self, now, *key) -> int:
         return self.value
 
+    def start(self, now, *key) -> tuple[int, int]:
+        return self.value, 0  # (and timestamps from the connection's clock as they are)
+
 
 class Peer:
     def __init__(self, config: Config = PLAIN, peer_iss: int = PEER_ISS, isn=None):

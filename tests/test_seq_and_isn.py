@@ -1,5 +1,7 @@
 """Sequence arithmetic modulo 2**32, ISN selection (RFC 6528), and data across the wrap."""
 
+import ipaddress
+
 from helpers import PLAIN, FixedIsn, Peer, expect_ack, expect_one
 from hypothesis import given
 from hypothesis import strategies as st
@@ -33,11 +35,22 @@ def test_window_membership_across_the_wrap():
 
 def test_isn_differs_per_connection_and_grows_with_the_clock():
     gen = IsnGenerator(b"k" * 32)
-    a = gen.iss(0.0, "192.0.2.1", 1000, "192.0.2.2", 80)
-    assert a == gen.iss(0.0, "192.0.2.1", 1000, "192.0.2.2", 80)  # same input, same answer
-    assert a != gen.iss(0.0, "192.0.2.1", 1001, "192.0.2.2", 80)
-    assert seq_diff(gen.iss(1.0, "192.0.2.1", 1000, "192.0.2.2", 80), a) == 250_000  # 4 us ticks
-    assert a != IsnGenerator(b"x" * 32).iss(0.0, "192.0.2.1", 1000, "192.0.2.2", 80)  # keyed
+    h1, h2 = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("192.0.2.2")
+    a = gen.iss(0.0, h1, 1000, h2, 80)
+    assert a == gen.iss(0.0, h1, 1000, h2, 80)  # same input, same answer
+    assert a != gen.iss(0.0, h1, 1001, h2, 80)
+    assert seq_diff(gen.iss(1.0, h1, 1000, h2, 80), a) == 250_000  # 4 us ticks
+    assert a != IsnGenerator(b"x" * 32).iss(0.0, h1, 1000, h2, 80)  # keyed
+
+
+def test_timestamp_offsets_are_per_connection_and_keyed_and_do_not_tick():
+    gen = IsnGenerator(b"k" * 32)
+    h1, h2 = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("192.0.2.2")
+    _, off = gen.start(0.0, h1, 1000, h2, 80)
+    assert gen.start(5.0, h1, 1000, h2, 80)[1] == off  # the clock is the timestamp's own, not the offset's
+    offsets = {gen.start(0.0, h1, port, h2, 80)[1] for port in range(1000, 1100)}
+    assert len(offsets) == 100 and off in offsets
+    assert IsnGenerator(b"x" * 32).start(0.0, h1, 1000, h2, 80)[1] != off
 
 
 def test_our_isn_and_data_across_the_wrap():

@@ -140,8 +140,7 @@ async def main():
         return got == data
 
     results = await asyncio.wait_for(asyncio.gather(*(one(runtimes[k % 2], k) for k in range(n))), 60)
-    print(json.dumps({"ok": sum(results), "handed": handed, "received": received,
-                      "conns": [len(rt.stack.connections()) + len(rt.stack.time_waits()) for rt in runtimes]}))
+    print(json.dumps({"ok": sum(results), "handed": handed, "received": received}))
     for rt in runtimes:
         rt.close()
     dev.close()
@@ -157,13 +156,13 @@ def test_kernel_steers_replies_to_the_queue_that_opened_the_connection():
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads(r.stdout)
     assert result["ok"] == 32  # every transfer echoed intact
-    assert min(result["conns"]) >= 16  # both queues had connections of their own
+    assert min(result["received"]) > 16 * 20  # each queue carried its 16 connections (~40 packets each)
     # The kernel learns a flow's queue from the packets written on it, but only once the write has been
     # processed: the SYN,ACK, sent while our SYN is still being received, goes by the flow hash and
     # so reaches the other queue about half the time; the stack hands it over. Every later packet
     # (of about 40 per connection) arrives on the queue of the worker that owns the connection.
     assert all(flags == SYN | ACK for flags in result["handed"]), result
-    assert len(result["handed"]) <= 32 and sum(result["received"]) > 32 * 30, result
+    assert len(result["handed"]) <= 32, result
 
 
 HOLD = r"""

@@ -346,8 +346,8 @@ class _ClocklessIsn(IsnGenerator):
     """An ISN generator whose clock does not tick: the same 4-tuple always starts at the same number
     (what RFC 9293's clock-driven ISNs exist to prevent)."""
 
-    def iss(self, now: float, local_addr, local_port: int, remote_addr, remote_port: int) -> int:
-        return super().iss(0.0, local_addr, local_port, remote_addr, remote_port)
+    def clock(self, now: float) -> int:
+        return 0
 
 
 OLD, NEW = b"OLD DATA from the first connection", b"new data, second connection"

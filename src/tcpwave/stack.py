@@ -318,6 +318,16 @@ class Stack:
             self.tracer.emit(now, self.host, "recv", **_seg_fields(seg, src, dst))
         key = (dst, seg.dst_port, src, seg.src_port)
         entry = self._conns.get(key)
+        if entry.__class__ is Connection and (st := entry.state) is not State.SYN_RCVD \
+                and st is not State.TIME_WAIT:  # type: ignore[union-attr]
+            # the fast path, for nearly every segment: a synchronized connection, no listener involved
+            if self._batch is not None:
+                entry.segment_arrived(seg, now, flush=False)
+                self._batch.add(entry)
+                return
+            entry.segment_arrived(seg, now)
+            self._collect(entry)
+            return
         conn = self._wake(entry, now) if isinstance(entry, TimeWait) else entry
         listener = self._listeners.get((dst, seg.dst_port)) or self._listeners.get((None, seg.dst_port))
         iss_floor = None

@@ -1,38 +1,64 @@
-"""Small services for `tcpwave serve`: echo, discard, source and an HTTP/1.1 server with keep-alive.
-Each is an asyncio streams handler: handler(reader, writer)."""
+"""Small services for `tcpwave serve`: echo, discard and hash as asyncio Protocols; source and an
+HTTP/1.1 server with keep-alive as asyncio streams handlers: handler(reader, writer)."""
 
 import asyncio
+import hashlib
 import html
 import mimetypes
 import pathlib
+import sys
 import urllib.parse
 
 CHUNK = 64 * 1024
 
 
-async def echo(reader, writer):
-    while data := await reader.read(CHUNK):
-        writer.write(data)
-        await writer.drain()
-    await _close(writer)
+class Service(asyncio.Protocol):
+    """A service as an asyncio Protocol: no task and no stream objects per connection (a server under
+    connection churn pays for each). A peer's abort ends the connection with one line on stderr."""
+
+    transport: asyncio.Transport
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def connection_lost(self, exc) -> None:
+        if isinstance(exc, (ConnectionError, TimeoutError)):
+            host, port = self.transport.get_extra_info("peername")
+            print(f"tcpwave: {host}:{port}: {exc}", file=sys.stderr, flush=True)
 
 
-async def discard(reader, writer):
-    while await reader.read(CHUNK):
+class Discard(Service):
+    """Read everything, answer nothing; close once the peer has (RFC 863)."""
+
+    def data_received(self, data) -> None:
         pass
-    await _close(writer)
 
 
-async def hash_sink(reader, writer):
+class Echo(Service):
+    """Send back every byte (RFC 862); close once the peer has and everything is sent. Reading pauses
+    while the peer does not take the echo, so nothing piles up."""
+
+    def data_received(self, data) -> None:
+        self.transport.write(data)
+
+    def pause_writing(self) -> None:
+        self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.transport.resume_reading()
+
+
+class HashSink(Service):
     """Read to EOF, then answer with the SHA-256 (hex) of everything read: proof the data arrived."""
-    import hashlib
 
-    digest = hashlib.sha256()
-    while data := await reader.read(CHUNK):
-        digest.update(data)
-    writer.write(digest.hexdigest().encode())
-    await writer.drain()
-    await _close(writer)
+    def __init__(self) -> None:
+        self.digest = hashlib.sha256()
+
+    def data_received(self, data) -> None:
+        self.digest.update(data)
+
+    def eof_received(self) -> None:
+        self.transport.write(self.digest.hexdigest().encode())
 
 
 def source(total: int):

@@ -156,7 +156,7 @@ class TcpTransport(asyncio.Transport):
     def _deliver(self) -> None:
         conn, now = self._conn, self._runtime.now()
         while not self._reading_paused and conn.readable:
-            self._protocol.data_received(conn.receive(now=now))
+            self._protocol.data_received(conn.receive(now=now, zero_copy=True))
         if self._eof_seen and not self._eof_told and not conn.readable and not self._reading_paused:
             self._eof_told = True
             keep_open = self._protocol.eof_received()
@@ -216,10 +216,10 @@ async def open_connection(host, port: int, *, runtime, limit: int = 2**16, local
 
 
 class Server:
-    """What start_server returns: close(), wait_closed(), serve_forever(), and `async with`."""
+    """What start_server and create_server return: close(), wait_closed(), serve_forever(), `async with`."""
 
-    def __init__(self, runtime, listener, client_connected_cb, limit: int):
-        self._runtime, self._listener, self._cb, self._limit = runtime, listener, client_connected_cb, limit
+    def __init__(self, runtime, listener, protocol_factory: Callable[[], asyncio.BaseProtocol]):
+        self._runtime, self._listener, self._factory = runtime, listener, protocol_factory
         self._closed = runtime.loop.create_future()
         self.transports: set[TcpTransport] = set()
         runtime.add_server(listener, self)
@@ -229,10 +229,7 @@ class Server:
         return (str(self._listener.address[0]), self._listener.address[1])
 
     def _accepted(self, conn) -> TcpTransport:
-        loop = self._runtime.loop
-        reader = asyncio.StreamReader(limit=self._limit, loop=loop)
-        protocol = asyncio.StreamReaderProtocol(reader, self._cb, loop=loop)
-        transport = TcpTransport(self._runtime, conn, protocol)
+        transport = TcpTransport(self._runtime, conn, self._factory())
         self.transports.add(transport)  # the live ones: each removes itself when it ends
         transport.on_lost = self.transports.discard
         return transport
@@ -265,5 +262,18 @@ class Server:
 async def start_server(client_connected_cb, host=None, port: int = 0, *, runtime, backlog: int | None = None,
                        limit: int = 2**16) -> Server:
     """Like asyncio.start_server, over tcpwave: client_connected_cb(reader, writer) per connection."""
+    loop = runtime.loop
+
+    def streams() -> asyncio.StreamReaderProtocol:
+        return asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=limit, loop=loop), client_connected_cb,
+                                            loop=loop)
+
+    return await create_server(streams, host, port, runtime=runtime, backlog=backlog)
+
+
+async def create_server(protocol_factory: Callable[[], asyncio.BaseProtocol], host=None, port: int = 0, *,
+                        runtime, backlog: int | None = None) -> Server:
+    """Like loop.create_server, over tcpwave: protocol_factory() makes the protocol of each accepted
+    connection (no task, no stream objects: the lighter way for a server that handles many)."""
     listener = runtime.stack.listen(port, runtime.now(), address=host, backlog=backlog)
-    return Server(runtime, listener, client_connected_cb, limit)
+    return Server(runtime, listener, protocol_factory)

@@ -6,7 +6,7 @@ import os
 import signal
 import sys
 
-from ..aio import control, services, start_server, workers
+from ..aio import control, create_server, services, start_server, workers
 from ..drivers.tun import TunError
 from ..views.files import tagged
 from . import tun_options
@@ -66,9 +66,8 @@ def _serve_workers(args) -> int:
 
 
 async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> int:
-    handler = {"echo": services.echo, "discard": services.discard, "hash": services.hash_sink,
-               "source": services.source(args.bytes),
-               "http": services.http(args.dir)}[args.service]
+    protocol = {"echo": services.Echo, "discard": services.Discard, "hash": services.HashSink}.get(args.service)
+    handler = {"source": services.source(args.bytes), "http": services.http(args.dir)}.get(args.service)
     port = args.port or DEFAULT_PORTS[args.service]
     with contextlib.ExitStack() as stack:
         loop = asyncio.get_running_loop()
@@ -77,7 +76,10 @@ async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> i
                                       tag=tag)
         if worker is not None:
             worker.attach(runtime)
-        server = await start_server(_reporting(handler), args.addr, port, runtime=runtime)
+        if protocol is not None:
+            server = await create_server(protocol, args.addr, port, runtime=runtime)
+        else:
+            server = await start_server(_reporting(handler), args.addr, port, runtime=runtime)
         if args.control != "none":
             path = tagged(args.control, tag) if args.control and tag else args.control or control.default_path("serve")
             ctl = await control.start_control(runtime, path)

@@ -296,13 +296,17 @@ class Connection:
         return n
 
     @_user_call
-    def receive(self, max_bytes: int | None = None, *, now: float) -> bytes:
-        """RECEIVE: up to max_bytes of in-order data; b'' when none is waiting or after a normal end."""
+    def receive(self, max_bytes: int | None = None, *, now: float, zero_copy: bool = False) -> bytes | bytearray:
+        """RECEIVE: up to max_bytes of in-order data; b'' when none is waiting or after a normal end.
+        zero_copy: taking everything that is waiting hands over the buffer itself, a bytearray the
+        caller then owns, instead of a copy as bytes (the asyncio transport's bulk path)."""
         self._now = now
         rcv = self.rcv
         if self.state is S.CLOSED and not rcv.buf.readable and self.close_reason != CloseReason.NORMAL:
             raise closed_error("receive", self.state, self.close_reason)
         data = rcv.read(max_bytes)
+        if not zero_copy and data.__class__ is bytearray:
+            data = bytes(data)
         if data and self.state in SYNCHRONIZED:
             rcv.window_update_after_read()
             self.output()
@@ -778,13 +782,12 @@ class Connection:
             raise StateError("connect", self.state, "the connection has no remote end")
         la, lp = self.local
         ra, rp = self.remote
-        iss = self._isn.iss(self._now, la, lp, ra, rp)
+        iss, self._ts_offset = self._isn.start(self._now, la, lp, ra, rp)
         if self.iss_floor is not None and seq_le(iss, self.iss_floor):
             iss = seq_add(self.iss_floor, 1 << 16)
         self.snd.start(iss)
         self.recovery.q.reset(0)
         self.recovery.q.nxt = 1  # the SYN
-        self._ts_offset = self._rng.getrandbits(32)
 
     def trace(self, type: str, **fields) -> None:
         if self._tracer.enabled:

@@ -1,8 +1,8 @@
 """Initial sequence numbers per RFC 9293 §3.4.1 and RFC 6528: ISN = M + F(4-tuple, secret).
 
-M is a 4-microsecond clock taken from the injected `now`; F is a keyed BLAKE2s of
-the connection identifiers. The key comes from the stack's seeded RNG, so a
-seeded run is reproducible while ISNs stay unguessable to anyone without the seed.
+M is a 4-microsecond clock taken from the injected `now`; F is a keyed BLAKE2s of the connection
+identifiers, whose other half is the connection's timestamp offset. The key comes from the stack's
+seeded RNG, so a seeded run is reproducible while ISNs stay unguessable to anyone without the seed.
 """
 
 import hashlib
@@ -14,8 +14,16 @@ class IsnGenerator:
     def __init__(self, secret: bytes):
         self._secret = secret[:32]
 
+    def clock(self, now: float) -> int:
+        """M: one tick every 4 microseconds."""
+        return int(now * 250_000)
+
+    def start(self, now: float, local_addr, local_port: int, remote_addr, remote_port: int) -> tuple[int, int]:
+        """(ISN, timestamp offset) of a new connection, from one keyed hash of its 4-tuple: the offset
+        (RFC 7323 §5.4) is as unguessable as the ISN, without a draw from the OS per connection."""
+        key = b"%b%b%d|%d" % (local_addr.packed, remote_addr.packed, local_port, remote_port)
+        f = int.from_bytes(hashlib.blake2s(key, key=self._secret, digest_size=8).digest(), "big")
+        return (self.clock(now) + (f >> 32)) & MASK, f & MASK
+
     def iss(self, now: float, local_addr, local_port: int, remote_addr, remote_port: int) -> int:
-        key = b"%s|%d|%s|%d" % (str(local_addr).encode(), local_port, str(remote_addr).encode(), remote_port)
-        f = int.from_bytes(hashlib.blake2s(key, key=self._secret, digest_size=4).digest(), "big")
-        m = int(now * 250_000)  # one tick every 4 microseconds
-        return (m + f) & MASK
+        return self.start(now, local_addr, local_port, remote_addr, remote_port)[0]

@@ -217,7 +217,7 @@ class Receiver:
             self.urgent_advanced = True
 
     # ------------------------------------------------------------ the user
-    def read(self, max_bytes: int | None) -> bytes:
+    def read(self, max_bytes: int | None) -> bytes | bytearray:
         data = self.buf.read(max_bytes)
         self.readable_signalled = self.buf.readable
         return data

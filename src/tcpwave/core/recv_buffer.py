@@ -72,10 +72,15 @@ class ReceiveBuffer:
         i = bisect.bisect_right(self._starts, start) - 1
         return i >= 0 and end <= self._ends[i]
 
-    def read(self, max_bytes: int | None = None) -> bytes:
-        n = len(self._ready) if max_bytes is None else min(max_bytes, len(self._ready))
-        out = bytes(self._ready[:n])
-        del self._ready[:n]
+    def read(self, max_bytes: int | None = None) -> bytes | bytearray:
+        """Up to max_bytes of the in-order bytes. Everything that is ready is handed over as it is, a
+        bytearray the caller now owns, without a copy (the hot path of bulk receiving)."""
+        ready = self._ready
+        if max_bytes is None or max_bytes >= len(ready):
+            self._ready = bytearray()
+            return ready
+        out = bytes(memoryview(ready)[:max_bytes])
+        del ready[:max_bytes]
         return out
 
     def insert(self, offset: int, data) -> int:

@@ -4,6 +4,7 @@ Unknown kinds with a sane length are skipped (and remembered); a zero or
 overrunning length makes the whole segment malformed (RFC 9293 §3.1, MUST-64).
 """
 
+import struct
 from dataclasses import dataclass
 
 from .errors import MalformedPacket
@@ -12,8 +13,8 @@ EOL, NOP, MSS, WSCALE, SACK_PERMITTED, SACK, TIMESTAMPS = 0, 1, 2, 3, 4, 5, 8
 MAX_WSCALE = 14  # RFC 7323 §2.3
 
 
-@dataclass(slots=True, frozen=True)
-class Options:
+@dataclass(slots=True, unsafe_hash=True)
+class Options:  # never changed once made (not frozen: a frozen dataclass is slower to make, per segment)
     mss: int | None = None
     wscale: int | None = None
     sack_permitted: bool = False
@@ -29,11 +30,17 @@ class Options:
 
 NO_OPTIONS = Options()
 _FIXED_LEN = {MSS: 4, WSCALE: 3, SACK_PERMITTED: 2, TIMESTAMPS: 10}
+# The options of nearly every segment after the handshake: NOP, NOP, timestamps (Linux's layout)
+_TS_ONLY = struct.Struct("!4sII")
+_TS_ONLY_HEAD = bytes((NOP, NOP, TIMESTAMPS, 10))
 
 
 def parse_options(raw: bytes | memoryview) -> Options:
     if not raw:
         return NO_OPTIONS
+    if len(raw) == 12 and raw[:4] == _TS_ONLY_HEAD:  # the common case, in one step
+        _, tsval, tsecr = _TS_ONLY.unpack_from(raw)
+        return Options(None, None, False, (), (tsval, tsecr))
     mss = wscale = ts = None
     sack_permitted = False
     sack: tuple[tuple[int, int], ...] = ()
@@ -81,6 +88,8 @@ def build_options(opts: Options) -> bytes:
     """Encode options, NOP-aligned the way most stacks lay them out, padded to 4 bytes."""
     if not opts:
         return b""
+    if opts.mss is None and opts.wscale is None and not opts.sack_permitted and not opts.sack and opts.ts:
+        return _TS_ONLY.pack(_TS_ONLY_HEAD, *opts.ts)  # the common case, in one step
     out = bytearray()
     if opts.mss is not None:
         out += bytes((MSS, 4)) + opts.mss.to_bytes(2, "big")
