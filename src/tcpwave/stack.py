@@ -320,14 +320,7 @@ class Stack:
         entry = self._conns.get(key)
         if entry.__class__ is Connection and (st := entry.state) is not State.SYN_RCVD \
                 and st is not State.TIME_WAIT:  # type: ignore[union-attr]
-            # the fast path, for nearly every segment: a synchronized connection, no listener involved
-            if self._batch is not None:
-                entry.segment_arrived(seg, now, flush=False)
-                self._batch.add(entry)
-                return
-            entry.segment_arrived(seg, now)
-            self._collect(entry)
-            return
+            return self._arrived(entry, seg, now)  # nearly every segment: no listener involved
         conn = self._wake(entry, now) if isinstance(entry, TimeWait) else entry
         listener = self._listeners.get((dst, seg.dst_port)) or self._listeners.get((None, seg.dst_port))
         iss_floor = None
@@ -342,12 +335,7 @@ class Stack:
                 and conn.state is State.SYN_RCVD and listener.accept_full() and self._children.get(conn) is listener:
             return self._accept_overflow(conn, listener, src, dst, seg, now)
         if conn is not None:
-            if self._batch is not None:
-                conn.segment_arrived(seg, now, flush=False)
-                self._batch.add(conn)
-                return
-            conn.segment_arrived(seg, now)
-            self._collect(conn)
+            self._arrived(conn, seg, now)
         elif listener is not None:
             f, cfg = seg.flags, listener.tcb.config
             if f & (SYN | ACK | RST) == SYN:
@@ -382,6 +370,14 @@ class Stack:
             self._drop(now, DropReason.NO_SOCKET, flags=flags_text(seg.flags), port=seg.dst_port)
             if rst is not None and self.resets.allow(now):
                 self._send(dst, src, rst, now, "reset: no connection")
+
+    def _arrived(self, conn: Connection, seg: Segment, now: float) -> None:
+        if self._batch is not None:  # (sent once the whole batch is in)
+            conn.segment_arrived(seg, now, flush=False)
+            self._batch.add(conn)
+            return
+        conn.segment_arrived(seg, now)
+        self._collect(conn)
 
     # ----------------------------------------------------------- SYN cookies
     def _send_cookie(self, listener: Listener, src, dst, seg: Segment, now: float) -> None:
