@@ -10,7 +10,7 @@ from tcpwave.wire.checksum import checksum
 from tcpwave.wire.errors import MalformedPacket
 from tcpwave.wire.ip import build_ip, parse_ip
 from tcpwave.wire.options import Options, build_options, parse_options
-from tcpwave.wire.tcp import ACK, PSH, SYN, Segment, build_tcp, parse_tcp
+from tcpwave.wire.tcp import ACK, PROTO_TCP, PSH, SYN, Segment, build_tcp, parse_tcp
 
 V4 = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("192.0.2.2")
 V6 = ipaddress.ip_address("2001:db8::1"), ipaddress.ip_address("2001:db8::2")
@@ -128,3 +128,36 @@ def test_parsing_arbitrary_bytes_only_ever_raises_malformed_packet(data):
         parse_tcp(pkt.payload, pkt.src, pkt.dst)
     except MalformedPacket:
         pass
+
+
+@given(st.integers(0, 0xFFFF), st.integers(0, 0xFFFF), st.integers(0, 2**32 - 1), st.integers(0, 2**32 - 1),
+       st.integers(0, 0xFF), st.integers(0, 0xFFFF), st.binary(max_size=3000), st.integers(0, 0xFFFF),
+       st.sampled_from([None, (1, 2), (2**32 - 1, 0)]), st.booleans(), st.integers(0, 0xFFFF), st.booleans())
+def test_one_step_ipv4_packets_are_the_bytes_the_layered_builders_make(sport, dport, seq, ack, flags, window,
+                                                                      payload, urgent, ts, syn_opts, ident,
+                                                                      partial):
+    from tcpwave.wire.packet import build_ipv4_tcp
+
+    opts = Options(mss=1460 if syn_opts else None, sack_permitted=syn_opts, wscale=7 if syn_opts else None, ts=ts)
+    seg = Segment(sport, dport, seq, ack, flags, window, payload, opts, urgent)
+    a, b = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("198.51.100.7")
+    layered = build_ip(a, b, PROTO_TCP, build_tcp(seg, a, b, partial=partial), ident=ident)
+    assert build_ipv4_tcp(seg, int(a), int(b), ident, partial) == layered
+
+
+@given(st.binary(min_size=0, max_size=120), st.booleans())
+def test_one_step_parsing_agrees_with_the_layered_parsers_or_leaves_the_packet_to_them(tail, trusted):
+    from tcpwave.wire.packet import parse_ipv4_tcp
+
+    a, b = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("198.51.100.7")
+    good = build_ip(a, b, PROTO_TCP, build_tcp(Segment(1, 2, 3, 4, ACK, 5, b"data", Options(ts=(1, 2))), a, b))
+    for data in (good, good[:20] + tail, good[:40] + tail, tail, good[:30] + tail + good[30:]):
+        fast = parse_ipv4_tcp(data, trusted)
+        if fast is None:
+            continue
+        pkt = parse_ip(data)  # whatever the one-step parser accepts, the layered ones accept alike
+        seg = parse_tcp(pkt.payload) if trusted else parse_tcp(pkt.payload, pkt.src, pkt.dst)
+        assert (fast[0], fast[1]) == (pkt.src, pkt.dst)
+        assert (fast[2].seq, fast[2].ack, fast[2].flags, fast[2].options, bytes(fast[2].payload)) == \
+            (seg.seq, seg.ack, seg.flags, seg.options, bytes(seg.payload))
+    assert parse_ipv4_tcp(good, False) is not None

@@ -32,6 +32,7 @@ from .wire.errors import MalformedPacket
 from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for, parse_error
 from .wire.ip import build_ip, intern_address, parse_ip
 from .wire.options import Options, describe_options
+from .wire.packet import build_ipv4_tcp, parse_ipv4_tcp
 from .wire.tcp import ACK, PROTO_TCP, RST, SYN, Segment, build_tcp, flags_text, parse_tcp
 
 EPHEMERAL = range(49152, 65536)
@@ -231,6 +232,11 @@ class Stack:
         """One packet. trusted: made by the local kernel with a partial TCP checksum (offload)."""
         if self.elsewhere is not None:
             self._raw = (data, trusted)
+        fast = parse_ipv4_tcp(data, trusted)  # nearly every packet, in one step
+        if fast is not None:
+            if fast[1] not in self.addresses:
+                return self._drop(now, DropReason.NOT_OUR_ADDRESS, dst=str(fast[1]))
+            return self._tcp_input(*fast, now)
         try:
             pkt = parse_ip(data)
         except MalformedPacket as e:
@@ -477,9 +483,12 @@ class Stack:
 
     def _send(self, src, dst, seg: Segment, now: float, note: str = "", mss: int = 0) -> None:
         partial = self.checksum_offload
-        raw = build_tcp(seg, src, dst, partial=partial)
         gso = mss if self.segment_max and len(seg.payload) > mss > 0 else 0
-        self._out.append((build_ip(src, dst, PROTO_TCP, raw, ident=self._next_ident()), gso, partial))
+        if src.version == 4:
+            packet = build_ipv4_tcp(seg, src._ip, dst._ip, self._next_ident(), partial)
+        else:
+            packet = build_ip(src, dst, PROTO_TCP, build_tcp(seg, src, dst, partial=partial), ident=self._next_ident())
+        self._out.append((packet, gso, partial))
         if self.tracer.enabled:
             fields = _seg_fields(seg, src, dst)
             if note:

@@ -1,0 +1,73 @@
+"""One IPv4 packet carrying one TCP segment, parsed or built in one step: both headers in one struct
+call, checksums from integer sums, no intermediate packet objects. That is nearly every packet a
+stack handles; wire/ip.py and wire/tcp.py handle everything else (IPv6, IP options, other
+protocols, and every malformed packet, so that each is dropped with its reason)."""
+
+import struct
+
+from .checksum import checksum, ones_complement_sum
+from .errors import MalformedPacket
+from .ip import IPAddress, _v4
+from .options import NO_OPTIONS, build_options, parse_options
+from .tcp import PROTO_TCP, Segment
+
+_HEADERS = struct.Struct("!BBHHHBBHIIHHIIBBHHH")  # IPv4 (20 bytes, no options) + TCP (20 bytes)
+_TTL_PROTO = (64 << 8) | PROTO_TCP
+_DF = 0x4000
+
+
+def _fold(total: int) -> int:
+    while total > 0xFFFF:
+        total = (total & 0xFFFF) + (total >> 16)
+    return total
+
+
+def build_ipv4_tcp(seg: Segment, src: int, dst: int, ident: int, partial: bool) -> bytes:
+    """src, dst: the addresses as integers. partial: the TCP checksum holds only the folded
+    pseudo-header sum, for the device to finish (checksum offload)."""
+    opts = build_options(seg.options) if seg.options else b""
+    payload = seg.payload
+    hlen = 20 + len(opts)
+    tcp_len = hlen + len(payload)
+    total = 20 + tcp_len
+    addrs = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)
+    ip_sum = ~_fold(0x4500 + total + ident + _DF + _TTL_PROTO + addrs) & 0xFFFF
+    pseudo = _fold(addrs + PROTO_TCP + tcp_len)
+    if partial:
+        head = _HEADERS.pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, seg.src_port,
+                             seg.dst_port, seg.seq, seg.ack, (hlen >> 2) << 4, seg.flags, seg.window, pseudo,
+                             seg.urgent)
+        return head + opts + payload if payload else head + opts
+    head = _HEADERS.pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, seg.src_port,
+                         seg.dst_port, seg.seq, seg.ack, (hlen >> 2) << 4, seg.flags, seg.window, 0, seg.urgent)
+    tcp_sum = ~ones_complement_sum(payload, ones_complement_sum(memoryview(head)[20:], pseudo) +
+                                   (ones_complement_sum(opts) if opts else 0)) & 0xFFFF
+    return head[:36] + tcp_sum.to_bytes(2, "big") + head[38:] + opts + payload
+
+
+def parse_ipv4_tcp(data: bytes | bytearray | memoryview,
+                   trusted: bool) -> tuple[IPAddress, IPAddress, Segment] | None:
+    """(source, destination, segment) of a well-formed IPv4 packet without IP options carrying TCP;
+    None for anything else, which the layered parsers then take (and name what is wrong).
+    trusted: made by the local kernel (checksum offload): neither checksum is checked."""
+    view = memoryview(data)
+    n = len(view)
+    if n < 40:
+        return None
+    (vihl, _tos, total, _ident, frag, _ttl, proto, _ip_sum, src, dst, sport, dport, seq, ack, off, flags, window,
+     _tcp_sum, urgent) = _HEADERS.unpack_from(view)
+    hlen = (off >> 4) << 2
+    if vihl != 0x45 or proto != PROTO_TCP or total > n or frag & 0x3FFF or hlen < 20 or 20 + hlen > total:
+        return None
+    if not trusted:
+        if checksum(view[:20]) != 0:
+            return None
+        pseudo = _fold((src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO_TCP + total - 20)
+        if checksum(view[20:total], pseudo) != 0:
+            return None
+    try:
+        options = parse_options(view[40 : 20 + hlen]) if hlen > 20 else NO_OPTIONS
+    except MalformedPacket:
+        return None
+    return _v4(src), _v4(dst), Segment(sport, dport, seq, ack, flags, window, view[20 + hlen : total], options,
+                                       urgent)
