@@ -232,3 +232,41 @@ def test_http_service_answers_a_keep_alive_request_in_one_segment():
     size = run(main())
     data = [e["len"] for e in sink.of_type("send") if e["len"]]
     assert data == [size, size]  # one segment per response
+
+
+def test_protocol_services_echo_and_hash_what_they_receive_with_back_pressure():
+    """create_server with the Echo and HashSink protocols of `tcpwave serve`: every byte comes back, and
+    the SHA-256 answer is right after more than HashSink.HIGH bytes (reading paused and resumed)."""
+    import hashlib
+
+    from tcpwave.aio import create_server
+    from tcpwave.aio.services import Echo, HashSink
+
+    resumed = []
+
+    class Counted(HashSink):
+        def _resume(self) -> None:
+            resumed.append(self.queued)
+            super()._resume()
+
+    async def main():
+        client, server = pair(delay=0.0005)
+        data = os.urandom(1 << 20) * 6  # 6 MB: over HashSink.HIGH
+        async with await create_server(Counted, SERVER, 5001, runtime=server), \
+                await create_server(Echo, SERVER, 7, runtime=server):
+            reader, writer = await open_connection(SERVER, 5001, runtime=client)
+            writer.write(data)
+            writer.write_eof()
+            answer = await reader.read()
+            writer.close()
+            reader, writer = await open_connection(SERVER, 7, runtime=client)
+            writer.write(data[: 3 << 20])
+            writer.write_eof()
+            echoed = await reader.read()
+            writer.close()
+        return answer, echoed, data
+
+    answer, echoed, data = run(main())
+    assert answer.decode() == hashlib.sha256(data).hexdigest()
+    assert resumed and all(n > HashSink.HIGH for n in resumed)
+    assert echoed == data[: 3 << 20]

@@ -6,7 +6,9 @@ import hashlib
 import html
 import mimetypes
 import pathlib
+import queue
 import sys
+import threading
 import urllib.parse
 
 CHUNK = 64 * 1024
@@ -49,16 +51,68 @@ class Echo(Service):
 
 
 class HashSink(Service):
-    """Read to EOF, then answer with the SHA-256 (hex) of everything read: proof the data arrived."""
+    """Read to EOF, then answer with the SHA-256 (hex) of everything read: proof the data arrived.
 
-    def __init__(self) -> None:
+    The hashing runs in one thread shared by every connection (hashlib lets go of the GIL while it
+    hashes a large buffer), so the stack goes on receiving meanwhile. Reading pauses while more than
+    HIGH bytes wait to be hashed, and resumes once the thread has caught up."""
+
+    HIGH = 4 << 20
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self.loop = asyncio.get_running_loop()
         self.digest = hashlib.sha256()
+        self.queued = 0  # bytes handed to the thread since the last pause
+        self.paused = False
 
     def data_received(self, data) -> None:
-        self.digest.update(data)
+        _hasher().put((self, data))
+        self.queued += len(data)
+        if self.queued > self.HIGH and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+            _hasher().put((self, _RESUME))  # answered once everything before it is hashed
 
-    def eof_received(self) -> None:
-        self.transport.write(self.digest.hexdigest().encode())
+    def eof_received(self) -> bool:
+        _hasher().put((self, _EOF))
+        return True  # open until the answer is written
+
+    def _resume(self) -> None:
+        self.paused, self.queued = False, 0
+        self.transport.resume_reading()
+
+    def _answer(self, hexdigest: str) -> None:
+        if not self.transport.is_closing():
+            self.transport.write(hexdigest.encode())
+            self.transport.close()
+
+
+_RESUME, _EOF = object(), object()
+_QUEUE: "queue.SimpleQueue[tuple[HashSink, object]] | None" = None
+
+
+def _hasher() -> "queue.SimpleQueue[tuple[HashSink, object]]":
+    """The hashing thread's queue (the thread starts at first use; it is a daemon)."""
+    global _QUEUE
+    if _QUEUE is None:
+        _QUEUE = queue.SimpleQueue()
+        threading.Thread(target=_hash_forever, args=(_QUEUE,), name="tcpwave-hash", daemon=True).start()
+    return _QUEUE
+
+
+def _hash_forever(q: "queue.SimpleQueue[tuple[HashSink, object]]") -> None:
+    while True:
+        sink, item = q.get()
+        try:
+            if item is _RESUME:
+                sink.loop.call_soon_threadsafe(sink._resume)
+            elif item is _EOF:
+                sink.loop.call_soon_threadsafe(sink._answer, sink.digest.hexdigest())
+            else:
+                sink.digest.update(item)  # type: ignore[arg-type]
+        except RuntimeError:  # the connection's loop has closed: nobody waits for this answer
+            pass
 
 
 def source(total: int):
