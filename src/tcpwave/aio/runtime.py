@@ -73,11 +73,13 @@ class Runtime:
             if not events and not packets:
                 break
         deadline = stack.next_timer()
-        if deadline != self._timer_at:
+        # The loop timer is moved only earlier: one armed for an earlier time than needed fires, finds
+        # nothing due and is re-armed then, which costs less than moving it on every ACK
+        if deadline is not None and (self._timer_at is None or deadline < self._timer_at):
             if self._timer is not None:
                 self._timer.cancel()
             self._timer_at = deadline
-            self._timer = None if deadline is None else self.loop.call_at(self._t0 + deadline, self._on_timer)
+            self._timer = self.loop.call_at(self._t0 + deadline, self._on_timer)
 
     def _route(self, conn, event) -> None:
         transport = self._transports.get(conn)
