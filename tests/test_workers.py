@@ -4,6 +4,7 @@ keeps each flow on the queue of the worker that owns it."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -208,3 +209,22 @@ def test_serve_with_two_workers_spreads_connections_and_ss_shows_both():
     lines = err.strip().splitlines()
     assert lines[-1].startswith("tcpwave serve: stopped; 2 workers") and "Traceback" not in err, err
     assert len(lines) == 2, err  # the start line and the stop line, nothing from the workers
+
+
+@needs_netns
+@pytest.mark.skipif(not shutil.which("ab"), reason="needs ab (apache2-utils)")
+def test_ab_twenty_thousand_requests_fifty_at_a_time_against_two_workers_none_fail():
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-ab") as ns:
+        ready = os.path.join(tmp, "ready")
+        server = ns.popen(py, "-m", "tcpwave.cli.main", "serve", "http", "--workers", "2", "--control", "none",
+                          "--ready-file", ready, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for_file(ready, server)
+        r = ns.call("ab", "-q", "-n", "20000", "-c", "50", "http://192.0.2.2/", capture_output=True, text=True,
+                    timeout=120)
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=10)
+    assert r.returncode == 0, r.stderr
+    fields = dict(line.split(":", 1) for line in r.stdout.splitlines() if ":" in line)
+    assert int(fields["Complete requests"]) == 20000 and int(fields["Failed requests"]) == 0, r.stdout
+    assert "Non-2xx responses" not in fields and "Traceback" not in err
