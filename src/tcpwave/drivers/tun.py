@@ -15,6 +15,7 @@ flow belong there (tun_flow_update), so a connection a worker opens gets its ans
 
 import errno
 import fcntl
+import io
 import ipaddress
 import os
 import select
@@ -122,6 +123,9 @@ class TunQueue:
 
     def __init__(self, fd: int, vnet: bool, index: int = 0):
         self.fd, self.vnet, self.index = fd, vnet, index
+        # FileIO.read answers None on a non-blocking descriptor with nothing queued: no exception
+        # raised and caught at the end of every batch, as os.read would need
+        self._reader = io.FileIO(fd, "rb", closefd=False)
 
     def fileno(self) -> int:
         return self.fd
@@ -138,10 +142,10 @@ class TunQueue:
         out: list[bytes | memoryview] = []
         trusted = None
         size = 65536 + VNET_HDR.size
+        read = self._reader.read
         for _ in range(limit):
-            try:
-                raw = os.read(self.fd, size)
-            except BlockingIOError:
+            raw = read(size)
+            if raw is None:
                 break
             if not self.vnet:
                 out.append(raw)
