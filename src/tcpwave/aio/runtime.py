@@ -20,6 +20,7 @@ class Runtime:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._flush_scheduled = False
+        self._flushing = False  # routing events: calls they make need no kick()
         self._transports: dict = {}  # Connection -> TcpTransport
         self._servers: dict = {}  # Listener -> server object (makes transports for accepted conns)
         self._closed = False
@@ -42,8 +43,9 @@ class Runtime:
         self._servers.pop(listener, None)
 
     def kick(self) -> None:
-        """After user calls: send what they produced, route events and re-arm the timer, soon."""
-        if not self._flush_scheduled and not self._closed:
+        """After user calls: send what they produced, route events and re-arm the timer, soon. (Calls
+        made while a flush routes events need none: that flush goes on until nothing is left.)"""
+        if not self._flush_scheduled and not self._closed and not self._flushing:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
 
@@ -63,15 +65,22 @@ class Runtime:
         if self._closed:
             return  # the link is gone: nothing more goes out
         stack = self.stack
-        for _ in range(1000):  # applications may react with more calls; bounded, never a busy loop
-            events = stack.events()
-            for conn, event in events:
-                self._route(conn, event)
-            packets = stack.packets_to_send_offload()
-            for packet, gso_size, partial in packets:
-                self.link.send(packet, gso_size, partial)
-            if not events and not packets:
-                break
+        self._flushing = True
+        try:
+            for _ in range(1000):  # applications may react with more calls; bounded, never a busy loop
+                events = stack.events()
+                for conn, event in events:
+                    self._route(conn, event)
+                packets = stack.packets_to_send_offload()
+                for packet, gso_size, partial in packets:
+                    self.link.send(packet, gso_size, partial)
+                if not events and not packets:
+                    break
+            else:  # (still busy after 1000 rounds: the rest on the next turn of the loop)
+                self._flushing = False
+                self.kick()
+        finally:
+            self._flushing = False
         deadline = stack.next_timer()
         # The loop timer is moved only earlier: one armed for an earlier time than needed fires, finds
         # nothing due and is re-armed then, which costs less than moving it on every ACK
