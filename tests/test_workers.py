@@ -96,9 +96,7 @@ from tcpwave.wire.ip import parse_ip
 from tcpwave.wire.tcp import parse_tcp
 n = int(sys.argv[1])
 
-def echo_server():
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("192.0.2.1", 7000)); s.listen(128)
+def echo_server(s):
     def serve(c):
         while data := c.recv(65536):
             c.sendall(data)
@@ -109,7 +107,9 @@ def echo_server():
 
 async def main():
     dev = TunDevice("tcpwq0", "192.0.2.1/24", "192.0.2.2", queues=2)
-    threading.Thread(target=echo_server, daemon=True).start()
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("192.0.2.1", 7000)); s.listen(128)  # listening before the first SYN
+    threading.Thread(target=echo_server, args=(s,), daemon=True).start()
     runtimes, handed, received = [], [], [0, 0]
 
     class Counted(TunLink):  # counts what arrives on its own queue
@@ -129,11 +129,7 @@ async def main():
         runtimes.append(rt)
 
     async def one(rt, k):
-        for _ in range(200):  # the server thread binds as the loop starts
-            try:
-                reader, writer = await open_connection("192.0.2.1", 7000, runtime=rt); break
-            except ConnectionRefusedError:
-                await asyncio.sleep(0.01)
+        reader, writer = await open_connection("192.0.2.1", 7000, runtime=rt)
         data = hashlib.sha256(str(k).encode()).digest() * 2000
         writer.write(data); writer.write_eof()
         got = await reader.read()

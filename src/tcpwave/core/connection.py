@@ -39,7 +39,7 @@ from .receiver import Receiver
 from .recovery import Recovery
 from .rtt import RttEstimator
 from .sender import Sender
-from .state import SENDING, SYNCHRONIZED, State, check_transition
+from .state import RECEIVING, SENDING, SYNCHRONIZED, State, check_transition
 from .timers import (
     DELAYED_ACK,
     FIN_WAIT_2_TIMER,
@@ -307,8 +307,8 @@ class Connection:
         data = rcv.read(max_bytes)
         if not zero_copy and data.__class__ is bytearray:
             data = bytes(data)
-        if data and self.state in SYNCHRONIZED:
-            rcv.window_update_after_read()
+        if data and self.state in RECEIVING:  # once the peer's FIN is in, no window update (as Linux:
+            rcv.window_update_after_read()  # after LAST_ACK its socket is gone, and it would answer RST)
             self.output()
         return data
 
