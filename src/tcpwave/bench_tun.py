@@ -192,9 +192,15 @@ def _capture_flags(captures: dict, tag: str) -> list[str]:
     return [arg for flag, path in captures.items() for arg in (flag, tagged(path, tag))]
 
 
-def _cycles(r: dict) -> dict:
-    return {"per_s": r["cycles"] / r["seconds"], "cycles": r["cycles"], "errors": r["errors"],
-            "unfinished": r["unfinished"]}
+def _churn_rows(ns: str, workers: int, seconds: float, cycles: int) -> dict:
+    """The connect+close rows against the discard server running in `ns` with `workers` workers
+    (or acceptor processes): 1 and 8 clients with one, 8 clients with two."""
+    rows = {}
+    for key, parallel in [("cycles_1", 1), ("cycles_8", 8)] if workers == 1 else [("cycles_8_2w", 8)]:
+        r = in_ns(ns, PY, "-c", CYCLES, str(seconds), str(cycles), SERVER, "9", str(parallel))
+        rows[key] = {"per_s": r["cycles"] / r["seconds"], "cycles": r["cycles"], "errors": r["errors"],
+                     "unfinished": r["unfinished"]}
+    return rows
 
 
 def measure_tcpwave(size: int, cycles: int, seconds: float, tmp: str, offload: bool,
@@ -216,10 +222,7 @@ def measure_tcpwave(size: int, cycles: int, seconds: float, tmp: str, offload: b
             flags = _capture_flags(captures, f"cycles-offload_{tag}" + ("" if workers == 1 else f"-{workers}workers"))
             with background(ns, *serve, *flags, "discard", "--port", "9", "--workers", str(workers),
                             "--ready-file", ready, ready=ready):
-                runs = [("cycles_1", 1), ("cycles_8", 8)] if workers == 1 else [("cycles_8_2w", 8)]
-                for key, parallel in runs:
-                    res[key] = _cycles(in_ns(ns, PY, "-c", CYCLES, str(seconds), str(cycles), SERVER, "9",
-                                             str(parallel)))
+                res.update(_churn_rows(ns, workers, seconds, cycles))
         # tcpwave client -> Linux server: the kernel side's address exists once the device does,
         # so the Linux server binds to any address; `tcpwave connect` reads the data from a pipe
         device_ready = os.path.join(tmp, f"tw-dev-{tag}")
@@ -292,10 +295,7 @@ def measure_linux(size: int, cycles: int, seconds: float, tmp: str) -> dict:
         for workers in (1, 2):  # the discard server's work: read to the end, close
             ready = os.path.join(tmp, f"veth-ready-2-{workers}")
             with background(b, PY, "-c", ACCEPTOR, ready, str(workers), ready=ready):
-                runs = [("cycles_1", 1), ("cycles_8", 8)] if workers == 1 else [("cycles_8_2w", 8)]
-                for key, parallel in runs:
-                    res[key] = _cycles(in_ns(a, PY, "-c", CYCLES, str(seconds), str(cycles), SERVER, "9",
-                                             str(parallel)))
+                res.update(_churn_rows(a, workers, seconds, cycles))
     return res
 
 

@@ -25,8 +25,24 @@ class Service(asyncio.Protocol):
 
     def connection_lost(self, exc) -> None:
         if isinstance(exc, (ConnectionError, TimeoutError)):
-            host, port = self.transport.get_extra_info("peername")
-            print(f"tcpwave: {host}:{port}: {exc}", file=sys.stderr, flush=True)
+            report_abort(self.transport, exc)
+
+
+def report_abort(transport, exc: BaseException) -> None:
+    """A peer's abort, as one line on stderr (not an asyncio traceback)."""
+    host, port = transport.get_extra_info("peername")
+    print(f"tcpwave: {host}:{port}: {exc}", file=sys.stderr, flush=True)
+
+
+def reporting(handler):
+    """A streams handler whose connection a peer's abort ends with report_abort's one line."""
+    async def run(reader, writer):
+        try:
+            await handler(reader, writer)
+        except (ConnectionError, TimeoutError) as e:
+            report_abort(writer, e)
+
+    return run
 
 
 class Discard(Service):

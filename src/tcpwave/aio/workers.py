@@ -47,7 +47,7 @@ class Worker:
     def _forward(self, owner: int, packet, trusted: bool) -> None:
         try:
             self.peers[owner].send(b"\x01" + packet if trusted else b"\x00" + packet)
-        except (BlockingIOError, OSError):
+        except OSError:  # (full, BlockingIOError, or the owner gone)
             self.dropped += 1
 
     def _forwarded(self, runtime) -> None:

@@ -79,7 +79,7 @@ async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> i
         if protocol is not None:
             server = await create_server(protocol, args.addr, port, runtime=runtime)
         else:
-            server = await start_server(_reporting(handler), args.addr, port, runtime=runtime)
+            server = await start_server(services.reporting(handler), args.addr, port, runtime=runtime)
         if args.control != "none":
             path = tagged(args.control, tag) if args.control and tag else args.control or control.default_path("serve")
             ctl = await control.start_control(runtime, path)
@@ -121,18 +121,6 @@ async def shut_down(runtime, grace: float = 0.5) -> int:
         t.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
     return closed
-
-
-def _reporting(handler):
-    """A peer's abort ends its connection with one line on stderr, not an asyncio traceback."""
-    async def run(reader, writer):
-        try:
-            await handler(reader, writer)
-        except (ConnectionError, TimeoutError) as e:
-            host, port = writer.get_extra_info("peername")
-            print(f"tcpwave: {host}:{port}: {e}", file=sys.stderr, flush=True)
-
-    return run
 
 
 def _remove(path: str) -> None:
