@@ -44,6 +44,22 @@ def _stop(proc, sig) -> tuple[float, str]:
     return time.monotonic() - t0, proc.stderr.read().decode()
 
 
+def _runs_below(pid: int, args: str) -> bool:
+    """Whether a descendant of `pid` runs `args` (another test's `sleep 30` elsewhere does not count)."""
+    rows = subprocess.run(["ps", "-eo", "pid=,ppid=,args="], capture_output=True, text=True).stdout.splitlines()
+    parent, command = {}, {}
+    for row in rows:
+        p, pp, *rest = row.split(None, 2)
+        parent[int(p)], command[int(p)] = int(pp), rest[0] if rest else ""
+    for p, cmd in command.items():
+        q = p
+        while cmd == args and q in parent and q > 1:
+            q = parent[q]
+            if q == pid:
+                return True
+    return False
+
+
 def test_sigterm_ends_serve_with_live_connections_in_one_line():
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-exit") as ns:
@@ -102,7 +118,7 @@ def test_sigterm_ends_sandbox_and_removes_its_namespace():
                              "sleep", "30"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     name = f"tcpwave-sbx-{proc.pid}"
     deadline = time.monotonic() + 30
-    while b"sleep 30" not in subprocess.run(["ps", "-eo", "args"], capture_output=True).stdout:
+    while not _runs_below(proc.pid, "sleep 30"):
         assert proc.poll() is None and time.monotonic() < deadline  # the command runs: all is set up
         time.sleep(0.05)
     took, err = _stop(proc, signal.SIGTERM)
