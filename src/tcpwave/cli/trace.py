@@ -4,11 +4,11 @@ import dataclasses
 import datetime
 import sys
 
-from ..ladder import render_ladder
 from ..views import CaptureError, load
 from ..views.diagrams import mermaid, state_dot, timeline
 from ..views.files import add_arguments as add_view_arguments
 from ..views.files import add_ladder_arguments, write_views
+from ..views.ladder import render_ladder
 
 FORMATS = ("ladder", "timeline", "mermaid", "dot")
 

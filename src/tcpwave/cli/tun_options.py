@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 from ..aio import Runtime, TunLink
+from ..core.trace import Tracer
 from ..drivers.tun import TunDevice, TunError
 from ..stack import Stack
-from ..trace import Tracer
 from ..views.files import tagged
 from ..views.record import open_captures
 from . import knobs

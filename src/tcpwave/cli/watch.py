@@ -17,11 +17,11 @@ import sys
 import time
 
 from ..drivers.netns import unshare_net
-from ..ladder import render_ladder
 from ..views.capture import PcapngWriter
 from ..views.diagrams import timeline
 from ..views.files import write_views
 from ..views.infer import infer_connections
+from ..views.ladder import render_ladder
 from .tun_options import end_child
 
 ETH_P_ALL, ETH_P_IP, ETH_P_IPV6 = 0x0003, 0x0800, 0x86DD

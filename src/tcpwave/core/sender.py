@@ -9,7 +9,7 @@ timestamps, SACK blocks).
 import collections
 from typing import TYPE_CHECKING
 
-from ..seq import seq_add, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
+from ..wire.seq import seq_add, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
 from ..wire.tcp import ACK, FIN, PSH
 from . import events as ev
 from .recovery import CaState

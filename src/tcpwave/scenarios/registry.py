@@ -12,13 +12,13 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .core import events as ev
-from .core.config import Config
-from .core.isn import IsnGenerator
-from .core.state import State
-from .sim import DEFAULT_LINK, Fault, LinkParams, Simulator
-from .stack import Listener
-from .trace import ListSink, Tracer
+from ..core import events as ev
+from ..core.config import Config
+from ..core.isn import IsnGenerator
+from ..core.state import State
+from ..core.trace import ListSink, Tracer
+from ..sim import DEFAULT_LINK, Fault, LinkParams, Simulator
+from ..stack import Listener
 
 CLIENT_ADDR, SERVER_ADDR = "192.0.2.1", "192.0.2.2"
 PORT = 80
