@@ -84,8 +84,8 @@ print(json.dumps({"cycles": sum(x[0] for x in results), "errors": sum(x[1] for x
 TCPWAVE_PUSH = """
 import asyncio, contextlib, json, sys
 from tcpwave.aio import Runtime, TunLink, open_connection
-from tcpwave.cli.tun_options import SEGMENT_MAX, Tapped
-from tcpwave.drivers.tun import TunDevice
+from tcpwave.drivers.taps import Tapped
+from tcpwave.drivers.tun import SEGMENT_MAX, TunDevice
 from tcpwave.stack import Stack
 from tcpwave.core.trace import Tracer
 from tcpwave.views.record import open_captures
