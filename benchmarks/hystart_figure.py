@@ -15,8 +15,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from tcpwave.bench_sim import run_one  # noqa: E402
-from tcpwave.trace import ListSink, Tracer  # noqa: E402
+from tcpwave.bench.sim import run_one  # noqa: E402
+from tcpwave.core.trace import ListSink, Tracer  # noqa: E402
 
 RATE, RTT, MSS = 100e6, 0.020, 1448
 

@@ -10,9 +10,9 @@ import ipaddress
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config
 from tcpwave.core.connection import Connection
-from tcpwave.seq import MASK, seq_add
-from tcpwave.trace import ListSink, Tracer
+from tcpwave.core.trace import ListSink, Tracer
 from tcpwave.wire.options import NO_OPTIONS, Options
+from tcpwave.wire.seq import MASK, seq_add
 from tcpwave.wire.tcp import ACK, FIN, PSH, RST, SYN, URG, Segment
 
 US = (ipaddress.ip_address("192.0.2.1"), 80)

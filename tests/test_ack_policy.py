@@ -5,10 +5,10 @@ import pytest
 from helpers import established, expect_one
 
 from tcpwave.core.config import Config
-from tcpwave.seq import seq_add
 from tcpwave.stack import Stack
 from tcpwave.wire.ip import build_ip, parse_ip
 from tcpwave.wire.options import Options
+from tcpwave.wire.seq import seq_add
 from tcpwave.wire.tcp import ACK, SYN, Segment, build_tcp, parse_tcp
 
 DELAYED = Config(timestamps=False, window_scaling=False, sack=False, quickack=0)  # textbook: 40 ms delay from the start

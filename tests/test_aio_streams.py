@@ -208,7 +208,7 @@ def test_http_service_answers_a_keep_alive_request_in_one_segment():
     """Header and body go out together: written apart, Nagle would hold the body until the client's
     delayed ACK of the header, ~40 ms per keep-alive request."""
     from tcpwave.aio import services
-    from tcpwave.trace import ListSink, Tracer
+    from tcpwave.core.trace import ListSink, Tracer
 
     sink = ListSink()
 

@@ -4,7 +4,7 @@ bound)."""
 
 import pytest
 
-from tcpwave.bench_sim import run_one
+from tcpwave.bench.sim import run_one
 from tcpwave.cc import RateSample, create
 from tcpwave.cc.bbr_lite import CWND_GAIN, PROBE_RTT_TIME, RTPROP_WINDOW
 
@@ -91,7 +91,7 @@ def test_bbr_lite_paces_its_segments_through_the_core_timer():
     bbr-lite sends one segment per pacing tick, where an unpaced control sends ACK-clocked bursts."""
     from collections import Counter
 
-    from tcpwave.trace import ListSink, Tracer
+    from tcpwave.core.trace import ListSink, Tracer
 
     def bursts(cc):
         sink = ListSink()

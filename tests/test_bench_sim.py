@@ -3,7 +3,7 @@ virtual time). The figures must meet the issue's targets and stay within a band 
 
 import pytest
 
-from tcpwave.bench_sim import run_one
+from tcpwave.bench.sim import run_one
 from tcpwave.cli.main import main
 
 # measured with the default congestion control, CUBIC with RACK-TLP and PRR (seed 1, 100 Mbit/s,

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from tcpwave.blocking import Network
+from tcpwave.aio.blocking import Network
 from tcpwave.core.config import Config
 
 

@@ -2,10 +2,10 @@
 
 import pytest
 
-from tcpwave.bench_sim import run_one
+from tcpwave.bench.sim import run_one
 from tcpwave.cc import RateSample, create
 from tcpwave.cc.cubic import BETA, C, k_for, w_cubic
-from tcpwave.trace import ListSink, Tracer
+from tcpwave.core.trace import ListSink, Tracer
 
 MSS = 1000
 

@@ -4,7 +4,7 @@ import pytest
 from helpers import established, expect_ack, expect_one
 
 from tcpwave.core import events as ev
-from tcpwave.seq import seq_add
+from tcpwave.wire.seq import seq_add
 
 
 def test_exact_rst_resets():

@@ -2,7 +2,7 @@
 
 from helpers import closing, expect_ack, expect_one, fin_wait_1, fin_wait_2
 
-from tcpwave.seq import seq_add
+from tcpwave.wire.seq import seq_add
 
 
 def test_fin_wait_1_ack_of_fin_goes_to_fin_wait_2():

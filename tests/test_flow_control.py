@@ -5,7 +5,7 @@ from helpers import established, expect_one
 
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config
-from tcpwave.seq import seq_add, seq_diff
+from tcpwave.wire.seq import seq_add, seq_diff
 
 SMALL = Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0, recv_buffer=10_000)
 

@@ -13,8 +13,8 @@ from tcpwave.core.config import Config
 from tcpwave.core.errors import TcpError
 from tcpwave.core.reasons import DropReason
 from tcpwave.core.state import State
-from tcpwave.seq import MASK, seq_add
 from tcpwave.wire.options import Options
+from tcpwave.wire.seq import MASK, seq_add
 from tcpwave.wire.tcp import ACK, FIN, PSH, RST, SYN, URG
 
 FLAG_SETS = [ACK, ACK | PSH, ACK | FIN, SYN, SYN | ACK, RST, RST | ACK, FIN, ACK | URG, 0, ACK | SYN | FIN]

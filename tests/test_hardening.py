@@ -12,9 +12,9 @@ from tcpwave.aio import MemoryLink, Runtime, open_connection, start_server
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config
 from tcpwave.core.state import State
-from tcpwave.seq import seq_add
 from tcpwave.stack import Stack
 from tcpwave.wire.options import Options
+from tcpwave.wire.seq import seq_add
 from tcpwave.wire.tcp import ACK, RST, SYN, Segment
 
 

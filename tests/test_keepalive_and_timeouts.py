@@ -5,7 +5,7 @@ from helpers import established, expect_one
 
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config
-from tcpwave.seq import seq_add
+from tcpwave.wire.seq import seq_add
 
 
 def cfg(**kw) -> Config:

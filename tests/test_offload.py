@@ -3,11 +3,11 @@
 import ipaddress
 
 from tcpwave.core.config import Config
-from tcpwave.seq import seq_add
 from tcpwave.stack import Stack
 from tcpwave.wire.checksum import checksum
 from tcpwave.wire.ip import build_ip, parse_ip
 from tcpwave.wire.options import Options
+from tcpwave.wire.seq import seq_add
 from tcpwave.wire.tcp import ACK, SYN, Segment, build_tcp, parse_tcp
 
 A, B = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("192.0.2.2")

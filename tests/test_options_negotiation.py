@@ -3,8 +3,8 @@
 from helpers import PEER_SYN_OPTIONS, Peer, expect_one, syn_sent
 
 from tcpwave.core.config import Config
-from tcpwave.seq import seq_add
 from tcpwave.wire.options import Options
+from tcpwave.wire.seq import seq_add
 
 FULL = Config()  # window scaling, timestamps and SACK on
 

@@ -8,8 +8,8 @@ from hypothesis import strategies as st
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config
 from tcpwave.core.state import State
+from tcpwave.core.trace import ListSink
 from tcpwave.sim import LinkParams, Simulator
-from tcpwave.trace import ListSink
 
 links = st.builds(
     LinkParams,

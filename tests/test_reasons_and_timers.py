@@ -9,7 +9,7 @@ import pytest
 from tcpwave.core.errors import closed_error
 from tcpwave.core.reasons import CloseReason, DropReason
 from tcpwave.core.timers import PERSIST, RETRANSMIT, TLP, Timers
-from tcpwave.trace import ListSink, Tracer
+from tcpwave.core.trace import ListSink, Tracer
 
 SRC = pathlib.Path(__file__).resolve().parent.parent / "src" / "tcpwave"
 

@@ -8,8 +8,8 @@ from helpers import syn_sent
 
 from tcpwave.core.config import Config
 from tcpwave.core.recv_buffer import OVERHEAD, ReceiveBuffer
-from tcpwave.seq import seq_add
 from tcpwave.wire.options import Options
+from tcpwave.wire.seq import seq_add
 
 
 def test_pieces_merge_and_deliver_exactly_once_in_any_order():

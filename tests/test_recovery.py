@@ -7,10 +7,10 @@ from helpers import established, syn_sent
 
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config
-from tcpwave.seq import seq_add
+from tcpwave.core.trace import ListSink, Tracer
 from tcpwave.sim import Fault, LinkParams, Simulator
-from tcpwave.trace import ListSink, Tracer
 from tcpwave.wire.options import Options
+from tcpwave.wire.seq import seq_add
 
 RTT = 0.020
 

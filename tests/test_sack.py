@@ -5,8 +5,8 @@ from helpers import expect_one
 
 from tcpwave.core.config import Config
 from tcpwave.core.rtxqueue import RetransmitQueue
-from tcpwave.seq import MASK, seq_add
 from tcpwave.wire.options import Options
+from tcpwave.wire.seq import MASK, seq_add
 
 MSS = 1000
 

@@ -138,7 +138,7 @@ def test_tcpdump_reads_the_pcap(tmp_path):
 
 
 def test_lost_syn_ack_tells_its_two_syn_acks_apart():
-    from tcpwave.ladder import render_ladder
+    from tcpwave.views.ladder import render_ladder
 
     r = SCENARIOS["lost-syn-ack"].run(1, None, [])
     again = [e.get("note") for e in r.events if e["type"] == "send" and e["host"] == "server"

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tcpwave.core.isn import IsnGenerator
-from tcpwave.seq import MASK, seq_add, seq_diff, seq_ge, seq_gt, seq_in, seq_le, seq_lt
+from tcpwave.wire.seq import MASK, seq_add, seq_diff, seq_ge, seq_gt, seq_in, seq_le, seq_lt
 
 u32 = st.integers(0, MASK)
 small = st.integers(-(2**31) + 1, 2**31 - 1)

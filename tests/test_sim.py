@@ -4,9 +4,9 @@ import hashlib
 import io
 
 from tcpwave.core import events as ev
-from tcpwave.pcap import PcapWriter
 from tcpwave.scenarios import SCENARIOS, run_lossy
 from tcpwave.sim import Fault, LinkParams, Simulator
+from tcpwave.views.pcap import PcapWriter
 
 
 def _pcap_of(name: str, seed: int) -> bytes:
@@ -87,7 +87,7 @@ def test_loss_duplication_corruption_and_reordering_still_deliver_exactly():
 
 
 def test_targeted_fault_drops_only_the_first_fin():
-    from tcpwave.trace import ListSink
+    from tcpwave.core.trace import ListSink
 
     sink = ListSink()
     sim, a, b = _pair(LinkParams())

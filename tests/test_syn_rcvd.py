@@ -4,7 +4,7 @@ from helpers import expect_one, syn_rcvd
 
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config
-from tcpwave.seq import seq_add
+from tcpwave.wire.seq import seq_add
 
 
 def test_syn_rcvd_valid_ack_establishes():

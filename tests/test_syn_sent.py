@@ -4,7 +4,7 @@ from helpers import expect_ack, expect_one, syn_sent
 
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config
-from tcpwave.seq import seq_add
+from tcpwave.wire.seq import seq_add
 
 
 def test_connect_sends_syn_with_mss():

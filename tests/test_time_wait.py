@@ -4,7 +4,7 @@ from helpers import expect_ack, time_wait
 
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config
-from tcpwave.seq import seq_add
+from tcpwave.wire.seq import seq_add
 
 
 def test_time_wait_lasts_two_msl_then_closes():

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config
 from tcpwave.core.state import State
-from tcpwave.seq import seq_add
+from tcpwave.core.trace import NULL_TRACER, ListSink, Tracer
 from tcpwave.stack import Stack
-from tcpwave.trace import NULL_TRACER, ListSink, Tracer
 from tcpwave.wire.ip import build_ip
 from tcpwave.wire.options import Options
+from tcpwave.wire.seq import seq_add
 from tcpwave.wire.tcp import ACK, FIN, RST, SYN, Segment, build_tcp
 
 ME, PEER = ipaddress.ip_address("192.0.2.2"), ipaddress.ip_address("192.0.2.1")

@@ -3,7 +3,7 @@
 from helpers import established, expect_one
 
 from tcpwave.core import events as ev
-from tcpwave.seq import seq_add
+from tcpwave.wire.seq import seq_add
 from tcpwave.wire.tcp import URG
 
 

@@ -4,7 +4,7 @@ from helpers import PLAIN, established, expect_one, fin_wait_1, time_wait
 
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config
-from tcpwave.seq import seq_add
+from tcpwave.wire.seq import seq_add
 
 
 def test_close_with_unread_data_sends_rst():

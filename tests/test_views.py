@@ -12,12 +12,12 @@ import sys
 import pytest
 
 from tcpwave.cli.main import main
-from tcpwave.ladder import render_ladder
+from tcpwave.core.trace import ListSink, Tracer
 from tcpwave.scenarios import SCENARIOS
-from tcpwave.trace import ListSink, Tracer
 from tcpwave.views import infer_connections, load, read_capture
 from tcpwave.views.capture import PcapngWriter, strip_link
 from tcpwave.views.diagrams import mermaid, state_dot, taken_transitions, timeline
+from tcpwave.views.ladder import render_ladder
 
 GOLDEN = pathlib.Path(__file__).parent / "golden"
 LOSS_FREE = ["handshake", "simultaneous-open", "simultaneous-close", "half-close", "refused", "reset"]
@@ -219,8 +219,8 @@ def test_an_event_log_with_several_connections_and_one_side_traced_splits_into_v
     import asyncio
 
     from tcpwave.aio import MemoryLink, Runtime, open_connection, start_server
+    from tcpwave.core.trace import JsonLinesSink
     from tcpwave.stack import Stack
-    from tcpwave.trace import JsonLinesSink
 
     log = tmp_path / "server.jsonl"
 
@@ -256,8 +256,8 @@ def test_an_event_log_with_several_connections_and_one_side_traced_splits_into_v
 
 
 def test_the_ladder_shows_losses_by_rule_and_recovery_states():
-    from tcpwave.ladder import render_ladder
     from tcpwave.scenarios import run_lossy
+    from tcpwave.views.ladder import render_ladder
 
     events = run_lossy(3, size=200_000, loss=0.03).events
     text = render_ladder(events)
@@ -274,7 +274,7 @@ def test_a_one_sided_event_log_draws_the_handshake_in_order(tmp_path):
     LISTEN -> CLOSED is not part of the connection."""
     import json
 
-    from tcpwave.trace import ListSink, Tracer
+    from tcpwave.core.trace import ListSink, Tracer
     from tcpwave.views import load
 
     sink = ListSink()
@@ -295,8 +295,8 @@ def test_a_one_sided_event_log_draws_the_handshake_in_order(tmp_path):
 
 
 def test_memory_pair_sides_are_named_apart():
-    from tcpwave.blocking import Network
-    from tcpwave.trace import ListSink, Tracer
+    from tcpwave.aio.blocking import Network
+    from tcpwave.core.trace import ListSink, Tracer
 
     sink = ListSink()
     a, b = Network.memory_pair(tracer=Tracer(sink))

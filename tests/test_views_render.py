@@ -11,8 +11,8 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from tcpwave.cli.main import main
+from tcpwave.core.trace import ListSink, Tracer
 from tcpwave.scenarios import SCENARIOS, run_lossy
-from tcpwave.trace import ListSink, Tracer
 from tcpwave.views import infer_connections
 from tcpwave.views.html import report, step_states
 from tcpwave.views.infer import ConnectionView

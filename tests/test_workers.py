@@ -14,8 +14,8 @@ import pytest
 from netns import namespace, needs_netns, wait_for_file
 
 from tcpwave.core import events as ev
+from tcpwave.core.trace import ListSink, Tracer
 from tcpwave.stack import EPHEMERAL, Stack
-from tcpwave.trace import ListSink, Tracer
 from tcpwave.wire.tcp import ACK, SYN
 
 

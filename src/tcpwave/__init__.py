@@ -2,7 +2,7 @@
 
 __version__ = "0.1.0"
 
-_LAZY = {"open_connection": "tcpwave.aio", "start_server": "tcpwave.aio", "Network": "tcpwave.blocking",
+_LAZY = {"open_connection": "tcpwave.aio", "start_server": "tcpwave.aio", "Network": "tcpwave.aio.blocking",
          "Stack": "tcpwave.stack", "Config": "tcpwave.core.config"}
 
 

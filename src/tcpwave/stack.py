@@ -25,14 +25,14 @@ from .core.reasons import DropReason
 from .core.reset import reset_for
 from .core.state import State
 from .core.time_wait import TimeWait
+from .core.trace import NULL_TRACER, Tracer
 from .core.window import window_shift_for
-from .seq import seq_add
-from .trace import NULL_TRACER, Tracer
 from .wire.errors import MalformedPacket
 from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for, parse_error
 from .wire.ip import build_ip, intern_address, parse_ip
 from .wire.options import Options, describe_options
 from .wire.packet import build_ipv4_tcp, parse_ipv4_tcp
+from .wire.seq import seq_add
 from .wire.tcp import ACK, PROTO_TCP, RST, SYN, Segment, build_tcp, flags_text, parse_tcp
 
 EPHEMERAL = range(49152, 65536)

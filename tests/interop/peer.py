@@ -15,9 +15,9 @@ import threading
 
 from tcpwave.core import events as ev
 from tcpwave.core.config import Config
+from tcpwave.core.trace import ListSink, Tracer
 from tcpwave.drivers.tun import TunDevice, run
 from tcpwave.stack import Stack
-from tcpwave.trace import ListSink, Tracer
 
 ADDR = {4: ("192.0.2.1/24", "192.0.2.1", "192.0.2.2"), 6: ("2001:db8::1/64", "2001:db8::1", "2001:db8::2")}
 

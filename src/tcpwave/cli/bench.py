@@ -4,8 +4,8 @@ import contextlib
 import json
 import sys
 
-from ..bench_sim import run_one, table
-from ..trace import Tracer
+from ..bench.sim import run_one, table
+from ..core.trace import Tracer
 from ..views.files import tagged
 from ..views.record import open_captures
 from . import knobs
@@ -51,12 +51,12 @@ def run(args) -> int:
               file=sys.stderr)
         return 2
     if args.lossy:
-        from ..bench_lossy import run as run_lossy
+        from ..bench.lossy import run as run_lossy
 
         return run_lossy(args.loss or [0.1, 1.0, 3.0], args.bytes or 20_000_000, f"{args.rate or 200:g}mbit",
                          knobs.changes(args), args.json)
     if not args.sim:
-        from ..bench_tun import run as run_tun
+        from ..bench.tun import run as run_tun
 
         captures = {"--pcap": args.pcap, "--pcapng": args.pcapng, "--events": args.events}
         return run_tun(args.bytes or 200_000_000, args.cycles, args.json, {k: v for k, v in captures.items() if v},

@@ -5,12 +5,12 @@ import dataclasses
 import sys
 
 from ..core.config import Config
-from ..ladder import render_ladder
+from ..core.trace import Tracer
 from ..scenarios import SCENARIOS, configured
-from ..trace import Tracer
 from ..views.files import add_arguments as add_view_arguments
 from ..views.files import add_ladder_arguments, write_views
 from ..views.infer import ConnectionView
+from ..views.ladder import render_ladder
 from ..views.record import open_captures
 from . import knobs
 

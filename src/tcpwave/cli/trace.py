@@ -1,14 +1,14 @@
 """`tcpwave trace INPUT`: ladders, state timelines and diagrams of a capture or a tcpwave event log."""
 
-import dataclasses
 import datetime
 import sys
 
-from ..ladder import render_ladder
-from ..views import CaptureError, load
+from ..views import CaptureError, load, relative
 from ..views.diagrams import mermaid, state_dot, timeline
 from ..views.files import add_arguments as add_view_arguments
 from ..views.files import add_ladder_arguments, write_views
+from ..views.ladder import render_ladder
+from ..views.live import run_live
 
 FORMATS = ("ladder", "timeline", "mermaid", "dot")
 
@@ -42,8 +42,6 @@ def add_parser(sub) -> None:
 
 def run(args) -> int:
     if args.live:
-        from .watch import run_live
-
         return run_live(args.live, 30.0)
     if args.input is None:
         print("tcpwave trace: give a capture or event log, or --live IFACE", file=sys.stderr)
@@ -111,15 +109,6 @@ def run(args) -> int:
     if skipped:
         print("skipped: " + ", ".join(f"{k} {n}" for k, n in sorted(skipped.items())), file=sys.stderr)
     return 0
-
-
-def relative(views: list) -> list:
-    """The views with times counted from the first packet of the capture (or the log's first event)."""
-    t0 = min(v.start for v in views)
-    if not t0:
-        return views
-    return [dataclasses.replace(v, events=[dict(e, t=e["t"] - t0) for e in v.events], start=v.start - t0,
-                                end=v.end - t0) for v in views]
 
 
 def _wall_clock(t: float) -> str:

@@ -6,14 +6,13 @@ import subprocess
 import sys
 
 from ..aio import Runtime, TunLink
-from ..drivers.tun import TunDevice, TunError
+from ..core.trace import Tracer
+from ..drivers.taps import Tapped
+from ..drivers.tun import SEGMENT_MAX, TunDevice, TunError
 from ..stack import Stack
-from ..trace import Tracer
 from ..views.files import tagged
 from ..views.record import open_captures
 from . import knobs
-
-SEGMENT_MAX = 65535 - 60 - 60  # the largest TCP payload one IP packet carries, with room for headers
 
 
 def add(p) -> None:
@@ -126,39 +125,3 @@ def end_child(proc, grace: float) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-
-
-class Tapped:
-    """A link whose every packet in and out also goes to taps: callables (t, packet), optionally with
-    a flush() called once the stack has processed an incoming batch and sent what it caused."""
-
-    def __init__(self, link, taps):
-        self.link, self.taps = link, taps
-        self.clock = lambda: 0.0
-
-    def attach(self, callback):
-        def tap_in(packets, trusted=None):
-            t = self.clock()
-            for tap in self.taps:
-                for p in packets:
-                    tap(t, p)
-            callback(packets, trusted)
-            self._flush()
-
-        self.link.attach(tap_in)
-
-    def detach(self):
-        self.link.detach()
-
-    def send(self, packet, gso_size=0, partial=False):
-        t = self.clock()
-        for tap in self.taps:
-            tap(t, packet)
-        self.link.send(packet, gso_size, partial)
-        self._flush()
-
-    def _flush(self):
-        for tap in self.taps:
-            flush = getattr(tap, "flush", None)
-            if flush is not None:
-                flush()

@@ -11,7 +11,7 @@ Peer input never raises; a segment that is not used is dropped with a DropReason
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from ..seq import seq_add, seq_gt, seq_le, seq_lt
+from ..wire.seq import seq_add, seq_gt, seq_le, seq_lt
 from ..wire.tcp import ACK, FIN, RST, SYN, URG, Segment
 from . import events as ev
 from .reasons import CloseReason, DropReason, Handled

@@ -23,9 +23,8 @@ import random
 from collections.abc import Callable
 
 from ..cc import create as create_cc
-from ..seq import seq_add, seq_diff, seq_gt, seq_le
-from ..trace import NULL_TRACER, Tracer
 from ..wire.options import Options
+from ..wire.seq import seq_add, seq_diff, seq_gt, seq_le
 from ..wire.tcp import ACK, RST, SYN, URG, Segment, flags_text
 from . import arrival
 from . import events as ev
@@ -53,6 +52,7 @@ from .timers import (
     USER_TIMEOUT,
     Timers,
 )
+from .trace import NULL_TRACER, Tracer
 from .window import window_shift_for
 
 S = State

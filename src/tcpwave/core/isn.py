@@ -7,7 +7,7 @@ seeded RNG, so a seeded run is reproducible while ISNs stay unguessable to anyon
 
 import hashlib
 
-from ..seq import MASK
+from ..wire.seq import MASK
 
 
 class IsnGenerator:

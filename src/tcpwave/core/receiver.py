@@ -11,7 +11,7 @@ data arrives, as Linux's tcp_event_data_recv() / tcp_send_delayed_ack() do.
 
 from typing import TYPE_CHECKING
 
-from ..seq import seq_add, seq_diff, seq_gt, seq_in, seq_le
+from ..wire.seq import seq_add, seq_diff, seq_gt, seq_in, seq_le
 from . import events as ev
 from .recv_buffer import ReceiveBuffer
 

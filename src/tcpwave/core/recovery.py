@@ -13,11 +13,11 @@ congestion window during recovery (PRR). The sender asks it what to send next; t
 only sets ssthresh on a congestion event and grows cwnd outside recovery.
 """
 
-import enum
 import math
 from typing import TYPE_CHECKING
 
 from ..cc.base import CongestionControl, RateSample
+from .ca_state import CaState
 from .rtxqueue import Record, RetransmitQueue
 
 if TYPE_CHECKING:
@@ -28,18 +28,6 @@ WC_DEL_ACK = 0.2  # RFC 8985 WCDelAckT: the worst-case delayed-ACK time a lone p
 TLP_MIN = 0.002  # Linux adds TCP_TIMEOUT_MIN (2 ms) to 2×SRTT when more than one segment is out
 CLOCK_US = 1e-6  # times are compared at Linux's microsecond resolution
 REO_WND_PERSIST = 16  # recoveries a widened reordering window lasts (RFC 8985 §6.2 step 4)
-
-
-class CaState(enum.StrEnum):
-    OPEN = "open"
-    DISORDER = "disorder"
-    CWR = "cwr"
-    RECOVERY = "recovery"
-    LOSS = "loss"
-
-
-CA_STATE_NUMBER = {CaState.OPEN: 0, CaState.DISORDER: 1, CaState.CWR: 2, CaState.RECOVERY: 3, CaState.LOSS: 4}
-"""The values Linux's tcpi_ca_state uses (TCP_CA_Open = 0, ... TCP_CA_Loss = 4)."""
 
 
 class Recovery:

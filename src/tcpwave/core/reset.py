@@ -1,6 +1,6 @@
 """The RST that answers a segment for which no connection exists (RFC 9293 §3.10.7.1)."""
 
-from ..seq import seq_add
+from ..wire.seq import seq_add
 from ..wire.tcp import ACK, RST, Segment
 
 

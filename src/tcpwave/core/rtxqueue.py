@@ -13,7 +13,7 @@ record is always wholly SACKed or not.
 
 import bisect
 
-from ..seq import seq_diff
+from ..wire.seq import seq_diff
 
 
 class Record:

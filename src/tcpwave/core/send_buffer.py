@@ -5,7 +5,7 @@ been sent at least once, the rest are waiting. Acknowledged bytes are cut from
 the front (a bytearray front-delete is amortized O(1) in CPython).
 """
 
-from ..seq import seq_add, seq_diff
+from ..wire.seq import seq_add, seq_diff
 
 
 class SendBuffer:

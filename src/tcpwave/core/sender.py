@@ -9,10 +9,10 @@ timestamps, SACK blocks).
 import collections
 from typing import TYPE_CHECKING
 
-from ..seq import seq_add, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
+from ..wire.seq import seq_add, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
 from ..wire.tcp import ACK, FIN, PSH
 from . import events as ev
-from .recovery import CaState
+from .ca_state import CaState
 from .rtxqueue import Record
 from .send_buffer import SendBuffer
 from .timers import PACING, PERSIST, SWS_OVERRIDE

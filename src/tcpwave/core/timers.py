@@ -10,7 +10,7 @@ Every arm, cancel and fire goes through here and, while a tracer listens, become
 (`action`: arm with `at` and `delay`, cancel, fire).
 """
 
-from ..trace import Tracer
+from .trace import Tracer
 
 RETRANSMIT = "retransmit"
 PERSIST = "persist"  # zero-window probes

@@ -35,6 +35,7 @@ TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 = 0x01, 0x02, 0x04
 VNET_HDR = struct.Struct("<BBHHHH")
 NEEDS_CSUM = 1
 GSO_NONE, GSO_TCPV4, GSO_TCPV6 = 0, 1, 4
+SEGMENT_MAX = 65535 - 60 - 60  # the largest TCP payload one IP packet carries, with room for headers
 
 
 class TunError(OSError):

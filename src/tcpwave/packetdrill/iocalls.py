@@ -6,13 +6,10 @@ the events it reports are masked by those asked for, except POLLERR and POLLHUP,
 """
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 from ..core.state import State
+from .descriptor import Socket
 from .script import WILDCARD
-
-if TYPE_CHECKING:
-    from .sockets import Socket
 
 BLOCK = object()
 POLL = {"POLLIN": 0x1, "POLLPRI": 0x2, "POLLOUT": 0x4, "POLLERR": 0x8, "POLLHUP": 0x10, "POLLNVAL": 0x20,

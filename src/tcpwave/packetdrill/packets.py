@@ -10,9 +10,9 @@ the first packet that shows them.
 import struct
 from dataclasses import dataclass, field
 
-from ..seq import MASK
 from ..wire.checksum import checksum, ones_complement_sum, pseudo_header_sum
 from ..wire.ip import build_ip, parse_ip
+from ..wire.seq import MASK
 from ..wire.tcp import ACK, HEADER_LEN, PROTO_TCP, SYN
 from .script import AE, FLAG_LETTERS, FLAG_ORDER, WILDCARD, PacketEvent
 

@@ -16,9 +16,9 @@ from collections import deque
 
 from ..core.config import Config
 from ..core.state import State
-from ..seq import MASK
+from ..core.trace import ListSink, Tracer
 from ..stack import Stack
-from ..trace import ListSink, Tracer
+from ..wire.seq import MASK
 from ..wire.tcp import ACK, RST, SYN
 from . import packets, sysctl, tcpinfo
 from .script import (

@@ -12,11 +12,11 @@ import errno
 from collections.abc import Callable
 
 from ..core import events as ev
-from ..core.config import Config
 from ..core.connection import Connection
 from ..core.errors import StateError
 from ..core.state import State
-from ..stack import Listener, PortInUse, Stack
+from ..stack import PortInUse, Stack
+from .descriptor import Socket
 from .iocalls import BLOCK, IoCalls, Mismatch, SysError, check_tcp_info
 from .script import WILDCARD, CallEvent
 from .tcpinfo import tcp_info
@@ -26,20 +26,6 @@ _RECEIVED_FIN = frozenset({State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING, Stat
 _KEEPALIVE_KNOBS = {"TCP_KEEPIDLE": "keepalive_idle", "TCP_KEEPINTVL": "keepalive_interval",
                     "TCP_KEEPCNT": "keepalive_count"}
 _BOOL_OPTS = {"SO_KEEPALIVE", "TCP_NODELAY", "SO_REUSEADDR", "SO_REUSEPORT"}
-
-
-@dataclasses.dataclass
-class Socket:
-    fd: int
-    config: Config
-    nonblocking: bool = False
-    port: int | None = None
-    conn: Connection | None = None
-    listener: Listener | None = None
-    linger_zero: bool = False
-    error_reported: bool = False
-    shut_rd: bool = False
-    shut_wr: bool = False
 
 
 def errno_value(v) -> int:

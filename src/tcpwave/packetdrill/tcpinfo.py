@@ -6,7 +6,7 @@ one (TCPI_ESTABLISHED / TCPS_ESTABLISHED, ...), whose numbers differ, so scripts
 stack read naturally.
 """
 
-from ..core.recovery import CA_STATE_NUMBER
+from ..core.ca_state import CA_STATE_NUMBER
 from ..core.state import State
 
 # Linux's include/net/tcp_states.h numbering, and FreeBSD's netinet/tcp_fsm.h

@@ -10,8 +10,8 @@ import random
 from collections.abc import Callable
 
 from ..core.config import Config
+from ..core.trace import Tracer
 from ..stack import Stack
-from ..trace import Tracer
 from ..wire.errors import MalformedPacket
 from ..wire.ip import parse_ip
 from ..wire.tcp import PROTO_TCP, flags_text, parse_tcp

@@ -1,6 +1,7 @@
 """Ways to look at TCP: captures (pcap/pcapng), state inference from segments, ladders, timelines,
 Mermaid and Graphviz diagrams. `load(path)` turns a capture or a tcpwave event log into views."""
 
+import dataclasses
 import json
 
 from .capture import CaptureError, read_capture
@@ -15,6 +16,15 @@ def load(path: str) -> tuple[list[ConnectionView], dict[str, int]]:
     if head == b"{":
         return _from_event_log(path), {}
     return infer_connections(read_capture(path))
+
+
+def relative(views: list) -> list:
+    """The views with times counted from the first packet of the capture (or the log's first event)."""
+    t0 = min(v.start for v in views)
+    if not t0:
+        return views
+    return [dataclasses.replace(v, events=[dict(e, t=e["t"] - t0) for e in v.events], start=v.start - t0,
+                                end=v.end - t0) for v in views]
 
 
 def _from_event_log(path: str) -> list[ConnectionView]:

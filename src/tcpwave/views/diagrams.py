@@ -8,7 +8,7 @@ capture), and two endpoint names: `left` and `right`.
 from collections.abc import Callable
 
 from ..core.state import TRANSITIONS, State
-from ..ladder import _relative, segment_label
+from .ladder import _relative, segment_label
 
 _COLORS = ("#1f77b4", "#d62728")  # left, right
 

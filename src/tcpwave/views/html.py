@@ -11,8 +11,8 @@ import os
 import tempfile
 from xml.sax.saxutils import escape
 
-from ..explain import state_notes, state_text
 from .diagrams import mermaid, timeline
+from .explain import state_notes, state_text
 from .infer import ConnectionView
 from .svg import COLORS, ladder_steps, ladder_svg, node_for, state_svg
 

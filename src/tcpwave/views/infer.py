@@ -8,10 +8,10 @@ dicts), so the ladder, timeline and diagram renderers draw captures and tcpwave 
 
 from dataclasses import dataclass, field
 
-from ..seq import seq_add, seq_gt, seq_le
 from ..wire.errors import MalformedPacket
 from ..wire.ip import parse_ip
 from ..wire.options import describe_options
+from ..wire.seq import seq_add, seq_gt, seq_le
 from ..wire.tcp import ACK, FIN, PROTO_TCP, RST, SYN, flags_text, parse_tcp
 
 _ACK_OF_FIN = {"FIN_WAIT_1": "FIN_WAIT_2", "CLOSING": "TIME_WAIT", "LAST_ACK": "CLOSED"}

@@ -8,7 +8,7 @@ Each function returns the names of the series it drew.
 
 import re
 
-from ..seq import seq_diff, seq_ge
+from ..wire.seq import seq_diff, seq_ge
 
 _SACK = re.compile(r"sack ((?:\d+:\d+ ?)+)")
 _WSCALE = re.compile(r"wscale (\d+)")

@@ -4,10 +4,10 @@
 
 import contextlib
 
-from ..pcap import PcapWriter
-from ..trace import JsonLinesSink, Tracer
+from ..core.trace import JsonLinesSink, Tracer
 from .annotate import Annotator
 from .capture import PcapngWriter
+from .pcap import PcapWriter
 
 
 class CommentedCapture:

@@ -18,7 +18,7 @@ From a view's segments (a capture's or an event log's), per sender:
 
 import dataclasses
 
-from ..seq import seq_diff, seq_ge, seq_gt, seq_le
+from ..wire.seq import seq_diff, seq_ge, seq_gt, seq_le
 
 RTO_FLOOR = 0.2
 

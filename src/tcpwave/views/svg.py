@@ -9,8 +9,8 @@ import math
 from xml.sax.saxutils import escape
 
 from ..core.state import TRANSITIONS
-from ..ladder import _relative, handled_text, segment_label, wrap_words
 from .diagrams import taken_transitions
+from .ladder import _relative, handled_text, segment_label, wrap_words
 
 COLORS = ("#1f77b4", "#d62728")  # left endpoint, right endpoint
 BOTH = "#9467bd"

@@ -10,9 +10,9 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from .core import events as ev
-from .core.config import Config
-from .sim import LinkParams, Simulator
+from ..core import events as ev
+from ..core.config import Config
+from ..sim import LinkParams, Simulator
 
 HEADER_BYTES = 52  # IPv4 (20) + TCP (20) + timestamps option (12) per full segment
 

@@ -16,8 +16,9 @@ import asyncio
 import socket as _socket
 import threading
 
-from .aio import MemoryLink, Runtime, TunLink, open_connection, start_server
-from .stack import Stack
+from ..stack import Stack
+from .runtime import MemoryLink, Runtime, TunLink
+from .streams import open_connection, start_server
 
 
 class Network:
@@ -48,7 +49,7 @@ class Network:
     @classmethod
     def on_tun(cls, name: str, kernel: str, address: str, **stack_options):
         """A stack on a new TUN device in the current network namespace (needs root)."""
-        from .drivers.tun import TunDevice
+        from ..drivers.tun import TunDevice
 
         holder = {}
 

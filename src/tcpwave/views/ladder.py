@@ -7,9 +7,9 @@ state printed beside its lifeline whenever it changes.
 
 from collections.abc import Callable
 
+from ..wire.seq import seq_diff
 from .explain import notes as explain_notes
 from .explain import state_text, timer_text
-from .seq import seq_diff
 
 ARROW = 64
 STATE_COL = 26

@@ -19,7 +19,7 @@ import shutil
 import sys
 import tempfile
 
-from .bench_tun import HASH_SERVER, PUSH, background, in_ns, namespaces, pattern_sha256, sh
+from .tun import HASH_SERVER, PUSH, background, in_ns, namespaces, pattern_sha256, sh
 
 PY = sys.executable
 TW_KERNEL, TW = "192.0.2.1", "192.0.2.2"  # the TUN's kernel side and tcpwave

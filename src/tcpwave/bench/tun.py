@@ -84,10 +84,10 @@ print(json.dumps({"cycles": sum(x[0] for x in results), "errors": sum(x[1] for x
 TCPWAVE_PUSH = """
 import asyncio, contextlib, json, sys
 from tcpwave.aio import Runtime, TunLink, open_connection
-from tcpwave.cli.tun_options import SEGMENT_MAX, Tapped
-from tcpwave.drivers.tun import TunDevice
+from tcpwave.drivers.taps import Tapped
+from tcpwave.drivers.tun import SEGMENT_MAX, TunDevice
 from tcpwave.stack import Stack
-from tcpwave.trace import Tracer
+from tcpwave.core.trace import Tracer
 from tcpwave.views.record import open_captures
 n, host, port, offload = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys.argv[4] == "1"
 captures = json.loads(sys.argv[6]) if len(sys.argv) > 6 else {}
@@ -187,7 +187,7 @@ def _mbps(r: dict) -> float:
 
 
 def _capture_flags(captures: dict, tag: str) -> list[str]:
-    from .views.files import tagged
+    from ..views.files import tagged
 
     return [arg for flag, path in captures.items() for arg in (flag, tagged(path, tag))]
 
@@ -226,7 +226,7 @@ def measure_tcpwave(size: int, cycles: int, seconds: float, tmp: str, offload: b
         # tcpwave client -> Linux server: the kernel side's address exists once the device does,
         # so the Linux server binds to any address; `tcpwave connect` reads the data from a pipe
         device_ready = os.path.join(tmp, f"tw-dev-{tag}")
-        from .views.files import tagged
+        from ..views.files import tagged
 
         push_captures = {flag: tagged(path, f"tcpwave_to_linux-offload_{tag}") for flag, path in captures.items()}
         client = subprocess.Popen(["ip", "netns", "exec", ns, PY, "-c", TCPWAVE_PUSH, str(size), KERNEL, "5002",
