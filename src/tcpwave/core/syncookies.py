@@ -18,6 +18,7 @@ import hashlib
 
 MSS_TABLE = (536, 1300, 1440, 1460, 4312, 8960)
 PERIOD = 64.0  # seconds per counter step
+LIFETIME = 2 * PERIOD  # the longest a cookie stays good (its counter and the next)
 _NO_WSCALE = 0xF
 _OPT_BITS = 0x3F
 
