@@ -211,6 +211,8 @@ class Sender:
             self.small_end = end
         if self.una == self.nxt:
             self.progress_at = now  # the user-timeout clock starts with the first unacked byte
+            if n:
+                conn.cc.on_tx_start(now - self.last_send, now)
         conn.emit(flags, seq, payload)
         self.last_send = now
         if n:
