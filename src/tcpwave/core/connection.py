@@ -496,7 +496,15 @@ class Connection:
         st, cfg = self.state, self.config
         if self.retries == 0:  # Linux's retrans_stamp: the SYN's first send, or data's first retransmission
             self.retrans_stamp = self._now if st in SYNCHRONIZED else self.syn_at
-        if self._gave_up(st, cfg):
+        if st in SYNCHRONIZED and not self.snd.wnd and not self.rcv.closed:
+            # RFC 9293 §3.8.6.1: the peer shut its window on data in flight, so the retransmissions are
+            # its zero-window probes; while it answers them the connection stays, whatever R2 says
+            # (as Linux: the zero-window branch of tcp_retransmit_timer). A close()d one gets R2.
+            if self._zero_window_timed_out():
+                self.timers.give_up(RETRANSMIT, self._now, retries=self.retries)
+                self.terminate(self._timed_out(), "zero window: peer silent")
+                return
+        elif self._gave_up(st, cfg):
             self.timers.give_up(RETRANSMIT, self._now, retries=self.retries)
             self.terminate(self._timed_out(), "retransmissions exhausted")
             return
@@ -535,6 +543,19 @@ class Connection:
         limit = ((2 << min(boundary, thresh)) - 1) * base + max(0, boundary - thresh) * cfg.rto_max
         return self._now - self.retrans_stamp >= limit - 1e-9
 
+    def _zero_window_timed_out(self) -> bool:
+        """Retransmitting into a zero window: has the peer stopped answering? Linux's
+        tcp_rtx_probe0_timed_out(): silent for longer than twice the maximum RTO (or the user
+        timeout) while retransmitting for that long; with a user timeout, retransmitting longer than
+        it ends the connection even if the peer answers."""
+        now, stamp = self._now, self.retrans_stamp if self.retrans_stamp is not None else self._now
+        limit, user = 2 * self.config.rto_max, self.user_timeout
+        if user:
+            if now - stamp > user:
+                return True
+            limit = min(limit, user)
+        return now - self.last_recv > limit and now - stamp > limit
+
     def _on_probe_timeout(self) -> None:
         self.stats.probes += 1
         self.snd.probe(self._now)
@@ -548,7 +569,9 @@ class Connection:
         if snd.una != snd.nxt or snd.buf.bytes_from(snd.nxt):
             self.timers.arm(KEEPALIVE, self._now, cfg.keepalive_idle)  # not idle (MUST-26)
             return
-        if self.keepalive_probes >= cfg.keepalive_count:
+        user = self.user_timeout  # with TCP_USER_TIMEOUT set, it replaces the probe count (as Linux)
+        if (self.keepalive_probes >= cfg.keepalive_count if not user
+                else self.keepalive_probes and self._now - self.last_recv >= user - 1e-9):
             self.emit(RST | ACK, snd.nxt, note="keep-alive: peer gone")
             self.timers.give_up(KEEPALIVE, self._now, probes=self.keepalive_probes)
             self.terminate(self._timed_out(), "keep-alive probes unanswered")
@@ -559,17 +582,30 @@ class Connection:
 
     def _on_persist_timeout(self) -> None:
         snd, cfg = self.snd, self.config
+        now, user = self._now, self.user_timeout
         if snd.wnd or not snd.buf.bytes_from(snd.nxt) or self.state not in _DATA_STATES:
+            snd.persist_since = None
+            return
+        if snd.persist_since is None:
+            snd.persist_since = now
+        elif user and now - snd.persist_since >= user - 1e-9:
+            # a window shut for longer than the user timeout ends the connection even though the
+            # peer answers every probe (as Linux: icsk_probes_tstamp); the peer is there: no RST
+            self.timers.give_up(PERSIST, now, probes=snd.probes_out)
+            self.terminate(self._timed_out(), "user timeout: zero window too long")
             return
         if snd.probes_out >= cfg.data_retries:  # the peer is gone, not just busy (Linux: tcp_retries2)
-            self.timers.give_up(PERSIST, self._now, probes=snd.probes_out)
+            self.timers.give_up(PERSIST, now, probes=snd.probes_out)
             self.emit(RST | ACK, snd.nxt, note="zero-window probes unanswered")
             self.terminate(self._timed_out(), "zero-window probes unanswered")
             return
         snd.zero_window_probe()
         snd.probes_out += 1
         snd.persist_backoff = min(snd.persist_backoff + 1, 30)  # 2**30 x RTO is far past rto_max
-        self.timers.arm(PERSIST, self._now, min(self.rtt.rto * (1 << snd.persist_backoff), cfg.rto_max))
+        wait = min(self.rtt.rto * (1 << snd.persist_backoff), cfg.rto_max)
+        if user:  # the probe that ends it comes when the user timeout does, not a backoff later
+            wait = max(0.002, min(wait, snd.persist_since + user - now))
+        self.timers.arm(PERSIST, now, wait)
 
     # --------------------------------------------------------------- output
     def output(self) -> None:

@@ -25,7 +25,8 @@ class Sender:
     __slots__ = (
         "conn", "iss", "una", "nxt", "wnd", "wl1", "wl2", "max_wnd", "up", "wscale", "mss", "buf", "unsent",
         "blocked", "nodelay", "tso_max", "fin_wanted", "fin_seq", "push_points", "sent_push", "small_end",
-        "sws_expired", "last_send", "progress_at", "persist_backoff", "probes_out", "rtt_seq", "rtt_time",
+        "sws_expired", "last_send", "progress_at", "persist_backoff", "probes_out", "persist_since", "rtt_seq",
+        "rtt_time",
         "pace_at", "cwnd_limited"
     )
 
@@ -59,6 +60,7 @@ class Sender:
         self.progress_at = 0.0  # when sent data was last acknowledged (user timeout)
         self.persist_backoff = 0
         self.probes_out = 0  # zero-window probes sent since the peer last ACKed anything
+        self.persist_since: float | None = None  # the persist timer's first expiry of this zero window
         self.rtt_seq: int | None = None  # the segment being timed (Karn: cleared on retransmit)
         self.rtt_time = 0.0
         self.pace_at = 0.0  # the earliest time the next paced segment may leave
@@ -338,6 +340,7 @@ class Sender:
             self.wl1, self.wl2 = seq, ack
             if window:
                 self.conn.timers.cancel(PERSIST, now)
+                self.persist_since = None
 
     @property
     def flight(self) -> int:
