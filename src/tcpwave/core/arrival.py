@@ -182,7 +182,7 @@ def _time_wait(conn: "Connection", inc: Incoming) -> bool:
     room ("the only thing that can arrive in this state is a retransmission of the remote FIN"):
     - a RST at RCV.NXT goes on to the RST check (it ends TIME_WAIT unless rfc1337); any other RST is
       ignored, with no challenge ACK;
-    - a bare ACK at RCV.NXT restarts the 2 x MSL timer and draws nothing;
+    - a bare ACK at RCV.NXT restarts the 2 x MSL timer, updates TS.Recent and draws nothing;
     - anything else (a retransmitted FIN, data, an old duplicate, a segment PAWS rejects) is ACKed
       (at most once per invalid_ratelimit, a retransmitted FIN always) and, if it carries an ACK,
       restarts the timer."""
@@ -197,6 +197,8 @@ def _time_wait(conn: "Connection", inc: Incoming) -> bool:
         conn.drop(seg, D.RST_NOT_EXACT_IN_TIME_WAIT)
         return False
     if not paws and seg.seq == rcv.nxt and not seg.seg_len:
+        if ts is not None and conn.ts_enabled:  # in the window: its TSval is TS.Recent (RFC 7323 §4.3)
+            rcv.ts_recent, rcv.ts_recent_at = ts[0], now
         conn.timers.arm(TIME_WAIT_TIMER, now, restart)
         conn.handled(seg, Handled.ACK_IN_TIME_WAIT)
         return False

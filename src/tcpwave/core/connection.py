@@ -421,9 +421,10 @@ class Connection:
         if seg.flags & (SYN | ACK | RST) != SYN:
             return False
         ts = seg.options.ts
-        if self.ts_enabled and ts is not None:
-            return seq_gt(ts[0], self.rcv.ts_recent)  # RFC 6191: a newer timestamp
-        return seq_gt(seg.seq, self.rcv.nxt)  # no timestamps: a higher sequence number
+        higher = seq_gt(seg.seq, self.rcv.nxt)
+        if self.ts_enabled and ts is not None:  # RFC 6191: a newer timestamp, or the same one and a
+            return seq_gt(ts[0], self.rcv.ts_recent) or (ts[0] == self.rcv.ts_recent and higher)  # higher seq
+        return higher  # no timestamps: a higher sequence number
 
     def end_time_wait(self, now: float) -> None:
         self._now = now
