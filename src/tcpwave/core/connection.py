@@ -584,7 +584,7 @@ class Connection:
     def _on_persist_timeout(self) -> None:
         snd, cfg = self.snd, self.config
         now, user = self._now, self.user_timeout
-        if snd.wnd or not snd.buf.bytes_from(snd.nxt) or self.state not in _DATA_STATES:
+        if snd.wnd or not (snd.buf.bytes_from(snd.nxt) or snd.fin_waiting) or self.state not in _DATA_STATES:
             snd.persist_since = None
             return
         if snd.persist_since is None:

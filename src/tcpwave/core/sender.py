@@ -89,6 +89,12 @@ class Sender:
         return goal
 
     @property
+    def fin_waiting(self) -> bool:
+        """Is our FIN due but not yet sent? (It needs a byte of window, as Linux's tcp_snd_wnd_test: a
+        receiver with RCV.WND = 0 would not accept it, RFC 9293 §3.10.7.4.)"""
+        return self.fin_wanted and self.fin_seq is None and not self.unsent and self.conn.closing_state
+
+    @property
     def seg_max(self) -> int:
         mss = self.mss
         return (self.tso_max // mss) * mss if self.tso_max > mss else mss
@@ -155,13 +161,13 @@ class Sender:
                 n = seg_max
             if n <= 0 or (n < mss and not self._may_send_small(n, avail, usable, now)):
                 self.cwnd_limited = avail > 0 and cwnd_room < mss
-                if avail == 0 and self.fin_wanted and state_closing:
-                    self.send_new(0, True, now)
+                if avail == 0 and self.fin_wanted and state_closing and rwnd_room > 0:
+                    self.send_new(0, True, now)  # (the FIN takes a sequence number: one byte of window)
                 break
             if paced and now < self.pace_at:
                 conn.timers.arm(PACING, now, self.pace_at - now)
                 break
-            self.send_new(n, self.fin_wanted and n == avail and state_closing, now)
+            self.send_new(n, self.fin_wanted and n == avail and state_closing and n < rwnd_room, now)
             if self.fin_seq is not None:
                 break
             avail -= n
@@ -169,7 +175,8 @@ class Sender:
             cwnd_room -= n
         if self.nxt != nxt_before:
             conn.arm_loss_timer(new_data=True)  # once per burst, after its last segment (as Linux)
-        if self.unsent and not self.wnd and self.una == self.nxt and PERSIST not in conn.timers.at:
+        if (self.unsent or self.fin_waiting) and not self.wnd and self.una == self.nxt \
+                and PERSIST not in conn.timers.at:
             self.persist_backoff = 0
             conn.timers.arm(PERSIST, now, conn.rtt.rto)
 
