@@ -39,7 +39,9 @@ class Config:
     keepalive_interval: float = 75.0  # between unanswered probes
     keepalive_count: int = 9  # unanswered probes before the connection is dropped
     user_timeout: float | None = None  # abort when no sent data is acknowledged for this long
-    challenge_ack_limit: int = 1000  # challenge ACKs per second, per stack (Linux tcp_challenge_ack_limit)
+    # challenge ACKs per second, per stack (RFC 5961 §7's throttle). Linux's tcp_challenge_ack_limit was
+    # 1000 until 2022 and is INT_MAX since (off: only the per-connection invalid_ratelimit); tcpwave keeps 1000
+    challenge_ack_limit: int = 1000
     invalid_ratelimit: float = 0.5  # seconds between ACKs to out-of-window segments (Linux tcp_invalid_ratelimit)
     rst_limit: int = 1000  # RSTs per second, per stack, to segments that match no connection
     fin_timeout: float = 60.0  # an orphan (close()d) FIN_WAIT_2 is reset after this long (Linux tcp_fin_timeout)
