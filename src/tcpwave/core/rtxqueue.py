@@ -103,6 +103,13 @@ class RetransmitQueue:
             rec.retrans = True
             self.retrans_out += len(rec)
 
+    def probed(self, rec: Record, now: float) -> None:
+        """A tail loss probe resent `rec`, which is not deemed lost: the copy is not counted in
+        retrans_out, or the pipe would count the one segment twice (Linux sends the probe with
+        __tcp_retransmit_skb, which leaves retrans_out alone)."""
+        rec.xmit = now
+        rec.ever_retrans = True
+
     def mark_lost(self, rec: Record) -> None:
         """Deem `rec` lost; a retransmission of it in flight is lost too."""
         n = len(rec)

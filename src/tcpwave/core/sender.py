@@ -240,8 +240,8 @@ class Sender:
         if self.rtt_seq is None:
             self.rtt_seq, self.rtt_time = self.nxt, now
 
-    def retransmit(self, r: Record, now: float) -> None:
-        """Send the bytes of record r again (its FIN too)."""
+    def retransmit(self, r: Record, now: float, probe: bool = False) -> None:
+        """Send the bytes of record r again (its FIN too); `probe`: as the tail loss probe."""
         conn = self.conn
         q = conn.recovery.q
         seq = seq_add(self.una, r.start - q.una)
@@ -249,7 +249,10 @@ class Sender:
         payload = self.buf.copy(seq, n) if n else b""
         push = PSH if n and self._pushed(seq, n) else 0
         conn.emit(ACK | (FIN if r.fin else 0) | push, seq, payload, note="retransmission")
-        q.retransmitted(r, now)
+        if probe:
+            q.probed(r, now)
+        else:
+            q.retransmitted(r, now)
         self.rtt_seq = None  # Karn's rule
         self._sent(len(r), now)
         if conn.timers.slot is None:
@@ -298,7 +301,7 @@ class Sender:
         if len(last) > self.mss:
             last = q.split(last, last.end - self.mss)
         rec.probe_sent(retrans=True)
-        self.retransmit(last, now)
+        self.retransmit(last, now, probe=True)
 
     def zero_window_probe(self) -> None:
         """An old sequence number draws an ACK with the current window (RFC 9293 §3.8.6.1)."""
