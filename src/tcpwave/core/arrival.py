@@ -62,7 +62,8 @@ def _listen(conn: "Connection", seg: Segment) -> None:
     snd.wl1, snd.wl2 = seg.seq, snd.iss
     conn.set_state(S.SYN_RCVD, "rcv SYN")
     conn.send_syn()
-    # Data on a SYN is not acknowledged here; the peer sends it again (as Linux without TFO).
+    # Data on a SYN is not acknowledged here; the peer sends it again (as Linux without TFO:
+    # open-syn-data-not-acknowledged.pkt).
 
 
 # ---------------------------------------------------------------- SYN_SENT

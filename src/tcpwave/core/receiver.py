@@ -188,7 +188,8 @@ class Receiver:
             rb.fin_offset = rb.next_offset + seq_diff(fin_seq, self.nxt)
             if fin_seq != self.nxt:
                 self.ack_now = True
-                self._note_ooo(fin_seq)  # an out-of-order FIN is SACKed, newest first (as Linux)
+                self._note_ooo(fin_seq)  # an out-of-order FIN is SACKed, newest first, in one block with the
+                # data it ends (as Linux: ack-sack-covers-fin-beyond-hole.pkt)
 
     def _note_ooo(self, seq: int) -> None:
         """Remember the newest out-of-order arrival first (RFC 2018 §4), at most one per block."""
@@ -243,7 +244,8 @@ class Receiver:
         base, nxt, want = rb.next_offset, self.nxt, limit - len(dsack)
 
         def block(r: tuple[int, int] | None) -> tuple[int, int] | None:
-            if fin is not None:  # a FIN beyond a hole occupies a sequence number: SACK it too (as Linux)
+            if fin is not None:  # a FIN beyond a hole occupies a sequence number: SACK it too (as Linux:
+                #                  ack-sack-covers-fin-beyond-hole.pkt)
                 if r is None:
                     return None
                 if r[1] == fin:
@@ -253,7 +255,11 @@ class Receiver:
         found: list[tuple[int, int]] = []
         for seq in self.recent_ooo:  # built from the few newest arrivals: no sort, no full list
             off = base + seq_diff(seq, nxt)
-            r = block((fin, fin + 1) if fin is not None and off == fin else rb.range_at(off))
+            if fin is not None and off == fin:  # the FIN: one block with the data it ends, if any
+                r = rb.range_at(fin - 1)
+                r = block(r if r is not None and r[1] == fin else (fin, fin))
+            else:
+                r = block(rb.range_at(off))
             if r is not None and r not in found:
                 found.append(r)
         for r in rb.last_ranges(want):  # then the highest others, if there is room
