@@ -87,7 +87,7 @@ class Cubic(CongestionControl):
         in_slow_start = self.cwnd < self.ssthresh
         if in_slow_start:
             self._hystart_sample(rs)
-        if rs.in_recovery or not rs.acked or not self.may_grow(rs):  # forward progress only (as Linux)
+        if rs.in_recovery or not rs.acked or not self.may_grow(rs):  # cumulative progress only, not SACKs alone
             return
         w = self._sync()
         acked = rs.delivered / self.mss  # segments

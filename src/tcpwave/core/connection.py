@@ -307,8 +307,8 @@ class Connection:
         data = rcv.read(max_bytes)
         if not zero_copy and data.__class__ is bytearray:
             data = bytes(data)
-        if data and self.state in RECEIVING:  # once the peer's FIN is in, no window update (as Linux:
-            rcv.window_update_after_read()  # after LAST_ACK its socket is gone, and it would answer RST)
+        if data and self.state in RECEIVING:  # once the peer's FIN is in, no window update (after
+            rcv.window_update_after_read()  # LAST_ACK the peer's socket may be gone, and it would answer RST)
             self.output()
         return data
 
@@ -500,7 +500,8 @@ class Connection:
         if st in SYNCHRONIZED and not self.snd.wnd and not self.rcv.closed:
             # RFC 9293 §3.8.6.1: the peer shut its window on data in flight, so the retransmissions are
             # its zero-window probes; while it answers them the connection stays, whatever R2 says
-            # (as Linux: the zero-window branch of tcp_retransmit_timer). A close()d one gets R2.
+            # (as Linux's zero-window branch of tcp_retransmit_timer: zero-window-on-data-in-flight-outlasts-
+            # retries.pkt). A close()d one gets R2.
             if self._zero_window_timed_out():
                 self.timers.give_up(RETRANSMIT, self._now, retries=self.retries)
                 self.terminate(self._timed_out(), "zero window: peer silent")
@@ -512,7 +513,8 @@ class Connection:
         self.retries += 1
         self.stats.timeouts += 1
         if st is not S.SYN_SENT or self.retries > cfg.syn_linear_timeouts:
-            self.rtt.backoff()  # (an active SYN's first retransmissions keep the RTO, as Linux)
+            self.rtt.backoff()  # (an active SYN's first retransmissions keep the RTO, as Linux: open-syn-
+            #                     retransmit-backoff.pkt)
         else:
             self.rtt.backoffs += 1
         snd = self.snd
@@ -570,7 +572,8 @@ class Connection:
         if snd.una != snd.nxt or snd.buf.bytes_from(snd.nxt):
             self.timers.arm(KEEPALIVE, self._now, cfg.keepalive_idle)  # not idle (MUST-26)
             return
-        user = self.user_timeout  # with TCP_USER_TIMEOUT set, it replaces the probe count (as Linux)
+        user = self.user_timeout  # with TCP_USER_TIMEOUT set, it replaces the probe count (as Linux:
+        #                           user-timeout-ends-keepalive.pkt)
         if (self.keepalive_probes >= cfg.keepalive_count if not user
                 else self.keepalive_probes and self._now - self.last_recv >= user - 1e-9):
             self.emit(RST | ACK, snd.nxt, note="keep-alive: peer gone")
@@ -591,7 +594,8 @@ class Connection:
             snd.persist_since = now
         elif user and now - snd.persist_since >= user - 1e-9:
             # a window shut for longer than the user timeout ends the connection even though the
-            # peer answers every probe (as Linux: icsk_probes_tstamp); the peer is there: no RST
+            # peer answers every probe (as Linux's icsk_probes_tstamp: user-timeout-ends-zero-window-
+            # probing.pkt); the peer is there: no RST
             self.timers.give_up(PERSIST, now, probes=snd.probes_out)
             self.terminate(self._timed_out(), "user timeout: zero window too long")
             return
@@ -716,7 +720,8 @@ class Connection:
     def icmp_error(self, kind: str, mtu: int, seq: int, now: float, errno: int = _errno.EHOSTUNREACH) -> None:
         """An ICMP error about one of our segments (RFC 1122 §4.2.3.9). RFC 5927: believed only if
         the quoted sequence number is in flight (SND.UNA <= seq < SND.NXT). "Too big" lowers the MSS
-        to fit the path (RFC 1191 / RFC 8201) and resends what was sent larger. The others, as Linux:
+        to fit the path (RFC 1191 / RFC 8201) and resends what was sent larger. The others (the choices
+        Linux makes, not checked against the kernel here):
         in SYN_SENT the connection fails at once with the matching errno (EHOSTUNREACH, ECONNREFUSED,
         ...); a half-open passive connection is dropped; otherwise it is a soft error, kept and
         reported instead of ETIMEDOUT if the connection then times out."""
@@ -752,7 +757,8 @@ class Connection:
         self.output()
 
     def _timed_out(self) -> CloseReason:
-        """How a timeout ends the connection: the ICMP soft error if one came (as Linux), else ETIMEDOUT."""
+        """How a timeout ends the connection: the ICMP soft error if one came, else ETIMEDOUT (RFC 1122
+        §4.2.3.9 leaves it open; Linux's sk_err_soft choice)."""
         return self.soft_error or CloseReason.TIMED_OUT
 
     def send_reset(self, seq: int, note: str, ack: int | None = None) -> None:

@@ -6,7 +6,8 @@ When to ACK follows Linux where RFC 9293 §3.8.6.3 leaves the choice (SHLD-18/19
 0.5 s and not past a second full segment): the first data, and data after an idle RTO, is ACKed at
 once ("quick-ACK" mode, up to Config.quickack ACKs); an exchange that replies within the ACK delay
 ("ping-pong") delays its ACKs; the delay (ATO) starts at Config.delayed_ack and adapts to how
-data arrives, as Linux's tcp_event_data_recv() / tcp_send_delayed_ack() do.
+data arrives, after Linux's tcp_event_data_recv() / tcp_send_delayed_ack() (ack-delayed-timer.pkt and
+ack-every-second-segment.pkt pass against Linux).
 """
 
 from typing import TYPE_CHECKING
@@ -299,7 +300,8 @@ class Receiver:
     def window_update_after_read(self) -> None:
         """After a read: if the edge may move (the SWS rule), tell the peer. At once when the peer may
         be stalled on a small window; as a delayed ACK (which a reply can carry) when the window would
-        at least double; not at all while the peer still has most of the window (as Linux)."""
+        at least double; not at all while the peer still has most of the window (after Linux's
+        __tcp_cleanup_rbuf; window-receiver-sws.pkt shows Linux's updates differ in size)."""
         offered, gain = self._window_gain()
         if gain >= min(self.buf.capacity // 2, self.mss):
             if offered < 2 * self.mss or not self.conn.config.delayed_ack:

@@ -7,7 +7,7 @@ retrans_out) up to date as records change, so that the bytes in flight, RFC 6675
 
     in_flight = (SND.NXT - SND.UNA) - sacked - lost + retrans_out
 
-A SACK block or a cumulative ACK that covers part of a record splits it (as Linux splits an skb), so a
+A SACK block or a cumulative ACK that covers part of a record splits it (after Linux's skb splitting), so a
 record is always wholly SACKed or not.
 """
 

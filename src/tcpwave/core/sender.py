@@ -72,7 +72,8 @@ class Sender:
         self.buf.start_seq = self.nxt
 
     def _push_every(self) -> int:
-        """Where RFC 9293 leaves PSH to the sender (§3.9.1, MAY), do as Linux: it cuts a write into
+        """Where RFC 9293 leaves PSH to the sender (§3.9.1, MAY), do as Linux (data-psh-on-last-segment.pkt):
+        it cuts a write into
         buffers of its TSO size goal (about 1 ms at the pacing rate, at least 2 segments, at most
         64 KB and half the peer's largest window) and sends each with PSH on its last segment."""
         conn, mss = self.conn, max(1, self.mss)
@@ -90,8 +91,8 @@ class Sender:
 
     @property
     def fin_waiting(self) -> bool:
-        """Is our FIN due but not yet sent? (It needs a byte of window, as Linux's tcp_snd_wnd_test: a
-        receiver with RCV.WND = 0 would not accept it, RFC 9293 §3.10.7.4.)"""
+        """Is our FIN due but not yet sent? It needs a byte of window (a receiver with RCV.WND = 0 would
+        not accept it, RFC 9293 §3.10.7.4), as Linux's tcp_snd_wnd_test (close-fin-waits-for-zero-window.pkt)."""
         return self.fin_wanted and self.fin_seq is None and not self.unsent and self.conn.closing_state
 
     @property
@@ -110,6 +111,7 @@ class Sender:
             end = self.buf.end_seq
             goal = self._push_every()
             if goal < n:  # a long write: PSH ends each chunk of it too, as Linux's sendmsg marks each skb
+                #           (data-psh-on-last-segment.pkt)
                 start = seq_add(end, -n)
                 points.extend(seq_add(start, k) for k in range(goal, n, goal))
             points.append(end)
@@ -174,7 +176,7 @@ class Sender:
             rwnd_room -= n
             cwnd_room -= n
         if self.nxt != nxt_before:
-            conn.arm_loss_timer(new_data=True)  # once per burst, after its last segment (as Linux)
+            conn.arm_loss_timer(new_data=True)  # once per burst, after its last segment
         if (self.unsent or self.fin_waiting) and not self.wnd and self.una == self.nxt \
                 and PERSIST not in conn.timers.at:
             self.persist_backoff = 0
@@ -182,7 +184,7 @@ class Sender:
 
     def _may_send_small(self, n: int, avail: int, usable: int, now: float) -> bool:
         """May a segment shorter than the MSS go now? (RFC 9293 §3.7.4 Nagle, §3.8.6.2.1 sender SWS)"""
-        if n == avail:  # everything queued fits: Nagle decides, in Minshall's variant (as Linux):
+        if n == avail:  # everything queued fits: Nagle decides, in Minshall's variant (as Linux: nagle-*.pkt):
             # hold a small segment only while an earlier small segment is unacknowledged, so small
             # writes coalesce but the tail of one large write is not held back for a round trip
             return (self.nodelay or self.fin_wanted or self.small_end is None
