@@ -6,6 +6,7 @@ from tcpwave.bench.sim import run_one
 from tcpwave.cc import RateSample, create
 from tcpwave.cc.cubic import BETA, C, k_for, w_cubic
 from tcpwave.core.trace import ListSink, Tracer
+from tcpwave.wire.seq import seq_add
 
 MSS = 1000
 
@@ -110,3 +111,62 @@ def test_css_slows_growth_when_the_round_minimum_rtt_rises():
     t += 0.003
     _ack(cc, t, segments=2, rtt=0.030)
     assert cc.cwnd - before == 2 * MSS // 4  # CSS_GROWTH_DIVISOR
+
+
+def _exchanges(gap: float, count: int = 20, rtt: float = 0.05) -> list[int]:
+    """A sans-IO sender in congestion avoidance writes 40 segments per exchange; the peer ACKs each
+    flight one RTT later; `gap` seconds of idleness (less than the RTO) separate the exchanges.
+    Returns the first flight of each exchange, in segments."""
+    from helpers import established
+
+    from tcpwave.core.config import Config
+
+    p = established(Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0))
+    p.conn.cc.ssthresh = 20 * p.conn.snd_mss  # (setup) congestion avoidance from 20 segments on
+    firsts = []
+    for _ in range(count):
+        flight = p.call("send", b"x" * 40 * p.conn.snd_mss)
+        firsts.append(len(flight))
+        while flight:
+            p.advance(p.now + rtt)
+            out = []
+            for seg in flight:
+                out += p.deliver(".", ack=seq_add(seg.seq, len(seg.payload)))
+            flight = [s for s in out if s.payload]
+        p.advance(p.now + gap)
+    return firsts
+
+
+def test_idle_time_between_exchanges_does_not_advance_the_cubic_curve():
+    """Linux's CUBIC moves its epoch forward by the time nothing was sent (CA_EVENT_TX_START): the
+    curve's clock runs only while sending, so request/response traffic with pauses between the
+    exchanges grows the window exactly as back-to-back traffic does."""
+    busy, idle = _exchanges(gap=0.0), _exchanges(gap=0.15)
+    assert busy[-1] >= busy[1] + 8  # the window did grow along the curve
+    # (ACK timing moves single segments between flights; a clock running through the 3 s of
+    # pauses would put the last flight about 10 segments above)
+    assert abs(idle[-1] - busy[-1]) <= 2
+
+
+def test_the_first_epoch_after_a_timeout_starts_its_own_curve():
+    """RFC 9438 §4.8 (Linux bictcp_reset on Loss): after an RTO the first congestion avoidance stage
+    grows from the window it starts with, K = 0, W_max = that window; the W_max before the timeout
+    (100 segments here) must not pull it back up within K seconds."""
+    cc = create("cubic", MSS)
+    cc.cwnd = 100 * MSS
+    cc.on_rto(100 * MSS, 0.0)
+    assert cc.cwnd == MSS and cc.ssthresh == 70 * MSS
+    t, rtt = 0.0, 0.1
+    while cc.cwnd < cc.ssthresh:  # slow start back to ssthresh, ACK-clocked
+        t += rtt
+        for _ in range(max(1, cc.cwnd // MSS)):
+            _ack(cc, t, rtt=rtt)
+    start, w0 = t, cc.cwnd / MSS
+    while t < start + 1.0:
+        t += rtt
+        for _ in range(max(1, cc.cwnd // MSS)):
+            _ack(cc, t, rtt=rtt)
+    # W_cubic(t + RTT) with K = 0 from w0, or the Reno-friendly estimate (at most ALPHA_RENO
+    # segments per RTT): both far below the old curve's C (1 - K)^3 + 100 = 86.9 segments
+    bound = max(w_cubic(t - start + rtt, w0, 0.0), w0 + 1.0 / rtt * (t - start)) + 1
+    assert cc.cwnd / MSS <= bound

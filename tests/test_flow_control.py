@@ -89,3 +89,16 @@ def test_a_peer_shrinking_its_window_is_handled_without_abort():
     out = p.deliver(".", ack=seq_add(first, 8000), window=20_000)  # the window opens again
     assert sum(len(s.payload) for s in out) == 100
     assert p.state == "ESTABLISHED"
+
+
+def test_the_fin_needs_a_byte_of_window():
+    """Our FIN takes a sequence number: with the window filled by the last data it waits for the
+    ACK that opens room (a receiver with no window left would not accept it, RFC 9293 §3.10.7.4)."""
+    p = established(Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0))
+    p.deliver(".", window=1000)
+    p.conn.send(b"f" * 1000, p.now)  # (queued: sent with the shutdown below, in one output)
+    out = p.call("shutdown")
+    assert sum(len(s.payload) for s in out) == 1000 and not any(s.flags & 0x01 for s in p.sent)
+    out = p.deliver(".", ack=p.our_nxt, window=1000)
+    fin = expect_one(out, "F.", length=0)
+    assert fin.seq == seq_add(p.our_nxt, -1)

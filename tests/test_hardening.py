@@ -6,7 +6,7 @@ transports. Each test fails against the code before the fix."""
 import asyncio
 
 from helpers import PLAIN, established, fin_wait_2
-from test_stack import Wire, _active_close_to_time_wait
+from test_stack import ME, PEER, Wire, _active_close_to_time_wait
 
 from tcpwave.aio import MemoryLink, Runtime, open_connection, start_server
 from tcpwave.core import events as ev
@@ -260,3 +260,21 @@ def test_a_cookie_tsval_is_never_ahead_of_the_connections_clock():
         v = syncookies.options_tsval(clock, 14, True)
         assert (clock - v) & 0xFFFFFFFF < 64  # at or behind the clock, by less than 64 ms
         assert syncookies.options_from_tsecr(v) == (14, True)
+
+
+def test_a_listener_that_sent_no_cookie_lately_takes_no_ack_as_one():
+    """A valid cookie is honoured only within a cookie's lifetime of the last one sent (Linux
+    cookie_v4_check returns early without a recent SYN queue overflow): otherwise any blind ACK
+    to a listener is a 2^-24 guess at any time, not only during a flood."""
+    from tcpwave.core import syncookies
+
+    w, busy = _cookie_wire()
+    quiet = w.stack.listen(81, w.now)  # never overflowed: it has sent no cookie
+    local, remote = (ME, 81), (PEER, 40000)
+    cookie = syncookies.make(w.stack._cookie_secret, w.now, local, remote, 7000, 1460)
+    out = w.send(Segment(40000, 81, 7001, seq_add(cookie, 1), ACK, 65535))
+    assert [s.flags for s in out] == [RST] and quiet.accept() is None
+    # the same kind of ACK at the listener that did send a cookie a moment ago is one
+    [synack] = w.send(Segment(40001, 80, 8000, 0, SYN, 65535))
+    w.send(Segment(40001, 80, 8001, seq_add(synack.seq, 1), ACK, 65535))
+    assert busy.accept() is not None

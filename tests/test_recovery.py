@@ -197,3 +197,23 @@ def test_a_challenged_syn_does_not_move_ts_recent():
     p.deliver("S", seq=p.peer_nxt, options=Options(ts=(1 << 30, 0)))  # RFC 5961 §4: challenge-ACKed
     out = p.deliver("P.", payload=b"real", options=Options(ts=(200, 0)))
     assert out and out[-1].ack == seq_add(p.peer_nxt, 4)
+
+
+def test_a_tail_loss_probe_that_resends_is_not_counted_twice_in_flight():
+    """The probe resends the last segment, which is not deemed lost: the pipe holds it once, so
+    data written after the probe fills the congestion window less that one segment (as Linux,
+    whose probe leaves retrans_out alone)."""
+    from helpers import PEER_ISS, expect_ack
+
+    cfg = Config(timestamps=False, window_scaling=False, delayed_ack=0)
+    p = syn_sent(cfg)
+    p.peer_nxt = seq_add(PEER_ISS, 1)
+    expect_ack(p, p.deliver("S.", seq=PEER_ISS, ack=seq_add(p.iss, 1),
+                            options=Options(mss=1000, sack_permitted=True)))
+    mss = p.conn.snd_mss
+    flight = p.call("send", b"t" * 10 * mss)
+    [probe] = p.fire_next_timer()  # the tail loss probe: the last segment again (nothing new to send)
+    assert probe.seq == flight[-1].seq and len(probe.payload) == mss
+    p.deliver(".", ack=flight[-1].seq)  # the first nine arrive: one segment is in flight
+    out = p.call("send", b"u" * 40 * mss)
+    assert sum(len(s.payload) for s in out) == p.conn.cwnd // mss * mss - mss  # cwnd less that one

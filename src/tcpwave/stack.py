@@ -57,6 +57,14 @@ class Listener:
         self.pending: set[Connection] = set()  # in SYN_RCVD
         self.accept_queue: deque[Connection] = deque()
         self.any_address = False  # listening on every address of the stack
+        self.cookie_sent_at: float | None = None  # when this listener last answered a SYN with a cookie
+
+    def cookies_recent(self, now: float) -> bool:
+        """Could an ACK arriving now carry a live cookie of ours? Only if one went out within a cookie's
+        lifetime (Linux cookie_v4_check: tcp_synq_no_recent_overflow). Otherwise every stray ACK would
+        be a guess at a 24-bit hash that a blind attacker could make at any time, not only in a flood."""
+        sent = self.cookie_sent_at
+        return sent is not None and now - sent <= syncookies.LIFETIME
 
     @property
     def address(self):
@@ -351,7 +359,8 @@ class Stack:
                     return self._send_cookie(listener, src, dst, seg, now)
                 if listener.syn_queue_full():
                     return self._drop(now, DropReason.SYN_QUEUE_FULL, src=str(src))
-            elif f & (SYN | ACK | RST) == ACK and cfg.syncookies and iss_floor is None:
+            elif f & (SYN | ACK | RST) == ACK and cfg.syncookies and iss_floor is None \
+                    and listener.cookies_recent(now):
                 if self._cookie_ack(listener, key, src, dst, seg, now):
                     return
             child = listener.tcb.spawn((dst, seg.dst_port), (src, seg.src_port), iss_floor, self._mss_for(dst))
@@ -406,6 +415,7 @@ class Stack:
                          min(cfg.recv_buffer, 0xFFFF), options=Options(mss=our_mss, wscale=wscale,
                                                                        sack_permitted=sack, ts=ts))
         self.counters["syn_cookies_sent"] = self.counters.get("syn_cookies_sent", 0) + 1
+        listener.cookie_sent_at = now
         self._send(dst, src, synack, now, "SYN cookie")
 
     def _cookie_ack(self, listener: Listener, key: tuple, src, dst, seg: Segment, now: float) -> bool:

@@ -71,6 +71,9 @@ class CongestionControl:
         self.ssthresh = max(min(flight, self.cwnd) // 2, 2 * self.mss)
         self.cwnd = self.mss  # the loss window (RFC 5681 §3.1)
 
+    def on_tx_start(self, idle: float, now: float) -> None:
+        """New data goes out with nothing in flight, `idle` seconds after the last data was sent."""
+
     def on_idle_restart(self) -> None:
         """Sending resumes after more than one RTO of idleness (RFC 5681 §4.1)."""
         self.cwnd = min(self.cwnd, self.initial_window)

@@ -87,7 +87,7 @@ class Cubic(CongestionControl):
         in_slow_start = self.cwnd < self.ssthresh
         if in_slow_start:
             self._hystart_sample(rs)
-        if rs.in_recovery or not rs.acked or not self.may_grow(rs):  # forward progress only (as Linux)
+        if rs.in_recovery or not rs.acked or not self.may_grow(rs):  # cumulative progress only, not SACKs alone
             return
         w = self._sync()
         acked = rs.delivered / self.mss  # segments
@@ -135,8 +135,19 @@ class Cubic(CongestionControl):
         return True
 
     def on_rto(self, flight: int, now: float) -> None:
+        """RFC 9438 §4.8: ssthresh as for any loss, then the first congestion avoidance stage starts
+        its own curve, K = 0 and W_max = the window it starts from (Linux: bictcp_reset on Loss), not
+        the old W_max, which would pull the window back up within K seconds."""
         self._reduce()
+        self.w_max = 0.0  # at the next epoch start w >= W_max: K = 0, W_max = w
         self._set(1.0)
+
+    def on_tx_start(self, idle: float, now: float) -> None:
+        """Sending resumes with nothing in flight after `idle` seconds without sending: the curve's
+        clock did not run meanwhile, so the epoch moves forward by that much (Linux:
+        CA_EVENT_TX_START). Otherwise request/response traffic would climb the curve while idle."""
+        if self.epoch_start is not None and idle > 0:
+            self.epoch_start = min(self.epoch_start + idle, now)
 
     def on_idle_restart(self) -> None:
         super().on_idle_restart()

@@ -12,7 +12,7 @@ class Reno(CongestionControl):
         self._ca_bytes = 0  # bytes acked since cwnd last grew in congestion avoidance
 
     def on_ack(self, rs: RateSample) -> None:
-        if rs.in_recovery or not rs.acked or not self.may_grow(rs):  # forward progress only (as Linux)
+        if rs.in_recovery or not rs.acked or not self.may_grow(rs):  # cumulative progress only, not SACKs alone
             return
         if self.cwnd < self.ssthresh:  # slow start: at most one MSS per ACK (RFC 5681 §3.1, L=1)
             self.cwnd += min(rs.delivered, self.mss)

@@ -62,7 +62,8 @@ def _listen(conn: "Connection", seg: Segment) -> None:
     snd.wl1, snd.wl2 = seg.seq, snd.iss
     conn.set_state(S.SYN_RCVD, "rcv SYN")
     conn.send_syn()
-    # Data on a SYN is not acknowledged here; the peer sends it again (as Linux without TFO).
+    # Data on a SYN is not acknowledged here; the peer sends it again (as Linux without TFO:
+    # open-syn-data-not-acknowledged.pkt).
 
 
 # ---------------------------------------------------------------- SYN_SENT
@@ -179,10 +180,12 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
 
 def _time_wait(conn: "Connection", inc: Incoming) -> bool:
     """TIME_WAIT takes segments as Linux's tcp_timewait_state_process() does, where RFC 9293 leaves
-    room ("the only thing that can arrive in this state is a retransmission of the remote FIN"):
+    room ("the only thing that can arrive in this state is a retransmission of the remote FIN"; as
+    Linux: rst-rfc5961-time-wait, time-wait-unacceptable-data, time-wait-reack-restarts-timer,
+    time-wait-bare-ack-updates-ts-recent):
     - a RST at RCV.NXT goes on to the RST check (it ends TIME_WAIT unless rfc1337); any other RST is
       ignored, with no challenge ACK;
-    - a bare ACK at RCV.NXT restarts the 2 x MSL timer and draws nothing;
+    - a bare ACK at RCV.NXT restarts the 2 x MSL timer, updates TS.Recent and draws nothing;
     - anything else (a retransmitted FIN, data, an old duplicate, a segment PAWS rejects) is ACKed
       (at most once per invalid_ratelimit, a retransmitted FIN always) and, if it carries an ACK,
       restarts the timer."""
@@ -197,6 +200,8 @@ def _time_wait(conn: "Connection", inc: Incoming) -> bool:
         conn.drop(seg, D.RST_NOT_EXACT_IN_TIME_WAIT)
         return False
     if not paws and seg.seq == rcv.nxt and not seg.seg_len:
+        if ts is not None and conn.ts_enabled:  # in the window: its TSval is TS.Recent (RFC 7323 §4.3)
+            rcv.ts_recent, rcv.ts_recent_at = ts[0], now
         conn.timers.arm(TIME_WAIT_TIMER, now, restart)
         conn.handled(seg, Handled.ACK_IN_TIME_WAIT)
         return False
@@ -215,7 +220,7 @@ def _time_wait(conn: "Connection", inc: Incoming) -> bool:
 
 def _answer_invalid(conn: "Connection", seg: Segment) -> None:
     """A segment that failed the sequence or PAWS test draws an ACK; a SYN draws a challenge ACK,
-    which also counts against the stack's budget (as Linux: RFC 5961 §4 for any SYN)."""
+    which also counts against the stack's budget (RFC 5961 §4: for any SYN)."""
     if seg.flags & SYN:
         conn.challenge_ack(seg)
     else:
@@ -327,7 +332,7 @@ def _data_acked(conn: "Connection", inc: Incoming, ack: int, window: int) -> Non
     sample = None
     advanced = seq_lt(snd.una, ack)
     if advanced:
-        conn.soft_error = None  # something got through: an earlier ICMP error no longer stands (as Linux)
+        conn.soft_error = None  # something got through: an earlier ICMP error no longer stands
         sample = snd.acknowledged(ack, seg.options.ts, now)
         if sample is not None:
             conn.rtt_sample(sample)
@@ -376,7 +381,7 @@ def _fin(conn: "Connection", inc: Incoming) -> bool:
     if st in RECEIVING and rcv.take_fin():
         conn.events_out.append(ev.EndOfStream())
         if st is S.ESTABLISHED and conn.config.delayed_ack and not rcv.ack_now:
-            # As Linux (ping-pong on a FIN): the ACK waits for the delayed-ACK timer, so an
+            # As Linux (ping-pong on a FIN; close-passive-four-way.pkt): the ACK waits for the delayed-ACK timer, so an
             # application that closes at once sends its FIN on it: a three-segment close. (On a
             # connection that never carried data the wait is one clock tick: Linux's ATO is still 0.)
             rcv.ack_delayed = True

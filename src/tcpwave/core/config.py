@@ -7,7 +7,7 @@ from dataclasses import dataclass
 class Config:
     msl: float = 30.0  # seconds; TIME_WAIT lasts 2 x MSL (RFC 9293 MUST-13)
     rto_initial: float = 1.0  # RFC 6298 (2.1)
-    rto_min: float = 0.2  # as Linux (TCP_RTO_MIN); RFC 6298 (2.4) says 1 s: rto_min=1.0
+    rto_min: float = 0.2  # as Linux (TCP_RTO_MIN; data-rto-min-linux.pkt); RFC 6298 (2.4) says 1 s: rto_min=1.0
     rto_max: float = 120.0  # RFC 6298 (2.5): at least 60 s; Linux uses 120 s
     clock_granularity: float = 0.001  # G in RFC 6298
     syn_retries: int = 6  # SYN retransmissions before ETIMEDOUT (Linux: 6)
@@ -26,8 +26,9 @@ class Config:
     nodelay: bool = False  # True turns Nagle's algorithm off (TCP_NODELAY)
     sws_override: float = 0.2  # sender SWS: send a small window-limited segment after this long
     delayed_ack: float = 0.040  # seconds; 0 acknowledges every segment at once (RFC 9293: < 0.5 s)
-    quickack: int = 16  # as Linux: the first data (and data after an idle RTO) is ACKed at once, up to
-    #                     this many ACKs, before ACKs are delayed (TCP_MAX_QUICKACKS); 0: delay from the start
+    quickack: int = 16  # as Linux (ack-delayed-timer.pkt): the first data (and data after an idle RTO) is
+    #                     ACKed at once, up to this many ACKs, before ACKs are delayed (TCP_MAX_QUICKACKS);
+    #                     0: delay from the start
     initial_cwnd_segments: int = 10  # RFC 6928
     congestion_control: str = "cubic"  # a name in tcpwave.cc.REGISTRY: cubic, reno, bbr-lite
     backlog: int = 128  # default listen backlog: the accept queue (established, not yet accepted)
@@ -39,7 +40,9 @@ class Config:
     keepalive_interval: float = 75.0  # between unanswered probes
     keepalive_count: int = 9  # unanswered probes before the connection is dropped
     user_timeout: float | None = None  # abort when no sent data is acknowledged for this long
-    challenge_ack_limit: int = 1000  # challenge ACKs per second, per stack (Linux tcp_challenge_ack_limit)
+    # challenge ACKs per second, per stack (RFC 5961 §7's throttle). Linux's tcp_challenge_ack_limit was
+    # 1000 until 2022 and is INT_MAX since (off: only the per-connection invalid_ratelimit); tcpwave keeps 1000
+    challenge_ack_limit: int = 1000
     invalid_ratelimit: float = 0.5  # seconds between ACKs to out-of-window segments (Linux tcp_invalid_ratelimit)
     rst_limit: int = 1000  # RSTs per second, per stack, to segments that match no connection
     fin_timeout: float = 60.0  # an orphan (close()d) FIN_WAIT_2 is reset after this long (Linux tcp_fin_timeout)

@@ -307,8 +307,8 @@ class Connection:
         data = rcv.read(max_bytes)
         if not zero_copy and data.__class__ is bytearray:
             data = bytes(data)
-        if data and self.state in RECEIVING:  # once the peer's FIN is in, no window update (as Linux:
-            rcv.window_update_after_read()  # after LAST_ACK its socket is gone, and it would answer RST)
+        if data and self.state in RECEIVING:  # once the peer's FIN is in, no window update (after
+            rcv.window_update_after_read()  # LAST_ACK the peer's socket may be gone, and it would answer RST)
             self.output()
         return data
 
@@ -421,9 +421,10 @@ class Connection:
         if seg.flags & (SYN | ACK | RST) != SYN:
             return False
         ts = seg.options.ts
-        if self.ts_enabled and ts is not None:
-            return seq_gt(ts[0], self.rcv.ts_recent)  # RFC 6191: a newer timestamp
-        return seq_gt(seg.seq, self.rcv.nxt)  # no timestamps: a higher sequence number
+        higher = seq_gt(seg.seq, self.rcv.nxt)
+        if self.ts_enabled and ts is not None:  # RFC 6191: a newer timestamp, or the same one and a
+            return seq_gt(ts[0], self.rcv.ts_recent) or (ts[0] == self.rcv.ts_recent and higher)  # higher seq
+        return higher  # no timestamps: a higher sequence number
 
     def end_time_wait(self, now: float) -> None:
         self._now = now
@@ -496,14 +497,24 @@ class Connection:
         st, cfg = self.state, self.config
         if self.retries == 0:  # Linux's retrans_stamp: the SYN's first send, or data's first retransmission
             self.retrans_stamp = self._now if st in SYNCHRONIZED else self.syn_at
-        if self._gave_up(st, cfg):
+        if st in SYNCHRONIZED and not self.snd.wnd and not self.rcv.closed:
+            # RFC 9293 §3.8.6.1: the peer shut its window on data in flight, so the retransmissions are
+            # its zero-window probes; while it answers them the connection stays, whatever R2 says
+            # (as Linux's zero-window branch of tcp_retransmit_timer: zero-window-on-data-in-flight-outlasts-
+            # retries.pkt). A close()d one gets R2.
+            if self._zero_window_timed_out():
+                self.timers.give_up(RETRANSMIT, self._now, retries=self.retries)
+                self.terminate(self._timed_out(), "zero window: peer silent")
+                return
+        elif self._gave_up(st, cfg):
             self.timers.give_up(RETRANSMIT, self._now, retries=self.retries)
             self.terminate(self._timed_out(), "retransmissions exhausted")
             return
         self.retries += 1
         self.stats.timeouts += 1
         if st is not S.SYN_SENT or self.retries > cfg.syn_linear_timeouts:
-            self.rtt.backoff()  # (an active SYN's first retransmissions keep the RTO, as Linux)
+            self.rtt.backoff()  # (an active SYN's first retransmissions keep the RTO, as Linux: open-syn-
+            #                     retransmit-backoff.pkt)
         else:
             self.rtt.backoffs += 1
         snd = self.snd
@@ -535,6 +546,19 @@ class Connection:
         limit = ((2 << min(boundary, thresh)) - 1) * base + max(0, boundary - thresh) * cfg.rto_max
         return self._now - self.retrans_stamp >= limit - 1e-9
 
+    def _zero_window_timed_out(self) -> bool:
+        """Retransmitting into a zero window: has the peer stopped answering? Linux's
+        tcp_rtx_probe0_timed_out(): silent for longer than twice the maximum RTO (or the user
+        timeout) while retransmitting for that long; with a user timeout, retransmitting longer than
+        it ends the connection even if the peer answers."""
+        now, stamp = self._now, self.retrans_stamp if self.retrans_stamp is not None else self._now
+        limit, user = 2 * self.config.rto_max, self.user_timeout
+        if user:
+            if now - stamp > user:
+                return True
+            limit = min(limit, user)
+        return now - self.last_recv > limit and now - stamp > limit
+
     def _on_probe_timeout(self) -> None:
         self.stats.probes += 1
         self.snd.probe(self._now)
@@ -548,7 +572,10 @@ class Connection:
         if snd.una != snd.nxt or snd.buf.bytes_from(snd.nxt):
             self.timers.arm(KEEPALIVE, self._now, cfg.keepalive_idle)  # not idle (MUST-26)
             return
-        if self.keepalive_probes >= cfg.keepalive_count:
+        user = self.user_timeout  # with TCP_USER_TIMEOUT set, it replaces the probe count (as Linux:
+        #                           user-timeout-ends-keepalive.pkt)
+        if (self.keepalive_probes >= cfg.keepalive_count if not user
+                else self.keepalive_probes and self._now - self.last_recv >= user - 1e-9):
             self.emit(RST | ACK, snd.nxt, note="keep-alive: peer gone")
             self.timers.give_up(KEEPALIVE, self._now, probes=self.keepalive_probes)
             self.terminate(self._timed_out(), "keep-alive probes unanswered")
@@ -559,17 +586,31 @@ class Connection:
 
     def _on_persist_timeout(self) -> None:
         snd, cfg = self.snd, self.config
-        if snd.wnd or not snd.buf.bytes_from(snd.nxt) or self.state not in _DATA_STATES:
+        now, user = self._now, self.user_timeout
+        if snd.wnd or not (snd.buf.bytes_from(snd.nxt) or snd.fin_waiting) or self.state not in _DATA_STATES:
+            snd.persist_since = None
+            return
+        if snd.persist_since is None:
+            snd.persist_since = now
+        elif user and now - snd.persist_since >= user - 1e-9:
+            # a window shut for longer than the user timeout ends the connection even though the
+            # peer answers every probe (as Linux's icsk_probes_tstamp: user-timeout-ends-zero-window-
+            # probing.pkt); the peer is there: no RST
+            self.timers.give_up(PERSIST, now, probes=snd.probes_out)
+            self.terminate(self._timed_out(), "user timeout: zero window too long")
             return
         if snd.probes_out >= cfg.data_retries:  # the peer is gone, not just busy (Linux: tcp_retries2)
-            self.timers.give_up(PERSIST, self._now, probes=snd.probes_out)
+            self.timers.give_up(PERSIST, now, probes=snd.probes_out)
             self.emit(RST | ACK, snd.nxt, note="zero-window probes unanswered")
             self.terminate(self._timed_out(), "zero-window probes unanswered")
             return
         snd.zero_window_probe()
         snd.probes_out += 1
         snd.persist_backoff = min(snd.persist_backoff + 1, 30)  # 2**30 x RTO is far past rto_max
-        self.timers.arm(PERSIST, self._now, min(self.rtt.rto * (1 << snd.persist_backoff), cfg.rto_max))
+        wait = min(self.rtt.rto * (1 << snd.persist_backoff), cfg.rto_max)
+        if user:  # the probe that ends it comes when the user timeout does, not a backoff later
+            wait = max(0.002, min(wait, snd.persist_since + user - now))
+        self.timers.arm(PERSIST, now, wait)
 
     # --------------------------------------------------------------- output
     def output(self) -> None:
@@ -679,7 +720,8 @@ class Connection:
     def icmp_error(self, kind: str, mtu: int, seq: int, now: float, errno: int = _errno.EHOSTUNREACH) -> None:
         """An ICMP error about one of our segments (RFC 1122 §4.2.3.9). RFC 5927: believed only if
         the quoted sequence number is in flight (SND.UNA <= seq < SND.NXT). "Too big" lowers the MSS
-        to fit the path (RFC 1191 / RFC 8201) and resends what was sent larger. The others, as Linux:
+        to fit the path (RFC 1191 / RFC 8201) and resends what was sent larger. The others (the choices
+        Linux makes, not checked against the kernel here):
         in SYN_SENT the connection fails at once with the matching errno (EHOSTUNREACH, ECONNREFUSED,
         ...); a half-open passive connection is dropped; otherwise it is a soft error, kept and
         reported instead of ETIMEDOUT if the connection then times out."""
@@ -715,7 +757,8 @@ class Connection:
         self.output()
 
     def _timed_out(self) -> CloseReason:
-        """How a timeout ends the connection: the ICMP soft error if one came (as Linux), else ETIMEDOUT."""
+        """How a timeout ends the connection: the ICMP soft error if one came, else ETIMEDOUT (RFC 1122
+        §4.2.3.9 leaves it open; Linux's sk_err_soft choice)."""
         return self.soft_error or CloseReason.TIMED_OUT
 
     def send_reset(self, seq: int, note: str, ack: int | None = None) -> None:

@@ -33,7 +33,7 @@ class SendSpace:
 class TimeWait:
     """Both directions are finished and acknowledged: for the application the connection is over.
     The 4-tuple lingers in TIME_WAIT for 2 x MSL; Closed(normal) follows when it expires. If the
-    application no longer holds the Connection, the stack keeps only a compact record (as Linux keeps
+    application no longer holds the Connection, the stack keeps only a compact record (after Linux, which keeps
     a timewait sock), and Closed comes with that record in place of the connection."""
 
 

@@ -42,7 +42,7 @@ class ChangeReporter:
 
 def snapshot(conn, now: float) -> dict:
     """What `tcpwave ss` shows for one connection: state, queues, the RFC 9293 variables, cwnd,
-    RTT estimates and the armed timers with the time left (like Linux's TCP_INFO and ss -tinoe)."""
+    RTT estimates and the armed timers with the time left (the kind of view Linux's TCP_INFO and ss -tinoe give)."""
     rtt = conn.rtt
     info: dict[str, Any] = {
         "state": conn.state.value,

@@ -73,7 +73,7 @@ class DropReason(enum.StrEnum):
     NOT_OUR_ADDRESS = "not_our_address"
     UNKNOWN_PROTOCOL = "unknown_protocol"
     NO_SOCKET = "no_socket"
-    BACKLOG_FULL = "backlog_full"  # the accept queue is full: a new SYN is dropped (as Linux)
+    BACKLOG_FULL = "backlog_full"  # the accept queue is full: a new SYN is dropped
     SYN_QUEUE_FULL = "syn_queue_full"  # half-open connections at max_syn_backlog and no SYN cookies
     ACCEPT_QUEUE_FULL = "accept_queue_full"  # a handshake's final ACK, with no room to queue it
     # LISTEN and SYN_SENT
@@ -89,7 +89,8 @@ class DropReason(enum.StrEnum):
     RST_OUT_OF_WINDOW = "rst_out_of_window"
     RST_NOT_EXACT = "rst_not_exact_challenge_ack"
     RST_IN_TIME_WAIT = "rst_in_time_wait_rfc1337"
-    RST_NOT_EXACT_IN_TIME_WAIT = "rst_not_exact_in_time_wait"  # ignored, no challenge ACK (as Linux)
+    # ignored, no challenge ACK (as Linux: rst-rfc5961-time-wait.pkt)
+    RST_NOT_EXACT_IN_TIME_WAIT = "rst_not_exact_in_time_wait"
     SYN_CHALLENGE = "syn_challenge_ack"
     NO_ACK = "no_ack"
     ACK_ABOVE_SND_NXT = "ack_above_snd_nxt"
@@ -114,5 +115,6 @@ class Handled(enum.StrEnum):
 
     RETRANSMITTED_FIN = "retransmitted_fin", "re-ACKed, 2×MSL restarted"  # TIME_WAIT: our last ACK was lost
     DUPLICATE_SYN = "duplicate_syn", "SYN,ACK sent again"  # SYN_RCVD: our SYN,ACK was lost
-    ACK_IN_TIME_WAIT = "ack_in_time_wait", "2×MSL restarted"  # a bare ACK at RCV.NXT (as Linux)
-    SEGMENT_IN_TIME_WAIT = "segment_in_time_wait", "ACKed, 2×MSL restarted"  # data or an old duplicate (as Linux)
+    ACK_IN_TIME_WAIT = "ack_in_time_wait", "2×MSL restarted"  # a bare ACK at RCV.NXT
+    # data or an old duplicate (as Linux: time-wait-unacceptable-data.pkt)
+    SEGMENT_IN_TIME_WAIT = "segment_in_time_wait", "ACKed, 2×MSL restarted"

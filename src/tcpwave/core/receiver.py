@@ -6,7 +6,8 @@ When to ACK follows Linux where RFC 9293 §3.8.6.3 leaves the choice (SHLD-18/19
 0.5 s and not past a second full segment): the first data, and data after an idle RTO, is ACKed at
 once ("quick-ACK" mode, up to Config.quickack ACKs); an exchange that replies within the ACK delay
 ("ping-pong") delays its ACKs; the delay (ATO) starts at Config.delayed_ack and adapts to how
-data arrives, as Linux's tcp_event_data_recv() / tcp_send_delayed_ack() do.
+data arrives, after Linux's tcp_event_data_recv() / tcp_send_delayed_ack() (ack-delayed-timer.pkt and
+ack-every-second-segment.pkt pass against Linux).
 """
 
 from typing import TYPE_CHECKING
@@ -188,7 +189,8 @@ class Receiver:
             rb.fin_offset = rb.next_offset + seq_diff(fin_seq, self.nxt)
             if fin_seq != self.nxt:
                 self.ack_now = True
-                self._note_ooo(fin_seq)  # an out-of-order FIN is SACKed, newest first (as Linux)
+                self._note_ooo(fin_seq)  # an out-of-order FIN is SACKed, newest first, in one block with the
+                # data it ends (as Linux: ack-sack-covers-fin-beyond-hole.pkt)
 
     def _note_ooo(self, seq: int) -> None:
         """Remember the newest out-of-order arrival first (RFC 2018 §4), at most one per block."""
@@ -243,7 +245,8 @@ class Receiver:
         base, nxt, want = rb.next_offset, self.nxt, limit - len(dsack)
 
         def block(r: tuple[int, int] | None) -> tuple[int, int] | None:
-            if fin is not None:  # a FIN beyond a hole occupies a sequence number: SACK it too (as Linux)
+            if fin is not None:  # a FIN beyond a hole occupies a sequence number: SACK it too (as Linux:
+                #                  ack-sack-covers-fin-beyond-hole.pkt)
                 if r is None:
                     return None
                 if r[1] == fin:
@@ -253,7 +256,11 @@ class Receiver:
         found: list[tuple[int, int]] = []
         for seq in self.recent_ooo:  # built from the few newest arrivals: no sort, no full list
             off = base + seq_diff(seq, nxt)
-            r = block((fin, fin + 1) if fin is not None and off == fin else rb.range_at(off))
+            if fin is not None and off == fin:  # the FIN: one block with the data it ends, if any
+                r = rb.range_at(fin - 1)
+                r = block(r if r is not None and r[1] == fin else (fin, fin))
+            else:
+                r = block(rb.range_at(off))
             if r is not None and r not in found:
                 found.append(r)
         for r in rb.last_ranges(want):  # then the highest others, if there is room
@@ -293,7 +300,8 @@ class Receiver:
     def window_update_after_read(self) -> None:
         """After a read: if the edge may move (the SWS rule), tell the peer. At once when the peer may
         be stalled on a small window; as a delayed ACK (which a reply can carry) when the window would
-        at least double; not at all while the peer still has most of the window (as Linux)."""
+        at least double; not at all while the peer still has most of the window (after Linux's
+        __tcp_cleanup_rbuf; window-receiver-sws.pkt shows Linux's updates differ in size)."""
         offered, gain = self._window_gain()
         if gain >= min(self.buf.capacity // 2, self.mss):
             if offered < 2 * self.mss or not self.conn.config.delayed_ack:

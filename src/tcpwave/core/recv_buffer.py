@@ -6,7 +6,7 @@ ranges it overlaps or touches, so finding its place, testing for a duplicate or 
 search, whatever the number of ranges. A byte is stored at most once and delivered at most once.
 
 The out-of-order queue is charged its bytes plus OVERHEAD per range against `capacity`; over that,
-the highest ranges are dropped first (as Linux's tcp_prune_ofo_queue): a peer that sends one-byte
+the highest ranges are dropped first (after Linux's tcp_prune_ofo_queue): a peer that sends one-byte
 pieces at alternate offsets cannot make the queue cost more memory than the window it was offered,
 or more CPU per segment than a binary search and a bounded copy. (Dropped data is data we had only
 SACKed: RFC 2018 §8 allows it, and the sender resends it.)

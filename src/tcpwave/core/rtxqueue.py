@@ -7,7 +7,7 @@ retrans_out) up to date as records change, so that the bytes in flight, RFC 6675
 
     in_flight = (SND.NXT - SND.UNA) - sacked - lost + retrans_out
 
-A SACK block or a cumulative ACK that covers part of a record splits it (as Linux splits an skb), so a
+A SACK block or a cumulative ACK that covers part of a record splits it (after Linux's skb splitting), so a
 record is always wholly SACKed or not.
 """
 
@@ -102,6 +102,13 @@ class RetransmitQueue:
         if not rec.retrans:
             rec.retrans = True
             self.retrans_out += len(rec)
+
+    def probed(self, rec: Record, now: float) -> None:
+        """A tail loss probe resent `rec`, which is not deemed lost: the copy is not counted in
+        retrans_out, or the pipe would count the one segment twice (Linux sends the probe with
+        __tcp_retransmit_skb, which leaves retrans_out alone)."""
+        rec.xmit = now
+        rec.ever_retrans = True
 
     def mark_lost(self, rec: Record) -> None:
         """Deem `rec` lost; a retransmission of it in flight is lost too."""

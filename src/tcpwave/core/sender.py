@@ -25,7 +25,8 @@ class Sender:
     __slots__ = (
         "conn", "iss", "una", "nxt", "wnd", "wl1", "wl2", "max_wnd", "up", "wscale", "mss", "buf", "unsent",
         "blocked", "nodelay", "tso_max", "fin_wanted", "fin_seq", "push_points", "sent_push", "small_end",
-        "sws_expired", "last_send", "progress_at", "persist_backoff", "probes_out", "rtt_seq", "rtt_time",
+        "sws_expired", "last_send", "progress_at", "persist_backoff", "probes_out", "persist_since", "rtt_seq",
+        "rtt_time",
         "pace_at", "cwnd_limited"
     )
 
@@ -59,6 +60,7 @@ class Sender:
         self.progress_at = 0.0  # when sent data was last acknowledged (user timeout)
         self.persist_backoff = 0
         self.probes_out = 0  # zero-window probes sent since the peer last ACKed anything
+        self.persist_since: float | None = None  # the persist timer's first expiry of this zero window
         self.rtt_seq: int | None = None  # the segment being timed (Karn: cleared on retransmit)
         self.rtt_time = 0.0
         self.pace_at = 0.0  # the earliest time the next paced segment may leave
@@ -70,7 +72,8 @@ class Sender:
         self.buf.start_seq = self.nxt
 
     def _push_every(self) -> int:
-        """Where RFC 9293 leaves PSH to the sender (§3.9.1, MAY), do as Linux: it cuts a write into
+        """Where RFC 9293 leaves PSH to the sender (§3.9.1, MAY), do as Linux (data-psh-on-last-segment.pkt):
+        it cuts a write into
         buffers of its TSO size goal (about 1 ms at the pacing rate, at least 2 segments, at most
         64 KB and half the peer's largest window) and sends each with PSH on its last segment."""
         conn, mss = self.conn, max(1, self.mss)
@@ -85,6 +88,12 @@ class Sender:
         if half and goal > half:
             goal = max(mss, half // mss * mss)
         return goal
+
+    @property
+    def fin_waiting(self) -> bool:
+        """Is our FIN due but not yet sent? It needs a byte of window (a receiver with RCV.WND = 0 would
+        not accept it, RFC 9293 §3.10.7.4), as Linux's tcp_snd_wnd_test (close-fin-waits-for-zero-window.pkt)."""
+        return self.fin_wanted and self.fin_seq is None and not self.unsent and self.conn.closing_state
 
     @property
     def seg_max(self) -> int:
@@ -102,6 +111,7 @@ class Sender:
             end = self.buf.end_seq
             goal = self._push_every()
             if goal < n:  # a long write: PSH ends each chunk of it too, as Linux's sendmsg marks each skb
+                #           (data-psh-on-last-segment.pkt)
                 start = seq_add(end, -n)
                 points.extend(seq_add(start, k) for k in range(goal, n, goal))
             points.append(end)
@@ -153,27 +163,28 @@ class Sender:
                 n = seg_max
             if n <= 0 or (n < mss and not self._may_send_small(n, avail, usable, now)):
                 self.cwnd_limited = avail > 0 and cwnd_room < mss
-                if avail == 0 and self.fin_wanted and state_closing:
-                    self.send_new(0, True, now)
+                if avail == 0 and self.fin_wanted and state_closing and rwnd_room > 0:
+                    self.send_new(0, True, now)  # (the FIN takes a sequence number: one byte of window)
                 break
             if paced and now < self.pace_at:
                 conn.timers.arm(PACING, now, self.pace_at - now)
                 break
-            self.send_new(n, self.fin_wanted and n == avail and state_closing, now)
+            self.send_new(n, self.fin_wanted and n == avail and state_closing and n < rwnd_room, now)
             if self.fin_seq is not None:
                 break
             avail -= n
             rwnd_room -= n
             cwnd_room -= n
         if self.nxt != nxt_before:
-            conn.arm_loss_timer(new_data=True)  # once per burst, after its last segment (as Linux)
-        if self.unsent and not self.wnd and self.una == self.nxt and PERSIST not in conn.timers.at:
+            conn.arm_loss_timer(new_data=True)  # once per burst, after its last segment
+        if (self.unsent or self.fin_waiting) and not self.wnd and self.una == self.nxt \
+                and PERSIST not in conn.timers.at:
             self.persist_backoff = 0
             conn.timers.arm(PERSIST, now, conn.rtt.rto)
 
     def _may_send_small(self, n: int, avail: int, usable: int, now: float) -> bool:
         """May a segment shorter than the MSS go now? (RFC 9293 §3.7.4 Nagle, §3.8.6.2.1 sender SWS)"""
-        if n == avail:  # everything queued fits: Nagle decides, in Minshall's variant (as Linux):
+        if n == avail:  # everything queued fits: Nagle decides, in Minshall's variant (as Linux: nagle-*.pkt):
             # hold a small segment only while an earlier small segment is unacknowledged, so small
             # writes coalesce but the tail of one large write is not held back for a round trip
             return (self.nodelay or self.fin_wanted or self.small_end is None
@@ -211,6 +222,8 @@ class Sender:
             self.small_end = end
         if self.una == self.nxt:
             self.progress_at = now  # the user-timeout clock starts with the first unacked byte
+            if n:
+                conn.cc.on_tx_start(now - self.last_send, now)
         conn.emit(flags, seq, payload)
         self.last_send = now
         if n:
@@ -229,8 +242,8 @@ class Sender:
         if self.rtt_seq is None:
             self.rtt_seq, self.rtt_time = self.nxt, now
 
-    def retransmit(self, r: Record, now: float) -> None:
-        """Send the bytes of record r again (its FIN too)."""
+    def retransmit(self, r: Record, now: float, probe: bool = False) -> None:
+        """Send the bytes of record r again (its FIN too); `probe`: as the tail loss probe."""
         conn = self.conn
         q = conn.recovery.q
         seq = seq_add(self.una, r.start - q.una)
@@ -238,7 +251,10 @@ class Sender:
         payload = self.buf.copy(seq, n) if n else b""
         push = PSH if n and self._pushed(seq, n) else 0
         conn.emit(ACK | (FIN if r.fin else 0) | push, seq, payload, note="retransmission")
-        q.retransmitted(r, now)
+        if probe:
+            q.probed(r, now)
+        else:
+            q.retransmitted(r, now)
         self.rtt_seq = None  # Karn's rule
         self._sent(len(r), now)
         if conn.timers.slot is None:
@@ -287,7 +303,7 @@ class Sender:
         if len(last) > self.mss:
             last = q.split(last, last.end - self.mss)
         rec.probe_sent(retrans=True)
-        self.retransmit(last, now)
+        self.retransmit(last, now, probe=True)
 
     def zero_window_probe(self) -> None:
         """An old sequence number draws an ACK with the current window (RFC 9293 §3.8.6.1)."""
@@ -336,6 +352,7 @@ class Sender:
             self.wl1, self.wl2 = seq, ack
             if window:
                 self.conn.timers.cancel(PERSIST, now)
+                self.persist_since = None
 
     @property
     def flight(self) -> int:

@@ -9,15 +9,16 @@ The SYN,ACK's sequence number carries what the listener must remember:
                 peer's ISN, so a cookie cannot be forged or replayed for another connection
 
 With timestamps, the low 6 bits of our TSval carry the options a SYN cannot otherwise leave behind
-(as Linux does): the peer's window scale (4 bits, 0xF for none) and SACK-permitted (1 bit). The peer
-echoes the TSval in every TSecr, so they come back with the ACK. Without timestamps the connection
-runs without window scaling and SACK.
+(after Linux's cookie_init_timestamp): the peer's window scale (4 bits, 0xF for none) and
+SACK-permitted (1 bit). The peer echoes the TSval in every TSecr, so they come back with the ACK.
+Without timestamps the connection runs without window scaling and SACK.
 """
 
 import hashlib
 
 MSS_TABLE = (536, 1300, 1440, 1460, 4312, 8960)
 PERIOD = 64.0  # seconds per counter step
+LIFETIME = 2 * PERIOD  # the longest a cookie stays good (its counter and the next)
 _NO_WSCALE = 0xF
 _OPT_BITS = 0x3F
 

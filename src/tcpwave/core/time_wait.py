@@ -1,4 +1,4 @@
-"""A connection in TIME_WAIT, kept as a compact record (as Linux keeps a timewait sock, not the socket).
+"""A connection in TIME_WAIT, kept as a compact record (after Linux's timewait sock, not the socket).
 
 In TIME_WAIT both directions are finished: no data will be sent or read again. What the 2 x MSL wait
 still needs is the 4-tuple, the sequence numbers to recognise and re-ACK a retransmitted FIN, the

@@ -1,6 +1,6 @@
 """A connection's timers: named deadlines, each armed at most once, traced by this object itself.
 
-The timers that cannot coexist share one slot, as in Linux's `icsk_pending` and smoltcp's timer enum:
+The timers that cannot coexist share one slot, after Linux's `icsk_pending` and smoltcp's timer enum:
 the retransmission timer, the persist (zero-window probe) timer, the tail loss probe, RACK's reorder
 timer and TIME_WAIT's 2×MSL. Arming one of them replaces whichever held the slot, so "which of these
 is armed" is never ambiguous. The others (delayed ACK, sender SWS override, keep-alive, user timeout,
