@@ -56,6 +56,7 @@ def snapshot(conn, now: float) -> dict:
         "mss": conn.snd_mss,
         "srtt": rtt.srtt, "rttvar": rtt.rttvar if rtt.srtt is not None else None, "rto": rtt.rto,
         "ca_state": conn.recovery.ca_state.value,
+        "reo_wnd_mult": conn.recovery.reo_wnd_mult,  # RACK's reordering window, in min_RTT/4 steps
         "timers": {name: round(max(0.0, at - now), 6) for name, at in sorted(conn.timers.armed().items())},
     }
     st, q = conn.stats, conn.recovery.q
