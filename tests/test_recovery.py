@@ -299,3 +299,19 @@ def test_tail_losses_with_shutdown_cost_at_most_five_round_trips_over_a_lossless
         took = t.flight(lost=lost, shutdown=True)
         assert took - base <= 5 * RTT, (lost, took, base)
         assert t.timeouts() == 0
+
+
+def test_newreno_counts_each_delivered_segment_once():
+    """Issue 22 defect 11 (RFC 6937 §3, Linux's tcp_remove_reno_sacks): without SACK a duplicate
+    ACK stands for one delivered segment, so the cumulative ACK that ends the recovery delivers
+    only what the duplicates did not already count. What the connection reports delivered
+    (tcp_info's delivered, which PRR's prr_delivered also adds up) equals what was acknowledged;
+    the old code counted the segments behind each hole twice."""
+    from tcpwave.core.observe import snapshot
+
+    t = Transfer(Config(sack=False))
+    before = snapshot(t.conn, t.sim.now)
+    t.flight(lost=[3, 20], shutdown=False)
+    after = snapshot(t.conn, t.sim.now)
+    assert set(t.losses()) == {"dupack"}
+    assert after["delivered"] - before["delivered"] == after["bytes_acked"] - before["bytes_acked"]

@@ -337,7 +337,7 @@ def _data_acked(conn: "Connection", inc: Incoming, ack: int, window: int) -> Non
     sacked_before = rec.q.sacked
     rec.on_ack(ack_pos, seg.options.sack if conn.sack_ok else (), dup, now, sample)
     snd.update_window(seg.seq, ack, window, now, advanced)
-    if rec.reneging:  # Linux's tcp_check_sack_reneging: time out early, then resend as after an RTO
+    if rec.reneging:  # time out early, then resend as after an RTO (as Linux: sack-reneging-early-timeout.pkt)
         srtt = conn.rtt.srtt or 0.0
         conn.timers.arm(RETRANSMIT, now, max(srtt / 2, RENEGING_DELAY))
     # the loss timer restarts only on news: the reorder timer only when this ACK ran loss detection

@@ -27,7 +27,7 @@ DUP_THRESH = 3
 WC_DEL_ACK = 0.2  # RFC 8985 WCDelAckT: the worst-case delayed-ACK time a lone probe must outwait
 TLP_MIN = 0.002  # Linux adds TCP_TIMEOUT_MIN (2 ms) to 2×SRTT when more than one segment is out
 CLOCK_US = 1e-6  # times are compared at Linux's microsecond resolution
-RENEGING_DELAY = 0.010  # Linux's floor (10 ms) for the early timeout after a SACK reneging, else SRTT/2
+RENEGING_DELAY = 0.010  # the early timeout after a SACK reneging: max(SRTT/2, this), Linux's values
 REO_WND_PERSIST = 16  # recoveries a widened reordering window lasts (RFC 8985 §6.2 step 4)
 
 
@@ -73,7 +73,7 @@ class Recovery:
         self.reo_wnd_persist = 0
         self.dsack_round: int | None = None  # SND.NXT (unwrapped) when the window was last widened
         self.reo_timeout: float = 0.0  # > 0: this ACK's loss detection waits this long (the reorder timer)
-        self.reneging = False  # this ACK stopped at a SACKed segment (Linux's FLAG_SACK_RENEGING)
+        self.reneging = False  # this ACK stopped at a SACKed segment: the receiver dropped it?
         # TLP (RFC 8985 §7)
         self.tlp_end: int | None = None
         self.tlp_retrans = False
@@ -112,9 +112,10 @@ class Recovery:
     # ---------------------------------------------------------- on each ACK
     def on_ack(self, ack: int, sack_blocks: tuple, dup: bool, now: float, rtt: float | None) -> None:
         """Process what an acceptable ACK says: `ack` is the new unwrapped SND.UNA (or the old one),
-        `dup` whether it is a duplicate ACK in RFC 5681's sense. The steps run in RFC 8985's order
-        (§6.2 steps 2-5, with §7.4's TLP step before loss detection, as Linux's tcp_ack runs them),
-        then the recovery state, the rate sample for the congestion control, and PRR."""
+        `dup` whether it is a duplicate ACK in RFC 5681's sense. The steps run in RFC 8985's order:
+        the cumulative ACK, the SACK blocks (with §6.2 step 3, reordering), step 2 (RACK_update),
+        step 4 (the reordering window), §7.4 (the TLP episode), step 5 (loss detection); then the
+        recovery state, the rate sample for the congestion control, and PRR."""
         conn, q = self.conn, self.q
         sack_ok = conn.sack_ok
         reno = 0 if sack_ok else self.reno_sacked
@@ -127,7 +128,7 @@ class Recovery:
         acked = q.una - prior_una
         if acked and sack_ok:
             head = q.head()  # the ACK stopped at a SACKed segment: the receiver may have dropped it
-            self.reneging = head is not None and head.sacked  # (as Linux's tcp_check_sack_reneging)
+            self.reneging = head is not None and head.sacked
         dsack = self._sack(ack, sack_blocks, delivered_recs) if sack_ok and sack_blocks else False
         if delivered_recs:
             self._rack_update(delivered_recs, now)  # step 2
@@ -139,18 +140,18 @@ class Recovery:
             delivered = self._reno_dupack(dup, acked)
         if self.tlp_end is not None:
             self._tlp_process_ack(dsack)  # §7.4
-        if not self.reneging:  # (Linux's tcp_fastretrans_alert waits for the early timeout instead)
+        if not self.reneging:  # (a reneging waits for the early timeout instead)
             self._detect_loss_on_ack(now)  # step 5 (or NewReno's duplicate ACKs)
         self._update_ca_state(acked)
         self._rate_sample(delivered, acked, prior_in_flight, prior_lost, was_reducing, now, rtt)
 
     def _sack(self, ack: int, sack_blocks: tuple, delivered_recs: list[Record]) -> bool:
         """Mark what the SACK blocks report, lowest block first (the newest comes first on the
-        wire, RFC 2018 §4: in that order a lower block would look reordered, so sort as Linux's
-        tcp_sacktag_write_queue does), and RFC 8985 §6.2 step 3: a segment newly SACKed below one
-        SACKed before, never retransmitted, was reordered. Returns whether the first block is a
-        D-SACK (RFC 2883 §4, Linux's tcp_check_dsack): below the cumulative ACK, or inside the
-        second block."""
+        wire, RFC 2018 §4: in that order a lower block would look reordered; sorted as Linux,
+        tests/conformance/sack-blocks-lowest-first.pkt), and RFC 8985 §6.2 step 3: a segment newly
+        SACKed below one SACKed before, never retransmitted, was reordered. Returns whether the
+        first block is a D-SACK (RFC 2883 §4): below the cumulative ACK, or inside the second
+        block. A block merely repeated (on a window update or a data segment) is not one."""
         q, snd_una = self.q, self.conn.snd.una
         blocks = [(q.unwrap(left, snd_una), q.unwrap(right, snd_una)) for left, right in sack_blocks]
         lo, hi = blocks[0]
@@ -221,16 +222,16 @@ class Recovery:
         rs.in_recovery = reducing or was_reducing
         self.cc.on_ack(rs)
         if reducing:
-            self._prr(delivered, acked > 0)
+            self._prr(delivered)
 
     @property
     def mss(self) -> int:
         return self.conn.snd.mss
 
     def _reno_dupack(self, dup: bool, acked: int) -> int:
-        """Without SACK each duplicate ACK stands for one segment that has left (Linux tcp_add_reno_sack).
-        Returns the bytes delivered, each counted once (RFC 6937 §3, Linux tcp_remove_reno_sacks):
-        a duplicate ACK delivers a segment; a cumulative ACK delivers what it covers beyond the
+        """Without SACK each duplicate ACK stands for one segment that has left (RFC 6675's pipe
+        with RFC 5681's duplicate ACKs). Returns the bytes delivered, each counted once (RFC 6937
+        §3): a duplicate ACK delivers a segment; a cumulative ACK delivers what it covers beyond the
         segments its duplicate ACKs already counted, at least one segment."""
         prior = self.reno_sacked
         if dup:
@@ -240,7 +241,7 @@ class Recovery:
         if not acked:
             return 0
         self.dupacks = 0
-        # one ACKed segment filled the hole; the rest had already drawn duplicate ACKs (as Linux)
+        # one ACKed segment filled the hole; the rest had already drawn duplicate ACKs
         self.reno_sacked = max(0, self.reno_sacked - max(0, acked - self.mss))
         if not self.in_recovery:
             self.reno_sacked = 0
@@ -344,15 +345,15 @@ class Recovery:
         q = self.q
         self._set_ca_state(CaState.DISORDER if q.sacked else CaState.OPEN, "recovery point acknowledged")
 
-    def _prr(self, delivered: int, advanced: bool = True) -> None:
-        """RFC 6937: how much may be sent for this ACK (`advanced`: it moved SND.UNA); cwnd becomes
-        pipe + that."""
+    def _prr(self, delivered: int, ack: bool = True) -> None:
+        """RFC 6937: how much may be sent for this ACK (or, `ack` False, for the reorder timer);
+        cwnd becomes pipe + that."""
         self.prr_delivered += delivered
         pipe, ssthresh, mss = self.in_flight, self.cc.ssthresh, self.mss
         if pipe > ssthresh:  # proportional rate reduction
             sndcnt = math.ceil(self.prr_delivered * ssthresh / self.recover_fs) - self.prr_out
-        else:  # slow-start reduction bound: one segment more only for progress (as Linux)
-            limit = max(self.prr_delivered - self.prr_out, delivered) + (mss if advanced else 0)
+        else:  # slow-start reduction bound: RFC 6937 allows one segment more per ACK
+            limit = max(self.prr_delivered - self.prr_out, delivered) + (mss if ack else 0)
             sndcnt = min(ssthresh - pipe, limit)
         if not self.prr_out:
             sndcnt = max(sndcnt, mss)  # the fast retransmit goes out whatever the count says
@@ -360,14 +361,14 @@ class Recovery:
 
     def on_reorder_timeout(self, now: float) -> None:
         """RACK's reordering window has passed for segments it was waiting on (RFC 8985 §6.2 step 5).
-        Recovery entered here goes through PRR as if one segment had been delivered (Linux's
-        tcp_rack_reo_timeout calls tcp_cwnd_reduction(sk, 1, 0, 0)): one segment now, the rest as
-        ACKs come, not every lost segment in one burst."""
+        Recovery entered here goes through PRR as if one segment had been delivered: one segment
+        now, the rest as ACKs come, not every lost segment in one burst (as Linux:
+        tests/conformance/rack-reorder-timeout-prr.pkt)."""
         self.detect_loss(now)
         if self.q.lost and self.ca_state in (CaState.OPEN, CaState.DISORDER, CaState.CWR):
             self._enter_recovery()
             if self.reducing:
-                self._prr(self.mss, advanced=False)
+                self._prr(self.mss, ack=False)
 
     def sent(self, n: int) -> None:
         """The sender put n bytes on the wire (new data or a retransmission)."""
@@ -379,8 +380,8 @@ class Recovery:
         """RFC 5681 §3.1 / RFC 6675 §5.1 / RFC 8985 §6.3: enter LOSS, cwnd to one segment, and deem
         lost the head and everything sent more than RACK.rtt ago (all of it without SACK).
         The head goes again even if SACKed (RFC 6298 5.4: the earliest segment not cumulatively
-        acknowledged): a SACKed head means the receiver reneged (RFC 2018 §8, Linux's
-        tcp_timeout_mark_lost), so every SACK mark is forgotten and the data resent."""
+        acknowledged): a SACKed head means the receiver reneged (RFC 2018 §8), so every SACK mark
+        is forgotten and the data resent (as Linux: tests/conformance/sack-reneging-early-timeout.pkt)."""
         q = self.q
         if self.ca_state is not CaState.LOSS or q.una >= self.recover:
             self.cc.on_rto(q.flight, now)
