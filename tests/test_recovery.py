@@ -217,3 +217,119 @@ def test_a_tail_loss_probe_that_resends_is_not_counted_twice_in_flight():
     p.deliver(".", ack=flight[-1].seq)  # the first nine arrive: one segment is in flight
     out = p.call("send", b"u" * 40 * mss)
     assert sum(len(s.payload) for s in out) == p.conn.cwnd // mss * mss - mss  # cwnd less that one
+class TwoWay:
+    """Two hosts on a 20 ms RTT, 100 Mbit/s path (with `loss` each way): the server streams
+    `stream` bytes to the client as fast as it may; the client may write to the server too."""
+
+    def __init__(self, stream: int, loss: float = 0.0, seed: int = 5):
+        self.sink = ListSink()
+        self.sim = sim = Simulator(seed, Tracer(self.sink))
+        self.a = sim.add_host("client", ["192.0.2.1"])
+        self.b = sim.add_host("server", ["192.0.2.2"])
+        sim.link(self.a, self.b, LinkParams(latency=RTT / 2, bandwidth=100e6, queue_bytes=1 << 22, loss=loss))
+        self.stream = bytes(range(256)) * (stream // 256)
+        self.streamed = 0
+        self.at_client = bytearray()
+        self.at_server = bytearray()
+        self.server_conn = None
+        self.b.on_event = self._server
+        self.a.on_event = self._client
+        self.listener = self.b.stack.listen(80, 0.0)
+        self.conn = self.a.stack.connect("192.0.2.2", 80, 0.0)
+        self.a.pump()
+
+    def _feed(self, conn) -> None:
+        while self.streamed < len(self.stream):
+            n = conn.send(self.stream[self.streamed:self.streamed + 65536], self.sim.now)
+            if not n:
+                break
+            self.streamed += n
+
+    def _server(self, host, conn, event):
+        if isinstance(event, ev.Connected):
+            self.server_conn = self.listener.accept()
+            self._feed(conn)
+        elif isinstance(event, ev.SendSpace):
+            self._feed(conn)
+        elif isinstance(event, ev.DataReadable):
+            self.at_server += conn.receive(now=self.sim.now)
+
+    def _client(self, host, conn, event):
+        if isinstance(event, ev.DataReadable):
+            self.at_client += conn.receive(now=self.sim.now)
+
+
+def test_a_lost_request_segment_is_resent_while_the_peer_keeps_streaming():
+    """Issue 22 defect 1: every segment of the server's stream is an ACK with no news for the
+    client's request. The RACK reorder timer armed when the second request segment was SACKed must
+    not be pushed back by them (RFC 8985 §6.2: it is set only when loss detection runs): the
+    request is repaired within 10 RTT, not when the stream ends (the old code: 782 ms)."""
+    w = TwoWay(20_000_000)
+    w.sim.run(until=1.0)
+    assert w.streamed < len(w.stream)  # the stream is still going
+    mss = w.conn.snd_mss
+    first = w.conn.snd_nxt
+    w.sim.add_fault(Fault("client", "server", with_data=True, match=lambda s: s.seq == first))
+    request = b"q" * (2 * mss)
+    w.sim.call(w.a, lambda: w.conn.send(request, w.sim.now))
+    w.sim.run(stop=lambda: len(w.at_server) == len(request), until=4.0)
+    assert bytes(w.at_server) == request
+    assert w.sim.now - 1.0 <= 10 * RTT
+    assert len(w.at_client) < len(w.stream)  # repaired while the peer streams, not after
+
+
+def test_a_two_way_transfer_over_a_lossy_path_invents_no_reordering():
+    """Issue 22 defects 2 and 3: SACK blocks repeated on data segments and window updates are not
+    D-SACKs (RFC 2883 §4), and blocks are taken lowest first; a path that never reorders leaves
+    RACK's reordering window at its minimum on both sides (the old code: multiplier 14-15)."""
+    from tcpwave.core.observe import snapshot
+
+    w = TwoWay(3_000_000, loss=0.01)
+    w.sim.run(until=0.1)
+    upload = bytes(range(256)) * (3_000_000 // 256)
+    sent = [0]
+
+    def feed():
+        while sent[0] < len(upload):
+            n = w.conn.send(upload[sent[0]:sent[0] + 65536], w.sim.now)
+            if not n:
+                w.sim.after(0.005, lambda: w.sim.call(w.a, feed))
+                return
+            sent[0] += n
+    w.sim.call(w.a, feed)
+    w.sim.run(stop=lambda: len(w.at_server) == len(upload) and len(w.at_client) == len(w.stream), until=60)
+    assert bytes(w.at_server) == upload and bytes(w.at_client) == w.stream
+    assert [e for e in w.sink if e["type"] == "loss"]  # the path did lose segments
+    for conn in (w.conn, w.server_conn):
+        assert snapshot(conn, w.sim.now)["reo_wnd_mult"] == 1
+
+
+def _lossless_flight_time() -> float:
+    return Transfer().flight(lost=[], shutdown=True)
+
+
+def test_tail_losses_with_shutdown_cost_at_most_five_round_trips_over_a_lossless_flight():
+    """Issue 22's done-when: 40 segments, shutdown() right after send(): the last segment lost, the
+    last five lost, six scattered losses each finish within 5 RTT of the same flight without loss."""
+    base = _lossless_flight_time()
+    for lost in ([39], [35, 36, 37, 38, 39], [3, 9, 17, 25, 31, 38]):
+        t = Transfer()
+        took = t.flight(lost=lost, shutdown=True)
+        assert took - base <= 5 * RTT, (lost, took, base)
+        assert t.timeouts() == 0
+
+
+def test_newreno_counts_each_delivered_segment_once():
+    """Issue 22 defect 11 (RFC 6937 §3, Linux's tcp_remove_reno_sacks): without SACK a duplicate
+    ACK stands for one delivered segment, so the cumulative ACK that ends the recovery delivers
+    only what the duplicates did not already count. What the connection reports delivered
+    (tcp_info's delivered, which PRR's prr_delivered also adds up) equals what was acknowledged;
+    the old code counted the segments behind each hole twice."""
+    from tcpwave.core.observe import snapshot
+
+    t = Transfer(Config(sack=False))
+    before = snapshot(t.conn, t.sim.now)
+    t.flight(lost=[3, 20], shutdown=False)
+    after = snapshot(t.conn, t.sim.now)
+    assert set(t.losses()) == {"dupack"}
+    assert after["delivered"] - before["delivered"] == after["bytes_acked"] - before["bytes_acked"]

@@ -1,7 +1,7 @@
 """The sender's retransmission queue with SACK (RFC 2018, RFC 6675's pipe), RACK's loss detection,
 and the receiver's blocks."""
 
-from helpers import expect_one
+from helpers import expect_one, syn_sent
 
 from tcpwave.core.config import Config
 from tcpwave.core.rtxqueue import RetransmitQueue
@@ -156,3 +156,56 @@ def test_duplicate_of_out_of_order_data_is_reported_as_dsack_before_the_sack_blo
     out = p.deliver("P.", seq=piece[0], payload=b"o" * 500)  # the same piece again
     seg = expect_one(out, ".", ack=start)
     assert seg.options.sack == (piece, piece)  # D-SACK first, then the block that contains it
+
+
+def _ten_segments_out():
+    """A SACK connection with a 100 ms RTT (SRTT and min_RTT from the SYN,ACK) and ten 1460-byte
+    segments just sent; returns the peer and a function making SACK options in segment units."""
+    p = syn_sent(SACK)
+    p.advance(0.1)
+    p.peer_nxt = seq_add(p.peer_iss, 1)
+    p.deliver("S.", seq=p.peer_iss, ack=seq_add(p.iss, 1), options=Options(mss=1460, sack_permitted=True))
+    segs = p.call("send", b"s" * 14600)
+    assert len(segs) == 10
+    base = segs[0].seq
+    p.advance(0.2)
+
+    def sack(*ranges):
+        return Options(sack=tuple((seq_add(base, a * 1460), seq_add(base, b * 1460)) for a, b in ranges))
+    return p, base, sack
+
+
+def _reo_wnd_mult(p) -> int:
+    from tcpwave.core.observe import snapshot
+    return snapshot(p.conn, p.now)["reo_wnd_mult"]
+
+
+def test_a_repeated_sack_block_is_not_a_dsack():
+    """Issue 22 defect 2, RFC 2883 §4 (Linux's tcp_check_dsack): the first block is a D-SACK only
+    below the cumulative ACK or inside the second block. A block repeated on the next ACK (a window
+    update, a data segment) is not one, and must not widen RACK's reordering window."""
+    p, base, sack = _ten_segments_out()
+    p.deliver(".", ack=base, options=sack((1, 2)))
+    p.deliver(".", ack=base, window=60000, options=sack((1, 2)))  # the same block again
+    assert _reo_wnd_mult(p) == 1
+    p.deliver(".", ack=seq_add(base, 2 * 1460), options=sack((0, 1)))  # below SEG.ACK: a real D-SACK
+    assert _reo_wnd_mult(p) == 2
+
+
+def test_a_first_block_inside_the_second_is_a_dsack():
+    p, base, sack = _ten_segments_out()
+    p.deliver(".", ack=base, options=sack((3, 4)))
+    p.deliver(".", ack=base, options=sack((3, 4), (3, 5)))  # RFC 2883 §4.1.2: a duplicate above SND.UNA
+    assert _reo_wnd_mult(p) == 2
+
+
+def test_sack_blocks_are_taken_lowest_first():
+    """Issue 22 defect 3: the newest block comes first on the wire (RFC 2018 §4). Taken in that
+    order, a lower block newly SACKed by the same ACK would look reordered (RFC 8985 §6.2 step 3)
+    and keep the reordering window open; sorted (as Linux's tcp_sacktag_write_queue), four
+    segments SACKed above the hole with no reordering seen make the window zero (§6.2 step 4), so
+    the hole is resent at once."""
+    p, base, sack = _ten_segments_out()
+    out = p.deliver(".", ack=base, options=sack((6, 8), (2, 4)))  # the ACK that SACKed 2-4 was lost
+    assert [s.seq for s in out][:1] == [base]
+    assert p.conn.timers.slot != "rack_reorder"

@@ -376,7 +376,9 @@ def test_a_header_only_capture_draws_every_packet(tmp_path):
 def test_trace_summary_counts_what_tshark_counts(tmp_path, capsys):
     """The lossy demo's capture: our retransmissions are the frames tshark calls retransmission or
     out-of-order (Wireshark's name for a resend within its reordering threshold), frame for frame;
-    duplicate ACKs and spurious retransmissions agree in number."""
+    duplicate ACKs agree in number. Every retransmission tshark calls spurious (its data was already
+    acknowledged when it went) is D-SACKed, so ours counts it too; ours also counts a resend of a
+    segment that was only reordered, which the receiver D-SACKs but tshark calls out-of-order."""
     from tcpwave.views import load
     from tcpwave.views.summary import summarize
 
@@ -395,7 +397,9 @@ def test_trace_summary_counts_what_tshark_counts(tmp_path, capsys):
     s = summarize(v.events, v.left, v.right)
     assert sum(d.retransmissions for d in s.values()) == len(ours)
     assert sum(d.dup_acks for d in s.values()) == len(frames("tcp.analysis.duplicate_ack"))
-    assert sum(d.spurious for d in s.values()) == len(frames("tcp.analysis.spurious_retransmission"))
+    spurious = sum(d.spurious for d in s.values())
+    dsacked = len(frames("tcp.options.sack.dsack"))  # each D-SACK names at most one retransmission
+    assert len(frames("tcp.analysis.spurious_retransmission")) <= spurious <= dsacked
     for d in s.values():
         assert d.rtt and min(d.rtt) >= 0.0099  # the demo's link: 5 ms each way, at least
         assert d.goodput and d.data_bytes == 1_000_000

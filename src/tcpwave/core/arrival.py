@@ -15,9 +15,10 @@ from ..wire.seq import seq_add, seq_gt, seq_le, seq_lt
 from ..wire.tcp import ACK, FIN, RST, SYN, URG, Segment
 from . import events as ev
 from .reasons import CloseReason, DropReason, Handled
+from .recovery import RENEGING_DELAY
 from .reset import reset_for
 from .state import RECEIVING, State
-from .timers import KEEPALIVE, TIME_WAIT_TIMER
+from .timers import KEEPALIVE, RETRANSMIT, TIME_WAIT_TIMER
 from .window import window_shift_for
 
 if TYPE_CHECKING:
@@ -341,7 +342,12 @@ def _data_acked(conn: "Connection", inc: Incoming, ack: int, window: int) -> Non
     sacked_before = rec.q.sacked
     rec.on_ack(ack_pos, seg.options.sack if conn.sack_ok else (), dup, now, sample)
     snd.update_window(seg.seq, ack, window, now, advanced)
-    if advanced or rec.q.sacked != sacked_before or rec.reo_timeout > 0:
+    if rec.reneging:  # time out early, then resend as after an RTO (as Linux: sack-reneging-early-timeout.pkt)
+        srtt = conn.rtt.srtt or 0.0
+        conn.timers.arm(RETRANSMIT, now, max(srtt / 2, RENEGING_DELAY))
+    # the loss timer restarts only on news: the reorder timer only when this ACK ran loss detection
+    # (RFC 8985 §6.2 step 5), or a peer that keeps sending would keep pushing it back
+    elif advanced or rec.q.sacked != sacked_before or rec.reo_timeout > 0:
         conn.arm_loss_timer(acked=True)
 
 

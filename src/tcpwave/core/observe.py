@@ -56,13 +56,16 @@ def snapshot(conn, now: float) -> dict:
         "mss": conn.snd_mss,
         "srtt": rtt.srtt, "rttvar": rtt.rttvar if rtt.srtt is not None else None, "rto": rtt.rto,
         "ca_state": conn.recovery.ca_state.value,
+        "reo_wnd_mult": conn.recovery.reo_wnd_mult,  # RACK's reordering window, in min_RTT/4 steps
         "timers": {name: round(max(0.0, at - now), 6) for name, at in sorted(conn.timers.armed().items())},
     }
     st, q = conn.stats, conn.recovery.q
     info.update({  # what Linux's ss -i shows (struct tcp_info)
         "retrans": q.retrans_out, "retransmissions": st.retransmissions, "bytes_sent": st.bytes_sent,
         "bytes_retrans": st.retransmitted_bytes, "bytes_acked": st.bytes_acked,
-        "bytes_received": conn.rcv.bytes_received, "lost": q.lost, "sacked": q.sacked,
+        "bytes_received": conn.rcv.bytes_received,
+        "lost": q.lost, "sacked": q.sacked,
+        "delivered": conn.recovery.delivered_total,  # bytes the peer showed it holds, each counted once
         "delivery_rate": round(conn.recovery.delivery_rate * 8), "segs_out": st.segments_sent,
         "segs_in": st.segments_received,
         "busy_time": round(st.busy_time + (now - st.busy_since if st.busy_since is not None else 0.0), 6),

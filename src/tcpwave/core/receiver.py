@@ -103,7 +103,8 @@ class Receiver:
             payload = memoryview(payload)[: max(0, edge - off)]
         if len(payload) > self.mss:  # (a GSO super-segment is not one "full-sized segment")
             self.mss = min(len(payload), conn.our_mss)
-        had_gap = rb.has_gaps
+        fin_off = rb.fin_offset  # a FIN held beyond a hole leaves a gap too (RFC 5681 §4.2)
+        had_gap = rb.has_gaps or (fin_off is not None and fin_off > rb.next_offset)
         in_order = off <= rb.next_offset
         if conn.sack_ok and payload and rb.holds(off, off + len(payload)):
             self.dsack = (seq, seq_add(seq, len(payload)))  # a duplicate: D-SACK (RFC 2883)

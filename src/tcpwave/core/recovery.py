@@ -27,6 +27,7 @@ DUP_THRESH = 3
 WC_DEL_ACK = 0.2  # RFC 8985 WCDelAckT: the worst-case delayed-ACK time a lone probe must outwait
 TLP_MIN = 0.002  # Linux adds TCP_TIMEOUT_MIN (2 ms) to 2×SRTT when more than one segment is out
 CLOCK_US = 1e-6  # times are compared at Linux's microsecond resolution
+RENEGING_DELAY = 0.010  # the early timeout after a SACK reneging: max(SRTT/2, this), Linux's values
 REO_WND_PERSIST = 16  # recoveries a widened reordering window lasts (RFC 8985 §6.2 step 4)
 
 
@@ -37,7 +38,7 @@ class Recovery:
         "rack_rtt", "rack_advanced", "min_rtt", "reordering_seen", "reo_wnd_mult", "reo_wnd_persist",
         "dsack_round", "reo_timeout", "tlp_end", "tlp_retrans", "tlp_dsack", "prr_delivered", "prr_out",
         "recover_fs", "reducing", "round_end", "delivered_total", "rs", "lost_total", "detected_by",
-        "round_delivered", "round_at", "delivery_rate"
+        "round_delivered", "round_at", "delivery_rate", "reneging"
     )
 
 
@@ -59,7 +60,8 @@ class Recovery:
         self.reo_wnd_mult = 1
         self.reo_wnd_persist = 0
         self.dsack_round: int | None = None  # SND.NXT (unwrapped) when the window was last widened
-        self.reo_timeout: float = 0.0  # > 0: RACK waits this long before deeming more segments lost
+        self.reo_timeout: float = 0.0  # > 0: this ACK's loss detection waits this long (the reorder timer)
+        self.reneging = False  # this ACK stopped at a SACKed segment: the receiver dropped it?
         # TLP (RFC 8985 §7)
         self.tlp_end: int | None = None
         self.tlp_retrans = False
@@ -98,41 +100,68 @@ class Recovery:
     # ---------------------------------------------------------- on each ACK
     def on_ack(self, ack: int, sack_blocks: tuple, dup: bool, now: float, rtt: float | None) -> None:
         """Process what an acceptable ACK says: `ack` is the new unwrapped SND.UNA (or the old one),
-        `dup` whether it is a duplicate ACK in RFC 5681's sense. Runs loss detection and PRR."""
+        `dup` whether it is a duplicate ACK in RFC 5681's sense. The steps run in RFC 8985's order:
+        the cumulative ACK, the SACK blocks (with §6.2 step 3, reordering), step 2 (RACK_update),
+        step 4 (the reordering window), §7.4 (the TLP episode), step 5 (loss detection); then the
+        recovery state, the rate sample for the congestion control, and PRR."""
         conn, q = self.conn, self.q
-        reno = 0 if conn.sack_ok else self.reno_sacked
+        sack_ok = conn.sack_ok
+        reno = 0 if sack_ok else self.reno_sacked
         prior_in_flight = q.nxt - q.una - q.sacked - q.lost + q.retrans_out - reno
         was_reducing = self.ca_state is CaState.RECOVERY and self.reducing
         prior_una, prior_sacked, prior_lost = q.una, q.sacked, q.lost
+        self.reo_timeout = 0.0  # set again only if this ACK runs loss detection (RFC 8985 §6.2 step 5)
+        self.reneging = False
         delivered_recs = q.acknowledge(ack) if ack > q.una else []
         acked = q.una - prior_una
-        dsack = False
-        if conn.sack_ok and sack_blocks:
-            snd_una = conn.snd.una
-            for i, (left, right) in enumerate(sack_blocks):
-                lo, hi = q.unwrap(left, snd_una), q.unwrap(right, snd_una)
-                if i == 0 and (hi <= q.una or (hi <= q.nxt and q.is_sacked(lo, hi))):
-                    dsack = True  # RFC 2883: the first block reports a duplicate
-                    continue
-                fack = q.highest_sacked
-                for rec in q.sack(lo, hi):
-                    if not rec.ever_retrans and rec.end < fack:
-                        self.reordering_seen = True  # RFC 8985 §6.2 step 3
-                    delivered_recs.append(rec)
+        if acked and sack_ok:
+            head = q.head()  # the ACK stopped at a SACKed segment: the receiver may have dropped it
+            self.reneging = head is not None and head.sacked
+        dsack = self._sack(ack, sack_blocks, delivered_recs) if sack_ok and sack_blocks else False
         if delivered_recs:
-            self._rack_update(delivered_recs, now)
+            self._rack_update(delivered_recs, now)  # step 2
         if dsack:
-            self._on_dsack()
-        delivered = acked + (q.sacked - prior_sacked)
-        if not conn.sack_ok:
-            self._reno_dupack(dup, acked)
-            delivered = acked + (self.mss if dup else 0)
-        # TLP episode (RFC 8985 §7.4)
+            self._update_reo_wnd()  # step 4
+        if sack_ok:
+            delivered = acked + (q.sacked - prior_sacked)
+        else:
+            delivered = self._reno_dupack(dup, acked)
         if self.tlp_end is not None:
-            self._tlp_ack(dsack)
-        # loss detection: with nothing SACKed, lost or resent in the open state, everything sent
-        # before the newest delivered segment was delivered, so RACK has nothing to find
-        if conn.sack_ok:
+            self._tlp_process_ack(dsack)  # §7.4
+        if not self.reneging:  # (a reneging waits for the early timeout instead)
+            self._detect_loss_on_ack(now)  # step 5 (or NewReno's duplicate ACKs)
+        self._update_ca_state(acked)
+        self._rate_sample(delivered, acked, prior_in_flight, prior_lost, was_reducing, now, rtt)
+
+    def _sack(self, ack: int, sack_blocks: tuple, delivered_recs: list[Record]) -> bool:
+        """Mark what the SACK blocks report, lowest block first (the newest comes first on the
+        wire, RFC 2018 §4: in that order a lower block would look reordered; sorted as Linux,
+        tests/conformance/sack-blocks-lowest-first.pkt), and RFC 8985 §6.2 step 3: a segment newly
+        SACKed below one SACKed before, never retransmitted, was reordered. Returns whether the
+        first block is a D-SACK (RFC 2883 §4): below the cumulative ACK, or inside the second
+        block. A block merely repeated (on a window update or a data segment) is not one."""
+        q, snd_una = self.q, self.conn.snd.una
+        blocks = [(q.unwrap(left, snd_una), q.unwrap(right, snd_una)) for left, right in sack_blocks]
+        lo, hi = blocks[0]
+        dsack = lo < ack or (len(blocks) > 1 and blocks[1][0] <= lo and hi <= blocks[1][1])
+        if dsack:
+            del blocks[0]
+        if len(blocks) > 1:
+            blocks.sort()
+        for lo, hi in blocks:
+            fack = q.highest_sacked
+            for rec in q.sack(lo, hi):
+                if not rec.ever_retrans and rec.end < fack:
+                    self.reordering_seen = True
+                delivered_recs.append(rec)
+        return dsack
+
+    def _detect_loss_on_ack(self, now: float) -> None:
+        """RFC 8985 §6.2 step 5, when RACK advanced. With nothing SACKed, lost or resent in the
+        open state, everything sent before the newest delivered segment was delivered, so RACK has
+        nothing to find. Without SACK: RFC 6582's duplicate ACKs."""
+        q = self.q
+        if self.conn.sack_ok:
             if self.rack_advanced and (q.sacked or q.lost or q.retrans_out or self.ca_state is not CaState.OPEN):
                 self.detect_loss(now)
             else:
@@ -142,10 +171,12 @@ class Recovery:
             if head is not None and not head.lost and not head.sacked and self.ca_state is not CaState.RECOVERY:
                 q.mark_lost(head)
                 self._lost(head, "dupack")
-        # state changes and the window
+
+    def _update_ca_state(self, acked: int) -> None:
+        q = self.q
         if self.in_recovery and q.una >= self.recover:
             self._exit_recovery()
-        elif self.ca_state is CaState.RECOVERY and acked and not conn.sack_ok:
+        elif self.ca_state is CaState.RECOVERY and acked and not self.conn.sack_ok:
             head = q.head()  # RFC 6582 partial ACK: the next hole is lost too
             if head is not None and not head.lost:
                 q.mark_lost(head)
@@ -156,6 +187,11 @@ class Recovery:
             self._set_ca_state(CaState.DISORDER, "sack" if q.sacked else "dupack")
         elif self.ca_state is CaState.DISORDER and not q.sacked and not self.dupacks:
             self._set_ca_state(CaState.OPEN, "reordering resolved")
+
+    def _rate_sample(self, delivered: int, acked: int, prior_in_flight: int, prior_lost: int,
+                     was_reducing: bool, now: float, rtt: float | None) -> None:
+        """The delivery counters, one rate sample for the congestion control, then PRR."""
+        q = self.q
         self.delivered_total += delivered
         round_start = q.una >= self.round_end
         if round_start:
@@ -168,9 +204,8 @@ class Recovery:
         if rs is None:
             rs = self.rs = RateSample(0, 0, 0, None, 0, 0, 0, False, False, 0.0)
         rs.delivered, rs.acked, rs.delivered_total, rs.rtt = delivered, acked, self.delivered_total, rtt
-        in_flight = q.nxt - q.una - q.sacked - q.lost + q.retrans_out - (0 if conn.sack_ok else self.reno_sacked)
-        rs.prior_in_flight, rs.in_flight, rs.newly_lost = prior_in_flight, in_flight, q.lost - prior_lost
-        rs.app_limited, rs.now, rs.round_start = not conn.snd.cwnd_limited, now, round_start
+        rs.prior_in_flight, rs.in_flight, rs.newly_lost = prior_in_flight, self.in_flight, q.lost - prior_lost
+        rs.app_limited, rs.now, rs.round_start = not self.conn.snd.cwnd_limited, now, round_start
         # the ACK that ends a recovery acknowledges data sent under PRR: it does not grow the window
         rs.in_recovery = reducing or was_reducing
         self.cc.on_ack(rs)
@@ -181,17 +216,24 @@ class Recovery:
     def mss(self) -> int:
         return self.conn.snd.mss
 
-    def _reno_dupack(self, dup: bool, acked: int) -> None:
-        """Without SACK each duplicate ACK stands for one segment that has left (Linux tcp_add_reno_sack)."""
+    def _reno_dupack(self, dup: bool, acked: int) -> int:
+        """Without SACK each duplicate ACK stands for one segment that has left (RFC 6675's pipe
+        with RFC 5681's duplicate ACKs). Returns the bytes delivered, each counted once (RFC 6937
+        §3): a duplicate ACK delivers a segment; a cumulative ACK delivers what it covers beyond the
+        segments its duplicate ACKs already counted, at least one segment."""
+        prior = self.reno_sacked
         if dup:
             self.dupacks += 1
             self.reno_sacked = min(self.reno_sacked + self.mss, max(0, self.q.flight - self.mss))
-        elif acked:
-            self.dupacks = 0
-            # one ACKed segment filled the hole; the rest had already drawn duplicate ACKs (as Linux)
-            self.reno_sacked = max(0, self.reno_sacked - max(0, acked - self.mss))
-            if not self.in_recovery:
-                self.reno_sacked = 0
+            return self.reno_sacked - prior
+        if not acked:
+            return 0
+        self.dupacks = 0
+        # one ACKed segment filled the hole; the rest had already drawn duplicate ACKs
+        self.reno_sacked = max(0, self.reno_sacked - max(0, acked - self.mss))
+        if not self.in_recovery:
+            self.reno_sacked = 0
+        return max(acked - prior, min(acked, self.mss))
 
     def _dup_threshold(self) -> int:
         """Three, or fewer when fewer than four segments are out and nothing new can be sent: RFC 5827
@@ -215,12 +257,10 @@ class Recovery:
             if rec.xmit > self.rack_xmit or (rec.xmit == self.rack_xmit and rec.end > self.rack_end):
                 self.rack_xmit, self.rack_end = rec.xmit, rec.end
 
-    def _on_dsack(self) -> None:
+    def _update_reo_wnd(self) -> None:
         """RFC 8985 §6.2 step 4: a D-SACK shows a spurious retransmission (reordering, not loss):
         widen the reordering window by min_RTT/4, at most once per round trip."""
         q = self.q
-        if self.tlp_end is not None:
-            self.tlp_dsack = True
         if self.dsack_round is not None and q.una < self.dsack_round:
             return
         self.dsack_round = q.nxt
@@ -293,24 +333,30 @@ class Recovery:
         q = self.q
         self._set_ca_state(CaState.DISORDER if q.sacked else CaState.OPEN, "recovery point acknowledged")
 
-    def _prr(self, delivered: int) -> None:
-        """RFC 6937: how much may be sent for this ACK; cwnd becomes pipe + that."""
+    def _prr(self, delivered: int, ack: bool = True) -> None:
+        """RFC 6937: how much may be sent for this ACK (or, `ack` False, for the reorder timer);
+        cwnd becomes pipe + that."""
         self.prr_delivered += delivered
         pipe, ssthresh, mss = self.in_flight, self.cc.ssthresh, self.mss
         if pipe > ssthresh:  # proportional rate reduction
             sndcnt = math.ceil(self.prr_delivered * ssthresh / self.recover_fs) - self.prr_out
-        else:  # slow-start reduction bound
-            limit = max(self.prr_delivered - self.prr_out, delivered) + mss
+        else:  # slow-start reduction bound: RFC 6937 allows one segment more per ACK
+            limit = max(self.prr_delivered - self.prr_out, delivered) + (mss if ack else 0)
             sndcnt = min(ssthresh - pipe, limit)
         if not self.prr_out:
             sndcnt = max(sndcnt, mss)  # the fast retransmit goes out whatever the count says
         self.cc.cwnd = pipe + max(sndcnt, 0)
 
     def on_reorder_timeout(self, now: float) -> None:
-        """RACK's reordering window has passed for segments it was waiting on (RFC 8985 §6.2 step 5)."""
+        """RACK's reordering window has passed for segments it was waiting on (RFC 8985 §6.2 step 5).
+        Recovery entered here goes through PRR as if one segment had been delivered: one segment
+        now, the rest as ACKs come, not every lost segment in one burst (as Linux:
+        tests/conformance/rack-reorder-timeout-prr.pkt)."""
         self.detect_loss(now)
         if self.q.lost and self.ca_state in (CaState.OPEN, CaState.DISORDER, CaState.CWR):
-            self._enter_recovery()  # cwnd stays until ACKs arrive for PRR to count (as Linux)
+            self._enter_recovery()
+            if self.reducing:
+                self._prr(self.mss, ack=False)
 
     def sent(self, n: int) -> None:
         """The sender put n bytes on the wire (new data or a retransmission)."""
@@ -320,18 +366,19 @@ class Recovery:
     # ------------------------------------------------------------- timers
     def on_rto(self, now: float) -> None:
         """RFC 5681 §3.1 / RFC 6675 §5.1 / RFC 8985 §6.3: enter LOSS, cwnd to one segment, and deem
-        lost the head and everything sent more than RACK.rtt ago (all of it without SACK)."""
+        lost the head and everything sent more than RACK.rtt ago (all of it without SACK).
+        The head goes again even if SACKed (RFC 6298 5.4: the earliest segment not cumulatively
+        acknowledged): a SACKed head means the receiver reneged (RFC 2018 §8), so every SACK mark
+        is forgotten and the data resent (as Linux: tests/conformance/sack-reneging-early-timeout.pkt)."""
         q = self.q
         if self.ca_state is not CaState.LOSS or q.una >= self.recover:
             self.cc.on_rto(q.flight, now)
         else:
             self.cc.cwnd = self.mss  # a second timeout: ssthresh stays (RFC 5681 (4) uses FlightSize once)
-            # A second timeout with SACKed data still unacknowledged: the receiver may have dropped
-            # it (reneging, RFC 2018 §8; as Linux's out-of-order pruning does). Forget the SACKs
-            # and resend everything, or a reneged segment would never be resent.
+        head = q.head()
+        if head is not None and head.sacked:
             q.unsack_all()
         self.recover = q.nxt
-        head = q.head()
         sack = self.conn.sack_ok
         for rec in q:
             if rec.sacked:
@@ -367,14 +414,17 @@ class Recovery:
         if self.conn.tracing:
             self.conn.trace("loss", rule="tlp", seq=None, len=0)
 
-    def _tlp_ack(self, dsack: bool) -> None:
-        """RFC 8985 §7.4: once the probe is acknowledged, was there a loss it repaired?"""
+    def _tlp_process_ack(self, dsack: bool) -> None:
+        """RFC 8985 §7.4: a D-SACK during the probe's episode shows both copies arrived; once the
+        probe is acknowledged, was there a loss it repaired?"""
         q = self.q
+        if dsack:
+            self.tlp_dsack = True
         end = self.tlp_end
         if end is None or q.una < end:
             return
         self.tlp_end = None
-        if not self.tlp_retrans or self.tlp_dsack or dsack:
+        if not self.tlp_retrans or self.tlp_dsack:
             return  # a new-data probe, or both copies arrived: nothing was lost
         if self.ca_state in (CaState.OPEN, CaState.DISORDER):
             # The probe repaired a tail loss: cut the window as a fast recovery would, at once.

@@ -222,6 +222,7 @@ class RetransmitQueue:
             if rec.sacked:
                 rec.sacked = False
         self.sacked = 0
+        self.highest_sacked = self.una
 
     def _index(self, pos: int) -> int:
         """Index of the record holding `pos` (or of the one before it)."""

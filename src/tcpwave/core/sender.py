@@ -144,7 +144,7 @@ class Sender:
                     conn.timers.arm(PACING, now, self.pace_at - now)
                     return
                 limit = min(max(mss, room // mss * mss), seg_max)
-                if len(r) > limit:
+                if len(r) - r.fin > limit:  # (a FIN rides with its segment's bytes, as first sent)
                     q.split(r, r.start + limit)
                 self.retransmit(r, now)
         if self.fin_seq is not None:
@@ -300,8 +300,8 @@ class Sender:
         last = q.last()
         if last is None:
             return
-        if len(last) > self.mss:
-            last = q.split(last, last.end - self.mss)
+        if len(last) - last.fin > self.mss:  # the last segment as sent: its FIN takes no payload room
+            last = q.split(last, last.end - last.fin - self.mss)
         rec.probe_sent(retrans=True)
         self.retransmit(last, now, probe=True)
 
