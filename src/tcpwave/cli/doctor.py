@@ -85,12 +85,14 @@ def _route_dev(addr: str) -> str | None:
 
 
 def run(args) -> int:
-    try:
-        ours = ipaddress.ip_address(args.addr)
-        ipaddress.ip_interface(args.kernel)
-    except ValueError as e:
-        print(f"tcpwave doctor: {e}", file=sys.stderr)
-        return 2
+    for flag, value, parse in (("--addr", args.addr, ipaddress.ip_address),
+                               ("--kernel", args.kernel, ipaddress.ip_interface)):
+        try:
+            parse(value)
+        except ValueError as e:
+            print(f"tcpwave doctor: {flag}: {e}", file=sys.stderr)
+            return 2
+    ours = ipaddress.ip_address(args.addr)
     rep = Report()
     dev = args.tun
     cap = _cap_net_admin()
