@@ -112,6 +112,25 @@ def test_ctrl_c_on_connect_closes_both_sides():
     assert left == [], left  # the kernel's socket is gone: our FIN came, its app closed, its FIN was acked
 
 
+FLOOD_UNTIL_RESET = ("import socket,sys;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
+                     "s.bind(('0.0.0.0',7010));s.listen();c,_=s.accept();n=0\n"
+                     "try:\n"
+                     "    while True:\n"
+                     "        n+=c.send(b'x'*65536)\n"
+                     "        if n>=400000 and n-65536<400000: open(sys.argv[1],'w').close()\n"
+                     "except OSError: pass\n"
+                     "import time;time.sleep(30)")
+
+
+@needs_netns
+def test_ctrl_c_on_connect_with_data_unread_resets():
+    """Nobody reads connect's stdout, the peer keeps sending: Ctrl-C is still heard, and the data
+    left unread makes it a reset, as Linux's close() does."""
+    rc, err, left = _interrupt("tcpwave-truth-cr", FLOOD_UNTIL_RESET, 7010, "connect", "192.0.2.1", "7010")
+    assert rc == 130 and err.strip() == "tcpwave connect: interrupted", err
+    assert left == [], left
+
+
 SLOW_BODY = ("import socket,sys,time;s=socket.socket();s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1);"
              "s.bind(('0.0.0.0',8009));s.listen();c,_=s.accept();c.recv(1000);"
              "c.sendall(b'HTTP/1.1 200 OK\\r\\nContent-Length: 100000000\\r\\n\\r\\n'+b'x'*50000);"

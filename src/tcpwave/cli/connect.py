@@ -7,6 +7,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import os
+import queue
 import sys
 import threading
 
@@ -68,16 +69,73 @@ async def _run(args) -> int:
             writer.write_eof()  # half-close: the peer may still answer
 
         sending = asyncio.ensure_future(pump_stdin())
-        out = sys.stdout.buffer
+        out = StdoutPump(loop, sys.stdout.fileno())
         try:
             while data := await reader.read(65536):
-                out.write(data)
-                out.flush()
+                await out.write(data)
+            await out.close()
         except asyncio.CancelledError:
             sending.cancel()
-            await tun_options.hang_up(runtime, writer, unread=bool(getattr(reader, "_buffer", b"")))
+            unread = out.pending > 0 or bool(getattr(reader, "_buffer", b""))
+            await tun_options.hang_up(runtime, writer, unread=unread)
             raise
         if not sending.done():
             sending.cancel()  # the peer closed first; stop reading stdin
         writer.close()
     return 0
+
+
+class StdoutPump:
+    """stdout written by a daemon thread at most `depth` chunks behind the connection: a reader of
+    our stdout that stops reading (a full pipe) holds up the connection's reading, never the event
+    loop, so Ctrl-C is still heard. `pending`: chunks read from the connection, not yet written."""
+
+    def __init__(self, loop, fd: int, depth: int = 4):
+        self.loop, self.fd = loop, fd
+        self.room = asyncio.Semaphore(depth)
+        self.pending = 0
+        self.failed: OSError | None = None
+        self.done = asyncio.Event()
+        self.chunks: queue.SimpleQueue[bytes | None] = queue.SimpleQueue()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    async def write(self, data: bytes) -> None:
+        await self.room.acquire()
+        if self.failed is not None:
+            raise self.failed
+        self.pending += 1
+        self.chunks.put(data)
+
+    async def close(self) -> None:
+        """Wait until everything is written."""
+        self.chunks.put(None)
+        await self.done.wait()
+        if self.failed is not None:
+            raise self.failed
+
+    def _written(self) -> None:
+        self.pending -= 1
+        self.room.release()
+
+    def _fail(self, e: OSError) -> None:
+        self.failed = e
+        self.done.set()
+        self.room.release()
+
+    def _run(self) -> None:
+        try:
+            while (data := self.chunks.get()) is not None:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(self.fd, view):]  # (not sys.stdout: see read_stdin)
+                self._call(self._written)
+        except OSError as e:  # stdout closed (EPIPE)
+            self._call(self._fail, e)
+            return
+        self._call(self.done.set)
+
+    def _call(self, fn, *args) -> None:
+        try:
+            self.loop.call_soon_threadsafe(fn, *args)
+        except RuntimeError:  # the loop has ended (Ctrl-C): nobody waits for this any more
+            pass

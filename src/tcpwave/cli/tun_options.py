@@ -123,6 +123,8 @@ def run_command(name: str, main, args, timeout: float | None = None) -> int:
     except ValueError as e:  # our own checks: the sentence says it
         print(f"tcpwave {name}: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # (our stdout's reader went away: main ends quietly)
     except OSError as e:  # refused, reset, unreachable (ICMP), a file: one line, never a traceback
         print(f"tcpwave {name}: {type(e).__name__}: {e.strerror or e}", file=sys.stderr)
         return 1
