@@ -30,7 +30,8 @@ def add_parser(sub) -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="virtual seconds per row (default 20)")
     p.add_argument("--loss", type=float, nargs="+",
                    help="loss rates in percent (default 0 0.1 1 5; --lossy 0.1 1 3)")
-    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--seed", type=int, default=1, help="--sim/--lossy: random seed; the same seed replays the same "
+                                                       "run (default 1)")
     p.add_argument("--cc", nargs="+", default=["cubic", "reno", "bbr-lite"], metavar="NAME",
                    help="--sim: congestion controls to compare (default: cubic reno bbr-lite; reno runs with "
                         "SACK and without, the others with SACK)")

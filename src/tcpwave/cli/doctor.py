@@ -27,8 +27,9 @@ def add_parser(sub) -> None:
                                    "anything failed.")
     p.add_argument("--tun", default="tcpw0", help="the TUN device (default tcpw0)")
     p.add_argument("--addr", default="192.0.2.2", help="tcpwave's address (default 192.0.2.2)")
-    p.add_argument("--host", dest="kernel", default="192.0.2.1/24",
-                   help="the kernel side when the device does not exist yet (default 192.0.2.1/24)")
+    p.add_argument("--kernel", "--host", dest="kernel", default="192.0.2.1/24", metavar="ADDR/PREFIX",
+                   help="the kernel side when the device does not exist yet (default 192.0.2.1/24); --host is "
+                        "the old name")
     p.set_defaults(func=run)
 
 
@@ -84,8 +85,16 @@ def _route_dev(addr: str) -> str | None:
 
 
 def run(args) -> int:
+    for flag, value, parse in (("--addr", args.addr, ipaddress.ip_address),
+                               ("--kernel", args.kernel, ipaddress.ip_interface)):
+        try:
+            parse(value)
+        except ValueError as e:
+            print(f"tcpwave doctor: {flag}: {e}", file=sys.stderr)
+            return 2
+    ours = ipaddress.ip_address(args.addr)
     rep = Report()
-    dev, ours = args.tun, ipaddress.ip_address(args.addr)
+    dev = args.tun
     cap = _cap_net_admin()
     # /dev/net/tun
     if not os.path.exists("/dev/net/tun"):
@@ -133,22 +142,31 @@ def run(args) -> int:
             rep.fail(f"the stack's address {ours} is the kernel side's own: the kernel answers itself over lo, "
                      "tcpwave sees nothing", "give tcpwave another address in the prefix, e.g. --addr "
                      f"{next(h for h in iface.network.hosts() if h != iface.ip)}")
-        elif ours not in iface.network:
+        elif ours not in iface.network and not ours.is_loopback:  # (loopback: its own line below)
             rep.fail(f"the stack's address {ours} is outside the kernel side's prefix {iface.network}",
                      f"--addr inside {iface.network}, or route {ours} via {dev}")
         else:
             rep.ok(f"the stack's address {ours} is in {iface.network}, apart from the kernel side's {iface.ip}")
     owner_dev = _local_addresses().get(str(ours))
-    if owner_dev is not None:
+    other = _another_address(kernel)
+    if ours.is_loopback:
+        rep.fail(f"{ours} is a loopback address: traffic to it never leaves this host",
+                 f"choose an address in the kernel side's prefix{f', e.g. --addr {other}' if other else ''}")
+    elif owner_dev is not None:
         rep.fail(f"{ours} is a local address of this host (on {owner_dev}): traffic to it goes over lo",
-                 f"sudo ip addr del {ours}/… dev {owner_dev}, or choose another --addr")
-    if exists:
+                 f"choose another --addr{f' (e.g. {other})' if other else ''}, or if {ours} was put on "
+                 f"{owner_dev} by mistake: sudo ip addr del {ours}/… dev {owner_dev}")
+    if exists and not ours.is_loopback:
         route = _route_dev(str(ours))
         if route == dev:
             rep.ok(f"the route to {ours} goes through {dev}")
         elif route is not None:
             rep.fail(f"the route to {ours} goes through {route}, not {dev}",
                      f"sudo ip route replace {ours} dev {dev} (or remove the route that wins)")
+        elif not flags & IFF_UP:  # (a device that is down has no routes; its line above says so)
+            rep.note(f"no route to {ours} while {dev} is down: the kernel adds it when {dev} comes up")
+        else:
+            rep.fail(f"no route to {ours}: the kernel cannot answer tcpwave", f"sudo ip route add {ours} dev {dev}")
         for scope in ("all", dev):
             rp = _read(f"/proc/sys/net/ipv4/conf/{scope}/rp_filter")
             if rp == "1" and route not in (dev, None):
@@ -157,6 +175,14 @@ def run(args) -> int:
         if kernel is not None and (cap or mine) and flags & IFF_UP and _local_addresses().get(str(ours)) is None:
             _syn_test(rep, dev, ours, ipaddress.ip_interface(kernel).ip)
     return _end(rep)
+
+
+def _another_address(kernel: str | None) -> str | None:
+    """An address in the kernel side's prefix other than its own, to suggest for --addr."""
+    if kernel is None:
+        return None
+    iface = ipaddress.ip_interface(kernel)
+    return str(next((h for h in iface.network.hosts() if h != iface.ip), "")) or None
 
 
 def _syn_test(rep: Report, dev: str, ours, kernel) -> None:
@@ -199,7 +225,8 @@ def _syn_test(rep: Report, dev: str, ours, kernel) -> None:
                        "kernel answers")
                 return
         rep.fail(f"a SYN from {ours} to {kernel}:9 drew no answer in 4 s",
-                 "check the failures above; a firewall (iptables -L) may drop it")
+                 ("check the failures above; " if rep.failed else "")
+                 + "a firewall may drop it (iptables -S, nft list ruleset)")
     finally:
         os.close(fd)
 

@@ -8,6 +8,20 @@ import typing
 
 from ..core.config import Config
 
+# The values a knob may take from the command line, inclusive (a value outside wedges or breaks a
+# run: recv_buffer=0 opens no window at all). Limits follow Linux's where it has one.
+RANGES: dict[str, tuple[float, float]] = {
+    "msl": (0.001, 3600), "rto_initial": (0.001, 600), "rto_min": (0.001, 120), "rto_max": (0.001, 3600),
+    "clock_granularity": (1e-6, 1), "syn_retries": (0, 127), "syn_linear_timeouts": (0, 127),
+    "synack_retries": (0, 255), "data_retries": (0, 255), "mss": (88, 65495),  # (88: Linux's TCP_MIN_MSS)
+    "send_buffer": (4096, 1 << 30), "recv_buffer": (4096, 1 << 30),  # (1 GB: the largest scaled window)
+    "sws_override": (0.001, 60), "delayed_ack": (0, 0.499), "quickack": (0, 1000),
+    "initial_cwnd_segments": (1, 1000), "backlog": (1, 65535), "max_syn_backlog": (1, 1 << 20), "syncookies": (0, 2),
+    "keepalive_idle": (1, 32767), "keepalive_interval": (1, 32767), "keepalive_count": (1, 127),  # (Linux's)
+    "user_timeout": (0.001, 1e6), "challenge_ack_limit": (0, 1 << 31), "invalid_ratelimit": (0, 60),
+    "rst_limit": (0, 1 << 31), "fin_timeout": (0.001, 3600),
+}
+
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
@@ -23,6 +37,14 @@ def add(p, cc: bool = True) -> None:
 
 def fields() -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(Config)}
+
+
+def _range(name: str) -> str:
+    return f", {_num(RANGES[name][0])}..{_num(RANGES[name][1])}" if name in RANGES else ""
+
+
+def _num(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def _convert(name: str, text: str):
@@ -55,13 +77,19 @@ def changes(args) -> dict:
     for item in getattr(args, "knobs", None) or []:
         if item == "help":
             raise argparse.ArgumentTypeError(
-                "Config fields: " + ", ".join(f"{n} (default {f.default})" for n, f in known.items()))
+                "Config fields: " + ", ".join(f"{n} (default {f.default}{_range(n)})" for n, f in known.items()))
         name, sep, value = item.partition("=")
         name = name.strip().replace("-", "_")
         if not sep or name not in known:
             raise argparse.ArgumentTypeError(f"--set {item}: expected KNOB=VALUE with KNOB one of "
                                              f"{', '.join(known)}")
         out[name] = _convert(name, value.strip())
+        v = out[name]
+        if name in RANGES and isinstance(v, int | float) and not isinstance(v, bool):
+            low, high = RANGES[name]
+            if low <= v <= high:
+                continue
+            raise argparse.ArgumentTypeError(f"--set {item}: {name} must be in {_num(low)}..{_num(high)}")
     cc = getattr(args, "cc_name", None)
     if cc:
         out["congestion_control"] = cc

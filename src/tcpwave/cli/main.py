@@ -3,11 +3,14 @@
 import argparse
 import sys
 
-from . import bench, connect, demo, doctor, fetch, packetdrill, sandbox, serve, ss, trace, tun, watch
+from .. import __version__
+from . import bench, connect, demo, doctor, fetch, outputs, packetdrill, sandbox, serve, ss, trace, tun, watch
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tcpwave", description="A user-space TCP/IP stack that shows its work.")
+    parser.add_argument("--version", action="version", version=f"tcpwave {__version__}",
+                        help="print tcpwave's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.add_parser(sub)
     bench.add_parser(sub)
@@ -35,10 +38,17 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
+    if problem := outputs.problem(args):  # before the run, not after it
+        print(f"tcpwave {args.command}: {problem}", file=sys.stderr)
+        return 2
     try:
         return args.func(args) or 0
     except BrokenPipeError:
         return 0
+    except OSError as e:  # the system said no (a file, a device, the network): one line, not a traceback
+        print(f"tcpwave {args.command}: {e.strerror or e}" + (f": {e.filename}" if e.filename else ""),
+              file=sys.stderr)
+        return 1
     except argparse.ArgumentTypeError as e:  # a --set/--cc value that does not fit
         print(f"tcpwave {args.command}: {e}", file=sys.stderr)
         return 2

@@ -18,7 +18,7 @@ def add_parser(sub) -> None:
                     "--portable or any tcpwave Config field (--msl=1) are defaults; a script's own header lines "
                     "win over them. --kernel runs them against the Linux kernel instead (as root; each in a "
                     "network namespace of its own, over TUN, in real time).")
-    p.add_argument("files", nargs="+", metavar="FILE")
+    p.add_argument("files", nargs="+", metavar="FILE", help="packetdrill scripts (.pkt) to run")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show each run step by step, and the lines and flags that were skipped")
     p.add_argument("-j", "--jobs", type=int, default=1, metavar="N",

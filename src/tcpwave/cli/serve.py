@@ -16,7 +16,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("serve", help="serve echo, discard, hash, source or http on a TUN device",
                        description="Create a TUN device in this network namespace and run a tcpwave server "
                                    "on it, until interrupted. Needs root (CAP_NET_ADMIN).")
-    p.add_argument("service", choices=("echo", "discard", "hash", "source", "http"))
+    p.add_argument("service", choices=("echo", "discard", "hash", "source", "http"),
+                   help="what to serve: echo, discard, hash (SHA-256 of what came), source (bytes), http")
     p.add_argument("--port", type=int, help="default: 7 echo, 9 discard, 19 source, 80 http")
     tun_options.add(p)
     p.add_argument("--bytes", type=int, default=1_000_000, help="source: bytes to send (default 1000000)")
@@ -59,7 +60,11 @@ def _serve_workers(args) -> int:
         if args.ready_file:
             open(args.ready_file, "w").close()
 
-    status, closed = workers.run(args.workers, device, lambda w: asyncio.run(_serve(args, w, device)), ready)
+    try:
+        status, closed = workers.run(args.workers, device, lambda w: asyncio.run(_serve(args, w, device)), ready)
+    finally:
+        if args.ready_file:
+            _remove(args.ready_file)
     print(f"tcpwave serve: stopped; {args.workers} workers, {closed} open connection(s) closed",
           file=sys.stderr, flush=True)
     return status
@@ -95,6 +100,7 @@ async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> i
                   file=sys.stderr, flush=True)
             if args.ready_file:
                 open(args.ready_file, "w").close()
+                stack.callback(_remove, args.ready_file)
         await stopping.wait()
         server.close()
         closed = await shut_down(runtime)
@@ -124,8 +130,13 @@ async def shut_down(runtime, grace: float = 0.5) -> int:
 
 
 def _remove(path: str) -> None:
+    """Remove a file this process made (control socket, ready-file), and the per-user control
+    directory with it when nothing else is left there."""
     try:
-        os.unlink(path)  # the control socket this process made
+        os.unlink(path)
     except FileNotFoundError:
         pass
+    if os.path.dirname(os.path.abspath(path)) == os.path.abspath(control.control_dir()):
+        with contextlib.suppress(OSError):  # (not empty: another process's socket is there)
+            os.rmdir(control.control_dir())
 

@@ -14,14 +14,16 @@ def add_parser(sub) -> None:
                                    "with --tun DEV run as USER with no privileges. `tcpwave tun del DEV` removes it.")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     a = actions.add_parser("add", help="create a persistent TUN device owned by a user")
-    a.add_argument("device", metavar="DEV")
+    a.add_argument("device", metavar="DEV", help="the device's name (at most 15 characters)")
     a.add_argument("--user", required=True, help="the user (name or uid) who may attach to it")
     a.add_argument("--group", help="also any member of this group (name or gid)")
-    a.add_argument("--host", dest="kernel", default="192.0.2.1/24",
-                   help="the kernel side, address/prefix (default 192.0.2.1/24)")
-    a.add_argument("--mtu", type=int, default=1500)
+    a.add_argument("--kernel", "--host", dest="kernel", default="192.0.2.1/24", metavar="ADDR/PREFIX",
+                   help="the kernel side, address/prefix (default 192.0.2.1/24); --host is the old name")
+    a.add_argument("--mtu", type=int, default=1500, help="the device's MTU (default 1500)")
+    a.add_argument("--queues", type=int, default=1, metavar="N",
+                   help="N > 1 makes a multi-queue device, for `serve --workers` (default 1: single-queue)")
     d = actions.add_parser("del", help="remove a persistent TUN device")
-    d.add_argument("device", metavar="DEV")
+    d.add_argument("device", metavar="DEV", help="the device's name")
     p.set_defaults(func=run)
 
 
@@ -39,9 +41,12 @@ def run(args) -> int:
         if args.action == "add":
             uid = _id(args.user, lambda n: pwd.getpwnam(n).pw_uid, "user")
             gid = _id(args.group, lambda n: grp.getgrnam(n).gr_gid, "group") if args.group else None
-            add_persistent(args.device, uid, gid, args.kernel, args.mtu)
-            print(f"{args.device}: persistent TUN device for {args.user}, kernel side {args.kernel}; as that user: "
-                  f"tcpwave serve echo --tun {args.device}")
+            if args.queues < 1:
+                raise ValueError(f"--queues must be at least 1, not {args.queues}")
+            add_persistent(args.device, uid, gid, args.kernel, args.mtu, multi_queue=args.queues > 1)
+            workers = f" --workers {args.queues}" if args.queues > 1 else ""
+            print(f"{args.device}: persistent {'multi' if workers else 'single'}-queue TUN device for {args.user}, "
+                  f"kernel side {args.kernel}; as that user: tcpwave serve echo --tun {args.device}{workers}")
         else:
             delete_persistent(args.device)
             print(f"{args.device}: removed")

@@ -2,8 +2,11 @@
 
 import asyncio
 import contextlib
+import ipaddress
+import socket
 import subprocess
 import sys
+import time
 
 from ..aio import Runtime, TunLink
 from ..core.trace import Tracer
@@ -20,9 +23,10 @@ def add(p) -> None:
                    help="TUN device name (default tcpw0); one made by `tcpwave tun add` is attached to as it is, "
                         "without root")
     p.add_argument("--addr", default="192.0.2.2", help="tcpwave's address (default 192.0.2.2)")
-    p.add_argument("--host", dest="kernel", default="192.0.2.1/24",
-                   help="the kernel side, address/prefix (default 192.0.2.1/24)")
-    p.add_argument("--mtu", type=int, default=1500)
+    p.add_argument("--kernel", "--host", dest="kernel", default="192.0.2.1/24", metavar="ADDR/PREFIX",
+                   help="the kernel side of the TUN device, address/prefix (default 192.0.2.1/24); --host is "
+                        "the old name")
+    p.add_argument("--mtu", type=int, default=1500, help="the TUN device's MTU (default 1500)")
     p.add_argument("--no-offload", action="store_true",
                    help="packet by packet: no checksum offload, no TSO/GSO super-segments")
     p.add_argument("--events", metavar="FILE", help="write every event as JSON lines")
@@ -61,8 +65,13 @@ def runtime(args, stack: contextlib.ExitStack, loop, device: TunDevice | None = 
     link = tapped or TunLink(port)
     rt = Runtime(Stack([args.addr], config=knobs.config(args), tracer=tracer, host="tcpwave", mtu=device.mtu,
                        checksum_offload=device.offload, segment_max=SEGMENT_MAX if device.offload else 0), link)
-    if tapped is not None:
-        tapped.clock = rt.now  # capture times on the event log's clock
+    if tapped is not None:  # capture times on the wall clock, to merge with a tcpdump of the same run:
+        # the event log's clock plus the moment it started (a pcapng's comments match events by it)
+        epoch = time.time() - rt.now()
+        tapped.clock = lambda: rt.now() + epoch
+        for tap in taps:
+            if hasattr(tap, "epoch"):
+                tap.epoch = epoch
     stack.callback(rt.close)  # (runs last: sends what is pending, then stops)
     stack.callback(rt.shut_down)  # (runs first: a FIN for any connection still open)
     return rt
@@ -105,14 +114,54 @@ def run_command(name: str, main, args, timeout: float | None = None) -> int:
     try:
         return asyncio.run(guarded())
     except TimeoutError as e:
-        print(f"tcpwave {name}: TimeoutError: {e or f'gave up after {timeout:g} s (--timeout)'}", file=sys.stderr)
+        print(f"tcpwave {name}: TimeoutError: {str(e) or f'gave up after {timeout:g} s (--timeout)'}", file=sys.stderr)
         return 1
     except TunError as e:
         print(f"tcpwave {name}: {e}", file=sys.stderr)
         return 1
-    except (ValueError, ConnectionError) as e:
-        print(f"tcpwave {name}: {type(e).__name__}: {e}", file=sys.stderr)
+    except ValueError as e:  # our own checks: the sentence says it
+        print(f"tcpwave {name}: {e}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        raise  # (our stdout's reader went away: main ends quietly)
+    except OSError as e:  # refused, reset, unreachable (ICMP), a file: one line, never a traceback
+        print(f"tcpwave {name}: {type(e).__name__}: {e.strerror or e}", file=sys.stderr)
+        return 1
+
+
+async def hang_up(runtime, writer, unread: bool, grace: float = 1.0) -> None:
+    """End a client's connection on an interrupt as Linux's close() does: with data left unread, a
+    RST; otherwise a FIN, and up to `grace` seconds for the peer's FIN to be acknowledged (so that the
+    peer is not left in LAST-ACK once we are gone)."""
+    if unread:
+        writer.transport.abort()
+        return
+    writer.close()
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + grace
+    while loop.time() < deadline and any(c.state.value not in ("CLOSED", "TIME_WAIT", "LISTEN")
+                                         for c in runtime.connections()):
+        await asyncio.sleep(0.02)  # (bounded: the peer's FIN and ACK arrive meanwhile)
+
+
+def resolve(host: str, ours: str) -> str:
+    """The address to connect to for `host`: a literal as it is, a name through the system's resolver
+    (hosts file, DNS), preferring the family of our own address `ours`. A loopback address is refused
+    with a sentence: tcpwave reaches only what lies behind its TUN device."""
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        try:
+            infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as e:
+            raise ValueError(f"cannot resolve {host}: {getattr(e, 'strerror', None) or e}") from None
+        found = [ipaddress.ip_address(str(i[4][0]).split("%")[0]) for i in infos]
+        version = ipaddress.ip_address(ours).version
+        addr = next((a for a in found if a.version == version), found[0])
+    if addr.is_loopback:
+        raise ValueError(f"{host} is {addr}, a loopback address of this host: tcpwave reaches only addresses "
+                         "through its TUN device (the kernel side, 192.0.2.1 by default, or beyond it)")
+    return str(addr)
 
 
 def end_child(proc, grace: float) -> None:

@@ -65,7 +65,8 @@ class TunDevice:
         self.existing = os.path.exists(f"/sys/class/net/{name}")
         if queues < 1:
             raise ValueError(f"a TUN device needs at least one queue, not {queues}")
-        flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offload else 0) | (IFF_MULTI_QUEUE if queues > 1 else 0)
+        multi = queues > 1 or (self.existing and (_tun_flags(name) or 0) & IFF_MULTI_QUEUE)  # (as it was made)
+        flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offload else 0) | (IFF_MULTI_QUEUE if multi else 0)
         fds = [_attach(name, flags, self.existing)]
         try:
             while len(fds) < queues:  # the first TUNSETIFF made the device; the others attach queues to it
@@ -178,8 +179,21 @@ class TunQueue:
         os.writev(self.fd, (header, packet))
 
 
+IFNAMSIZ = 16  # Linux's interface names: at most 15 bytes (and a NUL)
+
+
+def check_name(name: str) -> None:
+    """A name Linux takes for a device, or a TunError that says why not."""
+    size = len(name.encode())
+    if not name or size >= IFNAMSIZ:
+        raise TunError(errno.EINVAL, f"device name {name!r} is {size} bytes: Linux allows 1 to {IFNAMSIZ - 1}")
+    if "/" in name or any(c.isspace() for c in name) or name in (".", ".."):
+        raise TunError(errno.EINVAL, f"device name {name!r}: no '/', no spaces, not . or ..")
+
+
 def _attach(name: str, flags: int, existing: bool) -> int:
     """Open /dev/net/tun and create or attach to device `name`, with errors that say what to do."""
+    check_name(name)
     if not os.path.exists("/dev/net/tun"):
         raise TunError(errno.ENOENT, "/dev/net/tun does not exist (load the tun module: modprobe tun)")
     try:
@@ -199,10 +213,23 @@ def _attach(name: str, flags: int, existing: bool) -> int:
         if e.errno == errno.EBUSY:
             raise TunError(errno.EBUSY, f"TUN device {name} is in use by another process "
                                         "(another tcpwave? pick another name with --tun)") from e
+        if e.errno == errno.EINVAL and existing and flags & IFF_MULTI_QUEUE and _tun_flags(name) is not None:
+            raise TunError(errno.EINVAL, f"{name} is a single-queue TUN device: several workers need a multi-queue "
+                                         f"one (as root: tcpwave tun del {name}; tcpwave tun add {name} --user USER "
+                                         "--queues N), or serve with one worker") from e
         if e.errno == errno.EINVAL and existing:
             raise TunError(errno.EINVAL, f"{name} exists and is not a TUN device (pick another name with --tun)") from e
         raise
     return fd
+
+
+def _tun_flags(name: str) -> int | None:
+    """A TUN/TAP device's flags (IFF_*) as sysfs shows them, or None when `name` is no such device."""
+    try:
+        with open(f"/sys/class/net/{name}/tun_flags") as f:
+            return int(f.read(), 16)
+    except (OSError, ValueError):
+        return None
 
 
 def configure(name: str, iface, mtu: int) -> None:
@@ -229,13 +256,16 @@ def interface_address(name: str) -> str | None:
     return f"{socket.inet_ntoa(addr)}/{prefix}"
 
 
-def add_persistent(name: str, uid: int, gid: int | None, kernel: str, mtu: int = 1500) -> None:
+def add_persistent(name: str, uid: int, gid: int | None, kernel: str, mtu: int = 1500,
+                   multi_queue: bool = False) -> None:
     """`tcpwave tun add`: a persistent TUN device that user `uid` (or group `gid`) may attach to
-    without privileges, with its kernel side configured. Needs CAP_NET_ADMIN."""
+    without privileges, with its kernel side configured; multi-queue for `serve --workers`. Needs
+    CAP_NET_ADMIN."""
     iface = ipaddress.ip_interface(kernel)
+    check_name(name)
     if os.path.exists(f"/sys/class/net/{name}"):
         raise TunError(errno.EEXIST, f"a device {name} exists already")
-    fd = _attach(name, IFF_TUN | IFF_NO_PI, False)
+    fd = _attach(name, IFF_TUN | IFF_NO_PI | (IFF_MULTI_QUEUE if multi_queue else 0), False)
     try:
         fcntl.ioctl(fd, TUNSETOWNER, uid)
         if gid is not None:
@@ -252,9 +282,11 @@ def add_persistent(name: str, uid: int, gid: int | None, kernel: str, mtu: int =
 
 def delete_persistent(name: str) -> None:
     """`tcpwave tun del`: remove a persistent TUN device. Needs CAP_NET_ADMIN (or to own it)."""
+    check_name(name)
     if not os.path.exists(f"/sys/class/net/{name}"):
         raise TunError(errno.ENOENT, f"no device {name}")
-    fd = _attach(name, IFF_TUN | IFF_NO_PI, True)
+    flags = _tun_flags(name) or 0
+    fd = _attach(name, IFF_TUN | IFF_NO_PI | (flags & IFF_MULTI_QUEUE), True)
     try:
         fcntl.ioctl(fd, TUNSETPERSIST, 0)
     finally:

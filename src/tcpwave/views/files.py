@@ -22,7 +22,8 @@ def add_arguments(p) -> None:
 
 def add_ladder_arguments(p) -> None:
     """The terminal ladder's options, shared by demo and trace."""
-    p.add_argument("--color", choices=("auto", "always", "never"), default="auto")
+    p.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                   help="color the terminal ladder: auto (when stdout is a terminal, the default), always, never")
     p.add_argument("--width", type=int, metavar="COLUMNS",
                    help="fit the terminal ladder in COLUMNS (80 is enough: each segment's words go under its "
                         "arrow); default: the full ~125-column layout")

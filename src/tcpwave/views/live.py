@@ -73,6 +73,8 @@ class Live:
             events = [dict(e, t=e["t"] - t0) for e in v.events]
             print(f"\n# connection {n}: {v.title}: states\n" + timeline(events, [v.left, v.right], end, msl),
                   file=self.out, end="")
+        if not views:
+            print(f"no TCP connections seen ({len(self.packets)} IP packets captured)", file=sys.stderr)
         return views
 
 

@@ -19,6 +19,7 @@ class CommentedCapture:
         self.writer, self.annotator = writer, Annotator()
         self.packets: list[tuple[float, bytes]] = []
         self.events: list[dict] = []
+        self.epoch = 0.0  # packet times minus this are on the events' clock (a live run's wall-clock start)
         tracer.add_sink(self.events.append)
 
     def __call__(self, t: float, packet) -> None:
@@ -27,7 +28,8 @@ class CommentedCapture:
     def flush(self) -> None:
         if not self.packets:
             return
-        comments = self.annotator.feed(self.packets, self.events)
+        packets = [(t - self.epoch, p) for t, p in self.packets] if self.epoch else self.packets
+        comments = self.annotator.feed(packets, self.events)
         for (t, packet), comment in zip(self.packets, comments, strict=True):
             self.writer.write(t, packet, comment)
         self.packets.clear()
