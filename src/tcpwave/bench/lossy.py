@@ -9,6 +9,10 @@ veth; the Linux peer runs in the second. Four transfers per loss rate, each veri
     Linux -> tcpwave      Linux -> Linux (first namespace)      (receiver side compared)
 
 The Linux baseline uses the same veth, shaping and loss; only the TUN hop and forwarding differ.
+Every Linux sender uses the congestion control tcpwave runs (cubic, reno, or bbr for bbr-lite), set on
+its socket, whatever the kernel's default: under random loss a loss-based control (CUBIC, Reno) holds
+a window of about 1.2/sqrt(p) segments while a model-based one (BBR) keeps the link full, so comparing
+tcpwave's CUBIC with a kernel whose default is BBR measures the controls, not the stacks.
 Everything runs in namespaces made here and removed at the end, also on failure; only TEST-NET
 addresses are used (192.0.2.0/24 on the TUN, 198.51.100.0/24 on the veth).
 """
@@ -19,6 +23,7 @@ import shutil
 import sys
 import tempfile
 
+from ..core.config import Config
 from .tun import HASH_SERVER, PUSH, background, in_ns, namespaces, pattern_sha256, sh
 
 PY = sys.executable
@@ -59,18 +64,34 @@ asyncio.run(main())
 """
 
 
+LINUX_CC = {"cubic": "cubic", "reno": "reno", "bbr-lite": "bbr"}  # tcpwave's name -> Linux's
+
+
+def linux_cc(settings: dict) -> str:
+    """The Linux congestion control that matches tcpwave's in `settings`."""
+    return LINUX_CC[settings.get("congestion_control", Config().congestion_control)]
+
+
+def _default_cc(ns: str) -> str:
+    return sh("ip", "netns", "exec", ns, "sysctl", "-n", "net.ipv4.tcp_congestion_control").stdout.strip()
+
+
 def _impair(ns: str, dev: str, loss: float, rate: str) -> None:
+    """Shape `dev`'s output; drop TCP packets arriving on it at random. The drop is on arrival (INPUT
+    for this namespace's sockets, FORWARD for the TUN behind it): a packet dropped on its way out of a
+    local socket (OUTPUT) is not lost but refused, and the Linux sender simply sends it again."""
     sh("ip", "netns", "exec", ns, "ethtool", "-K", dev, "tso", "off", "gso", "off", "gro", "off")
     sh("ip", "netns", "exec", ns, "tc", "qdisc", "add", "dev", dev, "root", "tbf", "rate", rate,
        "burst", "256kb", "latency", "20ms")
     if loss:
-        for chain, flag in (("INPUT", "-i"), ("OUTPUT", "-o")):
-            sh("ip", "netns", "exec", ns, "iptables", "-A", chain, flag, dev, "-p", "tcp", "-m", "statistic",
+        for chain in ("INPUT", "FORWARD"):
+            sh("ip", "netns", "exec", ns, "iptables", "-A", chain, "-i", dev, "-p", "tcp", "-m", "statistic",
                "--mode", "random", "--probability", f"{loss:.6f}", "-j", "DROP")
 
 
 def _path(near: str, far: str, loss: float, rate: str) -> None:
-    """The veth between the namespaces, shaped both ways; loss in the far namespace, both ways."""
+    """The veth between the namespaces, shaped both ways; each end drops what arrives on it, so
+    either direction loses packets at the same rate, data and ACKs alike."""
     sh("ip", "link", "add", "vlossy0", "netns", near, "type", "veth", "peer", "name", "vlossy1", "netns", far)
     sh("ip", "netns", "exec", near, "ip", "addr", "add", f"{NEAR}/24", "dev", "vlossy0")
     sh("ip", "netns", "exec", far, "ip", "addr", "add", f"{FAR}/24", "dev", "vlossy1")
@@ -78,7 +99,7 @@ def _path(near: str, far: str, loss: float, rate: str) -> None:
     sh("ip", "netns", "exec", far, "ip", "link", "set", "vlossy1", "up")
     sh("ip", "netns", "exec", far, "ip", "route", "add", "192.0.2.0/24", "via", NEAR)
     sh("ip", "netns", "exec", near, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-    _impair(near, "vlossy0", 0.0, rate)
+    _impair(near, "vlossy0", loss, rate)
     _impair(far, "vlossy1", loss, rate)
 
 
@@ -89,9 +110,11 @@ def _mbps(r: dict) -> float:
 def measure(loss: float, size: int, rate: str, settings: dict, tmp: str) -> dict:
     pid = os.getpid()
     near, far = f"tcpwave-lossy-{pid}-a", f"tcpwave-lossy-{pid}-b"
-    res: dict = {"loss": loss}
+    cc = linux_cc(settings)
+    res: dict = {"loss": loss, "linux_cc": cc}
     with namespaces(near, far):
         _path(near, far, loss, rate)
+        res["kernel_default_cc"] = _default_cc(near)
         tag = f"{loss:g}"
         # tcpwave -> Linux
         ready = os.path.join(tmp, f"srv-{tag}-1")
@@ -108,8 +131,9 @@ def measure(loss: float, size: int, rate: str, settings: dict, tmp: str) -> dict
         # Linux -> Linux, the same direction
         ready = os.path.join(tmp, f"srv-{tag}-2")
         with background(far, PY, "-c", HASH_SERVER, "5002", ready, ready=ready):
-            r = in_ns(near, PY, "-c", PUSH, str(size), FAR, "5002", timeout=600)
-        res["linux_send"] = {"mbps": _mbps(r), "verified": r["verified"]}
+            r = in_ns(near, PY, "-c", PUSH, str(size), FAR, "5002", cc, timeout=600)
+        res["linux_send"] = {"mbps": _mbps(r), "verified": r["verified"], "cc": r["cc"],
+                             "retransmitted_segments": r["retransmitted_segments"]}
         # Linux -> tcpwave
         ready = os.path.join(tmp, f"tw-{tag}")
         serve = [PY, "-m", "tcpwave.cli.main", "serve", "hash", "--port", "5003", "--no-offload", "--control",
@@ -117,13 +141,15 @@ def measure(loss: float, size: int, rate: str, settings: dict, tmp: str) -> dict
         for name, value in settings.items():
             serve += ["--set", f"{name}={value}"]
         with background(near, *serve, ready=ready):
-            r = in_ns(far, PY, "-c", PUSH, str(size), TW, "5003", timeout=600)
-        res["tcpwave_recv"] = {"mbps": _mbps(r), "verified": r["verified"]}
+            r = in_ns(far, PY, "-c", PUSH, str(size), TW, "5003", cc, timeout=600)
+        res["tcpwave_recv"] = {"mbps": _mbps(r), "verified": r["verified"], "sender_cc": r["cc"],
+                             "sender_retransmitted_segments": r["retransmitted_segments"]}
         # Linux -> Linux, the same direction
         ready = os.path.join(tmp, f"srv-{tag}-4")
         with background(near, PY, "-c", HASH_SERVER, "5004", ready, ready=ready):
-            r = in_ns(far, PY, "-c", PUSH, str(size), NEAR, "5004", timeout=600)
-        res["linux_recv"] = {"mbps": _mbps(r), "verified": r["verified"]}
+            r = in_ns(far, PY, "-c", PUSH, str(size), NEAR, "5004", cc, timeout=600)
+        res["linux_recv"] = {"mbps": _mbps(r), "verified": r["verified"], "sender_cc": r["cc"],
+                             "sender_retransmitted_segments": r["retransmitted_segments"]}
     return res
 
 
@@ -147,7 +173,12 @@ def run(losses: list[float], size: int, rate: str = "200mbit", settings: dict | 
                          indent=2))
         return 0 if ok else 1
     print(f"goodput over a veth shaped to {rate} each way with random loss each way; {size / 1e6:g} MB per "
-          "transfer, data verified by SHA-256\n")
+          "transfer, data verified by SHA-256")
+    used = sorted({r["linux_send"]["cc"] for r in rows} | {r[k]["sender_cc"] for r in rows
+                                                          for k in ("tcpwave_recv", "linux_recv")})
+    default = rows[0]["kernel_default_cc"] if rows else "?"
+    print(f"tcpwave runs {(settings or {}).get('congestion_control', Config().congestion_control)}; every Linux "
+          f"sender ran {', '.join(used)} (the kernel's default here: {default})\n")
     print(f"{'loss':>6}  {'tcpwave sends':>14} {'Linux sends':>12} {'ratio':>6}   "
           f"{'tcpwave receives':>16} {'Linux receives':>14} {'ratio':>6}")
     for r in rows:

@@ -21,12 +21,17 @@ SERVER, KERNEL = "192.0.2.2", "192.0.2.1"
 PUSH = """
 import hashlib, json, socket, sys, time
 n, host, port = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+cc = sys.argv[4] if len(sys.argv) > 4 else ""  # a congestion control for this socket; "": the kernel's default
 block = bytes(range(256)) * 4096
 h = hashlib.sha256(); sent = 0
 while sent < n:  # the digest the server must answer, worked out before the clock starts
     chunk = block[: min(len(block), n - sent)]
     h.update(chunk); sent += len(chunk)
-s = socket.create_connection((host, port), timeout=60)
+s = socket.socket(socket.AF_INET)
+if cc:
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, cc.encode())
+s.settimeout(60); s.connect((host, port))
+used = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_CONGESTION, 16).split(b"\\0")[0].decode()
 t = time.perf_counter(); sent = 0
 while sent < n:
     chunk = block[: min(len(block), n - sent)]
@@ -34,7 +39,10 @@ while sent < n:
 s.shutdown(socket.SHUT_WR)
 answer = b"".join(iter(lambda: s.recv(4096), b""))
 dt = time.perf_counter() - t
-print(json.dumps({"bytes": sent, "seconds": dt, "verified": answer.decode() == h.hexdigest()}))
+info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+retrans = int.from_bytes(info[100:104], sys.byteorder) if len(info) >= 104 else None  # tcpi_total_retrans
+print(json.dumps({"bytes": sent, "seconds": dt, "verified": answer.decode() == h.hexdigest(), "cc": used,
+                  "retransmitted_segments": retrans}))
 """
 
 HASH_SERVER = """

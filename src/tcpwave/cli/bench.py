@@ -32,9 +32,10 @@ def add_parser(sub) -> None:
                    help="loss rates in percent (default 0 0.1 1 5; --lossy 0.1 1 3)")
     p.add_argument("--seed", type=int, default=1, help="--sim/--lossy: random seed; the same seed replays the same "
                                                        "run (default 1)")
-    p.add_argument("--cc", nargs="+", default=["cubic", "reno", "bbr-lite"], metavar="NAME",
+    p.add_argument("--cc", nargs="+", metavar="NAME",
                    help="--sim: congestion controls to compare (default: cubic reno bbr-lite; reno runs with "
-                        "SACK and without, the others with SACK)")
+                        "SACK and without, the others with SACK); --lossy: tcpwave's one (default cubic), which "
+                        "every Linux sender then uses too (bbr for bbr-lite)")
     knobs.add(p, cc=False)
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--pcap", metavar="FILE", help="capture each run (FILE-<run>.pcap); slows the benchmark")
@@ -46,7 +47,8 @@ def add_parser(sub) -> None:
 def run(args) -> int:
     from ..cc import REGISTRY
 
-    unknown = [name for name in args.cc if name not in REGISTRY]
+    ccs = args.cc or ["cubic", "reno", "bbr-lite"]
+    unknown = [name for name in ccs if name not in REGISTRY]
     if unknown:
         print(f"tcpwave bench: unknown congestion control {unknown[0]!r}; known: {', '.join(sorted(REGISTRY))}",
               file=sys.stderr)
@@ -54,8 +56,14 @@ def run(args) -> int:
     if args.lossy:
         from ..bench.lossy import run as run_lossy
 
+        if args.cc and len(args.cc) > 1:
+            print("tcpwave bench --lossy: one congestion control at a time (--cc NAME)", file=sys.stderr)
+            return 2
+        settings = knobs.changes(args)
+        if args.cc:
+            settings["congestion_control"] = args.cc[0]
         return run_lossy(args.loss or [0.1, 1.0, 3.0], args.bytes or 20_000_000, f"{args.rate or 200:g}mbit",
-                         knobs.changes(args), args.json)
+                         settings, args.json)
     if not args.sim:
         from ..bench.tun import run as run_tun
 
@@ -65,7 +73,7 @@ def run(args) -> int:
     rate, rtt = (args.rate or 100.0) * 1e6, args.rtt / 1000
     rows = []
     for loss in args.loss if args.loss is not None else [0.0, 0.1, 1.0, 5.0]:
-        for cc in args.cc:
+        for cc in ccs:
             for sack in (True, False) if cc == "reno" else (True,):
                 tag = ("" if cc == "reno" else f"{cc}-") + f"loss{loss:g}-{'sack' if sack else 'nosack'}"
                 with _captures(args, tag) as (tracer, taps):
