@@ -81,8 +81,8 @@ class TcpTransport(asyncio.Transport):
         self._push()
 
     def abort(self) -> None:
+        self._closing = True
         if self._ended is not None:
-            self._closing = True
             self._finish()
         elif not self._lost:
             self._conn.abort(self._runtime.now())
@@ -147,14 +147,20 @@ class TcpTransport(asyncio.Transport):
         self._lost = True
         reason = getattr(self._ended, "reason", ev.NORMAL)
         exc = closed_error("read", self._conn.state, reason) if getattr(reason, "error", None) else None
-        if self._writing_paused:
-            self._writing_paused = False
+        self._writing_paused = False
+        self._pending = bytearray()  # nothing more can be sent: let the memory go with the connection
         if self.on_lost is not None:
             self.on_lost(self)
         self._protocol.connection_lost(exc)
 
     def _deliver(self) -> None:
         conn, now = self._conn, self._runtime.now()
+        if self._lost:
+            return
+        if self._ended is not None and self._reading_paused and conn.readable and self._unanswerable():
+            self._finish()  # its unread data goes with it: nobody can answer it now
+            self._runtime.kick()
+            return
         while not self._reading_paused and conn.readable:
             self._protocol.data_received(conn.receive(now=now, zero_copy=True))
         if self._eof_seen and not self._eof_told and not conn.readable and not self._reading_paused:
@@ -166,6 +172,13 @@ class TcpTransport(asyncio.Transport):
             self._finish()
         self._runtime.kick()
 
+    def _unanswerable(self) -> bool:
+        """Has the connection ended so that data still unread (reading paused) can be dropped: the
+        application closed or aborted it, or the peer or the network did (reset, timeout)? Then no
+        resume_reading() may ever come (an echo paused until the peer takes its echo, say), and the
+        transport must not wait for one. After a normal end the application may still read it."""
+        return self._closing or getattr(getattr(self._ended, "reason", None), "error", None) is not None
+
     def _push(self) -> None:
         """Move pending bytes into the connection; then the FIN or the close, once nothing is pending."""
         conn, now = self._conn, self._runtime.now()
@@ -174,7 +187,10 @@ class TcpTransport(asyncio.Transport):
                 conn.close(now)
             self._runtime.kick()
             return
-        if conn.state in _CAN_SEND:
+        if self._closing and conn.readable and conn.state in _CAN_SEND:
+            self._pending.clear()  # close() with data unread resets at once, as Linux's does: what
+            conn.close(now)  # is still to send could only wait for a peer that may never take it
+        elif conn.state in _CAN_SEND:
             while self._pending:
                 n = conn.send(memoryview(self._pending)[:256 * 1024], now)
                 if not n:
