@@ -48,6 +48,8 @@ async def _run(end: str, paused: bool, capsys) -> None:
     [transport] = srv.transports
     if paused:  # the client reads nothing: the echo backs up until the server stops reading
         await until(lambda: not transport.is_reading())
+        # what the echo holds is bounded: the high-water mark, plus at most one read's worth
+        assert transport.get_write_buffer_size() <= transport.get_write_buffer_limits()[1] + Config().recv_buffer
     else:
         assert await reader.readexactly(len(data)) == data
         assert transport.is_reading()
@@ -87,3 +89,41 @@ async def _run(end: str, paused: bool, capsys) -> None:
 @pytest.mark.parametrize("end", ["reset", "fin", "timeout", "abort", "close"])
 def test_every_end_of_a_connection_releases_it(end, paused, capsys):
     asyncio.run(asyncio.wait_for(_run(end, paused, capsys), 60))
+
+
+def test_closed_connections_are_not_kept_alive_by_their_old_timers():
+    """Reset connections whose keep-alive timer was two hours away, behind a live connection's earlier
+    one: once the application lets go, their timer-heap entries do not keep them until the old
+    deadline. (Stale entries are dropped in bulk once they outnumber the live ones: a few dozen may
+    wait for that.)"""
+    import gc
+    import weakref
+
+    async def main():
+        a, b = MemoryLink.pair(delay=0.0005)
+        client = Runtime(Stack(["192.0.2.1"], seed=1), a)
+        server = Runtime(Stack([SERVER], seed=2, config=Config(keepalive=True)), b)
+        srv = await create_server(Echo, SERVER, 7, runtime=server)
+        writers, refs = [], []
+        for _ in range(300):
+            reader, writer = await open_connection(SERVER, 7, runtime=client)
+            writer.write(b"hi")
+            assert await reader.readexactly(2) == b"hi"
+            writers.append(writer)
+        [first] = [t for t in srv.transports if t.get_extra_info("peername") == writers[0].get_extra_info("sockname")]
+        refs = [weakref.ref(t.get_extra_info("tcpwave_connection")) for t in srv.transports if t is not first]
+        del first
+        for writer in writers[1:]:  # the first stays: its keep-alive timer is the earliest
+            writer.transport.abort()
+        await until(lambda: len(srv.transports) == 1)
+        states = ["LISTEN", "ESTABLISHED"]
+        await until(lambda: [r["state"] for r in stack_snapshot(server.stack, server.now())] == states)
+        gc.collect()
+        alive = sum(r() is not None for r in refs)  # (while the stack still runs)
+        srv.close()
+        client.close()
+        server.close()
+        return len(refs), alive
+
+    count, alive = asyncio.run(asyncio.wait_for(main(), 60))
+    assert count == 299 and alive < 100, alive

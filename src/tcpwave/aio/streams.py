@@ -11,6 +11,7 @@ from collections.abc import Callable
 from ..core import events as ev
 from ..core.errors import closed_error
 from ..core.state import State
+from . import trim
 
 _CAN_SEND = (State.ESTABLISHED, State.CLOSE_WAIT)
 
@@ -139,26 +140,31 @@ class TcpTransport(asyncio.Transport):
                 return
             self._deliver()
 
-    def _finish(self) -> None:
+    def _finish(self, dropped: int = 0) -> None:
         """The connection has ended and nothing is left to deliver (or the application closed): tell
-        the protocol, with the OS error for an abort by the peer."""
+        the protocol, with the OS error for an abort by the peer. `dropped`: unread bytes let go."""
         if self._lost:
             return
         self._lost = True
         reason = getattr(self._ended, "reason", ev.NORMAL)
         exc = closed_error("read", self._conn.state, reason) if getattr(reason, "error", None) else None
         self._writing_paused = False
+        dropped += len(self._pending)
         self._pending = bytearray()  # nothing more can be sent: let the memory go with the connection
+        if dropped:
+            trim.dropped(self._runtime.loop, dropped)
         if self.on_lost is not None:
             self.on_lost(self)
-        self._protocol.connection_lost(exc)
+        protocol, self._protocol = self._protocol, None  # (as asyncio's transports: no cycle with the
+        protocol.connection_lost(exc)  # protocol, so that both go as soon as the application lets go)
 
     def _deliver(self) -> None:
         conn, now = self._conn, self._runtime.now()
         if self._lost:
             return
         if self._ended is not None and self._reading_paused and conn.readable and self._unanswerable():
-            self._finish()  # its unread data goes with it: nobody can answer it now
+            unread = conn.receive(now=now, zero_copy=True)  # dropped: nobody can answer it now
+            self._finish(len(unread))
             self._runtime.kick()
             return
         while not self._reading_paused and conn.readable:
@@ -188,8 +194,8 @@ class TcpTransport(asyncio.Transport):
             self._runtime.kick()
             return
         if self._closing and conn.readable and conn.state in _CAN_SEND:
-            self._pending.clear()  # close() with data unread resets at once, as Linux's does: what
-            conn.close(now)  # is still to send could only wait for a peer that may never take it
+            # close() with data unread resets at once, as Linux's does: what is still to send could
+            conn.close(now)  # only wait for a peer that may never take it (_finish drops it)
         elif conn.state in _CAN_SEND:
             while self._pending:
                 n = conn.send(memoryview(self._pending)[:256 * 1024], now)
