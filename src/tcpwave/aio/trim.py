@@ -3,14 +3,17 @@
 glibc's malloc keeps what a program frees for its own later use: a server whose connections held
 hundreds of MB (peers that stopped reading, then reset) would keep that RSS for good, though nothing
 uses it. When connections end with data they had buffered dropped, at least TRIM_AFTER bytes in all,
-malloc_trim(0) returns the free pages, at most once per INTERVAL (it walks the heap: ~25 ms after
-100 MB was freed, far less when little was). A no-op where the C library has no malloc_trim.
+a full garbage collection (closed connections are reference cycles) and malloc_trim(0) return the
+free pages, at most once per INTERVAL and never more than ~5% of the time (a collection over many
+live connections takes a while; the trim ~25 ms after 100 MB was freed). Without glibc's
+malloc_trim, nothing is done.
 """
 
 import asyncio
 import ctypes
 import ctypes.util
 import gc
+import time
 
 TRIM_AFTER = 1 << 20
 INTERVAL = 1.0
@@ -30,20 +33,22 @@ class _Trimmer:
     def __init__(self, loop: asyncio.AbstractEventLoop):
         self.loop = loop
         self.dropped = 0  # bytes dropped since the last trim
-        self.last = float("-inf")
+        self.next_at = float("-inf")  # the earliest time of the next trim
         self.handle: asyncio.TimerHandle | None = None
 
     def note(self, nbytes: int) -> None:
         self.dropped += nbytes
         if self.handle is None and self.dropped >= TRIM_AFTER and _TRIM is not None:
-            self.handle = self.loop.call_at(max(self.loop.time(), self.last + INTERVAL), self.trim)
+            self.handle = self.loop.call_at(max(self.loop.time(), self.next_at), self.trim)
 
     def trim(self) -> None:
         self.handle = None
         self.dropped = 0
-        self.last = self.loop.time()
+        t0 = time.perf_counter()
         gc.collect()  # first the closed connections' reference cycles, then their pages
         _TRIM(0)
+        # never more than ~5% of the time: with many live objects a full collection takes a while
+        self.next_at = self.loop.time() + max(INTERVAL, 20 * (time.perf_counter() - t0))
 
 
 _trimmers: dict[asyncio.AbstractEventLoop, _Trimmer] = {}
