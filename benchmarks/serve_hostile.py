@@ -109,6 +109,14 @@ def settle(pid: int, seconds: float = 3.0) -> int:
     return rss(pid)["VmRSS"]
 
 
+def released(pid: int, idle: int, seconds: float = 15.0) -> tuple[int, float]:
+    """RSS once within 20% of idle, or after `seconds`; and how long that took."""
+    t0 = time.monotonic()
+    while (now := rss(pid)["VmRSS"]) > 1.2 * idle and time.monotonic() - t0 < seconds:
+        time.sleep(0.1)
+    return now, time.monotonic() - t0
+
+
 def serve(ns, tmp: str, service: str):
     ready = os.path.join(tmp, f"ready-{service}")
     server = ns.popen(sys.executable, "-m", "tcpwave.cli.main", "serve", service, "--ready-file", ready,
@@ -150,9 +158,9 @@ def resets(connections: int, batch: int) -> None:
             held = rss(server.pid)["VmRSS"]
             out, _ = client.communicate("\n", timeout=60)
             done += n
-            after = settle(server.pid)
+            after, took = released(server.pid, idle)
             print(f"  {done} connections: {n} back-pressured ({json.loads(out)['sent_mb']:.0f} MB sent), server "
-                  f"RSS {held / MB:.1f} MB; after their resets {after / MB:.1f} MB "
+                  f"RSS {held / MB:.1f} MB; {took:.1f} s after their resets {after / MB:.1f} MB "
                   f"({(after - idle) / idle * 100:+.0f}% of idle)")
         server.terminate()
         server.wait(20)

@@ -4,7 +4,7 @@ glibc's malloc keeps what a program frees for its own later use: a server whose 
 hundreds of MB (peers that stopped reading, then reset) would keep that RSS for good, though nothing
 uses it. When connections end with data they had buffered dropped, at least TRIM_AFTER bytes in all,
 a full garbage collection (closed connections are reference cycles) and malloc_trim(0) return the
-free pages, at most once per INTERVAL and never more than ~5% of the time (a collection over many
+free pages, at most once per INTERVAL and never more than ~10% of the time (a collection over many
 live connections takes a while; the trim ~25 ms after 100 MB was freed). Without glibc's
 malloc_trim, nothing is done.
 """
@@ -17,6 +17,7 @@ import time
 
 TRIM_AFTER = 1 << 20
 INTERVAL = 1.0
+GATHER = 0.25  # a burst of ends (a client resetting all its connections) is trimmed once, after it
 
 
 def _malloc_trim():
@@ -39,7 +40,7 @@ class _Trimmer:
     def note(self, nbytes: int) -> None:
         self.dropped += nbytes
         if self.handle is None and self.dropped >= TRIM_AFTER and _TRIM is not None:
-            self.handle = self.loop.call_at(max(self.loop.time(), self.next_at), self.trim)
+            self.handle = self.loop.call_at(max(self.loop.time() + GATHER, self.next_at), self.trim)
 
     def trim(self) -> None:
         self.handle = None
@@ -47,8 +48,8 @@ class _Trimmer:
         t0 = time.perf_counter()
         gc.collect()  # first the closed connections' reference cycles, then their pages
         _TRIM(0)
-        # never more than ~5% of the time: with many live objects a full collection takes a while
-        self.next_at = self.loop.time() + max(INTERVAL, 20 * (time.perf_counter() - t0))
+        # never more than ~10% of the time: with many live objects a full collection takes a while
+        self.next_at = self.loop.time() + max(INTERVAL, 10 * (time.perf_counter() - t0))
 
 
 _trimmers: dict[asyncio.AbstractEventLoop, _Trimmer] = {}
