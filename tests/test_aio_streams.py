@@ -207,7 +207,7 @@ def test_faulty_link_delays_and_drops_what_the_stack_sends():
 def test_http_service_answers_a_keep_alive_request_in_one_segment():
     """Header and body go out together: written apart, Nagle would hold the body until the client's
     delayed ACK of the header, ~40 ms per keep-alive request."""
-    from tcpwave.aio import services
+    from tcpwave.aio import httpd
     from tcpwave.core.trace import ListSink, Tracer
 
     sink = ListSink()
@@ -216,7 +216,7 @@ def test_http_service_answers_a_keep_alive_request_in_one_segment():
         a, b = MemoryLink.pair(delay=0.001)
         client = Runtime(Stack(["192.0.2.1"], seed=1), a)
         server = Runtime(Stack([SERVER], seed=2, tracer=Tracer(sink), host="server"), b)
-        srv = await start_server(services.http(), SERVER, 80, runtime=server)
+        srv = await start_server(httpd.http(), SERVER, 80, runtime=server)
         reader, writer = await open_connection(SERVER, 80, runtime=client)
         for _ in range(2):
             writer.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")

@@ -125,3 +125,65 @@ def test_sigterm_ends_sandbox_and_removes_its_namespace():
     assert took < 2.0 and proc.returncode == 130
     assert "Traceback" not in err and err.strip().splitlines()[-1] == "tcpwave sandbox: interrupted; namespace removed"
     assert name.encode() not in subprocess.run(["ip", "netns", "list"], capture_output=True).stdout
+
+
+HTTP_HOLD = r"""
+import socket, sys
+socks = []
+for i in range(int(sys.argv[1])):  # GETs of 1 GiB that nobody reads: their handlers wait in drain()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.connect(("192.0.2.2", 80))
+    s.sendall(b"GET /bytes/1073741824 HTTP/1.1\r\nHost: x\r\n\r\n")
+    socks.append(s)
+for i in range(int(sys.argv[2])):  # keep-alive connections after one request: handlers wait in readuntil()
+    s = socket.create_connection(("192.0.2.2", 80), timeout=10)
+    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = b""
+    while b"</html>" not in data:
+        data += s.recv(4096)
+    socks.append(s)
+open(sys.argv[3], "w").close()
+sys.stdin.read()  # hold them until told
+"""
+
+
+def test_sigterm_ends_serve_http_quietly_while_bodies_stream_and_handlers_wait():
+    """No CancelledError traceback per handler, and no waiting for a body to be built: one line."""
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-exit4") as ns:
+        ready, up = os.path.join(tmp, "ready"), os.path.join(tmp, "clients")
+        server = ns.popen(py, "-m", "tcpwave.cli.main", "serve", "http", "--ready-file", ready, "--control", "none",
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_for_file(ready, server)
+        clients = ns.popen(py, "-c", HTTP_HOLD, "3", "30", up, stdin=subprocess.PIPE)
+        wait_for_file(up, clients, seconds=60)
+        took, err = _stop(server, signal.SIGTERM)
+        clients.communicate(b"", timeout=20)
+    assert took < 5.0, took
+    assert server.returncode == 0
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err and lines[-1].startswith("tcpwave serve: stopped; 33 open"), err[-3000:]
+    assert len(lines) == 2, err[-3000:]  # the start line and the stop line
+
+
+def test_sighup_ends_serve_as_sigterm_does():
+    """FIN or RST to every connection, the control socket removed, the one stop line."""
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-exit5") as ns:
+        ready, up, ctl = os.path.join(tmp, "ready"), os.path.join(tmp, "clients"), os.path.join(tmp, "ctl")
+        env = dict(os.environ, TCPWAVE_CONTROL_DIR=ctl)
+        server = ns.popen(py, "-m", "tcpwave.cli.main", "serve", "echo", "--ready-file", ready,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        wait_for_file(ready, server)
+        assert len(os.listdir(ctl)) == 1  # its control socket
+        clients = ns.popen(py, "-c", CLIENTS, "10", up, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        wait_for_file(up, clients)
+        took, err = _stop(server, signal.SIGHUP)
+        out, cerr = clients.communicate(timeout=20)
+        left = os.listdir(ctl) if os.path.isdir(ctl) else []  # serve removes the directory it leaves empty
+    assert took < 2.0 and server.returncode == 0
+    assert "Traceback" not in err and err.strip().splitlines()[-1].startswith("tcpwave serve: stopped; 10 open"), err
+    assert left == []  # the control socket is gone
+    ended = json.loads(out)
+    assert len(ended) == 10 and set(ended) <= {"fin", "rst"}, (ended, cerr)

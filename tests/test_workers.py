@@ -208,6 +208,29 @@ def test_serve_with_two_workers_spreads_connections_and_ss_shows_both():
 
 
 @needs_netns
+def test_a_worker_killed_by_sigkill_is_named_and_the_others_stop_cleanly():
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-wkill") as ns:
+        ready = os.path.join(tmp, "ready")
+        server = ns.popen(py, "-m", "tcpwave.cli.main", "serve", "echo", "--workers", "2", "--control", "none",
+                          "--ready-file", ready, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for_file(ready, server)
+        client = ns.popen(py, "-c", HOLD, "16", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert client.stdout is not None and client.stdin is not None
+        assert json.loads(client.stdout.readline())["good"] == 16
+        with open(f"/proc/{server.pid}/task/{server.pid}/children") as f:
+            first, second = (int(p) for p in f.read().split())
+        os.kill(second, signal.SIGKILL)  # a worker this test started (through serve), by its PID
+        _, err = server.communicate(timeout=20)
+        client.stdin.close()
+        client.wait(30)
+    lines = err.strip().splitlines()
+    assert server.returncode == 1 and "Traceback" not in err, err
+    assert f"tcpwave: worker 2 (pid {second}) died: killed by SIGKILL; stopping the others" in lines, err
+    assert lines[-1].startswith("tcpwave serve: stopped; 2 workers, "), err  # worker 1 closed its own
+
+
+@needs_netns
 @pytest.mark.skipif(not shutil.which("ab"), reason="needs ab (apache2-utils)")
 def test_ab_twenty_thousand_requests_fifty_at_a_time_against_two_workers_none_fail():
     py = sys.executable

@@ -450,6 +450,13 @@ class Stack:
             self._collect(conn)
 
     # -------------------------------------------------------------- plumbing
+    def _compact_timers(self) -> None:
+        """Drop the stale heap entries (re-armed, cancelled or closed since) once they are the most:
+        each holds its connection, and a closed one should not live on until its old deadline."""
+        deadline, heap = self._deadline, self._timer_heap
+        heap[:] = [e for e in heap if deadline.get(e[2]) == e[0]]  # (in place: handle_timer holds it)
+        heapq.heapify(heap)
+
     def _collect(self, conn: Connection) -> None:
         """Send what a connection produced; route its events; forget it once CLOSED."""
         now = conn.now
@@ -479,6 +486,8 @@ class Stack:
             else:
                 self._deadline[conn] = deadline
                 heapq.heappush(self._timer_heap, (deadline, next(self._tick), conn))
+            if len(self._timer_heap) > 2 * len(self._deadline) + 64:
+                self._compact_timers()
         if conn.state is State.CLOSED or (conn.state is State.LISTEN and conn.remote is not None):
             if conn.remote is not None:
                 key = (laddr, conn.local[1], raddr, conn.remote[1])

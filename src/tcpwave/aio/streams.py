@@ -11,6 +11,7 @@ from collections.abc import Callable
 from ..core import events as ev
 from ..core.errors import closed_error
 from ..core.state import State
+from . import trim
 
 _CAN_SEND = (State.ESTABLISHED, State.CLOSE_WAIT)
 
@@ -81,8 +82,8 @@ class TcpTransport(asyncio.Transport):
         self._push()
 
     def abort(self) -> None:
+        self._closing = True
         if self._ended is not None:
-            self._closing = True
             self._finish()
         elif not self._lost:
             self._conn.abort(self._runtime.now())
@@ -139,22 +140,33 @@ class TcpTransport(asyncio.Transport):
                 return
             self._deliver()
 
-    def _finish(self) -> None:
+    def _finish(self, dropped: int = 0) -> None:
         """The connection has ended and nothing is left to deliver (or the application closed): tell
-        the protocol, with the OS error for an abort by the peer."""
+        the protocol, with the OS error for an abort by the peer. `dropped`: unread bytes let go."""
         if self._lost:
             return
         self._lost = True
         reason = getattr(self._ended, "reason", ev.NORMAL)
         exc = closed_error("read", self._conn.state, reason) if getattr(reason, "error", None) else None
-        if self._writing_paused:
-            self._writing_paused = False
+        self._writing_paused = False
+        dropped += len(self._pending)
+        self._pending = bytearray()  # nothing more can be sent: let the memory go with the connection
+        if dropped:
+            trim.dropped(self._runtime.loop, dropped)
         if self.on_lost is not None:
             self.on_lost(self)
-        self._protocol.connection_lost(exc)
+        protocol, self._protocol = self._protocol, None  # (as asyncio's transports: no cycle with the
+        protocol.connection_lost(exc)  # protocol, so that both go as soon as the application lets go)
 
     def _deliver(self) -> None:
         conn, now = self._conn, self._runtime.now()
+        if self._lost:
+            return
+        if self._ended is not None and self._reading_paused and conn.readable and self._unanswerable():
+            unread = conn.receive(now=now, zero_copy=True)  # dropped: nobody can answer it now
+            self._finish(len(unread))
+            self._runtime.kick()
+            return
         while not self._reading_paused and conn.readable:
             self._protocol.data_received(conn.receive(now=now, zero_copy=True))
         if self._eof_seen and not self._eof_told and not conn.readable and not self._reading_paused:
@@ -166,6 +178,13 @@ class TcpTransport(asyncio.Transport):
             self._finish()
         self._runtime.kick()
 
+    def _unanswerable(self) -> bool:
+        """Has the connection ended so that data still unread (reading paused) can be dropped: the
+        application closed or aborted it, or the peer or the network did (reset, timeout)? Then no
+        resume_reading() may ever come (an echo paused until the peer takes its echo, say), and the
+        transport must not wait for one. After a normal end the application may still read it."""
+        return self._closing or getattr(getattr(self._ended, "reason", None), "error", None) is not None
+
     def _push(self) -> None:
         """Move pending bytes into the connection; then the FIN or the close, once nothing is pending."""
         conn, now = self._conn, self._runtime.now()
@@ -174,7 +193,10 @@ class TcpTransport(asyncio.Transport):
                 conn.close(now)
             self._runtime.kick()
             return
-        if conn.state in _CAN_SEND:
+        if self._closing and conn.readable and conn.state in _CAN_SEND:
+            # close() with data unread resets at once, as Linux's does: what is still to send could
+            conn.close(now)  # only wait for a peer that may never take it (_finish drops it)
+        elif conn.state in _CAN_SEND:
             while self._pending:
                 n = conn.send(memoryview(self._pending)[:256 * 1024], now)
                 if not n:

@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 
 FORWARD_MAX = 65536 + 1  # one IP packet (at most 64 KB with offloads) and the trusted flag
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each ends a server the same way
 
 
 class Worker:
@@ -67,8 +68,9 @@ def run(count: int, device, main: Callable[[Worker], int], on_ready: Callable[[]
         grace: float = 5.0) -> tuple[int, int]:
     """Fork `count` workers on `device`'s queues; main(worker) is each one's program (its exit status).
     on_ready() runs once every worker has called ready(). Returns (exit status, closed connections)
-    once all have ended: SIGINT or SIGTERM here is passed on to them, and a worker that has not ended
-    `grace` seconds later is killed. A worker ending on its own stops the others (status 1)."""
+    once all have ended: SIGINT, SIGTERM or SIGHUP here is passed on to them (as SIGTERM), and a
+    worker that has not ended `grace` seconds later is killed. A worker ending on its own stops the
+    others (status 1), with one line that names it and says how it ended."""
     channels = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(count)]
     for pair in channels:
         for s in pair:
@@ -105,6 +107,7 @@ def run(count: int, device, main: Callable[[Worker], int], on_ready: Callable[[]
 
 def _supervise(pids: list[int], status_r: int, on_ready, grace: float) -> tuple[int, int]:
     live = set(pids)
+    number = {pid: i + 1 for i, pid in enumerate(pids)}
     stop_at: list[float] = []  # when the stop began
 
     def stop(*_) -> None:
@@ -116,7 +119,7 @@ def _supervise(pids: list[int], status_r: int, on_ready, grace: float) -> tuple[
             except ProcessLookupError:
                 pass
 
-    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    old = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
     ready, closed, failed, buf, eof = 0, 0, False, b"", False
     try:
         while live:
@@ -143,6 +146,8 @@ def _supervise(pids: list[int], status_r: int, on_ready, grace: float) -> tuple[
                 live.discard(pid)
                 if not stop_at:  # a worker ended on its own: the service is incomplete, stop
                     failed = True
+                    print(f"tcpwave: worker {number[pid]} (pid {pid}) died: {ended(status)}; stopping the others",
+                          file=sys.stderr, flush=True)
                     stop()
                 elif os.waitstatus_to_exitcode(status) not in (0, 130, -signal.SIGTERM):
                     failed = True
@@ -151,3 +156,14 @@ def _supervise(pids: list[int], status_r: int, on_ready, grace: float) -> tuple[
             signal.signal(sig, handler)
         os.close(status_r)
     return (1 if failed else 0), closed
+
+
+def ended(status: int) -> str:
+    """How a process ended, from its wait status: "killed by SIGKILL", "exited with status 1"."""
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            return f"killed by {signal.Signals(number).name}"
+        except ValueError:
+            return f"killed by signal {number}"
+    return f"exited with status {os.waitstatus_to_exitcode(status)}"

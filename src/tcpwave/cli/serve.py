@@ -3,10 +3,9 @@
 import asyncio
 import contextlib
 import os
-import signal
 import sys
 
-from ..aio import control, create_server, services, start_server, workers
+from ..aio import control, create_server, httpd, services, start_server, workers
 from ..drivers.tun import TunError
 from ..views.files import tagged
 from . import tun_options
@@ -22,6 +21,16 @@ def add_parser(sub) -> None:
     tun_options.add(p)
     p.add_argument("--bytes", type=int, default=1_000_000, help="source: bytes to send (default 1000000)")
     p.add_argument("--dir", help="http: serve files from this directory instead of the built-in page")
+    limits = httpd.Limits()
+    p.add_argument("--header-max", type=int, default=limits.header_max, metavar="BYTES",
+                   help=f"http: the largest request head, request line and header fields (default "
+                        f"{limits.header_max}; a larger one is answered 431)")
+    p.add_argument("--header-timeout", type=float, default=limits.header_timeout, metavar="SECONDS",
+                   help=f"http: a request head must arrive within this time (default {limits.header_timeout:g}; "
+                        f"else 408)")
+    p.add_argument("--idle-timeout", type=float, default=limits.idle_timeout, metavar="SECONDS",
+                   help=f"http: close a connection with no request for this long, reset one whose client takes "
+                        f"nothing of a response for this long (default {limits.idle_timeout:g})")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="N processes, each with its own stack on one queue of a multi-queue TUN device; the "
                         "kernel spreads connections over them by flow (default 1)")
@@ -37,6 +46,8 @@ DEFAULT_PORTS = {"echo": 7, "discard": 9, "hash": 5001, "source": 19, "http": 80
 
 def run(args) -> int:
     try:
+        if min(args.header_max, args.header_timeout, args.idle_timeout) <= 0:
+            raise ValueError("--header-max, --header-timeout and --idle-timeout must be positive")
         if args.workers > 1:
             return _serve_workers(args)
         if args.workers < 1:
@@ -72,7 +83,8 @@ def _serve_workers(args) -> int:
 
 async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> int:
     protocol = {"echo": services.Echo, "discard": services.Discard, "hash": services.HashSink}.get(args.service)
-    handler = {"source": services.source(args.bytes), "http": services.http(args.dir)}.get(args.service)
+    limits = httpd.Limits(args.header_max, args.header_timeout, args.idle_timeout)
+    handler = {"source": services.source(args.bytes), "http": httpd.http(args.dir, limits)}.get(args.service)
     port = args.port or DEFAULT_PORTS[args.service]
     with contextlib.ExitStack() as stack:
         loop = asyncio.get_running_loop()
@@ -84,14 +96,15 @@ async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> i
         if protocol is not None:
             server = await create_server(protocol, args.addr, port, runtime=runtime)
         else:
-            server = await start_server(services.reporting(handler), args.addr, port, runtime=runtime)
+            server = await start_server(services.reporting(handler), args.addr, port, runtime=runtime,
+                                        limit=limits.header_max)
         if args.control != "none":
             path = tagged(args.control, tag) if args.control and tag else args.control or control.default_path("serve")
             ctl = await control.start_control(runtime, path)
             stack.callback(_remove, path)
             stack.callback(ctl.close)
         stopping = asyncio.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in workers.STOP_SIGNALS:  # (SIGHUP too: a closed terminal ends it as SIGTERM does)
             loop.add_signal_handler(sig, stopping.set)
         if worker is not None:
             worker.ready()

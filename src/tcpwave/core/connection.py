@@ -797,6 +797,7 @@ class Connection:
             self.set_state(S.CLOSED, why)
         self.close_reason = reason
         self.rcv.ack_now = self.rcv.ack_delayed = False
+        self.snd.buf.release()  # (its memory need not wait for the collector to find the closed connection)
         self.events_out.append(ev.Closed(reason))
 
     def established(self, why: str) -> None:

@@ -36,6 +36,11 @@ class SendBuffer:
             self._buf += memoryview(data)[:n]
         return n
 
+    def release(self) -> None:
+        """Let go of every byte: the connection has closed, and none will be sent or acknowledged."""
+        self.start_seq = self.end_seq
+        self._buf = bytearray()
+
     def copy(self, seq: int, n: int) -> bytes:
         """Up to n bytes from sequence number seq (inside the buffer), as bytes the caller owns:
         a segment may outlive the buffer's current layout."""
