@@ -36,6 +36,8 @@ DEFAULT_PORTS = {"echo": 7, "discard": 9, "hash": 5001, "source": 19, "http": 80
 
 def run(args) -> int:
     try:
+        if args.control is None:  # the default directory: refused now, before any device or worker, if unsafe
+            control.checked_dir(control.control_dir())
         if args.workers > 1:
             return _serve_workers(args)
         if args.workers < 1:
