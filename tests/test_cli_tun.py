@@ -101,4 +101,4 @@ def test_a_second_serve_on_a_busy_device_says_so_in_one_line():
                      "kill $pid; wait $pid; exit $rc")
     assert r.returncode == 1
     err = r.stderr.decode()
-    assert "TUN device tcpw0 is in use by another process" in err and "Traceback" not in err, err
+    assert "TUN device tcpw0 is in use by pid " in err and "serve echo" in err and "Traceback" not in err, err

@@ -5,6 +5,7 @@ with a bounded accept backlog, ephemeral ports, the RST for segments that match 
 connection (RFC 9293 §3.10.7.1), TIME_WAIT reopening, ISNs and ICMP echo.
 """
 
+import errno
 import heapq
 import ipaddress
 import itertools
@@ -31,6 +32,7 @@ from .trace import NULL_TRACER, Tracer
 from .wire.errors import MalformedPacket
 from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for, parse_error
 from .wire.ip import build_ip, intern_address, parse_ip
+from .wire.martians import broadcasts, martian_destination, martian_source
 from .wire.options import Options, describe_options
 from .wire.packet import build_ipv4_tcp, parse_ipv4_tcp
 from .wire.tcp import ACK, PROTO_TCP, RST, SYN, Segment, build_tcp, flags_text, parse_tcp
@@ -45,6 +47,16 @@ def ip(addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 class PortInUse(TcpError):
     pass
+
+
+class Unreachable(TcpError, OSError):
+    """A destination no connection can have (broadcast, multicast, reserved), as ENETUNREACH."""
+
+    def __init__(self, message: str):
+        super().__init__(errno.ENETUNREACH, message)
+
+    def __str__(self) -> str:
+        return self.strerror or ""
 
 
 class Listener:
@@ -90,10 +102,13 @@ class Listener:
 class Stack:
     def __init__(self, addresses, *, config: Config | None = None, seed: int | None = None,
                  tracer: Tracer = NULL_TRACER, host: str = "host", mtu: int = 1500,
-                 checksum_offload: bool = False, segment_max: int = 0):
+                 checksum_offload: bool = False, segment_max: int = 0, networks=()):
         """checksum_offload: TCP checksums are left partial for the device to finish; segment_max > 0:
-        the device splits large segments (TSO), so a connection may send up to that many bytes at once."""
+        the device splits large segments (TSO), so a connection may send up to that many bytes at once.
+        networks: the prefixes the stack is on (ipaddress networks), whose broadcast addresses are martian."""
         self.addresses = [ip(a) for a in ([addresses] if isinstance(addresses, str) else addresses)]
+        self._directed = broadcasts(networks)  # sources and destinations that are martians (wire/martians.py)
+        self._loopback = any(a.is_loopback for a in self.addresses)  # 127/8 is a source only on loopback
         self.config = config or Config()
         # Every random choice (the RFC 6528 ISN secret, ephemeral ports, timestamp offsets) comes from
         # here: seeded in simulation and tests (the same seed replays the same run), else from
@@ -193,6 +208,8 @@ class Stack:
     def connect(self, address, port: int, now: float, *, local_port: int | None = None,
                 local_address=None, config: Config | None = None) -> Connection:
         raddr = ip(address)
+        if (why := martian_destination(raddr, self._directed)) is not None:
+            raise Unreachable(f"connect(): no connection to {raddr}: a {why} address")
         laddr = ip(local_address) if local_address is not None else self._source_for(raddr)
         lport = local_port if local_port is not None else self._ephemeral(laddr, raddr, port)
         key = (laddr, lport, raddr, port)
@@ -250,6 +267,8 @@ class Stack:
                 return self._drop(now, e.reason, detail=e.detail, src=str(pkt.src))
             self._tcp_input(pkt.src, pkt.dst, seg, now)
         elif pkt.proto in (PROTO_ICMP, PROTO_ICMPV6):
+            if (why := martian_source(pkt.src, self._directed, self._loopback)) is not None:
+                return self._drop(now, DropReason.MARTIAN_SOURCE, src=str(pkt.src), why=why)  # (no echo to a broadcast)
             try:
                 reply = echo_reply_for(pkt.dst.version, pkt.src, pkt.dst, pkt.payload)
                 error = parse_error(pkt.dst.version, pkt.src, pkt.dst, pkt.payload) if reply is None else None
@@ -327,6 +346,8 @@ class Stack:
         if entry.__class__ is Connection and (st := entry.state) is not State.SYN_RCVD \
                 and st is not State.TIME_WAIT:  # type: ignore[union-attr]
             return self._arrived(entry, seg, now)  # nearly every segment: no listener involved
+        if (why := martian_source(src, self._directed, self._loopback)) is not None:
+            return self._drop(now, DropReason.MARTIAN_SOURCE, src=str(src), why=why)  # no state, no reply
         conn = self._wake(entry, now) if isinstance(entry, TimeWait) else entry
         listener = self._listeners.get((dst, seg.dst_port)) or self._listeners.get((None, seg.dst_port))
         iss_floor = None
