@@ -128,10 +128,12 @@ class Stack:
         self._listeners: dict[tuple, Listener] = {}
         self._children: dict[Connection, Listener] = {}
         self._out: list[tuple[bytes, int, bool]] = []  # (packet, GSO size or 0, checksum partial)
-        # Timers: a heap of (deadline, n, conn) with lazy deletion; _deadline holds each
-        # connection's current one, so an entry that no longer matches is skipped.
-        self._timer_heap: list[tuple[float, int, Connection]] = []
-        self._deadline: dict[Connection, float] = {}
+        # Timers: a heap of (deadline, n, slot) with lazy deletion. Each connection has one slot,
+        # [its current deadline or None, the connection]: an entry whose deadline no longer matches
+        # its slot's is skipped. A connection the stack lets go empties its slot, so stale entries
+        # never keep it alive; and they are swept once they outnumber the live ones (a bound).
+        self._timer_heap: list[tuple[float, int, list]] = []
+        self._deadline: dict[Connection, list] = {}
         # connections rebuilt from TIME_WAIT records -> the record (their events go out under it)
         self._rebuilt: weakref.WeakKeyDictionary[Connection, TimeWait] = weakref.WeakKeyDictionary()
         self._tw_heap: list[TimeWait] = []  # TIME_WAIT records, by the deadline they were queued with
@@ -167,8 +169,8 @@ class Stack:
 
     def next_timer(self) -> float | None:
         heap = self._timer_heap
-        while heap and self._deadline.get(heap[0][2]) != heap[0][0]:
-            heapq.heappop(heap)  # stale: re-armed, cancelled or closed since
+        while heap and heap[0][2][0] != heap[0][0]:
+            heapq.heappop(heap)  # stale: re-armed, cancelled or let go since
         tw = self._tw_heap
         while tw and tw[0].deadline != tw[0].queued:
             top = heapq.heappop(tw)  # ended, or its 2 x MSL restarted: queue it at its new deadline
@@ -298,8 +300,9 @@ class Stack:
             if tw and tw[0].queued == t:
                 self._time_wait_ends(heapq.heappop(tw), now)
                 continue
-            _, _, conn = heapq.heappop(heap)
-            del self._deadline[conn]
+            _, _, slot = heapq.heappop(heap)
+            slot[0] = None  # (due: whatever it arms next is pushed anew)
+            conn = slot[1]
             conn.handle_timer(now)
             self._collect(conn)
 
@@ -308,7 +311,7 @@ class Stack:
         """A connection in TIME_WAIT: keep a compact record in the table, not the connection."""
         deadline = conn.next_timer()
         assert deadline is not None  # the 2 x MSL timer
-        self._deadline.pop(conn, None)
+        self._release_timer(conn)
         entry = self._conns.get(key)
         if entry is conn:
             entry = self._conns[key] = TimeWait(key, conn, deadline)
@@ -484,13 +487,17 @@ class Stack:
         if conn.state is State.TIME_WAIT and conn.table_key is not None:
             return self._park(conn, conn.table_key)
         deadline = conn.next_timer()
-        if deadline != self._deadline.get(conn):
-            if deadline is None:
-                del self._deadline[conn]
-            else:
-                self._deadline[conn] = deadline
-                heapq.heappush(self._timer_heap, (deadline, next(self._tick), conn))
+        slot = self._deadline.get(conn)
+        if slot is None:
+            if deadline is not None:
+                slot = self._deadline[conn] = [deadline, conn]
+                self._arm(deadline, slot)
+        elif deadline != slot[0]:
+            slot[0] = deadline
+            if deadline is not None:
+                self._arm(deadline, slot)
         if conn.state is State.CLOSED or (conn.state is State.LISTEN and conn.remote is not None):
+            self._release_timer(conn)
             if conn.remote is not None:
                 key = (laddr, conn.local[1], raddr, conn.remote[1])
                 entry = self._conns.get(key)
@@ -501,6 +508,20 @@ class Stack:
             parent = self._children.pop(conn, None)
             if parent is not None:
                 parent.pending.discard(conn)
+
+    def _arm(self, deadline: float, slot: list) -> None:
+        heap = self._timer_heap
+        heapq.heappush(heap, (deadline, next(self._tick), slot))
+        if len(heap) > 2 * len(self._deadline) + 1024:  # mostly stale entries: keep only the live ones
+            heap[:] = [(s[0], next(self._tick), s) for s in self._deadline.values() if s[0] is not None]
+            heapq.heapify(heap)
+
+    def _release_timer(self, conn: Connection) -> None:
+        """The stack lets conn go (CLOSED, or kept as a TIME_WAIT record): its heap entries, due or
+        not, no longer hold it."""
+        slot = self._deadline.pop(conn, None)
+        if slot is not None:
+            slot[0] = slot[1] = None
 
     def _send(self, src, dst, seg: Segment, now: float, note: str = "", mss: int = 0) -> None:
         partial = self.checksum_offload
