@@ -42,7 +42,7 @@ def flood(n: int, seed: int = 1) -> list[bytes]:
 
 
 def server() -> Stack:
-    stack = Stack([ME], seed=2, networks=[ipaddress.ip_network("192.0.2.0/24")])
+    stack = Stack([ME], seed=2, networks=[ipaddress.ip_network("192.0.2.0/24")], checksum_offload=True)  # (as serve)
     stack.listen(80, 0.0)
     return stack
 

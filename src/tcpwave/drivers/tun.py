@@ -31,6 +31,10 @@ TUNSETOFFLOAD = 0x400454D0
 SIOCGIFADDR, SIOCGIFNETMASK = 0x8915, 0x891B
 IFF_TUN, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE = 0x0001, 0x1000, 0x4000, 0x0100
 IFF_PERSIST = 0x0800
+# Packets the kernel may queue for us per queue (each queue's ring is this long; Linux's TUN default is
+# 500). On 2 CPUs a flood's sender can run for a whole time slice while we wait for the CPU: 500 is
+# ~5 ms of a SYN flood, and what overflows is lost, real clients' SYNs with the rest.
+TXQUEUELEN = 4096
 TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 = 0x01, 0x02, 0x04
 # struct virtio_net_hdr (legacy, host byte order): flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 VNET_HDR = struct.Struct("<BBHHHH")
@@ -273,10 +277,10 @@ def _command(pid: int) -> str:
 
 
 def configure(name: str, iface, mtu: int) -> None:
-    """The kernel side of the device: its address, the MTU, up (needs CAP_NET_ADMIN)."""
+    """The kernel side of the device: its address, the MTU, the queue length, up (needs CAP_NET_ADMIN)."""
     family = "-6" if iface.version == 6 else "-4"
     cmds = [["ip", family, "addr", "add", str(iface), "dev", name] + (["nodad"] if iface.version == 6 else []),
-            ["ip", "link", "set", name, "mtu", str(mtu), "up"]]
+            ["ip", "link", "set", name, "mtu", str(mtu), "txqueuelen", str(TXQUEUELEN), "up"]]
     for cmd in cmds:
         subprocess.run(cmd, check=True, capture_output=True)
 
