@@ -243,3 +243,14 @@ def test_serve_puts_its_socket_in_a_fresh_private_directory(tmp_path):
         server.communicate(timeout=10)
     assert stat.S_IMODE(os.lstat(d).st_mode) == 0o700 and modes == [0o600], modes
     assert r.returncode == 0 and "LISTEN" in r.stdout, r.stderr
+
+
+@as_root
+def test_another_users_xdg_runtime_dir_is_not_used(tmp_path, monkeypatch):
+    """(sudo -E keeps the user's XDG_RUNTIME_DIR: root's sockets do not go there.)"""
+    theirs = tmp_path / "run-user-65534"
+    theirs.mkdir(mode=0o700)
+    os.chown(theirs, 65534, 65534)
+    monkeypatch.delenv("TCPWAVE_CONTROL_DIR", raising=False)
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(theirs))
+    assert control_dir().endswith(f"tcpwave-{os.geteuid()}")

@@ -4,9 +4,10 @@ A Unix stream socket (never a network one): a client sends one request line, `co
 reads one JSON document back: {"pid", "host", "addresses", "time", "connections": [...]} with one
 snapshot per listener and connection (core/observe.py). By default each process puts its socket in
 a per-user directory, so `tcpwave ss` finds every running tcpwave without being told where:
-`$TCPWAVE_CONTROL_DIR`, else `$XDG_RUNTIME_DIR/tcpwave`, else `tcpwave-UID` in the temporary
-directory. Whatever it is, it must be a real directory (not a symlink) owned by this user with mode
-0700, or it is refused: in a shared /tmp another user could have made it first.
+`$TCPWAVE_CONTROL_DIR`, else `$XDG_RUNTIME_DIR/tcpwave` (when that directory is this user's), else
+`tcpwave-UID` in the temporary directory. Whatever it is, it must be a real directory (not a
+symlink) owned by this user with mode 0700, or it is refused: in a shared /tmp another user could
+have made it first.
 """
 
 import asyncio
@@ -32,7 +33,8 @@ def control_dir() -> str:
     if explicit:
         return explicit
     runtime_dir = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime_dir:
+    st = _lstat(runtime_dir) if runtime_dir else None
+    if runtime_dir and st and stat.S_ISDIR(st.st_mode) and st.st_uid == os.geteuid():  # (not a user's, under sudo)
         return os.path.join(runtime_dir, "tcpwave")
     return os.path.join(tempfile.gettempdir(), f"tcpwave-{os.geteuid()}")
 
