@@ -119,6 +119,7 @@ class Stack:
         self.resets = RateBudget(self.config.rst_limit, self.rng)  # RSTs for segments matching nothing
         self._cookie_secret = self.rng.randbytes(32)  # SYN cookies (RFC 4987)
         self._cookie_ts_offset = self.rng.getrandbits(32)
+        self._mss_options: dict[int, Options] = {}  # a cookie SYN,ACK's options without timestamps, by MSS
         self.tracer = tracer
         self.host = host
         self.mtu = mtu
@@ -426,9 +427,12 @@ class Stack:
             ts = (tsval, o.ts[0])
             wscale = window_shift_for(cfg.recv_buffer) if cfg.window_scaling and o.wscale is not None else None
             sack = cfg.sack and o.sack_permitted
+        if ts is None:  # (a flood's SYNs: the same options every time)
+            options = self._mss_options.get(our_mss) or self._mss_options.setdefault(our_mss, Options(mss=our_mss))
+        else:
+            options = Options(mss=our_mss, wscale=wscale, sack_permitted=sack, ts=ts)
         synack = Segment(seg.dst_port, seg.src_port, iss, seq_add(seg.seq, 1), SYN | ACK,
-                         min(cfg.recv_buffer, 0xFFFF), options=Options(mss=our_mss, wscale=wscale,
-                                                                       sack_permitted=sack, ts=ts))
+                         min(cfg.recv_buffer, 0xFFFF), options=options)
         self.counters["syn_cookies_sent"] = self.counters.get("syn_cookies_sent", 0) + 1
         self._send(dst, src, synack, now, "SYN cookie")
 
