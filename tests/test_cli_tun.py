@@ -92,6 +92,16 @@ def test_connect_that_times_out_says_so():
                     "the SYN went unanswered"), line
 
 
+def test_the_device_queues_what_a_burst_brings_not_just_linuxs_500_packets():
+    """A flood's sender can hold a CPU for a time slice while tcpwave waits: the device's queue (one
+    ring per queue, each txqueuelen long) must hold more than Linux's TUN default of 500."""
+    py = sys.executable
+    r = in_namespace(f"{py} -c \"from tcpwave.drivers.tun import TunDevice; d = TunDevice('tcpwq1', '192.0.2.1/24', "
+                     f"'192.0.2.2', queues=2); print(open('/sys/class/net/tcpwq1/tx_queue_len').read())\"")
+    assert r.returncode == 0, r.stderr.decode()
+    assert int(r.stdout) == 1024
+
+
 def test_a_second_serve_on_a_busy_device_says_so_in_one_line():
     ready = f"/tmp/tcpwave-busy-{os.getpid()}"
     r = in_namespace(f"rm -f {ready}; {sys.executable} -m tcpwave.cli.main serve echo --control none "
@@ -101,4 +111,4 @@ def test_a_second_serve_on_a_busy_device_says_so_in_one_line():
                      "kill $pid; wait $pid; exit $rc")
     assert r.returncode == 1
     err = r.stderr.decode()
-    assert "TUN device tcpw0 is in use by another process" in err and "Traceback" not in err, err
+    assert "TUN device tcpw0 is in use by pid " in err and "serve echo" in err and "Traceback" not in err, err

@@ -278,3 +278,30 @@ def test_a_listener_that_sent_no_cookie_lately_takes_no_ack_as_one():
     [synack] = w.send(Segment(40001, 80, 8000, 0, SYN, 65535))
     w.send(Segment(40001, 80, 8001, seq_add(synack.seq, 1), ACK, 65535))
     assert busy.accept() is not None
+
+
+def test_a_closed_connection_is_let_go_at_once_not_at_its_old_timer_deadlines():
+    """A connection reset with timers armed far ahead (here the SYN,ACK's retransmission, and an
+    established one's keep-alive) must not be held by the timer queue until those deadlines."""
+    import gc
+    import weakref
+
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False, keepalive=True, keepalive_idle=7200))
+    listener = w.stack.listen(80, w.now)
+    refs = []
+    for port, establish in ((40000, False), (40001, True)):
+        [synack] = w.send(Segment(port, 80, 5000, 0, SYN, 65535))
+        if establish:
+            w.send(Segment(port, 80, 5001, seq_add(synack.seq, 1), ACK, 65535))
+            conn = listener.accept()
+        else:
+            [conn] = list(listener.pending)
+        assert conn.next_timer() is not None  # a timer is armed
+        refs.append(weakref.ref(conn))
+        w.send(Segment(port, 80, 5001, 0, RST, 0))  # the peer resets it
+        assert conn.state is (State.CLOSED if establish else State.LISTEN)  # (SYN_RCVD goes back: RFC 9293)
+        del conn
+    w.stack.events()  # (the application has heard of the ends)
+    gc.collect()
+    assert [r() for r in refs] == [None, None]
+    assert w.stack.next_timer() is None  # and nothing is left to fire

@@ -247,3 +247,31 @@ def test_ab_twenty_thousand_requests_fifty_at_a_time_against_two_workers_none_fa
     fields = dict(line.split(":", 1) for line in r.stdout.splitlines() if ":" in line)
     assert int(fields["Complete requests"]) == 20000 and int(fields["Failed requests"]) == 0, r.stdout
     assert "Non-2xx responses" not in fields and "Traceback" not in err
+
+
+@needs_netns
+def test_a_second_server_on_a_device_in_use_is_refused_with_the_owner_named():
+    """A multi-queue device takes one more queue from anyone who asks: a second `serve --workers 2`
+    on it would silently take half the first one's flows. It is refused, naming the first's workers."""
+    py = sys.executable
+    serve = [py, "-m", "tcpwave.cli.main", "serve", "echo", "--control", "none", "--tun", "tcpwb0"]
+    with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-busy") as ns:
+        ready = os.path.join(tmp, "ready")
+        first = ns.popen(*serve, "--workers", "2", "--ready-file", ready, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.PIPE, text=True)
+        wait_for_file(ready, first)
+        workers = ns.call("sh", "-c", f"pgrep -P {first.pid}; for p in $(pgrep -P {first.pid}); do pgrep -P $p; done",
+                          capture_output=True, text=True).stdout.split()
+        seconds = [ns.call(*serve, *extra, "--ready-file", os.path.join(tmp, f"ready{i}"), capture_output=True,
+                           text=True, timeout=30) for i, extra in enumerate((["--workers", "2"], []))]
+        echo = ns.call(py, "-c", "import socket; s = socket.create_connection(('192.0.2.2', 7), timeout=5); "
+                                 "s.sendall(b'still here'); print(s.recv(100).decode())",
+                       capture_output=True, text=True, timeout=30)
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=10)
+    for second in seconds:
+        assert second.returncode == 1, second.stderr
+        line = second.stderr.strip().splitlines()[-1]
+        assert line.startswith("tcpwave serve: TUN device tcpwb0 is in use by pid "), second.stderr
+        assert any(f"pid {w} (" in line for w in workers) and "serve echo" in line, (line, workers)
+    assert echo.stdout.strip() == "still here" and "Traceback" not in err

@@ -5,6 +5,7 @@ with a bounded accept backlog, ephemeral ports, the RST for segments that match 
 connection (RFC 9293 §3.10.7.1), TIME_WAIT reopening, ISNs and ICMP echo.
 """
 
+import errno
 import heapq
 import ipaddress
 import itertools
@@ -30,6 +31,7 @@ from .core.window import window_shift_for
 from .wire.errors import MalformedPacket
 from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for, parse_error
 from .wire.ip import build_ip, intern_address, parse_ip
+from .wire.martians import broadcasts, martian_destination, martian_source
 from .wire.options import Options, describe_options
 from .wire.packet import build_ipv4_tcp, parse_ipv4_tcp
 from .wire.seq import seq_add
@@ -45,6 +47,16 @@ def ip(addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 
 class PortInUse(TcpError):
     pass
+
+
+class Unreachable(TcpError, OSError):
+    """A destination no connection can have (broadcast, multicast, reserved), as ENETUNREACH."""
+
+    def __init__(self, message: str):
+        super().__init__(errno.ENETUNREACH, message)
+
+    def __str__(self) -> str:
+        return self.strerror or ""
 
 
 class Listener:
@@ -98,10 +110,13 @@ class Listener:
 class Stack:
     def __init__(self, addresses, *, config: Config | None = None, seed: int | None = None,
                  tracer: Tracer = NULL_TRACER, host: str = "host", mtu: int = 1500,
-                 checksum_offload: bool = False, segment_max: int = 0):
+                 checksum_offload: bool = False, segment_max: int = 0, networks=()):
         """checksum_offload: TCP checksums are left partial for the device to finish; segment_max > 0:
-        the device splits large segments (TSO), so a connection may send up to that many bytes at once."""
+        the device splits large segments (TSO), so a connection may send up to that many bytes at once.
+        networks: the prefixes the stack is on (ipaddress networks), whose broadcast addresses are martian."""
         self.addresses = [ip(a) for a in ([addresses] if isinstance(addresses, str) else addresses)]
+        self._directed = broadcasts(networks)  # sources and destinations that are martians (wire/martians.py)
+        self._loopback = any(a.is_loopback for a in self.addresses)  # 127/8 is a source only on loopback
         self.config = config or Config()
         # Every random choice (the RFC 6528 ISN secret, ephemeral ports, timestamp offsets) comes from
         # here: seeded in simulation and tests (the same seed replays the same run), else from
@@ -112,6 +127,7 @@ class Stack:
         self.resets = RateBudget(self.config.rst_limit, self.rng)  # RSTs for segments matching nothing
         self._cookie_secret = self.rng.randbytes(32)  # SYN cookies (RFC 4987)
         self._cookie_ts_offset = self.rng.getrandbits(32)
+        self._mss_options: dict[int, Options] = {}  # a cookie SYN,ACK's options without timestamps, by MSS
         self.tracer = tracer
         self.host = host
         self.mtu = mtu
@@ -121,10 +137,12 @@ class Stack:
         self._listeners: dict[tuple, Listener] = {}
         self._children: dict[Connection, Listener] = {}
         self._out: list[tuple[bytes, int, bool]] = []  # (packet, GSO size or 0, checksum partial)
-        # Timers: a heap of (deadline, n, conn) with lazy deletion; _deadline holds each
-        # connection's current one, so an entry that no longer matches is skipped.
-        self._timer_heap: list[tuple[float, int, Connection]] = []
-        self._deadline: dict[Connection, float] = {}
+        # Timers: a heap of (deadline, n, slot) with lazy deletion. Each connection has one slot,
+        # [its current deadline or None, the connection]: an entry whose deadline no longer matches
+        # its slot's is skipped. A connection the stack lets go empties its slot, so stale entries
+        # never keep it alive; and they are swept once they outnumber the live ones (a bound).
+        self._timer_heap: list[tuple[float, int, list]] = []
+        self._deadline: dict[Connection, list] = {}
         # connections rebuilt from TIME_WAIT records -> the record (their events go out under it)
         self._rebuilt: weakref.WeakKeyDictionary[Connection, TimeWait] = weakref.WeakKeyDictionary()
         self._tw_heap: list[TimeWait] = []  # TIME_WAIT records, by the deadline they were queued with
@@ -160,8 +178,8 @@ class Stack:
 
     def next_timer(self) -> float | None:
         heap = self._timer_heap
-        while heap and self._deadline.get(heap[0][2]) != heap[0][0]:
-            heapq.heappop(heap)  # stale: re-armed, cancelled or closed since
+        while heap and heap[0][2][0] != heap[0][0]:
+            heapq.heappop(heap)  # stale: re-armed, cancelled or let go since
         tw = self._tw_heap
         while tw and tw[0].deadline != tw[0].queued:
             top = heapq.heappop(tw)  # ended, or its 2 x MSL restarted: queue it at its new deadline
@@ -201,6 +219,8 @@ class Stack:
     def connect(self, address, port: int, now: float, *, local_port: int | None = None,
                 local_address=None, config: Config | None = None) -> Connection:
         raddr = ip(address)
+        if (why := martian_destination(raddr, self._directed)) is not None:
+            raise Unreachable(f"connect(): no connection to {raddr}: a {why} address")
         laddr = ip(local_address) if local_address is not None else self._source_for(raddr)
         lport = local_port if local_port is not None else self._ephemeral(laddr, raddr, port)
         key = (laddr, lport, raddr, port)
@@ -258,6 +278,8 @@ class Stack:
                 return self._drop(now, e.reason, detail=e.detail, src=str(pkt.src))
             self._tcp_input(pkt.src, pkt.dst, seg, now)
         elif pkt.proto in (PROTO_ICMP, PROTO_ICMPV6):
+            if (why := martian_source(pkt.src, self._directed, self._loopback)) is not None:
+                return self._drop(now, DropReason.MARTIAN_SOURCE, src=str(pkt.src), why=why)  # (no echo to a broadcast)
             try:
                 reply = echo_reply_for(pkt.dst.version, pkt.src, pkt.dst, pkt.payload)
                 error = parse_error(pkt.dst.version, pkt.src, pkt.dst, pkt.payload) if reply is None else None
@@ -287,8 +309,9 @@ class Stack:
             if tw and tw[0].queued == t:
                 self._time_wait_ends(heapq.heappop(tw), now)
                 continue
-            _, _, conn = heapq.heappop(heap)
-            del self._deadline[conn]
+            _, _, slot = heapq.heappop(heap)
+            slot[0] = None  # (due: whatever it arms next is pushed anew)
+            conn = slot[1]
             conn.handle_timer(now)
             self._collect(conn)
 
@@ -297,7 +320,7 @@ class Stack:
         """A connection in TIME_WAIT: keep a compact record in the table, not the connection."""
         deadline = conn.next_timer()
         assert deadline is not None  # the 2 x MSL timer
-        self._deadline.pop(conn, None)
+        self._release_timer(conn)
         entry = self._conns.get(key)
         if entry is conn:
             entry = self._conns[key] = TimeWait(key, conn, deadline)
@@ -335,6 +358,8 @@ class Stack:
         if entry.__class__ is Connection and (st := entry.state) is not State.SYN_RCVD \
                 and st is not State.TIME_WAIT:  # type: ignore[union-attr]
             return self._arrived(entry, seg, now)  # nearly every segment: no listener involved
+        if (why := martian_source(src, self._directed, self._loopback)) is not None:
+            return self._drop(now, DropReason.MARTIAN_SOURCE, src=str(src), why=why)  # no state, no reply
         conn = self._wake(entry, now) if isinstance(entry, TimeWait) else entry
         listener = self._listeners.get((dst, seg.dst_port)) or self._listeners.get((None, seg.dst_port))
         iss_floor = None
@@ -411,9 +436,12 @@ class Stack:
             ts = (tsval, o.ts[0])
             wscale = window_shift_for(cfg.recv_buffer) if cfg.window_scaling and o.wscale is not None else None
             sack = cfg.sack and o.sack_permitted
+        if ts is None:  # (a flood's SYNs: the same options every time)
+            options = self._mss_options.get(our_mss) or self._mss_options.setdefault(our_mss, Options(mss=our_mss))
+        else:
+            options = Options(mss=our_mss, wscale=wscale, sack_permitted=sack, ts=ts)
         synack = Segment(seg.dst_port, seg.src_port, iss, seq_add(seg.seq, 1), SYN | ACK,
-                         min(cfg.recv_buffer, 0xFFFF), options=Options(mss=our_mss, wscale=wscale,
-                                                                       sack_permitted=sack, ts=ts))
+                         min(cfg.recv_buffer, 0xFFFF), options=options)
         self.counters["syn_cookies_sent"] = self.counters.get("syn_cookies_sent", 0) + 1
         listener.cookie_sent_at = now
         self._send(dst, src, synack, now, "SYN cookie")
@@ -450,13 +478,6 @@ class Stack:
             self._collect(conn)
 
     # -------------------------------------------------------------- plumbing
-    def _compact_timers(self) -> None:
-        """Drop the stale heap entries (re-armed, cancelled or closed since) once they are the most:
-        each holds its connection, and a closed one should not live on until its old deadline."""
-        deadline, heap = self._deadline, self._timer_heap
-        heap[:] = [e for e in heap if deadline.get(e[2]) == e[0]]  # (in place: handle_timer holds it)
-        heapq.heapify(heap)
-
     def _collect(self, conn: Connection) -> None:
         """Send what a connection produced; route its events; forget it once CLOSED."""
         now = conn.now
@@ -480,15 +501,17 @@ class Stack:
         if conn.state is State.TIME_WAIT and conn.table_key is not None:
             return self._park(conn, conn.table_key)
         deadline = conn.next_timer()
-        if deadline != self._deadline.get(conn):
-            if deadline is None:
-                del self._deadline[conn]
-            else:
-                self._deadline[conn] = deadline
-                heapq.heappush(self._timer_heap, (deadline, next(self._tick), conn))
-            if len(self._timer_heap) > 2 * len(self._deadline) + 64:
-                self._compact_timers()
+        slot = self._deadline.get(conn)
+        if slot is None:
+            if deadline is not None:
+                slot = self._deadline[conn] = [deadline, conn]
+                self._arm(deadline, slot)
+        elif deadline != slot[0]:
+            slot[0] = deadline
+            if deadline is not None:
+                self._arm(deadline, slot)
         if conn.state is State.CLOSED or (conn.state is State.LISTEN and conn.remote is not None):
+            self._release_timer(conn)
             if conn.remote is not None:
                 key = (laddr, conn.local[1], raddr, conn.remote[1])
                 entry = self._conns.get(key)
@@ -499,6 +522,20 @@ class Stack:
             parent = self._children.pop(conn, None)
             if parent is not None:
                 parent.pending.discard(conn)
+
+    def _arm(self, deadline: float, slot: list) -> None:
+        heap = self._timer_heap
+        heapq.heappush(heap, (deadline, next(self._tick), slot))
+        if len(heap) > 2 * len(self._deadline) + 1024:  # mostly stale entries: keep only the live ones
+            heap[:] = [(s[0], next(self._tick), s) for s in self._deadline.values() if s[0] is not None]
+            heapq.heapify(heap)
+
+    def _release_timer(self, conn: Connection) -> None:
+        """The stack lets conn go (CLOSED, or kept as a TIME_WAIT record): its heap entries, due or
+        not, no longer hold it."""
+        slot = self._deadline.pop(conn, None)
+        if slot is not None:
+            slot[0] = slot[1] = None
 
     def _send(self, src, dst, seg: Segment, now: float, note: str = "", mss: int = 0) -> None:
         partial = self.checksum_offload

@@ -46,6 +46,8 @@ DEFAULT_PORTS = {"echo": 7, "discard": 9, "hash": 5001, "source": 19, "http": 80
 
 def run(args) -> int:
     try:
+        if args.control is None:  # the default directory: refused now, before any device or worker, if unsafe
+            control.checked_dir(control.control_dir())
         if min(args.header_max, args.header_timeout, args.idle_timeout) <= 0:
             raise ValueError("--header-max, --header-timeout and --idle-timeout must be positive")
         if args.workers > 1:

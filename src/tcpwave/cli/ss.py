@@ -3,10 +3,11 @@
 import glob
 import json
 import os
+import re
 import sys
 import time
 
-from ..aio.control import control_dir, query
+from ..aio.control import ControlDirError, checked_dir, control_dir, query
 
 _TIMER_SHORT = {"retransmit": "rtx", "persist": "persist", "time_wait": "timewait", "delayed_ack": "delack",
                 "sws_override": "sws", "keepalive": "keepalive", "user_timeout": "usertimeout"}
@@ -32,17 +33,107 @@ def add_parser(sub) -> None:
 
 
 def _sockets(args) -> list[str]:
-    return args.control or sorted(glob.glob(os.path.join(control_dir(), "*.sock")))
+    if args.control:
+        return args.control
+    if not os.path.lexists(control_dir()):
+        return []
+    return sorted(glob.glob(os.path.join(glob.escape(checked_dir(control_dir(), create=False)), "*.sock")))
 
 
-def collect(paths: list[str]) -> tuple[list[dict], list[str]]:
-    docs, problems = [], []
+# What a reply must hold to be shown: key -> the types its value may have (None: may be null).
+_NUM = (int, float)
+DOC_SCHEMA = {"pid": (int,), "host": (str,), "addresses": (list,), "time": _NUM, "connections": (list,)}
+ROW_SCHEMA = {"state": (str,), "local": (str,), "remote": (str,), "recv_q": (int,), "send_q": (int,),
+              "timers": (dict,)}
+ROW_OPTIONAL = {**dict.fromkeys(("snd_una", "snd_nxt", "snd_wnd", "rcv_nxt", "rcv_wnd", "cwnd", "ssthresh"), (int,)),
+                **dict.fromkeys(("srtt", "rto"), _NUM)}
+INFO_SCHEMA = {**dict.fromkeys(("bytes_sent", "bytes_retrans", "bytes_acked", "bytes_received", "segs_out",
+                                "segs_in", "retrans", "retransmissions", "lost", "sacked", "delivery_rate"), (int,)),
+               "busy_time": _NUM}
+# Terminal controls (C0, DEL, C1) and the bidirectional overrides: never printed as they came
+_CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def clean(text: str) -> str:
+    """text with every control character shown as an escape (\\x1b), never sent to the terminal."""
+    return _CONTROLS.sub(lambda m: ascii(m.group())[1:-1], text)
+
+
+def _type_problem(obj: dict, schema: dict, where: str, optional: bool = False) -> str | None:
+    for key, types in schema.items():
+        if key not in obj:
+            if optional:
+                continue
+            return f"{where} has no {key!r}"
+        v = obj[key]
+        if not (isinstance(v, types) and not isinstance(v, bool) or (optional and v is None)):
+            return f"{where}'s {key!r} is a {type(v).__name__}"
+    return None
+
+
+def validate(doc) -> tuple[dict | None, list[str]]:
+    """A reply as `render` needs it, every string cleaned of control characters, or None; and notes on
+    what was left out (a connection row that does not fit is skipped, the rest is shown)."""
+    if not isinstance(doc, dict):
+        return None, [f"the answer is a {type(doc).__name__}, not an object"]
+    if "error" in doc and isinstance(doc["error"], str):
+        return None, [f"answered with an error: {clean(doc['error'])}"]
+    problem = _type_problem(doc, DOC_SCHEMA, "the answer")
+    if problem is None and not all(isinstance(a, str) for a in doc["addresses"]):
+        problem = "the answer's 'addresses' are not all strings"
+    if problem is None and "worker" in doc and not isinstance(doc["worker"], str):
+        problem = "the answer's 'worker' is not a string"
+    if problem is not None:
+        return None, [f"not a tcpwave answer: {problem}"]
+    out = {"pid": doc["pid"], "host": clean(doc["host"]), "addresses": [clean(a) for a in doc["addresses"]],
+           "time": doc["time"], "connections": []}
+    if "worker" in doc:
+        out["worker"] = clean(doc["worker"])
+    notes = []
+    for i, row in enumerate(doc["connections"]):
+        problem = (f"connection {i} is not an object" if not isinstance(row, dict) else
+                   _type_problem(row, ROW_SCHEMA, f"connection {i}")
+                   or _type_problem(row, ROW_OPTIONAL, f"connection {i}", optional=True))
+        timers = row.get("timers") if isinstance(row, dict) else None
+        if problem is None and timers is not None and not all(isinstance(v, _NUM) and not isinstance(v, bool)
+                                                              for v in timers.values()):
+            problem = f"connection {i}'s timers are not all numbers"
+        if problem is not None:
+            notes.append(f"skipped: {problem}")
+            continue
+        row = {k: clean(v) if isinstance(v, str) else v for k, v in row.items()}
+        row["timers"] = {clean(str(k)): v for k, v in row["timers"].items()}
+        if _type_problem(row, INFO_SCHEMA, "") is not None:  # no ss -i counters: shown without them
+            for key in INFO_SCHEMA:
+                row.pop(key, None)
+        out["connections"].append(row)
+    return out, notes
+
+
+def collect(paths: list[str]) -> tuple[list[dict], list[str], int]:
+    """The answers of the control sockets at paths, notes on those skipped, and how many of those were
+    stale (nobody listening: left by a process that was killed)."""
+    docs, problems, stale = [], [], 0
     for path in paths:
+        name = clean(path)
         try:
-            docs.append(query(path))
-        except (OSError, ValueError) as e:
-            problems.append(f"{path}: {e.strerror if isinstance(e, OSError) and e.strerror else e}")
-    return docs, problems
+            raw = query(path)
+        except (ConnectionRefusedError, FileNotFoundError):
+            stale += 1
+            problems.append(f"{name}: skipped, nobody is listening (left by a process that was killed?)")
+            continue
+        except TimeoutError as e:
+            problems.append(f"{name}: skipped, {e or 'timed out'}")
+            continue
+        except (OSError, ValueError, RecursionError) as e:
+            why = e.strerror if isinstance(e, OSError) and e.strerror else str(e) or type(e).__name__
+            problems.append(f"{name}: skipped, {clean(why)}")
+            continue
+        doc, notes = validate(raw)
+        problems += [f"{name}: {n}" for n in notes]
+        if doc is not None:
+            docs.append(doc)
+    return docs, problems, stale
 
 
 def render(docs: list[dict], summary: bool = False, info: bool = False) -> str:
@@ -98,8 +189,12 @@ def _row(c: dict) -> str:
 def run(args) -> int:
     rounds = 0
     while True:
-        paths = _sockets(args)
-        docs, problems = collect(paths)
+        try:
+            paths = _sockets(args)
+        except ControlDirError as e:
+            print(f"tcpwave ss: {clean(str(e))}", file=sys.stderr)
+            return 1
+        docs, problems, stale = collect(paths)
         if args.watch and sys.stdout.isatty():
             print("\033[H\033[2J", end="")
         if args.json:
@@ -109,9 +204,10 @@ def run(args) -> int:
         for p in problems:
             print(f"tcpwave ss: {p}", file=sys.stderr)
         if not paths:
-            print(f"tcpwave ss: no running tcpwave found (no control sockets in {control_dir()})", file=sys.stderr)
+            print(f"tcpwave ss: no running tcpwave found (no control sockets in {clean(control_dir())})",
+                  file=sys.stderr)
         rounds += 1
         if not args.watch or (args.count is not None and rounds >= args.count):
-            return 0 if docs else 1
+            return 0 if docs or (paths and stale == len(paths)) else 1
         sys.stdout.flush()
         time.sleep(args.watch)

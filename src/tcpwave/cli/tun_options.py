@@ -64,7 +64,8 @@ def runtime(args, stack: contextlib.ExitStack, loop, device: TunDevice | None = 
     tapped = Tapped(TunLink(port), taps) if taps else None
     link = tapped or TunLink(port)
     rt = Runtime(Stack([args.addr], config=knobs.config(args), tracer=tracer, host="tcpwave", mtu=device.mtu,
-                       checksum_offload=device.offload, segment_max=SEGMENT_MAX if device.offload else 0), link)
+                       checksum_offload=device.offload, segment_max=SEGMENT_MAX if device.offload else 0,
+                       networks=[device.kernel.network]), link)
     if tapped is not None:  # capture times on the wall clock, to merge with a tcpdump of the same run:
         # the event log's clock plus the moment it started (a pcapng's comments match events by it)
         epoch = time.time() - rt.now()

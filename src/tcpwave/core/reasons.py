@@ -71,6 +71,7 @@ class DropReason(enum.StrEnum):
     IP_FRAGMENT = "ip_fragment"
     # the stack
     NOT_OUR_ADDRESS = "not_our_address"
+    MARTIAN_SOURCE = "martian_source"  # from an address no sender has (wire/martians.py): no reply, no state
     UNKNOWN_PROTOCOL = "unknown_protocol"
     NO_SOCKET = "no_socket"
     BACKLOG_FULL = "backlog_full"  # the accept queue is full: a new SYN is dropped

@@ -14,27 +14,38 @@ SACK-permitted (1 bit). The peer echoes the TSval in every TSecr, so they come b
 Without timestamps the connection runs without window scaling and SACK.
 """
 
+import bisect
 import hashlib
+import struct
 
 MSS_TABLE = (536, 1300, 1440, 1460, 4312, 8960)
 PERIOD = 64.0  # seconds per counter step
 LIFETIME = 2 * PERIOD  # the longest a cookie stays good (its counter and the next)
 _NO_WSCALE = 0xF
 _OPT_BITS = 0x3F
+_V4 = struct.Struct("!QIHIHI")  # counter, local address and port, remote address and port, peer's ISN
+_PORTS_ISN = struct.Struct("!HHI")
+_KEYED: dict[bytes, "hashlib.blake2s"] = {}  # secret -> a keyed BLAKE2s state, copied per cookie (a flood's hot path)
 
 
 def _hash(secret: bytes, count: int, local, remote, peer_isn: int) -> int:
-    msg = b"%d|%s|%d|%s|%d|%d" % (count, str(local[0]).encode(), local[1], str(remote[0]).encode(), remote[1],
-                                  peer_isn)
-    return int.from_bytes(hashlib.blake2s(msg, key=secret, digest_size=3).digest(), "big")
+    keyed = _KEYED.get(secret)
+    if keyed is None:
+        if len(_KEYED) >= 64:
+            _KEYED.clear()
+        keyed = _KEYED[secret] = hashlib.blake2s(key=secret, digest_size=3)
+    h = keyed.copy()
+    la, ra = local[0], remote[0]
+    if la.version == 4:
+        h.update(_V4.pack(count, int(la), local[1], int(ra), remote[1], peer_isn))
+    else:
+        h.update(count.to_bytes(8, "big") + la.packed + ra.packed + _PORTS_ISN.pack(local[1], remote[1], peer_isn))
+    return int.from_bytes(h.digest(), "big")
 
 
 def mss_index(mss: int) -> int:
-    idx = 0
-    for i, m in enumerate(MSS_TABLE):
-        if m <= mss:
-            idx = i
-    return idx
+    """The largest entry of MSS_TABLE not above mss (the first for less than all)."""
+    return max(0, bisect.bisect_right(MSS_TABLE, mss) - 1)
 
 
 def make(secret: bytes, now: float, local, remote, peer_isn: int, mss: int) -> int:

@@ -30,6 +30,13 @@ TUNSETGROUP = 0x400454CE
 TUNSETOFFLOAD = 0x400454D0
 SIOCGIFADDR, SIOCGIFNETMASK = 0x8915, 0x891B
 IFF_TUN, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE = 0x0001, 0x1000, 0x4000, 0x0100
+IFF_PERSIST = 0x0800
+# Packets the kernel may queue for us per queue (each queue's ring is this long; Linux's TUN default is
+# 500). On 2 CPUs a flood's sender can run a time slice while we wait for the CPU, and 500 packets of
+# a flood is a few ms: what overflows is lost, real clients' SYNs with the rest. Not much longer
+# either: under a sustained overload the ring stays full and its length is the delay every packet
+# waits (4096 at the ~6,000 packets/s a worker drained under load: ~0.7 s).
+TXQUEUELEN = 1024
 TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6 = 0x01, 0x02, 0x04
 # struct virtio_net_hdr (legacy, host byte order): flags, gso_type, hdr_len, gso_size, csum_start, csum_offset
 VNET_HDR = struct.Struct("<BBHHHH")
@@ -71,6 +78,8 @@ class TunDevice:
         try:
             while len(fds) < queues:  # the first TUNSETIFF made the device; the others attach queues to it
                 fds.append(_attach(name, flags, True))
+            if self.existing:  # attached to a device that was there: refused if anyone else has it open
+                _refuse_if_in_use(name)
         except OSError:
             for fd in fds:
                 os.close(fd)
@@ -211,12 +220,16 @@ def _attach(name: str, flags: int, existing: bool) -> int:
             raise TunError(errno.EPERM, "creating a TUN device needs CAP_NET_ADMIN: run as root, or have root "
                                         f"make one for you once (`sudo tcpwave tun add {name} --user $USER`)") from e
         if e.errno == errno.EBUSY:
-            raise TunError(errno.EBUSY, f"TUN device {name} is in use by another process "
-                                        "(another tcpwave? pick another name with --tun)") from e
-        if e.errno == errno.EINVAL and existing and flags & IFF_MULTI_QUEUE and _tun_flags(name) is not None:
-            raise TunError(errno.EINVAL, f"{name} is a single-queue TUN device: several workers need a multi-queue "
-                                         f"one (as root: tcpwave tun del {name}; tcpwave tun add {name} --user USER "
-                                         "--queues N), or serve with one worker") from e
+            raise TunError(errno.EBUSY, _in_use(name, holders(name))) from e
+        if e.errno == errno.EINVAL and existing and (tun_flags := _tun_flags(name)) is not None:
+            if others := holders(name):  # (asked with other flags than its holder's: one queue, say)
+                raise TunError(errno.EBUSY, _in_use(name, others)) from e
+            if flags & IFF_MULTI_QUEUE and not tun_flags & IFF_MULTI_QUEUE:
+                raise TunError(errno.EINVAL, f"{name} is a single-queue TUN device: several workers need a "
+                                             f"multi-queue one (as root: tcpwave tun del {name}; tcpwave tun add "
+                                             f"{name} --user USER --queues N), or serve with one worker") from e
+            raise TunError(errno.EINVAL, f"TUN device {name} exists with other settings (queues, offloads) "
+                                         "than asked (pick another name with --tun)") from e
         if e.errno == errno.EINVAL and existing:
             raise TunError(errno.EINVAL, f"{name} exists and is not a TUN device (pick another name with --tun)") from e
         raise
@@ -232,11 +245,68 @@ def _tun_flags(name: str) -> int | None:
         return None
 
 
+def holders(name: str) -> list[int]:
+    """The processes of this network namespace (other than this one) with a queue of TUN device `name`
+    open, as the kernel lists them (/proc/PID/fdinfo: "iff: NAME"). Only those we may look at: all of
+    them for root, our own otherwise."""
+    me = os.getpid()
+    try:
+        ns = os.stat("/proc/self/ns/net")
+    except OSError:
+        return []
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            theirs = os.stat(f"/proc/{entry}/ns/net")
+            if (theirs.st_dev, theirs.st_ino) != (ns.st_dev, ns.st_ino):
+                continue
+            for fd in os.listdir(f"/proc/{entry}/fd"):
+                if os.readlink(f"/proc/{entry}/fd/{fd}") != "/dev/net/tun":
+                    continue
+                with open(f"/proc/{entry}/fdinfo/{fd}") as f:
+                    if f"iff:\t{name}\n" in f.read():
+                        found.append(int(entry))
+                        break
+        except OSError:  # (gone meanwhile, or not ours to look at)
+            continue
+    return found
+
+
+def _refuse_if_in_use(name: str) -> None:
+    """An existing device may be attached to only if nobody has it: a persistent one (`tcpwave tun
+    add`) that no process holds. A multi-queue device would otherwise take us as one more queue and
+    hand us part of another server's flows."""
+    others = holders(name)
+    persistent = bool((_tun_flags(name) or 0) & IFF_PERSIST)
+    if others or not persistent:  # (a device nobody persists exists only while someone holds it)
+        raise TunError(errno.EBUSY, _in_use(name, others))
+
+
+def _in_use(name: str, pids: list[int]) -> str:
+    if not pids:
+        return f"TUN device {name} is in use by another process (pick another name with --tun)"
+    owners = ", ".join(f"pid {pid} ({_command(pid)})" for pid in pids[:4]) + (", ..." if len(pids) > 4 else "")
+    return f"TUN device {name} is in use by {owners} (stop it, or pick another name with --tun)"
+
+
+def _command(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            words = f.read().split(b"\0")
+    except OSError:
+        return "?"
+    text = " ".join(w.decode(errors="replace") for w in words if w)
+    text = "".join(ch if ch.isprintable() else "?" for ch in text)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def configure(name: str, iface, mtu: int) -> None:
-    """The kernel side of the device: its address, the MTU, up (needs CAP_NET_ADMIN)."""
+    """The kernel side of the device: its address, the MTU, the queue length, up (needs CAP_NET_ADMIN)."""
     family = "-6" if iface.version == 6 else "-4"
     cmds = [["ip", family, "addr", "add", str(iface), "dev", name] + (["nodad"] if iface.version == 6 else []),
-            ["ip", "link", "set", name, "mtu", str(mtu), "up"]]
+            ["ip", "link", "set", name, "mtu", str(mtu), "txqueuelen", str(TXQUEUELEN), "up"]]
     for cmd in cmds:
         subprocess.run(cmd, check=True, capture_output=True)
 

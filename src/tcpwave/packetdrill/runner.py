@@ -165,7 +165,9 @@ class Runner:
         self.sink = ListSink()
         self._traced = 0
         self.stack = Stack([self.local], config=config, seed=int(self.flags.get("seed", "1")), host="tcpwave",
-                           tracer=Tracer(self.sink), mtu=int(self.flags.get("mtu", "1500")))
+                           tracer=Tracer(self.sink), mtu=int(self.flags.get("mtu", "1500")),
+                           networks=[ipaddress.ip_interface(f"{self.local}/{64 if self.local.version == 6 else 24}")
+                                     .network])  # (the prefix --kernel gives its device)
         self.sim = Sockets(self.stack, lambda: self.now, self.remote,
                                bind_port=int(self.flags.get("bind_port", "8080")),
                                connect_port=int(self.flags.get("connect_port", "8080")), portable=self.portable)

@@ -31,6 +31,7 @@ class Options:  # never changed once made (not frozen: a frozen dataclass is slo
 NO_OPTIONS = Options()
 _FIXED_LEN = {MSS: 4, WSCALE: 3, SACK_PERMITTED: 2, TIMESTAMPS: 10}
 # The options of nearly every segment after the handshake: NOP, NOP, timestamps (Linux's layout)
+_MSS_ONLY = struct.Struct("!BBH")
 _TS_ONLY = struct.Struct("!4sII")
 _TS_ONLY_HEAD = bytes((NOP, NOP, TIMESTAMPS, 10))
 
@@ -90,6 +91,9 @@ def build_options(opts: Options) -> bytes:
         return b""
     if opts.mss is None and opts.wscale is None and not opts.sack_permitted and not opts.sack and opts.ts:
         return _TS_ONLY.pack(_TS_ONLY_HEAD, *opts.ts)  # the common case, in one step
+    if opts.mss is not None and opts.wscale is None and not opts.sack_permitted and opts.ts is None \
+            and not opts.sack:
+        return _MSS_ONLY.pack(MSS, 4, opts.mss)  # a SYN,ACK to a SYN without options (a flood's)
     out = bytearray()
     if opts.mss is not None:
         out += bytes((MSS, 4)) + opts.mss.to_bytes(2, "big")
