@@ -8,19 +8,12 @@ import subprocess
 import sys
 
 import pytest
+from helpers import PD_ACCEPTED
 
 from tcpwave.packetdrill import ScriptError, parse_script, run_text
 from tcpwave.packetdrill.script import CallEvent, PacketEvent, SkippedEvent
 
-HANDSHAKE = """\
-0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
-+0 bind(3, ..., ...) = 0
-+0 listen(3, 1) = 0
-+0 < S 0:0(0) win 65535 <mss 1000>
-+0 > S. 0:0(0) ack 1 <...>
-+.1 < . 1:1(0) ack 1 win 65535
-+0 accept(3, ..., ...) = 4
-"""  # lines 1-7
+HANDSHAKE = PD_ACCEPTED  # lines 1-7
 
 
 def run(body: str, **defaults):

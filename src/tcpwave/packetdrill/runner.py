@@ -8,6 +8,7 @@ one that no line expects is a failure (packetdrill itself would ignore it).
 
 import contextlib
 import dataclasses
+import errno
 import io
 import ipaddress
 import textwrap
@@ -34,6 +35,7 @@ from .script import (
 )
 from .sockets import BLOCK, Mismatch, Sockets, SysError
 
+_UNSYNCHRONIZED = frozenset({State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RCVD, State.TIME_WAIT})
 ADDRESSES = {  # documentation prefixes only (RFC 5737, RFC 3849): nothing here touches a network
     "ipv4": ("192.0.2.1", "192.0.2.2"),
     "ipv6": ("2001:db8::1", "2001:db8::2"),
@@ -172,6 +174,7 @@ class Runner:
         self.sockets = self.sim
 
     def _deliver(self, raw: bytes) -> None:
+        self.sim.before_arrival()
         self.stack.receive_packet(raw, self.now)
 
     def _tcp_info(self) -> dict | None:
@@ -372,9 +375,9 @@ class Runner:
             self.flow = self._flow(self.sockets.bind_port, fresh)
         if new_syn and key != self.flow.last_syn:
             # maybe a new connection (not a retransmitted SYN): if the stack answers with a SYN,ACK,
-            # that one shows the new ISN
+            # that one shows the new ISN; a SYN into a synchronized connection keeps its numbering
             self.flow.last_syn = key
-            self.flow.relearn = True
+            self.flow.relearn = not self._synchronized()
         raw = packets.build_inbound(event, self.remote, self.local, self.remote_port, self.local_port, self.spaces)
         self.log.append(f"{self.now:.3f} {event.text}")
         self._deliver(raw)
@@ -386,6 +389,11 @@ class Runner:
         child = self._under_test()
         if child is not None and child.state is not State.LISTEN:
             self.sim.under_test = child  # later SYNs go to it, until the next socket() or listen()
+
+    def _synchronized(self) -> bool:
+        """The script's connection is synchronized (TIME_WAIT aside, where a SYN may open a new one)."""
+        u = self._under_test()
+        return u is not None and u.state not in _UNSYNCHRONIZED
 
     def _listening(self) -> bool:
         u = self.sim.under_test
@@ -483,7 +491,7 @@ class Runner:
     def _check_return(self, event: CallEvent, result) -> None:
         if isinstance(result, SysError):
             have = f"-1 {result.name}"
-            ok = event.ret == WILDCARD or (event.ret == -1 and event.errno == result.name)
+            ok = event.ret == WILDCARD or (event.ret == -1 and _same_errno(event.errno, result.name))
         else:
             have = str(result)
             ok = event.ret == WILDCARD or (event.errno is None and event.ret == result)
@@ -507,9 +515,18 @@ class Runner:
                           f"{packets.describe(sent, self.spaces)}")
 
 
-def run_text(text: str, path: str = "<script>", defaults: dict[str, str] | None = None) -> Result:
+def _same_errno(want: str | None, have: str) -> bool:
+    """Errno names compared by value, as packetdrill compares errno numbers: EWOULDBLOCK is EAGAIN."""
+    if want == have:
+        return True
+    return want is not None and getattr(errno, want, None) is not None and getattr(errno, want) == getattr(
+        errno, have, None)
+
+
+def run_text(text: str, path: str = "<script>", defaults: dict[str, str] | None = None,
+             defines: dict[str, str] | None = None) -> Result:
     try:
-        script = parse_script(text, path)
+        script = parse_script(text, path, defines)
         runner = Runner(script, defaults)
     except ScriptError as e:
         return Result(path, False, e.line or None, f"cannot read the script: {e.args[0].split(': ', 1)[-1]}")
@@ -523,10 +540,10 @@ def run_text(text: str, path: str = "<script>", defaults: dict[str, str] | None 
     return Result(path, True, notes=runner.notes, log=runner.log)
 
 
-def run_file(path: str, defaults: dict[str, str] | None = None) -> Result:
+def run_file(path: str, defaults: dict[str, str] | None = None, defines: dict[str, str] | None = None) -> Result:
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
         return Result(path, False, None, f"cannot open: {e.strerror}")
-    return run_text(text, path, defaults)
+    return run_text(text, path, defaults, defines)

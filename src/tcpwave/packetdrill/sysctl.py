@@ -47,6 +47,7 @@ TABLE: dict[str, list[tuple[str, Callable[[str], object]]]] = {
     "net.inet.tcp.sack.enable": [("sack", _on)],
     "net.inet.tcp.insecure_rst": [("rfc5961", lambda v: not _on(v))],
     "net.inet.tcp.insecure_syn": [("rfc5961", lambda v: not _on(v))],
+    "net.inet.tcp.drop_synfin": [("drop_synfin", _on)],
     "net.inet.tcp.syncookies": [("syncookies", int)],
     "net.inet.tcp.msl": [("msl", _ms)],
     "net.inet.tcp.rexmit_min": [("rto_min", _ms)],
