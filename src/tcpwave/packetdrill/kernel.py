@@ -10,6 +10,7 @@ Header flags that are tcpwave Config knobs are mapped to what Linux has (a sysct
 or a route attribute: rto_min, quickack, initcwnd, advmss); the rest are listed as not mapped.
 """
 
+import math
 import os
 import pickle
 import select
@@ -23,10 +24,11 @@ from ..drivers.netns import unshare_net
 from ..drivers.tun import TunDevice
 from . import packets, sysctl
 from .kernel_sockets import KernelSockets
-from .runner import Failure, Result, Runner
+from .runner import Failure, Result, Runner, _Pending
 from .script import ScriptError, SkippedEvent, parse_script
 
 DEVICE = "pd0"
+KERNEL_UNANNOUNCED_LIMIT = 240.0  # real seconds; the whole run is killed at 300 s
 _SYSCTL_OF = {field: name for name, mapped in sysctl.TABLE.items() if name.startswith("net.")
               and not name.startswith("net.inet.") for field, _ in mapped[:1]}
 _INVERSE: dict[str, typing.Callable[[typing.Any], object] | None] = {
@@ -118,6 +120,17 @@ class KernelRunner(Runner):
             self._deadline_check(self.now, event)
             self._wait(to)
         self.now = self._clock()
+
+    def _block_unannounced(self, event, attempt) -> None:
+        """As in virtual time, in real time: wait for the call to return, polling the device meanwhile."""
+        self.pending = _Pending(event, attempt, math.inf, math.inf)
+        limit = self._clock() + KERNEL_UNANNOUNCED_LIMIT
+        while self.pending is not None:
+            if self._clock() > limit:
+                self.pending = None
+                raise Failure(event.line, f"{event.name}() would block for over {KERNEL_UNANNOUNCED_LIMIT:.0f} s; "
+                                          f"write it as 'start...end {event.name}(...)' with the time it returns")
+            self._advance(self._clock() + 0.01, event)
 
     def _await_packet(self, event, lo: float | None, deadline: float) -> None:
         while not self.queue:

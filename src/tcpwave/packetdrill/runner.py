@@ -11,6 +11,7 @@ import dataclasses
 import errno
 import io
 import ipaddress
+import math
 import textwrap
 import typing
 from collections import deque
@@ -35,6 +36,7 @@ from .script import (
 )
 from .sockets import BLOCK, Mismatch, Sockets, SysError
 
+UNANNOUNCED_LIMIT = 3600.0  # seconds a call written as non-blocking may block before the script fails
 _UNSYNCHRONIZED = frozenset({State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RCVD, State.TIME_WAIT})
 ADDRESSES = {  # documentation prefixes only (RFC 5737, RFC 3849): nothing here touches a network
     "ipv4": ("192.0.2.1", "192.0.2.2"),
@@ -467,8 +469,7 @@ class Runner:
         blocking = event.when.block_end is not None
         if result is BLOCK:
             if not blocking:
-                raise Failure(event.line, f"{event.name}() would block; write it as 'start...end {event.name}(...)' "
-                                          "with the time it returns")
+                return self._block_unannounced(event, attempt)
             offset = at - event.when.start
             end = (event.when.block_end or 0.0) + offset
             self.pending = _Pending(event, attempt, end, self._tolerance(end, at))
@@ -479,6 +480,22 @@ class Runner:
                 raise Failure(event.line, f"{event.name}() returned at once ({self.now:.3f} s); the script has it "
                                           f"block until {end:.3f} s")
         self._check_return(event, result)
+
+    def _block_unannounced(self, event: CallEvent, attempt) -> None:
+        """A call written without `start...end` that blocks: as packetdrill, which makes such a call on its
+        main thread, the script waits until it returns (by a timer of the stack: a timeout, an abort),
+        with no return time to check; what the stack sends meanwhile waits for the lines after it."""
+        self.pending = _Pending(event, attempt, math.inf, math.inf)
+        limit = self.now + UNANNOUNCED_LIMIT
+        while self.pending is not None:
+            t = self._next_wake()
+            if t is None or t > limit:
+                self.pending = None
+                raise Failure(event.line, f"{event.name}() would block" + (
+                    " and nothing in the stack would end it" if t is None else
+                    f" for over {UNANNOUNCED_LIMIT:.0f} s") + f"; write it as 'start...end {event.name}(...)' "
+                    "with the time it returns")
+            self._advance(t, event)
 
     def _attempt(self, event: CallEvent, attempt) -> object:
         try:
