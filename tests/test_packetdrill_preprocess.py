@@ -1,5 +1,5 @@
 """Grammar peers' scripts use: #ifdef / #ifndef / #else / #endif with -D NAME, errno aliases compared
-by value, `...(N)` on a `>` line, and TCP_INFO on a socket that has no connection yet."""
+by value, `...(N)` on a `>` line, TCP_INFO on a socket that has no connection yet, TSO-sized segments."""
 
 import subprocess
 import sys
@@ -7,6 +7,7 @@ import sys
 import pytest
 
 from tcpwave.packetdrill import ScriptError, parse_script, run_text
+from tcpwave.packetdrill.runner import Runner
 from tcpwave.packetdrill.script import PacketEvent, preprocess
 
 LISTEN = """\
@@ -92,3 +93,33 @@ def test_cli_takes_dash_d_and_packetdrills_define(tmp_path):
     done = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "packetdrill", str(path)],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 1 and "b.pkt:8" in done.stdout
+
+
+def test_tso_size_lets_one_segment_carry_several_mss():
+    """--tso_size: a 10000-byte write leaves as one segment, as a device with TSO sends it; without the
+    flag the same line fails (segments are cut at the MSS of 1000)."""
+    script = LISTEN + ("+0 > S. 0:0(0) ack 1 <...>\n+.1 < . 1:1(0) ack 1 win 65535\n+0 accept(3, ..., ...) = 4\n"
+                       "+0 write(4, ..., 10000) = 10000\n+0 > P. 1:10001(10000) ack 1\n"
+                       "+.1 < . 1:1(0) ack 10001 win 65535\n")
+    assert run_text(script, "t.pkt", {"tso_size": "65535"}).ok
+    plain = run_text(script, "t.pkt")
+    assert not plain.ok and "length 1000 != 10000" in plain.message
+    with pytest.raises(ScriptError):
+        Runner(parse_script("--tso_size=70000\n" + script))
+
+
+def test_tc_qdisc_limit_0_on_the_device_drops_what_the_stack_sends():
+    """`tc qdisc ... limit 0` on the test device: the data leaves the stack but never reaches the wire,
+    so the first `>` the script sees is the retransmission after the qdisc is gone; a script that
+    expects the original fails. Commands on `lo`, or not tc, are still skipped."""
+    script = LISTEN + ("+0 > S. 0:0(0) ack 1 <...>\n+.1 < . 1:1(0) ack 1 win 65535\n+0 accept(3, ..., ...) = 4\n"
+                       "+0 `tc qdisc add dev tun0 root pfifo limit 0`\n+0 write(4, ..., 100) = 100\n"
+                       "+.5 `tc qdisc del dev tun0 root`\n{expect}\n")
+    r = run_text(script.format(expect="+.6 > P. 1:101(100) ack 1"), "t.pkt", {"rto_min": "1"})
+    assert r.ok, r.summary()
+    assert any("dropped by the device" in line for line in r.log)
+    missed = run_text(script.format(expect="+0 > P. 1:101(100) ack 1"), "t.pkt", {"rto_min": "1"})
+    assert not missed.ok
+    lo = run_text(script.replace("dev tun0", "dev lo").format(expect="+.6 > P. 1:101(100) ack 1"), "t.pkt",
+                  {"rto_min": "1"})
+    assert not lo.ok  # on lo nothing is dropped: the original went out unexpected

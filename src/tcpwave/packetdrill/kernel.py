@@ -63,6 +63,8 @@ class KernelRunner(Runner):
                                      connect_port=int(self.flags.get("connect_port", "8080")),
                                      portable=self.portable)
         self.ks.clock = lambda: self._clock()
+        if "tso_size" in self.flags:
+            self.notes.append("--tso_size: not applied to the kernel (the TUN device has no TSO here)")
         self.sockets = self.ks
 
     def _apply(self, field: str, value) -> None:

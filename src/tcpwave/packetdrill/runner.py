@@ -44,7 +44,7 @@ ADDRESSES = {  # documentation prefixes only (RFC 5737, RFC 3849): nothing here 
 }
 REMOTE_PORT = 43210  # the remote's port for connections it opens to us
 RUNNER_FLAGS = {"ip_version", "tolerance_usecs", "tolerance_percent", "mss", "mtu", "portable", "local_ip", "remote_ip",
-                "bind_port", "connect_port", "seed"}
+                "bind_port", "connect_port", "seed", "tso_size"}
 _CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
@@ -153,6 +153,7 @@ class Runner:
         self.now = 0.0
         self.queue: deque[packets.Sent] = deque()
         self.pending: _Pending | None = None
+        self.device_drops = False  # a shell line's `tc qdisc ... limit 0` on the test device
         self._setup(changes)
         self.sockets.on_connect = self._learn_ports
         self.flows: dict[tuple[int, int], Flow] = {}  # the script's connections, by (local, remote) port
@@ -169,11 +170,23 @@ class Runner:
         self.sink = ListSink()
         self._traced = 0
         self.stack = Stack([self.local], config=config, seed=int(self.flags.get("seed", "1")), host="tcpwave",
-                           tracer=Tracer(self.sink), mtu=int(self.flags.get("mtu", "1500")))
+                           tracer=Tracer(self.sink), mtu=int(self.flags.get("mtu", "1500")),
+                           segment_max=self._tso_size())
         self.sim = Sockets(self.stack, lambda: self.now, self.remote,
                                bind_port=int(self.flags.get("bind_port", "8080")),
                                connect_port=int(self.flags.get("connect_port", "8080")), portable=self.portable)
         self.sockets = self.sim
+
+    def _tso_size(self) -> int:
+        """--tso_size=BYTES: segmentation offload, as on a device with TSO: a segment carries up to this
+        many bytes, a whole number of MSS (`> P. 1:10001(10000)`); 0 (the default) cuts at the MSS."""
+        try:
+            size = int(self.flags.get("tso_size", "0"))
+        except ValueError:
+            size = -1
+        if not 0 <= size <= 65535:
+            raise ScriptError(self.script.flag_lines.get("tso_size", 0), "--tso_size takes 0 to 65535 bytes")
+        return size
 
     def _deliver(self, raw: bytes) -> None:
         self.sim.before_arrival()
@@ -197,6 +210,13 @@ class Runner:
             except (ValueError, TypeError) as e:
                 raise ScriptError(event.line, f"{event.text}: {e}") from None
             self.notes.append(f"line {event.line}: sysctl: " + ", ".join(f"{k}={v}" for k, v in found.items()))
+        for part in list(rest):
+            drops = sysctl.device_drops(part)
+            if drops is not None:
+                self.device_drops = drops
+                rest.remove(part)
+                self.notes.append(f"line {event.line}: the device {'drops' if drops else 'sends'} what the stack "
+                                  f"sends: {part}")
         if rest:
             self.notes.append(f"line {event.line}: shell skipped: {'; '.join(rest)}")
 
@@ -321,7 +341,9 @@ class Runner:
     def _collect(self) -> None:
         for raw in self.stack.packets_to_send():
             sent = packets.decode_outbound(raw, self.now)
-            if sent is not None:
+            if sent is not None and self.device_drops:  # `tc qdisc ... limit 0`: it never reaches the wire
+                self.log.append(f"{sent.time:.3f} (dropped by the device: {packets.describe(sent, self.spaces)})")
+            elif sent is not None:
                 self.queue.append(sent)
         self.sim.note_events(self.stack.events())
         self._trace_states()
