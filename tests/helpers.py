@@ -21,6 +21,17 @@ PEER_ISS = 1_000_000
 _LETTERS = {"S": SYN, "F": FIN, "R": RST, "P": PSH, ".": ACK, "U": URG}
 
 # Tests of the state machine use plain segments; option behaviour has its own tests.
+# a packetdrill script's opening: a listener, a handshake from the script's side, the accepted socket 4
+PD_ACCEPTED = """\
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 bind(3, ..., ...) = 0
++0 listen(3, 1) = 0
++0 < S 0:0(0) win 65535 <mss 1000>
++0 > S. 0:0(0) ack 1 <...>
++.1 < . 1:1(0) ack 1 win 65535
++0 accept(3, ..., ...) = 4
+"""  # lines 1-7
+
 PLAIN = Config(timestamps=False, window_scaling=False, sack=False, delayed_ack=0)
 PEER_SYN_OPTIONS = Options(mss=1460)  # what the fixtures' peer puts on its SYN
 

@@ -1,9 +1,10 @@
 """ESTABLISHED: sequence checks, RFC 5961 hardening, text delivery, FIN (RFC 9293 §3.10.7.4)."""
 
 import pytest
-from helpers import established, expect_ack, expect_one
+from helpers import PD_ACCEPTED, established, expect_ack, expect_one
 
 from tcpwave.core import events as ev
+from tcpwave.packetdrill import run_text
 from tcpwave.wire.seq import seq_add
 
 
@@ -202,3 +203,27 @@ def test_send_space_event_when_a_full_buffer_drains():
     p._collect()
     p.deliver(".", ack=p.our_nxt)
     assert any(isinstance(e, ev.SendSpace) for e in p.events())
+
+
+INSECURE_SYN = "--rfc5961={on}\n" + PD_ACCEPTED + "+.1 < S 50:50(0) win 65535 <mss 1000>\n{answer}\n"
+
+
+def test_rfc5961_off_resets_on_an_in_window_syn():
+    """With rfc5961 off (FreeBSD's insecure_syn) an in-window SYN is an error (RFC 793's rule, kept in
+    RFC 9293 for stacks without RFC 5961): RST,ACK at SND.NXT/RCV.NXT with window 0, and the
+    application sees the reset. With it on (the default), the same SYN draws a challenge ACK."""
+    off = run_text(INSECURE_SYN.format(on=0, answer="+0 > R. 1:1(0) ack 1 win 0\n"
+                                                    "+0 read(4, ..., 10) = -1 ECONNRESET"), "t.pkt")
+    assert off.ok, off.summary()
+    on = run_text(INSECURE_SYN.format(on=1, answer="+0 > . 1:1(0) ack 1\n+0 read(4, ..., 10) = -1 EAGAIN"
+                                      ).replace("accept(3, ..., ...) = 4\n", "accept(3, ..., ...) = 4\n"
+                                                "+0 fcntl(4, F_SETFL, O_RDWR|O_NONBLOCK) = 0\n"), "t.pkt")
+    assert on.ok, on.summary()
+
+
+def test_rfc5961_off_answers_an_out_of_window_syn_with_a_plain_ack():
+    """Out of the window, with rfc5961 off, a SYN fails the sequence test like any segment: an ACK
+    (no reset). A guard: the challenge ACK of the default looks the same on the wire."""
+    r = run_text(INSECURE_SYN.format(on=0, answer="+0 > . 1:1(0) ack 1").replace(
+        "< S 50:50(0)", "< S 900000:900000(0)"), "t.pkt")
+    assert r.ok, r.summary()

@@ -8,19 +8,12 @@ import subprocess
 import sys
 
 import pytest
+from helpers import PD_ACCEPTED
 
 from tcpwave.packetdrill import ScriptError, parse_script, run_text
 from tcpwave.packetdrill.script import CallEvent, PacketEvent, SkippedEvent
 
-HANDSHAKE = """\
-0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
-+0 bind(3, ..., ...) = 0
-+0 listen(3, 1) = 0
-+0 < S 0:0(0) win 65535 <mss 1000>
-+0 > S. 0:0(0) ack 1 <...>
-+.1 < . 1:1(0) ack 1 win 65535
-+0 accept(3, ..., ...) = 4
-"""  # lines 1-7
+HANDSHAKE = PD_ACCEPTED  # lines 1-7
 
 
 def run(body: str, **defaults):
@@ -463,3 +456,15 @@ def test_portable_checks_an_extra_packet_at_the_next_outbound_line_as_packetdril
     assert not strict.ok and strict.line == 9 and "unexpected packet" in strict.message
     portable = run(body, portable=True)
     assert not portable.ok and portable.line == 11 and "sent '> P. 1:11(10) ack 1" in portable.message
+
+
+def test_a_call_written_as_non_blocking_is_waited_for_until_it_returns():
+    """As packetdrill: the blocked read returns when the stack gives up (ETIMEDOUT at 7.8 s); the
+    retransmissions sent meanwhile are matched by the lines after it, at their own times."""
+    body = ("+0 write(4, ..., 10) = 10\n+0 > P. 1:11(10) ack 1\n"
+            "+0 read(4, ..., 10) = -1 ETIMEDOUT\n+.3 > P. 1:11(10) ack 1\n+.6 > P. 1:11(10) ack 1\n")
+    r = run(body, data_retries=2)
+    assert r.ok, r.summary()
+    assert any("ETIMEDOUT" in line for line in r.log)
+    idle = run("+0 read(4, ..., 10) = 0\n")
+    assert not idle.ok and idle.line == 8 and "nothing in the stack would end it" in idle.message

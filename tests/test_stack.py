@@ -254,3 +254,16 @@ def test_timers_of_many_connections_fire_in_deadline_order():
     resent = [s.dst_port for s in w.replies()]
     assert resent == [81, 82, 83, 84, 85]  # each due SYN retransmitted once, in deadline order
     assert w.stack.next_timer() == 1.6
+
+
+def test_syn_fin_to_a_listener_is_dropped_unless_drop_synfin_is_off():
+    """As Linux (listen-syn-fin-dropped.pkt): SYN+FIN draws nothing, with a named reason; drop_synfin=False
+    (FreeBSD's net.inet.tcp.drop_synfin=0) answers the SYN."""
+    w = Wire()
+    w.stack.listen(80, w.now)
+    assert w.send(Segment(40000, 80, 1, 0, SYN | FIN, 65535)) == []
+    assert w.drops() == ["syn_fin"]
+    w = Wire(Config(timestamps=False, window_scaling=False, sack=False, drop_synfin=False))
+    w.stack.listen(80, w.now)
+    (answer,) = w.send(Segment(40000, 80, 1, 0, SYN | FIN, 65535))
+    assert answer.flags == SYN | ACK and answer.ack == 2

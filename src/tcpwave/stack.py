@@ -35,7 +35,7 @@ from .wire.martians import broadcasts, martian_destination, martian_source
 from .wire.options import Options, describe_options
 from .wire.packet import build_ipv4_tcp, parse_ipv4_tcp
 from .wire.seq import seq_add
-from .wire.tcp import ACK, PROTO_TCP, RST, SYN, Segment, build_tcp, flags_text, parse_tcp
+from .wire.tcp import ACK, FIN, PROTO_TCP, RST, SYN, Segment, build_tcp, flags_text, parse_tcp
 
 EPHEMERAL = range(49152, 65536)
 
@@ -378,6 +378,8 @@ class Stack:
         elif listener is not None:
             f, cfg = seg.flags, listener.tcb.config
             if f & (SYN | ACK | RST) == SYN:
+                if f & FIN and cfg.drop_synfin:  # as Linux (tcp_rcv_state_process) and FreeBSD's default
+                    return self._drop(now, DropReason.SYN_FIN, src=str(src))
                 if listener.accept_full():  # as Linux: no room to queue what this would become
                     return self._drop(now, DropReason.BACKLOG_FULL, src=str(src))
                 if cfg.syncookies == 2 or (cfg.syncookies == 1 and listener.syn_queue_full()):

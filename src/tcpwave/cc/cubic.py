@@ -30,7 +30,6 @@ MIN_RTT_DIVISOR = 8
 N_RTT_SAMPLE = 8
 CSS_GROWTH_DIVISOR = 4
 CSS_ROUNDS = 5
-L_LIMIT = 8  # segments of growth per ACK in slow start (non-paced)
 ACK_DELTA = 0.002  # Linux hystart_ack_delta_us: ACKs closer than this belong to one train
 LOW_WINDOW = 16  # Linux hystart_low_window: no HyStart below this many segments
 
@@ -92,7 +91,7 @@ class Cubic(CongestionControl):
         w = self._sync()
         acked = rs.delivered / self.mss  # segments
         if self.cwnd < self.ssthresh:
-            grow = min(acked, L_LIMIT)
+            grow = acked  # no per-ACK cap (RFC 9406's L), as Linux's tcp_slow_start(): slow-start-no-per-ack-cap.pkt
             if self.css:
                 grow /= CSS_GROWTH_DIVISOR
             self._set(w + grow)

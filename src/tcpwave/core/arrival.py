@@ -222,7 +222,7 @@ def _time_wait(conn: "Connection", inc: Incoming) -> bool:
 def _answer_invalid(conn: "Connection", seg: Segment) -> None:
     """A segment that failed the sequence or PAWS test draws an ACK; a SYN draws a challenge ACK,
     which also counts against the stack's budget (RFC 5961 §4: for any SYN)."""
-    if seg.flags & SYN:
+    if seg.flags & SYN and conn.config.rfc5961:
         conn.challenge_ack(seg)
     else:
         conn.oow_ack(seg)
@@ -256,14 +256,21 @@ def _rst(conn: "Connection", inc: Incoming) -> bool:
 
 
 def _syn(conn: "Connection", inc: Incoming) -> bool:
-    """Fourth: SYN (RFC 5961 §4: a challenge ACK, whatever the sequence number)."""
+    """Fourth: SYN (RFC 5961 §4: a challenge ACK, whatever the sequence number). With rfc5961 off
+    (FreeBSD's insecure_syn), RFC 9293's older rule (RFC 793's): a SYN that passed the sequence test is
+    an error: a RST goes out and the connection is reset."""
     if not inc.flags & SYN:
         return True
+    seg = inc.seg
     if conn.state is S.SYN_RCVD and conn.passive:
         conn.set_state(S.LISTEN, "rcv SYN in SYN_RCVD")
         return False
-    conn.challenge_ack(inc.seg)
-    conn.drop(inc.seg, D.SYN_CHALLENGE)
+    if not conn.config.rfc5961:  # the RST carries our own SND.NXT and RCV.NXT, as FreeBSD's tcp_drop() sends it
+        conn.send_reset(conn.snd.nxt, "reset: SYN in the window", ack=conn.rcv.nxt)
+        conn.terminate(CloseReason.RESET, "rcv SYN in the window")
+        return False
+    conn.challenge_ack(seg)
+    conn.drop(seg, D.SYN_CHALLENGE)
     return False
 
 

@@ -21,6 +21,7 @@ class Config:
     timestamps: bool = True  # RFC 7323
     sack: bool = True  # SACK-permitted offered / accepted (RFC 2018)
     rfc5961: bool = True  # challenge ACKs for in-window RST and for SYN (RFC 5961)
+    drop_synfin: bool = True  # drop a SYN+FIN to a listener, as Linux does (FreeBSD: net.inet.tcp.drop_synfin)
     rfc1337: bool = False  # True: ignore RST in TIME_WAIT (Linux default: False)
     time_wait_reopen: bool = True  # accept a new SYN in TIME_WAIT (RFC 9293 §3.6.1, RFC 6191)
     nodelay: bool = False  # True turns Nagle's algorithm off (TCP_NODELAY)

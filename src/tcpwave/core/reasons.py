@@ -81,6 +81,7 @@ class DropReason(enum.StrEnum):
     RST_IN_LISTEN = "rst_in_listen"
     ACK_IN_LISTEN = "ack_in_listen"
     NO_SYN_IN_LISTEN = "no_syn_in_listen"
+    SYN_FIN = "syn_fin"  # SYN and FIN together to a listener, dropped (drop_synfin)
     UNACCEPTABLE_ACK = "unacceptable_ack"
     RST_WITHOUT_ACK = "rst_without_ack"
     NO_SYN_OR_RST = "no_syn_or_rst"

@@ -10,6 +10,7 @@ Header flags that are tcpwave Config knobs are mapped to what Linux has (a sysct
 or a route attribute: rto_min, quickack, initcwnd, advmss); the rest are listed as not mapped.
 """
 
+import math
 import os
 import pickle
 import select
@@ -23,10 +24,11 @@ from ..drivers.netns import unshare_net
 from ..drivers.tun import TunDevice
 from . import packets, sysctl
 from .kernel_sockets import KernelSockets
-from .runner import Failure, Result, Runner
+from .runner import Failure, Result, Runner, _Pending
 from .script import ScriptError, SkippedEvent, parse_script
 
 DEVICE = "pd0"
+KERNEL_UNANNOUNCED_LIMIT = 240.0  # real seconds; the whole run is killed at 300 s
 _SYSCTL_OF = {field: name for name, mapped in sysctl.TABLE.items() if name.startswith("net.")
               and not name.startswith("net.inet.") for field, _ in mapped[:1]}
 _INVERSE: dict[str, typing.Callable[[typing.Any], object] | None] = {
@@ -61,6 +63,8 @@ class KernelRunner(Runner):
                                      connect_port=int(self.flags.get("connect_port", "8080")),
                                      portable=self.portable)
         self.ks.clock = lambda: self._clock()
+        if "tso_size" in self.flags:
+            self.notes.append("--tso_size: not applied to the kernel (the TUN device has no TSO here)")
         self.sockets = self.ks
 
     def _apply(self, field: str, value) -> None:
@@ -119,6 +123,17 @@ class KernelRunner(Runner):
             self._wait(to)
         self.now = self._clock()
 
+    def _block_unannounced(self, event, attempt) -> None:
+        """As in virtual time, in real time: wait for the call to return, polling the device meanwhile."""
+        self.pending = _Pending(event, attempt, math.inf, math.inf)
+        limit = self._clock() + KERNEL_UNANNOUNCED_LIMIT
+        while self.pending is not None:
+            if self._clock() > limit:
+                self.pending = None
+                raise Failure(event.line, f"{event.name}() would block for over {KERNEL_UNANNOUNCED_LIMIT:.0f} s; "
+                                          f"write it as 'start...end {event.name}(...)' with the time it returns")
+            self._advance(self._clock() + 0.01, event)
+
     def _await_packet(self, event, lo: float | None, deadline: float) -> None:
         while not self.queue:
             self.now = self._clock()
@@ -135,6 +150,9 @@ class KernelRunner(Runner):
     def _learn_ports(self, ports) -> None:  # type: ignore[override]
         self.flow = self._flow(ports[1], self.ks.connect_port)
         self.flow.spaces.isn = self.flow.spaces.ts_base = None
+
+    def _synchronized(self) -> bool:
+        return False  # the kernel's sockets are not looked into: a new SYN's answer shows its numbering
 
     def _listening(self) -> bool:
         u = self.ks.under_test
@@ -164,12 +182,12 @@ class KernelRunner(Runner):
         self.dev.close()
 
 
-def _child(path: str, text: str, defaults: dict[str, str], out: int) -> None:
+def _child(path: str, text: str, defaults: dict[str, str], defines: dict[str, str], out: int) -> None:
     """In the forked child: a namespace of its own, the run, the Result down the pipe."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
     try:
         unshare_net("--kernel")
-        script = parse_script(text, path)
+        script = parse_script(text, path, defines)
         runner = KernelRunner(script, {"tolerance_usecs": "10000", "tolerance_percent": "13", **defaults})
     except ScriptError as e:
         result = Result(path, False, e.line or None, f"cannot read the script: {e.args[0].split(': ', 1)[-1]}")
@@ -191,7 +209,8 @@ def _child(path: str, text: str, defaults: dict[str, str], out: int) -> None:
     os.write(out, pickle.dumps(result))
 
 
-def run_kernel_file(path: str, defaults: dict[str, str] | None = None, limit: float = 300.0) -> Result:
+def run_kernel_file(path: str, defaults: dict[str, str] | None = None, limit: float = 300.0,
+                    defines: dict[str, str] | None = None) -> Result:
     """Run one script against Linux in a throwaway network namespace (needs root)."""
     try:
         with open(path, encoding="utf-8") as f:
@@ -204,7 +223,7 @@ def run_kernel_file(path: str, defaults: dict[str, str] | None = None, limit: fl
         os.close(read_fd)
         code = 0
         try:
-            _child(path, text, defaults or {}, write_fd)
+            _child(path, text, defaults or {}, defines or {}, write_fd)
         except BaseException:  # noqa: BLE001 - whatever happens, the child must not go on as the parent
             code = 1
         os._exit(code)

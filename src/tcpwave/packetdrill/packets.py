@@ -228,6 +228,8 @@ def mismatches(ev: PacketEvent, sent: Sent, spaces: Spaces, portable: bool) -> l
         out.append(f"seq {seq} != {ev.start}")
     if not ev.any_seq and sent.length != (ev.end - ev.start) & MASK:
         out.append(f"length {sent.length} != {(ev.end - ev.start) & MASK}")
+    if ev.any_len is not None and sent.length != ev.any_len:
+        out.append(f"length {sent.length} != {ev.any_len}")
     if ev.ack is not None and sent.ack != ev.ack & MASK:
         out.append(f"ack {sent.ack} != {ev.ack}")
     if ev.ports is not None and (sent.src_port, sent.dst_port) != ev.ports:

@@ -8,8 +8,10 @@ one that no line expects is a failure (packetdrill itself would ignore it).
 
 import contextlib
 import dataclasses
+import errno
 import io
 import ipaddress
+import math
 import textwrap
 import typing
 from collections import deque
@@ -34,13 +36,15 @@ from .script import (
 )
 from .sockets import BLOCK, Mismatch, Sockets, SysError
 
+UNANNOUNCED_LIMIT = 3600.0  # seconds a call written as non-blocking may block before the script fails
+_UNSYNCHRONIZED = frozenset({State.CLOSED, State.LISTEN, State.SYN_SENT, State.SYN_RCVD, State.TIME_WAIT})
 ADDRESSES = {  # documentation prefixes only (RFC 5737, RFC 3849): nothing here touches a network
     "ipv4": ("192.0.2.1", "192.0.2.2"),
     "ipv6": ("2001:db8::1", "2001:db8::2"),
 }
 REMOTE_PORT = 43210  # the remote's port for connections it opens to us
 RUNNER_FLAGS = {"ip_version", "tolerance_usecs", "tolerance_percent", "mss", "mtu", "portable", "local_ip", "remote_ip",
-                "bind_port", "connect_port", "seed"}
+                "bind_port", "connect_port", "seed", "tso_size"}
 _CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
@@ -149,6 +153,7 @@ class Runner:
         self.now = 0.0
         self.queue: deque[packets.Sent] = deque()
         self.pending: _Pending | None = None
+        self.device_drops = False  # a shell line's `tc qdisc ... limit 0` on the test device
         self._setup(changes)
         self.sockets.on_connect = self._learn_ports
         self.flows: dict[tuple[int, int], Flow] = {}  # the script's connections, by (local, remote) port
@@ -167,13 +172,26 @@ class Runner:
         self.stack = Stack([self.local], config=config, seed=int(self.flags.get("seed", "1")), host="tcpwave",
                            tracer=Tracer(self.sink), mtu=int(self.flags.get("mtu", "1500")),
                            networks=[ipaddress.ip_interface(f"{self.local}/{64 if self.local.version == 6 else 24}")
-                                     .network])  # (the prefix --kernel gives its device)
+                                     .network],  # (the prefix --kernel gives its device)
+                           segment_max=self._tso_size())
         self.sim = Sockets(self.stack, lambda: self.now, self.remote,
                                bind_port=int(self.flags.get("bind_port", "8080")),
                                connect_port=int(self.flags.get("connect_port", "8080")), portable=self.portable)
         self.sockets = self.sim
 
+    def _tso_size(self) -> int:
+        """--tso_size=BYTES: segmentation offload, as on a device with TSO: a segment carries up to this
+        many bytes, a whole number of MSS (`> P. 1:10001(10000)`); 0 (the default) cuts at the MSS."""
+        try:
+            size = int(self.flags.get("tso_size", "0"))
+        except ValueError:
+            size = -1
+        if not 0 <= size <= 65535:
+            raise ScriptError(self.script.flag_lines.get("tso_size", 0), "--tso_size takes 0 to 65535 bytes")
+        return size
+
     def _deliver(self, raw: bytes) -> None:
+        self.sim.before_arrival()
         self.stack.receive_packet(raw, self.now)
 
     def _tcp_info(self) -> dict | None:
@@ -194,6 +212,13 @@ class Runner:
             except (ValueError, TypeError) as e:
                 raise ScriptError(event.line, f"{event.text}: {e}") from None
             self.notes.append(f"line {event.line}: sysctl: " + ", ".join(f"{k}={v}" for k, v in found.items()))
+        for part in list(rest):
+            drops = sysctl.device_drops(part)
+            if drops is not None:
+                self.device_drops = drops
+                rest.remove(part)
+                self.notes.append(f"line {event.line}: the device {'drops' if drops else 'sends'} what the stack "
+                                  f"sends: {part}")
         if rest:
             self.notes.append(f"line {event.line}: shell skipped: {'; '.join(rest)}")
 
@@ -318,7 +343,9 @@ class Runner:
     def _collect(self) -> None:
         for raw in self.stack.packets_to_send():
             sent = packets.decode_outbound(raw, self.now)
-            if sent is not None:
+            if sent is not None and self.device_drops:  # `tc qdisc ... limit 0`: it never reaches the wire
+                self.log.append(f"{sent.time:.3f} (dropped by the device: {packets.describe(sent, self.spaces)})")
+            elif sent is not None:
                 self.queue.append(sent)
         self.sim.note_events(self.stack.events())
         self._trace_states()
@@ -374,9 +401,9 @@ class Runner:
             self.flow = self._flow(self.sockets.bind_port, fresh)
         if new_syn and key != self.flow.last_syn:
             # maybe a new connection (not a retransmitted SYN): if the stack answers with a SYN,ACK,
-            # that one shows the new ISN
+            # that one shows the new ISN; a SYN into a synchronized connection keeps its numbering
             self.flow.last_syn = key
-            self.flow.relearn = True
+            self.flow.relearn = not self._synchronized()
         raw = packets.build_inbound(event, self.remote, self.local, self.remote_port, self.local_port, self.spaces)
         self.log.append(f"{self.now:.3f} {event.text}")
         self._deliver(raw)
@@ -388,6 +415,11 @@ class Runner:
         child = self._under_test()
         if child is not None and child.state is not State.LISTEN:
             self.sim.under_test = child  # later SYNs go to it, until the next socket() or listen()
+
+    def _synchronized(self) -> bool:
+        """The script's connection is synchronized (TIME_WAIT aside, where a SYN may open a new one)."""
+        u = self._under_test()
+        return u is not None and u.state not in _UNSYNCHRONIZED
 
     def _listening(self) -> bool:
         u = self.sim.under_test
@@ -461,8 +493,7 @@ class Runner:
         blocking = event.when.block_end is not None
         if result is BLOCK:
             if not blocking:
-                raise Failure(event.line, f"{event.name}() would block; write it as 'start...end {event.name}(...)' "
-                                          "with the time it returns")
+                return self._block_unannounced(event, attempt)
             offset = at - event.when.start
             end = (event.when.block_end or 0.0) + offset
             self.pending = _Pending(event, attempt, end, self._tolerance(end, at))
@@ -473,6 +504,22 @@ class Runner:
                 raise Failure(event.line, f"{event.name}() returned at once ({self.now:.3f} s); the script has it "
                                           f"block until {end:.3f} s")
         self._check_return(event, result)
+
+    def _block_unannounced(self, event: CallEvent, attempt) -> None:
+        """A call written without `start...end` that blocks: as packetdrill, which makes such a call on its
+        main thread, the script waits until it returns (by a timer of the stack: a timeout, an abort),
+        with no return time to check; what the stack sends meanwhile waits for the lines after it."""
+        self.pending = _Pending(event, attempt, math.inf, math.inf)
+        limit = self.now + UNANNOUNCED_LIMIT
+        while self.pending is not None:
+            t = self._next_wake()
+            if t is None or t > limit:
+                self.pending = None
+                raise Failure(event.line, f"{event.name}() would block" + (
+                    " and nothing in the stack would end it" if t is None else
+                    f" for over {UNANNOUNCED_LIMIT:.0f} s") + f"; write it as 'start...end {event.name}(...)' "
+                    "with the time it returns")
+            self._advance(t, event)
 
     def _attempt(self, event: CallEvent, attempt) -> object:
         try:
@@ -485,7 +532,7 @@ class Runner:
     def _check_return(self, event: CallEvent, result) -> None:
         if isinstance(result, SysError):
             have = f"-1 {result.name}"
-            ok = event.ret == WILDCARD or (event.ret == -1 and event.errno == result.name)
+            ok = event.ret == WILDCARD or (event.ret == -1 and _same_errno(event.errno, result.name))
         else:
             have = str(result)
             ok = event.ret == WILDCARD or (event.errno is None and event.ret == result)
@@ -509,9 +556,18 @@ class Runner:
                           f"{packets.describe(sent, self.spaces)}")
 
 
-def run_text(text: str, path: str = "<script>", defaults: dict[str, str] | None = None) -> Result:
+def _same_errno(want: str | None, have: str) -> bool:
+    """Errno names compared by value, as packetdrill compares errno numbers: EWOULDBLOCK is EAGAIN."""
+    if want == have:
+        return True
+    return want is not None and getattr(errno, want, None) is not None and getattr(errno, want) == getattr(
+        errno, have, None)
+
+
+def run_text(text: str, path: str = "<script>", defaults: dict[str, str] | None = None,
+             defines: dict[str, str] | None = None) -> Result:
     try:
-        script = parse_script(text, path)
+        script = parse_script(text, path, defines)
         runner = Runner(script, defaults)
     except ScriptError as e:
         return Result(path, False, e.line or None, f"cannot read the script: {e.args[0].split(': ', 1)[-1]}")
@@ -525,10 +581,10 @@ def run_text(text: str, path: str = "<script>", defaults: dict[str, str] | None 
     return Result(path, True, notes=runner.notes, log=runner.log)
 
 
-def run_file(path: str, defaults: dict[str, str] | None = None) -> Result:
+def run_file(path: str, defaults: dict[str, str] | None = None, defines: dict[str, str] | None = None) -> Result:
     try:
         with open(path, encoding="utf-8") as f:
             text = f.read()
     except OSError as e:
         return Result(path, False, None, f"cannot open: {e.strerror}")
-    return run_text(text, path, defaults)
+    return run_text(text, path, defaults, defines)

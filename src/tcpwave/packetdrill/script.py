@@ -52,6 +52,7 @@ class PacketEvent(Event):
     urg: int | None = None
     options: list | str | None = None  # None: no options; WILDCARD; or [(name, *values), ...]
     any_seq: bool = False  # `...` in place of start:end(len) (a `>` line only): seq and length not checked
+    any_len: int | None = None  # `...(N)`: seq not checked, the payload length is N
     ports: tuple[int, int] | None = None  # `sport>dport` written before the flags
     ip: dict = field(default_factory=dict)  # IP fields named in [ ] or ( ): ecn, tos, ttl, flowlabel
 
@@ -92,8 +93,40 @@ def _strip_comments(text: str) -> str:
     return re.sub(r"/\*.*?\*/", lambda m: "\n" * m.group(0).count("\n"), text, flags=re.S)
 
 
-def parse_script(text: str, path: str = "<script>") -> Script:
-    lines = _strip_comments(text).split("\n")
+def preprocess(lines: list[str], defines: dict[str, str] | None = None) -> list[str]:
+    """Keep only the lines `#ifdef NAME` / `#ifndef NAME` / `#else` / `#endif` select, as the C
+    preprocessor does (blocks nest; a name counts as defined with any value, `-D NAME` or `-D NAME=1`).
+    Directive lines and the lines left out become blank, so that line numbers still hold."""
+    names = defines or {}
+    out: list[str] = []
+    stack: list[tuple[int, bool, bool]] = []  # (line, this branch taken, seen #else)
+    for lineno, raw in enumerate(lines, 1):
+        m = re.match(r"\s*#\s*(ifdef|ifndef|else|endif)\b\s*(.*?)\s*$", raw)
+        if not m:
+            out.append(raw if all(taken for _, taken, _ in stack) else "")
+            continue
+        word, arg = m[1], _drop_line_comment(m[2]).strip()
+        if word in ("ifdef", "ifndef"):
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", arg):
+                raise ScriptError(lineno, f"#{word} needs one name, found {arg!r}")
+            stack.append((lineno, (arg in names) == (word == "ifdef"), False))
+        elif not stack:
+            raise ScriptError(lineno, f"#{word} without #ifdef")
+        elif word == "else":
+            start, taken, seen_else = stack[-1]
+            if seen_else:
+                raise ScriptError(lineno, f"a second #else for the #ifdef on line {start}")
+            stack[-1] = (start, not taken, True)
+        else:
+            stack.pop()
+        out.append("")
+    if stack:
+        raise ScriptError(stack[-1][0], "#ifdef without #endif")
+    return out
+
+
+def parse_script(text: str, path: str = "<script>", defines: dict[str, str] | None = None) -> Script:
+    lines = preprocess(_strip_comments(text).split("\n"), defines)
     flags: dict[str, str] = {}
     flag_lines: dict[str, int] = {}
     events: list[Event] = []
@@ -174,7 +207,7 @@ _ECN_NAMES = {"no_ecn": 0, "ect1": 1, "ect0": 2, "ce": 3}
 _ENCAPSULATION = {"ipv4": "an ipv4 encapsulation prefix", "ipv6": "an ipv6 encapsulation prefix",
                   "gre": "a GRE encapsulation prefix", "mpls": "an MPLS encapsulation prefix"}
 _FIELD_RE = re.compile(r"\s*(ack|win|urg)\s+(\d+)")
-_SEQ_RE = re.compile(r"\s*(?:(\d+):(\d+)\((\d+)\)|(\.\.\.))")
+_SEQ_RE = re.compile(r"\s*(?:(\d+):(\d+)\((\d+)\)|(\.\.\.)(?:\((\d+)\))?)")
 
 
 def _flags(word: str, lineno: int) -> int:
@@ -260,7 +293,7 @@ def parse_packet(text: str, lineno: int, when: When) -> PacketEvent:
     if (end - start) & 0xFFFFFFFF != length:
         raise ScriptError(lineno, f"{start}:{end}({length}): the length must be end - start")
     ev = PacketEvent(lineno, when, text, inbound=direction == "<", flags=flags, start=start, end=end,
-                     any_seq=any_seq, ports=ports, ip=info)
+                     any_seq=any_seq, any_len=int(m[5]) if m[5] is not None else None, ports=ports, ip=info)
     rest = rest[m.end():]
     while True:
         f = _FIELD_RE.match(rest)

@@ -19,7 +19,7 @@ from ..stack import PortInUse, Stack
 from .descriptor import Socket
 from .iocalls import BLOCK, IoCalls, Mismatch, SysError, check_tcp_info
 from .script import WILDCARD, CallEvent
-from .tcpinfo import tcp_info
+from .tcpinfo import tcp_info, unconnected_tcp_info
 
 O_RDWR, O_NONBLOCK = 0x2, 0x800
 _RECEIVED_FIN = frozenset({State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING, State.TIME_WAIT})
@@ -47,13 +47,22 @@ class Sockets(IoCalls):
         self.portable = portable
         self.table: dict[int, Socket] = {}
         self.ended: set[Connection] = set()  # connections whose peer's FIN has reached the application
+        self.reset_in_close_wait: set[Connection] = set()  # connections a RST ended in CLOSE_WAIT
+        self._close_wait: set[Connection] = set()  # those in CLOSE_WAIT when the last packet arrived
         self.on_connect: Callable[[Connection], None] | None = None  # tells the runner the 4-tuple
         self.under_test: Connection | None = None  # the newest connection or listening TCB (for tcp_info)
+
+    def before_arrival(self) -> None:
+        """Called before a packet goes in: a RST it carries is told apart by the state it meets."""
+        self._close_wait = {s.conn for s in self.table.values() if s.conn is not None
+                            and s.conn.state is State.CLOSE_WAIT}
 
     def note_events(self, events) -> None:
         for conn, event in events:
             if isinstance(event, ev.EndOfStream):
                 self.ended.add(conn)
+            elif isinstance(event, ev.Closed) and conn in self._close_wait:
+                self.reset_in_close_wait.add(conn)
 
     # ------------------------------------------------------------ dispatch
     def start(self, call: CallEvent) -> Callable[[], object]:
@@ -82,8 +91,8 @@ class Sockets(IoCalls):
         name = errno.errorcode.get(code) if code else None
         if name:
             s.error_reported = True
-            if name == "ECONNRESET" and c in self.ended:
-                name = "EPIPE"  # reset after the peer's FIN (CLOSE_WAIT): Linux reports EPIPE
+            if name == "ECONNRESET" and c in self.reset_in_close_wait:
+                name = "EPIPE"  # reset in CLOSE_WAIT: Linux reports EPIPE (in LAST_ACK, ECONNRESET)
         return name
 
     @staticmethod
@@ -195,14 +204,14 @@ class Sockets(IoCalls):
         conn = self._connected(s)
 
         def attempt():
-            if s.shut_rd:
-                return 0
             try:
                 data = conn.receive(int(count), now=self.clock())
             except (ConnectionError, TimeoutError):
                 data = b""
             if data:
                 return len(data)
+            if s.shut_rd:  # as Linux: data queued before or after shutdown(SHUT_RD) is still read, then 0
+                return 0
             if conn in self.ended:  # end-of-file wins over a later error, as in Linux
                 return 0
             err = self._pending_error(s)
@@ -341,6 +350,7 @@ class Sockets(IoCalls):
         equal tcp_info's, taken now."""
         conn = s.conn if s.conn is not None else (s.listener.tcb if s.listener is not None else None)
         if conn is None:
+            check_tcp_info(unconnected_tcp_info(s.config.initial_cwnd_segments, s.config.rto_initial), value)
             return 0
         check_tcp_info(tcp_info(conn, self.clock()), value)
         return 0

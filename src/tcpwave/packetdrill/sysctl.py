@@ -47,6 +47,7 @@ TABLE: dict[str, list[tuple[str, Callable[[str], object]]]] = {
     "net.inet.tcp.sack.enable": [("sack", _on)],
     "net.inet.tcp.insecure_rst": [("rfc5961", lambda v: not _on(v))],
     "net.inet.tcp.insecure_syn": [("rfc5961", lambda v: not _on(v))],
+    "net.inet.tcp.drop_synfin": [("drop_synfin", _on)],
     "net.inet.tcp.syncookies": [("syncookies", int)],
     "net.inet.tcp.msl": [("msl", _ms)],
     "net.inet.tcp.rexmit_min": [("rto_min", _ms)],
@@ -101,3 +102,19 @@ def changes(command: str) -> tuple[dict[str, Any], list[str]]:
         except (ValueError, KeyError):
             unknown.append(f"{name}={value}")
     return out, unknown + other
+
+
+_QDISC = re.compile(r"tc\s+qdisc\s+(add|replace|change|del|delete)\s+dev\s+(\S+)\s+root\b(.*)")
+
+
+def device_drops(command: str) -> bool | None:
+    """What a `tc qdisc ... dev DEV root ...` command does to the test device: True when it leaves no
+    room (`limit 0`: every packet the stack sends is dropped, as peers' user-timeout tests use it),
+    False when it removes the qdisc or gives it room, None when the command is no such thing."""
+    m = _QDISC.fullmatch(" ".join(command.split()))
+    if m is None or m[2] == "lo":
+        return None
+    if m[1] in ("del", "delete"):
+        return False
+    limit = re.search(r"\blimit\s+(\d+)", m[3])
+    return limit is not None and int(limit[1]) == 0

@@ -136,6 +136,14 @@ def tcp_info(conn, now: float) -> dict[str, int]:
     return {**_zeros(), **info}
 
 
+def unconnected_tcp_info(initial_cwnd: int, rto_initial: float) -> dict[str, int]:
+    """The tcp_info of a socket with no connection yet: CLOSED, and the values Linux gives a new socket
+    (a 536-byte MSS, the initial window and RTO, no slow-start threshold; api-tcp-info-before-connect.pkt)."""
+    return {**_zeros(), "tcpi_state": TcpState(State.CLOSED, _LINUX[State.CLOSED]), "tcpi_snd_mss": 536,
+            "tcpi_snd_cwnd": initial_cwnd, "tcpi_rto": _us(rto_initial), "tcpi_snd_ssthresh": TCP_INFINITE_SSTHRESH,
+            "tcpi_reordering": 3}
+
+
 _ZERO_FIELDS = ("tcpi_ca_state", "tcpi_retransmits", "tcpi_probes", "tcpi_backoff", "tcpi_options",
                 "tcpi_snd_wscale", "tcpi_rcv_wscale", "tcpi_rto", "tcpi_ato", "tcpi_snd_mss", "tcpi_rcv_mss",
                 "tcpi_unacked", "tcpi_sacked", "tcpi_lost", "tcpi_retrans", "tcpi_fackets", "tcpi_pmtu",
