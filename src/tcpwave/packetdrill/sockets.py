@@ -195,14 +195,14 @@ class Sockets(IoCalls):
         conn = self._connected(s)
 
         def attempt():
-            if s.shut_rd:
-                return 0
             try:
                 data = conn.receive(int(count), now=self.clock())
             except (ConnectionError, TimeoutError):
                 data = b""
             if data:
                 return len(data)
+            if s.shut_rd:  # queued data is still read; then end-of-file (api-shutdown-read.pkt)
+                return 0
             if conn in self.ended:  # end-of-file wins over a later error, as in Linux
                 return 0
             err = self._pending_error(s)
