@@ -45,8 +45,11 @@ def ip(addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
                           else ipaddress.ip_address(addr))
 
 
-class PortInUse(TcpError):
-    pass
+class PortInUse(TcpError, OSError):
+    """The port (or 4-tuple) is taken: an OSError with errno EADDRINUSE, as bind() raises."""
+
+    def __init__(self, *args):
+        super().__init__(*((errno.EADDRINUSE, *args) if len(args) == 1 else args))
 
 
 class Unreachable(TcpError, OSError):
@@ -205,6 +208,9 @@ class Stack:
     def listen(self, port: int, now: float, *, address=None, backlog: int | None = None,
                config: Config | None = None) -> Listener:
         addr = ip(address) if address is not None else None
+        if port == 0:  # as the kernel: a free port from the ephemeral range
+            used = {p for _, p in self._listeners} | {key[1] for key in self._conns}
+            port = self._ephemeral(lambda p: p not in used)
         if (addr, port) in self._listeners:
             raise PortInUse(f"already listening on port {port}")
         tcb = Connection(config or self.config, (addr or self.addresses[0], port), None, isn=self.isn,
@@ -222,7 +228,8 @@ class Stack:
         if (why := martian_destination(raddr, self._directed)) is not None:
             raise Unreachable(f"connect(): no connection to {raddr}: a {why} address")
         laddr = ip(local_address) if local_address is not None else self._source_for(raddr)
-        lport = local_port if local_port is not None else self._ephemeral(laddr, raddr, port)
+        lport = local_port if local_port is not None else self._ephemeral(
+            lambda p: (laddr, p, raddr, port) not in self._conns and (None, p) not in self._listeners)
         key = (laddr, lport, raddr, port)
         if key in self._conns:
             raise PortInUse(f"connection {laddr}:{lport} -> {raddr}:{port} already exists")
@@ -572,13 +579,13 @@ class Stack:
                 return a
         raise ValueError(f"this stack has no IPv{raddr.version} address to reach {raddr}")
 
-    def _ephemeral(self, laddr, raddr, rport: int) -> int:
+    def _ephemeral(self, free: Callable[[int], bool]) -> int:
         index, step = self.share or (0, 1)
         first = EPHEMERAL.start + (index - EPHEMERAL.start) % step  # the range's first port of ours
         for _ in range(len(EPHEMERAL) // step + 1):
             port = self._next_port
             self._next_port = port + step if port + step < EPHEMERAL.stop else first
-            if (laddr, port, raddr, rport) not in self._conns and (None, port) not in self._listeners:
+            if free(port):
                 return port
         raise PortInUse("no ephemeral port left")
 

@@ -10,6 +10,10 @@ import os
 
 from ..core import events as ev
 
+# the protocol call each event leads to, for the message when it fails (as asyncio's transports word it)
+_CALLS = {ev.Connected: "connection_made", ev.DataReadable: "data_received", ev.EndOfStream: "eof_received",
+          ev.SendSpace: "resume_writing"}
+
 
 class Runtime:
     def __init__(self, stack, link, loop: asyncio.AbstractEventLoop | None = None):
@@ -99,7 +103,25 @@ class Runtime:
                     transport = server._accepted(conn)
                     break
         if transport is not None:
-            transport._on_event(event)
+            try:
+                transport._on_event(event)
+            except (SystemExit, KeyboardInterrupt):
+                raise
+            except BaseException as exc:  # noqa: BLE001 (one faulty protocol must not stall the others)
+                self._protocol_failed(transport, event, exc)
+
+    def _protocol_failed(self, transport, event, exc: BaseException) -> None:
+        """As asyncio's socket transports: report it to the loop's exception handler and abort that
+        connection (a RST to its peer); the other connections' events go on being delivered."""
+        call = _CALLS.get(type(event))
+        self.loop.call_exception_handler({
+            "message": f"Fatal error: protocol.{call}() call failed." if call else "Fatal error on transport",
+            "exception": exc, "transport": transport, "protocol": transport._protocol})
+        try:
+            transport.abort()
+        except Exception as again:  # noqa: BLE001 (connection_lost() failed too: reported, nothing more)
+            self.loop.call_exception_handler({"message": "protocol.connection_lost() call failed.",
+                                              "exception": again, "transport": transport})
 
     def connections(self) -> list:
         """The connections an application holds (not yet CLOSED)."""

@@ -6,6 +6,7 @@ ConnectionRefusedError, TimeoutError.
 """
 
 import asyncio
+import logging
 from collections.abc import Callable
 
 from ..core import events as ev
@@ -14,6 +15,7 @@ from ..core.state import State
 from . import trim
 
 _CAN_SEND = (State.ESTABLISHED, State.CLOSE_WAIT)
+_WARN_DROPPED_WRITES = 5  # asyncio's constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
 
 
 class TcpTransport(asyncio.Transport):
@@ -30,6 +32,7 @@ class TcpTransport(asyncio.Transport):
         self._lost = False
         self._eof_seen = False
         self._eof_told = False
+        self._dropped_writes = 0  # write() calls after close() or the connection's end
         # the TimeWait/Closed event, kept until the unread data has been delivered
         self._ended: ev.TimeWait | ev.Closed | None = None
         # called with the transport once it is done (a Server forgets it then)
@@ -51,13 +54,19 @@ class TcpTransport(asyncio.Transport):
         return self._closing or self._lost or self._ended is not None
 
     def write(self, data) -> None:
-        if self._eof_wanted or self._closing:
-            raise RuntimeError("write() after write_eof() or close()")
-        if self._lost or self._ended is not None:
-            return  # like asyncio's socket transports: writes after the connection died are dropped
-        if data:
-            self._pending += data
-            self._push()
+        if self._eof_wanted:
+            raise RuntimeError("Cannot call write() after write_eof()")
+        if not data:
+            return
+        if self._closing or self._lost or self._ended is not None:
+            # as asyncio's socket transports: dropped once the transport is closed or the connection
+            # is gone, with a warning from the fifth such write on
+            self._dropped_writes += 1
+            if self._dropped_writes >= _WARN_DROPPED_WRITES:
+                logging.getLogger("asyncio").warning("socket.send() raised exception.")
+            return
+        self._pending += data
+        self._push()
 
     def writelines(self, list_of_data) -> None:
         self.write(b"".join(list_of_data))
@@ -191,6 +200,7 @@ class TcpTransport(asyncio.Transport):
         if self._lost or conn.state not in _CAN_SEND and conn.state is not State.SYN_SENT:
             if self._closing and not self._lost and conn.state is not State.SYN_SENT:
                 conn.close(now)
+                self._release()
             self._runtime.kick()
             return
         if self._closing and conn.readable and conn.state in _CAN_SEND:
@@ -205,10 +215,20 @@ class TcpTransport(asyncio.Transport):
             if not self._pending:
                 if self._closing:
                     conn.close(now)
+                    self._release()
                 elif self._eof_wanted:
                     conn.shutdown(now)
         self._check_pause()
         self._runtime.kick()
+
+    def _release(self) -> None:
+        """close() has handed everything to the connection, as a socket's close() hands it to the
+        kernel: the stack finishes the close on its own (FIN, the peer's FIN, TIME_WAIT) and the
+        application is done. So, as asyncio's transports, connection_lost() comes now, and with it
+        StreamWriter.wait_closed(): it does not wait for the peer's FIN."""
+        if self._ended is None:
+            self._runtime.unregister(self._conn)
+            self._runtime.loop.call_soon(self._finish)
 
     def _check_pause(self) -> None:
         size = len(self._pending)
@@ -242,7 +262,9 @@ class Server:
 
     def __init__(self, runtime, listener, protocol_factory: Callable[[], asyncio.BaseProtocol]):
         self._runtime, self._listener, self._factory = runtime, listener, protocol_factory
-        self._closed = runtime.loop.create_future()
+        # An Event, not a future: a cancelled waiter (serve_forever, wait_closed) cannot cancel it
+        self._closed = asyncio.Event()
+        self._serving_forever: asyncio.Future | None = None
         self.transports: set[TcpTransport] = set()
         runtime.add_server(listener, self)
 
@@ -257,21 +279,37 @@ class Server:
         return transport
 
     def is_serving(self) -> bool:
-        return not self._closed.done()
+        return not self._closed.is_set()
 
     def close(self) -> None:
-        """Stop listening; connections already accepted go on."""
-        if not self._closed.done():
+        """Stop listening; connections already accepted go on. As asyncio's Server, a serve_forever()
+        running ends with CancelledError."""
+        if not self._closed.is_set():
             self._runtime.remove_server(self._listener)
             self._listener.close(self._runtime.now())
             self._runtime.kick()
-            self._closed.set_result(None)
+            self._closed.set()
+        serving, self._serving_forever = self._serving_forever, None
+        if serving is not None and not serving.done():
+            serving.cancel()
 
     async def wait_closed(self) -> None:
-        await self._closed
+        await self._closed.wait()
 
     async def serve_forever(self) -> None:
-        await self._closed
+        """Serve until close(), or until the task running it is cancelled, which closes the server."""
+        if self._serving_forever is not None:
+            raise RuntimeError("serve_forever() is already running for this server")
+        if self._closed.is_set():
+            raise RuntimeError("the server is closed")
+        self._serving_forever = self._runtime.loop.create_future()
+        try:
+            await self._serving_forever
+        except asyncio.CancelledError:
+            self.close()
+            raise
+        finally:
+            self._serving_forever = None
 
     async def __aenter__(self):
         return self

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from ..cc import REGISTRY
+
 
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -53,3 +55,6 @@ class Config:
             raise ValueError(f"delayed_ack must be in [0, 0.5) seconds (RFC 9293 §3.8.6.3), got {self.delayed_ack}")
         if self.msl <= 0 or self.rto_min <= 0 or self.rto_max < self.rto_min:
             raise ValueError("msl and rto_min must be positive and rto_max >= rto_min")
+        if self.congestion_control not in REGISTRY:  # told now, not at the first connect
+            raise ValueError(f"unknown congestion control {self.congestion_control!r}; "
+                             f"known: {', '.join(sorted(REGISTRY))}")
