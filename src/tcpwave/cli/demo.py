@@ -56,11 +56,12 @@ def run(args) -> int:
         taps = open_captures(stack, tracer, pcap=args.pcap, pcapng=args.pcapng, events=args.events)
         with configured(config):
             result = sc.run(args.seed, tracer, taps)
+    runs = [*result.before, (result.title, result.events, result.end_time)]
     if args.html or args.svg or args.png:
-        events = result.events
-        view = ConnectionView("client", "server", events, events[0]["t"] if events else 0.0, result.end_time)
+        views = [ConnectionView("client", "server", events, events[0]["t"] if events else 0.0, end)
+                 for _, events, end in runs]
         try:
-            written = write_views(args, [view], f"tcpwave demo {sc.name} (seed {args.seed})")
+            written = write_views(args, views, f"tcpwave demo {sc.name} (seed {args.seed})")
         except RuntimeError as e:  # no matplotlib for --png
             print(f"tcpwave demo: {e}", file=sys.stderr)
             return 2
@@ -72,7 +73,10 @@ def run(args) -> int:
         print(_lossy_summary(result))
     else:
         msl = config.msl if config is not None else Config().msl
-        print(render_ladder(result.events, color=color, explain=args.explain, msl=msl, width=args.width))
+        for n, (title, events, _) in enumerate(runs):
+            if len(runs) > 1:
+                print(f"{chr(10) if n else ''}run {n + 1} of {len(runs)}: {title}\n")
+            print(render_ladder(events, color=color, explain=args.explain, msl=msl, width=args.width))
         if result.info:
             print()
             for k, v in result.info.items():

@@ -29,6 +29,9 @@ class Result:
     closed: dict[str, str] = field(default_factory=dict)  # host -> close reason of its connection
     checks: dict[str, bool] = field(default_factory=dict)  # named verifications
     info: dict[str, object] = field(default_factory=dict)
+    # runs drawn before this one, for comparison: (title, events, end time); not in --events/--pcap
+    before: list[tuple[str, list[dict], float]] = field(default_factory=list)
+    title: str = ""  # this run's title when there are runs before it
 
     @property
     def ok(self) -> bool:

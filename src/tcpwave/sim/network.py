@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ..core.config import Config
 from ..core.trace import Tracer
-from ..stack import Stack
+from ..stack import Stack, segment_fields
 from ..wire.errors import MalformedPacket
 from ..wire.ip import parse_ip
 from ..wire.tcp import PROTO_TCP, flags_text, parse_tcp
@@ -122,8 +122,8 @@ class Simulator:
         raise RuntimeError(f"simulation did not settle within {max_events} events (t={self.now:.3f})")
 
     # ----------------------------------------------------------- the wire
-    def _transmit(self, host: Host, packet: bytes) -> None:
-        self.packets_sent += 1
+    def _transmit(self, host: Host, packet: bytes, counted: bool = True) -> None:
+        self.packets_sent += counted
         for tap in self.taps:
             tap(self.now, packet)
         peer, direction = host.peer, host._direction
@@ -144,6 +144,19 @@ class Simulator:
         if action == "duplicate" or direction.maybe_duplicate():
             self._link_event(host, packet, "link", "duplicate")
             self.at(arrival + 1e-6, lambda: peer.receive(packet))
+
+    def replay(self, host: Host, packet: bytes, note: str) -> None:
+        """Put a copy of a packet `host` sent earlier back on its link now (an old duplicate that was
+        held in the network): traced as a send with `note`, seen by the taps, delivered after the
+        link's delay like any other packet."""
+        if self.tracer.enabled:
+            try:
+                pkt = parse_ip(packet)
+                fields = segment_fields(parse_tcp(pkt.payload), pkt.src, pkt.dst)
+                self.tracer.emit(self.now, host.name, "send", **fields, note=note)
+            except MalformedPacket:
+                pass
+        self._transmit(host, packet, counted=False)
 
     def _fault_for(self, host: Host, peer: Host, packet: bytes) -> str | None:
         if not self.faults:
