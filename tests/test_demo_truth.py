@@ -4,6 +4,8 @@ explains (issue 27)."""
 
 import subprocess
 
+import pytest
+
 from tcpwave.cli.main import main
 from tcpwave.scenarios import SCENARIOS
 
@@ -43,3 +45,112 @@ def test_old_duplicate_draws_the_late_segment_as_sent_in_both_runs(tmp_path, cap
     assert (tmp_path / "od.html").read_text().count("old copy of") >= 2
     dump = subprocess.run(["tcpdump", "-nr", str(pcap)], capture_output=True, text=True, check=True).stdout
     assert sum("length 34" in line for line in dump.splitlines()) == 2  # the original and the late copy
+
+
+# ---------------------------------------------------------------- --explain notes, checked against the events
+def _notes(name: str) -> tuple[list[dict], list[str]]:
+    from tcpwave.views.explain import notes
+
+    events = SCENARIOS[name].run(1, None, []).events
+    return events, list(notes(events).values())
+
+
+def _one(texts: list[str], start: str) -> str:
+    found = [t for t in texts if start in t]
+    assert len(found) == 1, (start, texts)
+    return found[0]
+
+
+def _state_t(events, host, frm, to) -> float:
+    return next(e["t"] for e in events if e["type"] == "state" and e["host"] == host and e["from"] == frm
+                and e["to"] == to)
+
+
+def _sends(events, host, flags):
+    return [e for e in events if e["type"] == "send" and e["host"] == host and e["flags"] == flags]
+
+
+def _recvs(events, host, flags):
+    return [e for e in events if e["type"] == "recv" and e["host"] == host and e["flags"] == flags]
+
+
+def test_syn_rcvd_note_is_a_round_trip_of_the_run():
+    events, texts = _notes("handshake")
+    note = _one(texts, "SYN_RCVD lasted")
+    lasted = _state_t(events, "server", "SYN_RCVD", "ESTABLISHED") - _state_t(events, "server", "LISTEN", "SYN_RCVD")
+    out = _sends(events, "server", "SYN,ACK")[0]["t"]
+    there = _recvs(events, "client", "SYN,ACK")[0]["t"] - out
+    back = _recvs(events, "server", "ACK")[0]["t"] - _sends(events, "client", "ACK")[0]["t"]
+    assert f"SYN_RCVD lasted {lasted * 1000:.3f} ms" in note and "one trip" not in note
+    assert f"one round trip, the SYN,ACK took {there * 1000:.3f} ms to arrive and the ACK {back * 1000:.3f} ms" in note
+
+
+def test_syn_rcvd_note_in_lost_syn_ack_names_the_answered_retransmission():
+    events, texts = _notes("lost-syn-ack")
+    note = _one(texts, "SYN_RCVD lasted")
+    first, *again = _sends(events, "server", "SYN,ACK")
+    assert any(e["type"] == "drop" and e.get("where") == "link" and e["t"] == first["t"] for e in events)
+    ack = next(e for e in _sends(events, "client", "ACK") if e["t"] > again[0]["t"])
+    assert f"the SYN,ACK sent at {first['t']:.6f} s was lost" in note
+    assert f"until the SYN,ACK sent again at {again[0]['t']:.6f} s" in note
+    assert f"answered, by the ACK sent at {ack['t']:.6f} s" in note and "one trip" not in note
+
+
+def test_time_wait_note_says_the_configured_wait_and_what_happened():
+    events, texts = _notes("no-time-wait")
+    note = _one(texts, "TIME_WAIT waits")
+    arm = next(e for e in events if e["type"] == "timer" and e.get("name") == "time_wait" and e["action"] == "arm")
+    ended = _state_t(events, "client", "TIME_WAIT", "CLOSED")
+    fin = next(e for e in events if e["type"] == "drop" and e.get("reason") == "no_socket")
+    assert f"2×MSL, {arm['delay']:g} s in this run" in note and "60 s" not in note
+    assert f"ended at {ended:.6f} s, before the peer's FIN came again at {fin['t']:.6f} s" in note
+    _, texts = _notes("lost-final-ack")
+    again = next(e for e in SCENARIOS["lost-final-ack"].run(1, None, []).events if e["type"] == "handled")
+    assert f"the peer's FIN came again at {again['t']:.6f} s and was ACKed again" in _one(texts, "TIME_WAIT waits")
+
+
+def _acks_of_fin(events, fin_sender):
+    fin = next(e for e in events if e["type"] == "send" and e["host"] == fin_sender and "FIN" in e["flags"])
+    end = (fin["seq"] + fin["len"] + 1) % 2**32
+    return [e for e in events if e["type"] == "send" and e["host"] != fin_sender and e["ack"] == end]
+
+
+@pytest.mark.parametrize("name,count", [("three-way-close", "Three"), ("handshake", "Four")])
+def test_close_notes_count_the_segments_and_say_who_acked_what(name, count):
+    events, texts = _notes(name)
+    first_ack = _acks_of_fin(events, "client")[0]  # the server's ACK of the client's FIN: alone, or on its FIN
+    rides = "FIN" in first_ack["flags"]
+    assert (count == "Three") == rides  # the expected count follows from the events
+    closed = _one(texts, "segments closed this connection")
+    assert closed.startswith(f"{count} segments closed") or f". {count} segments closed" in closed
+    close_wait = _one(texts, "the peer has finished sending")
+    if rides:
+        assert f"its own FIN at {first_ack['t']:.6f} s to carry the ACK" in close_wait
+        assert "server sent its FIN with the ACK of client's FIN" in closed
+    else:
+        fin_in = next(e for e in events if e["type"] == "recv" and e["host"] == "server" and "FIN" in e["flags"])
+        waited = first_ack["t"] - fin_in["t"]
+        assert f"ACKed on its own at {first_ack['t']:.6f} s, {waited * 1000:.3f} ms after it arrived" in close_wait
+        assert "server sent the ACK of client's FIN; server sent its FIN" in closed
+    assert not any("four segments to close" in t for t in texts)
+
+
+def test_first_ack_and_syn_notes_match_the_events():
+    events, texts = _notes("handshake")
+    ack = _one(texts, "this ACK answers")
+    data = next(e for e in events if e["type"] == "recv" and e["host"] == "server" and e["len"])
+    reply = next(e for e in _sends(events, "server", "ACK") if e["t"] >= data["t"])
+    when = "at once" if reply["t"] == data["t"] else f"{(reply['t'] - data['t']) * 1000:.3f} ms later"
+    assert f"the {data['len']} bytes that reached server at {data['t']:.6f} s: {when}" in ack
+    syn = _one(texts, "a SYN carries no data")
+    syn_ack = _sends(events, "server", "SYN,ACK")[0]
+    assert f"server's ACK of it, at {syn_ack['t']:.6f} s, reads ack=ISN+1" in syn
+
+
+def test_trace_explain_of_a_capture_counts_the_close_it_shows(tmp_path, capsys):
+    pcap = tmp_path / "twc.pcap"
+    assert main(["demo", "three-way-close", "--pcap", str(pcap)]) == 0
+    capsys.readouterr()
+    assert main(["trace", str(pcap), "--explain", "--color", "never", "--width", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "Three segments closed this connection" in out and "four segments to close" not in out

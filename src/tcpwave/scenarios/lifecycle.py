@@ -19,8 +19,8 @@ def run_handshake(seed: int, tracer=None, taps=()) -> Result:
                     closed_normally=d.closed_normally())
 
 
-@scenario("three-way-close", "the server closes as soon as it reads the client's FIN: its ACK, held by the "
-                            "delayed-ACK timer, rides on its own FIN; the client goes FIN_WAIT_1 -> TIME_WAIT")
+@scenario("three-way-close", "the server closes as soon as it reads the client's FIN, so the ACK of that "
+                            "FIN rides on the server's own FIN; the client goes FIN_WAIT_1 -> TIME_WAIT")
 def run_three_way_close(seed: int, tracer=None, taps=()) -> Result:
     d = Demo(seed, tracer, list(taps))
     echo_then_close(d, b"hello, server", b"hello, client", close_after=0)
