@@ -154,3 +154,10 @@ def test_trace_explain_of_a_capture_counts_the_close_it_shows(tmp_path, capsys):
     assert main(["trace", str(pcap), "--explain", "--color", "never", "--width", "200"]) == 0
     out = capsys.readouterr().out
     assert "Three segments closed this connection" in out and "four segments to close" not in out
+
+
+def test_explain_names_the_close_call_actually_made(capsys):
+    assert main(["demo", "half-close", "--explain", "--color", "never", "--width", "200"]) == 0
+    out = capsys.readouterr().out
+    assert "client: shutdown(): a CLOSE of the sending direction only" in out  # the client half-closes
+    assert "server: close(): a CLOSE" in out and "close() or shutdown()" not in out

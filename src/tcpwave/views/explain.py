@@ -6,8 +6,7 @@ the HTML report's step text."""
 from ..wire.seq import seq_diff
 
 # the application calls behind the reasons the core records for a state change
-_CALLS = {"active OPEN": "connect()", "passive OPEN": "listen()", "CLOSE": "close() or shutdown()",
-          "ABORT": "abort()"}
+_CALLS = {"active OPEN": "connect()", "passive OPEN": "listen()", "ABORT": "abort()"}
 # timers worth a line when armed or cancelled; the busy ones (delayed ACK, loss probe, pacing)
 # only when they fire
 _QUIET = {"delayed_ack", "tlp", "pacing", "rack_reorder", "sws_override"}
@@ -20,13 +19,16 @@ _TIMER_NAMES = {"retransmit": "retransmission timer (RTO)", "time_wait": "TIME_W
 def state_text(e: dict) -> str:
     """The call or the reason behind a state change."""
     why = e.get("why", "")
-    call = _CALLS.get(why)
-    return f"{call}: {_why_words(why)}" if call else _why_words(why)
+    call = e.get("call") or _CALLS.get(why)  # the log names close() or shutdown() since it matters
+    return f"{call}: {_why_words(why, call)}" if call else _why_words(why, call)
 
 
-def _why_words(why: str) -> str:
+def _why_words(why: str, call: str | None) -> str:
+    if why == "CLOSE":
+        return {"close()": "a CLOSE: no more sending, and no more reading",
+                "shutdown()": "a CLOSE of the sending direction only: reading goes on (half-close)"}.get(call or "",
+                                                                                                     "a CLOSE")
     return {"active OPEN": "an active OPEN sends a SYN", "passive OPEN": "a passive OPEN waits for a SYN",
-            "CLOSE": "our FIN goes out once the data before it has",
             "2MSL timeout": "2×MSL passed: the 4-tuple is free again"}.get(why, why)
 
 
