@@ -161,3 +161,26 @@ def test_explain_names_the_close_call_actually_made(capsys):
     out = capsys.readouterr().out
     assert "client: shutdown(): a CLOSE of the sending direction only" in out  # the client half-closes
     assert "server: close(): a CLOSE" in out and "close() or shutdown()" not in out
+
+
+def test_a_mistyped_demo_flag_prints_demos_usage_and_the_flag_meant(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["demo", "--explian"])
+    assert stop.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("usage: tcpwave demo ") and "--msl S" in err  # demo's usage, not the top-level one
+    assert "unrecognized arguments: --explian (did you mean --explain?)" in err
+
+
+def test_svg_help_names_all_three_files(capsys):
+    with pytest.raises(SystemExit):
+        main(["demo", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "FILE-timed.svg" in text and "FILE-states.svg" in text
+
+
+def test_lossy_says_which_direction_each_hash_covers():
+    r = SCENARIOS["lossy"].run(1, None, [])
+    hashes = {k: v for k, v in r.info.items() if "SHA-256" in k}
+    assert set(hashes) == {"SHA-256 of the client → server data", "SHA-256 of the server → client data"}
+    assert all("(sent by the " in v and " = received by the " in v for v in hashes.values())
