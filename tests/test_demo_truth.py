@@ -138,10 +138,10 @@ def test_close_notes_count_the_segments_and_say_who_acked_what(name, count):
 def test_first_ack_and_syn_notes_match_the_events():
     events, texts = _notes("handshake")
     ack = _one(texts, "this ACK answers")
-    data = next(e for e in events if e["type"] == "recv" and e["host"] == "server" and e["len"])
-    reply = next(e for e in _sends(events, "server", "ACK") if e["t"] >= data["t"])
+    data = next(e for e in events if e["type"] == "recv" and e["len"])  # the first data, whoever sent it
+    reply = next(e for e in _sends(events, data["host"], "ACK") if e["t"] >= data["t"])
     when = "at once" if reply["t"] == data["t"] else f"{(reply['t'] - data['t']) * 1000:.3f} ms later"
-    assert f"the {data['len']} bytes that reached server at {data['t']:.6f} s: {when}" in ack
+    assert f"the {data['len']} bytes that reached {data['host']} at {data['t']:.6f} s: {when}" in ack
     syn = _one(texts, "a SYN carries no data")
     syn_ack = _sends(events, "server", "SYN,ACK")[0]
     assert f"server's ACK of it, at {syn_ack['t']:.6f} s, reads ack=ISN+1" in syn
@@ -184,3 +184,57 @@ def test_lossy_says_which_direction_each_hash_covers():
     hashes = {k: v for k, v in r.info.items() if "SHA-256" in k}
     assert set(hashes) == {"SHA-256 of the client → server data", "SHA-256 of the server → client data"}
     assert all("(sent by the " in v and " = received by the " in v for v in hashes.values())
+
+
+# ---------------------------------------------------------------- demo --drop/--delay/--dup
+def _demo_events(tmp_path, *argv) -> tuple[str, list[dict]]:
+    import json
+
+    log = tmp_path / "run.jsonl"
+    main(["demo", *argv, "--events", str(log), "--color", "never", "--width", "250"])
+    return log.name, [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def test_dropping_the_handshakes_last_ack_shows_syn_rcvd_until_the_syn_ack_is_sent_again(tmp_path, capsys):
+    _, events = _demo_events(tmp_path, "handshake", "--drop", "client:ACK#1", "--explain")
+    out = capsys.readouterr().out
+    assert "faults: drop client:ACK#1" in out and "[3] ACK seq=1 ack=1 win=32768 ---" in out and "lost (fault)" in out
+    lost = [e for e in events if e["type"] == "drop" and e.get("where") == "link"]
+    assert [(e["host"], e["flags"]) for e in lost] == [("client", "ACK")]  # only the handshake's ACK
+    first, again = _sends(events, "server", "SYN,ACK")[:2]
+    assert again.get("note", "").startswith("retransmission")
+    entered = _state_t(events, "server", "LISTEN", "SYN_RCVD")
+    left = _state_t(events, "server", "SYN_RCVD", "ESTABLISHED")
+    answer = next(e for e in _sends(events, "client", "ACK") if e["t"] > again["t"])
+    assert again["t"] < answer["t"] < left  # SYN_RCVD ended only once the SYN,ACK sent again was answered
+    note = " ".join(out.split())
+    assert f"SYN_RCVD lasted {(left - entered) * 1000:.3f} ms" in note
+    assert (f"the SYN,ACK sent at {first['t']:.6f} s was answered by an ACK that was lost (sent at "
+            f"{lost[0]['t']:.6f} s), so it lasted until the SYN,ACK sent again at {again['t']:.6f} s was answered, "
+            f"by the ACK sent at {answer['t']:.6f} s") in note
+
+
+def test_a_row_number_names_the_same_segment_and_delay_and_dup_act_on_it(tmp_path, capsys):
+    _, by_row = _demo_events(tmp_path, "handshake", "--drop", "3")
+    assert "faults: drop client:ACK#1" in capsys.readouterr().out
+    _, by_name = _demo_events(tmp_path, "handshake", "--drop", "client:ACK#1")
+    capsys.readouterr()
+    assert by_row == by_name
+    _, delayed = _demo_events(tmp_path, "handshake", "--delay", "server:FIN=0.5")
+    out = capsys.readouterr().out
+    fin = _sends(delayed, "server", "FIN,ACK")[0]
+    arrivals = [e["t"] - fin["t"] for e in _recvs(delayed, "client", "FIN,ACK")]
+    assert any(0.5 < dt < 0.6 for dt in arrivals) and "(delayed 0.5 s)" in out  # 10 ms + 0.5 s
+    _, dup = _demo_events(tmp_path, "handshake", "--dup", "server:FIN")
+    assert len(_recvs(dup, "client", "FIN,ACK")) == 2 and len(_sends(dup, "server", "FIN,ACK")) == 1
+
+
+def test_a_bad_spec_is_refused_with_the_form_to_use(capsys):
+    assert main(["demo", "handshake", "--drop", "client:ACK#"]) == 2
+    assert "write HOST:FLAGS#N" in capsys.readouterr().err
+    assert main(["demo", "handshake", "--drop", "99"]) == 2
+    assert "there is no row 99" in capsys.readouterr().err
+    assert main(["demo", "handshake", "--delay", "server:FIN"]) == 2
+    assert "SPEC=SECONDS" in capsys.readouterr().err
+    assert main(["demo", "handshake", "--drop", "router:SYN"]) == 2
+    assert "no host 'router'" in capsys.readouterr().err

@@ -15,6 +15,7 @@ from ..core.config import Config
 from ..core.trace import ListSink, Tracer
 from ..sim import DEFAULT_LINK, LinkParams, Simulator
 from ..stack import Listener
+from .faults import fresh as fresh_faults
 
 CLIENT_ADDR, SERVER_ADDR = "192.0.2.1", "192.0.2.2"
 PORT = 80
@@ -83,6 +84,8 @@ class Demo:
         self.client = self.sim.add_host("client", [CLIENT_ADDR], config=client_config or config)
         self.server = self.sim.add_host("server", [SERVER_ADDR], config=server_config or config)
         self.sim.link(self.client, self.server, link)
+        for fault in fresh_faults():  # tcpwave demo --drop/--delay/--dup
+            self.sim.add_fault(fault)
         self.closed: dict[str, str] = {}
         self.received: dict[str, bytearray] = {"client": bytearray(), "server": bytearray()}
         self.eof: set[str] = set()

@@ -129,12 +129,16 @@ class Simulator:
         peer, direction = host.peer, host._direction
         if peer is None or direction is None:
             return self._link_event(host, packet, "drop", "no_link")
-        action = self._fault_for(host, peer, packet)
+        fault = self._fault_for(host, peer, packet)
+        action = fault.action if fault is not None else None
         if action == "drop":
             return self._link_event(host, packet, "drop", "fault")
         fate, arrival = direction.schedule(self.now, len(packet))
         if fate != "ok" or arrival is None:
             return self._link_event(host, packet, "drop", fate)
+        if fault is not None and action == "delay":
+            arrival += fault.delay
+            self._link_event(host, packet, "link", f"delayed {fault.delay:g} s")
         if action == "corrupt":
             packet = flip_byte(packet, direction.rng)
             self._link_event(host, packet, "link", "corrupt")
@@ -158,13 +162,13 @@ class Simulator:
                 pass
         self._transmit(host, packet, counted=False)
 
-    def _fault_for(self, host: Host, peer: Host, packet: bytes) -> str | None:
+    def _fault_for(self, host: Host, peer: Host, packet: bytes) -> Fault | None:
         if not self.faults:
             return None
         seg = _peek_tcp(packet)
         for fault in self.faults:
             if fault.applies(host.name, peer.name, seg):
-                return fault.action
+                return fault
         return None
 
     def _link_event(self, host: Host, packet: bytes, type: str, reason: str) -> None:

@@ -153,33 +153,34 @@ def _first_ack_note(events: list[dict], i: int) -> str | None:
 def _syn_rcvd_note(events: list[dict], i: int, entered: float) -> str:
     done = events[i]
     host, left = done["host"], done["t"]
-    text = f"SYN_RCVD lasted {_ms(left - entered)}, from the SYN's arrival to the ACK of {host}'s SYN,ACK"
+    text = f"SYN_RCVD lasted {_ms(left - entered)}, from the peer's SYN arriving to the ACK of {host}'s own SYN"
     syn_acks = [e for e in events if e["type"] == "send" and e["host"] == host and e["flags"] == "SYN,ACK"
                 and entered <= e["t"] <= left]
     back = [e for e in _arrivals(events, host) if e["t"] <= left]
     if not syn_acks or not back:
         return text
-    peer_got = next((e for e in events if e["type"] == "recv" and e["host"] != host and e["flags"] == "SYN,ACK"
-                     and entered <= e["t"] <= left), None)
-    answered_at = peer_got["t"] if peer_got is not None else syn_acks[-1]["t"]
-    answered = [e for e in syn_acks if e["t"] <= answered_at]
-    if not answered:
-        return text
-    last = max(e["t"] for e in answered)
-    answered = [e for e in answered if e["t"] == last]
-    ack_sent = _sent_before(events, back[-1])
-    if len(syn_acks) == 1:
-        if peer_got is not None:
-            text += (f": one round trip, the SYN,ACK took {_ms(peer_got['t'] - last)} to arrive and the ACK "
-                     f"{_ms(left - ack_sent['t'])} to come back")
+    ack_sent = _sent_before(events, back[-1])  # the segment that completed the handshake
+    peer = ack_sent["host"]
+    got = [e for e in events if e["type"] == "recv" and e["host"] == peer and e["flags"] == "SYN,ACK"
+           and entered <= e["t"] <= ack_sent["t"]]
+    answered = _sent_before(events, got[-1]) if got else syn_acks[-1]
+    carried = f" (on {peer}'s first {back[-1]['len']} bytes of data)" if back[-1].get("len") else ""
+    if answered is syn_acks[0]:
+        if got:
+            text += (f": one round trip, the SYN,ACK took {_ms(got[-1]['t'] - answered['t'])} to arrive and the "
+                     f"ACK{carried} {_ms(left - ack_sent['t'])} to come back")
         return text
     first = syn_acks[0]
-    lost = any(e["type"] == "drop" and e.get("where") == "link" and e["host"] == host and e["t"] == first["t"]
-               and e.get("flags") == "SYN,ACK" for e in events)
-    copies = f" ({len(answered)} copies)" if len(answered) > 1 else ""
-    text += (f": the SYN,ACK sent at {first['t']:.6f} s was {'lost' if lost else 'not answered'}, so it lasted "
-             f"until the SYN,ACK sent again at {last:.6f} s{copies} was answered, by the ACK sent at "
-             f"{ack_sent['t']:.6f} s")
+    lost_here = [e for e in events if e["type"] == "drop" and e.get("where") == "link" and first["t"] <= e["t"]
+                 < answered["t"]]
+    if any(e["host"] == host and e.get("flags") == "SYN,ACK" and e["t"] == first["t"] for e in lost_here):
+        fate = "was lost"
+    else:
+        lost_ack = next((e for e in lost_here if e["host"] == peer and e.get("flags") == "ACK"), None)
+        fate = (f"was answered by an ACK that was lost (sent at {lost_ack['t']:.6f} s)" if lost_ack is not None
+                else "was not answered")
+    text += (f": the SYN,ACK sent at {first['t']:.6f} s {fate}, so it lasted until the SYN,ACK sent again at "
+             f"{answered['t']:.6f} s was answered, by the ACK{carried} sent at {ack_sent['t']:.6f} s")
     return text
 
 
