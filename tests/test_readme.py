@@ -40,3 +40,20 @@ def test_readme_names_both_setup_commands_and_ci_calls_the_test_one():
     text = (root / "README.md").read_text()
     assert "./run demo" in text and "./run test" in text
     assert "./run test" in (root / ".ci" / "run").read_text()
+
+
+def test_readme_demo_sample_is_the_output_of_a_real_run(capsys):
+    """The `./run demo` sample is exactly what `tcpwave demo` prints (TCPWAVE_UPDATE_README=1 rewrites it)."""
+    import os
+
+    from tcpwave.cli.main import main
+
+    path = pathlib.Path(__file__).parent.parent / "README.md"
+    text = path.read_text()
+    block = re.search(r"```\n\$ \./run demo\n(.*?)```", text, re.S)
+    assert main(["demo", "--color", "never"]) == 0
+    out = capsys.readouterr().out
+    if os.environ.get("TCPWAVE_UPDATE_README"):
+        path.write_text(text[: block.start(1)] + out + text[block.end(1):])
+        return
+    assert block.group(1) == out, "README's demo sample is stale; rerun with TCPWAVE_UPDATE_README=1"

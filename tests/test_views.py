@@ -437,11 +437,11 @@ def test_explain_says_why_at_the_textbook_moments(capsys):
     assert main(["demo", "three-way-close", "--explain", "--color", "never"]) == 0
     out = capsys.readouterr().out
     assert "↳ client: connect(): an active OPEN sends a SYN" in out
-    assert "takes one sequence number" in out and "three segments closed this connection" in out
+    assert "takes one sequence number" in out and "Three segments closed this connection" in out
     assert "↳ client: TIME_WAIT's 2×MSL timer armed: fires in 60.000 s" in out
     assert main(["demo", "handshake", "--explain", "--msl", "5", "--color", "never"]) == 0
     out = capsys.readouterr().out
-    assert "TIME_WAIT waits 2×MSL (10 s)" in out and "four segments to close, three to open" in out
+    assert "TIME_WAIT waits 2×MSL, 10 s in this run" in out and "Four segments closed this connection" in out
     assert main(["demo", "three-way-close", "--color", "never"]) == 0
     assert "↳" not in capsys.readouterr().out  # only when asked
 

@@ -280,9 +280,13 @@ def test_demo_and_trace_write_svg_png_and_html(tmp_path, capsys):
     pcapng = tmp_path / "d.pcapng"
     assert main(["demo", "lost-final-ack", "--pcapng", str(pcapng), "--svg", str(tmp_path / "d.svg"),
                  "--png", str(tmp_path / "d")]) == 0
-    for name in ("d.svg", "d-states.svg"):
+    for name in ("d.svg", "d-timed.svg", "d-states.svg"):
         ET.parse(tmp_path / name)
-    for name in ("d-seq.png", "d-cc.png"):
+    # a 4-byte exchange is too small to plot: skipped with the reason
+    assert not (tmp_path / "d-seq.png").exists() and not (tmp_path / "d-cc.png").exists()
+    assert "1 data segment (4 bytes) from client are too few to plot" in capsys.readouterr().err
+    assert main(["demo", "lossy", "--png", str(tmp_path / "l")]) == 0
+    for name in ("l-seq.png", "l-cc.png"):
         assert _png_size(tmp_path / name)[0] > 0
     assert main(["trace", str(pcapng), "--html", str(tmp_path / "t.html"), "--svg", str(tmp_path / "t.svg")]) == 0
     html = (tmp_path / "t.html").read_text()

@@ -608,3 +608,6 @@ def _seg_fields(seg: Segment, src, dst) -> dict:
     if seg.options:
         fields["opts"] = describe_options(seg.options)
     return fields
+
+
+segment_fields = _seg_fields  # a segment as send/recv trace events record it (the simulator replays with it)

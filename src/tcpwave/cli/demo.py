@@ -7,6 +7,8 @@ import sys
 from ..core.config import Config
 from ..core.trace import Tracer
 from ..scenarios import SCENARIOS, configured
+from ..scenarios.faults import SpecError, injected
+from ..scenarios.faults import build as build_faults
 from ..views.files import add_arguments as add_view_arguments
 from ..views.files import add_ladder_arguments, write_views
 from ..views.infer import ConnectionView
@@ -30,6 +32,16 @@ def add_parser(sub) -> None:
     add_ladder_arguments(p)
     p.add_argument("--msl", type=float, metavar="S",
                    help="maximum segment lifetime in seconds: TIME_WAIT lasts 2 x S (default 30)")
+    p.add_argument("--drop", metavar="SPEC", action="append", default=[],
+                   help="drop a segment on the wire: HOST:FLAGS#N as the ladder shows it (client:ACK#1 is the "
+                        "client's first ACK, server:FIN its first FIN) or a ladder row number (see --rows); "
+                        "may be repeated")
+    p.add_argument("--delay", metavar="SPEC=SECONDS", action="append", default=[],
+                   help="delay that segment by SECONDS more on the wire (client:ACK#1=1.5)")
+    p.add_argument("--dup", metavar="SPEC", action="append", default=[],
+                   help="deliver that segment twice")
+    p.add_argument("--rows", action="store_true",
+                   help="number the ladder's segments (on by default with --drop/--delay/--dup)")
     knobs.add(p)
     p.set_defaults(func=run)
 
@@ -51,28 +63,43 @@ def run(args) -> int:
             print("tcpwave demo: --msl must be positive", file=sys.stderr)
             return 2
         config = dataclasses.replace(config or Config(), msl=args.msl)
+    specs = [(action, text) for action in ("drop", "delay", "dup") for text in getattr(args, action)]
+    try:
+        with configured(config):
+            faults, said = build_faults(specs, lambda: sc.run(args.seed, None, []).events)
+    except SpecError as e:
+        print(f"tcpwave demo: {e}", file=sys.stderr)
+        return 2
     with contextlib.ExitStack() as stack:
         tracer = Tracer()
         taps = open_captures(stack, tracer, pcap=args.pcap, pcapng=args.pcapng, events=args.events)
-        with configured(config):
+        with configured(config), injected(faults):
             result = sc.run(args.seed, tracer, taps)
+    runs = [*result.before, (result.title, result.events, result.end_time)]
     if args.html or args.svg or args.png:
-        events = result.events
-        view = ConnectionView("client", "server", events, events[0]["t"] if events else 0.0, result.end_time)
+        views = [ConnectionView("client", "server", events, events[0]["t"] if events else 0.0, end)
+                 for _, events, end in runs]
         try:
-            written = write_views(args, [view], f"tcpwave demo {sc.name} (seed {args.seed})")
+            written = write_views(args, views, f"tcpwave demo {sc.name} (seed {args.seed})")
         except RuntimeError as e:  # no matplotlib for --png
             print(f"tcpwave demo: {e}", file=sys.stderr)
             return 2
         for path in written:
             print(f"wrote {path}", file=sys.stderr)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-    print(f"tcpwave demo {sc.name} (seed {args.seed}): {sc.summary}\n")
+    print(f"tcpwave demo {sc.name} (seed {args.seed}): {sc.summary}")
+    if said:
+        print(f"faults: {'; '.join(said)}")
+    print()
     if sc.name == "lossy":
         print(_lossy_summary(result))
     else:
         msl = config.msl if config is not None else Config().msl
-        print(render_ladder(result.events, color=color, explain=args.explain, msl=msl, width=args.width))
+        for n, (title, events, _) in enumerate(runs):
+            if len(runs) > 1:
+                print(f"{chr(10) if n else ''}run {n + 1} of {len(runs)}: {title}\n")
+            print(render_ladder(events, color=color, explain=args.explain, msl=msl, width=args.width,
+                                rows=args.rows or bool(specs)))
         if result.info:
             print()
             for k, v in result.info.items():

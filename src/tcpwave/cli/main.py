@@ -1,6 +1,7 @@
 """Entry point: `tcpwave COMMAND ...`."""
 
 import argparse
+import difflib
 import sys
 
 from .. import __version__
@@ -27,13 +28,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(command) if command else None
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     drill_flags: dict[str, str] = {}
     if argv[:1] == ["packetdrill"]:  # packetdrill's --name=value flags are open-ended
         argv, drill_flags = packetdrill.split_flags(argv)
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # a command's own usage, not the top-level one, and the flag meant when it is a typo
+        command = _command_parser(parser, getattr(args, "command", None)) or parser
+        known = [o for a in command._actions for o in a.option_strings]
+        meant = [f" (did you mean {m}?)" for x in extra[:1] for m in difflib.get_close_matches(x, known, 1)]
+        command.error(f"unrecognized arguments: {' '.join(extra)}{''.join(meant)}")
     args.drill_flags = drill_flags
     if not getattr(args, "func", None):
         parser.print_help()

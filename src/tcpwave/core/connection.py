@@ -351,7 +351,7 @@ class Connection:
         """CLOSE as RFC 9293 §3.10.4 defines it: "no more data from this side". A FIN follows the
         queued data; receiving goes on (half-close). Idempotent once closing or closed."""
         self._now = now
-        self._close()
+        self._close("shutdown()")
 
     @_user_call
     def close(self, now: float) -> None:
@@ -362,11 +362,11 @@ class Connection:
             self.abort(now, why="CLOSE with unread data")
             return
         self.rcv.closed = True
-        self._close()
+        self._close("close()")
         if self.state is S.FIN_WAIT_2:
             self._orphaned()
 
-    def _close(self) -> None:
+    def _close(self, call: str) -> None:
         st = self.state
         if st is S.CLOSED:
             if self.close_reason is None:
@@ -379,11 +379,11 @@ class Connection:
             return  # already closing: a second FIN is never sent
         self.snd.fin_wanted = True
         if st is S.ESTABLISHED:
-            self.set_state(S.FIN_WAIT_1, "CLOSE")
+            self.set_state(S.FIN_WAIT_1, "CLOSE", call)
         elif st is S.CLOSE_WAIT:
-            self.set_state(S.LAST_ACK, "CLOSE")
+            self.set_state(S.LAST_ACK, "CLOSE", call)
         elif st is S.SYN_RCVD and not len(self.snd.buf):
-            self.set_state(S.FIN_WAIT_1, "CLOSE")
+            self.set_state(S.FIN_WAIT_1, "CLOSE", call)
         # else SYN_RCVD with queued data: the FIN follows once ESTABLISHED (see established()).
         self.output()
 
@@ -770,13 +770,15 @@ class Connection:
         return (int(self._now * 1000) + self._ts_offset) & 0xFFFFFFFF
 
     # ----------------------------------------------------------- state change
-    def set_state(self, new: State, why: str = "") -> None:
-        """The one place a state changes: checked against TRANSITIONS, traced."""
+    def set_state(self, new: State, why: str = "", call: str = "") -> None:
+        """The one place a state changes: checked against TRANSITIONS, traced (with the application
+        call that made it, when one did and it matters: close() or shutdown())."""
         old = self.state
         check_transition(old, new)
         self.state = new
         if self._tracer.enabled:
-            self.trace("state", **{"from": old.value, "to": new.value}, why=why)
+            extra = {"call": call} if call else {}
+            self.trace("state", **{"from": old.value, "to": new.value}, why=why, **extra)
         if new is S.TIME_WAIT:
             self.timers.clear(self._now)
             self.timers.arm(TIME_WAIT_TIMER, self._now, 2 * self.config.msl)

@@ -7,20 +7,42 @@ from ..core.state import State
 from .registry import CLIENT_ADDR, SERVER_ADDR, Demo, Result, echo_then_close, scenario
 
 
-@scenario("handshake", "three-way handshake, a short exchange both ways, four-way close, TIME_WAIT to CLOSED")
+@scenario("handshake", "three-way handshake, a short exchange both ways (the server speaks first), four-way "
+                      "close, TIME_WAIT to CLOSED")
 def run_handshake(seed: int, tracer=None, taps=()) -> Result:
+    """The server greets first, as SMTP or SSH servers do: nothing the client sends right after the
+    handshake's ACK could stand in for it, so dropping that ACK (`--drop client:ACK#1`) leaves the
+    server in SYN_RCVD until its SYN,ACK is sent again and answered."""
     d = Demo(seed, tracer, list(taps))
-    echo_then_close(d, b"hello, server", b"hello, client")
+    greeting, answer = b"hello, client", b"hello, server"
+
+    def client_app(host, conn, event):
+        d.note_common(host, conn, event)
+        if isinstance(event, ev.DataReadable) and bytes(d.received["client"]) == greeting:
+            conn.send(answer, d.sim.now)
+        elif isinstance(event, ev.DataReadable) and bytes(d.received["client"]) == greeting + b" bye":
+            conn.close(d.sim.now)
+
+    def server_app(host, conn, event):
+        d.note_common(host, conn, event)
+        if isinstance(event, ev.Connected):
+            conn.send(greeting, d.sim.now)
+        elif isinstance(event, ev.DataReadable) and bytes(d.received["server"]) == answer:
+            conn.send(b" bye", d.sim.now)
+        elif isinstance(event, ev.EndOfStream):  # closes 0.1 s after the client's FIN: the four-way close
+            d.sim.after(0.1, lambda: d.sim.call(d.server, lambda: conn.close(d.sim.now)))
+
+    d.client.on_event, d.server.on_event = client_app, server_app
     d.listen()
     d.connect()
     d.run()
-    return d.result("handshake", seed, exchanged=bytes(d.received["server"]) == b"hello, server"
-                    and bytes(d.received["client"]) == b"hello, client",
+    return d.result("handshake", seed, exchanged=bytes(d.received["server"]) == answer
+                    and bytes(d.received["client"]) == greeting + b" bye",
                     closed_normally=d.closed_normally())
 
 
-@scenario("three-way-close", "the server closes as soon as it reads the client's FIN: its ACK, held by the "
-                            "delayed-ACK timer, rides on its own FIN; the client goes FIN_WAIT_1 -> TIME_WAIT")
+@scenario("three-way-close", "the server closes as soon as it reads the client's FIN, so the ACK of that "
+                            "FIN rides on the server's own FIN; the client goes FIN_WAIT_1 -> TIME_WAIT")
 def run_three_way_close(seed: int, tracer=None, taps=()) -> Result:
     d = Demo(seed, tracer, list(taps))
     echo_then_close(d, b"hello, server", b"hello, client", close_after=0)

@@ -86,6 +86,10 @@ def run_lossy(seed: int, tracer=None, taps=(), size: int = 1_000_000, loss: floa
     res = d.result("lossy", seed, client_to_server=got["server"] == digest["client"],
                    server_to_client=got["client"] == digest["server"],
                    closed_normally=d.closed_normally())
-    res.info = {"bytes_each_way": size, "sha256_client_data": digest["client"],
-                "sha256_server_data": digest["server"], "packets": d.sim.packets_sent}
+    res.info = {"bytes_each_way": size, "packets": d.sim.packets_sent}
+    for src, dst in (("client", "server"), ("server", "client")):  # one hash per direction: they differ
+        same = digest[src] == got[dst]
+        res.info[f"SHA-256 of the {src} → {dst} data"] = (
+            f"{digest[src]} (sent by the {src} = received by the {dst})" if same
+            else f"sent by the {src} {digest[src]}, received by the {dst} {got[dst]}")
     return res

@@ -15,6 +15,7 @@ from ..core.config import Config
 from ..core.trace import ListSink, Tracer
 from ..sim import DEFAULT_LINK, LinkParams, Simulator
 from ..stack import Listener
+from .faults import fresh as fresh_faults
 
 CLIENT_ADDR, SERVER_ADDR = "192.0.2.1", "192.0.2.2"
 PORT = 80
@@ -29,6 +30,9 @@ class Result:
     closed: dict[str, str] = field(default_factory=dict)  # host -> close reason of its connection
     checks: dict[str, bool] = field(default_factory=dict)  # named verifications
     info: dict[str, object] = field(default_factory=dict)
+    # runs drawn before this one, for comparison: (title, events, end time); not in --events/--pcap
+    before: list[tuple[str, list[dict], float]] = field(default_factory=list)
+    title: str = ""  # this run's title when there are runs before it
 
     @property
     def ok(self) -> bool:
@@ -80,6 +84,8 @@ class Demo:
         self.client = self.sim.add_host("client", [CLIENT_ADDR], config=client_config or config)
         self.server = self.sim.add_host("server", [SERVER_ADDR], config=server_config or config)
         self.sim.link(self.client, self.server, link)
+        for fault in fresh_faults():  # tcpwave demo --drop/--delay/--dup
+            self.sim.add_fault(fault)
         self.closed: dict[str, str] = {}
         self.received: dict[str, bytearray] = {"client": bytearray(), "server": bytearray()}
         self.eof: set[str] = set()

@@ -6,6 +6,7 @@ import dataclasses
 from ..core import events as ev
 from ..core.config import Config
 from ..core.isn import IsnGenerator
+from ..sim import DEFAULT_LINK
 from .loss import final_ack_lost
 from .registry import CONFIG, PORT, SERVER_ADDR, Demo, Result, scenario
 
@@ -80,11 +81,11 @@ def _old_duplicate_run(seed: int, tracer, taps: list, msl: float) -> tuple[Demo,
     for host in (d.client, d.server):
         host.stack.isn = _ClocklessIsn(host.stack.rng.randbytes(32))
     got: dict[int, bytearray] = {}
-    old_copy: list[bytes] = []
+    old_copy: list[tuple[float, bytes]] = []
 
     def keep_a_copy(t, packet):
         if not old_copy and bytes(packet).endswith(OLD):
-            old_copy.append(bytes(packet))  # the segment that will arrive late
+            old_copy.append((t, bytes(packet)))  # the segment that will arrive late
 
     d.sim.taps.append(keep_a_copy)
 
@@ -119,8 +120,10 @@ def _old_duplicate_run(seed: int, tracer, taps: list, msl: float) -> tuple[Demo,
     # the old segment arrives 0.9 s after the close, or, if a new connection is up by then, between
     # its handshake and its first data (which goes 0.2 s after it connects)
     late = min(closed_at + 0.9, reconnect + 0.1)
-    if old_copy:
-        d.sim.at(late, lambda: d.sim.call(d.server, lambda: d.server.stack.receive_packet(old_copy[0], d.sim.now)))
+    if old_copy:  # the copy leaves the network one link delay before it arrives
+        sent_at, packet = old_copy[0]
+        note = f"old copy of {sent_at:.3f} s"
+        d.sim.at(late - DEFAULT_LINK.latency, lambda: d.sim.replay(d.client, packet, note))
     def connect_again() -> None:
         d.client.stack.connect(SERVER_ADDR, PORT, d.sim.now, local_port=40000)
 
@@ -130,8 +133,9 @@ def _old_duplicate_run(seed: int, tracer, taps: list, msl: float) -> tuple[Demo,
         conn.abort(d.sim.now)  # the client gives up on it
     d.client.pump()
     d.run(until=reconnect + 3.0)
-    drops = [e for e in d.sink if e["type"] in ("drop", "handled") and e["host"] == "server" and late - 1e-9 <= e["t"]
-             <= late + 1e-9]
+    arrived = next((e["t"] for e in d.sink if e["type"] == "recv" and e["host"] == "server" and e["len"] == len(OLD)
+                    and e["t"] > late - DEFAULT_LINK.latency), None)
+    drops = [e for e in d.sink if e["type"] in ("drop", "handled") and e["host"] == "server" and e["t"] == arrived]
     return d, [bytes(v) for v in got.values()], drops
 
 
@@ -139,14 +143,19 @@ def _old_duplicate_run(seed: int, tracer, taps: list, msl: float) -> tuple[Demo,
                           "4-tuple: with TIME_WAIT it is discarded; with TIME_WAIT cut short (and ISNs that do "
                           "not advance) it is taken as the new connection's data")
 def run_old_duplicate(seed: int, tracer=None, taps=()) -> Result:
-    safe, safe_got, safe_drops = _old_duplicate_run(seed, None, [], msl=30.0)
-    d, got, _ = _old_duplicate_run(seed, tracer, list(taps), msl=0.001)
+    safe_msl, short_msl = 30.0, 0.001
+    safe, safe_got, safe_drops = _old_duplicate_run(seed, None, [], msl=safe_msl)
+    safe_end = max((e["t"] for e in safe.sink), default=0.0)
+    d, got, _ = _old_duplicate_run(seed, tracer, list(taps), msl=short_msl)
     res = d.result("old-duplicate", seed,
                    with_time_wait_the_old_segment_is_discarded=safe_got == [OLD, NEW] and bool(safe_drops),
                    without_time_wait_it_corrupts_the_new_stream=len(got) == 2 and got[1].startswith(OLD[:len(NEW)])
                    and got[1] != NEW)
-    res.info = {"with TIME_WAIT (60 s), the second connection read": safe_got[1:] and safe_got[1].decode(),
+    with_tw, without_tw = f"with TIME_WAIT ({2 * safe_msl:g} s)", f"without TIME_WAIT ({2 * short_msl * 1000:g} ms)"
+    res.before = [(with_tw, list(safe.sink), safe_end)]
+    res.title = without_tw
+    res.info = {f"{with_tw}, the second connection read": safe_got[1:] and safe_got[1].decode(),
                 "what the server did with the late segment then": ", ".join(
                     e.get("reason") or e.get("what", "") for e in safe_drops),
-                "without TIME_WAIT (2 ms), the second connection read": got[1:] and got[1].decode()}
+                f"{without_tw}, the second connection read": got[1:] and got[1].decode()}
     return res

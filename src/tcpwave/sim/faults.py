@@ -21,7 +21,8 @@ class Fault:
     exact: bool = False
     with_data: bool | None = None  # True: only segments with payload; False: only without
     match: Callable[[Segment], bool] | None = None
-    action: str = "drop"  # drop | corrupt | duplicate
+    action: str = "drop"  # drop | corrupt | duplicate | delay
+    delay: float = 0.0  # with action "delay": seconds added to the segment's trip
     count: int = 1
     skip: int = 0
     seen: int = field(default=0, init=False)

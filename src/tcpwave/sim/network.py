@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from ..core.config import Config
 from ..core.trace import Tracer
-from ..stack import Stack
+from ..stack import Stack, segment_fields
 from ..wire.errors import MalformedPacket
 from ..wire.ip import parse_ip
 from ..wire.tcp import PROTO_TCP, flags_text, parse_tcp
@@ -122,19 +122,23 @@ class Simulator:
         raise RuntimeError(f"simulation did not settle within {max_events} events (t={self.now:.3f})")
 
     # ----------------------------------------------------------- the wire
-    def _transmit(self, host: Host, packet: bytes) -> None:
-        self.packets_sent += 1
+    def _transmit(self, host: Host, packet: bytes, counted: bool = True) -> None:
+        self.packets_sent += counted
         for tap in self.taps:
             tap(self.now, packet)
         peer, direction = host.peer, host._direction
         if peer is None or direction is None:
             return self._link_event(host, packet, "drop", "no_link")
-        action = self._fault_for(host, peer, packet)
+        fault = self._fault_for(host, peer, packet)
+        action = fault.action if fault is not None else None
         if action == "drop":
             return self._link_event(host, packet, "drop", "fault")
         fate, arrival = direction.schedule(self.now, len(packet))
         if fate != "ok" or arrival is None:
             return self._link_event(host, packet, "drop", fate)
+        if fault is not None and action == "delay":
+            arrival += fault.delay
+            self._link_event(host, packet, "link", f"delayed {fault.delay:g} s")
         if action == "corrupt":
             packet = flip_byte(packet, direction.rng)
             self._link_event(host, packet, "link", "corrupt")
@@ -145,13 +149,26 @@ class Simulator:
             self._link_event(host, packet, "link", "duplicate")
             self.at(arrival + 1e-6, lambda: peer.receive(packet))
 
-    def _fault_for(self, host: Host, peer: Host, packet: bytes) -> str | None:
+    def replay(self, host: Host, packet: bytes, note: str) -> None:
+        """Put a copy of a packet `host` sent earlier back on its link now (an old duplicate that was
+        held in the network): traced as a send with `note`, seen by the taps, delivered after the
+        link's delay like any other packet."""
+        if self.tracer.enabled:
+            try:
+                pkt = parse_ip(packet)
+                fields = segment_fields(parse_tcp(pkt.payload), pkt.src, pkt.dst)
+                self.tracer.emit(self.now, host.name, "send", **fields, note=note)
+            except MalformedPacket:
+                pass
+        self._transmit(host, packet, counted=False)
+
+    def _fault_for(self, host: Host, peer: Host, packet: bytes) -> Fault | None:
         if not self.faults:
             return None
         seg = _peek_tcp(packet)
         for fault in self.faults:
             if fault.applies(host.name, peer.name, seg):
-                return fault.action
+                return fault
         return None
 
     def _link_event(self, host: Host, packet: bytes, type: str, reason: str) -> None:

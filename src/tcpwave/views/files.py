@@ -7,14 +7,20 @@ name gets -1, -2, ... before its suffix.
 """
 
 import os
+import sys
 
 from .infer import ConnectionView
+
+# below this many data segments in the busier direction, a time-sequence graph and cwnd/RTT plots
+# show a few dots and no trend: not drawn, and the reason said
+PLOT_MIN_SEGMENTS = 10
 
 
 def add_arguments(p) -> None:
     p.add_argument("--html", metavar="FILE", help="write one self-contained HTML report with a step-through control")
     p.add_argument("--svg", metavar="FILE",
-                   help="write the ladder as SVG to FILE and the RFC 9293 state diagram to FILE-states.svg")
+                   help="write the ladder as SVG to FILE, the time-scaled ladder to FILE-timed.svg and the "
+                        "RFC 9293 state diagram to FILE-states.svg")
     p.add_argument("--png", metavar="PREFIX",
                    help="write PREFIX-seq.png (time-sequence graph) and PREFIX-cc.png (cwnd, RTT, RTO); "
                         "needs matplotlib")
@@ -76,6 +82,12 @@ def write_views(args, views: list[ConnectionView], title: str, msl: float = 30.0
             sender = plots.data_sender(v.events, v.left, v.right)
             seq = _numbered(args.png, n, many, "-seq", suffix=".png")
             cc = _numbered(args.png, n, many, "-cc", suffix=".png")
+            data = [e for e in v.events if e["type"] == "send" and e["host"] == sender and e["len"]]
+            if len(data) < PLOT_MIN_SEGMENTS:
+                print(f"not writing {seq} and {cc}: {len(data)} data segment{'' if len(data) == 1 else 's'} "
+                      f"({sum(e['len'] for e in data)} bytes) from {sender} are too few to plot "
+                      f"(fewer than {PLOT_MIN_SEGMENTS})", file=sys.stderr)
+                continue
             plots.time_sequence(v.events, v.left, v.right, seq, sender)
             plots.cc_plots(v.events, sender, cc)
             written += [seq, cc]

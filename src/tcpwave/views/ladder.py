@@ -79,13 +79,15 @@ def _short_options(text: str) -> str:
 
 def render_ladder(events: list[dict], left: str = "client", right: str = "server", color: bool = False,
                   clock: Callable[[float], str] | None = None, explain: bool = False, msl: float = 30.0,
-                  width: int | None = None) -> str:
+                  width: int | None = None, rows: bool = False) -> str:
     """clock: how to print a time (default: seconds, as the events carry them). explain: below each
-    step, the call or reason behind it, the timers, and notes at the textbook moments."""
+    step, the call or reason behind it, the timers, and notes at the textbook moments. rows: number
+    the segments ([1], [2], ...), the numbers `tcpwave demo --drop N` takes."""
     isn = _relative(events)
     lines: list[_Line] = []
     last_arrow: dict[tuple, _Line] = {}
     notes = explain_notes(events, msl) if explain else {}
+    row = 0
     for i, e in enumerate(events):
         kind, host = e["type"], e["host"]
         if host not in (left, right):
@@ -101,9 +103,17 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
             if explain:
                 lines.append(_Line(e["t"], label=f"{host}: {state_text(e)}", direction=2))
         elif kind == "send":
-            line = _Line(e["t"], arrow=True, direction=1 if host == left else -1, label=segment_label(e, isn))
+            label = segment_label(e, isn)
+            if rows:
+                row += 1
+                label = f"[{row}] {label}"
+            line = _Line(e["t"], arrow=True, direction=1 if host == left else -1, label=label)
             lines.append(line)
             last_arrow[(host, e["flags"], e["seq"], e["ack"], e["len"])] = line
+        elif kind == "link" and e.get("reason") != "corrupt":  # a fault delayed or duplicated it
+            marked = last_arrow.get((host, e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
+            if marked is not None:
+                marked.label += f" ({e['reason']})"
         elif kind == "drop" and e.get("where") == "link":
             lost = last_arrow.get((host, e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
             if lost is not None:
