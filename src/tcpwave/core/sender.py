@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from ..seq import seq_add, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
 from ..wire.tcp import ACK, FIN, PSH
 from . import events as ev
+from .memory import LIMIT
 from .recovery import CaState
 from .rtxqueue import Record
 from .send_buffer import SendBuffer
@@ -93,7 +94,10 @@ class Sender:
 
     # ----------------------------------------------------------- the user
     def queue(self, data, urgent: bool) -> int:
-        n = self.buf.append(data)
+        if self.conn.mem.level < LIMIT:
+            n = self.buf.append(data)
+        else:  # the stack's memory is at its limit: one segment into an empty buffer, so it still moves
+            n = 0 if len(self.buf) else self.buf.append(memoryview(data)[: self.mss])
         self.unsent += n
         if n:
             points = self.push_points
