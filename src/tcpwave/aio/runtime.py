@@ -9,6 +9,7 @@ import asyncio
 import os
 
 from ..core import events as ev
+from . import log
 
 
 class Runtime:
@@ -25,6 +26,9 @@ class Runtime:
         self._servers: dict = {}  # Listener -> server object (makes transports for accepted conns)
         self._closed = False
         self.worker: str | None = None  # "i/N" when one of N workers (aio/workers.py)
+        self._memory_seen = 0  # the stack's memory-budget events already told (one line a second at most)
+        self._memory_next = 0.0
+        self._memory_pending = False
         link.attach(self._on_packets)
 
     def now(self) -> float:
@@ -81,6 +85,8 @@ class Runtime:
                 self.kick()
         finally:
             self._flushing = False
+        if stack.memory.events != self._memory_seen:
+            self._memory_note()
         deadline = stack.next_timer()
         # The loop timer is moved only earlier: one armed for an earlier time than needed fires, finds
         # nothing due and is re-armed then, which costs less than moving it on every ACK
@@ -89,6 +95,25 @@ class Runtime:
                 self._timer.cancel()
             self._timer_at = deadline
             self._timer = self.loop.call_at(self._t0 + deadline, self._on_timer)
+
+    def _memory_note(self) -> None:
+        """What the memory budget refused or reclaimed, in one line a second at most (the counts so
+        far: a line held back for the rate comes a second later with them)."""
+        mem, now = self.stack.memory, self.loop.time()
+        if self._memory_pending or mem.events == self._memory_seen:
+            return
+        if now < self._memory_next:
+            self._memory_pending = True
+            self.loop.call_later(self._memory_next - now, self._memory_due)
+            return
+        self._memory_seen, self._memory_next = mem.events, now + 1.0
+        log.say("memory", f"memory budget at {mem.used >> 20} MiB of {mem.high >> 20} MiB: so far "
+                          f"{mem.refused} connection(s) refused, {mem.reset} reset, {mem.dropped} segment(s) "
+                          f"dropped, {mem.pruned} out-of-order byte(s) pruned")
+
+    def _memory_due(self) -> None:
+        self._memory_pending = False
+        self._memory_note()
 
     def _route(self, conn, event) -> None:
         transport = self._transports.get(conn)
