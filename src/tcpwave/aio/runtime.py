@@ -6,7 +6,9 @@ the stack on a TUN device.
 """
 
 import asyncio
+import ctypes
 import os
+from typing import Any
 
 from ..core import events as ev
 from . import log
@@ -29,6 +31,8 @@ class Runtime:
         self._memory_seen = 0  # the stack's memory-budget events already told (one line a second at most)
         self._memory_next = 0.0
         self._memory_pending = False
+        self._trim_timer = self.loop.call_later(TRIM_EVERY, self._trim)
+        self._trim_conns = 0  # the most connections seen since the last trim
         link.attach(self._on_packets)
 
     def now(self) -> float:
@@ -115,6 +119,18 @@ class Runtime:
         self._memory_pending = False
         self._memory_note()
 
+    def _trim(self) -> None:
+        """Every TRIM_EVERY s: when the buffers charged to the stack or the connections held fell by a
+        lot since the last look, ask the C allocator to give the freed memory back to the system
+        (glibc keeps it otherwise: after 3,000 connections went, RSS stayed at 4x its idle value)."""
+        n = len(self._transports)
+        self._trim_conns = max(self._trim_conns, n)
+        if self.stack.memory.water_mark() >= TRIM_BYTES or self._trim_conns - n >= TRIM_CONNECTIONS:
+            release_memory()
+            self._trim_conns = n
+        if not self._closed:
+            self._trim_timer = self.loop.call_later(TRIM_EVERY, self._trim)
+
     def _route(self, conn, event) -> None:
         transport = self._transports.get(conn)
         if transport is None and isinstance(event, ev.Connected) and conn.passive:
@@ -151,9 +167,31 @@ class Runtime:
             return
         self._flush()
         self._closed = True
+        self._trim_timer.cancel()
         if self._timer is not None:
             self._timer.cancel()
         self.link.detach()
+
+
+TRIM_EVERY = 2.0  # seconds between looks at whether freed memory should go back to the system
+TRIM_BYTES = 16 << 20  # ... when the stack's buffers fell by this much
+TRIM_CONNECTIONS = 1000  # ... or this many connections went
+
+
+def release_memory() -> None:
+    """Give memory the C allocator holds free back to the system (glibc's malloc_trim; elsewhere
+    nothing)."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM: Any = None  # malloc_trim, False where there is none
 
 
 class MemoryLink:

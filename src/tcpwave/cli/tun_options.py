@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import subprocess
 import sys
 
@@ -61,7 +62,10 @@ def runtime(args, stack: contextlib.ExitStack, loop, device: TunDevice | None = 
     port = device.queues[queue]
     tapped = Tapped(TunLink(port), taps) if taps else None
     link = tapped or TunLink(port)
-    rt = Runtime(Stack([args.addr], config=knobs.config(args), tracer=tracer, host="tcpwave", mtu=device.mtu,
+    config = knobs.config(args)
+    if getattr(args, "max_connections", None) is not None:
+        config = dataclasses.replace(config, max_connections=args.max_connections)
+    rt = Runtime(Stack([args.addr], config=config, tracer=tracer, host="tcpwave", mtu=device.mtu,
                        checksum_offload=device.offload, segment_max=SEGMENT_MAX if device.offload else 0), link)
     if tapped is not None:
         tapped.clock = rt.now  # capture times on the event log's clock

@@ -22,8 +22,8 @@ LEVELS = ("normal", "pressure", "limit")
 
 
 class MemoryBudget:
-    __slots__ = ("low", "pressure", "high", "used", "level", "peak", "dropped", "pruned", "refused", "reset",
-                 "events")
+    __slots__ = ("low", "pressure", "high", "used", "level", "peak", "high_water", "dropped", "pruned", "refused",
+                 "reset", "events")
 
     def __init__(self, low: float, pressure: float, high: float) -> None:
         if not 0 <= low <= pressure <= high:
@@ -32,7 +32,8 @@ class MemoryBudget:
         self.low, self.pressure, self.high = low, pressure, high
         self.used = 0  # bytes charged now
         self.level = NORMAL
-        self.peak = 0
+        self.peak = 0  # the most ever charged (as of the last `water_mark()`)
+        self.high_water = 0  # the most charged since the last `water_mark()`
         self.dropped = 0  # segments dropped at the limit (their data needed memory there was not)
         self.pruned = 0  # out-of-order bytes pruned under pressure
         self.refused = 0  # connections refused at the limit (SYNs dropped)
@@ -41,10 +42,10 @@ class MemoryBudget:
 
     def charge(self, delta: int) -> None:
         used = self.used = self.used + delta
+        if used > self.high_water:
+            self.high_water = used
         if used >= self.high:
             self.level = LIMIT
-            if used > self.peak:
-                self.peak = used
         elif used > self.pressure:
             self.level = PRESSURE
         elif used < self.low:
@@ -52,14 +53,21 @@ class MemoryBudget:
         elif self.level == LIMIT:
             self.level = PRESSURE
 
+    def water_mark(self) -> int:
+        """How far the account fell since the last call (from its high water to now); starts anew."""
+        fell = self.high_water - self.used
+        self.peak = max(self.peak, self.high_water)
+        self.high_water = self.used
+        return fell
+
     def count(self, what: str, n: int = 1) -> None:
         setattr(self, what, getattr(self, what) + n)
         self.events += 1
 
     def snapshot(self) -> dict:
         """What `tcpwave ss` shows: the marks, the use, and what the budget refused or reclaimed."""
-        return {"level": LEVELS[self.level], "used": self.used, "peak": self.peak, "low": self.low,
-                "pressure": self.pressure, "high": self.high, "dropped_segments": self.dropped,
+        return {"level": LEVELS[self.level], "used": self.used, "peak": max(self.peak, self.high_water),
+                "low": self.low, "pressure": self.pressure, "high": self.high, "dropped_segments": self.dropped,
                 "pruned_bytes": self.pruned, "refused_connections": self.refused, "reset_connections": self.reset}
 
 
