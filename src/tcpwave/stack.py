@@ -530,6 +530,8 @@ class Stack:
         if deadline != self._deadline.get(conn):
             if deadline is None:
                 del self._deadline[conn]
+                if len(self._timer_heap) > 2 * len(self._deadline) + 64:
+                    self._compact_timers()
             else:
                 self._deadline[conn] = deadline
                 heapq.heappush(self._timer_heap, (deadline, next(self._tick), conn))
@@ -546,6 +548,14 @@ class Stack:
             parent = self._children.pop(conn, None)
             if parent is not None:
                 parent.pending.discard(conn)
+
+    def _compact_timers(self) -> None:
+        """Drop the heap's stale entries (a closed connection's would keep its whole state alive until
+        its old deadline: a 120 s persist timer, say). Runs when they outnumber the live ones: O(1)
+        amortized per timer set."""
+        heap = self._timer_heap
+        heap[:] = [e for e in heap if self._deadline.get(e[2]) == e[0]]
+        heapq.heapify(heap)
 
     def _send(self, src, dst, seg: Segment, now: float, note: str = "", mss: int = 0) -> None:
         partial = self.checksum_offload

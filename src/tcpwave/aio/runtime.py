@@ -33,6 +33,7 @@ class Runtime:
         self._memory_pending = False
         self._trim_timer = self.loop.call_later(TRIM_EVERY, self._trim)
         self._trim_conns = 0  # the most connections seen since the last trim
+        self._trim_again = False
         link.attach(self._on_packets)
 
     def now(self) -> float:
@@ -121,12 +122,14 @@ class Runtime:
 
     def _trim(self) -> None:
         """Every TRIM_EVERY s: when the buffers charged to the stack or the connections held fell by a
-        lot since the last look, ask the C allocator to give the freed memory back to the system
+        lot since the last trim, ask the C allocator to give the freed memory back to the system
         (glibc keeps it otherwise: after 3,000 connections went, RSS stayed at 4x its idle value)."""
-        n = len(self._transports)
+        n, mem = len(self._transports), self.stack.memory
         self._trim_conns = max(self._trim_conns, n)
-        if self.stack.memory.water_mark() >= TRIM_BYTES or self._trim_conns - n >= TRIM_CONNECTIONS:
+        if mem.fell() >= TRIM_BYTES or self._trim_conns - n >= TRIM_CONNECTIONS or self._trim_again:
             release_memory()
+            self._trim_again = not self._trim_again  # once more a tick later: what was still being let go
+            mem.new_water_mark()
             self._trim_conns = n
         if not self._closed:
             self._trim_timer = self.loop.call_later(TRIM_EVERY, self._trim)

@@ -765,6 +765,9 @@ class Connection:
             self.set_state(S.CLOSED, why)
         self.close_reason = reason
         self.rcv.ack_now = self.rcv.ack_delayed = False
+        self.snd.buf.discard()  # never to be sent: the memory goes now, whoever still holds the connection
+        if self.rcv.buf.has_gaps:
+            self.rcv.buf.prune()  # (unread in-order data stays: it can still be read)
         self.events_out.append(ev.Closed(reason))
 
     def established(self, why: str) -> None:

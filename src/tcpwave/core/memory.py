@@ -32,8 +32,8 @@ class MemoryBudget:
         self.low, self.pressure, self.high = low, pressure, high
         self.used = 0  # bytes charged now
         self.level = NORMAL
-        self.peak = 0  # the most ever charged (as of the last `water_mark()`)
-        self.high_water = 0  # the most charged since the last `water_mark()`
+        self.peak = 0  # the most ever charged (as of the last `new_water_mark()`)
+        self.high_water = 0  # the most charged since the last `new_water_mark()`
         self.dropped = 0  # segments dropped at the limit (their data needed memory there was not)
         self.pruned = 0  # out-of-order bytes pruned under pressure
         self.refused = 0  # connections refused at the limit (SYNs dropped)
@@ -53,12 +53,13 @@ class MemoryBudget:
         elif self.level == LIMIT:
             self.level = PRESSURE
 
-    def water_mark(self) -> int:
-        """How far the account fell since the last call (from its high water to now); starts anew."""
-        fell = self.high_water - self.used
+    def fell(self) -> int:
+        """How far the account fell from its high water (the most charged since `new_water_mark()`)."""
+        return self.high_water - self.used
+
+    def new_water_mark(self) -> None:
         self.peak = max(self.peak, self.high_water)
         self.high_water = self.used
-        return fell
 
     def count(self, what: str, n: int = 1) -> None:
         setattr(self, what, getattr(self, what) + n)

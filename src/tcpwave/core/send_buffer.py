@@ -47,6 +47,10 @@ class SendBuffer:
         """How many buffered bytes lie at or after seq."""
         return max(0, len(self._buf) - seq_diff(seq, self.start_seq))
 
+    def discard(self) -> None:
+        """Drop everything (the connection is CLOSED: nothing more will be sent or resent)."""
+        self._buf = bytearray()
+
     def acknowledge(self, ack: int) -> int:
         """Drop bytes below ack; return how many were dropped."""
         n = min(max(0, seq_diff(ack, self.start_seq)), len(self._buf))
