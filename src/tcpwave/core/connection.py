@@ -766,6 +766,7 @@ class Connection:
         self.close_reason = reason
         self.rcv.ack_now = self.rcv.ack_delayed = False
         self.snd.buf.discard()  # never to be sent: the memory goes now, whoever still holds the connection
+        self.snd.unsent = 0
         if self.rcv.buf.has_gaps:
             self.rcv.buf.prune()  # (unread in-order data stays: it can still be read)
         self.events_out.append(ev.Closed(reason))
