@@ -59,8 +59,10 @@ def test_control_socket_reports_listener_and_both_ends_of_a_connection(tmp_path)
     assert est["cwnd"] > 0 and est["rcv_wnd"] < 256 * 1024 - 100_000  # unread bytes shrink the window
     table = render([doc])
     assert "ESTABLISHED" in table and f"192.0.2.1:{client['port']}" in table and "Recv-Q" in table
-    assert render([doc], summary=True).splitlines() == ["Total: 2 (in 1 tcpwave process)", "  ESTABLISHED  1",
-                                                        "  LISTEN       1"]
+    summary = render([doc], summary=True).splitlines()
+    assert summary[:3] == ["Total: 2 (in 1 tcpwave process)", "  ESTABLISHED  1", "  LISTEN       1"]
+    assert summary[3].startswith(f"memory pid {doc['pid']}: ") and "(normal; " in summary[3]  # the unread bytes
+    assert doc["memory"]["used"] == est["recv_q"] and doc["memory"]["reset_connections"] == 0
 
 
 def test_timers_are_listed_with_the_time_left():

@@ -22,7 +22,8 @@ from .core.connection import Connection
 from .core.errors import TcpError
 from .core.isn import IsnGenerator
 from .core.limits import RateBudget
-from .core.reasons import DropReason
+from .core.memory import LIMIT, MemoryBudget
+from .core.reasons import CloseReason, DropReason
 from .core.reset import reset_for
 from .core.state import State
 from .core.time_wait import TimeWait
@@ -38,6 +39,7 @@ from .wire.seq import seq_add
 from .wire.tcp import ACK, FIN, PROTO_TCP, RST, SYN, Segment, build_tcp, flags_text, parse_tcp
 
 EPHEMERAL = range(49152, 65536)
+RECLAIM_EVERY = 0.1  # seconds between scans for memory to reclaim at the limit (each is O(connections))
 
 
 def ip(addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -155,6 +157,10 @@ class Stack:
         self._batch: set[Connection] | None = None  # connections touched by receive_packets()
         self._ident = 0
         self.counters: dict[str, int] = {}
+        cfg = self.config  # one memory budget for every connection's buffers (core/memory.py)
+        self.memory = MemoryBudget(cfg.mem_low, cfg.mem_pressure, cfg.mem_high)
+        self._live = 0  # connections in the table with a full control block (max_connections counts them)
+        self._reclaim_at = 0.0  # the earliest time the next reclaim at the memory limit may run
         # One stack of several sharing an address (workers on the queues of one TUN device): it
         # picks ephemeral ports p with p % count == index, and hands a packet for another's port,
         # which the kernel steered to this queue, to `elsewhere(owner, packet, trusted)`.
@@ -215,7 +221,7 @@ class Stack:
             raise PortInUse(f"already listening on port {port}")
         tcb = Connection(config or self.config, (addr or self.addresses[0], port), None, isn=self.isn,
                          rng=self.rng, challenge_budget=self.challenges, tracer=self.tracer, host=self.host,
-                         default_mss=self._mss_for(addr))
+                         default_mss=self._mss_for(addr), memory=self.memory)
         tcb.listen(now)
         listener = Listener(self, tcb, backlog if backlog is not None else tcb.config.backlog)
         listener.any_address = addr is None
@@ -234,8 +240,7 @@ class Stack:
         if key in self._conns:
             raise PortInUse(f"connection {laddr}:{lport} -> {raddr}:{port} already exists")
         conn = self._new_connection(config or self.config, (laddr, lport), (raddr, port))
-        self._conns[key] = conn
-        conn.table_key = key
+        self._insert(key, conn)
         conn.connect(now)
         return conn
 
@@ -332,6 +337,7 @@ class Stack:
         if entry is conn:
             entry = self._conns[key] = TimeWait(key, conn, deadline)
             heapq.heappush(self._tw_heap, entry)
+            self._live -= 1
         elif isinstance(entry, TimeWait) and entry.alive() is conn:
             entry.update(conn, deadline)  # (a restarted 2 x MSL is queued again when the old one comes)
 
@@ -363,7 +369,7 @@ class Stack:
         key = (dst, seg.dst_port, src, seg.src_port)
         entry = self._conns.get(key)
         if entry.__class__ is Connection and (st := entry.state) is not State.SYN_RCVD \
-                and st is not State.TIME_WAIT:  # type: ignore[union-attr]
+                and st is not State.TIME_WAIT:
             return self._arrived(entry, seg, now)  # nearly every segment: no listener involved
         if (why := martian_source(src, self._directed, self._loopback)) is not None:
             return self._drop(now, DropReason.MARTIAN_SOURCE, src=str(src), why=why)  # no state, no reply
@@ -387,6 +393,8 @@ class Stack:
             if f & (SYN | ACK | RST) == SYN:
                 if f & FIN and cfg.drop_synfin:  # as Linux (tcp_rcv_state_process) and FreeBSD's default
                     return self._drop(now, DropReason.SYN_FIN, src=str(src))
+                if (refused := self._refusal(now)) is not None:
+                    return self._drop(now, refused, src=str(src))
                 if listener.accept_full():  # as Linux: no room to queue what this would become
                     return self._drop(now, DropReason.BACKLOG_FULL, src=str(src))
                 if cfg.syncookies == 2 or (cfg.syncookies == 1 and listener.syn_queue_full()):
@@ -402,8 +410,7 @@ class Stack:
             child.on_change = self._collect
             child.segment_arrived(seg, now)
             if child.state is State.SYN_RCVD:
-                self._conns[key] = child
-                child.table_key = key
+                self._insert(key, child)
                 self._children[child] = listener
                 listener.pending.add(child)
             self._collect(child)
@@ -462,6 +469,9 @@ class Stack:
         mss = syncookies.check(self._cookie_secret, now, local, remote, seq_add(seg.seq, -1), iss)
         if mss is None:
             return False
+        if (refused := self._refusal(now)) is not None:
+            self._drop(now, refused, src=str(src))
+            return True
         if listener.accept_full():
             self._drop(now, DropReason.ACCEPT_QUEUE_FULL, src=str(src))
             return True
@@ -469,8 +479,7 @@ class Stack:
         child.tso_max = self.segment_max
         child.on_change = self._collect
         accept_cookie(child, seg, iss, mss, self._cookie_ts_offset)
-        self._conns[key] = child
-        child.table_key = key
+        self._insert(key, child)
         self._children[child] = listener
         listener.pending.add(child)
         child.segment_arrived(seg, now)
@@ -486,10 +495,64 @@ class Stack:
             conn.abort(now, why="accept queue full (abort_on_overflow)")
             self._collect(conn)
 
+    # ---------------------------------------------------- memory and limits
+    def _insert(self, key: tuple, conn: Connection) -> None:
+        self._conns[key] = conn
+        conn.table_key = key
+        self._live += 1
+
+    def _refusal(self, now: float) -> DropReason | None:
+        """Why a new connection cannot be had now (its SYN is dropped; the client tries again), if so."""
+        if self.memory.level == LIMIT and now >= self._reclaim_at:
+            self._reclaim(now)
+        if self.memory.level == LIMIT:
+            self.memory.count("refused")
+            return DropReason.MEMORY_LIMIT
+        if self.config.max_connections and self._live >= self.config.max_connections:
+            return DropReason.MAX_CONNECTIONS
+        return None
+
+    def _reclaim(self, now: float) -> None:
+        """At the memory limit (at most every RECLAIM_EVERY s): prune every out-of-order queue, then
+        reset the connections holding the most until the account is back halfway down to `pressure`."""
+        mem = self.memory
+        self._reclaim_at = now + RECLAIM_EVERY
+        conns = [c for c in self._conns.values() if isinstance(c, Connection) and c.charged > 0]
+        for conn in conns:
+            rb = conn.rcv.buf
+            if rb.has_gaps:
+                mem.count("pruned", rb.prune())
+                conn.rcv.recent_ooo.clear()
+                self._settle(conn)
+        target = (mem.pressure + mem.high) // 2
+        if mem.used <= target:
+            return
+        for conn in sorted(conns, key=lambda c: c.charged, reverse=True):
+            if mem.used <= target:
+                break
+            if conn.state is not State.CLOSED:
+                mem.count("reset")
+                conn.abort(now, why="out of memory", reason=CloseReason.OUT_OF_MEMORY)
+
+    def _settle(self, conn: Connection) -> None:
+        """Charge the budget what the connection's buffers hold now, less what was charged before."""
+        if conn.charged >= 0 and (held := conn.held) != conn.charged:
+            self.memory.charge(held - conn.charged)
+            conn.charged = held
+
+    def _discharge(self, conn: Connection) -> None:
+        """The connection leaves the account (CLOSED or TIME_WAIT)."""
+        if conn.charged > 0:
+            self.memory.charge(-conn.charged)
+        conn.charged = -1
+
     # -------------------------------------------------------------- plumbing
     def _collect(self, conn: Connection) -> None:
         """Send what a connection produced; route its events; forget it once CLOSED."""
         now = conn.now
+        self._settle(conn)
+        if self.memory.level == LIMIT and now >= self._reclaim_at:
+            self._reclaim(now)
         assert conn.local is not None  # every connection a stack holds is bound
         laddr, raddr = conn.local[0], conn.remote[0] if conn.remote else None
         for seg, note in conn.drain_output():
@@ -508,6 +571,7 @@ class Stack:
                 listener = None
             self._events.append((conn, event))
         if conn.state is State.TIME_WAIT and conn.table_key is not None:
+            self._discharge(conn)
             return self._park(conn, conn.table_key)
         deadline = conn.next_timer()
         slot = self._deadline.get(conn)
@@ -521,11 +585,13 @@ class Stack:
                 self._arm(deadline, slot)
         if conn.state is State.CLOSED or (conn.state is State.LISTEN and conn.remote is not None):
             self._release_timer(conn)
+            self._discharge(conn)
             if conn.remote is not None:
                 key = (laddr, conn.local[1], raddr, conn.remote[1])
                 entry = self._conns.get(key)
                 if entry is conn or (isinstance(entry, TimeWait) and entry.alive() is conn):
                     del self._conns[key]
+                    self._live -= entry is conn
                     if isinstance(entry, TimeWait):
                         entry.deadline = None
             parent = self._children.pop(conn, None)
@@ -562,7 +628,8 @@ class Stack:
 
     def _new_connection(self, config: Config, local: tuple, remote: tuple) -> Connection:
         conn = Connection(config, local, remote, isn=self.isn, rng=self.rng, challenge_budget=self.challenges,
-                          tracer=self.tracer, host=self.host, default_mss=self._mss_for(local[0]))
+                          tracer=self.tracer, host=self.host, default_mss=self._mss_for(local[0]),
+                          memory=self.memory)
         conn.on_change = self._collect
         conn.tso_max = self.segment_max
         return conn

@@ -6,9 +6,12 @@ the stack on a TUN device.
 """
 
 import asyncio
+import ctypes
 import os
+from typing import Any
 
 from ..core import events as ev
+from . import log
 
 # the protocol call each event leads to, for the message when it fails (as asyncio's transports word it)
 _CALLS = {ev.Connected: "connection_made", ev.DataReadable: "data_received", ev.EndOfStream: "eof_received",
@@ -29,6 +32,12 @@ class Runtime:
         self._servers: dict = {}  # Listener -> server object (makes transports for accepted conns)
         self._closed = False
         self.worker: str | None = None  # "i/N" when one of N workers (aio/workers.py)
+        self._memory_seen = 0  # the stack's memory-budget events already told (one line a second at most)
+        self._memory_next = 0.0
+        self._memory_pending = False
+        self._trim_timer = self.loop.call_later(TRIM_EVERY, self._trim)
+        self._trim_conns = 0  # the most connections seen since the last trim
+        self._trim_again = False
         link.attach(self._on_packets)
 
     def now(self) -> float:
@@ -85,6 +94,8 @@ class Runtime:
                 self.kick()
         finally:
             self._flushing = False
+        if stack.memory.events != self._memory_seen:
+            self._memory_note()
         deadline = stack.next_timer()
         # The loop timer is moved only earlier: one armed for an earlier time than needed fires, finds
         # nothing due and is re-armed then, which costs less than moving it on every ACK
@@ -93,6 +104,39 @@ class Runtime:
                 self._timer.cancel()
             self._timer_at = deadline
             self._timer = self.loop.call_at(self._t0 + deadline, self._on_timer)
+
+    def _memory_note(self) -> None:
+        """What the memory budget refused or reclaimed, in one line a second at most (the counts so
+        far: a line held back for the rate comes a second later with them)."""
+        mem, now = self.stack.memory, self.loop.time()
+        if self._memory_pending or mem.events == self._memory_seen:
+            return
+        if now < self._memory_next:
+            self._memory_pending = True
+            self.loop.call_later(self._memory_next - now, self._memory_due)
+            return
+        self._memory_seen, self._memory_next = mem.events, now + 1.0
+        log.say("memory", f"memory budget at {mem.used >> 20} MiB of {mem.high >> 20} MiB: so far "
+                          f"{mem.refused} connection(s) refused, {mem.reset} reset, {mem.dropped} segment(s) "
+                          f"dropped, {mem.pruned} out-of-order byte(s) pruned")
+
+    def _memory_due(self) -> None:
+        self._memory_pending = False
+        self._memory_note()
+
+    def _trim(self) -> None:
+        """Every TRIM_EVERY s: when the buffers charged to the stack or the connections held fell by a
+        lot since the last trim, ask the C allocator to give the freed memory back to the system
+        (glibc keeps it otherwise: after 3,000 connections went, RSS stayed at 4x its idle value)."""
+        n, mem = len(self._transports), self.stack.memory
+        self._trim_conns = max(self._trim_conns, n)
+        if mem.fell() >= TRIM_BYTES or self._trim_conns - n >= TRIM_CONNECTIONS or self._trim_again:
+            release_memory()
+            self._trim_again = not self._trim_again  # once more a tick later: what was still being let go
+            mem.new_water_mark()
+            self._trim_conns = n
+        if not self._closed:
+            self._trim_timer = self.loop.call_later(TRIM_EVERY, self._trim)
 
     def _route(self, conn, event) -> None:
         transport = self._transports.get(conn)
@@ -148,9 +192,31 @@ class Runtime:
             return
         self._flush()
         self._closed = True
+        self._trim_timer.cancel()
         if self._timer is not None:
             self._timer.cancel()
         self.link.detach()
+
+
+TRIM_EVERY = 2.0  # seconds between looks at whether freed memory should go back to the system
+TRIM_BYTES = 16 << 20  # ... when the stack's buffers fell by this much
+TRIM_CONNECTIONS = 1000  # ... or this many connections went
+
+
+def release_memory() -> None:
+    """Give memory the C allocator holds free back to the system (glibc's malloc_trim; elsewhere
+    nothing)."""
+    global _TRIM
+    if _TRIM is None:
+        try:
+            _TRIM = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _TRIM = False
+    if _TRIM:
+        _TRIM(0)
+
+
+_TRIM: Any = None  # malloc_trim, False where there is none
 
 
 class MemoryLink:

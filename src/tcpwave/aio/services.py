@@ -8,8 +8,9 @@ discard keeps nothing."""
 import asyncio
 import hashlib
 import queue
-import sys
 import threading
+
+from . import log
 
 CHUNK = 64 * 1024
 
@@ -29,9 +30,10 @@ class Service(asyncio.Protocol):
 
 
 def report_abort(transport, exc: BaseException) -> None:
-    """A peer's abort, as one line on stderr (not an asyncio traceback)."""
+    """A peer's abort, as one line on stderr (not an asyncio traceback), rate-limited and never
+    blocking (aio/log.py): a peer can reset as often as it likes."""
     host, port = transport.get_extra_info("peername")
-    print(f"tcpwave: {host}:{port}: {exc}", file=sys.stderr, flush=True)
+    log.say("reset", f"{host}:{port}: {exc}")
 
 
 def reporting(handler):

@@ -20,6 +20,8 @@ RANGES: dict[str, tuple[float, float]] = {
     "keepalive_idle": (1, 32767), "keepalive_interval": (1, 32767), "keepalive_count": (1, 127),  # (Linux's)
     "user_timeout": (0.001, 1e6), "challenge_ack_limit": (0, 1 << 31), "invalid_ratelimit": (0, 60),
     "rst_limit": (0, 1 << 31), "fin_timeout": (0.001, 3600),
+    "mem_low": (0, 1 << 40), "mem_pressure": (1 << 20, 1 << 40), "mem_high": (1 << 20, 1 << 40),  # bytes
+    "max_connections": (0, 1 << 24),  # (0: no limit)
 }
 
 _TRUE = {"1", "true", "yes", "on"}

@@ -34,6 +34,9 @@ def add_parser(sub) -> None:
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="N processes, each with its own stack on one queue of a multi-queue TUN device; the "
                         "kernel spreads connections over them by flow (default 1)")
+    p.add_argument("--max-connections", type=int, metavar="N",
+                   help="drop SYNs while N connections are open (per worker; TIME_WAIT not counted); the "
+                        "stack's memory budget applies besides (--set mem_high=BYTES)")
     p.add_argument("--ready-file", metavar="FILE", help="create FILE once listening (for scripts)")
     p.add_argument("--control", metavar="SOCKET",
                    help="the Unix control socket `tcpwave ss` reads (default: serve-PID.sock in the per-user "

@@ -145,6 +145,7 @@ def render(docs: list[dict], summary: bool = False, info: bool = False) -> str:
         total = sum(counts.values())
         lines = [f"Total: {total} (in {len(docs)} tcpwave process{'es' if len(docs) != 1 else ''})"]
         lines += [f"  {state:<12} {n}" for state, n in sorted(counts.items())]
+        lines += [_memory(d) for d in docs if isinstance(d.get("memory"), dict)]
         return "\n".join(lines)
     head = (f"{'State':<12} {'Recv-Q':>7} {'Send-Q':>7} {'Local':<22} {'Peer':<22} "
             f"{'snd_una':>10} {'snd_nxt':>10} {'snd_wnd':>8} {'rcv_nxt':>10} {'rcv_wnd':>8} "
@@ -159,6 +160,17 @@ def render(docs: list[dict], summary: bool = False, info: bool = False) -> str:
             if info and "bytes_acked" in c:
                 lines.append(_info(c))
     return "\n".join(lines)
+
+
+def _memory(d: dict) -> str:
+    """One process's memory budget and what it refused or reclaimed (core/memory.py)."""
+    m, drops = d["memory"], d.get("drops") or {}
+    mib = 1 << 20
+    return (f"memory pid {d.get('pid')}: {m.get('used', 0) / mib:.1f} MiB ({m.get('level')}; peak "
+            f"{m.get('peak', 0) / mib:.1f}, marks {m.get('low', 0) / mib:.0f}/{m.get('pressure', 0) / mib:.0f}/"
+            f"{m.get('high', 0) / mib:.0f} MiB); refused {m.get('refused_connections', 0)} "
+            f"(+{drops.get('max_connections', 0)} over max-connections), reset {m.get('reset_connections', 0)}, "
+            f"dropped {m.get('dropped_segments', 0)} segments, pruned {m.get('pruned_bytes', 0)} bytes")
 
 
 def _info(c: dict) -> str:

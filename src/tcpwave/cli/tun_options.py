@@ -2,13 +2,14 @@
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import socket
 import subprocess
 import sys
 import time
 
-from ..aio import Runtime, TunLink
+from ..aio import Runtime, TunLink, log
 from ..core.trace import Tracer
 from ..drivers.taps import Tapped
 from ..drivers.tun import SEGMENT_MAX, TunDevice, TunError
@@ -57,13 +58,16 @@ def runtime(args, stack: contextlib.ExitStack, loop, device: TunDevice | None = 
     files = {"pcap": args.pcap, "pcapng": getattr(args, "pcapng", None), "events": args.events}
     if tag:
         files = {k: v and tagged(v, tag) for k, v in files.items()}
-    taps = open_captures(stack, tracer, live=True, **files)
+    taps = open_captures(stack, tracer, live=True, on_error=log.sink_failed, **files)
     if device is None:
         device = stack.enter_context(open_device(args))
     port = device.queues[queue]
-    tapped = Tapped(TunLink(port), taps) if taps else None
+    tapped = Tapped(TunLink(port), taps, on_error=log.sink_failed) if taps else None
     link = tapped or TunLink(port)
-    rt = Runtime(Stack([args.addr], config=knobs.config(args), tracer=tracer, host="tcpwave", mtu=device.mtu,
+    config = knobs.config(args)
+    if getattr(args, "max_connections", None) is not None:
+        config = dataclasses.replace(config, max_connections=args.max_connections)
+    rt = Runtime(Stack([args.addr], config=config, tracer=tracer, host="tcpwave", mtu=device.mtu,
                        checksum_offload=device.offload, segment_max=SEGMENT_MAX if device.offload else 0,
                        networks=[device.kernel.network]), link)
     if tapped is not None:  # capture times on the wall clock, to merge with a tcpdump of the same run:
@@ -73,6 +77,7 @@ def runtime(args, stack: contextlib.ExitStack, loop, device: TunDevice | None = 
         for tap in taps:
             if hasattr(tap, "epoch"):
                 tap.epoch = epoch
+        tapped.start_syncing(loop)
     stack.callback(rt.close)  # (runs last: sends what is pending, then stops)
     stack.callback(rt.shut_down)  # (runs first: a FIN for any connection still open)
     return rt

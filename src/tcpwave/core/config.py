@@ -49,6 +49,12 @@ class Config:
     invalid_ratelimit: float = 0.5  # seconds between ACKs to out-of-window segments (Linux tcp_invalid_ratelimit)
     rst_limit: int = 1000  # RSTs per second, per stack, to segments that match no connection
     fin_timeout: float = 60.0  # an orphan (close()d) FIN_WAIT_2 is reset after this long (Linux tcp_fin_timeout)
+    # Per stack: the memory budget of every connection's buffers, in bytes (as Linux's tcp_mem, which
+    # is in pages and sized from RAM: ~4.7%, 6.25%, 9.4% of it). core/memory.py says what each mark does.
+    mem_low: int = 96 << 20  # pressure ends below this
+    mem_pressure: int = 128 << 20  # above it: windows stop growing, out-of-order data is pruned
+    mem_high: int = 192 << 20  # at it: data needing memory is dropped, SYNs too; the largest consumers are reset
+    max_connections: int = 0  # per stack: a SYN finding this many connections (not TIME_WAIT) is dropped; 0: no limit
 
     def __post_init__(self) -> None:
         if not 0 <= self.delayed_ack < 0.5:
@@ -58,3 +64,5 @@ class Config:
         if self.congestion_control not in REGISTRY:  # told now, not at the first connect
             raise ValueError(f"unknown congestion control {self.congestion_control!r}; "
                              f"known: {', '.join(sorted(REGISTRY))}")
+        if not 0 <= self.mem_low <= self.mem_pressure <= self.mem_high:
+            raise ValueError("the memory marks must satisfy 0 <= mem_low <= mem_pressure <= mem_high")

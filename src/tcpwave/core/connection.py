@@ -32,6 +32,7 @@ from .config import Config
 from .errors import StateError, closed_error
 from .isn import IsnGenerator
 from .limits import RateBudget
+from .memory import UNLIMITED, MemoryBudget
 from .observe import ChangeReporter
 from .reasons import CloseReason, DropReason, Handled
 from .receiver import Receiver
@@ -101,7 +102,8 @@ class Connection:
         "state", "passive", "_now", "_out", "events_out", "our_mss", "ts_enabled", "sack_ok",
         "peer_offered_wscale", "_ts_offset", "timers", "rtt", "cc", "snd", "rcv", "recovery", "keepalive",
         "user_timeout", "last_recv", "keepalive_probes", "retries", "iss_floor", "close_reason", "stats",
-        "_reported", "on_change", "_port_pair", "soft_error", "table_key", "retrans_stamp", "syn_at", "__weakref__"
+        "_reported", "on_change", "_port_pair", "soft_error", "table_key", "retrans_stamp", "syn_at", "mem", "charged",
+        "__weakref__"
     )
 
     def __init__(
@@ -116,12 +118,15 @@ class Connection:
         tracer: Tracer = NULL_TRACER,
         host: str = "tcp",
         default_mss: int = 1460,
+        memory: MemoryBudget = UNLIMITED,
     ):
         cfg = self.config = config or Config()
         self.local = local  # (address, port)
         self.remote = remote  # (address, port), or None while listening unspecified
         self.host = host
         self._tracer = tracer
+        self.mem = memory  # the stack's budget (core/memory.py): its level shapes windows and sends
+        self.charged = 0  # what the stack last charged to it for this connection's buffers; -1: left the account
         self._isn = isn or IsnGenerator(os.urandom(32))
         self._rng = rng or random.SystemRandom()  # a Stack passes its own (seeded in simulation)
         # challenge ACKs: one budget per stack (a Stack passes its own), per second
@@ -171,7 +176,7 @@ class Connection:
         """
         child = Connection(self.config, local, remote, isn=self._isn, rng=self._rng,
                            challenge_budget=self._challenges, tracer=self._tracer, host=self.host,
-                           default_mss=default_mss or self.our_mss)
+                           default_mss=default_mss or self.our_mss, memory=self.mem)
         child._now = self._now
         child.passive = True
         child.iss_floor = iss_floor
@@ -250,6 +255,11 @@ class Connection:
     @tso_max.setter
     def tso_max(self, value: int) -> None:
         self.snd.tso_max = value
+
+    @property
+    def held(self) -> int:
+        """Bytes its buffers hold: the send buffer, unread data and the out-of-order queue's charge."""
+        return len(self.snd.buf) + self.rcv.buf.held
 
     @property
     def closing_state(self) -> bool:
@@ -388,15 +398,16 @@ class Connection:
         self.output()
 
     @_user_call
-    def abort(self, now: float, why: str = "ABORT") -> None:
-        """ABORT (RFC 9293 §3.10.5): RST the peer where it holds state, drop everything."""
+    def abort(self, now: float, why: str = "ABORT", reason: CloseReason = CloseReason.ABORTED) -> None:
+        """ABORT (RFC 9293 §3.10.5): RST the peer where it holds state, drop everything. reason: what
+        the application is told (the stack resetting it for memory says OUT_OF_MEMORY)."""
         self._now = now
         st = self.state
         if st is S.CLOSED:
             return
         if st in _RST_ON_ABORT:
             self.emit(RST | ACK, self.snd.nxt, note=why)
-        self.terminate(CloseReason.ABORTED, why)
+        self.terminate(reason, why)
 
     def flush(self, now: float) -> None:
         """After segment_arrived(..., flush=False) for a batch: send what the batch calls for."""
@@ -799,7 +810,10 @@ class Connection:
             self.set_state(S.CLOSED, why)
         self.close_reason = reason
         self.rcv.ack_now = self.rcv.ack_delayed = False
-        self.snd.buf.release()  # (its memory need not wait for the collector to find the closed connection)
+        self.snd.buf.discard()  # never to be sent: the memory goes now, whoever still holds the connection
+        self.snd.unsent = 0
+        if self.rcv.buf.has_gaps:
+            self.rcv.buf.prune()  # (unread in-order data stays: it can still be read)
         self.events_out.append(ev.Closed(reason))
 
     def established(self, why: str) -> None:

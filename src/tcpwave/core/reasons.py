@@ -27,6 +27,7 @@ class CloseReason(enum.StrEnum):
     REFUSED = "refused", _errno.ECONNREFUSED, ConnectionRefusedError
     TIMED_OUT = "timed_out", _errno.ETIMEDOUT, TimeoutError
     ABORTED = "aborted"  # this side called abort() (or closed with unread data)
+    OUT_OF_MEMORY = "out_of_memory", _errno.ECONNABORTED, ConnectionAbortedError  # reset by the memory budget
     # ICMP errors (RFC 1122 §4.2.3.9): at once in SYN_SENT, else only when the connection times out
     NET_UNREACHABLE = "net_unreachable", _errno.ENETUNREACH, OSError
     HOST_UNREACHABLE = "host_unreachable", _errno.EHOSTUNREACH, OSError
@@ -53,6 +54,7 @@ class CloseReason(enum.StrEnum):
             CloseReason.RESET: "connection reset by peer",
             CloseReason.REFUSED: "connection refused by peer",
             CloseReason.TIMED_OUT: "connection timed out",
+            CloseReason.OUT_OF_MEMORY: "connection reset: the stack is out of memory",
         }.get(self) or f"{os.strerror(self.errno or 0)} (ICMP)".lower()
         return self.error(self.errno, f"{call}(): {text}")
 
@@ -77,6 +79,8 @@ class DropReason(enum.StrEnum):
     BACKLOG_FULL = "backlog_full"  # the accept queue is full: a new SYN is dropped
     SYN_QUEUE_FULL = "syn_queue_full"  # half-open connections at max_syn_backlog and no SYN cookies
     ACCEPT_QUEUE_FULL = "accept_queue_full"  # a handshake's final ACK, with no room to queue it
+    MEMORY_LIMIT = "memory_limit"  # the stack's memory budget is at its limit (core/memory.py)
+    MAX_CONNECTIONS = "max_connections"  # a SYN with Config.max_connections connections open
     # LISTEN and SYN_SENT
     RST_IN_LISTEN = "rst_in_listen"
     ACK_IN_LISTEN = "ack_in_listen"

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING
 
 from ..wire.seq import seq_add, seq_diff, seq_gt, seq_in, seq_le
 from . import events as ev
+from .memory import LIMIT
+from .reasons import DropReason
 from .recv_buffer import ReceiveBuffer
 
 if TYPE_CHECKING:
@@ -103,6 +105,8 @@ class Receiver:
             payload = memoryview(payload)[: max(0, edge - off)]
         if len(payload) > self.mss:  # (a GSO super-segment is not one "full-sized segment")
             self.mss = min(len(payload), conn.our_mss)
+        if conn.mem.level and payload and self._no_memory(off, payload):
+            return
         fin_off = rb.fin_offset  # a FIN held beyond a hole leaves a gap too (RFC 5681 §4.2)
         had_gap = rb.has_gaps or (fin_off is not None and fin_off > rb.next_offset)
         in_order = off <= rb.next_offset
@@ -127,6 +131,23 @@ class Receiver:
             self.ack_now = True
         else:
             self.ack_delayed = True
+
+    def _no_memory(self, off: int, payload) -> bool:
+        """Under memory pressure out-of-order data is not queued and the queue is pruned; at the limit,
+        data is stored only while nothing is left unread (so each connection still makes progress).
+        A segment refused is dropped as if lost, and ACKed at once (the sender learns where we are)."""
+        rb, mem = self.buf, self.conn.mem
+        if off > rb.next_offset:
+            if rb.has_gaps:
+                mem.count("pruned", rb.prune())
+                self.recent_ooo.clear()
+        elif mem.level < LIMIT or not rb.readable or off + len(payload) <= rb.next_offset:
+            return False
+        mem.count("dropped")
+        self.ack_now = True
+        self.conn.trace("drop", reason=DropReason.MEMORY_LIMIT.value, seq=seq_add(self.nxt, off - rb.next_offset),
+                        len=len(payload))
+        return True
 
     def _data_arrived(self, offered: int) -> None:
         """New in-order data: Linux's tcp_event_data_recv(). The first data, or data after more than
@@ -279,6 +300,8 @@ class Receiver:
         """(offered, gain): the window we offer now, and how far reads would let its edge move."""
         rb = self.buf
         free = min(max(0, rb.capacity - rb.readable), 0xFFFF << self.wscale)
+        if self.conn.mem.level:  # memory pressure: no more than a few segments (as Linux's tcp_clamp_window)
+            free = min(free, 4 * self.mss) if self.conn.mem.level < LIMIT else 0
         offered = max(0, seq_diff(self.adv, self.nxt))
         return offered, free - offered
 

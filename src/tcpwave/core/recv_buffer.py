@@ -48,6 +48,21 @@ class ReceiveBuffer:
         """What the out-of-order queue costs against the capacity."""
         return self.ooo_bytes + OVERHEAD * len(self._starts)
 
+    @property
+    def held(self) -> int:
+        """What it holds against the stack's memory budget: unread bytes and the out-of-order charge."""
+        return len(self._ready) + self.ooo_bytes + OVERHEAD * len(self._starts)
+
+    def prune(self) -> int:
+        """Drop the whole out-of-order queue (under memory pressure); return the bytes dropped."""
+        n = self.ooo_bytes
+        self._starts.clear()
+        self._ends.clear()
+        self._data.clear()
+        self.ooo_bytes = 0
+        self.pruned += n
+        return n
+
     def ranges(self) -> list[tuple[int, int]]:
         """Out-of-order ranges as (start, end) offsets, ascending."""
         return list(zip(self._starts, self._ends, strict=True))

@@ -36,11 +36,6 @@ class SendBuffer:
             self._buf += memoryview(data)[:n]
         return n
 
-    def release(self) -> None:
-        """Let go of every byte: the connection has closed, and none will be sent or acknowledged."""
-        self.start_seq = self.end_seq
-        self._buf = bytearray()
-
     def copy(self, seq: int, n: int) -> bytes:
         """Up to n bytes from sequence number seq (inside the buffer), as bytes the caller owns:
         a segment may outlive the buffer's current layout."""
@@ -51,6 +46,10 @@ class SendBuffer:
     def bytes_from(self, seq: int) -> int:
         """How many buffered bytes lie at or after seq."""
         return max(0, len(self._buf) - seq_diff(seq, self.start_seq))
+
+    def discard(self) -> None:
+        """Drop everything (the connection is CLOSED: nothing more will be sent or resent)."""
+        self._buf = bytearray()
 
     def acknowledge(self, ack: int) -> int:
         """Drop bytes below ack; return how many were dropped."""

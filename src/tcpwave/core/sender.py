@@ -13,6 +13,7 @@ from ..wire.seq import seq_add, seq_diff, seq_ge, seq_gt, seq_le, seq_lt
 from ..wire.tcp import ACK, FIN, PSH
 from . import events as ev
 from .ca_state import CaState
+from .memory import LIMIT
 from .rtxqueue import Record
 from .send_buffer import SendBuffer
 from .timers import PACING, PERSIST, SWS_OVERRIDE
@@ -102,7 +103,10 @@ class Sender:
 
     # ----------------------------------------------------------- the user
     def queue(self, data, urgent: bool) -> int:
-        n = self.buf.append(data)
+        if self.conn.mem.level < LIMIT:
+            n = self.buf.append(data)
+        else:  # the stack's memory is at its limit: one segment into an empty buffer, so it still moves
+            n = 0 if len(self.buf) else self.buf.append(memoryview(data)[: self.mss])
         self.unsent += n
         if n:
             points = self.push_points

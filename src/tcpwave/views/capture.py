@@ -163,6 +163,7 @@ class PcapngWriter:
 
     def __init__(self, stream: BinaryIO, snaplen: int = 262144, application: str = "tcpwave"):
         self._stream = stream
+        self.name = getattr(stream, "name", "capture")
         shb = struct.pack("<IHHq", _BYTE_ORDER_MAGIC, 1, 0, -1) + _option(4, application.encode()) + _option(0, b"")
         stream.write(_block(_SHB, shb))
         idb = struct.pack("<HHI", LINKTYPE_RAW, 0, snaplen) + _option(9, bytes([9])) + _option(0, b"")
@@ -177,3 +178,7 @@ class PcapngWriter:
             body += _option(1, comment.encode()) + _option(0, b"")
         self._stream.write(_block(_EPB, body))
         self.count += 1
+
+    def sync(self) -> None:
+        """Hand what is buffered to the file (a live capture can then be read while it grows)."""
+        self._stream.flush()
