@@ -416,12 +416,13 @@ class Connection:
 
     def segment_arrived(self, seg: Segment, now: float, flush: bool = True) -> None:
         """Process one segment. With flush=False (more segments of a batch follow), nothing is sent
-        until flush(): a batch of data segments then draws one ACK, not one per segment."""
+        until flush(): a batch of in-order data segments then draws one ACK, not one per segment."""
         self._now = now
         self.stats.segments_received += 1
         arrival.segment_arrives(self, seg)
-        if flush:
-            self.output()
+        rcv = self.rcv
+        if flush or (rcv.ack_now and rcv.buf.has_gaps):  # out-of-order data: ACK each segment at once,
+            self.output()  # batch or not (RFC 5681 §4.2), so the sender sees every SACK it caused
         if self._tracer.enabled:
             self._reported.note_changes(self)
 
