@@ -36,6 +36,7 @@ class TcpTransport(transports._FlowControlMixin):  # (what loop.sendfile's fallb
         self._lost = False
         self._eof_seen = False
         self._eof_told = False
+        self._fatal: BaseException | None = None  # the error _force_close() was given
         self._dropped_writes = 0  # write() calls after close() or the connection's end
         # the TimeWait/Closed event, kept until the unread data has been delivered
         self._ended: ev.TimeWait | ev.Closed | None = None
@@ -108,6 +109,12 @@ class TcpTransport(transports._FlowControlMixin):  # (what loop.sendfile's fallb
             self._conn.abort(self._runtime.now())
             self._runtime.kick()
 
+    def _force_close(self, exc) -> None:
+        """As asyncio's socket transports (SSLProtocol calls it on a fatal TLS error): reset the
+        connection, and connection_lost(exc) with that error."""
+        self._fatal = exc
+        self.abort()
+
     def get_write_buffer_size(self) -> int:
         return len(self._pending)
 
@@ -167,6 +174,7 @@ class TcpTransport(transports._FlowControlMixin):  # (what loop.sendfile's fallb
         self._lost = True
         reason = getattr(self._ended, "reason", ev.NORMAL)
         exc = closed_error("read", self._conn.state, reason) if getattr(reason, "error", None) else None
+        exc = self._fatal or exc
         self._protocol_paused = False
         dropped += len(self._pending)
         self._pending = bytearray()  # nothing more can be sent: let the memory go with the connection
