@@ -4,10 +4,11 @@ transport): ssl= in start_server/open_connection, and start_tls on an open conne
 import asyncio
 import ssl
 
+from tls_cert import needs_openssl, self_signed
+
 from tcpwave.aio import MemoryLink, Runtime, create_server, open_connection, start_server
 from tcpwave.aio.loop import MemoryNetwork
 from tcpwave.stack import Stack
-from tls_cert import needs_openssl, self_signed
 
 SERVER = "192.0.2.2"
 pytestmark = needs_openssl

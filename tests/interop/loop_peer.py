@@ -18,6 +18,7 @@ import threading
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from apps import aiohttp_app, h11_app, websockets_app  # noqa: E402
+
 from tcpwave.aio.loop import TunNetwork  # noqa: E402
 from tcpwave.drivers.tun import TunDevice  # noqa: E402
 

@@ -152,8 +152,11 @@ class TcpwaveLoop(asyncio.SelectorEventLoop):
         return ssl_transport, protocol
 
     def close(self) -> None:
+        """Connections still open are reset (their peers hear it at once: no stack is left to finish
+        a close), then the stacks stop."""
         if not self.is_closed():
             for host in self.hosts:
+                host.runtime.shut_down(abort=True)
                 host.runtime.close()
         super().close()
 
@@ -278,7 +281,10 @@ class TunNetwork:
         return TcpwaveLoop(self._hosts, names=self.names)
 
     def _hosts(self, loop: TcpwaveLoop) -> list[Host]:
+        from ..drivers.tun import SEGMENT_MAX
         from ..stack import Stack
 
-        stack = Stack([self.address], config=self.config, seed=self.seed)
+        offload = getattr(self.device, "offload", False)  # the offloads `tcpwave serve` uses, when the device has them
+        stack = Stack([self.address], config=self.config, seed=self.seed, checksum_offload=offload,
+                      segment_max=SEGMENT_MAX if offload else 0)
         return [Host(Runtime(stack, TunLink(self.device, loop), loop), self.routes)]
