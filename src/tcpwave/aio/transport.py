@@ -173,8 +173,9 @@ class TcpTransport(transports._FlowControlMixin):  # (what loop.sendfile's fallb
             return
         self._lost = True
         reason = getattr(self._ended, "reason", ev.NORMAL)
-        exc = closed_error("read", self._conn.state, reason) if getattr(reason, "error", None) else None
-        exc = self._fatal or exc
+        exc: BaseException | None = self._fatal
+        if exc is None and getattr(reason, "error", None):
+            exc = closed_error("read", self._conn.state, reason)
         self._protocol_paused = False
         dropped += len(self._pending)
         self._pending = bytearray()  # nothing more can be sent: let the memory go with the connection
