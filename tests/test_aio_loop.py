@@ -181,3 +181,17 @@ def test_names_the_loop_owns_resolve_as_etc_hosts_would():
         return await h11_app.main("server.test", 8080), infos[0][4]
 
     assert run_on(net, main()) == ({"status": 200, "ok": True}, (SERVER, 80))
+
+
+def test_names_the_system_resolves_to_the_network_go_through_tcpwave(monkeypatch):
+    """A name that the system's resolver (/etc/hosts, here stood in for) maps to an address of the
+    network: the loop resolves it as asyncio would and connects through tcpwave."""
+    real = socket.getaddrinfo
+
+    def hosts_file(host, *args, **kwds):
+        return real(SERVER if host == "db.example" else host, *args, **kwds)
+
+    monkeypatch.setattr(socket, "getaddrinfo", hosts_file)
+    net = MemoryNetwork()
+    assert run_on(net, h11_app.main("db.example", 8080)) == {"status": 200, "ok": True}
+    assert net.switch.sent > 10  # (no kernel route reaches 192.0.2.2: only tcpwave could carry it)

@@ -51,6 +51,34 @@ def test_tls13_echo_over_a_lossy_memory_network(tmp_path):
     assert echoed == payload and net.switch.dropped >= 1
 
 
+def test_aiohttp_https_over_a_lossy_memory_network(tmp_path):
+    """aiohttp's https client (its own kernel socket, taken over, then start_tls) against an aiohttp
+    https site, by a host name the network's table resolves; the handler sees TLS 1.3."""
+    import aiohttp
+    from aiohttp import web
+
+    server_ctx, client_ctx = contexts(tmp_path)
+
+    async def version(request):
+        return web.Response(text=request.transport.get_extra_info("ssl_object").version())
+
+    async def main():
+        app = web.Application()
+        app.add_routes([web.get("/", version)])
+        runner = web.AppRunner(app)
+        await runner.setup()
+        await web.TCPSite(runner, SERVER, 8443, ssl_context=server_ctx).start()
+        async with aiohttp.ClientSession() as session:
+            async with session.get("https://server.test:8443/", ssl=client_ctx) as response:
+                text = await response.text()
+        await runner.cleanup()
+        return text
+
+    net = MemoryNetwork(loss=0.01, seed=3, names={"server.test": SERVER})
+    with asyncio.Runner(loop_factory=net.loop_factory) as runner:
+        assert runner.run(asyncio.wait_for(main(), 60)) == "TLSv1.3"
+
+
 def test_start_tls_and_a_refused_certificate_with_the_runtime_api(tmp_path):
     server_ctx, client_ctx = contexts(tmp_path)
 

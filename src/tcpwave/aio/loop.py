@@ -100,32 +100,49 @@ class TcpwaveLoop(asyncio.SelectorEventLoop):
                 return [(fam, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", sockaddr)]
         return await super().getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
 
+    async def _tcpwave_address(self, host, port):
+        """The address a host name stands for, when tcpwave owns or reaches it: the loop's names
+        first, then the system's resolver (/etc/hosts, DNS), as asyncio would resolve it."""
+        if host is None or not isinstance(host, str) or self._address(host) is not None:
+            return self.names.get(host, host)
+        try:
+            infos = await self.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError:
+            return host  # (the kernel's path reports it, as asyncio would)
+        for info in infos:
+            if self._owner(info[4][0]) or self._via(info[4][0]):
+                return info[4][0]
+        return host
+
     async def create_connection(self, protocol_factory, host=None, port=None, *, ssl=None, sock=None,  # type: ignore[override]
                                 local_addr=None, server_hostname=None, ssl_handshake_timeout=None,
                                 ssl_shutdown_timeout=None, **kwds):
         if sock is not None and sock in self._taken:
             return await self._adopt(sock, protocol_factory, ssl, server_hostname, ssl_handshake_timeout,
                                      ssl_shutdown_timeout)
-        via = self._via(host, local_addr) if sock is None else None
+        address = await self._tcpwave_address(host, port) if sock is None else None
+        via = self._via(address, local_addr) if address is not None else None
         if via is None:
             return await super().create_connection(protocol_factory, host, port, ssl=ssl, sock=sock,
                                                    local_addr=local_addr, server_hostname=server_hostname,
                                                    ssl_handshake_timeout=ssl_handshake_timeout,
                                                    ssl_shutdown_timeout=ssl_shutdown_timeout, **kwds)
+        if ssl and server_hostname is None:
+            server_hostname = host  # the name asked for, not the address it resolved to
         return await streams.create_connection(
-            protocol_factory, self.names.get(host, host), port, runtime=via.runtime, ssl=ssl,
+            protocol_factory, address, port, runtime=via.runtime, ssl=ssl,
             server_hostname=server_hostname, local_addr=local_addr, ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout)
 
     async def create_server(self, protocol_factory, host=None, port=None, *, sock=None,  # type: ignore[override]
                             **kwds):
         one = host if isinstance(host, str) or host is None else (list(host) + [None])[0]
-        owner = self._owner(one) if sock is None else None
+        address = await self._tcpwave_address(one, port) if sock is None and one is not None else None
+        owner = self._owner(address) if address is not None else None
         if owner is None:
             return await super().create_server(protocol_factory, host, port, sock=sock, **kwds)
         kwds.pop("family", None), kwds.pop("flags", None)
-        return await streams.create_server(protocol_factory, self.names.get(one, one), port or 0,
-                                           runtime=owner.runtime, **kwds)
+        return await streams.create_server(protocol_factory, address, port or 0, runtime=owner.runtime, **kwds)
 
     async def sock_connect(self, sock, address):
         """A kernel socket connecting to an address a tcpwave stack reaches: tcpwave makes the
