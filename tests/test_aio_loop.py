@@ -195,3 +195,30 @@ def test_names_the_system_resolves_to_the_network_go_through_tcpwave(monkeypatch
     net = MemoryNetwork()
     assert run_on(net, h11_app.main("db.example", 8080)) == {"status": 200, "ok": True}
     assert net.switch.sent > 10  # (no kernel route reaches 192.0.2.2: only tcpwave could carry it)
+
+
+def test_a_socket_connected_but_never_handed_over_resets_its_connection():
+    """A socket sock_connect()ed through tcpwave and then let go without create_connection(sock=)
+    (a happy-eyeballs loser, say) does not leave its connection open: the peer is reset."""
+    import gc
+
+    net = MemoryNetwork()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        lost = loop.create_future()
+
+        class Watch(asyncio.Protocol):
+            def connection_lost(self, exc):
+                lost.set_result(type(exc).__name__)
+
+        await loop.create_server(Watch, SERVER, 9)
+        sock = socket.socket()
+        sock.setblocking(False)
+        await loop.sock_connect(sock, (SERVER, 9))
+        sock.close()
+        del sock
+        gc.collect()
+        return await lost
+
+    assert run_on(net, main()) == "ConnectionResetError"

@@ -136,7 +136,10 @@ class TcpwaveLoop(asyncio.SelectorEventLoop):
 
     async def create_server(self, protocol_factory, host=None, port=None, *, sock=None,  # type: ignore[override]
                             **kwds):
-        one = host if isinstance(host, str) or host is None else (list(host) + [None])[0]
+        hosts = [host] if isinstance(host, str) or host is None else list(host)
+        one = hosts[0] if hosts else None
+        if len(hosts) > 1 and any(self._owner(h) for h in hosts):
+            raise ValueError("a tcpwave listener has one address: pass one host of the network")
         address = await self._tcpwave_address(one, port) if sock is None and one is not None else None
         owner = self._owner(address) if address is not None else None
         if owner is None:
@@ -151,10 +154,12 @@ class TcpwaveLoop(asyncio.SelectorEventLoop):
         if via is None:
             return await super().sock_connect(sock, address)
         transport, _ = await streams.create_connection(_Parked, address[0], address[1], runtime=via.runtime)
-        self._taken[sock] = (via, transport)
+        # a socket let go without create_connection(sock=) (a happy-eyeballs loser, say) resets its connection
+        self._taken[sock] = (transport, weakref.finalize(sock, transport.abort))
 
     async def _adopt(self, sock, protocol_factory, ssl, server_hostname, handshake_timeout, shutdown_timeout):
-        _, transport = self._taken.pop(sock)
+        transport, finalizer = self._taken.pop(sock)
+        finalizer.detach()
         sock.close()  # (never connected: it stood for the tcpwave connection)
         protocol = protocol_factory()
         if not ssl:
