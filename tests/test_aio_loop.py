@@ -247,3 +247,9 @@ def test_a_socket_connected_but_never_handed_over_resets_its_connection():
         return await lost
 
     assert run_on(net, main()) == "ConnectionResetError"
+
+
+def test_an_ipv6_memory_network():
+    net = MemoryNetwork(["2001:db8::1", "2001:db8::2"], loss=0.01, seed=3)
+    assert run_on(net, h11_app.main("2001:db8::2", 8080)) == {"status": 200, "ok": True}
+    assert net.switch.sent > 50
