@@ -28,6 +28,15 @@ def test_readme_blocking_socket_example_runs():
     assert run_readme_block("For scripts, a blocking socket-like API").startswith("b'ping' ('192.0.2.1', ")
 
 
+def test_readme_unchanged_asyncio_example_prints_what_it_says():
+    """The sample's comments are its output: the same on every run (a seeded network, virtual time)."""
+    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    block = re.search(r"## Unchanged asyncio programs.*?```python\n(.*?)```", text, re.S).group(1)
+    promised = [line.split("  # ")[-1].strip() for line in block.splitlines() if "print(" in line]
+    out = run_readme_block("## Unchanged asyncio programs").strip().splitlines()
+    assert out == promised and len(out) == 2
+
+
 def test_package_exposes_the_streams_api_at_top_level():
     import tcpwave
     from tcpwave.aio import open_connection, start_server

@@ -144,7 +144,7 @@ class Runtime:
             for listener, server in self._servers.items():
                 if conn in listener.accept_queue:
                     listener.accept_queue.remove(conn)
-                    transport = server._accepted(conn)
+                    transport = server._accepted(conn)  # (None: held until the server starts serving)
                     break
         if transport is not None:
             try:

@@ -1,285 +1,162 @@
-"""The asyncio streams API over tcpwave: `open_connection` and `start_server` return the standard
-asyncio.StreamReader / StreamWriter, backed by a tcpwave connection through an asyncio.Transport.
-
-Peer aborts reach the application as the OS errors a socket would raise: ConnectionResetError,
-ConnectionRefusedError, TimeoutError.
+"""The asyncio streams and protocol APIs over tcpwave: `open_connection` and `start_server` return the
+standard asyncio.StreamReader / StreamWriter; `create_connection` and `create_server` take protocol
+factories, as the loop's methods do. All take ssl= (TLS by the ssl module, aio/tls.py) and config= (a
+tcpwave Config for that connection or listener).
 """
 
 import asyncio
-import logging
+import ipaddress
+import socket
 from collections.abc import Callable
 
 from ..core import events as ev
-from ..core.errors import closed_error
-from ..core.state import State
-from . import trim
+from . import tls
+from .transport import TcpTransport
 
-_CAN_SEND = (State.ESTABLISHED, State.CLOSE_WAIT)
-_WARN_DROPPED_WRITES = 5  # asyncio's constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES
+__all__ = ["Server", "TcpTransport", "create_connection", "create_server", "open_connection", "start_server"]
 
 
-class TcpTransport(asyncio.Transport):
-    def __init__(self, runtime, conn, protocol, connected: asyncio.Future | None = None):
-        super().__init__()
-        self._runtime, self._conn, self._protocol = runtime, conn, protocol
-        self._connected = connected  # the client's open_connection() waits on it
-        self._pending = bytearray()  # accepted by write(), not yet taken by the connection
-        self._high, self._low = 64 * 1024, 16 * 1024
-        self._writing_paused = False
-        self._reading_paused = False
-        self._eof_wanted = False  # write_eof() once the pending bytes are out
-        self._closing = False
-        self._lost = False
-        self._eof_seen = False
-        self._eof_told = False
-        self._dropped_writes = 0  # write() calls after close() or the connection's end
-        # the TimeWait/Closed event, kept until the unread data has been delivered
-        self._ended: ev.TimeWait | ev.Closed | None = None
-        # called with the transport once it is done (a Server forgets it then)
-        self.on_lost: Callable[[TcpTransport], None] | None = None
-        runtime.register(conn, self)
-
-    # ---- asyncio.BaseTransport / WriteTransport / ReadTransport
-    def get_extra_info(self, name, default=None):
-        conn = self._conn
-        if name == "peername":
-            return (str(conn.remote[0]), conn.remote[1])
-        if name == "sockname":
-            return (str(conn.local[0]), conn.local[1])
-        if name == "tcpwave_connection":
-            return conn
-        return default
-
-    def is_closing(self) -> bool:
-        return self._closing or self._lost or self._ended is not None
-
-    def write(self, data) -> None:
-        if self._eof_wanted:
-            raise RuntimeError("Cannot call write() after write_eof()")
-        if not data:
-            return
-        if self._closing or self._lost or self._ended is not None:
-            # as asyncio's socket transports: dropped once the transport is closed or the connection
-            # is gone, with a warning from the fifth such write on
-            self._dropped_writes += 1
-            if self._dropped_writes >= _WARN_DROPPED_WRITES:
-                logging.getLogger("asyncio").warning("socket.send() raised exception.")
-            return
-        self._pending += data
-        self._push()
-
-    def writelines(self, list_of_data) -> None:
-        self.write(b"".join(list_of_data))
-
-    def can_write_eof(self) -> bool:
-        return True
-
-    def write_eof(self) -> None:
-        if self._eof_wanted or self._closing or self._lost or self._ended is not None:
-            return
-        self._eof_wanted = True
-        self._push()
-
-    def close(self) -> None:
-        """Flush what is buffered, then close both directions (a FIN; a RST if data is left unread)."""
-        if self._closing or self._lost:
-            return
-        self._closing = True
-        if self._ended is not None:  # the connection is over; unread data goes with the transport
-            self._finish()
-            return
-        self._push()
-
-    def abort(self) -> None:
-        self._closing = True
-        if self._ended is not None:
-            self._finish()
-        elif not self._lost:
-            self._conn.abort(self._runtime.now())
-            self._runtime.kick()
-
-    def get_write_buffer_size(self) -> int:
-        return len(self._pending)
-
-    def get_write_buffer_limits(self):
-        return (self._low, self._high)
-
-    def set_write_buffer_limits(self, high=None, low=None) -> None:
-        self._high = 64 * 1024 if high is None else high
-        self._low = self._high // 4 if low is None else low
-        self._check_pause()
-
-    def pause_reading(self) -> None:
-        self._reading_paused = True  # unread data stays in the connection: the window closes
-
-    def resume_reading(self) -> None:
-        if self._reading_paused:
-            self._reading_paused = False
-            self._runtime.loop.call_soon(self._deliver)
-
-    def is_reading(self) -> bool:
-        return not self._reading_paused and not self._lost
-
-    # ---- events from the runtime
-    def _on_event(self, event) -> None:
-        if isinstance(event, ev.Connected):
-            self._protocol.connection_made(self)
-            if self._connected is not None and not self._connected.done():
-                self._connected.set_result(None)
-            self._push()
-        elif isinstance(event, (ev.DataReadable, ev.EndOfStream)):
-            if isinstance(event, ev.EndOfStream):
-                self._eof_seen = True
-            self._deliver()
-        elif isinstance(event, ev.SendSpace):
-            self._push()
-        elif isinstance(event, (ev.TimeWait, ev.Closed)):
-            # TIME_WAIT: both directions are done; the stack keeps the 4-tuple, the application is free.
-            # Data still unread (reading paused) is delivered first; connection_lost comes after it.
-            if self._lost or self._ended is not None:
-                return
-            self._ended = event
-            self._runtime.unregister(self._conn)
-            connected = self._connected
-            if connected is not None and not connected.done():
-                self._lost = True
-                reason = getattr(event, "reason", ev.NORMAL)
-                exc = closed_error("connect", self._conn.state, reason) if getattr(reason, "error", None) else None
-                connected.set_exception(exc or ConnectionError("connection closed before it was established"))
-                return
-            self._deliver()
-
-    def _finish(self, dropped: int = 0) -> None:
-        """The connection has ended and nothing is left to deliver (or the application closed): tell
-        the protocol, with the OS error for an abort by the peer. `dropped`: unread bytes let go."""
-        if self._lost:
-            return
-        self._lost = True
-        reason = getattr(self._ended, "reason", ev.NORMAL)
-        exc = closed_error("read", self._conn.state, reason) if getattr(reason, "error", None) else None
-        self._writing_paused = False
-        dropped += len(self._pending)
-        self._pending = bytearray()  # nothing more can be sent: let the memory go with the connection
-        if dropped:
-            trim.dropped(self._runtime.loop, dropped)
-        if self.on_lost is not None:
-            self.on_lost(self)
-        protocol, self._protocol = self._protocol, None  # (as asyncio's transports: no cycle with the
-        protocol.connection_lost(exc)  # protocol, so that both go as soon as the application lets go)
-
-    def _deliver(self) -> None:
-        conn, now = self._conn, self._runtime.now()
-        if self._lost:
-            return
-        if self._ended is not None and self._reading_paused and conn.readable and self._unanswerable():
-            unread = conn.receive(now=now, zero_copy=True)  # dropped: nobody can answer it now
-            self._finish(len(unread))
-            self._runtime.kick()
-            return
-        while not self._reading_paused and conn.readable:
-            self._protocol.data_received(conn.receive(now=now, zero_copy=True))
-        if self._eof_seen and not self._eof_told and not conn.readable and not self._reading_paused:
-            self._eof_told = True
-            keep_open = self._protocol.eof_received()
-            if not keep_open and self._ended is None:
-                self.close()
-        if self._ended is not None and not self._lost and not conn.readable:
-            self._finish()
-        self._runtime.kick()
-
-    def _unanswerable(self) -> bool:
-        """Has the connection ended so that data still unread (reading paused) can be dropped: the
-        application closed or aborted it, or the peer or the network did (reset, timeout)? Then no
-        resume_reading() may ever come (an echo paused until the peer takes its echo, say), and the
-        transport must not wait for one. After a normal end the application may still read it."""
-        return self._closing or getattr(getattr(self._ended, "reason", None), "error", None) is not None
-
-    def _push(self) -> None:
-        """Move pending bytes into the connection; then the FIN or the close, once nothing is pending."""
-        conn, now = self._conn, self._runtime.now()
-        if self._lost or conn.state not in _CAN_SEND and conn.state is not State.SYN_SENT:
-            if self._closing and not self._lost and conn.state is not State.SYN_SENT:
-                conn.close(now)
-                self._release()
-            self._runtime.kick()
-            return
-        if self._closing and conn.readable and conn.state in _CAN_SEND:
-            # close() with data unread resets at once, as Linux's does: what is still to send could
-            conn.close(now)  # only wait for a peer that may never take it (_finish drops it)
-        elif conn.state in _CAN_SEND:
-            while self._pending:
-                n = conn.send(memoryview(self._pending)[:256 * 1024], now)
-                if not n:
-                    break
-                del self._pending[:n]
-            if not self._pending:
-                if self._closing:
-                    conn.close(now)
-                    self._release()
-                elif self._eof_wanted:
-                    conn.shutdown(now)
-        self._check_pause()
-        self._runtime.kick()
-
-    def _release(self) -> None:
-        """close() has handed everything to the connection, as a socket's close() hands it to the
-        kernel: the stack finishes the close on its own (FIN, the peer's FIN, TIME_WAIT) and the
-        application is done. So, as asyncio's transports, connection_lost() comes now, and with it
-        StreamWriter.wait_closed(): it does not wait for the peer's FIN."""
-        if self._ended is None:
-            self._runtime.unregister(self._conn)
-            self._runtime.loop.call_soon(self._finish)
-
-    def _check_pause(self) -> None:
-        size = len(self._pending)
-        if not self._writing_paused and size > self._high:
-            self._writing_paused = True
-            self._protocol.pause_writing()
-        elif self._writing_paused and size <= self._low:
-            self._writing_paused = False
-            self._protocol.resume_writing()
+async def create_connection(protocol_factory: Callable[[], asyncio.BaseProtocol], host, port: int, *, runtime,
+                            ssl=None, server_hostname: str | None = None, local_addr=None, config=None,
+                            ssl_handshake_timeout: float | None = None, ssl_shutdown_timeout: float | None = None):
+    """Like loop.create_connection, over tcpwave: returns (transport, protocol) once connected (and,
+    with ssl=, once the TLS handshake is done). A host name is resolved as asyncio does
+    (loop.getaddrinfo: /etc/hosts, localhost, DNS); its addresses are tried in turn. `config`: this
+    connection's tcpwave Config (congestion control, buffers, ...) instead of the stack's."""
+    loop = runtime.loop
+    if ssl and server_hostname is None:
+        server_hostname = host
+    local = (None, None) if local_addr is None else local_addr
+    errors: list[OSError] = []
+    for address in await resolve(loop, host, port):
+        protocol = protocol_factory()
+        outer, handshake = protocol, None
+        if ssl:
+            outer, handshake = tls.wrap(loop, protocol, ssl, server_side=False, server_hostname=server_hostname,
+                                        handshake_timeout=ssl_handshake_timeout, shutdown_timeout=ssl_shutdown_timeout)
+        conn = runtime.stack.connect(address, port, runtime.now(), local_address=local[0], local_port=local[1] or None,
+                                     config=config)
+        connected = loop.create_future()
+        transport = TcpTransport(runtime, conn, outer, connected)
+        runtime.kick()
+        try:
+            await connected
+            if handshake is not None:
+                await handshake
+        except OSError as e:
+            transport.abort()
+            errors.append(e)
+            continue
+        except BaseException:
+            transport.abort()
+            raise
+        return (tls.app_transport(outer) if ssl else transport), protocol  # type: ignore[arg-type]
+    raise errors[0] if len(errors) == 1 else OSError(f"Multiple exceptions: {', '.join(map(str, errors))}")
 
 
-async def open_connection(host, port: int, *, runtime, limit: int = 2**16, local_port: int | None = None):
-    """Like asyncio.open_connection, over tcpwave: returns (StreamReader, StreamWriter)."""
+async def resolve(loop: asyncio.AbstractEventLoop, host, port: int) -> list[str]:
+    """The addresses to try for `host`: itself if it is an IP address, else what getaddrinfo says."""
+    try:
+        return [str(ipaddress.ip_address(host))]
+    except ValueError:
+        pass
+    infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
+    if not addresses:
+        raise OSError(f"getaddrinfo({host!r}) returned empty list")
+    return addresses
+
+
+async def open_connection(host, port: int, *, runtime, limit: int = 2**16, local_port: int | None = None,
+                          **kwds):
+    """Like asyncio.open_connection, over tcpwave: returns (StreamReader, StreamWriter). Takes
+    create_connection's keywords (ssl=, server_hostname=, local_addr=, config=)."""
     loop = runtime.loop
     reader = asyncio.StreamReader(limit=limit, loop=loop)
     protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
-    conn = runtime.stack.connect(host, port, runtime.now(), local_port=local_port)
-    connected = loop.create_future()
-    transport = TcpTransport(runtime, conn, protocol, connected)
-    runtime.kick()
-    try:
-        await connected
-    except asyncio.CancelledError:
-        transport.abort()
-        raise
+    if local_port is not None:
+        kwds["local_addr"] = (None, local_port)
+    transport, _ = await create_connection(lambda: protocol, host, port, runtime=runtime, **kwds)
     return reader, asyncio.StreamWriter(transport, protocol, reader, loop)
 
 
-class Server:
-    """What start_server and create_server return: close(), wait_closed(), serve_forever(), `async with`."""
+class ListeningSocket:
+    """What Server.sockets holds, in place of a kernel socket: the listener's family and address
+    (as asyncio's TransportSocket: what frameworks read to print or pick the address)."""
 
-    def __init__(self, runtime, listener, protocol_factory: Callable[[], asyncio.BaseProtocol]):
+    type, proto = socket.SOCK_STREAM, socket.IPPROTO_TCP
+
+    def __init__(self, listener):
+        self._listener = listener
+        self.family = socket.AF_INET6 if listener.address[0].version == 6 else socket.AF_INET
+
+    def getsockname(self):
+        addr, port = self._listener.address
+        return (str(addr), port) if addr.version == 4 else (str(addr), port, 0, 0)
+
+    def fileno(self) -> int:
+        return -1  # no kernel socket
+
+    def __repr__(self) -> str:
+        return f"<tcpwave listening socket {self.getsockname()}>"
+
+
+class Server:
+    """What start_server and create_server return, as asyncio.Server: sockets, get_loop(),
+    start_serving(), serve_forever(), is_serving(), close(), wait_closed(), `async with`."""
+
+    def __init__(self, runtime, listener, protocol_factory: Callable[[], asyncio.BaseProtocol], *, ssl=None,
+                 ssl_handshake_timeout: float | None = None, ssl_shutdown_timeout: float | None = None,
+                 start_serving: bool = True):
         self._runtime, self._listener, self._factory = runtime, listener, protocol_factory
+        self._ssl, self._ssl_timeouts = ssl, (ssl_handshake_timeout, ssl_shutdown_timeout)
         # An Event, not a future: a cancelled waiter (serve_forever, wait_closed) cannot cancel it
         self._closed = asyncio.Event()
+        self._serving = start_serving
+        self._held: list = []  # accepted before start_serving() (the kernel's backlog, as asyncio's)
         self._serving_forever: asyncio.Future | None = None
         self.transports: set[TcpTransport] = set()
+        self.sockets: tuple[ListeningSocket, ...] = (ListeningSocket(listener),)
         runtime.add_server(listener, self)
 
     @property
     def address(self):
         return (str(self._listener.address[0]), self._listener.address[1])
 
-    def _accepted(self, conn) -> TcpTransport:
-        transport = TcpTransport(self._runtime, conn, self._factory())
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self._runtime.loop
+
+    def _accepted(self, conn) -> TcpTransport | None:
+        if not self._serving:
+            self._held.append(conn)
+            return None
+        protocol = self._factory()
+        if self._ssl:
+            handshake_timeout, shutdown_timeout = self._ssl_timeouts
+            protocol, handshake = tls.wrap(self._runtime.loop, protocol, self._ssl, server_side=True,
+                                           handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout)
+            tls.quiet(handshake)
+        transport = TcpTransport(self._runtime, conn, protocol)
         self.transports.add(transport)  # the live ones: each removes itself when it ends
         transport.on_lost = self.transports.discard
         return transport
 
     def is_serving(self) -> bool:
-        return not self._closed.is_set()
+        return self._serving and not self._closed.is_set()
+
+    async def start_serving(self) -> None:
+        """Start accepting (for start_serving=False): connections the stack completed meanwhile get
+        their protocols now, as those in a kernel backlog would."""
+        if self._serving or self._closed.is_set():
+            return
+        self._serving = True
+        held, self._held = self._held, []
+        for conn in held:
+            transport = self._accepted(conn)
+            if transport is not None:
+                transport._on_event(ev.Connected())
+                transport._deliver()
+        await asyncio.sleep(0)
 
     def close(self) -> None:
         """Stop listening; connections already accepted go on. As asyncio's Server, a serve_forever()
@@ -287,6 +164,9 @@ class Server:
         if not self._closed.is_set():
             self._runtime.remove_server(self._listener)
             self._listener.close(self._runtime.now())
+            for conn in self._held:  # accepted but never served: reset, as a closed kernel listener does
+                conn.abort(self._runtime.now())
+            self._held = []
             self._runtime.kick()
             self._closed.set()
         serving, self._serving_forever = self._serving_forever, None
@@ -302,6 +182,7 @@ class Server:
             raise RuntimeError("serve_forever() is already running for this server")
         if self._closed.is_set():
             raise RuntimeError("the server is closed")
+        await self.start_serving()
         self._serving_forever = self._runtime.loop.create_future()
         try:
             await self._serving_forever
@@ -319,21 +200,34 @@ class Server:
         await self.wait_closed()
 
 
-async def start_server(client_connected_cb, host=None, port: int = 0, *, runtime, backlog: int | None = None,
-                       limit: int = 2**16) -> Server:
-    """Like asyncio.start_server, over tcpwave: client_connected_cb(reader, writer) per connection."""
+async def start_server(client_connected_cb, host=None, port: int = 0, *, runtime, limit: int = 2**16,
+                       **kwds) -> Server:
+    """Like asyncio.start_server, over tcpwave: client_connected_cb(reader, writer) per connection.
+    Takes create_server's keywords (backlog=, ssl=, config=, start_serving=)."""
     loop = runtime.loop
 
     def streams() -> asyncio.StreamReaderProtocol:
         return asyncio.StreamReaderProtocol(asyncio.StreamReader(limit=limit, loop=loop), client_connected_cb,
                                             loop=loop)
 
-    return await create_server(streams, host, port, runtime=runtime, backlog=backlog)
+    return await create_server(streams, host, port, runtime=runtime, **kwds)
 
 
 async def create_server(protocol_factory: Callable[[], asyncio.BaseProtocol], host=None, port: int = 0, *,
-                        runtime, backlog: int | None = None) -> Server:
+                        runtime, backlog: int | None = None, ssl=None, config=None, start_serving: bool = True,
+                        ssl_handshake_timeout: float | None = None, ssl_shutdown_timeout: float | None = None,
+                        reuse_address: bool | None = None, reuse_port: bool | None = None) -> Server:
     """Like loop.create_server, over tcpwave: protocol_factory() makes the protocol of each accepted
-    connection (no task, no stream objects: the lighter way for a server that handles many)."""
-    listener = runtime.stack.listen(port, runtime.now(), address=host, backlog=backlog)
-    return Server(runtime, listener, protocol_factory)
+    connection (no task, no stream objects: the lighter way for a server that handles many).
+    `config`: the listener's tcpwave Config, which its connections take. reuse_address and
+    reuse_port are accepted and mean nothing here (a stack's TIME_WAIT never blocks a listen)."""
+    if host is not None and not isinstance(host, str):
+        hosts = list(host)  # asyncio takes a sequence of hosts; tcpwave listens on one address
+        if len(hosts) != 1:
+            raise ValueError("tcpwave listens on one address (or all, with host=None)")
+        host = hosts[0]
+    if host is not None:
+        host = (await resolve(runtime.loop, host, port))[0]
+    listener = runtime.stack.listen(port or 0, runtime.now(), address=host, backlog=backlog, config=config)
+    return Server(runtime, listener, protocol_factory, ssl=ssl, ssl_handshake_timeout=ssl_handshake_timeout,
+                  ssl_shutdown_timeout=ssl_shutdown_timeout, start_serving=start_serving)
