@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import os
 import sys
 
@@ -29,8 +30,9 @@ def add_parser(sub) -> None:
                    help=f"http: a request head must arrive within this time (default {limits.header_timeout:g}; "
                         f"else 408)")
     p.add_argument("--idle-timeout", type=float, default=limits.idle_timeout, metavar="SECONDS",
-                   help=f"http: close a connection with no request for this long, reset one whose client takes "
-                        f"nothing of a response for this long (default {limits.idle_timeout:g})")
+                   help=f"close a connection on which nothing moves for this long (http: no request), reset one "
+                        f"whose client takes nothing of what it was sent for this long (default "
+                        f"{limits.idle_timeout:g}; 'inf' for never)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="N processes, each with its own stack on one queue of a multi-queue TUN device; the "
                         "kernel spreads connections over them by flow (default 1)")
@@ -87,7 +89,8 @@ def _serve_workers(args) -> int:
 
 
 async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> int:
-    protocol = {"echo": services.Echo, "discard": services.Discard, "hash": services.HashSink}.get(args.service)
+    service = {"echo": services.Echo, "discard": services.Discard, "hash": services.HashSink}.get(args.service)
+    protocol = functools.partial(service, args.idle_timeout) if service is not None else None
     limits = httpd.Limits(args.header_max, args.header_timeout, args.idle_timeout)
     handler = {"source": services.source(args.bytes), "http": httpd.http(args.dir, limits)}.get(args.service)
     port = args.port or DEFAULT_PORTS[args.service]
