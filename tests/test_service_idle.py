@@ -8,8 +8,7 @@ import functools
 
 from test_aio_streams import SERVER, pair, run, until
 
-from tcpwave.aio import create_server, open_connection
-from tcpwave.aio import services
+from tcpwave.aio import create_server, open_connection, services
 from tcpwave.core.config import Config
 
 

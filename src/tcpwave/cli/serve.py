@@ -39,6 +39,9 @@ def add_parser(sub) -> None:
     p.add_argument("--max-connections", type=int, metavar="N",
                    help="drop SYNs while N connections are open (per worker; TIME_WAIT not counted); the "
                         "stack's memory budget applies besides (--set mem_high=BYTES)")
+    p.add_argument("--backlog", type=int, default=4096, metavar="N",
+                   help="the listen backlog: connections established and not yet accepted (default 4096, Linux's "
+                        "net.core.somaxconn; one batch read from the device can complete hundreds of handshakes)")
     p.add_argument("--ready-file", metavar="FILE", help="create FILE once listening (for scripts)")
     p.add_argument("--control", metavar="SOCKET",
                    help="the Unix control socket `tcpwave ss` reads (default: serve-PID.sock in the per-user "
@@ -57,6 +60,8 @@ def run(args) -> int:
             raise ValueError("--header-max, --header-timeout and --idle-timeout must be positive")
         if args.workers > 1:
             return _serve_workers(args)
+        if args.backlog < 1:
+            raise ValueError(f"--backlog must be at least 1, not {args.backlog}")
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {args.workers}")
         return asyncio.run(_serve(args))
@@ -102,10 +107,10 @@ async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> i
         if worker is not None:
             worker.attach(runtime)
         if protocol is not None:
-            server = await create_server(protocol, args.addr, port, runtime=runtime)
+            server = await create_server(protocol, args.addr, port, runtime=runtime, backlog=args.backlog)
         else:
             server = await start_server(services.reporting(handler), args.addr, port, runtime=runtime,
-                                        limit=limits.header_max)
+                                        limit=limits.header_max, backlog=args.backlog)
         if args.control != "none":
             path = tagged(args.control, tag) if args.control and tag else args.control or control.default_path("serve")
             ctl = await control.start_control(runtime, path)
