@@ -62,6 +62,16 @@ for s in socks:
 json.dump({"clients": n, "sent": sent, "ended_by_server": reset}, open(out, "w"))
 """
 
+WARM = r"""
+import socket
+for _ in range(int(__import__("sys").argv[1])):  # connections that echo 64 KB each, read in full
+    with socket.create_connection(("192.0.2.2", 7), timeout=10) as s:
+        s.sendall(b"w" * 65536)
+        s.shutdown(socket.SHUT_WR)
+        while s.recv(65536):
+            pass
+"""
+
 PROBE = r"""
 import json, socket, sys, time
 until, out = time.monotonic() + float(sys.argv[1]), sys.argv[2]
@@ -94,6 +104,21 @@ def rss(pid: int) -> int:
     return 0
 
 
+def rss_parts(pid: int) -> dict:
+    """Resident MB by kind of mapping: the C heap (glibc's brk arena), anonymous mappings (Python's
+    object arenas, large buffers) and the rest (code, libraries)."""
+    parts = {"heap": 0, "anon": 0, "other": 0}
+    kind = "other"
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head = line.split()
+            if "-" in head[0] and not head[0].endswith(":"):
+                kind = "heap" if line.rstrip().endswith("[heap]") else "anon" if len(head) == 5 else "other"
+            elif head[0] == "Rss:":
+                parts[kind] += int(head[1])
+    return {k: round(v / 1024, 1) for k, v in parts.items()}
+
+
 def query(ns, control: str) -> dict:
     r = ns.call(sys.executable, "-c", "import json,sys;from tcpwave.aio.control import query;"
                 "print(json.dumps(query(sys.argv[1])))", control, capture_output=True, text=True, timeout=30)
@@ -111,7 +136,7 @@ def live_connections(doc: dict) -> int:
     return sum(1 for c in doc.get("connections", []) if c["state"] not in ("LISTEN", "TIME_WAIT"))
 
 
-def run(clients: int, as_limit: str, hold: float, knobs: list[str]) -> dict:
+def run(clients: int, as_limit: str, hold: float, knobs: list[str], idle_timeout: float) -> dict:
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-noread") as ns:
         ready, control = os.path.join(tmp, "ready"), os.path.join(tmp, "ctl.sock")
@@ -119,13 +144,19 @@ def run(clients: int, as_limit: str, hold: float, knobs: list[str]) -> dict:
         sets = [a for k in knobs for a in ("--set", k)]
         with open(err_path, "wb") as err:
             server = ns.popen("prlimit", f"--as={as_limit}", "--", py, "-m", "tcpwave.cli.main", "serve", "echo",
-                              "--ready-file", ready, "--control", control, *sets, stdout=subprocess.DEVNULL,
+                              "--ready-file", ready, "--control", control,
+                              "--idle-timeout", str(idle_timeout), *sets, stdout=subprocess.DEVNULL,
                               stderr=err)
         wait_for_file(ready, server, 30)
+        cold = rss(server.pid)
+        # idle means a server that has served: the first connections import and warm what every later
+        # one uses (code paths, caches), which is not memory the clients below leave behind
+        ns.call(py, "-c", WARM, "50", timeout=60, check=True)
         time.sleep(1.0)  # (a benchmark: let it settle before the idle figure)
         idle = rss(server.pid)
+        idle_parts = rss_parts(server.pid)
         probe_out, clients_out = os.path.join(tmp, "probe.json"), os.path.join(tmp, "clients.json")
-        settle = 40.0
+        settle = 2 * idle_timeout + 10  # connections whose peer vanished unseen go within 2 idle timeouts
         probe = ns.popen(py, "-c", PROBE, str(hold + settle + 5), probe_out)
         attack = ns.popen(py, "-c", CLIENTS, str(clients), str(hold), clients_out)
         peak, during = idle, {}
@@ -145,6 +176,7 @@ def run(clients: int, as_limit: str, hold: float, knobs: list[str]) -> dict:
         let_go = time.monotonic() - gone_at
         time.sleep(2.0)
         after = rss(server.pid)
+        after_parts = rss_parts(server.pid)
         final = query(ns, control)
         probe.wait(hold + settle + 60)
         server.terminate()
@@ -154,8 +186,10 @@ def run(clients: int, as_limit: str, hold: float, knobs: list[str]) -> dict:
         attack_stats = json.load(open(clients_out))
     times = probes["times"]
     return {
-        "clients": attack_stats, "rss_idle_mb": round(idle / 2**20, 1), "rss_peak_mb": round(peak / 2**20, 1),
+        "clients": attack_stats, "rss_cold_mb": round(cold / 2**20, 1),
+        "rss_idle_mb": round(idle / 2**20, 1), "rss_peak_mb": round(peak / 2**20, 1),
         "rss_after_mb": round(after / 2**20, 1), "rss_after_vs_idle": round(after / idle, 3) if idle else None,
+        "rss_idle_parts_mb": idle_parts, "rss_after_parts_mb": after_parts,
         "probes": len(times) + len(probes["failures"]), "probe_failures": probes["failures"],
         "probe_max_s": round(max(times), 3) if times else None,
         "probe_median_s": round(statistics.median(times), 4) if times else None,
@@ -166,7 +200,7 @@ def run(clients: int, as_limit: str, hold: float, knobs: list[str]) -> dict:
             {k: c.get(k) for k in ("state", "recv_q", "send_q", "snd_wnd", "rcv_wnd", "timers", "bytes_received",
                                    "bytes_sent")}
             for c in final.get("connections", []) if c["state"] == "ESTABLISHED"][:4],
-        "seconds_to_let_go": round(let_go, 1),
+        "seconds_to_let_go": round(let_go, 1), "idle_timeout": idle_timeout,
         "memoryerror_lines": stderr.count("MemoryError"), "traceback_lines": stderr.count("Traceback"),
         "stderr_lines": len(stderr.splitlines()), "server_exit": server.returncode,
     }
@@ -177,9 +211,11 @@ def main() -> None:
     ap.add_argument("--clients", type=int, default=3000)
     ap.add_argument("--as-limit", default="1610612736", help="prlimit --as value (default 1.5 GiB)")
     ap.add_argument("--hold", type=float, default=20.0, help="seconds the clients keep writing")
+    ap.add_argument("--idle-timeout", type=float, default=20.0,
+                    help="serve's --idle-timeout (default here 20 s: a server expecting such clients sets it low)")
     ap.add_argument("--set", dest="knobs", action="append", default=[], metavar="KNOB=VALUE")
     args = ap.parse_args()
-    print(json.dumps(run(args.clients, args.as_limit, args.hold, args.knobs), indent=1))
+    print(json.dumps(run(args.clients, args.as_limit, args.hold, args.knobs, args.idle_timeout), indent=1))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,11 @@ asyncio streams handler, handler(reader, writer) (HTTP is in httpd.py).
 
 Each keeps what it holds per connection bounded: echo stops reading while more than the transport's
 high-water mark (64 KB) waits to go out, hash while more than HashSink.HIGH waits to be hashed, and
-discard keeps nothing."""
+discard keeps nothing. And none keeps a connection forever: one on which nothing moves for
+`idle_timeout` seconds (no byte received, none of what waits to go out taken by the peer) is closed
+with a FIN, or reset if the peer still has not taken what was sent to it (a client that never reads
+would otherwise hold its echo for good). Checked once per `idle_timeout`, so a connection goes
+between one and two idle_timeouts after its last progress."""
 
 import asyncio
 import hashlib
@@ -15,18 +19,61 @@ from . import log
 CHUNK = 64 * 1024
 
 
+IDLE_TIMEOUT = 60.0  # seconds, as serve http's idle limit
+
+
 class Service(asyncio.Protocol):
     """A service as an asyncio Protocol: no task and no stream objects per connection (a server under
-    connection churn pays for each). A peer's abort ends the connection with one line on stderr."""
+    connection churn pays for each). A peer's abort ends the connection with one line on stderr.
+
+    The idle check costs one timer per connection per idle_timeout, not one per segment: receiving
+    only sets a flag."""
 
     transport: asyncio.Transport
 
+    def __init__(self, idle_timeout: float = IDLE_TIMEOUT):
+        self.idle_timeout = idle_timeout
+        self.moved = False  # bytes came in, or the peer took some of ours, since the last check
+        self.unsent = 0  # bytes waiting to go out at the last check
+        self.idle_timer: asyncio.TimerHandle | None = None
+
     def connection_made(self, transport) -> None:
         self.transport = transport
+        self._arm()
 
     def connection_lost(self, exc) -> None:
+        if self.idle_timer is not None:
+            self.idle_timer.cancel()
+            self.idle_timer = None
         if isinstance(exc, (ConnectionError, TimeoutError)):
             report_abort(self.transport, exc)
+
+    def _arm(self) -> None:
+        if self.idle_timeout != float("inf"):
+            self.idle_timer = asyncio.get_running_loop().call_later(self.idle_timeout, self._check_idle)
+
+    def _check_idle(self) -> None:
+        self.idle_timer = None
+        if self.transport.is_closing():
+            return
+        unsent = _unacked(self.transport)
+        if self.moved or unsent < self.unsent:
+            self.moved, self.unsent = False, unsent
+            self._arm()
+            return
+        host, port = self.transport.get_extra_info("peername")
+        if unsent:  # the peer takes nothing of what it was sent: it would hold it forever
+            log.say("idle", f"{host}:{port}: reset, took nothing of {unsent} bytes for {self.idle_timeout:g} s")
+            self.transport.abort()
+        else:
+            log.say("idle", f"{host}:{port}: closed, idle for {self.idle_timeout:g} s")
+            self.transport.close()
+
+
+def _unacked(transport) -> int:
+    """Bytes written to the transport that the peer has not acknowledged yet."""
+    conn = transport.get_extra_info("tcpwave_connection")
+    return transport.get_write_buffer_size() + (conn.send_queue if conn is not None else 0)
 
 
 def report_abort(transport, exc: BaseException) -> None:
@@ -54,7 +101,7 @@ class Discard(Service):
     """Read everything, answer nothing; close once the peer has (RFC 863)."""
 
     def data_received(self, data) -> None:
-        pass
+        self.moved = True
 
 
 class Echo(Service):
@@ -62,6 +109,7 @@ class Echo(Service):
     while the peer does not take the echo, so nothing piles up."""
 
     def data_received(self, data) -> None:
+        self.moved = True
         self.transport.write(data)
 
     def pause_writing(self) -> None:
@@ -88,6 +136,7 @@ class HashSink(Service):
         self.paused = False
 
     def data_received(self, data) -> None:
+        self.moved = True
         _hasher().put((self, data))
         self.queued += len(data)
         if self.queued > self.HIGH and not self.paused:

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import os
 import sys
 
@@ -29,14 +30,18 @@ def add_parser(sub) -> None:
                    help=f"http: a request head must arrive within this time (default {limits.header_timeout:g}; "
                         f"else 408)")
     p.add_argument("--idle-timeout", type=float, default=limits.idle_timeout, metavar="SECONDS",
-                   help=f"http: close a connection with no request for this long, reset one whose client takes "
-                        f"nothing of a response for this long (default {limits.idle_timeout:g})")
+                   help=f"close a connection on which nothing moves for this long (http: no request), reset one "
+                        f"whose client takes nothing of what it was sent for this long (default "
+                        f"{limits.idle_timeout:g}; 'inf' for never)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="N processes, each with its own stack on one queue of a multi-queue TUN device; the "
                         "kernel spreads connections over them by flow (default 1)")
     p.add_argument("--max-connections", type=int, metavar="N",
                    help="drop SYNs while N connections are open (per worker; TIME_WAIT not counted); the "
                         "stack's memory budget applies besides (--set mem_high=BYTES)")
+    p.add_argument("--backlog", type=int, default=4096, metavar="N",
+                   help="the listen backlog: connections established and not yet accepted (default 4096, Linux's "
+                        "net.core.somaxconn; one batch read from the device can complete hundreds of handshakes)")
     p.add_argument("--ready-file", metavar="FILE", help="create FILE once listening (for scripts)")
     p.add_argument("--control", metavar="SOCKET",
                    help="the Unix control socket `tcpwave ss` reads (default: serve-PID.sock in the per-user "
@@ -55,6 +60,8 @@ def run(args) -> int:
             raise ValueError("--header-max, --header-timeout and --idle-timeout must be positive")
         if args.workers > 1:
             return _serve_workers(args)
+        if args.backlog < 1:
+            raise ValueError(f"--backlog must be at least 1, not {args.backlog}")
         if args.workers < 1:
             raise ValueError(f"--workers must be at least 1, not {args.workers}")
         return asyncio.run(_serve(args))
@@ -87,7 +94,8 @@ def _serve_workers(args) -> int:
 
 
 async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> int:
-    protocol = {"echo": services.Echo, "discard": services.Discard, "hash": services.HashSink}.get(args.service)
+    service = {"echo": services.Echo, "discard": services.Discard, "hash": services.HashSink}.get(args.service)
+    protocol = functools.partial(service, args.idle_timeout) if service is not None else None
     limits = httpd.Limits(args.header_max, args.header_timeout, args.idle_timeout)
     handler = {"source": services.source(args.bytes), "http": httpd.http(args.dir, limits)}.get(args.service)
     port = args.port or DEFAULT_PORTS[args.service]
@@ -99,10 +107,10 @@ async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> i
         if worker is not None:
             worker.attach(runtime)
         if protocol is not None:
-            server = await create_server(protocol, args.addr, port, runtime=runtime)
+            server = await create_server(protocol, args.addr, port, runtime=runtime, backlog=args.backlog)
         else:
             server = await start_server(services.reporting(handler), args.addr, port, runtime=runtime,
-                                        limit=limits.header_max)
+                                        limit=limits.header_max, backlog=args.backlog)
         if args.control != "none":
             path = tagged(args.control, tag) if args.control and tag else args.control or control.default_path("serve")
             ctl = await control.start_control(runtime, path)

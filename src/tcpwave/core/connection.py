@@ -257,6 +257,11 @@ class Connection:
         self.snd.tso_max = value
 
     @property
+    def send_queue(self) -> int:
+        """Bytes written and not yet acknowledged by the peer (ss's Send-Q)."""
+        return len(self.snd.buf)
+
+    @property
     def held(self) -> int:
         """Bytes its buffers hold: the send buffer, unread data and the out-of-order queue's charge."""
         return len(self.snd.buf) + self.rcv.buf.held

@@ -49,7 +49,7 @@ def snapshot(conn, now: float) -> dict:
         "local": _endpoint(conn.local),
         "remote": _endpoint(conn.remote) if conn.remote else "*:*",
         "recv_q": conn.readable,  # received, not yet read by the application
-        "send_q": len(conn.snd.buf),  # written, not yet acknowledged
+        "send_q": conn.send_queue,  # written, not yet acknowledged
         "snd_una": conn.snd_una, "snd_nxt": conn.snd_nxt, "snd_wnd": conn.snd_wnd,
         "rcv_nxt": conn.rcv_nxt, "rcv_wnd": conn.rcv.window,
         "cwnd": conn.cc.cwnd, "ssthresh": conn.cc.ssthresh if conn.cc.ssthresh < 1 << 30 else None,
