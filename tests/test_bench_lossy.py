@@ -32,11 +32,22 @@ def test_the_linux_senders_run_tcpwaves_congestion_control_and_lose_data_both_wa
     if "reno" not in _available():
         pytest.skip("the kernel has no reno")
     r = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "bench", "--lossy", "--loss", str(LOSS * 100),
-                        "--bytes", str(SIZE), "--cc", "reno", "--json"], capture_output=True, text=True, timeout=300)
+                        "--bytes", str(SIZE), "--cc", "reno", "--runs", "2", "--json"],
+                       capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads(r.stdout)
     assert data["verified"] and data["settings"]["congestion_control"] == "reno"
     (row,) = data["rows"]
+    # two runs, each direction's figure their median; each run's RTOs counted where they happened
+    assert len(row["runs"]) == 2
+    for kind in ("tcpwave_send", "linux_send", "tcpwave_recv", "linux_recv"):
+        speeds = sorted(run[kind]["mbps"] for run in row["runs"])
+        assert row[kind]["mbps"] == (speeds[0] + speeds[1]) / 2
+    for run in row["runs"]:
+        assert run["tcpwave_send"]["timeouts"] >= 0 and run["tcpwave_send"]["srtt_us"] > 0
+        for kind in ("tcpwave_recv", "linux_recv"):
+            sender = run[kind]["sender"]  # the Linux sender's own kernel: nstat and tcp_info
+            assert sender["timeouts"] >= 0 and sender["srtt_us"] > 0 and 0 <= sender["rwnd_limited"] <= 1
     assert row["linux_cc"] == "reno" and row["kernel_default_cc"]
     assert row["linux_send"]["cc"] == "reno"  # what the Linux socket reported it used
     assert row["tcpwave_recv"]["sender_cc"] == row["linux_recv"]["sender_cc"] == "reno"

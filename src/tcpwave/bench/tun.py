@@ -39,10 +39,15 @@ while sent < n:
 s.shutdown(socket.SHUT_WR)
 answer = b"".join(iter(lambda: s.recv(4096), b""))
 dt = time.perf_counter() - t
-info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
-retrans = int.from_bytes(info[100:104], sys.byteorder) if len(info) >= 104 else None  # tcpi_total_retrans
+info = s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+def u32(at):
+    return int.from_bytes(info[at:at + 4], sys.byteorder) if len(info) >= at + 4 else None
+def u64(at):
+    return int.from_bytes(info[at:at + 8], sys.byteorder) if len(info) >= at + 8 else None
+# struct tcp_info (linux/tcp.h): what the sender's kernel says limited it
 print(json.dumps({"bytes": sent, "seconds": dt, "verified": answer.decode() == h.hexdigest(), "cc": used,
-                  "retransmitted_segments": retrans}))
+                  "retransmitted_segments": u32(100), "srtt_us": u32(68), "min_rtt_us": u32(148),
+                  "busy_us": u64(168), "rwnd_limited_us": u64(176), "sndbuf_limited_us": u64(184)}))
 """
 
 HASH_SERVER = """

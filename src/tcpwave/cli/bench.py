@@ -37,6 +37,8 @@ def add_parser(sub) -> None:
                         "SACK and without, the others with SACK); --lossy: tcpwave's one (default cubic), which "
                         "every Linux sender then uses too (bbr for bbr-lite)")
     knobs.add(p, cc=False)
+    p.add_argument("--runs", type=int, default=1, metavar="N",
+                   help="--lossy: N runs per loss rate, each figure their median (default 1)")
     p.add_argument("--json", action="store_true", help="print the rows as JSON")
     p.add_argument("--pcap", metavar="FILE", help="capture each run (FILE-<run>.pcap); slows the benchmark")
     p.add_argument("--pcapng", metavar="FILE", help="the same as pcapng with state-change comments")
@@ -56,6 +58,9 @@ def run(args) -> int:
     if args.lossy:
         from ..bench.lossy import run as run_lossy
 
+        if args.runs < 1:
+            print(f"tcpwave bench --lossy: --runs must be at least 1, not {args.runs}", file=sys.stderr)
+            return 2
         if args.cc and len(args.cc) > 1:
             print("tcpwave bench --lossy: one congestion control at a time (--cc NAME)", file=sys.stderr)
             return 2
@@ -63,7 +68,7 @@ def run(args) -> int:
         if args.cc:
             settings["congestion_control"] = args.cc[0]
         return run_lossy(args.loss or [0.1, 1.0, 3.0], args.bytes or 20_000_000, f"{args.rate or 200:g}mbit",
-                         settings, args.json)
+                         settings, args.json, args.runs)
     if not args.sim:
         from ..bench.tun import run as run_tun
 
