@@ -66,3 +66,42 @@ def test_window_changes_are_reported_when_the_peer_offers_a_new_window():
         learned = [w for w in windows if w["snd_wnd"]]  # SND.WND is 0 until the first segment arrives
         assert learned and all(any(w["snd_wnd"] == o * k for o in offered for k in scales) for w in learned)
         assert all(w["rcv_wnd"] > 0 for w in windows)
+
+
+def test_rtt_is_timed_to_the_microsecond_on_a_sub_millisecond_path():
+    """Samples come from when the acknowledged segments were sent (as Linux's tcp_ack_update_rtt
+    prefers), not from TSecr's milliseconds: on a 0.3 ms path they were all 0 or 1 ms, and the
+    minimum RTT RACK's reordering window is made of was 0."""
+    from tcpwave.core import events as ev
+    from tcpwave.core.trace import Tracer
+    from tcpwave.sim import LinkParams, Simulator
+
+    events: list[dict] = []
+    sim = Simulator(seed=3, tracer=Tracer(events.append))
+    cfg = Config(timestamps=True)
+    client = sim.add_host("client", ["192.0.2.1"], config=cfg)
+    server = sim.add_host("server", ["192.0.2.2"], config=cfg)
+    sim.link(client, server, LinkParams(latency=0.00015))
+    listener = server.stack.listen(80, sim.now)
+
+    def on_server(host, conn, event):
+        if isinstance(event, ev.Connected):
+            listener.accept()
+        elif isinstance(event, ev.DataReadable):
+            conn.receive(now=sim.now)
+
+    def on_client(host, conn, event):
+        if isinstance(event, ev.Connected):
+            conn.send(b"x" * 200_000, sim.now)
+
+    server.on_event = on_server
+    client.on_event = on_client
+    client.stack.connect("192.0.2.2", 80, sim.now)
+    for host in (client, server):
+        host.pump()
+    sim.run(until=2.0)
+    samples = [e["sample"] for e in events if e["type"] == "rtt" and e["host"] == "client"]
+    assert len(samples) > 10
+    assert min(samples) >= 0.0003 - 1e-9  # never less than the path's round trip (not 0)
+    # to the microsecond: most samples are not whole milliseconds (TSecr's are)
+    assert sum(1 for s in samples if abs(s * 1000 - round(s * 1000)) > 1e-6) > len(samples) // 2

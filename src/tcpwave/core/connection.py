@@ -859,11 +859,14 @@ class Connection:
         if self._tracer.enabled:
             self._tracer.emit(self._now, self.host, type, conn=self.name, **fields)
 
-    def rtt_sample(self, r: float) -> None:
+    def rtt_sample(self, r: float, newest: float | None = None) -> None:
+        """An RTT sample for SRTT and the RTO; `newest`: the newest segment's, which is the better
+        one for the minimum RTT (Linux's ca_rtt_us: no delayed-ACK wait of the oldest in it)."""
         self.rtt.sample(r)
         rec = self.recovery
-        if rec.min_rtt is None or r < rec.min_rtt:
-            rec.min_rtt = r
+        low = r if newest is None else newest
+        if rec.min_rtt is None or low < rec.min_rtt:
+            rec.min_rtt = low
         if self._tracer.enabled:
             ChangeReporter.rtt_sample(self, r)
 

@@ -130,6 +130,23 @@ class RetransmitQueue:
         self._recs.insert(i + 1, upper)
         return upper
 
+    def ack_times(self, ack: int) -> tuple[float, float] | None:
+        """When the oldest and the newest of the segments a cumulative ACK to unwrapped `ack` newly
+        delivers were sent, or None if it delivers none, or any of them was sent twice (Karn: which
+        transmission it answers is unknown). SACKed ones were delivered before and do not count."""
+        recs, i = self._recs, self._head
+        first = last = None
+        while i < len(recs) and recs[i].start < ack:
+            rec = recs[i]
+            if rec.ever_retrans:
+                return None
+            if not rec.sacked:
+                if first is None:
+                    first = rec.xmit
+                last = rec.xmit
+            i += 1
+        return None if first is None or last is None else (first, last)
+
     def acknowledge(self, ack: int) -> list[Record]:
         """The cumulative ACK moved to unwrapped `ack`: drop what it covers, return the records newly
         delivered (not SACKed before), whole or in part."""

@@ -333,7 +333,7 @@ class Sender:
             # retransmission is a valid sample (Karn's ambiguity does not arise) and RTO recovers.
             elapsed_ms = seq_diff(conn.tsval(), ts[1])
             if elapsed_ms >= 0:
-                sample = elapsed_ms / 1000
+                sample = max(elapsed_ms, 1) / 1000  # (as Linux: at least one tick, never a 0 RTT)
             self.rtt_seq = None
         elif self.rtt_seq is not None and seq_ge(ack, self.rtt_seq):
             sample = now - self.rtt_time
