@@ -91,8 +91,8 @@ class Sockets(IoCalls):
         name = errno.errorcode.get(code) if code else None
         if name:
             s.error_reported = True
-            if name == "ECONNRESET" and c in self.reset_in_close_wait:
-                name = "EPIPE"  # reset in CLOSE_WAIT: Linux reports EPIPE (in LAST_ACK, ECONNRESET)
+            if name == "ECONNRESET" and c in self.reset_in_close_wait and c.config.close_wait_reset_epipe:
+                name = "EPIPE"  # reset in CLOSE_WAIT: Linux reports EPIPE (in LAST_ACK, ECONNRESET); FreeBSD not
         return name
 
     @staticmethod
