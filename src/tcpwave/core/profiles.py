@@ -7,11 +7,12 @@ code), so that docs/packetdrill.md can show it; tests/conformance/profile-*.pkt 
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True, slots=True)
 class Choice:
-    value: object
+    value: Any
     source: str  # where the stack's choice is documented or made
 
 
@@ -93,7 +94,7 @@ CHOICES: dict[str, dict[str, Choice]] = {
 NAMES = ("linux", "freebsd", "rfc")
 
 
-def settings(name: str) -> dict[str, object]:
+def settings(name: str) -> dict[str, Any]:
     """The Config fields the profile sets (ValueError for an unknown name)."""
     if name not in NAMES:
         raise ValueError(f"unknown profile {name!r}; known: {', '.join(NAMES)}")
