@@ -457,6 +457,8 @@ class Stack:
         else:
             options = Options(mss=our_mss, wscale=wscale, sack_permitted=sack, ts=ts,
                               bsd=cfg.option_layout == "freebsd")
+        if cfg.noopt:
+            options = Options()
         synack = Segment(seg.dst_port, seg.src_port, iss, seq_add(seg.seq, 1), SYN | ACK,
                          min(cfg.recv_buffer, 0xFFFF), options=options)
         self.counters["syn_cookies_sent"] = self.counters.get("syn_cookies_sent", 0) + 1

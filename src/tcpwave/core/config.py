@@ -65,6 +65,7 @@ class Config:
     rcv_wnd_from_buffer: bool = False  # accept segments up to the buffer's free space, past the window offered
     rcv_sws_free: bool = False  # offer all free space once it is >= min(buffer/4, MSS); off: edge moves by MSS
     maxsockbuf: int = 0  # the window scale offered is chosen for this many bytes; 0: for recv_buffer
+    noopt: bool = False  # no options at all on our SYN or SYN,ACK (FreeBSD's TCP_NOOPT; Linux has none)
     option_layout: str = "linux"  # how a SYN's options are laid out: "linux" or "freebsd" (wire/options.py)
 
     def __post_init__(self) -> None:

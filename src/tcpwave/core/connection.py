@@ -658,7 +658,9 @@ class Connection:
     def send_syn(self, note: str = "") -> None:
         cfg, snd, rcv = self.config, self.snd, self.rcv
         synack = self.state is not S.SYN_SENT
-        if synack:  # echo only what the peer offered
+        if cfg.noopt:  # FreeBSD's TCP_NOOPT: not even MSS; nothing is negotiated (window scale etc. are off)
+            opts = Options()
+        elif synack:  # echo only what the peer offered
             opts = Options(
                 mss=self.our_mss,
                 wscale=rcv.wscale if self.peer_offered_wscale and cfg.window_scaling else None,
