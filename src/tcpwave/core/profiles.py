@@ -34,7 +34,7 @@ CHOICES: dict[str, dict[str, Choice]] = {
     },
     "closing_resends_fin": {
         "linux": Choice(False, "tcp_input.c tcp_fin(): a bare ACK in CLOSING"),
-        "freebsd": Choice(True, "tcp_output.c: tcp_outflags[TCPS_CLOSING] is TH_FIN and TH_ACK"),
+        "freebsd": Choice(True, "tcp_fsm.h tcp_outflags[], used by tcp_output(): CLOSING sends TH_FIN and TH_ACK"),
         "rfc": Choice(False, "RFC 9293 §3.10.7.4, eighth: an acknowledgment for the FIN"),
     },
     "time_wait_needs_ack": {
