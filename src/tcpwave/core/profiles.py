@@ -99,4 +99,3 @@ def settings(name: str) -> dict[str, Any]:
     if name not in NAMES:
         raise ValueError(f"unknown profile {name!r}; known: {', '.join(NAMES)}")
     return {knob: by[name].value for knob, by in CHOICES.items() if name in by}
-

@@ -81,8 +81,8 @@ class Receiver:
         wnd = (self.adv - nxt) & 0xFFFFFFFF  # RCV.WND (the edge never moves left of RCV.NXT)
         if wnd >= 0x80000000:
             wnd = 0
-        if self.conn.config.rcv_wnd_from_buffer:  # FreeBSD: rcv_wnd = max(sbspace(), rcv_adv - rcv_nxt)
-            wnd = max(wnd, self.buf.capacity - self.buf.readable)
+        if self.conn.config.rcv_wnd_from_buffer and not self.conn.mem.level:  # FreeBSD: rcv_wnd =
+            wnd = max(wnd, self.buf.capacity - self.buf.readable)  # max(sbspace(), rcv_adv - rcv_nxt)
         if seg_len == 0:
             return seq == nxt if wnd == 0 else seq_in(nxt, seq, seq_add(nxt, wnd))
         if wnd == 0:
