@@ -59,7 +59,21 @@ def reason(name: str) -> str:
     return " ".join(out)
 
 
+def profile_of(path: Path) -> str:
+    """The profile a script's header names (`--profile=freebsd`); linux when it names none."""
+    m = re.search(r"^--profile=(\w+)$", path.read_text(), re.M)
+    return m[1] if m else "linux"
+
+
+def not_run(profile: str) -> str:
+    """A script written for another stack's profile is not run against Linux."""
+    stack = {"freebsd": "FreeBSD's", "rfc": "the RFC's"}.get(profile, profile + "'s")
+    return f"not run: a `--profile={profile}` script ({stack} choices, not Linux's)"
+
+
 def cell(name: str, default: str, portable: str) -> str:
+    if portable.partition("\t")[2].startswith("not run:"):
+        return portable.partition("\t")[2]
     if default == "ok":
         return "ok"
     if portable == "ok":
@@ -85,7 +99,7 @@ def write_table() -> None:
             out.append(f"{m[1]} {cell(m[2], default, portable)} |")
         elif line.startswith("| RFC section(s) | script |"):
             out.append("| RFC section(s) | script | what it checks | runs over | Linux 6.18 (`--kernel`) |")
-        elif line.startswith("|---|---|---|---|"):
+        elif line.startswith("|---|---|---|---|") and out and out[-1].startswith("| RFC section(s) | script |"):
             out.append("|---|---|---|---|---|")
         else:
             out.append(line)
@@ -104,11 +118,12 @@ def main() -> None:
     if "--table-only" not in sys.argv:
         files = sorted(CORPUS.glob("*.pkt"))
         seconds = {f.name: script_seconds(f) for f in files}
-        runnable = [f for f in files if seconds[f.name] <= LONGEST]
+        runnable = [f for f in files if seconds[f.name] <= LONGEST and profile_of(f) == "linux"]
         default, portable = run_kernel(runnable, False), run_kernel(runnable, True)
         lines = ["script\tseconds\tdefault || portable"]
         for f in files:
-            missing = f"-\tno result within {LONGEST} s: the script runs {seconds[f.name]:,.0f} s"
+            missing = (f"-\t{not_run(profile_of(f))}" if profile_of(f) != "linux" else
+                       f"-\tno result within {LONGEST} s: the script runs {seconds[f.name]:,.0f} s")
             d, p = default.get(f.name, missing), portable.get(f.name, missing)
             lines.append(f"{f.name}\t{seconds[f.name]:.1f}\t{d} || {p}")
         RESULTS.write_text("\n".join(lines) + "\n")

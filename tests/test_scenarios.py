@@ -12,7 +12,7 @@ from tcpwave.scenarios import SCENARIOS
 
 REQUIRED = {"handshake", "simultaneous-open", "simultaneous-close", "half-close", "lost-syn", "lost-syn-ack",
             "lost-fin", "lost-final-ack", "refused", "reset", "lossy", "three-way-close",
-            "no-time-wait", "close-wait-lingers", "old-duplicate"}
+            "no-time-wait", "close-wait-lingers", "old-duplicate", "close-linux-vs-freebsd"}
 
 
 def transitions(result, host):

@@ -28,7 +28,7 @@ from .core.reset import reset_for
 from .core.state import State
 from .core.time_wait import TimeWait
 from .core.trace import NULL_TRACER, Tracer
-from .core.window import window_shift_for
+from .core.window import our_shift
 from .wire.errors import MalformedPacket
 from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for, parse_error
 from .wire.ip import build_ip, intern_address, parse_ip
@@ -450,12 +450,15 @@ class Stack:
             tsval = syncookies.options_tsval(int(now * 1000) + self._cookie_ts_offset,
                                              o.wscale if cfg.window_scaling else None, cfg.sack and o.sack_permitted)
             ts = (tsval, o.ts[0])
-            wscale = window_shift_for(cfg.recv_buffer) if cfg.window_scaling and o.wscale is not None else None
+            wscale = our_shift(cfg) if cfg.window_scaling and o.wscale is not None else None
             sack = cfg.sack and o.sack_permitted
         if ts is None:  # (a flood's SYNs: the same options every time)
             options = self._mss_options.get(our_mss) or self._mss_options.setdefault(our_mss, Options(mss=our_mss))
         else:
-            options = Options(mss=our_mss, wscale=wscale, sack_permitted=sack, ts=ts)
+            options = Options(mss=our_mss, wscale=wscale, sack_permitted=sack, ts=ts,
+                              bsd=cfg.option_layout == "freebsd")
+        if cfg.noopt:
+            options = Options()
         synack = Segment(seg.dst_port, seg.src_port, iss, seq_add(seg.seq, 1), SYN | ACK,
                          min(cfg.recv_buffer, 0xFFFF), options=options)
         self.counters["syn_cookies_sent"] = self.counters.get("syn_cookies_sent", 0) + 1

@@ -6,6 +6,7 @@ import dataclasses
 import types
 import typing
 
+from ..core import profiles
 from ..core.config import Config
 
 # The values a knob may take from the command line, inclusive (a value outside wedges or breaks a
@@ -22,7 +23,9 @@ RANGES: dict[str, tuple[float, float]] = {
     "rst_limit": (0, 1 << 31), "fin_timeout": (0.001, 3600),
     "mem_low": (0, 1 << 40), "mem_pressure": (1 << 20, 1 << 40), "mem_high": (1 << 20, 1 << 40),  # bytes
     "max_connections": (0, 1 << 24),  # (0: no limit)
+    "maxsockbuf": (0, 1 << 30),  # bytes (0: scale for recv_buffer)
 }
+CHOICES = {"option_layout": ("linux", "freebsd")}
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -32,6 +35,9 @@ def add(p, cc: bool = True) -> None:
     if cc:
         p.add_argument("--cc", dest="cc_name", metavar="NAME",
                        help="congestion control: cubic (default), reno, bbr-lite")
+    p.add_argument("--profile", choices=profiles.NAMES, metavar="NAME",
+                   help="a stack's choices where the RFCs leave room: linux (the default), freebsd or rfc "
+                        "(docs/packetdrill.md lists the knobs each sets; --set wins over it)")
     p.add_argument("--set", dest="knobs", action="append", default=[], metavar="KNOB=VALUE",
                    help="set any tcpwave.Config field, e.g. --set rto_min=1 --set sack=off (repeatable; "
                         "`--set help` lists them)")
@@ -74,7 +80,8 @@ def _convert(name: str, text: str):
 
 def changes(args) -> dict:
     """The Config fields the command line sets (--cc and every --set)."""
-    out: dict = {}
+    profile = getattr(args, "profile", None)
+    out: dict = profiles.settings(profile) if profile else {}
     known = fields()
     for item in getattr(args, "knobs", None) or []:
         if item == "help":
@@ -87,6 +94,8 @@ def changes(args) -> dict:
                                              f"{', '.join(known)}")
         out[name] = _convert(name, value.strip())
         v = out[name]
+        if name in CHOICES and v not in CHOICES[name]:
+            raise argparse.ArgumentTypeError(f"--set {item}: {name} is one of {', '.join(CHOICES[name])}")
         if name in RANGES and isinstance(v, int | float) and not isinstance(v, bool):
             low, high = RANGES[name]
             if low <= v <= high:

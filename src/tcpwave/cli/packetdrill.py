@@ -15,7 +15,8 @@ def add_parser(sub) -> None:
         "packetdrill", help="run packetdrill-format scripts against tcpwave in virtual time",
         description="Run each script against a fresh tcpwave stack on a virtual clock; print one line per script "
                     "and 'N passed, N failed'. Flags such as --ip_version=ipv6, --tolerance_usecs=N, --mss=N, "
-                    "--portable or any tcpwave Config field (--msl=1) are defaults; a script's own header lines "
+                    "--portable, --profile freebsd|linux|rfc or any tcpwave Config field (--msl=1) are defaults; "
+                    "a script's own header lines "
                     "win over them. --kernel runs them against the Linux kernel instead (as root; each in a "
                     "network namespace of its own, over TUN, in real time).")
     p.add_argument("files", nargs="+", metavar="FILE", help="packetdrill scripts (.pkt) to run")
@@ -33,9 +34,12 @@ def add_parser(sub) -> None:
 def split_flags(argv: list[str]) -> tuple[list[str], dict[str, str]]:
     """packetdrill's own `--name=value` flags, taken out of argv before argparse sees it."""
     rest, flags = [], {}
-    for arg in argv:
+    args = iter(argv)
+    for arg in args:
         m = re.fullmatch(r"--([A-Za-z_][A-Za-z0-9_]*)(?:=(.*))?", arg)
-        if m and m[1] == "define" and m[2]:  # packetdrill's --define=NAME=VALUE is our -D NAME=VALUE
+        if m and m[1] == "profile" and m[2] is None:  # `--profile freebsd`, as the other commands take it
+            flags["profile"] = next(args, "")
+        elif m and m[1] == "define" and m[2]:  # packetdrill's --define=NAME=VALUE is our -D NAME=VALUE
             rest.append(f"-D{m[2]}")
         elif m and m[1] not in ("verbose", "help"):
             flags[m[1]] = m[2] if m[2] is not None else "true"

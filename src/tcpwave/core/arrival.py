@@ -19,7 +19,7 @@ from .recovery import RENEGING_DELAY
 from .reset import reset_for
 from .state import RECEIVING, State
 from .timers import KEEPALIVE, RETRANSMIT, TIME_WAIT_TIMER
-from .window import window_shift_for
+from .window import our_shift
 
 if TYPE_CHECKING:
     from .connection import Connection
@@ -189,7 +189,8 @@ def _time_wait(conn: "Connection", inc: Incoming) -> bool:
     - a bare ACK at RCV.NXT restarts the 2 x MSL timer, updates TS.Recent and draws nothing;
     - anything else (a retransmitted FIN, data, an old duplicate, a segment PAWS rejects) is ACKed
       (at most once per invalid_ratelimit, a retransmitted FIN always) and, if it carries an ACK,
-      restarts the timer."""
+      restarts the timer.
+    With time_wait_needs_ack (FreeBSD), a segment without ACK, a FIN included, is dropped unanswered."""
     seg, f, rcv, now = inc.seg, inc.flags, conn.rcv, conn._now
     ts = seg.options.ts
     paws = (conn.ts_enabled and ts is not None and not f & RST and seq_lt(ts[0], rcv.ts_recent)
@@ -199,6 +200,9 @@ def _time_wait(conn: "Connection", inc: Incoming) -> bool:
         if seg.seq == rcv.nxt:
             return True
         conn.drop(seg, D.RST_NOT_EXACT_IN_TIME_WAIT)
+        return False
+    if not f & ACK and conn.config.time_wait_needs_ack:  # FreeBSD's tcp_twcheck(); RFC 9293's fifth check
+        conn.drop(seg, D.NO_ACK)
         return False
     if not paws and seg.seq == rcv.nxt and not seg.seg_len:
         if ts is not None and conn.ts_enabled:  # in the window: its TSval is TS.Recent (RFC 7323 §4.3)
@@ -399,10 +403,11 @@ def _fin(conn: "Connection", inc: Incoming) -> bool:
         rcv.fin_arrived(seq_add(inc.seg.seq, len(inc.seg.payload)))
     if st in RECEIVING and rcv.take_fin():
         conn.events_out.append(ev.EndOfStream())
-        if st is S.ESTABLISHED and conn.config.delayed_ack and not rcv.ack_now:
+        if st is S.ESTABLISHED and conn.config.delayed_ack and conn.config.fin_ack_delayed and not rcv.ack_now:
             # As Linux (ping-pong on a FIN; close-passive-four-way.pkt): the ACK waits for the delayed-ACK timer, so an
             # application that closes at once sends its FIN on it: a three-segment close. (On a
             # connection that never carried data the wait is one clock tick: Linux's ATO is still 0.)
+            # With fin_ack_delayed off, FreeBSD's rule (TF_ACKNOW on a FIN): the ACK goes at once.
             rcv.ack_delayed = True
         else:
             rcv.ack_now = True
@@ -441,7 +446,7 @@ def accept_cookie(conn: "Connection", seg: Segment, iss: int, peer_mss: int, ts_
         rcv.ts_recent, rcv.ts_recent_at = ts[0], conn._now
     conn.peer_offered_wscale = wscale is not None
     if cfg.window_scaling and wscale is not None and conn.ts_enabled:
-        snd.wscale, rcv.wscale = wscale, window_shift_for(cfg.recv_buffer)
+        snd.wscale, rcv.wscale = wscale, our_shift(cfg)
     else:
         snd.wscale = rcv.wscale = 0
     conn.sack_ok = cfg.sack and sack and conn.ts_enabled
@@ -466,7 +471,7 @@ def negotiate(conn: "Connection", seg: Segment, active: bool) -> None:
     if cfg.window_scaling and o.wscale is not None:
         snd.wscale = o.wscale
         if not active:
-            rcv.wscale = window_shift_for(cfg.recv_buffer)
+            rcv.wscale = our_shift(cfg)
     else:
         snd.wscale = rcv.wscale = 0
     conn.ts_enabled = cfg.timestamps and o.ts is not None

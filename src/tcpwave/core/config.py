@@ -55,6 +55,18 @@ class Config:
     mem_pressure: int = 128 << 20  # above it: windows stop growing, out-of-order data is pruned
     mem_high: int = 192 << 20  # at it: data needing memory is dropped, SYNs too; the largest consumers are reset
     max_connections: int = 0  # per stack: a SYN finding this many connections (not TIME_WAIT) is dropped; 0: no limit
+    # Choices where stacks differ; core/profiles.py groups them (--profile freebsd|linux|rfc) and
+    # docs/configuration.md says what each does. The defaults are Linux's.
+    fin_ack_delayed: bool = True  # the ACK of a FIN in ESTABLISHED waits for the delayed-ACK timer; off: at once
+    closing_resends_fin: bool = False  # in CLOSING, the ACK of the peer's FIN carries our FIN again
+    time_wait_needs_ack: bool = False  # TIME_WAIT drops a segment without ACK, a FIN too
+    close_wait_reset_epipe: bool = True  # a RST in CLOSE_WAIT is reported as EPIPE; off: ECONNRESET
+    rcv_buffer_mss_round: bool = False  # at ESTABLISHED, round recv_buffer up to a multiple of the MSS
+    rcv_wnd_from_buffer: bool = False  # accept segments up to the buffer's free space, past the window offered
+    rcv_sws_free: bool = False  # offer all free space once it is >= min(buffer/4, MSS); off: edge moves by MSS
+    maxsockbuf: int = 0  # the window scale offered is chosen for this many bytes; 0: for recv_buffer
+    noopt: bool = False  # no options at all on our SYN or SYN,ACK (FreeBSD's TCP_NOOPT; Linux has none)
+    option_layout: str = "linux"  # how a SYN's options are laid out: "linux" or "freebsd" (wire/options.py)
 
     def __post_init__(self) -> None:
         if not 0 <= self.delayed_ack < 0.5:
@@ -64,5 +76,9 @@ class Config:
         if self.congestion_control not in REGISTRY:  # told now, not at the first connect
             raise ValueError(f"unknown congestion control {self.congestion_control!r}; "
                              f"known: {', '.join(sorted(REGISTRY))}")
+        if not 0 <= self.maxsockbuf <= 1 << 30:
+            raise ValueError(f"maxsockbuf must be in 0..{1 << 30} bytes, got {self.maxsockbuf}")
+        if self.option_layout not in ("linux", "freebsd"):
+            raise ValueError(f"option_layout must be linux or freebsd, got {self.option_layout!r}")
         if not 0 <= self.mem_low <= self.mem_pressure <= self.mem_high:
             raise ValueError("the memory marks must satisfy 0 <= mem_low <= mem_pressure <= mem_high")

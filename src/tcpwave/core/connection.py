@@ -25,7 +25,7 @@ from collections.abc import Callable
 from ..cc import create as create_cc
 from ..wire.options import Options
 from ..wire.seq import seq_add, seq_diff, seq_gt, seq_le
-from ..wire.tcp import ACK, RST, SYN, URG, Segment, flags_text
+from ..wire.tcp import ACK, FIN, RST, SYN, URG, Segment, flags_text
 from . import arrival
 from . import events as ev
 from .config import Config
@@ -54,7 +54,7 @@ from .timers import (
     Timers,
 )
 from .trace import NULL_TRACER, Tracer
-from .window import window_shift_for
+from .window import our_shift
 
 S = State
 _RST_ON_ABORT = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT})
@@ -281,7 +281,7 @@ class Connection:
         if not self.remote or not self.remote[1]:
             raise ValueError("connect() needs a fully specified remote (address, port)")
         self.choose_iss()
-        self.rcv.wscale = window_shift_for(self.config.recv_buffer) if self.config.window_scaling else 0
+        self.rcv.wscale = our_shift(self.config) if self.config.window_scaling else 0
         self.set_state(S.SYN_SENT, "active OPEN")
         self.send_syn()
 
@@ -652,19 +652,26 @@ class Connection:
             timers.cancel(USER_TIMEOUT, now)
         rcv = self.rcv
         if rcv.ack_now:
-            self.emit(ACK, snd.nxt)
+            if state is S.CLOSING and self.config.closing_resends_fin and snd.fin_seq is not None:
+                # as FreeBSD's tcp_output() (CLOSING sends FIN|ACK): the ACK carries our FIN again
+                self.emit(FIN | ACK, snd.fin_seq, note="retransmission: FIN with the ACK (closing_resends_fin)")
+            else:
+                self.emit(ACK, snd.nxt)
         elif rcv.ack_delayed:
             timers.arm_once(DELAYED_ACK, now, rcv.ack_delay(self.rtt.srtt))
 
     def send_syn(self, note: str = "") -> None:
         cfg, snd, rcv = self.config, self.snd, self.rcv
         synack = self.state is not S.SYN_SENT
-        if synack:  # echo only what the peer offered
+        if cfg.noopt:  # FreeBSD's TCP_NOOPT: not even MSS; nothing is negotiated (window scale etc. are off)
+            opts = Options()
+        elif synack:  # echo only what the peer offered
             opts = Options(
                 mss=self.our_mss,
                 wscale=rcv.wscale if self.peer_offered_wscale and cfg.window_scaling else None,
                 sack_permitted=self.sack_ok,
                 ts=(self.tsval(), rcv.ts_recent) if self.ts_enabled else None,
+                bsd=cfg.option_layout == "freebsd",
             )
         else:
             opts = Options(
@@ -672,6 +679,7 @@ class Connection:
                 wscale=rcv.wscale if cfg.window_scaling else None,
                 sack_permitted=cfg.sack,
                 ts=(self.tsval(), 0) if cfg.timestamps else None,
+                bsd=cfg.option_layout == "freebsd",
             )
         self.emit(SYN | (ACK if synack else 0), snd.iss, options=opts, note=note)
         if not note:
@@ -829,6 +837,10 @@ class Connection:
             self.rtt.after_syn_timeout()  # RFC 6298 (5.7)
         self.last_recv = self._now
         self.cc.set_mss(self.snd.mss)
+        if self.config.rcv_buffer_mss_round:  # FreeBSD's tcp_mss(): roundup(sb_hiwat, mss), at most sb_max
+            mss = self.snd.mss + (12 if self.ts_enabled else 0)  # (its t_maxseg: options not taken off)
+            buf = self.rcv.buf
+            buf.capacity = max(buf.capacity, min(-(-buf.capacity // mss) * mss, self.config.maxsockbuf or 1 << 30))
         self.events_out.append(ev.Connected())
         if self.snd.fin_wanted:  # CLOSE was called in SYN_RCVD with data still queued
             self.set_state(S.FIN_WAIT_1, "CLOSE (deferred)")

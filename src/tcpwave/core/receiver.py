@@ -81,6 +81,8 @@ class Receiver:
         wnd = (self.adv - nxt) & 0xFFFFFFFF  # RCV.WND (the edge never moves left of RCV.NXT)
         if wnd >= 0x80000000:
             wnd = 0
+        if self.conn.config.rcv_wnd_from_buffer and not self.conn.mem.level:  # FreeBSD: rcv_wnd =
+            wnd = max(wnd, self.buf.capacity - self.buf.readable)  # max(sbspace(), rcv_adv - rcv_nxt)
         if seg_len == 0:
             return seq == nxt if wnd == 0 else seq_in(nxt, seq, seq_add(nxt, wnd))
         if wnd == 0:
@@ -307,9 +309,14 @@ class Receiver:
 
     def advertise(self, syn: bool = False) -> int:
         """The window field to send. The right edge never moves left (RFC 9293 §3.8.6), and moves
-        right only by at least min(buffer / 2, MSS): receiver silly-window avoidance (§3.8.6.2.2)."""
+        right only by at least min(buffer / 2, MSS): receiver silly-window avoidance (§3.8.6.2.2). With
+        Config.rcv_sws_free (FreeBSD's tcp_output()), every segment offers all the free space once it is
+        at least min(buffer / 4, MSS)."""
         offered, gain = self._window_gain()
-        wnd = offered + gain if gain >= min(self.buf.capacity // 2, self.mss) else offered
+        if self.conn.config.rcv_sws_free:
+            wnd = offered + gain if offered + gain >= min(self.buf.capacity // 4, self.mss) else offered
+        else:
+            wnd = offered + gain if gain >= min(self.buf.capacity // 2, self.mss) else offered
         if syn:  # a SYN's window is never scaled (RFC 7323 §2.2)
             field = min(wnd, 0xFFFF)
             self.adv = seq_add(self.nxt, field)

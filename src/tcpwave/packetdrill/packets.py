@@ -131,8 +131,8 @@ def _raw_options(raw: bytes) -> list:
     i = 0
     while i < len(raw):
         kind = raw[i]
-        if kind == 0:
-            out.append(("eol",))
+        if kind == 0:  # EOL, and the padding after it: one "eol" per byte, as packetdrill compares bytes
+            out += [("eol",)] * (len(raw) - i)
             break
         if kind == 1:
             out.append(("nop",))

@@ -16,6 +16,7 @@ import textwrap
 import typing
 from collections import deque
 
+from ..core import profiles
 from ..core.config import Config
 from ..core.state import State
 from ..core.trace import ListSink, Tracer
@@ -44,7 +45,7 @@ ADDRESSES = {  # documentation prefixes only (RFC 5737, RFC 3849): nothing here 
 }
 REMOTE_PORT = 43210  # the remote's port for connections it opens to us
 RUNNER_FLAGS = {"ip_version", "tolerance_usecs", "tolerance_percent", "mss", "mtu", "portable", "local_ip", "remote_ip",
-                "bind_port", "connect_port", "seed", "tso_size"}
+                "bind_port", "connect_port", "seed", "tso_size", "profile"}
 _CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
@@ -139,7 +140,7 @@ class Runner:
         self.tolerance_share = float(flags.get("tolerance_percent", "0")) / 100
         self.prev_time = 0.0  # the previous event's time: what a relative time counts from
         self.portable = _truthy(flags.get("portable", "false"))
-        changes = {}
+        changes = self._profile(flags.get("profile"))
         for name, value in flags.items():
             if name in _CONFIG_FIELDS:
                 try:
@@ -178,6 +179,15 @@ class Runner:
                                bind_port=int(self.flags.get("bind_port", "8080")),
                                connect_port=int(self.flags.get("connect_port", "8080")), portable=self.portable)
         self.sockets = self.sim
+
+    def _profile(self, name: str | None) -> dict:
+        """--profile=freebsd|linux|rfc: a group of knobs (core/profiles.py); the script's own knobs win."""
+        if name is None:
+            return {}
+        try:
+            return profiles.settings(name)
+        except ValueError as e:
+            raise ScriptError(self.script.flag_lines.get("profile", 0), f"--profile={name}: {e}") from None
 
     def _tso_size(self) -> int:
         """--tso_size=BYTES: segmentation offload, as on a device with TSO: a segment carries up to this

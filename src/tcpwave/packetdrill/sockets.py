@@ -91,8 +91,8 @@ class Sockets(IoCalls):
         name = errno.errorcode.get(code) if code else None
         if name:
             s.error_reported = True
-            if name == "ECONNRESET" and c in self.reset_in_close_wait:
-                name = "EPIPE"  # reset in CLOSE_WAIT: Linux reports EPIPE (in LAST_ACK, ECONNRESET)
+            if name == "ECONNRESET" and c in self.reset_in_close_wait and c.config.close_wait_reset_epipe:
+                name = "EPIPE"  # reset in CLOSE_WAIT: Linux reports EPIPE (in LAST_ACK, ECONNRESET); FreeBSD not
         return name
 
     @staticmethod
@@ -293,6 +293,9 @@ class Sockets(IoCalls):
             self._configure(s, nodelay=bool(v))
             if conn:
                 conn.set_nodelay(bool(v), now)
+        elif name == "TCP_NOOPT":  # FreeBSD's: the SYN carries no options, so none is negotiated
+            self._configure(s, noopt=bool(v), **({"window_scaling": False, "timestamps": False, "sack": False}
+                                                 if v else {}))
         elif name == "TCP_USER_TIMEOUT":
             if v < 0:
                 raise SysError("EINVAL")
@@ -332,6 +335,8 @@ class Sockets(IoCalls):
             have = int(s.conn.keepalive if s.conn else cfg.keepalive)
         elif name == "TCP_NODELAY":
             have = int(s.conn.nodelay if s.conn else cfg.nodelay)
+        elif name == "TCP_NOOPT":
+            have = int(cfg.noopt)
         elif name == "TCP_USER_TIMEOUT":
             t = s.conn.user_timeout if s.conn else cfg.user_timeout
             have = round((t or 0) * 1000)

@@ -56,6 +56,10 @@ TABLE: dict[str, list[tuple[str, Callable[[str], object]]]] = {
     "net.inet.tcp.keepcnt": [("keepalive_count", int)],
     "net.inet.tcp.finwait2_timeout": [("fin_timeout", _ms)],
     "net.inet.tcp.cc.algorithm": [("congestion_control", lambda v: _CC[v])],
+    "net.inet.tcp.delacktime": [("delayed_ack", _ms)],
+    "net.inet.tcp.recvspace": [("recv_buffer", int)],
+    "net.inet.tcp.sendspace": [("send_buffer", int)],
+    "kern.ipc.maxsockbuf": [("maxsockbuf", int)],
 }
 
 

@@ -5,7 +5,7 @@ overrunning length makes the whole segment malformed (RFC 9293 §3.1, MUST-64).
 """
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import MalformedPacket
 
@@ -21,6 +21,7 @@ class Options:  # never changed once made (not frozen: a frozen dataclass is slo
     sack: tuple[tuple[int, int], ...] = ()
     ts: tuple[int, int] | None = None  # (TSval, TSecr)
     unknown: tuple[int, ...] = ()
+    bsd: bool = field(default=False, compare=False)  # FreeBSD's layout (build_options); not what they say
 
     def __bool__(self) -> bool:
         return bool(
@@ -89,6 +90,8 @@ def build_options(opts: Options) -> bytes:
     """Encode options, NOP-aligned the way most stacks lay them out, padded to 4 bytes."""
     if not opts:
         return b""
+    if opts.bsd:
+        return _build_bsd(opts)
     if opts.mss is None and opts.wscale is None and not opts.sack_permitted and not opts.sack and opts.ts:
         return _TS_ONLY.pack(_TS_ONLY_HEAD, *opts.ts)  # the common case, in one step
     if opts.mss is not None and opts.wscale is None and not opts.sack_permitted and opts.ts is None \
@@ -113,6 +116,32 @@ def build_options(opts: Options) -> bytes:
             out += left.to_bytes(4, "big") + right.to_bytes(4, "big")
     if len(out) % 4:
         out += bytes(4 - len(out) % 4)
+    if len(out) > 40:
+        raise ValueError(f"TCP options too long ({len(out)} bytes)")
+    return bytes(out)
+
+
+def _build_bsd(opts: Options) -> bytes:
+    """FreeBSD's layout (its tcp_addoptions(): MSS, NOP + window scale, SACK-permitted on an even
+    offset, timestamps and SACK blocks NOP-aligned to 4n + 2, EOLs to the end of the last word):
+    `<mss 1460,nop,wscale 6,sackOK,TS val 1 ecr 0>`, `<mss 1460,sackOK,eol,eol>`."""
+    out = bytearray()
+    if opts.mss is not None:
+        out += bytes((MSS, 4)) + opts.mss.to_bytes(2, "big")
+    if opts.wscale is not None:
+        out += bytes((NOP, WSCALE, 3, opts.wscale))
+    if opts.sack_permitted:
+        out += bytes((NOP,)) * (len(out) % 2)
+        out += bytes((SACK_PERMITTED, 2))
+    if opts.ts is not None:
+        out += bytes((NOP,)) * ((2 - len(out)) % 4)
+        out += bytes((TIMESTAMPS, 10)) + opts.ts[0].to_bytes(4, "big") + opts.ts[1].to_bytes(4, "big")
+    if opts.sack:
+        out += bytes((NOP,)) * ((2 - len(out)) % 4)
+        out += bytes((SACK, 2 + 8 * len(opts.sack)))
+        for left, right in opts.sack:
+            out += left.to_bytes(4, "big") + right.to_bytes(4, "big")
+    out += bytes(-len(out) % 4)  # EOL (0) padding
     if len(out) > 40:
         raise ValueError(f"TCP options too long ({len(out)} bytes)")
     return bytes(out)
