@@ -5,10 +5,10 @@ import contextlib
 import os
 import pathlib
 import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 
 import pytest
+from browser import chromium
 
 from tcpwave.cli.main import main
 from tcpwave.core.trace import ListSink, Tracer
@@ -133,24 +133,6 @@ def test_report_is_self_contained():
         assert remote not in html.replace("http://www.w3.org/2000/svg", "")
 
 
-def _browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (./run test installs them as root)")
-    pytest.importorskip("selenium")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    profile = tempfile.mkdtemp(prefix="tcpwave-chromium-")
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1000"):
-        opts.add_argument(a)
-    return webdriver.Chrome(options=opts, service=Service(driver)), profile
-
-
 @contextlib.contextmanager
 def _demo_report(tmp_path, scenario: str):
     """The demo's HTML report open in headless Chromium: (browser, the first connection's section)."""
@@ -158,7 +140,7 @@ def _demo_report(tmp_path, scenario: str):
 
     out = tmp_path / f"{scenario}.html"
     assert main(["demo", scenario, "--html", str(out)]) == 0
-    browser, profile = _browser()
+    browser, profile = chromium()
     try:
         browser.get(out.as_uri())
         yield browser, browser.find_element(By.CSS_SELECTOR, "section.conn")

@@ -154,7 +154,7 @@ window.tcpwaveSteps = function (sec) {  // one connection's step-through (the la
   show(-1);
   return {show: show, pos: function () { return pos; }};
 };
-document.querySelectorAll('section.conn').forEach(window.tcpwaveSteps);
+if (!window.tcpwaveLab) document.querySelectorAll('section.conn').forEach(window.tcpwaveSteps);  // (the lab: its own)
 document.addEventListener('keydown', function (ev) {
   var sec = document.querySelector('section.conn.focus') || document.querySelector('section.conn');
   if (!sec || (ev.target.closest && ev.target.closest('input, select, textarea'))) return;  // (theirs)
