@@ -5,6 +5,7 @@ very segments the simulator's faults hit."""
 
 import contextlib
 import json
+import pathlib
 import re
 import select
 import shutil
@@ -246,3 +247,11 @@ def test_a_query_reads_back_the_same():
     assert parse("time_wait=off", offered).config().msl == 0.001
     with pytest.raises(LabError):
         parse("scenario=half-close&scenario=handshake", offered)
+
+
+def test_readme_lab_url_is_the_query_the_lab_writes():
+    """The README's sample URL is what the page's address bar shows for that run."""
+    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    sample = re.search(r"## `tcpwave lab`.*?\n```\nhttp://127\.0\.0\.1:PORT/\?(\S+)\n```", text, re.S)
+    q = Query("handshake", faults=(("drop", "client:ACK#1"),))
+    assert sample and sample[1] == q.text() and parse(sample[1], Runs().offered) == q
