@@ -5,6 +5,7 @@ very segments the simulator's faults hit."""
 
 import contextlib
 import json
+import os
 import pathlib
 import re
 import select
@@ -27,10 +28,10 @@ WAIT = 60  # seconds: generous, for a loaded 2-CPU machine
 
 
 @contextlib.contextmanager
-def lab(*args: str):
-    """`tcpwave lab --no-browser` in a subprocess: (process, its URL). Stopped with SIGTERM after."""
-    proc = subprocess.Popen([sys.executable, "-m", "tcpwave.cli.main", "lab", "--no-browser", *args],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def lab(*args: str, env: dict | None = None):
+    """`tcpwave lab ARGS` in a subprocess: (process, its URL). Stopped with SIGTERM after."""
+    proc = subprocess.Popen([sys.executable, "-m", "tcpwave.cli.main", "lab", *(args or ["--no-browser"])],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
         ready, _, _ = select.select([proc.stdout], [], [], WAIT)
         line = proc.stdout.readline() if ready else ""
@@ -121,6 +122,13 @@ def test_lab_drop_the_handshakes_last_ack_and_see_syn_rcvd_wait_for_the_retransm
         browser.get(share)  # the shared URL, in a fresh page: the same run
         assert _ladder(browser) == rerun
         assert browser.find_element(By.CSS_SELECTOR, "ul.faults").text.startswith("drop client:ACK#1")
+        browser.find_element(By.CSS_SELECTOR, "button.clear").click()
+        _until(browser, "no faults", lambda b: "drop=" not in b.current_url and _ladder(b) == plain)
+        browser.find_element(By.CSS_SELECTOR, "input[name=action][value=delay]").click()
+        browser.find_element(By.CSS_SELECTOR, "g.step.seg[aria-label^='client:SYN#1']").click()
+        _until(browser, "the SYN delayed", lambda b: "delay=client%3ASYN%231%3D0.5" in b.current_url)
+        assert "client's segment on the wire: delayed 0.5 s" in browser.find_element(By.CSS_SELECTOR, ".explain").text
+        assert _ladder(browser)[3].startswith("0.510005 ")  # the server's SYN_RCVD, half a second later
 
 
 def test_lab_by_keyboard_only():
@@ -255,3 +263,17 @@ def test_readme_lab_url_is_the_query_the_lab_writes():
     sample = re.search(r"## `tcpwave lab`.*?\n```\nhttp://127\.0\.0\.1:PORT/\?(\S+)\n```", text, re.S)
     q = Query("handshake", faults=(("drop", "client:ACK#1"),))
     assert sample and sample[1] == q.text() and parse(sample[1], Runs().offered) == q
+
+
+def test_lab_opens_the_browser_there_is(tmp_path):
+    """Without --no-browser the page is handed to the browser ($BROWSER here: a script that notes the
+    URL it was given)."""
+    seen = tmp_path / "opened"
+    browser = tmp_path / "browser"
+    browser.write_text(f"#!/bin/sh\necho \"$1\" > {seen}\n")
+    browser.chmod(0o755)
+    with lab("--port", "0", env={**os.environ, "BROWSER": str(browser)}) as (_, url):
+        deadline = time.monotonic() + WAIT
+        while not (seen.exists() and seen.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert seen.read_text() == url + "\n"

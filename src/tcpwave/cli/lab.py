@@ -42,14 +42,14 @@ def run(args) -> int:
     if not 0 <= args.port <= 65535:
         print(f"tcpwave lab: --port {args.port}: 0 to 65535", file=sys.stderr)
         return 2
-    runs = Runs()
-    server = LabServer(("127.0.0.1", args.port), runs)
 
     def stop(signum, frame):
         raise KeyboardInterrupt  # SIGTERM as Ctrl-C
 
     old = signal.signal(signal.SIGTERM, stop)
+    server = None
     try:
+        server = LabServer(("127.0.0.1", args.port), Runs())
         url = f"http://127.0.0.1:{server.server_address[1]}/"
         print(f"tcpwave lab: {url}  (Ctrl-C to stop)", flush=True)
         if not args.no_browser:
@@ -62,7 +62,8 @@ def run(args) -> int:
         print("tcpwave lab: stopped", file=sys.stderr)
     finally:
         signal.signal(signal.SIGTERM, old)
-        server.server_close()
+        if server is not None:
+            server.server_close()
     return 0
 
 

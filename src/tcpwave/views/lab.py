@@ -26,6 +26,8 @@ svg.ladder g.step.seg:hover text, svg.ladder g.step.seg:focus text { text-decora
 svg.ladder g.step.seg:focus { outline: 2px solid #ff9800; }
 svg.ladder g.step.faulted text { fill: #c00000; font-style: italic; }
 .busy { opacity: .5; }
+/* one line, always: a step must not move the ladder under the pointer (the whole text is in .explain) */
+.controls .now { flex: 1 1 100%; white-space: nowrap; overflow: hidden; text-overflow: ellipsis; }
 """
 
 _LAB_SCRIPT = """
