@@ -63,7 +63,7 @@ class Query:
             words.append(("seed", str(self.seed)))
         words += list(self.faults)
         if self.msl is not None:
-            words.append(("msl", f"{self.msl:g}"))
+            words.append(("msl", repr(self.msl).removesuffix(".0")))  # (exact: the text is the cache's key)
         words += [(name, "off") for name, on in self.switches if not on]
         if self.profile:
             words.append(("profile", self.profile))

@@ -157,7 +157,7 @@ window.tcpwaveSteps = function (sec) {  // one connection's step-through (the la
 if (!window.tcpwaveLab) document.querySelectorAll('section.conn').forEach(window.tcpwaveSteps);  // (the lab: its own)
 document.addEventListener('keydown', function (ev) {
   var sec = document.querySelector('section.conn.focus') || document.querySelector('section.conn');
-  if (!sec || (ev.target.closest && ev.target.closest('input, select, textarea'))) return;  // (theirs)
+  if (!sec || (ev.target.closest && ev.target.closest('input:not([type=checkbox]), select, textarea'))) return;
   if (ev.key === 'ArrowRight' || ev.key === 'n') sec.querySelector('button.next').click();
   if (ev.key === 'ArrowLeft' || ev.key === 'p') sec.querySelector('button.prev').click();
 });

@@ -65,6 +65,10 @@ _LAB_SCRIPT = """
       if (opts.history !== false && now !== location.search) history.pushState(null, '', '/' + now);
       setForm(x.body.state);
       start(opts.focus);
+    }).catch(function (e) {  // the lab stopped, or it is busy (503)
+      box.classList.remove('busy');
+      err.textContent = 'the lab did not answer: ' + e;
+      err.hidden = false;
     });
   }
   function act(spec) {  // a segment clicked: apply the chosen action to it, or take its fault off
