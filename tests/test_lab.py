@@ -277,3 +277,29 @@ def test_lab_opens_the_browser_there_is(tmp_path):
         while not (seen.exists() and seen.read_text()) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert seen.read_text() == url + "\n"
+
+
+def test_lab_serves_a_bounded_number_of_connections_at_once():
+    """MAX_CLIENTS idle connections hold every slot: the next request is told 503 at once; when they
+    close, the lab answers again."""
+    import socket
+
+    from tcpwave.cli.lab import MAX_CLIENTS
+
+    def ask(port: int) -> bytes:
+        with socket.create_connection(("127.0.0.1", port), timeout=WAIT) as s:
+            s.sendall(b"GET /favicon.ico HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            return s.recv(100)
+
+    with lab() as (_, url):
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        idle = [socket.create_connection(("127.0.0.1", port), timeout=WAIT) for _ in range(MAX_CLIENTS)]
+        try:
+            assert ask(port).startswith(b"HTTP/1.0 503 ")
+        finally:
+            for s in idle:
+                s.close()
+        deadline = time.monotonic() + WAIT
+        while not (answer := ask(port)).startswith(b"HTTP/1.0 204 ") and time.monotonic() < deadline:
+            pass
+        assert answer.startswith(b"HTTP/1.0 204 ")

@@ -83,7 +83,9 @@ class LabServer(http.server.ThreadingHTTPServer):
 
     def process_request(self, request, client_address):
         if not self.slots.acquire(blocking=False):
-            try:
+            try:  # (read the request first: closing on unread bytes would reset the answer away)
+                request.settimeout(0.5)
+                request.recv(65536)
                 request.sendall(b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
             except OSError:
                 pass
