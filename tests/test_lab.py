@@ -187,7 +187,7 @@ def _get(url: str, host: str | None = None) -> tuple[int, str, bytes]:
 
 def test_lab_answers_bad_queries_with_400_and_why_and_exports_the_run():
     with lab() as (proc, url):
-        for query, why in (("scenario=nope", b"no scenario 'nope'"), ("scenario=lossy", b"no scenario 'lossy'"),
+        for query, why in (("scenario=nope", b"no scenario 'nope'"), ("scenario=lossy", b"too long for the lab"),
                            ("drop=client:XYZ", b"unknown flag 'XYZ'"), ("drop=mallory:ACK", b"no host 'mallory'"),
                            ("delay=client:ACK%231=1e9", b"0 < SECONDS <= 60"), ("msl=nan", b"msl 'nan'"),
                            ("seed=-3", b"seed '-3'"), ("seed=1&seed=2", b"seed is given twice"),

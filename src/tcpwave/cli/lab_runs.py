@@ -108,6 +108,9 @@ def parse(text: str, offered) -> Query:
             raise LabError(f"unknown query word {name!r}; known: scenario, seed, {', '.join(ACTIONS)}, msl, "
                            f"{', '.join(SWITCHES)}, profile")
     scenario = single.get("scenario", "handshake")
+    if scenario not in offered and scenario in SCENARIOS:
+        raise LabError(f"{scenario}'s ladder is too long for the lab ({MAX_ROWS} rows at most): see it with "
+                       f"`tcpwave demo {scenario} --html FILE`")
     if scenario not in offered:
         raise LabError(f"no scenario {scenario!r} in the lab; try: {', '.join(offered)}")
     if len(faults) > MAX_FAULTS:

@@ -111,7 +111,7 @@ _LAB_SCRIPT = """
         g.setAttribute('tabindex', '0');
         g.setAttribute('role', 'button');
         g.setAttribute('aria-label', row.spec + (row.mark ? ' (' + row.mark + ')' : '') +
-                       ': Enter to ' + 'apply the chosen action');
+                       ': Enter drops, delays or duplicates it, as chosen above');
         g.addEventListener('click', function () { ctl.show(k); act(row.spec); });
         g.addEventListener('focus', function () { if (ctl.pos() !== k) ctl.show(k); });
         g.addEventListener('keydown', function (ev) {
