@@ -5,10 +5,10 @@ import contextlib
 import os
 import pathlib
 import shutil
-import tempfile
 import xml.etree.ElementTree as ET
 
 import pytest
+from browser import chromium
 
 from tcpwave.cli.main import main
 from tcpwave.core.trace import ListSink, Tracer
@@ -133,24 +133,6 @@ def test_report_is_self_contained():
         assert remote not in html.replace("http://www.w3.org/2000/svg", "")
 
 
-def _browser():
-    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
-    if not (chromium and driver):
-        pytest.skip("Debian's chromium and chromium-driver are not installed (./run test installs them as root)")
-    pytest.importorskip("selenium")
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = chromium
-    profile = tempfile.mkdtemp(prefix="tcpwave-chromium-")
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--disable-dev-shm-usage", f"--user-data-dir={profile}", "--window-size=1400,1000"):
-        opts.add_argument(a)
-    return webdriver.Chrome(options=opts, service=Service(driver)), profile
-
-
 @contextlib.contextmanager
 def _demo_report(tmp_path, scenario: str):
     """The demo's HTML report open in headless Chromium: (browser, the first connection's section)."""
@@ -158,7 +140,7 @@ def _demo_report(tmp_path, scenario: str):
 
     out = tmp_path / f"{scenario}.html"
     assert main(["demo", scenario, "--html", str(out)]) == 0
-    browser, profile = _browser()
+    browser, profile = chromium()
     try:
         browser.get(out.as_uri())
         yield browser, browser.find_element(By.CSS_SELECTOR, "section.conn")
@@ -205,6 +187,37 @@ def test_html_report_steps_through_closing_in_headless_chromium(tmp_path):
         colors = img.convert("RGB").getcolors(maxcolors=1 << 20)
     assert colors is not None and len(colors) > 50  # not blank: text, arrows, coloured states
     assert max(n for n, _ in colors) < 0.97 * sum(n for n, _ in colors)
+
+
+def test_state_diagram_colours_a_transition_by_the_endpoints_that_took_it_so_far(tmp_path):
+    """Issue 27, defect 4: in a simultaneous close, while only one endpoint has gone ESTABLISHED →
+    FIN_WAIT_1 (or FIN_WAIT_1 → CLOSING), that edge is drawn in its colour, not as "both endpoints";
+    once the other has taken it too, it turns purple; stepping back undoes it."""
+    from selenium.webdriver.common.by import By
+
+    client, server, both = "rgb(31, 119, 180)", "rgb(214, 39, 40)", "rgb(148, 103, 189)"
+    with _demo_report(tmp_path, "simultaneous-close") as (browser, sec):
+        cur = [sec.find_element(By.CSS_SELECTOR, f".cur-{i}") for i in (0, 1)]
+
+        def stroke(edge):
+            path = sec.find_element(By.CSS_SELECTOR, f"svg.states #{edge} path")
+            return browser.execute_script("return getComputedStyle(arguments[0]).stroke", path)
+
+        seen = {}  # (client's state, server's state) -> the two edges' colours then
+        for _ in range(40):
+            sec.find_element(By.CSS_SELECTOR, "button.next").click()
+            now = (cur[0].text, cur[1].text)
+            seen.setdefault(now, (stroke("edge-ESTABLISHED-FIN_WAIT_1"), stroke("edge-FIN_WAIT_1-CLOSING")))
+            if now == ("TIME_WAIT", "TIME_WAIT"):
+                break
+        assert seen[("FIN_WAIT_1", "ESTABLISHED")][0] == client  # only the client has closed
+        assert seen[("FIN_WAIT_1", "FIN_WAIT_1")][0] == both
+        assert seen[("FIN_WAIT_1", "CLOSING")] == (both, server)  # only the server is in CLOSING
+        assert seen[("CLOSING", "CLOSING")] == (both, both)
+        while (cur[0].text, cur[1].text) != ("FIN_WAIT_1", "ESTABLISHED"):
+            sec.find_element(By.CSS_SELECTOR, "button.prev").click()
+        plain = "rgb(187, 187, 187)"  # not reached yet
+        assert (stroke("edge-ESTABLISHED-FIN_WAIT_1"), stroke("edge-FIN_WAIT_1-CLOSING")) == (client, plain)
 
 
 def test_time_scaled_ladder_shows_the_fins_of_a_simultaneous_close_crossing(tmp_path):

@@ -5,7 +5,7 @@ import difflib
 import sys
 
 from .. import __version__
-from . import bench, connect, demo, doctor, fetch, outputs, packetdrill, sandbox, serve, ss, trace, tun, watch
+from . import bench, connect, demo, doctor, fetch, lab, outputs, packetdrill, sandbox, serve, ss, trace, tun, watch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -14,6 +14,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print tcpwave's version and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.add_parser(sub)
+    lab.add_parser(sub)
     bench.add_parser(sub)
     serve.add_parser(sub)
     sandbox.add_parser(sub)

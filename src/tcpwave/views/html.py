@@ -14,9 +14,9 @@ from xml.sax.saxutils import escape
 from .diagrams import mermaid, timeline
 from .explain import state_notes, state_text
 from .infer import ConnectionView
-from .svg import COLORS, ladder_steps, ladder_svg, node_for, state_svg
+from .svg import BOTH, COLORS, ladder_steps, ladder_svg, node_for, state_svg
 
-_STYLE = """
+STYLE = """
 body { font-family: Helvetica, Arial, sans-serif; margin: 1.5em; color: #222; }
 section.conn { border-top: 2px solid #ddd; padding-top: 1em; margin-top: 1.5em; }
 .controls { position: sticky; top: 0; background: #fafafa; border: 1px solid #ddd; padding: .6em;
@@ -32,6 +32,13 @@ section.conn { border-top: 2px solid #ddd; padding-top: 1em; margin-top: 1.5em; 
 /* in the report the state diagram grows with the steps: what is not reached yet stays plain */
 svg.states g.edge.taken:not(.reached) path { stroke: #bbb; stroke-width: 1; }
 svg.states g.edge.taken:not(.reached) text { fill: #666; font-weight: normal; }
+/* ...and a transition is coloured by the endpoints that took it up to this step, not by the whole run */
+svg.states g.edge.reached.by-0 path { stroke: %s; marker-end: url(#st1); }
+svg.states g.edge.reached.by-0 text { fill: %s; }
+svg.states g.edge.reached.by-1 path { stroke: %s; marker-end: url(#st2); }
+svg.states g.edge.reached.by-1 text { fill: %s; }
+svg.states g.edge.reached.by-0.by-1 path { stroke: %s; marker-end: url(#st3); }
+svg.states g.edge.reached.by-0.by-1 text { fill: %s; }
 svg.states g.state.seen:not(.reached) rect { fill: #ffffff; }
 svg.ladder g.step { transition: opacity .15s; }
 svg.ladder g.step.future { opacity: .18; }
@@ -41,10 +48,10 @@ svg.states g.state.here-1 rect { stroke: %s; stroke-width: 5; }
 svg.states g.state.here-0.here-1 rect { stroke: #9467bd; }
 pre { background: #f6f6f6; padding: .6em; overflow-x: auto; }
 img.plot { max-width: 100%%; border: 1px solid #eee; }
-""" % COLORS
+""" % (COLORS[0], COLORS[0], COLORS[1], COLORS[1], BOTH, BOTH, *COLORS)
 
-_SCRIPT = """
-document.querySelectorAll('section.conn').forEach(function (sec) {
+SCRIPT = """
+window.tcpwaveSteps = function (sec) {  // one connection's step-through (the lab calls it on each new run)
   var steps = JSON.parse(sec.querySelector('script.steps').textContent);
   var rows = sec.querySelectorAll('svg.ladder:not(.timed) g.step');
   var trows = sec.querySelectorAll('svg.ladder.timed g.step');  // the time-scaled ladder's, same order
@@ -57,16 +64,20 @@ document.querySelectorAll('section.conn').forEach(function (sec) {
   var page = -1;
   var pos = -1;
   var reached = {};  // edge or state id -> how many steps up to here reached it
+  var bySide = {};  // edge id -> [by the left endpoint, by the right] up to here
   steps.length = steps.rows.length;
   function reach(id, by) {
     reached[id] = (reached[id] || 0) + by;
     var g = sec.querySelector('svg.states #' + id);
     if (g) g.classList.toggle('reached', reached[id] > 0);
+    return g;
   }
   function passRow(k, by) {  // stepping over row k, forward (+1) or back (-1)
     var r = steps.rows[k];
     if (r.edge) {
-      reach(r.edge, by);
+      var g = reach(r.edge, by), n = bySide[r.edge] = bySide[r.edge] || [0, 0];
+      n[r.side] += by;
+      if (g) [0, 1].forEach(function (s) { g.classList.toggle('by-' + s, n[s] > 0); });
       r.nodes.forEach(function (n) { reach('state-' + n, by); });
     }
   }
@@ -116,6 +127,7 @@ document.querySelectorAll('section.conn').forEach(function (sec) {
     slider.value = pos + 1;
     if (size && Math.floor(Math.max(pos, 0) / size) !== page) showPage(Math.floor(Math.max(pos, 0) / size));
     if (pos >= 0 && rows[pos] && sec.classList.contains('focus')) rows[pos].scrollIntoView({block: 'nearest'});
+    sec.dispatchEvent(new CustomEvent('step', {detail: pos}));
   }
   sec.querySelector('button.first').onclick = function () { show(-1); };
   sec.querySelector('button.prev').onclick = function () { show(pos - 1); };
@@ -132,16 +144,20 @@ document.querySelectorAll('section.conn').forEach(function (sec) {
     };
     showPage(0);
   }
-  sec.addEventListener('click', function () {
+  function focus() {
     document.querySelectorAll('section.conn').forEach(function (s) { s.classList.remove('focus'); });
     sec.classList.add('focus');
-  });
+  }
+  sec.addEventListener('click', focus);
+  sec.addEventListener('focusin', focus);  // (the keyboard's way in)
   steps.initial.nodes.forEach(function (n) { reach('state-' + n, 1); });
   show(-1);
-});
+  return {show: show, pos: function () { return pos; }};
+};
+if (!window.tcpwaveLab) document.querySelectorAll('section.conn').forEach(window.tcpwaveSteps);  // (the lab: its own)
 document.addEventListener('keydown', function (ev) {
   var sec = document.querySelector('section.conn.focus') || document.querySelector('section.conn');
-  if (!sec) return;
+  if (!sec || (ev.target.closest && ev.target.closest('input:not([type=checkbox]), select, textarea'))) return;
   if (ev.key === 'ArrowRight' || ev.key === 'n') sec.querySelector('button.next').click();
   if (ev.key === 'ArrowLeft' || ev.key === 'p') sec.querySelector('button.prev').click();
 });
@@ -178,7 +194,8 @@ def step_states(view: ConnectionView) -> dict:
             note = said.get((r["t"], r["host"], r["from"], r["to"]))
             if note:
                 row["what"] += f". {note[0].upper()}{note[1:]}."
-            row["edge"] = f"edge-{node_for(r['from'], None)}-{nodes[side]}"  # reached at this step
+            row["edge"] = f"edge-{node_for(r['from'], None)}-{nodes[side]}"  # reached at this step...
+            row["side"] = side  # ...by this endpoint
         else:
             row["what"] = f"{r['host']}: {r['label']}" + (" (lost)" if r.get("lost") else "")
         row["states"], row["nodes"] = list(states), list(nodes)
@@ -215,40 +232,49 @@ def _plots(view: ConnectionView) -> list[tuple[str, str]]:
 
 def report(views: list[ConnectionView], title: str, msl: float = 30.0, plots: bool = True) -> str:
     parts = ["<!DOCTYPE html>", "<html lang='en'><head><meta charset='utf-8'>",
-             f"<title>{escape(title)}</title><style>{_STYLE}</style></head><body>",
+             f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>",
              f"<h1>{escape(title)}</h1>",
              "<p>Step through each connection with the buttons, the slider or the ← → keys: the segment is "
              "highlighted on the ladder and each endpoint's state is shown and outlined on the state diagram.</p>"]
     for n, v in enumerate(views, 1):
-        steps = step_states(v)
-        segments = sum(1 for e in v.events if e["type"] == "send")
-        parts.append(f"<section class='conn' id='conn-{n}'><h2>{n}. {escape(v.title)}</h2>")
-        parts.append(f"<p>{segments} segments, {v.start:.6f} – {v.end:.6f} s</p>")
-        parts.append(
-            "<div class='controls'><button class='first' title='before the first segment'>first</button>"
-            "<button class='prev'>◀ previous</button><button class='next'>next ▶</button>"
-            "<button class='last'>last</button><input class='slider' type='range' min='0' value='0'>"
-            f"<span class='cur cur-0' style='background:{COLORS[0]}'></span>"
-            f"<span class='cur cur-1' style='background:{COLORS[1]}'></span>"
-            "<label><input type='checkbox' class='timed'> time-scaled</label>"
-            "<span class='now'></span>" + (_PAGER if len(steps["rows"]) > PAGED_ABOVE else "") + "</div>")
-        parts.append(f"<script type='application/json' class='steps'>{_json(steps)}</script>")
-        parts.append("<div class='views'><div><div class='ladder-rows'>")
-        parts.append(ladder_svg(v.events, v.left, v.right))
-        parts.append("</div><div class='ladder-timed' style='display:none'>")
-        parts.append(ladder_svg(v.events, v.left, v.right, timed=True))
-        parts.append("</div></div><div class='statecol'>")
-        parts.append(state_svg(v.events, [v.left, v.right]))
-        parts.append("</div></div>")
-        parts.append(f"<h3>State timeline</h3><pre>{escape(timeline(v.events, [v.left, v.right], v.end, msl))}</pre>")
-        if plots:
-            for caption, url in _plots(v):
-                parts.append(f"<h3>{escape(caption)}</h3><img class='plot' alt='{escape(caption)}' src='{url}'>")
-        parts.append("<details><summary>Mermaid source</summary>"
-                     f"<pre>{escape(mermaid(v.events, v.left, v.right))}</pre></details></section>")
-    parts.append(f"<script>{_SCRIPT}</script></body></html>")
+        parts += section(v, n, msl, plots)
+    parts.append(f"<script>{SCRIPT}</script></body></html>")
     return "\n".join(parts) + "\n"
 
 
-def _json(data) -> str:
+def section(v: ConnectionView, n: int, msl: float = 30.0, plots: bool = True, beside: str = "") -> list[str]:
+    """One connection's part of the page: the controls, both ladders, the state diagram (and
+    `beside` it, under it), the timeline (and the plots); the page's script (SCRIPT) steps through it."""
+    parts: list[str] = []
+    steps = step_states(v)
+    segments = sum(1 for e in v.events if e["type"] == "send")
+    parts.append(f"<section class='conn' id='conn-{n}'><h2>{n}. {escape(v.title)}</h2>")
+    parts.append(f"<p>{segments} segments, {v.start:.6f} – {v.end:.6f} s</p>")
+    parts.append(
+        "<div class='controls'><button class='first' title='before the first segment'>first</button>"
+        "<button class='prev'>◀ previous</button><button class='next'>next ▶</button>"
+        "<button class='last'>last</button><input class='slider' type='range' min='0' value='0'>"
+        f"<span class='cur cur-0' style='background:{COLORS[0]}'></span>"
+        f"<span class='cur cur-1' style='background:{COLORS[1]}'></span>"
+        "<label><input type='checkbox' class='timed'> time-scaled</label>"
+        "<span class='now'></span>" + (_PAGER if len(steps["rows"]) > PAGED_ABOVE else "") + "</div>")
+    parts.append(f"<script type='application/json' class='steps'>{script_json(steps)}</script>")
+    parts.append("<div class='views'><div><div class='ladder-rows'>")
+    parts.append(ladder_svg(v.events, v.left, v.right))
+    parts.append("</div><div class='ladder-timed' style='display:none'>")
+    parts.append(ladder_svg(v.events, v.left, v.right, timed=True))
+    parts.append("</div></div><div class='statecol'>")
+    parts.append(state_svg(v.events, [v.left, v.right]) + beside)
+    parts.append("</div></div>")
+    parts.append(f"<h3>State timeline</h3><pre>{escape(timeline(v.events, [v.left, v.right], v.end, msl))}</pre>")
+    if plots:
+        for caption, url in _plots(v):
+            parts.append(f"<h3>{escape(caption)}</h3><img class='plot' alt='{escape(caption)}' src='{url}'>")
+    parts.append("<details><summary>Mermaid source</summary>"
+                 f"<pre>{escape(mermaid(v.events, v.left, v.right))}</pre></details></section>")
+    return parts
+
+
+def script_json(data) -> str:
+    """JSON to put inside a <script> element."""
     return json.dumps(data, ensure_ascii=False).replace("</", "<\\/")

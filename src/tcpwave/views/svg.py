@@ -28,18 +28,19 @@ SLOPE = 18  # how far an arrow drops while it crosses
 
 
 def ladder_steps(events: list[dict], left: str, right: str) -> list[dict]:
-    """The ladder's rows in order: segments (kind 'seg') and state changes (kind 'state') and drops."""
+    """The ladder's rows in order: segments (kind 'seg') and state changes (kind 'state') and drops;
+    each row's `event` is the index of the event it draws."""
     isn = _relative(events)
     last: dict[tuple, dict] = {}  # the latest row of each segment: a link drop marks that copy lost
     in_flight: dict[tuple, list[dict]] = {}  # segments not yet seen arriving, by what the receiver sees
     rows = []
-    for e in events:
+    for i, e in enumerate(events):
         host = e.get("host")
         if host not in (left, right):
             continue
         if e["type"] == "send":
             row = {"kind": "seg", "t": e["t"], "host": host, "label": segment_label(e, isn),
-                   "lost": False, "rtx": e.get("note", "").startswith("retransmission"), "arrive": None}
+                   "lost": False, "rtx": e.get("note", "").startswith("retransmission"), "arrive": None, "event": i}
             rows.append(row)
             key = (e["flags"], e["seq"], e["ack"], e["len"])
             last[(host, *key)] = row
@@ -54,11 +55,13 @@ def ladder_steps(events: list[dict], left: str, right: str) -> list[dict]:
                 hit["lost"] = True
         elif e["type"] == "state":
             rows.append({"kind": "state", "t": e["t"], "host": host, "from": e["from"], "to": e["to"],
-                         "why": e.get("why", "")})
+                         "why": e.get("why", ""), "event": i})
         elif e["type"] == "drop" and e.get("where") != "link":
-            rows.append({"kind": "note", "t": e["t"], "host": host, "label": f"dropped: {e.get('reason')}"})
+            rows.append({"kind": "note", "t": e["t"], "host": host, "label": f"dropped: {e.get('reason')}",
+                         "event": i})
         elif e["type"] == "handled":
-            rows.append({"kind": "note", "t": e["t"], "host": host, "label": handled_text(e), "handled": True})
+            rows.append({"kind": "note", "t": e["t"], "host": host, "label": handled_text(e), "handled": True,
+                         "event": i})
     return rows
 
 
