@@ -192,7 +192,7 @@ def test_lab_answers_bad_queries_with_400_and_why_and_exports_the_run():
                            ("delay=client:ACK%231=1e9", b"0 < SECONDS <= 60"), ("msl=nan", b"msl 'nan'"),
                            ("seed=-3", b"seed '-3'"), ("seed=1&seed=2", b"seed is given twice"),
                            ("time_wait=maybe", b"on or off"), ("evil=1", b"unknown query word 'evil'"),
-                           ("profile=linux", b"no profiles yet"), ("drop=" + "%23" * 100, b"longer than"),
+                           ("profile=plan9", b"known: linux, freebsd, rfc"), ("drop=" + "%23" * 100, b"longer than"),
                            ("&".join(["drop=client:ACK"] * 13), b"at most 12")):
             status, kind, body = _get(f"{url}run?{query}")
             assert (status, kind) == (400, "application/json") and why in json.loads(body)["error"].encode(), query
@@ -253,6 +253,13 @@ def test_a_query_reads_back_the_same():
     config = q.config()
     assert config is not None and (config.msl, config.nodelay, config.timestamps) == (5.0, True, False)
     assert parse("time_wait=off", offered).config().msl == 0.001
+    # a stack profile, and the switches on top of it
+    freebsd = parse("profile=freebsd&timestamps=off", offered)
+    assert parse(freebsd.text(), offered) == freebsd
+    config = freebsd.config()
+    assert config is not None and config.closing_resends_fin and not config.timestamps
+    with pytest.raises(LabError):
+        parse("profile=plan9", offered)
     with pytest.raises(LabError):
         parse("scenario=half-close&scenario=handshake", offered)
 

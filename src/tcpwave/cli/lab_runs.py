@@ -14,6 +14,7 @@ import threading
 from collections import OrderedDict
 from urllib.parse import parse_qsl, urlencode
 
+from ..core import profiles
 from ..core.config import Config
 from ..core.trace import Tracer
 from ..scenarios import SCENARIOS, configured
@@ -31,7 +32,7 @@ MAX_DELAY = 60.0  # seconds a segment may be held on the wire
 MAX_WORD = 80  # characters in one query value
 MAX_FIELDS = 40
 TIME_WAIT_OFF_MSL = 0.001  # "TIME_WAIT off": 2 x 1 ms, as the no-time-wait what-if cuts it
-PROFILES: dict[str, dict] = {}  # name -> Config changes; none yet (a place for them once profiles exist)
+PROFILES: dict[str, dict] = {name: profiles.settings(name) for name in profiles.NAMES}  # name -> Config changes
 ACTIONS = ("drop", "delay", "dup")
 SWITCHES: dict[str, tuple[str, dict]] = {  # query word -> (what it turns off, the Config change when off)
     "time_wait": ("TIME_WAIT", {"msl": TIME_WAIT_OFF_MSL}),
