@@ -106,9 +106,17 @@ def test_every_short_script_linux_passes_passes_on_linux_again():
         if files:
             mode = ["--portable"] if portable else []
             out = drill("-j", "2", *mode, *files)
-            failed = [line.split()[1].split(":")[0] for line in out.stdout.splitlines() if line.startswith("FAIL")]
-            if failed:  # the kernel's own timers run a jiffy or two late on a busy machine: once more,
-                again = drill(*mode, *failed)  # one at a time; a real difference fails twice
-                assert again.returncode == 0, "\n".join(line for line in again.stdout.splitlines() if "FAIL" in line)
-            else:
+            failed = _failed(out.stdout)
+            if not failed:
                 assert out.returncode == 0, out.stdout[-2000:]
+            for _ in range(3):  # the kernel's own timers run a jiffy or two late on a busy machine (a load
+                if not failed:  # of 9 on 2 CPUs made segments 12-35 ms late): again, one at a time, up to
+                    break  # three times; a real difference fails every time
+                again = drill(*mode, *failed)
+                failed = _failed(again.stdout)
+            assert not failed, "\n".join(line for line in again.stdout.splitlines() if "FAIL" in line)
+
+
+def _failed(stdout: str) -> list[str]:
+    """The scripts a `tcpwave packetdrill` run reports as failed."""
+    return [line.split()[1].split(":")[0] for line in stdout.splitlines() if line.startswith("FAIL")]
