@@ -13,7 +13,7 @@ from ..views.files import write_views
 from ..views.kernel_view import kernel_events
 from ..views.live import Live, catch_signals, follow
 from ..views.ring import Ring
-from ..views.tracefs import open_trace
+from ..views.tracefs import HOLD, open_trace
 
 
 def add_arguments(p, json_help: str | None = None) -> None:
@@ -54,18 +54,21 @@ class Session:
         self.stop, self._old = catch_signals()
 
     def run(self, running) -> None:
-        follow(self.ring, self.live, self.trace, lambda: running() and not self.stop["signal"])
+        follow(self.ring, self.live, lambda: running() and not self.stop["signal"])
 
     def finish(self, end: float) -> list:
         """The last packets and events, the ladder's last lines, the timelines counted to `end` (the
         command's end), the JSON lines, the files."""
         for _ in range(3):  # the ring hands a part-filled block over after 20 ms: the command's last packets
             select.select([self.ring], [], [], 0.05)
-            self.live.poll(self.ring, self.trace)
+            self.live.poll(self.ring)
         if self.trace is not None:
-            lost = self.trace.overruns()
-            if lost:
-                self.note = f"{self.name}: the kernel's trace buffer lost {lost} events (they came too fast)"
+            if not self.trace.drain(10):
+                self.note = f"{self.name}: the kernel's trace events were not all read within 10 s"
+            self.live.keep(self.trace.read())
+            if self.trace.overruns() or self.trace.lost:
+                self.note = (f"{self.name}: the kernel's trace lost events ({self.trace.overruns()} overrun in its "
+                             f"buffer, {self.trace.lost} chunks over the {HOLD >> 20} MB held): they came too fast")
         self.live.redraw(final=True)
         views = self.live.summary(self.args.msl, end, self.ring, self.note)
         if getattr(self.args, "json", False):

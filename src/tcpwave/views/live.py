@@ -9,13 +9,17 @@ import collections
 import json
 import select
 import signal
+import struct
 import sys
 import time
 
+from ..wire.errors import MalformedPacket
+from ..wire.ip import parse_ip
+from ..wire.tcp import PROTO_TCP
 from .capture import _restore
 from .diagrams import timeline
 from .infer import infer_connections
-from .kernel_view import kernel_events
+from .kernel_view import endpoints, kernel_events
 from .kernel_view import render as render_kernel
 from .ladder import render_ladder
 from .ring import Ring
@@ -39,14 +43,16 @@ class Live:
         self.dropped = 0
         self._mark: float | None = None  # the newest packet's time at the last drop-count reading
         self._next_redraw = 0.0
+        self.endpoints: set[str] = set()  # "addr:port" of every packet captured
+        self._names: dict[bytes, tuple[str, ...]] = {}
 
     def add(self, t: float, packet: bytes) -> None:
         if self.t0 is None:
             self.t0 = t
         self.packets.append((t, packet))
 
-    def poll(self, ring: Ring, trace=None) -> int:
-        """Take what the ring and the trace hold; note a gap where the kernel dropped packets. Returns
+    def poll(self, ring: Ring) -> int:
+        """Take what the ring holds; note a gap where the kernel dropped packets. Returns
         how many packets came."""
         got = ring.read()
         for t, data, wirelen in got:
@@ -61,9 +67,29 @@ class Live:
             self.gaps.append({"after": self._mark, "before": None, "dropped": dropped, "printed": False})
         if self.packets:
             self._mark = self.packets[-1][0]
-        if trace is not None:
-            self.kernel += trace.read()
+        for _, data, _ in got:
+            self.endpoints.update(self._endpoints(data))
         return len(got)
+
+    def keep(self, events: list[dict]) -> None:
+        """The tracepoints report every TCP socket of the machine: keep the events of the endpoints
+        captured (call when the capture is over)."""
+        addrs = {_addr(x) for x in self.endpoints}
+        for e in events:
+            local, remote = endpoints(e)
+            if local in self.endpoints or remote in self.endpoints or (
+                    (e.get("sport") == "0" or e.get("dport") == "0") and _addr(local) in addrs):
+                self.kernel.append(e)
+
+    def _endpoints(self, packet: bytes) -> tuple[str, ...]:
+        """A packet's endpoints (cached by the bytes that name them: a transfer repeats them)."""
+        key = packet[8:44] if packet[0] >> 4 == 6 else packet[12:20] + packet[(packet[0] & 15) * 4:][:4]
+        known = self._names.get(key)
+        if known is None:
+            if len(self._names) > 10_000:
+                self._names.clear()
+            known = self._names[key] = _endpoints(packet)
+        return known
 
     def views(self) -> list:
         views, _ = infer_connections(self.packets)
@@ -167,6 +193,24 @@ class Live:
                           "dropped": self.dropped, "gaps": gaps}), file=out)
 
 
+def _endpoints(packet: bytes) -> tuple[str, ...]:
+    """A packet's two endpoints, spelled as infer.py spells them (nothing if not TCP)."""
+    try:
+        ip = parse_ip(packet)
+        if ip.proto != PROTO_TCP or len(ip.payload) < 4:
+            return ()
+    except MalformedPacket:
+        return ()
+    sport, dport = struct.unpack_from("!HH", ip.payload)
+    if ip.src.version == 6:
+        return f"[{ip.src}]:{sport}", f"[{ip.dst}]:{dport}"
+    return f"{ip.src}:{sport}", f"{ip.dst}:{dport}"
+
+
+def _addr(endpoint: str) -> str:
+    return endpoint.rsplit(":", 1)[0]
+
+
 def _time(line: str) -> float | None:
     try:
         return float(line.split()[0])
@@ -185,11 +229,11 @@ def catch_signals() -> tuple[dict, dict]:
     return stop, {s: signal.signal(s, interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
-def follow(ring: Ring, live: Live, trace, running) -> None:
+def follow(ring: Ring, live: Live, running) -> None:
     """Read and draw while running() says so."""
     pending = False
     while running():
         select.select([ring], [], [], REDRAW)
-        pending = bool(live.poll(ring, trace)) or pending
+        pending = bool(live.poll(ring)) or pending
         if pending and live.due():
             pending = live.redraw()

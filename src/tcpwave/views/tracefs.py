@@ -9,15 +9,19 @@ The tracepoints are global: they report every TCP socket of the machine, in ever
 namespace. `kernel_view.py` keeps those whose addresses and ports match a connection captured.
 """
 
+import collections
 import os
 import re
+import select
 import subprocess
+import threading
 import time
 
 ROOTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 EVENTS = ("sock/inet_sock_set_state", "tcp/tcp_retransmit_skb", "tcp/tcp_probe", "tcp/tcp_send_reset",
           "tcp/tcp_receive_reset", "tcp/tcp_cong_state_set")
 BUFFER_KB = 4096  # per CPU
+HOLD = 256 << 20  # bytes of event text held until read() (a 100 MB transfer at MTU 1500 gives ~25 MB)
 _LINE = re.compile(r"\s(\d+\.\d+): (\w+): (.*)$")
 
 
@@ -60,7 +64,13 @@ class KernelTrace:
         os.mkdir(self.dir)
         self.enabled: list[str] = []
         self.fd = -1
-        self.rest = b""
+        self._chunks: collections.deque = collections.deque()  # text read, not parsed yet: at most HOLD bytes
+        self._held = 0
+        self._rest = b""
+        self.lost = 0  # chunks let go because HOLD was reached
+        self._stop = threading.Event()
+        self._idle = threading.Event()
+        self._thread = threading.Thread(target=self._follow, name="tracefs", daemon=True)
         try:
             _write(os.path.join(self.dir, "trace_clock"), "mono")
             _write(os.path.join(self.dir, "buffer_size_kb"), str(BUFFER_KB))
@@ -73,29 +83,46 @@ class KernelTrace:
                     self.enabled.append(event.split("/")[1])
             self.offset = _clock_offset()
             self.fd = os.open(os.path.join(self.dir, "trace_pipe"), os.O_RDONLY | os.O_NONBLOCK)
+            self._thread.start()
         except OSError:
             self.close()
             raise
 
-    def fileno(self) -> int:
-        return self.fd
-
-    def read(self) -> list[dict]:
-        out = []
-        while True:
+    def _follow(self) -> None:
+        """The reading thread. The kernel formats each event as text when it is read, which is slow
+        for a busy machine's tcp_probe: a thread of its own, doing nothing else, keeps that from
+        the packet capture. Text is kept as read (bounded: the oldest goes first), parsed by read()."""
+        while not self._stop.is_set():
+            if not select.select([self.fd], [], [], 0.1)[0]:
+                self._idle.set()
+                continue
             try:
                 chunk = os.read(self.fd, 1 << 16)
-            except BlockingIOError:
-                break
-            if not chunk:
-                break
-            self.rest += chunk
-        *lines, self.rest = self.rest.split(b"\n")
-        for raw in lines:
-            m = _LINE.search(raw.decode("utf-8", "replace"))
-            if m:
-                fields = dict(kv.split("=", 1) for kv in m.group(3).split() if "=" in kv)
-                out.append({"t": float(m.group(1)) + self.offset, "event": m.group(2), **fields})
+            except OSError:
+                continue
+            self._chunks.append(chunk)
+            self._held += len(chunk)
+            while self._held > HOLD:
+                self._held -= len(self._chunks.popleft())
+                self.lost += 1
+
+    def drain(self, seconds: float) -> bool:
+        """Wait (at most `seconds`) until everything the kernel holds has been read; False if not."""
+        self._idle.clear()
+        return self._idle.wait(seconds)
+
+    def read(self) -> list[dict]:
+        """The events read since the last call, parsed."""
+        out = []
+        while self._chunks:
+            chunk = self._chunks.popleft()
+            self._held -= len(chunk)
+            *lines, self._rest = (self._rest + chunk).split(b"\n")
+            for raw in lines:
+                m = _LINE.search(raw.decode("utf-8", "replace"))
+                if m:
+                    fields = dict(kv.split("=", 1) for kv in m.group(3).split() if "=" in kv)
+                    out.append({"t": float(m.group(1)) + self.offset, "event": m.group(2), **fields})
         return out
 
     def overruns(self) -> int:
@@ -111,6 +138,9 @@ class KernelTrace:
         return total
 
     def close(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2)
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
