@@ -161,6 +161,9 @@ class Live:
                 source = "kernel: sock:inet_sock_set_state" if ks else "inferred from the wire"
                 events = ks or [dict(e, t=e["t"] - t0) for e in v.events if e["host"] == host]
                 lines = timeline(events, [host], end - t0, msl).splitlines()
+                if not ks:  # what the wire cannot show
+                    lines = [line + "  (placed at the SYN: listen() is not on the wire)"
+                             if line.split()[:1] == ["LISTEN"] else line for line in lines]
                 text += [f"{lines[0]}  ({source})", *lines[1:]]
             if self.ladder:
                 print(f"\n# connection {n}: {v.title}: states\n" + "\n".join(text), file=self.out)
