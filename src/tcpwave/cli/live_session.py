@@ -1,6 +1,7 @@
 """What `watch` and `trace --live` share: their options, the capture ring and the kernel's
 tracepoints opened (and closed, also on Ctrl-C), the loop, and what is printed and written at the end."""
 
+import argparse
 import os
 import select
 import signal
@@ -21,13 +22,23 @@ def add_arguments(p, json_help: str | None = None) -> None:
     p.add_argument("--pcapng", metavar="FILE", help="write every packet captured (kernel timestamps)")
     p.add_argument("--msl", type=float, default=30.0,
                    help="MSL for the TIME_WAIT countdown (default 30: Linux's TIME_WAIT lasts 60 s)")
-    p.add_argument("--buffer-mb", type=float, default=64.0, metavar="MB",
-                   help="the capture ring's size (default 64); when it is full the kernel drops packets, "
-                        "counts them, and the ladder marks the gap")
+    p.add_argument("--buffer-mb", type=_megabytes, default=64.0, metavar="MB",
+                   help="the capture ring's size (default 64, at least two 256 KB blocks); when it is full the "
+                        "kernel drops packets, counts them, and the ladder marks the gap")
     p.add_argument("--no-kernel", action="store_true",
                    help="do not read the kernel's tracepoints (states, cwnd, srtt) beside the wire")
     if json_help:
         p.add_argument("--json", action="store_true", help=json_help)
+
+
+def _megabytes(text: str) -> float:
+    try:
+        mb = float(text)
+    except ValueError:
+        mb = -1.0
+    if not 0 < mb <= 4096:
+        raise argparse.ArgumentTypeError(f"{text!r}: give megabytes, more than 0 and at most 4096")
+    return mb
 
 
 def add_ladder_look(p) -> None:

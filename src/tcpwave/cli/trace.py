@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("input", metavar="INPUT", nargs="?",
                    help="a .pcap/.pcapng file or a tcpwave event log (JSON lines)")
     p.add_argument("--live", metavar="IFACE",
-                   help="instead of a file: capture on IFACE (root) and draw as packets arrive, until Ctrl-C")
+                   help="instead of a file: capture on IFACE (root) and draw as packets arrive, until Ctrl-C; "
+                        "with --pcapng, --msl, --width, --color, --html, --buffer-mb, --no-kernel")
     p.add_argument("--format", "-f", action="append", choices=FORMATS + ("all",),
                    help="what to print (repeatable): ladder, timeline, mermaid, dot or all "
                         "(default: ladder and timeline)")

@@ -1,10 +1,11 @@
 """`tcpwave watch -- COMMAND` and `tcpwave trace --live IFACE`: see a real program's connections live.
 
 watch runs COMMAND in a network namespace of its own (with `lo` up), made by unsharing this process's
-network namespace: it disappears when the last process in it ends, so nothing is left behind. An
-AF_PACKET socket captures every packet there; as they arrive, the ladder with both endpoints'
-inferred states is printed. When COMMAND ends, each connection's state timeline follows (time in
-each state, what is left of TIME_WAIT's 2 x MSL), and the HTML report and pcapng if asked.
+network namespace: it disappears when the last process in it ends, so nothing is left behind. A
+TPACKET_V3 ring captures every packet there (live_session.py; drops are counted and marked); as
+they arrive, the ladder with both endpoints' inferred states is printed. When COMMAND ends, each
+connection's state timeline follows (the kernel's states from its tracepoints where root can read
+them), and the HTML report, pcapng or JSON lines if asked.
 """
 
 import argparse
@@ -20,9 +21,11 @@ from .tun_options import end_child
 def add_parser(sub) -> None:
     p = sub.add_parser("watch", help="run a command in a throwaway network namespace and watch its TCP live (root)",
                        description="Runs COMMAND in a network namespace of its own with lo up, captures every "
-                                   "packet there (AF_PACKET; no tcpdump needed), prints the ladder with both "
+                                   "packet there (a TPACKET_V3 ring; no tcpdump needed), prints the ladder with both "
                                    "endpoints' inferred states as packets arrive, then each connection's state "
-                                   "timeline. Needs root. Example: tcpwave watch -- python3 my_echo.py")
+                                   "timeline (the kernel's own states, from its tracepoints, beside the inferred "
+                                   "ones), and how many packets the kernel captured and dropped. Needs root. "
+                                   "Example: tcpwave watch -- python3 my_echo.py")
     p.add_argument("--html", metavar="FILE", help="write the HTML report when the command ends")
     add_arguments(p, json_help="print every event as a JSON line (inferred from the wire, and the kernel's) "
                                "instead of the ladder")
