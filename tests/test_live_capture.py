@@ -9,6 +9,7 @@ the kernel's state changes (tracepoint) are printed beside the inferred ones and
 moments; TIME_WAIT's countdown is counted to the command's end, not to the last packet."""
 
 import collections
+import importlib.util
 import json
 import os
 import re
@@ -138,6 +139,8 @@ def test_trace_live_download_over_a_veth(tmp_path):
             tracer = a.popen(*TCPWAVE, "trace", "--live", "tw-lvA", "--pcapng", str(pcapng), "--width", "100",
                              "--color", "never", "--msl", "20", stdout=f, stderr=subprocess.PIPE, text=True)
             wait_until(lambda: tracer.stderr.readline().startswith("capturing"), tracer)
+            instance = f"/sys/kernel/tracing/instances/tcpwave-{tracer.pid}"  # (ip netns exec execs python)
+            assert os.path.isdir(instance)
             dump = a.popen("tcpdump", "--immediate-mode", "-i", "tw-lvA", "-B", "65536", "-w", str(ref),
                            "tcp port 8000", stderr=subprocess.PIPE, text=True)
             wait_until(lambda: "listening on" in dump.stderr.readline(), dump)
@@ -152,6 +155,7 @@ def test_trace_live_download_over_a_veth(tmp_path):
             tracer.send_signal(signal.SIGINT)
             err = tracer.communicate(timeout=120)[1]
         assert tracer.returncode == 0 and "Traceback" not in err, err[-2000:]
+        assert not os.path.exists(instance)  # removed at exit, after a Ctrl-C
     captured, dropped = _counts(err)
     seen_by_tcpdump, seen, missed = _missed(str(pcapng), str(ref))
     assert seen_by_tcpdump > TRACE_MB * 700
@@ -230,9 +234,12 @@ def test_watch_shows_the_kernels_states_beside_the_inferred_ones_and_they_are_ss
                     state = s
             assert state == check["ss"].get(host, "CLOSED"), (host, check, kernel[host])
 
-    r = subprocess.run([*TCPWAVE, "watch", "--color", "never", "--", sys.executable, str(script), str(result)],
-                       capture_output=True, text=True, timeout=60)
+    html = tmp_path / "watch.html"
+    r = subprocess.run([*TCPWAVE, "watch", "--color", "never", "--html", str(html), "--", sys.executable, str(script),
+                        str(result)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
+    if importlib.util.find_spec("matplotlib"):
+        assert html.read_text().count("cwnd and srtt as the kernel keeps them (tcp:tcp_probe)") >= 2  # per endpoint
     run = json.loads(result.read_text())
     table = r.stdout.split("beside those inferred from the wire")[1].splitlines()[2:]
     rows = {(f[0], f[1]): line for line in table if len(f := line[2:].split()) >= 4 and f[0] in (run["client"],

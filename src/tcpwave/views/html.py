@@ -206,7 +206,7 @@ def _plots(view: ConnectionView) -> list[tuple[str, str]]:
 
     sender = plots.data_sender(view.events, view.left, view.right)
     try:
-        kernel = [(f"{h}: the kernel's cwnd and srtt (tracepoint)",
+        kernel = [(f"{h}: cwnd and srtt as the kernel keeps them (tcp:tcp_probe)",
                    _png(lambda p, h=h: kernel_cc_plot(view.events, h, p))) for h in kernel_hosts(view.events)]
     except RuntimeError:
         return []

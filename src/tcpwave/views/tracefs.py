@@ -22,6 +22,7 @@ EVENTS = ("sock/inet_sock_set_state", "tcp/tcp_retransmit_skb", "tcp/tcp_probe",
           "tcp/tcp_receive_reset", "tcp/tcp_cong_state_set")
 BUFFER_KB = 4096  # per CPU
 HOLD = 256 << 20  # bytes of event text held until read() (a 100 MB transfer at MTU 1500 gives ~25 MB)
+PREFIX = "tcpwave-"  # instances/tcpwave-PID
 _LINE = re.compile(r"\s(\d+\.\d+): (\w+): (.*)$")
 
 
@@ -156,11 +157,29 @@ class KernelTrace:
             pass
 
 
+def _remove_stale(root: str) -> None:
+    """Instances left by a tcpwave that was killed (SIGKILL leaves no time to clean up) go: their
+    events would go on filling buffers."""
+    instances = os.path.join(root, "instances")
+    for name in os.listdir(instances):
+        if name.startswith(PREFIX) and name[len(PREFIX):].isdigit():
+            try:
+                os.kill(int(name[len(PREFIX):]), 0)
+            except ProcessLookupError:
+                try:
+                    os.rmdir(os.path.join(instances, name))
+                except OSError:
+                    pass
+            except OSError:
+                pass
+
+
 def open_trace(command: str) -> tuple["KernelTrace | None", str]:
     """The trace, or None and why not (said once by the caller)."""
     if os.geteuid() != 0:
         return None, "not root"
     try:
-        return KernelTrace(f"tcpwave-{os.getpid()}"), ""
+        _remove_stale(_tracefs())
+        return KernelTrace(f"{PREFIX}{os.getpid()}"), ""
     except OSError as e:
         return None, e.strerror or str(e)
