@@ -11,7 +11,6 @@ import time
 from ..views import relative
 from ..views.capture import PcapngWriter
 from ..views.files import write_views
-from ..views.kernel_view import kernel_events
 from ..views.live import Live, catch_signals, follow
 from ..views.ring import Ring
 from ..views.tracefs import HOLD, open_trace
@@ -97,7 +96,7 @@ class Session:
             print(f"wrote {args.pcapng}", file=sys.stderr)
         if getattr(args, "html", None) and views:
             for v in views:  # the kernel's cwnd and srtt go into the plots; the end is the command's
-                v.events = sorted(v.events + [e for e in kernel_events(v, self.live.kernel) if e["type"] == "kprobe"],
+                v.events = sorted(v.events + [e for e in self.live.kernel_of(v) if e["type"] == "kprobe"],
                                   key=lambda e: e["t"])
                 v.end = end
             for path in write_views(args, relative(views), self.name, args.msl):

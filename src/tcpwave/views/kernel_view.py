@@ -12,6 +12,8 @@ What Linux reports, and how it is read here:
 - `tcp:tcp_retransmit_skb`, `tcp_send_reset`, `tcp_receive_reset`, `tcp_cong_state_set`: counted.
 """
 
+import collections
+
 KERNEL_NAMES = {"TCP_ESTABLISHED": "ESTABLISHED", "TCP_SYN_SENT": "SYN_SENT", "TCP_SYN_RECV": "SYN_RCVD",
                 "TCP_FIN_WAIT1": "FIN_WAIT_1", "TCP_FIN_WAIT2": "FIN_WAIT_2", "TCP_TIME_WAIT": "TIME_WAIT",
                 "TCP_CLOSE": "CLOSED", "TCP_CLOSE_WAIT": "CLOSE_WAIT", "TCP_LAST_ACK": "LAST_ACK",
@@ -33,43 +35,61 @@ def _addr(endpoint: str) -> str:
     return endpoint.rsplit(":", 1)[0]
 
 
-def kernel_events(view, trace: list[dict]) -> list[dict]:
+class KernelIndex:
+    """The tracepoint events indexed by the endpoints they name, built once for all connections."""
+
+    def __init__(self, trace: list[dict]):
+        self.by_pair: dict[tuple[str, str], list[dict]] = collections.defaultdict(list)
+        self.listen: dict[str, list[float]] = collections.defaultdict(list)          # local -> times
+        self.connect: dict[tuple[str, str], list[float]] = collections.defaultdict(list)  # (addr, remote) -> times
+        self.resets: set[tuple[str, float]] = set()
+        for e in trace:
+            local, remote = endpoints(e)
+            self.by_pair[local, remote].append(e)
+            if e["event"] == "tcp_receive_reset":
+                self.resets.add((local, round(e["t"], 3)))
+            elif e["event"] == "inet_sock_set_state" and e.get("newstate") == "TCP_LISTEN":
+                self.listen[local].append(e["t"])
+            elif e["event"] == "inet_sock_set_state" and e.get("newstate") == "TCP_SYN_SENT" and e.get("sport") == "0":
+                self.connect[_addr(local), remote].append(e["t"])
+
+    def first_change(self, local: str, remote: str, old: str) -> bool:
+        return any(e["event"] == "inet_sock_set_state" and e.get("oldstate") == old
+                   for e in self.by_pair.get((local, remote), ()))
+
+
+def kernel_events(view, index: KernelIndex) -> list[dict]:
     """The kernel's events for this connection, as view events: state changes (type "kstate", per
     host), tcp_probe samples ("kprobe": cwnd, ssthresh, srtt in seconds, snd_wnd) and the counted
     tracepoints ("kevent")."""
     out: list[dict] = []
-    hosts = (view.left, view.right)
     last: dict[str, str] = {}
-    resets = {(endpoints(e)[0], round(e["t"], 3)) for e in trace if e["event"] == "tcp_receive_reset"}
-    for h, other in (hosts, hosts[::-1]):
-        listen = [e for e in trace if e["event"] == "inet_sock_set_state" and e.get("newstate") == "TCP_LISTEN"
-                  and endpoints(e)[0] == h and e["t"] <= view.start]
-        if listen and any(e.get("oldstate") == "TCP_LISTEN" and endpoints(e) == (h, other) for e in trace):
-            out.append({"t": listen[-1]["t"], "host": h, "type": "kstate", "from": "CLOSED", "to": "LISTEN",
+    for h, other in ((view.left, view.right), (view.right, view.left)):
+        listen = [t for t in index.listen.get(h, ()) if t <= view.start]
+        if listen and index.first_change(h, other, "TCP_LISTEN"):
+            out.append({"t": listen[-1], "host": h, "type": "kstate", "from": "CLOSED", "to": "LISTEN",
                         "why": "the listening socket"})
-        connecting = [e for e in trace if e["event"] == "inet_sock_set_state" and e.get("sport") == "0"
-                      and e.get("newstate") == "TCP_SYN_SENT" and endpoints(e)[1] == other
-                      and _addr(endpoints(e)[0]) == _addr(h) and e["t"] <= view.start]
-        if connecting and any(e.get("oldstate") == "TCP_SYN_SENT" and endpoints(e) == (h, other) for e in trace):
-            out.append({"t": connecting[-1]["t"], "host": h, "type": "kstate", "from": "CLOSED", "to": "SYN_SENT",
+        connecting = [t for t in index.connect.get((_addr(h), other), ()) if t <= view.start]
+        if connecting and index.first_change(h, other, "TCP_SYN_SENT"):
+            out.append({"t": connecting[-1], "host": h, "type": "kstate", "from": "CLOSED", "to": "SYN_SENT",
                         "why": "connect()"})
-    for e in trace:
-        local, remote = endpoints(e)
-        if (local, remote) not in ((view.left, view.right), (view.right, view.left)):
-            continue
-        if e["event"] == "inet_sock_set_state":
-            old, new = KERNEL_NAMES.get(e["oldstate"], e["oldstate"]), KERNEL_NAMES.get(e["newstate"], e["newstate"])
-            if new == "CLOSED" and old in ("FIN_WAIT_2", "CLOSING") and (local, round(e["t"], 3)) not in resets:
-                new = "TIME_WAIT"  # handed to a timewait socket
-            if old == "LISTEN":
-                old = last.get(local, "LISTEN")
-            out.append({"t": e["t"], "host": local, "type": "kstate", "from": old, "to": new})
-            last[local] = new
-        elif e["event"] == "tcp_probe":
-            out.append({"t": e["t"], "host": local, "type": "kprobe", "cwnd": int(e["snd_cwnd"]),
-                        "ssthresh": int(e["ssthresh"]), "srtt": int(e["srtt"]) / 1e6, "snd_wnd": int(e["snd_wnd"])})
-        elif e["event"] in COUNTED:
-            out.append({"t": e["t"], "host": local, "type": "kevent", "event": e["event"]})
+        for e in index.by_pair.get((h, other), ()):
+            if not view.start - 1 <= e["t"]:
+                continue  # an earlier connection of the same endpoints
+            if e["event"] == "inet_sock_set_state":
+                old = KERNEL_NAMES.get(e["oldstate"], e["oldstate"])
+                new = KERNEL_NAMES.get(e["newstate"], e["newstate"])
+                if new == "CLOSED" and old in ("FIN_WAIT_2", "CLOSING") and (h, round(e["t"], 3)) not in index.resets:
+                    new = "TIME_WAIT"  # handed to a timewait socket
+                if old == "LISTEN":
+                    old = last.get(h, "LISTEN")
+                out.append({"t": e["t"], "host": h, "type": "kstate", "from": old, "to": new})
+                last[h] = new
+            elif e["event"] == "tcp_probe":
+                out.append({"t": e["t"], "host": h, "type": "kprobe", "cwnd": int(e["snd_cwnd"]),
+                            "ssthresh": int(e["ssthresh"]), "srtt": int(e["srtt"]) / 1e6, "snd_wnd": int(e["snd_wnd"])})
+            elif e["event"] in COUNTED:
+                out.append({"t": e["t"], "host": h, "type": "kevent", "event": e["event"]})
     out.sort(key=lambda e: e["t"])
     return out
 

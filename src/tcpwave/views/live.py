@@ -19,7 +19,7 @@ from ..wire.tcp import PROTO_TCP
 from .capture import _restore
 from .diagrams import timeline
 from .infer import infer_connections
-from .kernel_view import endpoints, kernel_events
+from .kernel_view import KernelIndex, endpoints, kernel_events
 from .kernel_view import render as render_kernel
 from .ladder import render_ladder
 from .ring import Ring
@@ -39,7 +39,8 @@ class Live:
         self.out, self.color, self.width, self.ladder = out, color, width, ladder
         self.t0: float | None = None
         self.gaps: list[dict] = []      # {"after": t, "before": t or None, "dropped": n, "printed": bool}
-        self.kernel: list[dict] = []    # tracepoint events (tracefs.KernelTrace.read)
+        self.kernel: list[dict] = []    # tracepoint events (tracefs.KernelTrace.read) of the endpoints captured
+        self._index: KernelIndex | None = None
         self.dropped = 0
         self._mark: float | None = None  # the newest packet's time at the last drop-count reading
         self._next_redraw = 0.0
@@ -80,6 +81,11 @@ class Live:
             if local in self.endpoints or remote in self.endpoints or (
                     (e.get("sport") == "0" or e.get("dport") == "0") and _addr(local) in addrs):
                 self.kernel.append(e)
+        self._index = KernelIndex(self.kernel)
+
+    def kernel_of(self, view) -> list[dict]:
+        """The kernel's events for one connection (none before keep())."""
+        return kernel_events(view, self._index) if self._index is not None else []
 
     def _endpoints(self, packet: bytes) -> tuple[str, ...]:
         """A packet's endpoints (cached by the bytes that name them: a transfer repeats them)."""
@@ -153,7 +159,7 @@ class Live:
         t0 = self.t0 or 0.0
         views = self.views()
         for n, v in enumerate(views, 1):
-            kernel = kernel_events(v, self.kernel) if self.kernel else []
+            kernel = self.kernel_of(v)
             text = []
             for host in (v.left, v.right):
                 ks = [dict(e, type="state", t=e["t"] - t0) for e in kernel
@@ -187,7 +193,7 @@ class Live:
         for n, v in enumerate(views, 1):
             for e in v.events:
                 print(json.dumps(dict(e, t=round(e["t"] - t0, 9), conn=n, source="wire")), file=out)
-            for e in kernel_events(v, self.kernel) if self.kernel else []:
+            for e in self.kernel_of(v):
                 print(json.dumps(dict(e, t=round(e["t"] - t0, 9), conn=n, source="kernel")), file=out)
         gaps = [{"after": g["after"] - t0 if g["after"] is not None else None,
                  "before": g["before"] - t0 if g["before"] is not None else None, "dropped": g["dropped"]}

@@ -71,6 +71,8 @@ class KernelTrace:
         self.lost = 0  # chunks let go because HOLD was reached
         self._stop = threading.Event()
         self._idle = threading.Event()
+        self._latest = 0.0  # the newest event's time read so far
+        self._until = float("inf")  # drain(): the time to read up to
         self._thread = threading.Thread(target=self._follow, name="tracefs", daemon=True)
         try:
             _write(os.path.join(self.dir, "trace_clock"), "mono")
@@ -103,13 +105,23 @@ class KernelTrace:
                 continue
             self._chunks.append(chunk)
             self._held += len(chunk)
+            end = chunk.rfind(b"\n")
+            m = _LINE.search(chunk[chunk.rfind(b"\n", 0, end) + 1:end].decode("utf-8", "replace")) if end > 0 else None
+            if m:
+                self._latest = float(m.group(1))  # (CLOCK_MONOTONIC)
+                if self._latest >= self._until:
+                    self._idle.set()
             while self._held > HOLD:
                 self._held -= len(self._chunks.popleft())
                 self.lost += 1
 
     def drain(self, seconds: float) -> bool:
-        """Wait (at most `seconds`) until everything the kernel holds has been read; False if not."""
+        """Wait (at most `seconds`) until the events of everything before now have been read (an event
+        stamped later has been, or there is nothing left); False if not."""
+        self._until = time.monotonic()
         self._idle.clear()
+        if self._latest >= self._until:
+            return True
         return self._idle.wait(seconds)
 
     def read(self) -> list[dict]:
