@@ -79,7 +79,7 @@ class KernelTrace:
             _write(os.path.join(self.dir, "buffer_size_kb"), str(BUFFER_KB))
             for event in EVENTS:
                 path = os.path.join(self.dir, "events", event)
-                if os.path.isdir(path):  # tcp_cong_state_set is newer than the rest (Linux 5.19)
+                if os.path.isdir(path):  # tcp_cong_state_set is newer than the rest: skipped where absent
                     if event.endswith("inet_sock_set_state"):
                         _write(os.path.join(path, "filter"), "protocol == 6")
                     _write(os.path.join(path, "enable"), "1")
