@@ -8,7 +8,7 @@ from ..views.diagrams import mermaid, state_dot, timeline
 from ..views.files import add_arguments as add_view_arguments
 from ..views.files import add_ladder_arguments, write_views
 from ..views.ladder import render_ladder
-from ..views.live import run_live
+from . import live_session
 
 FORMATS = ("ladder", "timeline", "mermaid", "dot")
 
@@ -23,7 +23,8 @@ def add_parser(sub) -> None:
     p.add_argument("input", metavar="INPUT", nargs="?",
                    help="a .pcap/.pcapng file or a tcpwave event log (JSON lines)")
     p.add_argument("--live", metavar="IFACE",
-                   help="instead of a file: capture on IFACE (root) and draw as packets arrive, until Ctrl-C")
+                   help="instead of a file: capture on IFACE (root) and draw as packets arrive, until Ctrl-C; "
+                        "with --pcapng, --msl, --width, --color, --html, --buffer-mb, --no-kernel")
     p.add_argument("--format", "-f", action="append", choices=FORMATS + ("all",),
                    help="what to print (repeatable): ladder, timeline, mermaid, dot or all "
                         "(default: ladder and timeline)")
@@ -37,12 +38,13 @@ def add_parser(sub) -> None:
                    help="show wall-clock times of day (default: seconds since the first packet, as Wireshark)")
     add_view_arguments(p)
     add_ladder_arguments(p)
+    live_session.add_arguments(p)  # for --live
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     if args.live:
-        return run_live(args.live, 30.0)
+        return live_session.run_live(args)
     if args.input is None:
         print("tcpwave trace: give a capture or event log, or --live IFACE", file=sys.stderr)
         return 2

@@ -219,11 +219,18 @@ def _plots(view: ConnectionView) -> list[tuple[str, str]]:
         from . import plots
     except ImportError:  # pragma: no cover
         return []
+    from .kernel_plot import kernel_cc_plot, kernel_hosts
+
     sender = plots.data_sender(view.events, view.left, view.right)
-    if not any(e["type"] == "send" and e["len"] for e in view.events):
-        return []
     try:
-        return [(f"time-sequence graph ({sender} → receiver)",
+        kernel = [(f"{h}: cwnd and srtt as the kernel keeps them (tcp:tcp_probe)",
+                   _png(lambda p, h=h: kernel_cc_plot(view.events, h, p))) for h in kernel_hosts(view.events)]
+    except RuntimeError:
+        return []
+    if not any(e["type"] == "send" and e["len"] for e in view.events):
+        return kernel
+    try:
+        return kernel + [(f"time-sequence graph ({sender} → receiver)",
                  _png(lambda p: plots.time_sequence(view.events, view.left, view.right, p, sender))),
                 (f"{sender}: cwnd, RTT, RTO", _png(lambda p: plots.cc_plots(view.events, sender, p)))]
     except RuntimeError:  # no matplotlib: the report goes without plots
