@@ -139,7 +139,7 @@ class _Observer:
                 if lab is None:
                     continue
                 if lab.kind == "out-of-order":
-                    e["note"] = "out-of-order: sent before the segment above it (IPv4 ID)"
+                    e["note"] = "out-of-order: late original"
                 if lab.lost:
                     events.append({"t": e["t"], "host": me, "type": "drop", "where": "link",
                                    "reason": "not received", "flags": e["flags"], "seq": e["seq"],

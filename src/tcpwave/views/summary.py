@@ -117,6 +117,8 @@ def _direction(sends: list[dict], me: str, mine, theirs) -> Direction:
     if zero_since is not None and sends:
         out.zero_window.append(sends[-1]["t"] - zero_since)
     for h in mine.holes:
+        if h.fate == "reordered":  # seen after all, late
+            continue
         out.not_captured[h.fate] = out.not_captured.get(h.fate, 0) + seq_diff(h.end, h.start)
     if acked_to is not None and acked_from is not None and last_ack_time is not None and first_data is not None \
             and last_ack_time > first_data:
