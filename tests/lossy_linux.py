@@ -90,9 +90,12 @@ def _dump(ns: str, dev: str, path: str) -> subprocess.Popen:
     return proc
 
 
-def run(tmp: str, nbytes: int = 600_000, chunks: int = 20, every: int = 23, rate: str = "40mbit") -> dict:
-    """Transfer `nbytes` from sender to receiver, the router dropping every `every`th data packet.
-    Returns the two capture paths, the sender's counters and the bytes the receiver read."""
+def run(tmp: str, nbytes: int = 300_000, chunks: int = 40, every: int = 6, rate: str = "40mbit",
+        reorder: bool = False) -> dict:
+    """Transfer `nbytes` from sender to receiver in `chunks` request/response rounds, the router dropping
+    every `every`th data packet. With `reorder`, nothing is dropped: every `every`th data packet is
+    held back instead (an htb class of its own whose tbf runs at 2 Mbit/s), so it arrives after
+    later ones. Returns the two capture paths, the sender's counters and the bytes the receiver read."""
     tag = f"{os.getpid() % 100000}"
     snd, rtr, rcv = f"tws{tag}", f"twr{tag}", f"twc{tag}"
     made: list[str] = []
@@ -112,11 +115,20 @@ def run(tmp: str, nbytes: int = 600_000, chunks: int = 20, every: int = 23, rate
         _sh("ip", "-n", snd, "route", "add", "default", "via", SND_GW)
         _sh("ip", "-n", rcv, "route", "add", "default", "via", RCV_GW)
         _sh("ip", "netns", "exec", rtr, "sysctl", "-qw", "net.ipv4.ip_forward=1")
-        _sh("ip", "netns", "exec", rtr, "iptables", "-A", "FORWARD", "-s", SND, "-p", "tcp", "-m", "length",
-            "--length", "100:65535", "-m", "statistic", "--mode", "nth", "--every", str(every), "--packet", "0",
-            "-j", "DROP")
-        _sh("ip", "netns", "exec", rtr, "tc", "qdisc", "add", "dev", "r1", "root", "tbf", "rate", rate,
-            "burst", "16kb", "latency", "100ms")
+        nth = ["-s", SND, "-p", "tcp", "-m", "length", "--length", "100:65535", "-m", "statistic", "--mode", "nth",
+               "--every", str(every), "--packet", "0"]
+        tc = ["ip", "netns", "exec", rtr, "tc"]
+        if reorder:
+            _sh("ip", "netns", "exec", rtr, "iptables", "-t", "mangle", "-A", "FORWARD", *nth, "-j", "CLASSIFY",
+                "--set-class", "1:10")
+            _sh(*tc, "qdisc", "add", "dev", "r1", "root", "handle", "1:", "htb", "default", "20")
+            for cls in ("1:10", "1:20"):
+                _sh(*tc, "class", "add", "dev", "r1", "parent", "1:", "classid", cls, "htb", "rate", "1gbit")
+            _sh(*tc, "qdisc", "add", "dev", "r1", "parent", "1:10", "handle", "10:", "tbf", "rate", "2mbit",
+                "burst", "1600", "limit", "200000")
+        else:
+            _sh("ip", "netns", "exec", rtr, "iptables", "-A", "FORWARD", *nth, "-j", "DROP")
+            _sh(*tc, "qdisc", "add", "dev", "r1", "root", "tbf", "rate", rate, "burst", "16kb", "latency", "100ms")
         spcap, rpcap = os.path.join(tmp, "sender.pcap"), os.path.join(tmp, "receiver.pcap")
         procs.append(_dump(snd, "s0", spcap))
         procs.append(_dump(rcv, "c0", rpcap))
@@ -158,4 +170,4 @@ def _settle(*paths: str) -> None:
 
 
 if __name__ == "__main__":  # a manual run: python tests/lossy_linux.py DIR
-    print(json.dumps(run(sys.argv[1], *map(int, sys.argv[2:])), indent=1))
+    print(json.dumps(run(sys.argv[1], reorder="reorder" in sys.argv[2:]), indent=1))

@@ -4,9 +4,10 @@
 sent, the way Wireshark's TCP analysis does where it has a name for it, and more carefully where the
 evidence allows:
 
-- a segment carrying sequence space already seen is a retransmission, unless its IPv4 ID is older
-  than one already seen from the same sender (Linux numbers the packets of a connection in order):
-  then it is the original, arriving late (reordering), and it carries new data at this point;
+- a segment carrying sequence space already seen is a retransmission, unless it fills a gap and its
+  IPv4 ID is older than that of the segment that showed the gap (Linux numbers the packets of a
+  connection in order, and sends originals in sequence order): then it is the original, arriving
+  late (reordering), and it carries new data at this point;
 - a retransmission of the segment at the cumulative ACK, sent at least RTO_MIN after that segment's
   previous transmission and not right after a duplicate ACK or SACK, is the retransmission timer's
   (Linux times the RTO from the head segment's transmission, whatever the sender did meanwhile); one
@@ -34,7 +35,7 @@ class Label:
     rtx: str = ""  # for retransmissions: "rto", "fast", "tlp", "after-rto"
     flags: set[str] = dataclasses.field(default_factory=set)  # window-full, zero-window-probe, keep-alive,
     # window-update, dup-ack, previous-segment-not-captured, acked-unseen-segment
-    lost: bool = False  # this copy did not reach the peer (evidence above)
+    lost: bool = False  # this copy did not reach the peer (evidence above), at a capture before the peer
     wait: float | None = None  # for a retransmission: since the previous copy (seen, or due at a hole)
 
 
@@ -44,6 +45,7 @@ class Hole:
     start: int
     end: int
     t: float  # when the segment after it was seen
+    id_after: int | None = None  # that segment's IPv4 ID: an original of the gap was sent before it
     fate: str = "unknown"  # "lost before this point", "reordered", "not captured (ACKed)", "unknown"
 
 
@@ -63,12 +65,14 @@ def _wscale(opts: str) -> int | None:
 
 def ip_id_in_order(sends: list[dict], me: str) -> bool:
     """Whether `me` numbers its IPv4 packets in order (Linux does, per connection): nine steps in ten
-    go forward by a little."""
+    are small (reordering makes some go back), and more go forward than back."""
     ids = [e["ipid"] for e in sends if e["host"] == me and e.get("ipid") is not None]
     if len(ids) < 4 or len(set(ids)) < 2:
         return False
-    forward = sum(1 for a, b in zip(ids, ids[1:], strict=False) if 0 < (b - a) & 0xFFFF < 1024)
-    return forward >= 0.9 * (len(ids) - 1) - 1
+    steps = [(b - a) & 0xFFFF for a, b in zip(ids, ids[1:], strict=False)]
+    forward = sum(1 for s in steps if 0 < s < 1024)
+    back = sum(1 for s in steps if s > 0x10000 - 1024)
+    return forward + back >= 0.9 * len(steps) - 1 and forward > back
 
 
 class _Direction:
@@ -77,10 +81,10 @@ class _Direction:
         self.labels: dict[int, Label] = {}
         self.holes: list[Hole] = []
         self.dsacked: list[dict] = []  # retransmissions a D-SACK proved needless
+        self.dsack_ranges: list[tuple[int, int]] = []  # every D-SACK block: that data arrived twice
         self.acked_unseen = 0
         self.snd_max: int | None = None  # end of the highest sequence space seen from me
         self.una: int | None = None  # the peer's highest ACK
-        self.max_id: int | None = None
         self.last_tx: dict[int, tuple[float, dict | None]] = {}  # seq -> (time, event) of its latest copy
         self.sacked: list[tuple[int, int]] = []  # blocks the peer reported (bounded)
         self.resent: list[dict] = []  # retransmissions not yet D-SACKed (bounded by the flight)
@@ -95,6 +99,7 @@ class _Direction:
         self.peer_nxt: int | None = None
         self.nxt: int | None = None  # end of the highest sequence number seen from me, bare ACKs included
         self.last_dup: float | None = None  # when the peer last sent a duplicate ACK or a SACK
+        self.at_receiver = False  # the capture was taken at the peer: what it holds of mine arrived
         self.rtt_full: float | None = None  # the handshake's round trip, whole at any capture point
 
 
@@ -113,9 +118,13 @@ def analyse(sends: list[dict], me: str, peer: str) -> "_Direction":
             _mine(d, e)
         else:
             _theirs(d, e)
+    d.at_receiver = at_receiver(sends, me, peer)
     for copy, resend in d.candidates:
-        if not any(r is resend for r in d.dsacked):
-            d.labels[id(copy)].lost = True
+        if not any(r is resend for r in d.dsacked) and not any(_within(copy, a, b) for a, b in d.dsack_ranges):
+            if d.at_receiver:  # it arrived: the receiver's TCP threw it away (PAWS, a full buffer...)
+                d.labels[id(copy)].flags.add("discarded")
+            else:
+                d.labels[id(copy)].lost = True
     for h in d.holes:
         if h.fate == "unknown" and d.una is not None and seq_ge(d.una, h.end):
             h.fate = "not captured (ACKed)"
@@ -128,9 +137,6 @@ def _mine(d: _Direction, e: dict) -> None:
     n = e["len"] + ("SYN" in flags) + ("FIN" in flags)
     end = seq_add(e["seq"], n)
     ipid = e.get("ipid") if d.use_id else None
-    older = ipid is not None and d.max_id is not None and 0 < (d.max_id - ipid) & 0xFFFF < 0x8000
-    if ipid is not None and not older:
-        d.max_id = ipid
     peer_win = d.peer_last["win"] << d.peer_scale if d.peer_last is not None else None
     bare = not {"SYN", "FIN", "RST"} & set(flags)
     if bare and e["len"] <= 1 and d.una is not None and peer_win == 0 and e["seq"] in (d.una, seq_add(d.una, -1)):
@@ -141,19 +147,23 @@ def _mine(d: _Direction, e: dict) -> None:
         n = 0
     if n:
         if d.snd_max is not None and seq_le(end, d.snd_max):
-            if older and _fills_hole(d, e["seq"], end, "reordered"):
+            hole = _hole(d, e["seq"], end)
+            if hole is not None and ipid is not None and hole.id_after is not None \
+                    and 0 < (hole.id_after - ipid) & 0xFFFF < 0x8000:
                 lab.kind = "out-of-order"
+                _fill(d, hole, e["seq"], end, "reordered")
             else:
                 lab.kind = "retransmission"
-                hole = _fills_hole(d, e["seq"], end, "lost before this point")
-                if hole is not None and e["seq"] not in d.last_tx:  # its original went just before the
-                    d.last_tx[e["seq"]] = (hole.t, None)  # segment that showed the hole (no copy seen here)
+                if hole is not None and hole.fate == "unknown":
+                    _fill(d, hole, e["seq"], end, "lost before this point")
+                    if e["seq"] not in d.last_tx:  # its original went just before the segment that
+                        d.last_tx[e["seq"]] = (hole.t, None)  # showed the gap (no copy seen here)
                 _retransmission(d, e, lab, end)
         else:
             lab.kind = "new"
             if d.snd_max is not None and seq_gt(e["seq"], d.snd_max) and e["len"]:
                 lab.flags.add("previous-segment-not-captured")
-                d.holes.append(Hole(d.snd_max, e["seq"], e["t"]))
+                d.holes.append(Hole(d.snd_max, e["seq"], e["t"], ipid))
                 if len(d.holes) > 4096:
                     d.holes.pop(0)
             if e["len"]:
@@ -178,12 +188,30 @@ def _mine(d: _Direction, e: dict) -> None:
     d.my_last = e
 
 
-def _fills_hole(d: _Direction, start: int, end: int, fate: str) -> Hole | None:
+def _hole(d: _Direction, start: int, end: int) -> Hole | None:
+    """The gap (or a part of one already filled) that [start, end) falls in, unknown parts first."""
+    found = None
     for h in d.holes:
-        if h.fate == "unknown" and seq_lt(start, h.end) and seq_gt(end, h.start):
-            h.fate = fate
-            return h
-    return None
+        if seq_lt(start, h.end) and seq_gt(end, h.start):
+            if h.fate == "unknown":
+                return h
+            found = found or h
+    return found
+
+
+def _fill(d: _Direction, h: Hole, start: int, end: int, fate: str) -> None:
+    """Mark [start, end) of gap h with its fate, splitting off what stays unknown."""
+    a = start if seq_gt(start, h.start) else h.start
+    b = end if seq_lt(end, h.end) else h.end
+    if h.fate != "unknown" or (a == h.start and b == h.end):
+        h.fate = fate  # a late original shows that the resend which filled it first was needless
+        return
+    i = d.holes.index(h)
+    parts = [Hole(h.start, a, h.t, h.id_after)] if a != h.start else []
+    parts.append(Hole(a, b, h.t, h.id_after, fate))
+    if b != h.end:
+        parts.append(Hole(b, h.end, h.t, h.id_after))
+    d.holes[i:i + 1] = parts
 
 
 def _retransmission(d: _Direction, e: dict, lab: Label, end: int) -> None:
@@ -231,10 +259,13 @@ def _theirs(d: _Direction, e: dict) -> None:
             a, b = blocks[0]
             dsack = seq_le(b, ack) or (len(blocks) > 1 and seq_ge(a, blocks[1][0]) and seq_le(b, blocks[1][1]))
             if dsack:
+                d.dsack_ranges.append((a, b))
+                if len(d.dsack_ranges) > 4096:
+                    d.dsack_ranges.pop(0)
                 hit = [r for r in d.resent if _within(r, a, b)]
-                if hit:
-                    d.dsacked.append(hit[0])
-                    d.resent.remove(hit[0])
+                if hit:  # the duplicate that arrived last: the latest copy sent
+                    d.dsacked.append(hit[-1])
+                    d.resent.remove(hit[-1])
                 blocks = blocks[1:]
             d.sacked = [blk for blk in d.sacked + blocks if seq_gt(blk[1], ack)][-64:]
     end = seq_add(e["seq"], e["len"] + ("SYN" in flags) + ("FIN" in flags))
@@ -244,6 +275,32 @@ def _theirs(d: _Direction, e: dict) -> None:
                                              d.peer_last is not None and e["ack"] == d.peer_last["ack"]):
         d.last_dup = e["t"]
     d.peer_last = e
+
+
+_INITIAL_TTL = (64, 128, 255)
+
+
+def at_receiver(sends: list[dict], me: str, peer: str) -> bool:
+    """Whether this capture was taken where `me`'s segments arrive (so each one it holds arrived): the
+    peer's packets carry an initial TTL (64, 128, 255: not routed yet) and mine a smaller one; or,
+    failing that, in the handshake the peer answered at least four times faster than `me` did."""
+    mine = {e["ttl"] for e in sends if e["host"] == me and "ttl" in e}
+    theirs = {e["ttl"] for e in sends if e["host"] == peer and "ttl" in e}
+    if mine and theirs and mine.isdisjoint(_INITIAL_TTL) != theirs.isdisjoint(_INITIAL_TTL):
+        return theirs <= set(_INITIAL_TTL)
+    syn = next((e for e in sends if e["flags"] == "SYN"), None)
+    if syn is None:
+        return False
+    synack = next((e for e in sends if e["host"] != syn["host"] and e["flags"] == "SYN,ACK"), None)
+    if synack is None:
+        return False
+    ack = next((e for e in sends if e["host"] == syn["host"] and e["t"] >= synack["t"] and "SYN" not in e["flags"]),
+               None)
+    if ack is None:
+        return False
+    server, client = synack["t"] - syn["t"], ack["t"] - synack["t"]
+    mine_t, theirs_t = (client, server) if syn["host"] == me else (server, client)
+    return theirs_t * 4 < mine_t
 
 
 def handshake_rtt(sends: list[dict]) -> float | None:
@@ -271,5 +328,7 @@ def data_span(d: _Direction, sends: list[dict], me: str) -> int:
     first = next((e for e in sends if e["host"] == me and e["len"]), None)
     if first is None or d.snd_max is None:
         return 0
+    syn = next((e for e in sends if e["host"] == me and "SYN" in e["flags"]), None)
+    start = seq_add(syn["seq"], 1) if syn is not None else first["seq"]  # the first data may be unseen here
     fin = any("FIN" in e["flags"] and e["host"] == me for e in sends)
-    return max(0, seq_diff(d.snd_max, first["seq"]) - fin)
+    return max(0, seq_diff(d.snd_max, start) - fin)

@@ -63,7 +63,7 @@ class _Observer:
             side.state = new
 
     # ------------------------------------------------------------ one segment
-    def segment(self, t: float, src: str, dst: str, seg, ipid: int | None = None) -> None:
+    def segment(self, t: float, src: str, dst: str, seg, ipid: int | None = None, ttl: int | None = None) -> None:
         x, y = self.sides[src], self.sides[dst]
         f, n = seg.flags, len(seg.payload)
         self.view.end = t
@@ -74,6 +74,8 @@ class _Observer:
             event["opts"] = describe_options(seg.options)
         if ipid is not None:
             event["ipid"] = ipid
+        if ttl is not None:
+            event["ttl"] = ttl
         end = seq_add(seg.seq, seg_len)
         if seg_len and x.snd_max is not None and seq_le(end, x.snd_max):
             event["note"] = "retransmission"  # or a late original: finish() looks at the IPv4 ID
@@ -140,6 +142,8 @@ class _Observer:
                     continue
                 if lab.kind == "out-of-order":
                     e["note"] = "out-of-order: late original"
+                if "discarded" in lab.flags:  # e.g. PAWS: a late copy whose timestamp is older than the last
+                    e["note"] = (e["note"] + "; " if e.get("note") else "") + "arrived, not ACKed: discarded"
                 if lab.lost:
                     events.append({"t": e["t"], "host": me, "type": "drop", "where": "link",
                                    "reason": "not received", "flags": e["flags"], "seq": e["seq"],
@@ -213,7 +217,8 @@ def infer_connections(packets: list[tuple[float, bytes]]) -> tuple[list[Connecti
                 obs.finish()
             obs = observers[key] = _Observer(src, dst, t)
             views.append(obs.view)
-        obs.segment(t, src, dst, seg, int.from_bytes(raw[4:6], "big") if pkt.src.version == 4 else None)
+        v4 = pkt.src.version == 4
+        obs.segment(t, src, dst, seg, int.from_bytes(raw[4:6], "big") if v4 else None, raw[8] if v4 else raw[7])
     for obs in {id(o): o for o in observers.values()}.values():
         obs.finish()
     return views, skipped

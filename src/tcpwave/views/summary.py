@@ -37,7 +37,9 @@ class Direction:
     spurious: int = 0  # retransmissions the receiver reported as duplicates (D-SACK)
     out_of_order: int = 0  # late originals (IPv4 ID older than one already seen)
     lost_beyond: int = 0  # copies seen here that did not reach the peer (the ladder's X)
+    discarded: int = 0  # copies a capture at the receiver holds that its ACKs never covered (e.g. PAWS)
     not_captured: dict[str, int] = dataclasses.field(default_factory=dict)  # fate -> bytes never seen here
+    gaps: int = 0  # segments that jumped ahead of what this capture showed ("previous segment not captured")
     acked_unseen: int = 0  # the peer's ACKs of sequence space this capture never showed
     dup_acks: int = 0
     dup_ack_runs: int = 0
@@ -90,7 +92,9 @@ def _direction(sends: list[dict], me: str, mine, theirs) -> Direction:
                 out.out_of_order += 1
             if lab.kind == "new" and e["len"] and first_data is None:
                 first_data, acked_from = e["t"], e["seq"]
+            out.gaps += "previous-segment-not-captured" in lab.flags
             out.lost_beyond += lab.lost
+            out.discarded += "discarded" in lab.flags
             out.window_full += "window-full" in lab.flags
             out.zero_window_probes += "zero-window-probe" in lab.flags
             out.keep_alives += "keep-alive" in lab.flags
@@ -170,9 +174,11 @@ def render(summary: dict[str, Direction]) -> str:
         lines.append(f"  RTO               {len(w)}" + (f", longest wait {max(w):.3f} s, {sum(w):.3f} s in all"
                                                         if w else ""))
         lines.append(f"  out-of-order      {d.out_of_order} (late originals, by IPv4 ID)")
-        lines.append(f"  lost beyond here  {d.lost_beyond} (seen here, never reached the peer)")
+        lines.append(f"  lost beyond here  {d.lost_beyond} (seen here, never reached the peer); {d.discarded} "
+                     "arrived but were discarded (never ACKed)")
         gaps = ", ".join(f"{n} bytes {fate}" for fate, n in sorted(d.not_captured.items()))
-        lines.append(f"  not seen here     {gaps or 'none'}; {d.acked_unseen} ACKs of unseen segments")
+        lines.append(f"  not seen here     {d.gaps} gaps: {gaps or 'none'}; {d.acked_unseen} ACKs of unseen "
+                     "segments")
         lines.append(f"  duplicate ACKs    {d.dup_acks} received in {d.dup_ack_runs} runs, "
                      f"longest {d.longest_dup_ack_run}")
         lines.append(f"  window            {d.window_full} window-full, {d.window_updates} updates, "
