@@ -194,3 +194,24 @@ def test_a_snap_length_that_cuts_options_or_headers_is_reported(tmp_path, capsys
     assert main(["trace", _write(tmp_path, c, "s30.pcap", snaplen=30), "--summary"]) == 1
     err = capsys.readouterr().err
     assert f"cut the TCP header of {len(c.frames)} packets" in err and "no TCP connections" in err
+
+
+def test_the_png_plots_the_rtt_samples_the_summary_counts(tmp_path):
+    """Issue 23, defect 5: the cc plot drew samples up to ~240 ms where the summary said max 22 ms. A
+    segment sent after one that is lost is ACKed only once the hole is filled: no sample (Karn's rule
+    as the summary applies it), in the plot as in the summary."""
+    from tcpwave.views.plots import capture_rtt_samples
+
+    c = Conversation()
+    c.handshake()
+    c.seg(0.010, "A", 1001, 5001, n=MSS)
+    c.seg(0.013, "B", 5001, 2001)
+    c.seg(0.014, "A", 2001, 5001, n=MSS)  # lost
+    c.seg(0.015, "A", 3001, 5001, n=MSS)
+    c.seg(0.018, "B", 5001, 2001, sack=((3001, 4001),))
+    c.seg(0.230, "A", 2001, 5001, n=MSS)  # the timer
+    c.seg(0.233, "B", 5001, 4001)
+    v = _view(_write(tmp_path, c))
+    s = summarize(v.events, v.left, v.right)[v.left]
+    plotted = capture_rtt_samples(v.events, v.left)
+    assert [round(x, 6) for _, x in plotted] == [round(x, 6) for x in s.rtt] == [0.003]
