@@ -31,7 +31,8 @@ n, chunks = int(sys.argv[1]), int(sys.argv[4])
 s = socket.create_connection((sys.argv[2], int(sys.argv[3])), timeout=30)
 for _ in range(chunks):  # request/response: each chunk's tail can only be recovered by TLP or the RTO
     s.sendall(b"x" * (n // chunks))
-    assert s.recv(1) == b"k"
+    while b"k" not in s.recv(65536):  # (and whatever the receiver trickles meanwhile)
+        pass
 s.shutdown(socket.SHUT_WR)
 while s.recv(65536):
     pass
@@ -39,7 +40,7 @@ s.close()
 """
 
 RECEIVER = r"""
-import socket, sys
+import socket, sys, threading
 l = socket.socket()
 l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 l.bind((sys.argv[1], int(sys.argv[2])))
@@ -47,7 +48,17 @@ l.listen()
 print("ready", flush=True)
 c, _ = l.accept()
 c.settimeout(30)
-n, chunks = int(sys.argv[3]), int(sys.argv[4])
+n, chunks, trickle = int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+done = threading.Event()
+lock = threading.Lock()
+
+def dribble():  # data the other way, 100 bytes every 20 ms: the sender is never silent for long
+    while not done.wait(0.02):
+        with lock:
+            c.sendall(b"t" * 100)
+
+if trickle:
+    threading.Thread(target=dribble, daemon=True).start()
 got = 0
 for _ in range(chunks):
     want = got + n // chunks
@@ -55,7 +66,9 @@ for _ in range(chunks):
         b = c.recv(65536)
         assert b
         got += len(b)
-    c.sendall(b"k")
+    with lock:
+        c.sendall(b"k")
+done.set()
 assert not c.recv(1)
 c.close()
 print(got, flush=True)
@@ -91,11 +104,13 @@ def _dump(ns: str, dev: str, path: str) -> subprocess.Popen:
 
 
 def run(tmp: str, nbytes: int = 300_000, chunks: int = 40, every: int = 6, rate: str = "40mbit",
-        reorder: bool = False) -> dict:
+        reorder: bool = False, trickle: bool = False) -> dict:
     """Transfer `nbytes` from sender to receiver in `chunks` request/response rounds, the router dropping
     every `every`th data packet. With `reorder`, nothing is dropped: every `every`th data packet is
     held back instead (an htb class of its own whose tbf runs at 2 Mbit/s), so it arrives after
-    later ones. Returns the two capture paths, the sender's counters and the bytes the receiver read."""
+    later ones. With `trickle`, the receiver also sends 100 bytes every 20 ms the other way, so the
+    sender ACKs all along (never silent while its timer runs). Returns the two capture paths, the
+    sender's counters and the bytes the receiver read."""
     tag = f"{os.getpid() % 100000}"
     snd, rtr, rcv = f"tws{tag}", f"twr{tag}", f"twc{tag}"
     made: list[str] = []
@@ -133,7 +148,7 @@ def run(tmp: str, nbytes: int = 300_000, chunks: int = 40, every: int = 6, rate:
         procs.append(_dump(snd, "s0", spcap))
         procs.append(_dump(rcv, "c0", rpcap))
         server = subprocess.Popen(["ip", "netns", "exec", rcv, sys.executable, "-c", RECEIVER, RCV, str(PORT),
-                                   str(nbytes), str(chunks)],
+                                   str(nbytes), str(chunks), "1" if trickle else "0"],
                                   stdout=subprocess.PIPE, text=True)
         procs.append(server)
         assert server.stdout is not None and server.stdout.readline().strip() == "ready"

@@ -130,7 +130,7 @@ def capture_warnings(path: str, report: dict) -> list[str]:
     if report.get("cut_short"):
         out.append(f"{path} appears to have been cut short in the middle of a packet; what follows covers the "
                    "packets before the cut")
-    snap = report.get("snaplen")
+    snap = report.get("cut_at") or report.get("snaplen")  # editcap -s leaves the header's snap length
     if report.get("headers_cut"):
         out.append(f"the snap length ({snap} bytes) cut the TCP header of {report['headers_cut']} packets: they "
                    "cannot be analysed (capture with -s 128 or more)")

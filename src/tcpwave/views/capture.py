@@ -86,7 +86,8 @@ def _restore(ip: bytes, missing: int, report: dict | None = None) -> bytes:
 def read_capture(path: str, report: dict | None = None) -> list[tuple[float, bytes]]:
     """(time, IP packet) pairs. `report`, if given, receives what the file lacks: "cut_short" (the file
     ends in the middle of a packet, as a capture stopped abruptly or copied early leaves it),
-    "snaplen", "headers_cut" and "options_cut" (packets the snap length cut inside the TCP header)."""
+    "snaplen" (the file's), "cut_at" (the most any cut packet kept), "headers_cut" and "options_cut"
+    (packets the snap length cut inside the TCP header)."""
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < 4:
@@ -119,6 +120,8 @@ def _read_pcap(data: bytes, path: str, report: dict) -> Iterator[tuple[float, by
             break
         frame = data[off + 16: off + 16 + incl]
         off += 16 + incl
+        if incl < orig:
+            report["cut_at"] = max(report.get("cut_at", 0), incl)
         ip = strip_link(linktype, frame)
         if ip is not None:
             yield sec + frac * scale, _restore(ip, orig - len(frame), report)
@@ -149,6 +152,8 @@ def _read_pcapng(data: bytes, report: dict) -> Iterator[tuple[float, bytes]]:
             ifid, hi, lo, incl, orig = struct.unpack_from(endian + "IIIII", body, 0)
             linktype, tick = interfaces[ifid]
             frame = body[20:20 + incl]
+            if incl < orig:
+                report["cut_at"] = max(report.get("cut_at", 0), incl)
             ip = strip_link(linktype, frame)
             if ip is not None:
                 yield ((hi << 32) | lo) * tick, _restore(ip, orig - len(frame), report)
