@@ -4,7 +4,9 @@ import glob
 import json
 import os
 import re
+import stat
 import sys
+import tempfile
 import time
 
 from ..aio.control import ControlDirError, checked_dir, control_dir, query
@@ -17,7 +19,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("ss", help="list the connections of running tcpwave processes (like ss -tani)",
                        description="Ask running tcpwave processes (serve, sandbox) over their control sockets for "
                                    "their connections: state, queues, SND.UNA/NXT/WND, RCV.NXT/WND, cwnd, ssthresh, "
-                                   "SRTT, RTO and armed timers with the time left.")
+                                   "SRTT, RTO and armed timers with the time left. Root sees every user's.")
     p.add_argument("--control", metavar="SOCKET", action="append",
                    help="a control socket (default: every one in $TCPWAVE_CONTROL_DIR or the per-user directory)")
     p.add_argument("-s", "--summary", action="store_true", help="print counts per state")
@@ -39,9 +41,33 @@ def add_parser(sub) -> None:
 def _sockets(args) -> list[str]:
     if args.control:
         return args.control
-    if not os.path.lexists(control_dir()):
-        return []
-    return sorted(glob.glob(os.path.join(glob.escape(checked_dir(control_dir(), create=False)), "*.sock")))
+    paths = []
+    if os.path.lexists(control_dir()):
+        paths = sorted(glob.glob(os.path.join(glob.escape(checked_dir(control_dir(), create=False)), "*.sock")))
+    if os.geteuid() == 0 and not os.environ.get("TCPWAVE_CONTROL_DIR"):  # root sees every user's instances
+        for d in other_users_dirs():
+            if os.path.realpath(d) != os.path.realpath(control_dir()):
+                paths += sorted(glob.glob(os.path.join(glob.escape(d), "*.sock")))
+    return paths
+
+
+def other_users_dirs(tmp: str | None = None, run: str = "/run/user") -> list[str]:
+    """Every user's control directory that is what tcpwave makes (a real directory with mode 0700,
+    owned by the user its name or place says): /tmp/tcpwave-UID and /run/user/UID/tcpwave."""
+    tmp = tmp or tempfile.gettempdir()
+    found = []
+    for path in glob.glob(os.path.join(glob.escape(tmp), "tcpwave-[0-9]*")) + \
+            glob.glob(os.path.join(glob.escape(run), "[0-9]*", "tcpwave")):
+        owner = os.path.basename(path)[len("tcpwave-"):] if path.startswith(tmp) else \
+            os.path.basename(os.path.dirname(path))
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if owner.isdigit() and stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700 \
+                and st.st_uid == int(owner):
+            found.append(path)
+    return sorted(found)
 
 
 # What a reply must hold to be shown: key -> the types its value may have (None: may be null).
