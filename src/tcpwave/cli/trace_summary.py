@@ -7,7 +7,11 @@ from ..views.summary import as_json, intervals, render, render_intervals, summar
 
 
 def _wall(t: float) -> dict:
-    return {"unix": t, "iso": datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat()}
+    """A capture's time as Unix seconds and ISO 8601; a simulation's virtual clock (a demo's event log,
+    starting near 0) has no wall-clock time: iso is null."""
+    virtual = t < 1e8
+    return {"unix": None if virtual else t, "seconds": t,
+            "iso": None if virtual else datetime.datetime.fromtimestamp(t, datetime.UTC).isoformat()}
 
 
 def print_summary(args, views: list, absolute: list, chosen, warnings: list[str]) -> None:
