@@ -81,8 +81,7 @@ class _Direction:
         self.labels: dict[int, Label] = {}
         self.holes: list[Hole] = []
         self.dsacked: list[dict] = []  # retransmissions a D-SACK proved needless
-        self.dsack_ranges: list[tuple[int, int]] = []  # every D-SACK block: that data arrived twice
-        self.acked_unseen = 0
+        self.dsack_ranges: dict[int, int] = {}  # every D-SACK block, start -> end: that data arrived twice
         self.snd_max: int | None = None  # end of the highest sequence space seen from me
         self.una: int | None = None  # the peer's highest ACK
         self.last_tx: dict[int, tuple[float, dict | None]] = {}  # seq -> (time, event) of its latest copy
@@ -119,8 +118,10 @@ def analyse(sends: list[dict], me: str, peer: str) -> "_Direction":
         else:
             _theirs(d, e)
     d.at_receiver = at_receiver(sends, me, peer)
+    needless = {id(r) for r in d.dsacked}
     for copy, resend in d.candidates:
-        if not any(r is resend for r in d.dsacked) and not any(_within(copy, a, b) for a, b in d.dsack_ranges):
+        twice = d.dsack_ranges.get(copy["seq"])
+        if id(resend) not in needless and not (twice is not None and _within(copy, copy["seq"], twice)):
             if d.at_receiver:  # it arrived: the receiver's TCP threw it away (PAWS, a full buffer...)
                 d.labels[id(copy)].flags.add("discarded")
             else:
@@ -259,9 +260,9 @@ def _theirs(d: _Direction, e: dict) -> None:
             a, b = blocks[0]
             dsack = seq_le(b, ack) or (len(blocks) > 1 and seq_ge(a, blocks[1][0]) and seq_le(b, blocks[1][1]))
             if dsack:
-                d.dsack_ranges.append((a, b))
-                if len(d.dsack_ranges) > 4096:
-                    d.dsack_ranges.pop(0)
+                d.dsack_ranges[a] = b
+                if len(d.dsack_ranges) > 65536:
+                    d.dsack_ranges.pop(next(iter(d.dsack_ranges)))
                 hit = [r for r in d.resent if _within(r, a, b)]
                 if hit:  # the duplicate that arrived last: the latest copy sent
                     d.dsacked.append(hit[-1])
