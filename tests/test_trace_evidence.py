@@ -174,6 +174,7 @@ def test_summary_json_parses_and_says_what_the_text_says(tmp_path, capsys):
     assert [r["start"] for r in rows] == [0.0, 0.1, 0.2]
     assert sum(r["198.51.100.1:40000"]["bytes"] for r in rows) == 11 * MSS  # payload captured: 9 originals, 2 resends
     assert sum(r["198.51.100.1:40000"]["retransmissions"] for r in rows) == 2
+    assert main(["trace", path, "--json"]) == 2 and "go with --summary" in capsys.readouterr().err
 
 
 def test_a_cut_short_file_is_reported_and_fails(tmp_path, capsys):

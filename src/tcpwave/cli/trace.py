@@ -53,6 +53,9 @@ def run(args) -> int:
     if args.input is None:
         print("tcpwave trace: give a capture or event log, or --live IFACE", file=sys.stderr)
         return 2
+    if (args.json or args.interval is not None) and not args.summary:
+        print("tcpwave trace: --json and --interval go with --summary", file=sys.stderr)
+        return 2
     if args.interval is not None and args.interval <= 0:
         print("tcpwave trace: --interval takes a positive number of seconds", file=sys.stderr)
         return 2
