@@ -7,6 +7,7 @@ import socket
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import types
@@ -255,3 +256,27 @@ def test_another_users_xdg_runtime_dir_is_not_used(tmp_path, monkeypatch):
     monkeypatch.delenv("TCPWAVE_CONTROL_DIR", raising=False)
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(theirs))
     assert control_dir().endswith(f"tcpwave-{os.geteuid()}")
+
+
+def test_root_sees_every_users_running_instance(tmp_path, monkeypatch, capsys):
+    """Linux's ss shows root every socket; `tcpwave ss` as root reads every user's control directory
+    (/tmp/tcpwave-UID, /run/user/UID/tcpwave) that is what tcpwave makes, and no other."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    monkeypatch.delenv("TCPWAVE_CONTROL_DIR", raising=False)
+    monkeypatch.delenv("XDG_RUNTIME_DIR", raising=False)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    planted = []
+    try:
+        for uid, mode, pid in ((65534, 0o700, 1111), (65533, 0o755, 2222), (65532, 0o700, 3333)):
+            d = tmp_path / f"tcpwave-{uid}"
+            d.mkdir()
+            planted.append(Planted(str(d / "serve.sock"), json.dumps(dict(GOOD, pid=pid)).encode()))
+            os.chown(d, uid if pid != 3333 else 65531, uid)  # 3333's directory is not its name's user's
+            os.chmod(d, mode)  # 2222's may be entered by others: not tcpwave's
+        rc, out, err = _ss(capsys)
+        assert rc == 0 and "# pid 1111" in out, err
+        assert "# pid 2222" not in out and "# pid 3333" not in out
+    finally:
+        for p in planted:
+            p.close()

@@ -54,3 +54,26 @@ def test_doctor_passes_a_healthy_device_and_reports_a_broken_one():
             assert rc == 0 and "is yours" in out and "drew the kernel's RST" in out, out
         ns.call(*TCPWAVE, "tun", "del", "tcpwd0", check=True, capture_output=True)
 
+
+
+def test_doctor_json_lists_each_check_and_suggests_a_free_address():
+    """`doctor --json`: one JSON document, each check with its status and fix; and the address it
+    suggests instead of one already on this host is free (not the stack's own, not the kernel side's)."""
+    import json
+
+    with namespace("tcpwave-doctor") as ns:
+        assert ns.call(*TCPWAVE, "tun", "add", "tcpwd1", "--user", "root", capture_output=True).returncode == 0
+        r = ns.call(*TCPWAVE, "doctor", "--tun", "tcpwd1", "--json", capture_output=True, text=True, timeout=30)
+        doc = json.loads(r.stdout)
+        assert r.returncode == 0 and doc["failed"] == 0
+        assert {c["status"] for c in doc["checks"]} <= {"ok", "note"}
+        assert any("drew the kernel's RST" in c["what"] for c in doc["checks"])
+        ns.call("ip", "addr", "add", "192.0.2.3/32", "dev", "lo", check=True)  # an address taken on this host
+        r = ns.call(*TCPWAVE, "doctor", "--tun", "tcpwd1", "--addr", "192.0.2.3", "--json", capture_output=True,
+                    text=True, timeout=30)
+        doc = json.loads(r.stdout)
+        fails = [c for c in doc["checks"] if c["status"] == "fail"]
+        assert r.returncode == 1 and doc["failed"] == len(fails) == 2  # the local address, and its route via lo
+        (fail,) = [c for c in fails if "is a local address of this host" in c["what"]]
+        assert "e.g. 192.0.2.2)" in fail["fix"]  # not .1 (the kernel side's) nor .3 (taken)
+        ns.call(*TCPWAVE, "tun", "del", "tcpwd1", check=True, capture_output=True)

@@ -3,6 +3,7 @@ against `tcpwave serve` in a namespace with a real kernel client."""
 
 import asyncio
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -87,13 +88,35 @@ def test_ss_lists_a_kernel_clients_connection_to_tcpwave_serve(tmp_path):
               f"s.setsockopt(socket.IPPROTO_TCP,socket.TCP_NODELAY,1);"
               f"print(s.getsockname()[1],flush=True);"
               f"r=[subprocess.run([sys.executable,'-m','tcpwave.cli.main','ss']+a,capture_output=True,text=True)"
-              f" for a in ([],['-s'],['--watch','0.05','--count','2'])];"
+              f" for a in ([],['-s'],['--watch','0.05','--count','2'],['-i','state','established'],"
+              f"['sport = :9'],['dport','=',':9'],['state','bogus'])];"
+              f"r.append(subprocess.run(['ss','-tinH','state','established'],capture_output=True,text=True));"
               f"[print('=====',x.returncode,x.stdout,flush=True) for x in r]")
     r = subprocess.run([py, "-m", "tcpwave.cli.main", "sandbox", "--serve", "discard", "--", py, "-c", client],
                        capture_output=True, text=True, timeout=120, env=env)
     assert r.returncode == 0, r.stderr
-    port, plain, summary, watch = r.stdout.split("=====")
+    port, plain, summary, watch, info, sport, dport, bogus, linux = r.stdout.split("=====")
     port = int(port.strip())
+    # filters as Linux ss takes them
+    def states(out):
+        return sorted(line.split()[0] for line in out.splitlines()[2:] if line.strip() and line[0] != "\t")
+
+    assert info.startswith(" 0") and states(info) == ["ESTABLISHED"]
+    assert states(sport) == ["ESTABLISHED", "LISTEN"]
+    assert dport.split()[0] == "0" and states(dport) == []  # none of serve's connections goes to port 9
+    assert bogus.split()[0] == "2"
+    # -i in Linux's terms: the names Linux's ss -i prints for the kernel's end of the same connection, in
+    # its order, with the same units (cwnd in segments, times in ms)
+    ours_line = next(line for line in info.splitlines() if line.startswith("\t"))
+    kernel_line = next(line for line in linux.splitlines() if line.startswith("\t"))
+    key = re.compile(r"(?:^|\s)([a-z_]+)[: ]")
+    ours_keys = [k for k in key.findall(ours_line) if k != "ca_state"]
+    linux_keys = key.findall(kernel_line)
+    shared = [k for k in ours_keys if k in linux_keys]
+    assert len(shared) >= 12, (ours_line, kernel_line)
+    assert shared == [k for k in linux_keys if k in shared], (ours_line, kernel_line)
+    assert int(re.search(r"cwnd:(\d+)", ours_line).group(1)) == 10  # the initial window, in segments
+    assert re.search(r"mss:(\d+)", ours_line) and re.search(r"rto:\d+ ", ours_line)
     row = next(line for line in plain.splitlines() if f"192.0.2.1:{port}" in line)
     assert row.split()[0] == "ESTABLISHED" and f"{SERVER}:9" in row
     assert "LISTEN" in plain
@@ -102,9 +125,8 @@ def test_ss_lists_a_kernel_clients_connection_to_tcpwave_serve(tmp_path):
     assert not list(ctl_dir.glob("*.sock"))  # serve removed its control socket when it stopped
 
 
-def test_ss_info_counters_after_a_lossy_transfer():
-    """The ss -i counters: what was sent, resent, acknowledged and received, the delivery rate and the
-    time with data in flight, after 200 KB over a link that loses 3%."""
+def _transfer(data: bytes, loss: float = 0.0, bandwidth: float = 20e6, tso: int = 0):
+    """`data` from a to b over a simulated 10 ms link; the sender's ss snapshot at the end."""
     from tcpwave.core import events as ev
     from tcpwave.core.observe import snapshot
     from tcpwave.sim import LinkParams, Simulator
@@ -112,24 +134,40 @@ def test_ss_info_counters_after_a_lossy_transfer():
     sim = Simulator(5)
     a = sim.add_host("a", ["192.0.2.1"])
     b = sim.add_host("b", ["192.0.2.2"])
-    sim.link(a, b, LinkParams(latency=0.01, bandwidth=20e6, loss=0.03))
+    sim.link(a, b, LinkParams(latency=0.01, bandwidth=bandwidth, loss=loss))
     got = []
     b.on_event = lambda h, c, e: got.append(c.receive(1 << 20, now=sim.now)) if isinstance(e, ev.DataReadable) else None
     b.stack.listen(80, 0.0)
     conn = a.stack.connect("192.0.2.2", 80, 0.0)
     a.pump()
     sim.run(until=0.1)
-    data = os.urandom(200_000)
+    conn.tso_max = tso
     assert conn.send(data, sim.now) == len(data)  # (fits the send buffer)
     a.pump()
     sim.run(until=30.0, stop=lambda: conn.snd_una == conn.snd_nxt and sum(map(len, got)) == len(data))
-    snap = snapshot(conn, sim.now)
     assert b"".join(got) == data
+    return snapshot(conn, sim.now), sim.now
+
+
+def test_ss_info_counters_after_a_lossy_transfer():
+    """The ss -i counters: what was sent, resent, acknowledged and received, the delivery rate and the
+    time with data in flight, after 200 KB over a link that loses 3%."""
+    data = os.urandom(200_000)
+    snap, now = _transfer(data, loss=0.03)
     assert snap["retransmissions"] > 0 and snap["bytes_retrans"] > 0 and snap["retrans"] == 0
     assert snap["bytes_acked"] == len(data) + 1  # and the SYN
     assert snap["bytes_sent"] == len(data) + snap["bytes_retrans"]
-    assert snap["delivery_rate"] > 0 and 0 < snap["busy_time"] < sim.now
-    line = render([{"pid": 1, "host": "a", "addresses": ["192.0.2.1"], "time": sim.now, "connections": [snap]}],
+    assert snap["delivery_rate"] > 0 and 0 < snap["busy_time"] < now
+    line = render([{"pid": 1, "host": "a", "addresses": ["192.0.2.1"], "time": now, "connections": [snap]}],
                   info=True).splitlines()[-1]
-    assert line.startswith("\t bytes_sent:") and f"retrans:0/{snap['retransmissions']}" in line
-    assert "delivery_rate:" in line and "busy:" in line
+    assert line.startswith("\t cubic wscale:") and f"retrans:0/{snap['retransmissions']}" in line
+    assert "delivery_rate " in line and "busy:" in line and f"mss:{snap['mss']}" in line
+    assert f"cwnd:{snap['cwnd'] // snap['mss']} " in line  # in segments, as Linux
+
+
+def test_segs_out_counts_segments_on_the_wire_not_tso_buffers():
+    """On a TUN device with TSO a segment may carry 64 KB, which the kernel cuts into MSS-sized
+    segments: Linux's segs_out counts those, so ss does too."""
+    data = os.urandom(200_000)
+    snap, _ = _transfer(data, bandwidth=100e6, tso=65536)
+    assert snap["segs_out"] >= -(-len(data) // snap["mss"])

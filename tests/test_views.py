@@ -60,8 +60,8 @@ def test_inference_sees_several_connections_and_presumed_losses():
     v = views[1]
     rtx = [e for e in v.events if e["type"] == "send" and e.get("note") == "retransmission"]
     assert any("FIN" in e["flags"] and e["src"] == v.left for e in rtx)
-    assert any(e["type"] == "drop" and e["reason"] == "presumed lost" and "FIN" in e["flags"] for e in v.events)
-    assert "lost (presumed lost)" in render_ladder(v.events, v.left, v.right)
+    assert any(e["type"] == "drop" and e["reason"] == "not received" and "FIN" in e["flags"] for e in v.events)
+    assert "lost (not received)" in render_ladder(v.events, v.left, v.right)
 
 
 def test_mid_connection_capture_starts_established():

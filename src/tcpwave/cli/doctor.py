@@ -30,22 +30,33 @@ def add_parser(sub) -> None:
     p.add_argument("--kernel", "--host", dest="kernel", default="192.0.2.1/24", metavar="ADDR/PREFIX",
                    help="the kernel side when the device does not exist yet (default 192.0.2.1/24); --host is "
                         "the old name")
+    p.add_argument("--json", action="store_true",
+                   help="print the checks as one JSON document: {\"checks\": [{\"status\": ok|note|fail, \"what\", "
+                        "\"fix\"}], \"failed\": N}")
     p.set_defaults(func=run)
 
 
 class Report:
-    def __init__(self) -> None:
+    def __init__(self, as_json: bool = False) -> None:
         self.failed = 0
+        self.as_json = as_json
+        self.checks: list[dict] = []
+
+    def _add(self, status: str, what: str, fix: str | None = None) -> None:
+        self.checks.append({"status": status, "what": what} | ({"fix": fix} if fix else {}))
+        if not self.as_json:
+            print({"ok": "ok   ", "note": "--   ", "fail": "FAIL "}[status] + f" {what}"
+                  + (f"\n      fix: {fix}" if fix else ""))
 
     def ok(self, what: str) -> None:
-        print(f"ok    {what}")
+        self._add("ok", what)
 
     def note(self, what: str) -> None:
-        print(f"--    {what}")
+        self._add("note", what)
 
     def fail(self, what: str, fix: str) -> None:
         self.failed += 1
-        print(f"FAIL  {what}\n      fix: {fix}")
+        self._add("fail", what, fix)
 
 
 def _cap_net_admin() -> bool:
@@ -93,7 +104,7 @@ def run(args) -> int:
             print(f"tcpwave doctor: {flag}: {e}", file=sys.stderr)
             return 2
     ours = ipaddress.ip_address(args.addr)
-    rep = Report()
+    rep = Report(getattr(args, "json", False))
     dev = args.tun
     cap = _cap_net_admin()
     # /dev/net/tun
@@ -148,7 +159,7 @@ def run(args) -> int:
         else:
             rep.ok(f"the stack's address {ours} is in {iface.network}, apart from the kernel side's {iface.ip}")
     owner_dev = _local_addresses().get(str(ours))
-    other = _another_address(kernel)
+    other = _another_address(kernel, ours)
     if ours.is_loopback:
         rep.fail(f"{ours} is a loopback address: traffic to it never leaves this host",
                  f"choose an address in the kernel side's prefix{f', e.g. --addr {other}' if other else ''}")
@@ -177,12 +188,15 @@ def run(args) -> int:
     return _end(rep)
 
 
-def _another_address(kernel: str | None) -> str | None:
-    """An address in the kernel side's prefix other than its own, to suggest for --addr."""
+def _another_address(kernel: str | None, ours) -> str | None:
+    """An address in the kernel side's prefix other than its own, the stack's and this host's, to
+    suggest for --addr."""
     if kernel is None:
         return None
     iface = ipaddress.ip_interface(kernel)
-    return str(next((h for h in iface.network.hosts() if h != iface.ip), "")) or None
+    taken = set(_local_addresses()) | {str(iface.ip), str(ours)}
+    return next((str(h) for _, h in zip(range(4096), iface.network.hosts(), strict=False) if str(h) not in taken),
+                None)
 
 
 def _syn_test(rep: Report, dev: str, ours, kernel) -> None:
@@ -232,5 +246,7 @@ def _syn_test(rep: Report, dev: str, ours, kernel) -> None:
 
 
 def _end(rep: Report) -> int:
+    if rep.as_json:
+        print(json.dumps({"checks": rep.checks, "failed": rep.failed}, indent=1))
     print("all checks passed" if not rep.failed else f"{rep.failed} problem(s) found", file=sys.stderr)
     return 1 if rep.failed else 0

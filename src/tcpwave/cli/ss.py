@@ -4,7 +4,9 @@ import glob
 import json
 import os
 import re
+import stat
 import sys
+import tempfile
 import time
 
 from ..aio.control import ControlDirError, checked_dir, control_dir, query
@@ -17,7 +19,7 @@ def add_parser(sub) -> None:
     p = sub.add_parser("ss", help="list the connections of running tcpwave processes (like ss -tani)",
                        description="Ask running tcpwave processes (serve, sandbox) over their control sockets for "
                                    "their connections: state, queues, SND.UNA/NXT/WND, RCV.NXT/WND, cwnd, ssthresh, "
-                                   "SRTT, RTO and armed timers with the time left.")
+                                   "SRTT, RTO and armed timers with the time left. Root sees every user's.")
     p.add_argument("--control", metavar="SOCKET", action="append",
                    help="a control socket (default: every one in $TCPWAVE_CONTROL_DIR or the per-user directory)")
     p.add_argument("-s", "--summary", action="store_true", help="print counts per state")
@@ -29,15 +31,43 @@ def add_parser(sub) -> None:
                    help="refresh every SECONDS (default 1) until interrupted or --count is reached")
     p.add_argument("--count", type=int, metavar="N", help="with --watch: stop after N refreshes")
     p.add_argument("--json", action="store_true", help="print the raw snapshots as JSON")
+    p.add_argument("filter", nargs="*", metavar="FILTER",
+                   help="as Linux ss: `state established` (or syn-sent, ..., all, connected, synchronized; "
+                        "`exclude STATE`), then an expression of `dport = :80`, `sport >= :1024`, `dst ADDR[/LEN]`, "
+                        "`src ADDR[:PORT]`, joined by and, or, not and parentheses")
     p.set_defaults(func=run)
 
 
 def _sockets(args) -> list[str]:
     if args.control:
         return args.control
-    if not os.path.lexists(control_dir()):
-        return []
-    return sorted(glob.glob(os.path.join(glob.escape(checked_dir(control_dir(), create=False)), "*.sock")))
+    paths = []
+    if os.path.lexists(control_dir()):
+        paths = sorted(glob.glob(os.path.join(glob.escape(checked_dir(control_dir(), create=False)), "*.sock")))
+    if os.geteuid() == 0 and not os.environ.get("TCPWAVE_CONTROL_DIR"):  # root sees every user's instances
+        for d in other_users_dirs():
+            if os.path.realpath(d) != os.path.realpath(control_dir()):
+                paths += sorted(glob.glob(os.path.join(glob.escape(d), "*.sock")))
+    return paths
+
+
+def other_users_dirs(tmp: str | None = None, run: str = "/run/user") -> list[str]:
+    """Every user's control directory that is what tcpwave makes (a real directory with mode 0700,
+    owned by the user its name or place says): /tmp/tcpwave-UID and /run/user/UID/tcpwave."""
+    tmp = tmp or tempfile.gettempdir()
+    found = []
+    for path in glob.glob(os.path.join(glob.escape(tmp), "tcpwave-[0-9]*")) + \
+            glob.glob(os.path.join(glob.escape(run), "[0-9]*", "tcpwave")):
+        owner = os.path.basename(path)[len("tcpwave-"):] if path.startswith(tmp) else \
+            os.path.basename(os.path.dirname(path))
+        try:
+            st = os.lstat(path)
+        except OSError:
+            continue
+        if owner.isdigit() and stat.S_ISDIR(st.st_mode) and stat.S_IMODE(st.st_mode) == 0o700 \
+                and st.st_uid == int(owner):
+            found.append(path)
+    return sorted(found)
 
 
 # What a reply must hold to be shown: key -> the types its value may have (None: may be null).
@@ -50,6 +80,10 @@ ROW_OPTIONAL = {**dict.fromkeys(("snd_una", "snd_nxt", "snd_wnd", "rcv_nxt", "rc
 INFO_SCHEMA = {**dict.fromkeys(("bytes_sent", "bytes_retrans", "bytes_acked", "bytes_received", "segs_out",
                                 "segs_in", "retrans", "retransmissions", "lost", "sacked", "delivery_rate"), (int,)),
                "busy_time": _NUM}
+# The rest of Linux's ss -i line (newer tcpwave processes send them; each is checked when present)
+INFO_OPTIONAL = {**dict.fromkeys(("mss", "snd_wscale", "rcv_wscale", "pacing_rate", "notsent"), (int,)),
+                 **dict.fromkeys(("rttvar", "ato", "min_rtt", "lastsnd", "lastrcv", "lastack"), _NUM),
+                 **dict.fromkeys(("cc", "ca_state"), (str,))}
 # Terminal controls (C0, DEL, C1) and the bidirectional overrides: never printed as they came
 _CONTROLS = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
@@ -106,6 +140,11 @@ def validate(doc) -> tuple[dict | None, list[str]]:
         if _type_problem(row, INFO_SCHEMA, "") is not None:  # no ss -i counters: shown without them
             for key in INFO_SCHEMA:
                 row.pop(key, None)
+        for key, types in INFO_OPTIONAL.items():
+            if key in row and _type_problem({key: row[key]}, {key: types}, "", optional=True) is not None:
+                row.pop(key)
+        if not isinstance(row.get("app_limited"), bool):
+            row.pop("app_limited", None)
         out["connections"].append(row)
     return out, notes
 
@@ -173,14 +212,61 @@ def _memory(d: dict) -> str:
             f"dropped {m.get('dropped_segments', 0)} segments, pruned {m.get('pruned_bytes', 0)} bytes")
 
 
+def _bw(bits: float) -> str:
+    """A rate as Linux's ss prints one (sprint_bw)."""
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("K", 1e3)):
+        if bits > scale:
+            return f"{bits / scale:.1f}{unit}bps"
+    return f"{bits:g}bps"
+
+
+def _ms(seconds) -> str:
+    return f"{seconds * 1000:.3f}".rstrip("0").rstrip(".")
+
+
 def _info(c: dict) -> str:
-    """The ss -i line: Linux's names, Linux's units."""
-    rate = c["delivery_rate"]
-    rate_text = f"{rate / 1e6:.1f}Mbps" if rate >= 1e6 else f"{rate / 1e3:.1f}Kbps" if rate >= 1e3 else f"{rate}bps"
-    return (f"\t bytes_sent:{c['bytes_sent']} bytes_retrans:{c['bytes_retrans']} bytes_acked:{c['bytes_acked']} "
-            f"bytes_received:{c['bytes_received']} segs_out:{c['segs_out']} segs_in:{c['segs_in']} "
-            f"retrans:{c['retrans']}/{c['retransmissions']} lost:{c['lost']} sacked:{c['sacked']} "
-            f"delivery_rate:{rate_text} busy:{c['busy_time'] * 1000:.0f}ms")
+    """The ss -i line as Linux prints it: its names, its order, its units (times in ms, cwnd and
+    ssthresh in segments, rates in bits per second), and tcpwave's congestion state after it."""
+    mss = c.get("mss") or 1
+    parts = []
+    if "cc" in c:
+        parts.append(f"{c['cc']} wscale:{c['snd_wscale']},{c['rcv_wscale']}")
+    if c.get("rto") is not None:
+        parts.append(f"rto:{round(c['rto'] * 1000)}")
+    if c.get("srtt") is not None:
+        parts.append(f"rtt:{_ms(c['srtt'])}/{_ms(c.get('rttvar') or 0)}")
+    if c.get("ato"):
+        parts.append(f"ato:{round(c['ato'] * 1000)}")
+    parts.append(f"mss:{mss}")
+    if c.get("cwnd") is not None:
+        parts.append(f"cwnd:{max(1, c['cwnd'] // mss)}")
+    if c.get("ssthresh") is not None:
+        parts.append(f"ssthresh:{c['ssthresh'] // mss}")
+    parts.append(f"bytes_sent:{c['bytes_sent']} bytes_retrans:{c['bytes_retrans']} bytes_acked:{c['bytes_acked']} "
+                 f"bytes_received:{c['bytes_received']} segs_out:{c['segs_out']} segs_in:{c['segs_in']}")
+    if c.get("srtt") and c.get("cwnd"):
+        parts.append(f"send {_bw(c['cwnd'] * 8 / c['srtt'])}")
+    for key in ("lastsnd", "lastrcv", "lastack"):
+        if key in c:
+            parts.append(f"{key}:{round(c[key] * 1000)}")
+    if c.get("pacing_rate"):
+        parts.append(f"pacing_rate {_bw(c['pacing_rate'])}")
+    parts.append(f"delivery_rate {_bw(c['delivery_rate'])}")
+    if c.get("app_limited"):
+        parts.append("app_limited")
+    parts.append(f"busy:{c['busy_time'] * 1000:.0f}ms")
+    parts.append(f"retrans:{c['retrans']}/{c['retransmissions']}")
+    if c["lost"]:
+        parts.append(f"lost:{c['lost']}")
+    if c["sacked"]:
+        parts.append(f"sacked:{c['sacked']}")
+    if c.get("notsent"):
+        parts.append(f"notsent:{c['notsent']}")
+    if c.get("min_rtt") is not None:
+        parts.append(f"minrtt:{_ms(c['min_rtt'])}")
+    if c.get("ca_state"):
+        parts.append(f"ca_state:{c['ca_state']}")
+    return "\t " + " ".join(parts)
 
 
 def _row(c: dict) -> str:
@@ -192,13 +278,24 @@ def _row(c: dict) -> str:
         v = c.get(key)
         return f"{'-' if v is None else f'{v * 1000:.1f}ms':>{width}}"
 
+    def segs(key, width):  # cwnd and ssthresh in segments, as Linux's ss shows them
+        v, mss = c.get(key), c.get("mss") or 0
+        return f"{'-' if v is None else max(1, v // mss) if mss else v:>{width}}"
+
     timers = ",".join(f"{_TIMER_SHORT.get(n, n)}:{left:.3f}s" for n, left in c.get("timers", {}).items()) or "-"
     return (f"{c['state']:<12} {c['recv_q']:>7} {c['send_q']:>7} {c['local']:<22} {c['remote']:<22} "
             f"{num('snd_una', 10)} {num('snd_nxt', 10)} {num('snd_wnd', 8)} {num('rcv_nxt', 10)} {num('rcv_wnd', 8)} "
-            f"{num('cwnd', 7)} {num('ssthresh', 8)} {ms('srtt', 8)} {ms('rto', 7)}  {timers}")
+            f"{segs('cwnd', 7)} {segs('ssthresh', 8)} {ms('srtt', 8)} {ms('rto', 7)}  {timers}")
 
 
 def run(args) -> int:
+    from .ss_filter import FilterError, parse, select
+
+    try:
+        states, test = parse(getattr(args, "filter", None) or [])
+    except FilterError as e:
+        print(f"tcpwave ss: {e}", file=sys.stderr)
+        return 2
     rounds = 0
     while True:
         try:
@@ -207,6 +304,9 @@ def run(args) -> int:
             print(f"tcpwave ss: {clean(str(e))}", file=sys.stderr)
             return 1
         docs, problems, stale = collect(paths)
+        if states is not None or test is not None:
+            for d in docs:
+                d["connections"] = select(d["connections"], states, test)
         if args.watch and sys.stdout.isatty():
             print("\033[H\033[2J", end="")
         if args.json:

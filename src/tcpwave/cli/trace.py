@@ -32,8 +32,15 @@ def add_parser(sub) -> None:
                    help="only connection N (1-based, as --list numbers them); repeatable")
     p.add_argument("--list", action="store_true", help="list the connections and exit")
     p.add_argument("--summary", action="store_true",
-                   help="per connection and direction: retransmissions (spurious ones by D-SACK), RTO stalls, "
-                        "duplicate-ACK runs, zero-window periods, RTT min/avg/max, goodput")
+                   help="per connection and direction: retransmissions by cause (RTO, fast, TLP; spurious by "
+                        "D-SACK), reordering, what this capture point did not see, duplicate ACKs, window events, "
+                        "RTT, goodput (docs/trace-summary.md)")
+    p.add_argument("--json", action="store_true",
+                   help="with --summary: print the figures as one JSON document (times in seconds; wall-clock "
+                        "times as Unix seconds and ISO 8601)")
+    p.add_argument("--interval", type=float, metavar="S",
+                   help="with --summary: also segments, data bytes and retransmissions per S seconds and "
+                        "direction (as tshark -z io,stat)")
     p.add_argument("--absolute", action="store_true",
                    help="show wall-clock times of day (default: seconds since the first packet, as Wireshark)")
     add_view_arguments(p)
@@ -48,14 +55,25 @@ def run(args) -> int:
     if args.input is None:
         print("tcpwave trace: give a capture or event log, or --live IFACE", file=sys.stderr)
         return 2
+    if (args.json or args.interval is not None) and not args.summary:
+        print("tcpwave trace: --json and --interval go with --summary", file=sys.stderr)
+        return 2
+    if args.interval is not None and args.interval <= 0:
+        print("tcpwave trace: --interval takes a positive number of seconds", file=sys.stderr)
+        return 2
+    report: dict = {}
     try:
-        views, skipped = load(args.input)
+        views, skipped = load(args.input, report)
     except (OSError, CaptureError) as e:
         print(f"tcpwave trace: {e}", file=sys.stderr)
         return 2
+    warnings = capture_warnings(args.input, report)
+    for w in warnings:
+        print(f"tcpwave trace: warning: {w}", file=sys.stderr)
     if not views:
         print(f"tcpwave trace: no TCP connections in {args.input}", file=sys.stderr)
         return 1
+    rc = 1 if report.get("cut_short") else 0
     absolute = views
     views = relative(views)
     clock = _wall_clock if args.absolute else None
@@ -72,12 +90,10 @@ def run(args) -> int:
         print(f"tcpwave trace: no connection {bad[0]} (there are {len(views)})", file=sys.stderr)
         return 2
     if args.summary:
-        from ..views.summary import render, summarize
+        from .trace_summary import print_summary
 
-        for n in chosen:
-            v = views[n - 1]
-            print(f"# connection {n}: {v.title}\n{render(summarize(v.events, v.left, v.right))}")
-        return 0
+        print_summary(args, views, absolute, chosen, warnings)
+        return rc
     files = args.html or args.svg or args.png
     if files:
         import os
@@ -110,7 +126,24 @@ def run(args) -> int:
             print(state_dot(v.events, [v.left, v.right], v.title))
     if skipped:
         print("skipped: " + ", ".join(f"{k} {n}" for k, n in sorted(skipped.items())), file=sys.stderr)
-    return 0
+    return rc
+
+
+def capture_warnings(path: str, report: dict) -> list[str]:
+    """What the file itself lacks, in words (tshark's "cut short in the middle of a packet")."""
+    out = []
+    if report.get("cut_short"):
+        out.append(f"{path} appears to have been cut short in the middle of a packet; what follows covers the "
+                   "packets before the cut")
+    snap = report.get("cut_at") or report.get("snaplen")  # editcap -s leaves the header's snap length
+    if report.get("headers_cut"):
+        out.append(f"the snap length ({snap} bytes) cut the TCP header of {report['headers_cut']} packets: they "
+                   "cannot be analysed (capture with -s 128 or more)")
+    if report.get("options_cut"):
+        out.append(f"the snap length ({snap} bytes) cut the TCP options of {report['options_cut']} packets: their "
+                   "SACK and D-SACK blocks and timestamps are missing, so spurious retransmissions and loss "
+                   "evidence are undercounted (capture with -s 128 or more)")
+    return out
 
 
 def _wall_clock(t: float) -> str:

@@ -706,7 +706,7 @@ class Connection:
         self._out.append((Segment(self._ports[0], self._ports[1], seq, ack, flags, window, payload, options,
                                   urgent), note))
         st = self.stats
-        st.segments_sent += 1
+        st.segments_sent += max(1, -(-len(payload) // self.snd.mss)) if self.snd.mss else 1  # TSO: in segments
         st.bytes_sent += len(payload)
         if note.startswith("retransmission"):
             st.retransmissions += 1

@@ -8,6 +8,8 @@ user call, so a plot of cwnd or of the windows has one point per step that moved
 
 from typing import Any
 
+from .sender import linux_pacing_rate
+
 
 def flight_size(conn) -> int:
     return conn.snd.flight
@@ -70,7 +72,23 @@ def snapshot(conn, now: float) -> dict:
         "segs_in": st.segments_received,
         "busy_time": round(st.busy_time + (now - st.busy_since if st.busy_since is not None else 0.0), 6),
     })
+    snd, rcv, cc = conn.snd, conn.rcv, conn.cc
+    info.update({  # the rest of Linux's ss -i line
+        "cc": cc.name, "snd_wscale": snd.wscale, "rcv_wscale": rcv.wscale, "ato": rcv.ato,
+        "min_rtt": conn.recovery.min_rtt, "pacing_rate": round(pacing_rate(conn) * 8),
+        "lastsnd": round(now - snd.last_send, 6), "lastrcv": round(now - rcv.last_data_at, 6),
+        "lastack": round(now - conn.last_recv, 6), "notsent": snd.unsent, "app_limited": not snd.cwnd_limited,
+    })
     return info
+
+
+def pacing_rate(conn) -> float:
+    """Bytes per second: the congestion control's, or Linux's default (sender.linux_pacing_rate), 0
+    before an RTT sample."""
+    cc, srtt = conn.cc, conn.rtt.srtt
+    if cc.pacing_rate:
+        return cc.pacing_rate
+    return linux_pacing_rate(cc.cwnd, cc.ssthresh, srtt) if srtt else 0.0
 
 
 def _endpoint(pair) -> str:

@@ -22,6 +22,12 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 
+def linux_pacing_rate(cwnd: int, ssthresh: int, srtt: float) -> float:
+    """What Linux sets sk_pacing_rate to, in bytes per second: cwnd / SRTT, times 2 in slow start
+    (cwnd below half ssthresh) and 1.2 after."""
+    return cwnd * (2.0 if cwnd < ssthresh / 2 else 1.2) / srtt
+
+
 class Sender:
     __slots__ = (
         "conn", "iss", "una", "nxt", "wnd", "wl1", "wl2", "max_wnd", "up", "wscale", "mss", "buf", "unsent",
@@ -80,7 +86,7 @@ class Sender:
         conn, mss = self.conn, max(1, self.mss)
         srtt, cc = conn.rtt.srtt, conn.cc
         if srtt:
-            rate = cc.cwnd * (2.0 if cc.cwnd < cc.ssthresh / 2 else 1.2) / srtt  # Linux's pacing rate, B/s
+            rate = linux_pacing_rate(cc.cwnd, cc.ssthresh, srtt)
             segs = max(2, int(rate / 1024) // mss)
         else:
             segs = 65536 // mss

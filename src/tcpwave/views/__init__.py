@@ -8,14 +8,14 @@ from .capture import CaptureError, read_capture
 from .infer import ConnectionView, infer_connections
 
 
-def load(path: str) -> tuple[list[ConnectionView], dict[str, int]]:
+def load(path: str, report: dict | None = None) -> tuple[list[ConnectionView], dict[str, int]]:
     """Connections in a pcap/pcapng capture (states inferred) or a tcpwave event log (states as
-    tcpwave recorded them), plus counts of what was skipped."""
+    tcpwave recorded them), plus counts of what was skipped. `report`: see read_capture."""
     with open(path, "rb") as f:
         head = f.read(1)
     if head == b"{":
         return _from_event_log(path), {}
-    return infer_connections(read_capture(path))
+    return infer_connections(read_capture(path, report))
 
 
 def relative(views: list) -> list:

@@ -61,30 +61,45 @@ def strip_link(linktype: int, frame: bytes) -> bytes | None:
     return ip if ip and ip[0] >> 4 in (4, 6) else None
 
 
-def _restore(ip: bytes, missing: int) -> bytes:
+def _restore(ip: bytes, missing: int, report: dict | None = None) -> bytes:
     """A packet the capture cut short (tcpdump -s 128): if its IP and TCP headers are complete, the
     missing payload comes back as zeros, so lengths and sequence numbers add up (as Wireshark reads
-    such captures); the bytes themselves were never captured."""
+    such captures); the bytes themselves were never captured. `report` counts the packets whose TCP
+    header was cut ("headers_cut") or whose TCP options were ("options_cut": SACK blocks lost)."""
     if missing <= 0 or not ip:
         return ip
     if ip[0] >> 4 == 4:
-        headers = (ip[0] & 0x0F) * 4 + 20
+        ip_len = (ip[0] & 0x0F) * 4
+        tcp = len(ip) > 9 and ip[9] == 6
     else:
-        headers = 40 + 20
+        ip_len = 40
+        tcp = len(ip) > 6 and ip[6] == 6
+    headers = ip_len + 20
+    if report is not None and tcp:
+        if len(ip) < headers:
+            report["headers_cut"] = report.get("headers_cut", 0) + 1
+        elif len(ip) < ip_len + (ip[ip_len + 12] >> 4) * 4:
+            report["options_cut"] = report.get("options_cut", 0) + 1
     return ip + bytes(missing) if len(ip) >= headers else ip
 
 
-def read_capture(path: str) -> list[tuple[float, bytes]]:
+def read_capture(path: str, report: dict | None = None) -> list[tuple[float, bytes]]:
+    """(time, IP packet) pairs. `report`, if given, receives what the file lacks: "cut_short" (the file
+    ends in the middle of a packet, as a capture stopped abruptly or copied early leaves it),
+    "snaplen" (the file's), "cut_at" (the most any cut packet kept), "headers_cut" and "options_cut"
+    (packets the snap length cut inside the TCP header)."""
     with open(path, "rb") as f:
         data = f.read()
     if len(data) < 4:
         raise CaptureError(f"{path}: too short to be a capture")
+    if report is None:
+        report = {}
     if int.from_bytes(data[:4], "little") == _SHB:
-        return list(_read_pcapng(data))
-    return list(_read_pcap(data, path))
+        return list(_read_pcapng(data, report))
+    return list(_read_pcap(data, path, report))
 
 
-def _read_pcap(data: bytes, path: str) -> Iterator[tuple[float, bytes]]:
+def _read_pcap(data: bytes, path: str, report: dict) -> Iterator[tuple[float, bytes]]:
     magic = data[:4]
     for endian in "<>":
         m = struct.unpack(endian + "I", magic)[0]
@@ -93,18 +108,28 @@ def _read_pcap(data: bytes, path: str) -> Iterator[tuple[float, bytes]]:
             break
     else:
         raise CaptureError(f"{path}: not a pcap or pcapng file")
-    linktype = struct.unpack_from(endian + "I", data, 20)[0] & 0x0FFFFFFF
+    if len(data) < 24:
+        report["cut_short"] = True
+        return
+    report["snaplen"], linktype = struct.unpack_from(endian + "II", data, 16)
+    linktype &= 0x0FFFFFFF
     off, rec = 24, struct.Struct(endian + "IIII")
     while off + 16 <= len(data):
         sec, frac, incl, orig = rec.unpack_from(data, off)
+        if off + 16 + incl > len(data):
+            break
         frame = data[off + 16: off + 16 + incl]
         off += 16 + incl
+        if incl < orig:
+            report["cut_at"] = max(report.get("cut_at", 0), incl)
         ip = strip_link(linktype, frame)
         if ip is not None:
-            yield sec + frac * scale, _restore(ip, orig - len(frame))
+            yield sec + frac * scale, _restore(ip, orig - len(frame), report)
+    if off != len(data):
+        report["cut_short"] = True
 
 
-def _read_pcapng(data: bytes) -> Iterator[tuple[float, bytes]]:
+def _read_pcapng(data: bytes, report: dict) -> Iterator[tuple[float, bytes]]:
     off, endian = 0, "<"
     interfaces: list[tuple[int, float]] = []  # (linktype, seconds per tick)
     while off + 12 <= len(data):
@@ -113,26 +138,34 @@ def _read_pcapng(data: bytes) -> Iterator[tuple[float, bytes]]:
             endian = "<" if struct.unpack_from("<I", data, off + 8)[0] == _BYTE_ORDER_MAGIC else ">"
             interfaces = []
         blen = struct.unpack_from(endian + "I", data, off + 4)[0]
-        if blen < 12 or off + blen > len(data):
+        if blen >= 12 and off + blen > len(data):
+            break  # the file ends inside this block: cut short
+        if blen < 12:
             raise CaptureError(f"pcapng block at byte {off} has a bad length {blen}")
         body = data[off + 8: off + blen - 4]
         if btype == _IDB:
-            linktype = struct.unpack_from(endian + "H", body, 0)[0]
+            linktype, _, snaplen = struct.unpack_from(endian + "HHI", body, 0)
             interfaces.append((linktype, _tsresol(body[8:], endian)))
+            if snaplen:
+                report["snaplen"] = snaplen
         elif btype == _EPB:
             ifid, hi, lo, incl, orig = struct.unpack_from(endian + "IIIII", body, 0)
             linktype, tick = interfaces[ifid]
             frame = body[20:20 + incl]
+            if incl < orig:
+                report["cut_at"] = max(report.get("cut_at", 0), incl)
             ip = strip_link(linktype, frame)
             if ip is not None:
-                yield ((hi << 32) | lo) * tick, _restore(ip, orig - len(frame))
+                yield ((hi << 32) | lo) * tick, _restore(ip, orig - len(frame), report)
         elif btype == _SPB and interfaces:
             orig = struct.unpack_from(endian + "I", body, 0)[0]
             frame = body[4:4 + orig]
             ip = strip_link(interfaces[0][0], frame)
             if ip is not None:
-                yield 0.0, _restore(ip, orig - len(frame))
+                yield 0.0, _restore(ip, orig - len(frame), report)
         off += blen
+    if off != len(data):
+        report["cut_short"] = True
 
 
 def _tsresol(options: bytes, endian: str) -> float:

@@ -11,8 +11,9 @@ from dataclasses import dataclass, field
 from ..wire.errors import MalformedPacket
 from ..wire.ip import parse_ip
 from ..wire.options import describe_options
-from ..wire.seq import seq_add, seq_gt, seq_le
+from ..wire.seq import seq_add, seq_diff, seq_gt, seq_le
 from ..wire.tcp import ACK, FIN, PROTO_TCP, RST, SYN, flags_text, parse_tcp
+from .analysis import analyse
 
 _ACK_OF_FIN = {"FIN_WAIT_1": "FIN_WAIT_2", "CLOSING": "TIME_WAIT", "LAST_ACK": "CLOSED"}
 
@@ -62,7 +63,7 @@ class _Observer:
             side.state = new
 
     # ------------------------------------------------------------ one segment
-    def segment(self, t: float, src: str, dst: str, seg) -> None:
+    def segment(self, t: float, src: str, dst: str, seg, ipid: int | None = None, ttl: int | None = None) -> None:
         x, y = self.sides[src], self.sides[dst]
         f, n = seg.flags, len(seg.payload)
         self.view.end = t
@@ -71,10 +72,13 @@ class _Observer:
                  "seq": seg.seq, "ack": seg.ack, "len": n, "win": seg.window}
         if seg.options:
             event["opts"] = describe_options(seg.options)
+        if ipid is not None:
+            event["ipid"] = ipid
+        if ttl is not None:
+            event["ttl"] = ttl
         end = seq_add(seg.seq, seg_len)
         if seg_len and x.snd_max is not None and seq_le(end, x.snd_max):
-            event["note"] = "retransmission"
-            self._presume_lost(src, seg.seq)
+            event["note"] = "retransmission"  # or a late original: finish() looks at the IPv4 ID
         elif seg_len and (x.snd_max is None or seq_gt(end, x.snd_max)):
             x.snd_max = end
         # 1. what this segment shows its sender received
@@ -121,6 +125,33 @@ class _Observer:
                 self._arrive(side, seg, sent_at)
             side.pending.clear()
         self.view.events.sort(key=lambda e: e["t"])
+        self._evidence()
+        self.view.events.sort(key=lambda e: e["t"])
+
+    def _evidence(self) -> None:
+        """Loss marks that agree with the evidence (views.analysis): a copy seen here is marked lost
+        only if it never reached the peer; sequence space never seen here is drawn as such."""
+        events = self.view.events
+        sends = [e for e in events if e["type"] == "send"]
+        a, b = self.sides
+        for me, peer in ((a, b), (b, a)):
+            d = analyse(sends, me, peer)
+            for e in sends:
+                lab = d.labels.get(id(e))
+                if lab is None:
+                    continue
+                if lab.kind == "out-of-order":
+                    e["note"] = "out-of-order: late original"
+                if "discarded" in lab.flags:  # e.g. PAWS: a late copy whose timestamp is older than the last
+                    e["note"] = (e["note"] + "; " if e.get("note") else "") + "arrived, not ACKed: discarded"
+                if lab.lost:
+                    events.append({"t": e["t"], "host": me, "type": "drop", "where": "link",
+                                   "reason": "not received", "flags": e["flags"], "seq": e["seq"],
+                                   "ack": e["ack"], "len": e["len"]})
+            for h in d.holes:
+                if h.fate != "reordered":
+                    events.append({"t": h.t, "host": me, "type": "unseen", "src": me, "dst": peer, "seq": h.start,
+                                   "len": seq_diff(h.end, h.start), "fate": h.fate})
 
     # ------------------------------------------------------------ RFC 9293 at the receiver
     def _arrive(self, y: _Side, seg, t: float) -> None:
@@ -160,15 +191,6 @@ class _Observer:
         if acks_fin and y.state in _ACK_OF_FIN:
             self._set(y, _ACK_OF_FIN[y.state], t, "rcv ACK of FIN")
 
-    def _presume_lost(self, src: str, seq: int) -> None:
-        """The first copy of a retransmitted segment was (presumably) lost: mark it on the ladder."""
-        for e in reversed(self.view.events):
-            if e["type"] == "send" and e["host"] == src and e["seq"] == seq and "note" not in e:
-                self.view.events.append({"t": e["t"], "host": src, "type": "drop", "where": "link",
-                                         "reason": "presumed lost", "flags": e["flags"], "seq": e["seq"],
-                                         "ack": e["ack"], "len": e["len"]})
-                return
-
 
 def infer_connections(packets: list[tuple[float, bytes]]) -> tuple[list[ConnectionView], dict[str, int]]:
     """Group TCP segments into connections and infer their states. Returns the connections in
@@ -195,7 +217,8 @@ def infer_connections(packets: list[tuple[float, bytes]]) -> tuple[list[Connecti
                 obs.finish()
             obs = observers[key] = _Observer(src, dst, t)
             views.append(obs.view)
-        obs.segment(t, src, dst, seg)
+        v4 = pkt.src.version == 4
+        obs.segment(t, src, dst, seg, int.from_bytes(raw[4:6], "big") if v4 else None, raw[8] if v4 else raw[7])
     for obs in {id(o): o for o in observers.values()}.values():
         obs.finish()
     return views, skipped

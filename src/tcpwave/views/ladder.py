@@ -12,6 +12,7 @@ from .explain import notes as explain_notes
 from .explain import state_text, timer_text
 
 ARROW = 64
+UNSEEN = "not seen at this capture point"
 STATE_COL = 26
 # what the stack did with a segment that was not new, in the state column's width
 _HANDLED = {"retransmitted_fin": "FIN again: re-ACK, 2MSL", "duplicate_syn": "SYN again: SYN,ACK again"}
@@ -118,6 +119,12 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
             lost = last_arrow.get((host, e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
             if lost is not None:
                 lost.lost = e["reason"]
+        elif kind == "unseen":  # sequence space this capture lacks: drawn where its absence showed
+            base = isn.get(host)
+            seq = seq_diff(e["seq"], base) if base is not None else e["seq"]
+            line = _Line(e["t"], arrow=True, direction=1 if host == left else -1, label=f"seq={seq} len={e['len']}")
+            line.lost = f"{UNSEEN} ({e['fate']})" if e["fate"] != "unknown" else UNSEEN
+            lines.append(line)
         elif kind == "drop" and e.get("reason") not in (None,):
             text = f"dropped: {e['reason']}"
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
@@ -132,7 +139,14 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
         if i in notes:
             lines.append(_Line(e["t"], label=f"note: {notes[i]}", direction=3))
-    return "\n".join(_draw(lines, left, right, color, clock, width))
+    out = _draw(lines, left, right, color, clock, width)
+    marks = {ln.lost.split(" (")[0] for ln in lines if ln.lost}
+    if "not received" in {ln.lost for ln in lines}:
+        out.append("X lost (not received): seen here, but the peer's ACKs and SACKs never covered it before it "
+                   "was sent again, and no D-SACK showed the resend needless")
+    if UNSEEN in marks:
+        out.append(f"X {UNSEEN}: sequence space the sender must have sent that this capture lacks")
+    return "\n".join(out)
 
 
 def _recovery_text(e: dict, isn: dict[str, int]) -> str:
@@ -185,7 +199,8 @@ def _draw(lines: list[_Line], left: str, right: str, color: bool, clock: Callabl
                 arrow = "X" + "-" * (dashes - 2) + label + "-" * 2
                 arrow = " " * (arrow_w - len(arrow)) + arrow
             arrow = f"{red[0]}{arrow}{red[1]}"
-            note = f" lost ({ln.lost})" if ln.lost != "lost" else " lost"
+            note = (f" {ln.lost}" if ln.lost.startswith(UNSEEN) else
+                    f" lost ({ln.lost})" if ln.lost != "lost" else " lost")
         else:
             fill = body - len(label)
             pre = fill // 2

@@ -9,6 +9,7 @@ Each function returns the names of the series it drew.
 import re
 
 from ..wire.seq import seq_diff, seq_ge
+from .summary import rtt_samples
 
 _SACK = re.compile(r"sack ((?:\d+:\d+ ?)+)")
 _WSCALE = re.compile(r"wscale (\d+)")
@@ -98,27 +99,9 @@ def time_sequence(events: list[dict], left: str, right: str, path: str, sender: 
 
 
 def capture_rtt_samples(events: list[dict], sender: str) -> list[tuple[float, float]]:
-    """(time, RTT) from data segments of `sender` and the first ACK covering each (never for a
-    segment that was retransmitted: the ACK could answer either copy)."""
-    pending: list[tuple[int, float]] = []  # (end seq, send time) of first transmissions
-    retransmitted: set[int] = set()
-    samples = []
-    for e in events:
-        if e["type"] != "send" or not ("ACK" in e["flags"].split(",") or e["host"] == sender):
-            continue
-        if e["host"] == sender:
-            end = (e["seq"] + e["len"]) & 0xFFFFFFFF
-            if e.get("note", "").startswith("retransmission"):
-                retransmitted.add(end)
-            elif e["len"]:
-                pending.append((end, e["t"]))
-        else:
-            newest = None
-            while pending and seq_ge(e["ack"], pending[0][0]):
-                newest = pending.pop(0)
-            if newest is not None and newest[0] not in retransmitted:
-                samples.append((e["t"], e["t"] - newest[1]))
-    return samples
+    """(time, RTT): the samples `trace --summary` counts (views.summary.rtt_samples), so the plot and
+    the summary agree."""
+    return rtt_samples(events, sender)
 
 
 def cc_plots(events: list[dict], host: str, path: str) -> list[str]:
