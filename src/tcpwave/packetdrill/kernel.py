@@ -1,15 +1,23 @@
 """`tcpwave packetdrill --kernel`: the same scripts, run against the Linux kernel instead of tcpwave.
 
 Each script runs in a child process in a network namespace of its own (it vanishes with the child):
-`lo` up, a TUN device `pd0` with the kernel at 192.0.2.1/24 (2001:db8::1/64), the script's remote
-host beyond it. `<` packets are written to the device, `>` packets read from it, the script's calls
-are made on real sockets, shell lines run in the namespace, all in real time. Matching, the
+`lo` up, a TUN device `tun0` (as packetdrill's; --tun_device=NAME for another) with the kernel at
+192.0.2.1/24 (2001:db8::1/64), the script's remote host beyond it, with checksum and TSO offloads on as
+packetdrill sets them (so the kernel may send `> P. 1:10001(10000)`). `<` packets are written to the
+device, `>` packets read from it, the script's calls are made on real sockets, shell lines run in the
+namespace (with PACKETDRILL_PID set, as packetdrill exports it), all in real time. Matching, the
 `--portable` rules, the output and the exit status are the simulator's (runner.py).
+
+Time as in packetdrill: an untimed first shell line (the init command) runs before time 0, an untimed
+last one (the cleanup command) at the end, pass or fail, when there was an init command; a relative
+time counts from when the previous event finished, in real time, except between two `<` packets
+(from the previous one's scheduled time).
 
 Header flags that are tcpwave Config knobs are mapped to what Linux has (a sysctl of the namespace,
 or a route attribute: rto_min, quickack, initcwnd, advmss); the rest are listed as not mapped.
 """
 
+import fcntl
 import math
 import os
 import pickle
@@ -21,13 +29,14 @@ import time
 import typing
 
 from ..drivers.netns import unshare_net
-from ..drivers.tun import TunDevice
+from ..drivers.tun import TUNSETOFFLOAD, TunDevice
 from . import packets, sysctl
 from .kernel_sockets import KernelSockets
 from .runner import Failure, Result, Runner, _Pending
-from .script import ScriptError, SkippedEvent, parse_script
+from .script import PacketEvent, ScriptError, SkippedEvent, parse_script
 
-DEVICE = "pd0"
+DEVICE = "tun0"  # packetdrill's name: peers' shell lines say `tc qdisc ... dev tun0`
+TUN_F_ALL = 0x01 | 0x02 | 0x04 | 0x08  # TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN, as packetdrill
 KERNEL_UNANNOUNCED_LIMIT = 240.0  # real seconds; the whole run is killed at 300 s
 _SYSCTL_OF = {field: name for name, mapped in sysctl.TABLE.items() if name.startswith("net.")
               and not name.startswith("net.inet.") for field, _ in mapped[:1]}
@@ -50,21 +59,28 @@ class KernelRunner(Runner):
         v6 = self.local.version == 6
         _sh("ip", "link", "set", "lo", "up")
         mtu = int(self.flags.get("mtu", "1500"))
-        self.dev = TunDevice(DEVICE, f"{self.local}/{64 if v6 else 24}", str(self.remote), mtu=mtu)
+        self.device = self.flags.get("tun_device", DEVICE)
+        self.dev = TunDevice(self.device, f"{self.local}/{64 if v6 else 24}", str(self.remote), mtu=mtu,
+                             offload=True)
+        if self.dev.offload:
+            fcntl.ioctl(self.dev.fd, TUNSETOFFLOAD, TUN_F_ALL)
+        else:
+            self.notes.append(f"TSO not on: {self.dev.offload_error}")
+        os.environ["PACKETDRILL_PID"] = str(os.getpid())  # packetdrill's one export to shell lines
         self._route: list[str] = []
         for field, value in changes.items():
             self._apply(field, value)
         if self._route:
             prefix = f"{self.local}/{64 if v6 else 24}"
             net = str(__import__("ipaddress").ip_interface(prefix).network)
-            _sh("ip", "-6" if v6 else "-4", "route", "change", net, "dev", DEVICE, *self._route)
+            _sh("ip", "-6" if v6 else "-4", "route", "change", net, "dev", self.device, *self._route)
         self.ks = KernelSockets(socket.AF_INET6 if v6 else socket.AF_INET, str(self.local), str(self.remote),
                                      bind_port=int(self.flags.get("bind_port", "8080")),
                                      connect_port=int(self.flags.get("connect_port", "8080")),
                                      portable=self.portable)
         self.ks.clock = lambda: self._clock()
         if "tso_size" in self.flags:
-            self.notes.append("--tso_size: not applied to the kernel (the TUN device has no TSO here)")
+            self.notes.append("--tso_size: not applied to the kernel (it segments as TSO on its TUN device lets it)")
         self.sockets = self.ks
 
     def _apply(self, field: str, value) -> None:
@@ -92,9 +108,22 @@ class KernelRunner(Runner):
         return time.monotonic() - self.t0
 
     def run(self) -> None:
+        events = self.script.events
+        self.init = _untimed_shell(events[0]) if events else None
+        self.cleanup = _untimed_shell(events[-1]) if len(events) > 1 else None
+        if self.init is not None:  # packetdrill's init command: before time 0
+            self._shell(self.init)
+        self.script.events = [e for e in events if e is not self.init and e is not self.cleanup]
         self.t0 = time.monotonic()  # time 0 is the first event, as in packetdrill
         self.now = 0.0
         super().run()
+
+    def _anchor(self, previous, event, base: float) -> float:
+        """packetdrill's rule: from the end of the previous event, in real time; from the previous
+        one's scheduled time between two `<` packets."""
+        if _inbound(previous) and _inbound(event):
+            return base
+        return self._clock()
 
     def _collect(self) -> None:
         raws, _ = self.dev.read_batch()
@@ -171,15 +200,40 @@ class KernelRunner(Runner):
         if event.kind == "code":
             self._code(event)
             return
-        done = subprocess.run(["sh", "-c", event.body], capture_output=True, text=True, timeout=30)
-        self.notes.append(f"line {event.line}: shell ran: {event.body.strip()}")
+        self._shell(event)
+
+    def _shell(self, event: SkippedEvent) -> None:
+        command, unmapped = sysctl.to_linux(event.body)
+        for name in unmapped:
+            self.notes.append(f"line {event.line}: {name} has no Linux equivalent: not applied")
+        if command != event.body:
+            self.notes.append(f"line {event.line}: FreeBSD sysctl names given their Linux names: {command.strip()}")
+        if not command.strip():
+            return
+        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
+        self.notes.append(f"line {event.line}: shell ran: {command.strip()}")
         if done.returncode != 0:
-            raise Failure(event.line, f"shell command failed ({done.returncode}): {event.body.strip()}: "
+            what = "init command" if event is self.init else "shell command"
+            raise Failure(event.line, f"{what} failed ({done.returncode}): {command.strip()}: "
                                       f"{done.stderr.strip()[:200]}")
 
     def close(self) -> None:
         self.ks.close_all()
-        self.dev.close()
+        try:
+            if getattr(self, "init", None) is not None and self.cleanup is not None:
+                self._shell(self.cleanup)  # pass or fail, as packetdrill (only with an init command)
+        except Failure as e:
+            self.notes.append(f"line {e.line}: cleanup command: {e}")
+        finally:
+            self.dev.close()
+
+
+def _untimed_shell(event) -> SkippedEvent | None:
+    return event if isinstance(event, SkippedEvent) and event.kind == "shell" and event.untimed else None
+
+
+def _inbound(event) -> bool:
+    return isinstance(event, PacketEvent) and event.inbound
 
 
 def _child(path: str, text: str, defaults: dict[str, str], defines: dict[str, str], out: int) -> None:

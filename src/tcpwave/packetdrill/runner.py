@@ -6,13 +6,10 @@ the stack sends must be matched, in order, by a `>` line within the tolerance;
 one that no line expects is a failure (packetdrill itself would ignore it).
 """
 
-import contextlib
 import dataclasses
 import errno
-import io
 import ipaddress
 import math
-import textwrap
 import typing
 from collections import deque
 
@@ -23,6 +20,7 @@ from ..stack import Stack
 from ..wire.seq import MASK
 from ..wire.tcp import ACK, RST, SYN
 from . import packets, sysctl, tcpinfo
+from .codeblocks import CodeBlocks, CodeFailure
 from .script import (
     WILDCARD,
     CallEvent,
@@ -44,7 +42,7 @@ ADDRESSES = {  # documentation prefixes only (RFC 5737, RFC 3849): nothing here 
 }
 REMOTE_PORT = 43210  # the remote's port for connections it opens to us
 RUNNER_FLAGS = {"ip_version", "tolerance_usecs", "tolerance_percent", "mss", "mtu", "portable", "local_ip", "remote_ip",
-                "bind_port", "connect_port", "seed", "tso_size"}
+                "bind_port", "connect_port", "seed", "tso_size", "tun_device"}
 _CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
@@ -154,6 +152,7 @@ class Runner:
         self.queue: deque[packets.Sent] = deque()
         self.pending: _Pending | None = None
         self.device_drops = False  # a shell line's `tc qdisc ... limit 0` on the test device
+        self.blocks = CodeBlocks()  # the %{ }% blocks, run after the last line
         self._setup(changes)
         self.sockets.on_connect = self._learn_ports
         self.flows: dict[tuple[int, int], Flow] = {}  # the script's connections, by (local, remote) port
@@ -243,38 +242,19 @@ class Runner:
         return self.sim.under_test
 
     def _code(self, event: SkippedEvent) -> None:
-        info = self._tcp_info()
-        names: dict = tcpinfo.constants()
-        if info is not None:  # before any socket the block runs without tcpi_* names
-            names.update(info)
-        printed = io.StringIO()
-        lines = event.body.split("\n")
-        first = next((i for i, text in enumerate(lines) if text.strip()), 0)  # the block's first line of code
-        code = textwrap.dedent("\n".join(lines[first:])).strip()
         try:
-            with contextlib.redirect_stdout(printed):
-                exec(compile(code, f"<%{{ }}% at line {event.line}>", "exec"), names)  # noqa: S102 - the script's own code
-        except AssertionError as e:
-            tb = e.__traceback__
-            while tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            offset = (tb.tb_lineno - 1) if tb is not None else 0
-            failed = code.splitlines()[offset].strip() if offset < len(code.splitlines()) else code
-            detail = f" ({e})" if str(e) else ""
-            shown = {k: int(v) for k, v in sorted(names.items()) if k.startswith("tcpi_") and k in failed}
-            raise Failure(event.line + first + offset,
-                          f"assertion failed: {failed}{detail}; tcp_info: {shown}") from None
-        except Exception as e:
-            hint = " (no socket yet: tcp_info is taken from the socket under test)" if info is None else ""
-            raise Failure(event.line, f"%{{ }}% block raised {type(e).__name__}: {e}{hint}") from None
-        self.log.append(f"{self.now:.3f} %{{ {code.splitlines()[0] if code else ''} }}% ok")
-        self.log.extend(f"        | {line}" for line in printed.getvalue().splitlines())
+            self.log.append(self.blocks.take(event, self._tcp_info(), self.now))
+        except CodeFailure as e:
+            raise Failure(e.line, str(e)) from None
 
     # ------------------------------------------------------------ driving
     def run(self) -> None:
         base = 0.0
+        previous: Event | None = None
         for event in self.script.events:
             self.current = event
+            base = self._anchor(previous, event, base)
+            previous = event
             self.prev_time = base
             if isinstance(event, SkippedEvent):
                 lo, _ = self._resolve(event.when, base)
@@ -298,6 +278,15 @@ class Runner:
                 self._call(event, at)
             base = at
         self._finish()
+        try:
+            self.log.extend(self.blocks.run())
+        except CodeFailure as e:
+            raise Failure(e.line, str(e)) from None
+
+    def _anchor(self, previous: Event | None, event: Event, base: float) -> float:
+        """What a relative time counts from: in virtual time the previous event's time (an outbound
+        packet's: when it went out)."""
+        return base
 
     def _resolve(self, when: When, base: float) -> tuple[float | None, float | None]:
         if when.kind == "any":
