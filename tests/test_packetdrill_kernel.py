@@ -25,7 +25,7 @@ def test_a_short_conformance_script_prints_ok_against_linux():
     out = drill("tests/conformance/close-active-four-way.pkt")
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.splitlines() == ["ok    tests/conformance/close-active-four-way.pkt", "1 passed, 0 failed"]
-    assert "pd0" not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout  # left nothing here
+    assert "tun0" not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout  # left nothing here
 
 
 def test_a_deliberate_mistake_fails_at_its_line_against_linux(tmp_path):

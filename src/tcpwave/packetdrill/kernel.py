@@ -17,6 +17,7 @@ Header flags that are tcpwave Config knobs are mapped to what Linux has (a sysct
 or a route attribute: rto_min, quickack, initcwnd, advmss); the rest are listed as not mapped.
 """
 
+import dataclasses
 import fcntl
 import math
 import os
@@ -30,9 +31,11 @@ import typing
 
 from ..drivers.netns import unshare_net
 from ..drivers.tun import TUNSETOFFLOAD, TunDevice
+from ..wire.seq import MASK
+from ..wire.tcp import CWR
 from . import packets, sysctl
 from .kernel_sockets import KernelSockets
-from .runner import Failure, Result, Runner, _Pending
+from .runner import Failure, Result, Runner, _Pending, _truthy
 from .script import PacketEvent, ScriptError, SkippedEvent, parse_script
 
 DEVICE = "tun0"  # packetdrill's name: peers' shell lines say `tc qdisc ... dev tun0`
@@ -162,6 +165,29 @@ class KernelRunner(Runner):
                 raise Failure(event.line, f"{event.name}() would block for over {KERNEL_UNANNOUNCED_LIMIT:.0f} s; "
                                           f"write it as 'start...end {event.name}(...)' with the time it returns")
             self._advance(self._clock() + 0.01, event)
+
+    def _gather(self, event, sent, lo, deadline):
+        """packetdrill's rule without --strict_segments: a `>` line longer than the packet sent is
+        matched by the packets that follow it, in sequence, until its length is reached (the kernel's
+        TSO autosizing cuts a write in chunks of its own); checked as one, with the first's sequence
+        number and the last's header."""
+        want = event.any_len if event.any_seq else event.end - event.start
+        if want is None or _truthy(self.flags.get("strict_segments", "false")) or sent.length >= want:
+            return sent
+        first = last = sent
+        total, count = sent.length, 1
+        while total < want:
+            self._await_packet(event, lo, max(deadline, self._clock()) + 2.0)  # packetdrill: 2 s of slack
+            after = self.queue[0]
+            if ((after.src_port, after.dst_port) != (last.src_port, last.dst_port) or after.ack != last.ack
+                    or after.seq != (last.seq + last.length) & MASK or not after.length
+                    or (total + after.length < want and after.length != last.length)):
+                break  # not a fragment of this one: left for the next line
+            last = self.queue.popleft()
+            total, count = total + last.length, count + 1
+        if count > 1:
+            self.log.append(f"{last.time:.3f} ({total} bytes in {count} packets, checked as one, as packetdrill)")
+        return dataclasses.replace(last, seq=first.seq, length=total, flags=last.flags & ~CWR | first.flags & CWR)
 
     def _await_packet(self, event, lo: float | None, deadline: float) -> None:
         while not self.queue:
