@@ -328,8 +328,8 @@ def test_blocks_run_after_the_last_line_with_the_tcp_info_of_their_time_as_packe
     r = run_text(early.replace("> P. 2001:3001(1000) ack 1", "> P. 2001:3001(1000) ack 2"), "t.pkt")
     assert not r.ok and r.line == early.splitlines().index("+0 > P. 2001:3001(1000) ack 1") + 1
     # one program: a name set by a block is seen by the next; no socket yet is packetdrill's runtime error
-    r = run_text(TCP_INFO_SCRIPT.replace("%{\n", "%{\nfirst = tcpi_state\n") + "%{ assert first == TCP_ESTABLISHED }%\n",
-                 "t.pkt")
+    sets = TCP_INFO_SCRIPT.replace("%{\n", "%{\nfirst = tcpi_state\n")
+    r = run_text(sets + "%{ assert first == TCP_ESTABLISHED }%\n", "t.pkt")
     assert r.ok, r.summary()
     r = run_text("0 %{ assert True }%\n" + TCP_INFO_SCRIPT, "t.pkt")
     assert not r.ok and r.line == 1 and "no socket to use for code" in r.message

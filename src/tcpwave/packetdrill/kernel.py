@@ -36,7 +36,7 @@ from ..wire.tcp import CWR
 from . import packets, sysctl
 from .kernel_sockets import KernelSockets
 from .runner import Failure, Result, Runner, _Pending, _truthy
-from .script import PacketEvent, ScriptError, SkippedEvent, parse_script
+from .script import CallEvent, PacketEvent, ScriptError, SkippedEvent, parse_script
 
 DEVICE = "tun0"  # packetdrill's name: peers' shell lines say `tc qdisc ... dev tun0`
 TUN_F_ALL = 0x01 | 0x02 | 0x04 | 0x08  # TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN, as packetdrill
@@ -118,15 +118,26 @@ class KernelRunner(Runner):
             self._shell(self.init)
         self.script.events = [e for e in events if e is not self.init and e is not self.cleanup]
         self.t0 = time.monotonic()  # time 0 is the first event, as in packetdrill
-        self.now = 0.0
+        self.now = self.written_at = 0.0
+        self.returned_at = 0.0
         super().run()
 
     def _anchor(self, previous, event, base: float) -> float:
         """packetdrill's rule: from the end of the previous event, in real time; from the previous
-        one's scheduled time between two `<` packets."""
-        if _inbound(previous) and _inbound(event):
+        one's scheduled time between two `<` packets. The end is what packetdrill's clock says then,
+        without the time this runner takes around it: when a `>` line's packet was read from the
+        device (`base`), a `<` packet written to it, a call returned."""
+        if (_inbound(previous) and _inbound(event)) or _outbound(previous):
             return base
+        if _inbound(previous):
+            return self.written_at
+        if isinstance(previous, CallEvent):
+            return self.returned_at
         return self._clock()
+
+    def _call(self, event, at: float) -> None:
+        super()._call(event, at)
+        self.returned_at = self._clock()  # (or, blocking, when it started and the script went on)
 
     def _collect(self) -> None:
         raws, _ = self.dev.read_batch()
@@ -138,6 +149,7 @@ class KernelRunner(Runner):
 
     def _deliver(self, raw: bytes) -> None:
         self.dev.write(raw)
+        self.written_at = self._clock()
 
     def _wait(self, until: float) -> None:
         """Sleep until `until` (script time) or until the device has a packet, at most 2 ms."""
@@ -260,6 +272,10 @@ def _untimed_shell(event) -> SkippedEvent | None:
 
 def _inbound(event) -> bool:
     return isinstance(event, PacketEvent) and event.inbound
+
+
+def _outbound(event) -> bool:
+    return isinstance(event, PacketEvent) and not event.inbound
 
 
 def _child(path: str, text: str, defaults: dict[str, str], defines: dict[str, str], out: int) -> None:
