@@ -28,6 +28,7 @@ pytestmark = [
 # testing what it was written for (both tools passing a script meant to fail) is caught
 CASES = [
     ("init-sleep-then-syn.pkt", "ok"),  # init command before time 0, sleeps, PACKETDRILL_PID
+    ("sleep-lines-then-syn.pkt", "ok"),  # relative times after shell lines: from when they ended
     ("qdisc-drop-on-tun0.pkt", "ok"),  # `tc qdisc ... dev tun0`, a cleanup command
     ("qdisc-drop-on-tun0-fails.pkt", "FAIL:9"),
     ("code-block-fails.pkt", "FAIL:13"),  # a %{ }% block reported after the last line, at its line

@@ -218,6 +218,17 @@ def test_sysctl_lines_become_knobs_in_virtual_time(shell):
     assert not run_text(SYN_WITH_TS, "t.pkt").ok  # without it, it does
 
 
+def test_freebsd_sysctl_names_get_their_linux_names_for_the_kernel_and_the_rest_are_named():
+    from tcpwave.packetdrill.sysctl import to_linux
+
+    command, none = to_linux("sysctl -w net.inet.tcp.rfc1323=0 net.inet.tcp.msl=2000; "
+                             "sysctl net.inet.tcp.keepidle=7000 && sysctl -q net.inet.tcp.drop_synfin=1")
+    assert command == ("sysctl -w net.ipv4.tcp_timestamps=0 net.ipv4.tcp_window_scaling=0 ; "
+                       "sysctl net.ipv4.tcp_keepalive_time=7 && true")
+    assert none == ["net.inet.tcp.msl=2000", "net.inet.tcp.drop_synfin=1"]
+    assert to_linux("sysctl -q net.ipv4.tcp_sack=0") == ("sysctl -q net.ipv4.tcp_sack=0", [])
+
+
 def test_sysctl_table_maps_linux_and_freebsd_names_and_notes_the_rest():
     from tcpwave.packetdrill.sysctl import changes
 

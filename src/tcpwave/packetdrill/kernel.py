@@ -116,6 +116,7 @@ class KernelRunner(Runner):
         self.cleanup = _untimed_shell(events[-1]) if len(events) > 1 else None
         if self.init is not None:  # packetdrill's init command: before time 0
             self._shell(self.init)
+            self.init_ran = True
         self.script.events = [e for e in events if e is not self.init and e is not self.cleanup]
         self.t0 = time.monotonic()  # time 0 is the first event, as in packetdrill
         self.now = self.written_at = 0.0
@@ -258,7 +259,7 @@ class KernelRunner(Runner):
     def close(self) -> None:
         self.ks.close_all()
         try:
-            if getattr(self, "init", None) is not None and self.cleanup is not None:
+            if getattr(self, "init_ran", False) and self.cleanup is not None:
                 self._shell(self.cleanup)  # pass or fail, as packetdrill (only with an init command)
         except Failure as e:
             self.notes.append(f"line {e.line}: cleanup command: {e}")
