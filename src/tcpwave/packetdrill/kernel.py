@@ -229,6 +229,12 @@ class KernelRunner(Runner):
     def _child_made(self) -> None:
         self.ks.under_test = None  # the child has no descriptor until accept()
 
+    def _code(self, event: SkippedEvent) -> None:
+        if self.ks.newest_closed:
+            raise Failure(event.line, "runtime error in code: can't find getsockopt to get TCP info (the socket "
+                                      "under test is closed)")
+        super()._code(event)
+
     def _tcp_info(self) -> dict | None:
         s = self.ks.under_test
         if s is None and self.ks.table:
