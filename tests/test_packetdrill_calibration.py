@@ -33,6 +33,7 @@ CASES = [
     ("qdisc-drop-on-tun0-fails.pkt", "FAIL:9"),
     ("code-block-fails.pkt", "FAIL:13"),  # a %{ }% block reported after the last line, at its line
     ("code-block-then-packet-fails.pkt", "FAIL:12"),
+    ("code-block-after-close-fails.pkt", "FAIL:12"),  # no tcp_info of a closed socket under test
     ("tso-segment.pkt", "ok"),  # > P. 1:10001(10000)
 ]
 
