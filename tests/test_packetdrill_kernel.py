@@ -25,7 +25,7 @@ def test_a_short_conformance_script_prints_ok_against_linux():
     out = drill("tests/conformance/close-active-four-way.pkt")
     assert out.returncode == 0, out.stdout + out.stderr
     assert out.stdout.splitlines() == ["ok    tests/conformance/close-active-four-way.pkt", "1 passed, 0 failed"]
-    assert "pd0" not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout  # left nothing here
+    assert "tun0" not in subprocess.run(["ip", "link"], capture_output=True, text=True).stdout  # left nothing here
 
 
 def test_a_deliberate_mistake_fails_at_its_line_against_linux(tmp_path):
@@ -76,6 +76,22 @@ assert tcpi_snd_mss == 1000
     with open("/proc/sys/net/ipv4/tcp_fin_timeout") as f:
         assert f.read().strip() != "7"  # it ran in the script's namespace, not here
 
+
+
+def test_tun0_an_init_command_and_freebsd_sysctl_names_as_packetdrill(tmp_path):
+    script = tmp_path / "freebsd.pkt"
+    script.write_text("""`sysctl -q net.inet.tcp.rfc1323=0 net.inet.tcp.msl=2000`
+0 socket(..., SOCK_STREAM, IPPROTO_TCP) = 3
++0 `test "$(cat /proc/sys/net/ipv4/tcp_timestamps)$(cat /proc/sys/net/ipv4/tcp_window_scaling)" = 00`
++0 `ip link show tun0 && test -n "$PACKETDRILL_PID"`
++0 close(3) = 0
+""")
+    out = drill("-v", str(script))
+    assert out.returncode == 0, out.stdout
+    assert "line 1: net.inet.tcp.msl=2000 has no Linux equivalent: not applied" in out.stdout
+    assert "shell ran: sysctl -q net.ipv4.tcp_timestamps=0 net.ipv4.tcp_window_scaling=0" in out.stdout
+    out = drill("--tun_device=pdx0", str(script))  # another name: tun0 is not there
+    assert out.returncode == 1 and f"{script}:4: shell command failed" in out.stdout, out.stdout
 
 
 def linux_results() -> list[tuple[str, float, str, str]]:

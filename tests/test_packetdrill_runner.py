@@ -114,7 +114,7 @@ def test_ipv6_and_header_flags_reach_the_stack():
 
 
 def test_shell_lines_are_skipped_and_code_blocks_run():
-    text = "`echo hi`\n%{\nprint('x')\n}%\n--send_omit_free\n" + HANDSHAKE
+    text = "`echo hi`\n--send_omit_free\n" + HANDSHAKE + "%{\nprint('x')\n}%\n"
     r = run_text(text, "t.pkt")
     assert r.ok, r.summary()
     assert any("shell skipped" in n for n in r.notes)
@@ -218,6 +218,17 @@ def test_sysctl_lines_become_knobs_in_virtual_time(shell):
     assert not run_text(SYN_WITH_TS, "t.pkt").ok  # without it, it does
 
 
+def test_freebsd_sysctl_names_get_their_linux_names_for_the_kernel_and_the_rest_are_named():
+    from tcpwave.packetdrill.sysctl import to_linux
+
+    command, none = to_linux("sysctl -w net.inet.tcp.rfc1323=0 net.inet.tcp.msl=2000; "
+                             "sysctl net.inet.tcp.keepidle=7000 && sysctl -q net.inet.tcp.drop_synfin=1")
+    assert command == ("sysctl -w net.ipv4.tcp_timestamps=0 net.ipv4.tcp_window_scaling=0 ; "
+                       "sysctl net.ipv4.tcp_keepalive_time=7 && true")
+    assert none == ["net.inet.tcp.msl=2000", "net.inet.tcp.drop_synfin=1"]
+    assert to_linux("sysctl -q net.ipv4.tcp_sack=0") == ("sysctl -q net.ipv4.tcp_sack=0", [])
+
+
 def test_sysctl_table_maps_linux_and_freebsd_names_and_notes_the_rest():
     from tcpwave.packetdrill.sysctl import changes
 
@@ -310,14 +321,29 @@ def test_code_blocks_assert_on_tcp_info_with_linux_and_freebsd_state_names():
     assert any("%{ assert tcpi_state == TCP_SYN_RECV" in line and line.endswith("ok") for line in r.log)
 
 
-def test_a_failing_assertion_fails_the_script_at_its_own_line_with_the_fields():
+def test_a_failing_assertion_fails_the_script_at_its_blocks_line_with_the_fields_as_packetdrill():
     bad = TCP_INFO_SCRIPT.replace("assert tcpi_snd_cwnd == 10", "assert tcpi_snd_cwnd == 11")
     r = run_text(bad, "t.pkt")
-    line = bad.splitlines().index("assert tcpi_snd_cwnd == 11") + 1
-    assert not r.ok and r.line == line
-    assert "assertion failed: assert tcpi_snd_cwnd == 11; tcp_info: {'tcpi_snd_cwnd': 10}" in r.message
+    block, line = bad.splitlines().index("%{") + 1, bad.splitlines().index("assert tcpi_snd_cwnd == 11") + 1
+    assert not r.ok and r.line == block  # packetdrill names the block's line ("error in Python code")
+    assert f"line {line}: assertion failed: assert tcpi_snd_cwnd == 11; tcp_info: {{'tcpi_snd_cwnd': 10}}" in r.message
     r = run_text(TCP_INFO_SCRIPT.replace("TCP_LISTEN and", "TCP_LISTN and"), "t.pkt")
     assert not r.ok and r.line == 4 and "NameError" in r.message
+
+
+def test_blocks_run_after_the_last_line_with_the_tcp_info_of_their_time_as_packetdrill():
+    # a failing block does not stop the script: a packet line after it that fails is what is reported
+    early = TCP_INFO_SCRIPT.replace("TCP_SYN_RECV, tcpi_state", "TCP_CLOSE, tcpi_state")
+    r = run_text(early, "t.pkt")
+    assert not r.ok and r.line == 7 and "assertion failed" in r.message and "tcp_info of 0.000 s" in r.message
+    r = run_text(early.replace("> P. 2001:3001(1000) ack 1", "> P. 2001:3001(1000) ack 2"), "t.pkt")
+    assert not r.ok and r.line == early.splitlines().index("+0 > P. 2001:3001(1000) ack 1") + 1
+    # one program: a name set by a block is seen by the next; no socket yet is packetdrill's runtime error
+    sets = TCP_INFO_SCRIPT.replace("%{\n", "%{\nfirst = tcpi_state\n")
+    r = run_text(sets + "%{ assert first == TCP_ESTABLISHED }%\n", "t.pkt")
+    assert r.ok, r.summary()
+    r = run_text("0 %{ assert True }%\n" + TCP_INFO_SCRIPT, "t.pkt")
+    assert not r.ok and r.line == 1 and "no socket to use for code" in r.message
 
 
 def test_tcp_info_follows_the_connection_through_loss_and_close():

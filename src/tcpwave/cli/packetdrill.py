@@ -18,7 +18,9 @@ def add_parser(sub) -> None:
                     "--portable, --profile freebsd|linux|rfc or any tcpwave Config field (--msl=1) are defaults; "
                     "a script's own header lines "
                     "win over them. --kernel runs them against the Linux kernel instead (as root; each in a "
-                    "network namespace of its own, over TUN, in real time).")
+                    "network namespace of its own, over a TUN device tun0 (--tun_device=NAME) with TSO, in real time, "
+                    "as packetdrill runs them: init and cleanup commands, PACKETDRILL_PID, %{ }% blocks run at the "
+                    "end; --strict_segments: one packet per > line).")
     p.add_argument("files", nargs="+", metavar="FILE", help="packetdrill scripts (.pkt) to run")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="show each run step by step, and the lines and flags that were skipped")

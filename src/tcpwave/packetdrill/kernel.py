@@ -1,15 +1,24 @@
 """`tcpwave packetdrill --kernel`: the same scripts, run against the Linux kernel instead of tcpwave.
 
 Each script runs in a child process in a network namespace of its own (it vanishes with the child):
-`lo` up, a TUN device `pd0` with the kernel at 192.0.2.1/24 (2001:db8::1/64), the script's remote
-host beyond it. `<` packets are written to the device, `>` packets read from it, the script's calls
-are made on real sockets, shell lines run in the namespace, all in real time. Matching, the
+`lo` up, a TUN device `tun0` (as packetdrill's; --tun_device=NAME for another) with the kernel at
+192.0.2.1/24 (2001:db8::1/64), the script's remote host beyond it, with checksum and TSO offloads on as
+packetdrill sets them (so the kernel may send `> P. 1:10001(10000)`). `<` packets are written to the
+device, `>` packets read from it, the script's calls are made on real sockets, shell lines run in the
+namespace (with PACKETDRILL_PID set, as packetdrill exports it), all in real time. Matching, the
 `--portable` rules, the output and the exit status are the simulator's (runner.py).
+
+Time as in packetdrill: an untimed first shell line (the init command) runs before time 0, an untimed
+last one (the cleanup command) at the end, pass or fail, when there was an init command; a relative
+time counts from when the previous event finished, in real time, except between two `<` packets
+(from the previous one's scheduled time).
 
 Header flags that are tcpwave Config knobs are mapped to what Linux has (a sysctl of the namespace,
 or a route attribute: rto_min, quickack, initcwnd, advmss); the rest are listed as not mapped.
 """
 
+import dataclasses
+import fcntl
 import math
 import os
 import pickle
@@ -21,13 +30,16 @@ import time
 import typing
 
 from ..drivers.netns import unshare_net
-from ..drivers.tun import TunDevice
+from ..drivers.tun import TUNSETOFFLOAD, TunDevice
+from ..wire.seq import MASK
+from ..wire.tcp import CWR
 from . import packets, sysctl
 from .kernel_sockets import KernelSockets
-from .runner import Failure, Result, Runner, _Pending
-from .script import ScriptError, SkippedEvent, parse_script
+from .runner import Failure, Result, Runner, _Pending, _truthy
+from .script import CallEvent, PacketEvent, ScriptError, SkippedEvent, parse_script
 
-DEVICE = "pd0"
+DEVICE = "tun0"  # packetdrill's name: peers' shell lines say `tc qdisc ... dev tun0`
+TUN_F_ALL = 0x01 | 0x02 | 0x04 | 0x08  # TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO6 | TUN_F_TSO_ECN, as packetdrill
 KERNEL_UNANNOUNCED_LIMIT = 240.0  # real seconds; the whole run is killed at 300 s
 _SYSCTL_OF = {field: name for name, mapped in sysctl.TABLE.items() if name.startswith("net.")
               and not name.startswith("net.inet.") for field, _ in mapped[:1]}
@@ -50,21 +62,28 @@ class KernelRunner(Runner):
         v6 = self.local.version == 6
         _sh("ip", "link", "set", "lo", "up")
         mtu = int(self.flags.get("mtu", "1500"))
-        self.dev = TunDevice(DEVICE, f"{self.local}/{64 if v6 else 24}", str(self.remote), mtu=mtu)
+        self.device = self.flags.get("tun_device", DEVICE)
+        self.dev = TunDevice(self.device, f"{self.local}/{64 if v6 else 24}", str(self.remote), mtu=mtu,
+                             offload=True)
+        if self.dev.offload:
+            fcntl.ioctl(self.dev.fd, TUNSETOFFLOAD, TUN_F_ALL)
+        else:
+            self.notes.append(f"TSO not on: {self.dev.offload_error}")
+        os.environ["PACKETDRILL_PID"] = str(os.getpid())  # packetdrill's one export to shell lines
         self._route: list[str] = []
         for field, value in changes.items():
             self._apply(field, value)
         if self._route:
             prefix = f"{self.local}/{64 if v6 else 24}"
             net = str(__import__("ipaddress").ip_interface(prefix).network)
-            _sh("ip", "-6" if v6 else "-4", "route", "change", net, "dev", DEVICE, *self._route)
+            _sh("ip", "-6" if v6 else "-4", "route", "change", net, "dev", self.device, *self._route)
         self.ks = KernelSockets(socket.AF_INET6 if v6 else socket.AF_INET, str(self.local), str(self.remote),
                                      bind_port=int(self.flags.get("bind_port", "8080")),
                                      connect_port=int(self.flags.get("connect_port", "8080")),
                                      portable=self.portable)
         self.ks.clock = lambda: self._clock()
         if "tso_size" in self.flags:
-            self.notes.append("--tso_size: not applied to the kernel (the TUN device has no TSO here)")
+            self.notes.append("--tso_size: not applied to the kernel (it segments as TSO on its TUN device lets it)")
         self.sockets = self.ks
 
     def _apply(self, field: str, value) -> None:
@@ -92,9 +111,34 @@ class KernelRunner(Runner):
         return time.monotonic() - self.t0
 
     def run(self) -> None:
+        events = self.script.events
+        self.init = _untimed_shell(events[0]) if events else None
+        self.cleanup = _untimed_shell(events[-1]) if len(events) > 1 else None
+        if self.init is not None:  # packetdrill's init command: before time 0
+            self._shell(self.init)
+            self.init_ran = True
+        self.script.events = [e for e in events if e is not self.init and e is not self.cleanup]
         self.t0 = time.monotonic()  # time 0 is the first event, as in packetdrill
-        self.now = 0.0
+        self.now = self.written_at = 0.0
+        self.returned_at = 0.0
         super().run()
+
+    def _anchor(self, previous, event, base: float) -> float:
+        """packetdrill's rule: from the end of the previous event, in real time; from the previous
+        one's scheduled time between two `<` packets. The end is what packetdrill's clock says then,
+        without the time this runner takes around it: when a `>` line's packet was read from the
+        device (`base`), a `<` packet written to it, a call returned."""
+        if (_inbound(previous) and _inbound(event)) or _outbound(previous):
+            return base
+        if _inbound(previous):
+            return self.written_at
+        if isinstance(previous, CallEvent):
+            return self.returned_at
+        return self._clock()
+
+    def _call(self, event, at: float) -> None:
+        super()._call(event, at)
+        self.returned_at = self._clock()  # (or, blocking, when it started and the script went on)
 
     def _collect(self) -> None:
         raws, _ = self.dev.read_batch()
@@ -106,6 +150,7 @@ class KernelRunner(Runner):
 
     def _deliver(self, raw: bytes) -> None:
         self.dev.write(raw)
+        self.written_at = self._clock()
 
     def _wait(self, until: float) -> None:
         """Sleep until `until` (script time) or until the device has a packet, at most 2 ms."""
@@ -134,6 +179,29 @@ class KernelRunner(Runner):
                                           f"write it as 'start...end {event.name}(...)' with the time it returns")
             self._advance(self._clock() + 0.01, event)
 
+    def _gather(self, event, sent, lo, deadline):
+        """packetdrill's rule without --strict_segments: a `>` line longer than the packet sent is
+        matched by the packets that follow it, in sequence, until its length is reached (the kernel's
+        TSO autosizing cuts a write in chunks of its own); checked as one, with the first's sequence
+        number and the last's header."""
+        want = event.any_len if event.any_seq else event.end - event.start
+        if want is None or _truthy(self.flags.get("strict_segments", "false")) or sent.length >= want:
+            return sent
+        first = last = sent
+        total, count = sent.length, 1
+        while total < want:
+            self._await_packet(event, lo, max(deadline, self._clock()) + 2.0)  # packetdrill: 2 s of slack
+            after = self.queue[0]
+            if ((after.src_port, after.dst_port) != (last.src_port, last.dst_port) or after.ack != last.ack
+                    or after.seq != (last.seq + last.length) & MASK or not after.length
+                    or (total + after.length < want and after.length != last.length)):
+                break  # not a fragment of this one: left for the next line
+            last = self.queue.popleft()
+            total, count = total + last.length, count + 1
+        if count > 1:
+            self.log.append(f"{last.time:.3f} ({total} bytes in {count} packets, checked as one, as packetdrill)")
+        return dataclasses.replace(last, seq=first.seq, length=total, flags=last.flags & ~CWR | first.flags & CWR)
+
     def _await_packet(self, event, lo: float | None, deadline: float) -> None:
         while not self.queue:
             self.now = self._clock()
@@ -161,6 +229,12 @@ class KernelRunner(Runner):
     def _child_made(self) -> None:
         self.ks.under_test = None  # the child has no descriptor until accept()
 
+    def _code(self, event: SkippedEvent) -> None:
+        if self.ks.newest_closed:
+            raise Failure(event.line, "runtime error in code: can't find getsockopt to get TCP info (the socket "
+                                      "under test is closed)")
+        super()._code(event)
+
     def _tcp_info(self) -> dict | None:
         s = self.ks.under_test
         if s is None and self.ks.table:
@@ -171,15 +245,44 @@ class KernelRunner(Runner):
         if event.kind == "code":
             self._code(event)
             return
-        done = subprocess.run(["sh", "-c", event.body], capture_output=True, text=True, timeout=30)
-        self.notes.append(f"line {event.line}: shell ran: {event.body.strip()}")
+        self._shell(event)
+
+    def _shell(self, event: SkippedEvent) -> None:
+        command, unmapped = sysctl.to_linux(event.body)
+        for name in unmapped:
+            self.notes.append(f"line {event.line}: {name} has no Linux equivalent: not applied")
+        if command != event.body:
+            self.notes.append(f"line {event.line}: FreeBSD sysctl names given their Linux names: {command.strip()}")
+        if not command.strip():
+            return
+        done = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=30)
+        self.notes.append(f"line {event.line}: shell ran: {command.strip()}")
         if done.returncode != 0:
-            raise Failure(event.line, f"shell command failed ({done.returncode}): {event.body.strip()}: "
+            what = "init command" if event is self.init else "shell command"
+            raise Failure(event.line, f"{what} failed ({done.returncode}): {command.strip()}: "
                                       f"{done.stderr.strip()[:200]}")
 
     def close(self) -> None:
         self.ks.close_all()
-        self.dev.close()
+        try:
+            if getattr(self, "init_ran", False) and self.cleanup is not None:
+                self._shell(self.cleanup)  # pass or fail, as packetdrill (only with an init command)
+        except Failure as e:
+            self.notes.append(f"line {e.line}: cleanup command: {e}")
+        finally:
+            self.dev.close()
+
+
+def _untimed_shell(event) -> SkippedEvent | None:
+    return event if isinstance(event, SkippedEvent) and event.kind == "shell" and event.untimed else None
+
+
+def _inbound(event) -> bool:
+    return isinstance(event, PacketEvent) and event.inbound
+
+
+def _outbound(event) -> bool:
+    return isinstance(event, PacketEvent) and not event.inbound
 
 
 def _child(path: str, text: str, defaults: dict[str, str], defines: dict[str, str], out: int) -> None:

@@ -78,6 +78,10 @@ class KernelSockets:
         self.portable = portable
         self.table: dict[int, KSocket] = {}
         self.under_test: KSocket | None = None
+        # the socket packetdrill's %{ }% blocks read: the newest made by socket() or accept(); closed,
+        # its tcp_info cannot be had (packetdrill: "can't find getsockopt to get TCP info")
+        self.newest: KSocket | None = None
+        self.newest_closed = False
         self.on_connect: Callable[[tuple[int, int]], None] | None = None
 
     def close_all(self) -> None:
@@ -119,7 +123,8 @@ class KernelSockets:
         sock.setblocking(False)
         fd = want if isinstance(want, int) and want >= 0 else sock.fileno()
         self.table[fd] = KSocket(fd, sock)
-        self.under_test = self.table[fd]
+        self.under_test = self.newest = self.table[fd]
+        self.newest_closed = False
         return lambda: fd
 
     def _bind(self, fd, addr=None, length=None):
@@ -139,7 +144,8 @@ class KernelSockets:
             child, _ = s.sock.accept()
             child.setblocking(False)
             new = want if isinstance(want, int) and want >= 0 else child.fileno()
-            self.table[new] = KSocket(new, child)
+            self.table[new] = self.newest = KSocket(new, child)
+            self.newest_closed = False
             return new
         return self._try(s, op)
 
@@ -231,6 +237,7 @@ class KernelSockets:
 
     def _close(self, fd):
         s = self._sock(fd)
+        self.newest_closed = self.newest_closed or s is self.newest
         del self.table[fd]
         s.sock.close()
         return lambda: 0

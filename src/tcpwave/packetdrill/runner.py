@@ -6,13 +6,10 @@ the stack sends must be matched, in order, by a `>` line within the tolerance;
 one that no line expects is a failure (packetdrill itself would ignore it).
 """
 
-import contextlib
 import dataclasses
 import errno
-import io
 import ipaddress
 import math
-import textwrap
 import typing
 from collections import deque
 
@@ -24,6 +21,7 @@ from ..stack import Stack
 from ..wire.seq import MASK
 from ..wire.tcp import ACK, RST, SYN
 from . import packets, sysctl, tcpinfo
+from .codeblocks import CodeBlocks, CodeFailure
 from .script import (
     WILDCARD,
     CallEvent,
@@ -45,7 +43,7 @@ ADDRESSES = {  # documentation prefixes only (RFC 5737, RFC 3849): nothing here 
 }
 REMOTE_PORT = 43210  # the remote's port for connections it opens to us
 RUNNER_FLAGS = {"ip_version", "tolerance_usecs", "tolerance_percent", "mss", "mtu", "portable", "local_ip", "remote_ip",
-                "bind_port", "connect_port", "seed", "tso_size", "profile"}
+                "bind_port", "connect_port", "seed", "tso_size", "profile", "tun_device", "strict_segments"}
 _CONFIG_FIELDS = {f.name: f for f in dataclasses.fields(Config)}
 
 
@@ -155,6 +153,7 @@ class Runner:
         self.queue: deque[packets.Sent] = deque()
         self.pending: _Pending | None = None
         self.device_drops = False  # a shell line's `tc qdisc ... limit 0` on the test device
+        self.blocks = CodeBlocks()  # the %{ }% blocks, run after the last line
         self._setup(changes)
         self.sockets.on_connect = self._learn_ports
         self.flows: dict[tuple[int, int], Flow] = {}  # the script's connections, by (local, remote) port
@@ -253,38 +252,19 @@ class Runner:
         return self.sim.under_test
 
     def _code(self, event: SkippedEvent) -> None:
-        info = self._tcp_info()
-        names: dict = tcpinfo.constants()
-        if info is not None:  # before any socket the block runs without tcpi_* names
-            names.update(info)
-        printed = io.StringIO()
-        lines = event.body.split("\n")
-        first = next((i for i, text in enumerate(lines) if text.strip()), 0)  # the block's first line of code
-        code = textwrap.dedent("\n".join(lines[first:])).strip()
         try:
-            with contextlib.redirect_stdout(printed):
-                exec(compile(code, f"<%{{ }}% at line {event.line}>", "exec"), names)  # noqa: S102 - the script's own code
-        except AssertionError as e:
-            tb = e.__traceback__
-            while tb is not None and tb.tb_next is not None:
-                tb = tb.tb_next
-            offset = (tb.tb_lineno - 1) if tb is not None else 0
-            failed = code.splitlines()[offset].strip() if offset < len(code.splitlines()) else code
-            detail = f" ({e})" if str(e) else ""
-            shown = {k: int(v) for k, v in sorted(names.items()) if k.startswith("tcpi_") and k in failed}
-            raise Failure(event.line + first + offset,
-                          f"assertion failed: {failed}{detail}; tcp_info: {shown}") from None
-        except Exception as e:
-            hint = " (no socket yet: tcp_info is taken from the socket under test)" if info is None else ""
-            raise Failure(event.line, f"%{{ }}% block raised {type(e).__name__}: {e}{hint}") from None
-        self.log.append(f"{self.now:.3f} %{{ {code.splitlines()[0] if code else ''} }}% ok")
-        self.log.extend(f"        | {line}" for line in printed.getvalue().splitlines())
+            self.log.append(self.blocks.take(event, self._tcp_info(), self.now))
+        except CodeFailure as e:
+            raise Failure(e.line, str(e)) from None
 
     # ------------------------------------------------------------ driving
     def run(self) -> None:
         base = 0.0
+        previous: Event | None = None
         for event in self.script.events:
             self.current = event
+            base = self._anchor(previous, event, base)
+            previous = event
             self.prev_time = base
             if isinstance(event, SkippedEvent):
                 lo, _ = self._resolve(event.when, base)
@@ -308,6 +288,15 @@ class Runner:
                 self._call(event, at)
             base = at
         self._finish()
+        try:
+            self.log.extend(self.blocks.run())
+        except CodeFailure as e:
+            raise Failure(e.line, str(e)) from None
+
+    def _anchor(self, previous: Event | None, event: Event, base: float) -> float:
+        """What a relative time counts from: in virtual time the previous event's time (an outbound
+        packet's: when it went out)."""
+        return base
 
     def _resolve(self, when: When, base: float) -> tuple[float | None, float | None]:
         if when.kind == "any":
@@ -439,7 +428,7 @@ class Runner:
         tolerance = self.tolerance if hi is None else self._tolerance(hi)
         deadline = float("inf") if hi is None else hi + tolerance
         self._await_packet(event, lo, deadline)
-        sent = self.queue.popleft()
+        sent = self._gather(event, self.queue.popleft(), lo, deadline)
         if event.ports is not None:
             self.flow = self._flow(*event.ports)
         if (sent.src_port, sent.dst_port) != (self.local_port, self.remote_port) and self.portable:
@@ -468,6 +457,11 @@ class Runner:
         if diffs:
             raise Failure(event.line, f"expected {event.text!r}; sent {shown!r} ({'; '.join(diffs)})")
         return sent.time
+
+    def _gather(self, event: PacketEvent, sent: packets.Sent, lo: float | None, deadline: float) -> packets.Sent:
+        """The packet a `>` line is checked against: in virtual time the one sent (--tso_size sets
+        how large the stack's segments are)."""
+        return sent
 
     def _await_packet(self, event: PacketEvent, lo: float | None, deadline: float) -> None:
         """Run until a packet is queued; fail once the deadline passes without one."""

@@ -77,6 +77,7 @@ class Call:
 class SkippedEvent(Event):
     kind: str = "shell"  # 'shell' (backticks) or 'code' (%{ }%)
     body: str = ""  # the command or the Python code, without its delimiters
+    untimed: bool = False  # written without a time: packetdrill's init (first) or cleanup (last) command
 
 
 @dataclass
@@ -146,9 +147,11 @@ def parse_script(text: str, path: str = "<script>", defines: dict[str, str] | No
             continue
         timed = _TIME_RE.match(line)
         when = When("rel")
+        untimed = True
         if timed and timed[4].lstrip().startswith(("`", "%{")):  # a time before a shell line or a %{ }% block
             when = _when(timed[1], timed[2], timed[3])
             line = timed[4].lstrip()
+            untimed = False
         if line.startswith("`") or line.startswith("%{"):
             closer = "`" if line.startswith("`") else "}%"
             body, body_end = line, lineno
@@ -161,7 +164,7 @@ def parse_script(text: str, path: str = "<script>", defines: dict[str, str] | No
             kind = "shell" if closer == "`" else "code"
             inner = body.strip()[1:-1] if closer == "`" else body.strip()[2:-2]
             events.append(SkippedEvent(lineno, when, f"{body.splitlines()[0]} (lines {lineno}-{body_end})"
-                                       if body_end > lineno else body, kind, inner))
+                                       if body_end > lineno else body, kind, inner, untimed))
             continue
         events.append(parse_event(line, lineno))
     return Script(path, flags, flag_lines, events)

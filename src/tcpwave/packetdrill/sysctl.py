@@ -122,3 +122,66 @@ def device_drops(command: str) -> bool | None:
         return False
     limit = re.search(r"\blimit\s+(\d+)", m[3])
     return limit is not None and int(limit[1]) == 0
+
+
+# --kernel: FreeBSD's names given their Linux equivalents (the value converted), or None where Linux
+# has no such sysctl (docs/packetdrill.md lists both)
+def _secs(v: str) -> str:
+    return str(max(1, round(int(v) / 1000)))
+
+
+def _same(v: str) -> str:
+    return v
+
+
+FREEBSD_TO_LINUX: dict[str, list[tuple[str, Callable[[str], str]]] | None] = {
+    "net.inet.tcp.rfc1323": [("net.ipv4.tcp_timestamps", _same), ("net.ipv4.tcp_window_scaling", _same)],
+    "net.inet.tcp.sack.enable": [("net.ipv4.tcp_sack", _same)],
+    "net.inet.tcp.syncookies": [("net.ipv4.tcp_syncookies", _same)],
+    "net.inet.tcp.rexmit_min": [("net.ipv4.tcp_rto_min_us", lambda v: str(int(v) * 1000))],
+    "net.inet.tcp.keepidle": [("net.ipv4.tcp_keepalive_time", _secs)],
+    "net.inet.tcp.keepintvl": [("net.ipv4.tcp_keepalive_intvl", _secs)],
+    "net.inet.tcp.keepcnt": [("net.ipv4.tcp_keepalive_probes", _same)],
+    "net.inet.tcp.finwait2_timeout": [("net.ipv4.tcp_fin_timeout", _secs)],
+    "net.inet.tcp.cc.algorithm": [("net.ipv4.tcp_congestion_control", lambda v: {"newreno": "reno"}.get(v, v))],
+    "net.inet.tcp.ecn.enable": [("net.ipv4.tcp_ecn", _same)],
+    "net.inet.tcp.minmss": [("net.ipv4.tcp_min_snd_mss", _same)],
+    "net.inet.tcp.path_mtu_discovery": [("net.ipv4.ip_no_pmtu_disc", lambda v: str(int(int(v) == 0)))],
+    # none on Linux: its behaviour there is fixed, or set another way (a route attribute, a socket option)
+    "net.inet.tcp.insecure_rst": None,  # Linux always checks RSTs as RFC 5961
+    "net.inet.tcp.insecure_syn": None,  # Linux always answers an in-window SYN with a challenge ACK
+    "net.inet.tcp.drop_synfin": None,  # Linux always drops SYN+FIN
+    "net.inet.tcp.msl": None,  # Linux's TIME_WAIT is fixed at 60 s
+    "net.inet.tcp.delayed_ack": None,  # (the route's quickack, or TCP_QUICKACK)
+    "net.inet.tcp.delacktime": None,  # (fixed 40 ms minimum; the route's rto_min does not change it)
+    "net.inet.tcp.initcwnd_segments": None,  # (the route's initcwnd)
+    "net.inet.tcp.mssdflt": None,
+    "net.inet.tcp.blackhole": None,
+    "net.inet.tcp.tolerate_missing_ts": None,
+    "net.inet.tcp.nolocaltimewait": None,
+    "net.inet.tcp.sendspace": None,  # (net.ipv4.tcp_wmem's middle value: three numbers, not one)
+    "net.inet.tcp.recvspace": None,  # (net.ipv4.tcp_rmem's)
+}
+_PAIR = re.compile(r"(net\.inet6?\.[A-Za-z0-9_.]+)=([^\s;&|`]+)")
+_EMPTY_SYSCTL = re.compile(r"\bsysctl(?:\s+-[A-Za-z]+)*\s*(?=$|;|&&|\|\||\n)")
+
+
+def to_linux(command: str) -> tuple[str, list[str]]:
+    """A shell line with FreeBSD sysctl settings given their Linux names; the settings that have none
+    (left out: a `sysctl` with nothing left to set becomes `true`)."""
+    unmapped: list[str] = []
+
+    def linux(m: re.Match) -> str:
+        mapped = FREEBSD_TO_LINUX.get(m[1])
+        try:
+            if mapped:
+                return " ".join(f"{name}={convert(m[2])}" for name, convert in mapped)
+        except ValueError:
+            pass
+        unmapped.append(f"{m[1]}={m[2]}")
+        return ""
+
+    out = _PAIR.sub(linux, command)
+    if out == command:
+        return command, []
+    return _EMPTY_SYSCTL.sub("true", out), unmapped
