@@ -16,13 +16,14 @@ import textwrap
 import typing
 from collections import deque
 
+from ..core import tcpinfo
 from ..core.config import Config
 from ..core.state import State
 from ..core.trace import ListSink, Tracer
 from ..stack import Stack
 from ..wire.seq import MASK
 from ..wire.tcp import ACK, RST, SYN
-from . import packets, sysctl, tcpinfo
+from . import packets, sysctl
 from .script import (
     WILDCARD,
     CallEvent,
