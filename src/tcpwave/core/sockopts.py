@@ -104,7 +104,8 @@ def pack_tcp_info(info: dict[str, int]) -> bytes:
     values = dict(info, tcpi_wscale=info.get("tcpi_snd_wscale", 0) | info.get("tcpi_rcv_wscale", 0) << 4)
     limits = {"B": 0xFF, "I": 0xFFFFFFFF, "Q": (1 << 64) - 1}
     codes = TCP_INFO.format[1:]
-    return TCP_INFO.pack(*(min(max(int(values.get(f, 0)), 0), limits[c]) for f, c in zip(TCP_INFO_FIELDS, codes, strict=True)))
+    fields = zip(TCP_INFO_FIELDS, codes, strict=True)
+    return TCP_INFO.pack(*(min(max(int(values.get(f, 0)), 0), limits[c]) for f, c in fields))
 
 
 def unpack_tcp_info(data: bytes) -> dict[str, int]:
