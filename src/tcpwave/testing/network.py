@@ -174,7 +174,7 @@ class Network:
         self.stats["sent"] += 1
         dst = _destination(packet)
         host = self.hosts.get(dst) if dst is not None else None
-        if host is None:
+        if host is None or dst is None:
             self.stats["unroutable"] += 1
             return
         if frozenset((src, dst)) in self._cut:
