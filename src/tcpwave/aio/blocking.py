@@ -14,6 +14,8 @@ settimeout() bounds that wait with TimeoutError, as socket.settimeout does.
 
 import asyncio
 import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from ..stack import Stack
 from .runtime import MemoryLink, Runtime, TunLink
@@ -25,20 +27,23 @@ __all__ = ["Network", "TcpSocket", "create_connection"]
 class Network:
     """One stack on one link, driven by an event loop in a daemon thread."""
 
-    def __init__(self, make_link, addresses, **stack_options):
+    runtime: Runtime
+
+    def __init__(self, make_link: Callable[["Network"], Any], addresses: str | list[str], **stack_options: Any) -> None:
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="tcpwave-network", daemon=True)
         self._thread.start()
-        self._device = None
+        self._device: Any = None
 
-        async def setup():
+        async def setup() -> None:
             link = make_link(self)
             self.runtime = Runtime(Stack(addresses, **stack_options), link)
 
         self.call(setup(), None)
 
     @classmethod
-    def memory_pair(cls, a="192.0.2.1", b="192.0.2.2", delay: float = 0.001, **stack_options):
+    def memory_pair(cls, a: str = "192.0.2.1", b: str = "192.0.2.2", delay: float = 0.001,
+                    **stack_options: Any) -> tuple["Network", "Network"]:
         """Two networks joined by an in-memory link (each with its own loop thread). With a tracer, each
         side's events carry its own address as `host` (unless `host` is given), so a trace can tell
         them apart."""
@@ -48,7 +53,7 @@ class Network:
         return first, second
 
     @classmethod
-    def on_tun(cls, name: str, kernel: str, address: str, **stack_options):
+    def on_tun(cls, name: str, kernel: str, address: str, **stack_options: Any) -> "Network":
         """A stack on a new TUN device in the current network namespace (needs root), with the offloads
         `tcpwave serve` uses (checksums left to the kernel, ~64 KB super-segments) when the kernel
         grants them."""
@@ -65,7 +70,7 @@ class Network:
         net._device = device
         return net
 
-    def call(self, coro, timeout):
+    def call(self, coro: Coroutine[Any, Any, Any], timeout: float | None) -> Any:
         """Run coro on the network's loop and wait for it (at most `timeout` seconds)."""
         future = asyncio.run_coroutine_threadsafe(coro, self._loop)
         try:
@@ -83,7 +88,7 @@ class Network:
         return create_connection(address, timeout, source_address, network=self)
 
     def close(self) -> None:
-        async def stop():
+        async def stop() -> None:
             self.runtime.close()
 
         self.call(stop(), 5)

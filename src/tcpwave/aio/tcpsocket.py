@@ -242,7 +242,7 @@ class TcpSocket:
         return conn, writer.get_extra_info("peername")
 
     # ---- data
-    def sendall(self, data, flags: int = 0) -> None:
+    def sendall(self, data: bytes | bytearray | memoryview, flags: int = 0) -> None:
         self._need_connection("sendall")
         data = bytes(data)
 
@@ -253,7 +253,7 @@ class TcpSocket:
 
         self._net.call(self._updating(send()), self._wait)
 
-    def send(self, data, flags: int = 0) -> int:
+    def send(self, data: bytes | bytearray | memoryview, flags: int = 0) -> int:
         """Queue what fits in the send buffer (waiting for room unless non-blocking) and say how much:
         as socket.send, the rest is the caller's to send again."""
         self._need_connection("send")
@@ -281,7 +281,7 @@ class TcpSocket:
         return self._net.call(self._updating(self._recv(bufsize, nonblocking)),
                               None if nonblocking else self._timeout)
 
-    def recv_into(self, buffer, nbytes: int = 0, flags: int = 0) -> int:
+    def recv_into(self, buffer: bytearray | memoryview, nbytes: int = 0, flags: int = 0) -> int:
         """As socket.recv_into: up to nbytes (or len(buffer)) bytes into buffer; how many."""
         view = memoryview(buffer).cast("B")
         if nbytes < 0:
@@ -457,10 +457,10 @@ class TcpSocket:
             self._check_writable()
             raise
 
-    def __enter__(self):
+    def __enter__(self) -> "TcpSocket":
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, *exc: object) -> None:
         self.close()
 
     def _check_open(self, call: str) -> None:
