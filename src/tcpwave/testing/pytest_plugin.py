@@ -15,12 +15,14 @@ import pathlib
 import re
 import zlib
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from .network import Network
+if TYPE_CHECKING:  # (imported when a test asks for the fixture: every pytest run loads this plugin)
+    from .network import Network
 
-_NETWORKS = pytest.StashKey[list[Network]]()
+_NETWORKS = pytest.StashKey[list["Network"]]()
 _SAVED = pytest.StashKey[list[str]]()
 _MARKER_OPTIONS = {"loss", "delay", "reorder", "rate", "duplicate", "seed", "config"}
 
@@ -40,9 +42,11 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @pytest.fixture
-def tcpwave_network(request: pytest.FixtureRequest) -> Iterator[Network]:
+def tcpwave_network(request: pytest.FixtureRequest) -> Iterator["Network"]:
     """An in-memory network of tcpwave stacks (add hosts with .host(address)); its packets are saved as a
     pcap if the test fails."""
+    from .network import Network
+
     marker = request.node.get_closest_marker("tcpwave")
     options = dict(marker.kwargs) if marker is not None else {}
     unknown = set(options) - _MARKER_OPTIONS
