@@ -214,6 +214,20 @@ def test_close_from_another_thread_wakes_blocked_calls(nets):
     conn.close()
 
 
+def test_close_from_another_thread_wakes_a_sendall_waiting_for_room(nets):
+    s, srv, conn = tcpwave_pair(nets)  # conn never reads: s's buffers fill and sendall waits
+    result = {}
+    sender = threading.Thread(target=lambda: result.setdefault("sendall", _error_of(lambda: s.sendall(bytes(8 << 20)))))
+    sender.start()
+    sender.join(2)
+    assert sender.is_alive()  # blocked: 8 MiB cannot fit while the peer reads nothing
+    s.close()
+    sender.join(10)
+    assert not sender.is_alive() and result["sendall"] == errno.EBADF
+    conn.close()
+    srv.close()
+
+
 def _error_of(call):
     """What call() returns, or the errno it raises."""
     try:

@@ -58,6 +58,7 @@ class TcpSocket:
         self._connecting: concurrent.futures.Future | None = None  # a non-blocking connect() under way
         self._connect_error: OSError | None = None  # its failure, for SO_ERROR and the next connect()
         self._ready: Readiness | None = None  # fileno()'s descriptor, made on first use
+        self._draining: set[asyncio.Future] = set()  # sends waiting for room (close() ends them)
         if writer is not None:
             self._watch()
 
@@ -330,8 +331,8 @@ class TcpSocket:
 
     def close(self) -> None:
         """Close; with makefile() objects still open, once they are closed (as socket.close). A call
-        blocked in another thread ends: recv() with end-of-file, accept() with EBADF. SO_LINGER on
-        with 0 seconds resets the connection."""
+        blocked in another thread ends: recv() with end-of-file, accept(), send() and sendall() with
+        EBADF. SO_LINGER on with 0 seconds resets the connection."""
         if self._closed:
             return
         if self._io_refs > 0:
@@ -341,6 +342,8 @@ class TcpSocket:
 
         async def close():
             self._read_shut.set()
+            for wait in self._draining:
+                wait.cancel()
             if self._writer is not None:
                 if self._linger[0] and self._linger[1] == 0:
                     self._writer.transport.abort()
@@ -451,11 +454,20 @@ class TcpSocket:
             raise BrokenPipeError(errno.EPIPE, "write(): broken pipe")
 
     async def _drain(self) -> None:
+        """Wait for room in the send buffer; close() from another thread ends the wait with EBADF."""
+        wait = asyncio.ensure_future(self._writer.drain())
+        self._draining.add(wait)
         try:
-            await self._writer.drain()
+            await wait
         except ConnectionError:
             self._check_writable()
             raise
+        except asyncio.CancelledError:
+            if wait.cancelled() and self._closed:
+                raise OSError(errno.EBADF, "send(): the socket was closed") from None
+            raise
+        finally:
+            self._draining.discard(wait)
 
     def __enter__(self) -> "TcpSocket":
         return self
