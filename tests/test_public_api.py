@@ -24,7 +24,7 @@ from tcpwave.testing import Network
 
 
 def blocking(net: tcpwave.Network, peer: str) -> bytes:
-    sock: tcpwave.TcpSocket = tcpwave.create_connection((peer, 7), timeout=5, network=net)
+    sock: tcpwave.TcpSocket = net.create_connection((peer, 7), timeout=5)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.sendall(b"hello")
     data: bytes = sock.recv(100)
@@ -58,9 +58,8 @@ def capture(path: str) -> tcpwave.Stack:
 
 MISTAKES = '''
 import tcpwave
-from tcpwave.testing import Network
 
-sock = tcpwave.create_connection(("192.0.2.1", 7), network=Network(1))
+sock = tcpwave.Network.memory_pair()[0].create_connection(("192.0.2.1", 7), timeout="5")
 sock.sendall("text, not bytes")
 n: str = sock.recv_into(bytearray(10))
 tcpwave.Config(no_such_option=1)
@@ -115,6 +114,7 @@ def test_mypy_strict_catches_mistakes_against_them(installed):
     out = run.stdout
     assert run.returncode == 1, out + run.stderr
     assert 'Argument 1 to "sendall" of "TcpSocket" has incompatible type "str"' in out
+    assert 'Argument "timeout" to "create_connection" of "Network" has incompatible type "str"' in out
     assert 'Incompatible types in assignment (expression has type "int", variable has type "str")' in out
     assert 'Unexpected keyword argument "no_such_option" for "Config"' in out
     assert 'Argument "tracer" to "Stack" has incompatible type "str"' in out

@@ -17,8 +17,7 @@ _LAZY = {
     "Server": "tcpwave.aio", "TcpTransport": "tcpwave.aio", "Runtime": "tcpwave.aio", "MemoryLink": "tcpwave.aio",
     "TunLink": "tcpwave.aio", "FaultyLink": "tcpwave.aio",
     # the blocking socket API
-    "Network": "tcpwave.aio.blocking", "TcpSocket": "tcpwave.aio.blocking",
-    "create_connection": "tcpwave.aio.blocking",
+    "Network": "tcpwave.aio.blocking", "TcpSocket": "tcpwave.aio.blocking",  # (Network.create_connection)
     # tracing, captures and observation
     "Tracer": "tcpwave.core.trace", "ListSink": "tcpwave.core.trace", "JsonLinesSink": "tcpwave.core.trace",
     "PcapWriter": "tcpwave.views.pcap", "PcapngWriter": "tcpwave.views.capture",
@@ -28,7 +27,7 @@ _LAZY = {
 
 __all__ = ["Config", "FaultyLink", "JsonLinesSink", "ListSink", "MemoryLink", "Network", "PcapWriter",
            "PcapngWriter", "Runtime", "Server", "Stack", "TcpSocket", "TcpTransport", "Tracer", "TunLink",
-           "create_connection", "create_server", "open_connection", "read_capture", "snapshot", "stack_snapshot",
+           "create_server", "open_connection", "read_capture", "snapshot", "stack_snapshot",
            "start_server", "tapped", "tcp_info"]  # (the names of _LAZY; a test keeps them equal)
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers
@@ -43,7 +42,7 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers
         open_connection,
         start_server,
     )
-    from .aio.blocking import Network, TcpSocket, create_connection
+    from .aio.blocking import Network, TcpSocket
     from .aio.capture import tapped
     from .core.config import Config
     from .core.observe import snapshot, stack_snapshot
