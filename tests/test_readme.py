@@ -66,3 +66,32 @@ def test_readme_demo_sample_is_the_output_of_a_real_run(capsys):
         path.write_text(text[: block.start(1)] + out + text[block.end(1):])
         return
     assert block.group(1) == out, "README's demo sample is stale; rerun with TCPWAVE_UPDATE_README=1"
+
+
+def test_readme_socket_api_example_runs():
+    assert run_readme_block("## The socket module's API, blocking") == "line one\n1 18\n"
+
+
+def _readme_block(after: str, fence: str = "python") -> str:
+    text = (pathlib.Path(__file__).parent.parent / "README.md").read_text()
+    return re.search(re.escape(after) + r".*?```" + fence + r"\n(.*?)```", text, re.S).group(1)
+
+
+def test_readme_plugin_example_passes_and_its_failure_sample_is_real(tmp_path):
+    """The README's test file passes under the plugin; with the bug the README describes, pytest ends
+    with exactly the line the README shows."""
+    import subprocess
+    import sys
+
+    code = _readme_block("## Testing an asyncio app under loss")
+    (tmp_path / "test_shout.py").write_text(code)
+    run = [sys.executable, "-m", "pytest", "test_shout.py", "-p", "no:cacheprovider", "--tcpwave-pcap-dir", "pcaps"]
+    ok = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert "data.upper()" in code
+    (tmp_path / "test_shout.py").write_text(code.replace("data.upper()", "data"))
+    failed = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert failed.returncode == 1
+    shown = _readme_block("forgotten `.upper()`", "").strip()
+    assert shown in failed.stdout.splitlines(), failed.stdout
+    assert (tmp_path / "pcaps" / "test_shout.py_test_shout_under_loss.pcap").is_file()

@@ -1,14 +1,65 @@
-"""tcpwave: a user-space TCP/IP stack that shows every handshake, wave and state change."""
+"""tcpwave: a user-space TCP/IP stack that shows every handshake, wave and state change.
+
+The public surface is `__all__`: the stack and its configuration, the asyncio entry points
+(tcpwave.aio), the blocking socket API (tcpwave.aio.blocking), tracers and their sinks, pcap and
+pcapng writers, a packet tap, and the observation snapshots (`ss`-style connection snapshots and
+Linux's tcp_info). Names are imported on first use, so `import tcpwave` stays cheap; type checkers see
+them all (the package is typed: py.typed). In-memory test networks are in tcpwave.testing."""
+
+from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-_LAZY = {"open_connection": "tcpwave.aio", "start_server": "tcpwave.aio", "Network": "tcpwave.aio.blocking",
-         "Stack": "tcpwave.stack", "Config": "tcpwave.core.config"}
+_LAZY = {
+    "Stack": "tcpwave.stack", "Config": "tcpwave.core.config",
+    # asyncio
+    "open_connection": "tcpwave.aio", "start_server": "tcpwave.aio", "create_server": "tcpwave.aio",
+    "Server": "tcpwave.aio", "TcpTransport": "tcpwave.aio", "Runtime": "tcpwave.aio", "MemoryLink": "tcpwave.aio",
+    "TunLink": "tcpwave.aio", "FaultyLink": "tcpwave.aio",
+    # the blocking socket API
+    "Network": "tcpwave.aio.blocking", "TcpSocket": "tcpwave.aio.blocking",  # (Network.create_connection)
+    # tracing, captures and observation
+    "Tracer": "tcpwave.core.trace", "ListSink": "tcpwave.core.trace", "JsonLinesSink": "tcpwave.core.trace",
+    "PcapWriter": "tcpwave.views.pcap", "PcapngWriter": "tcpwave.views.capture",
+    "read_capture": "tcpwave.views.capture", "tapped": "tcpwave.aio.capture",
+    "snapshot": "tcpwave.core.observe", "stack_snapshot": "tcpwave.core.observe", "tcp_info": "tcpwave.core.tcpinfo",
+}
+
+__all__ = ["Config", "FaultyLink", "JsonLinesSink", "ListSink", "MemoryLink", "Network", "PcapWriter",
+           "PcapngWriter", "Runtime", "Server", "Stack", "TcpSocket", "TcpTransport", "Tracer", "TunLink",
+           "create_server", "open_connection", "read_capture", "snapshot", "stack_snapshot",
+           "start_server", "tapped", "tcp_info"]  # (the names of _LAZY; a test keeps them equal)
+
+if TYPE_CHECKING:  # what the lazy names are, for type checkers
+    from .aio import (
+        FaultyLink,
+        MemoryLink,
+        Runtime,
+        Server,
+        TcpTransport,
+        TunLink,
+        create_server,
+        open_connection,
+        start_server,
+    )
+    from .aio.blocking import Network, TcpSocket
+    from .aio.capture import tapped
+    from .core.config import Config
+    from .core.observe import snapshot, stack_snapshot
+    from .core.tcpinfo import tcp_info
+    from .core.trace import JsonLinesSink, ListSink, Tracer
+    from .stack import Stack
+    from .views.capture import PcapngWriter, read_capture
+    from .views.pcap import PcapWriter
 
 
-def __getattr__(name):  # tcpwave.open_connection etc., imported on first use
+def __getattr__(name: str) -> object:  # tcpwave.open_connection etc., imported on first use
     if name in _LAZY:
         import importlib
 
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'tcpwave' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

@@ -11,7 +11,7 @@ import contextlib
 import io
 import textwrap
 
-from . import tcpinfo
+from ..core import tcpinfo
 from .script import SkippedEvent
 
 

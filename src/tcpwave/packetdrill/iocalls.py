@@ -35,7 +35,7 @@ def check_tcp_info(have: dict, value) -> None:
     gives must equal tcp_info's (names such as TCP_ESTABLISHED stand for their values)."""
     if not isinstance(value, dict):
         return
-    from .tcpinfo import constants
+    from ..core.tcpinfo import constants
 
     names = constants()
     for field, want in value.items():

@@ -301,7 +301,7 @@ class KernelSockets:
         return lambda: 0
 
     def tcp_info(self, s: KSocket) -> dict[str, int]:
-        from .tcpinfo import TcpState, linux_state
+        from ..core.tcpinfo import TcpState, linux_state
 
         info = parse_tcp_info(s.sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256))
         info["tcpi_state"] = TcpState(linux_state(info["tcpi_state"]), info["tcpi_state"])

@@ -13,14 +13,14 @@ import math
 import typing
 from collections import deque
 
-from ..core import profiles
+from ..core import profiles, tcpinfo
 from ..core.config import Config
 from ..core.state import State
 from ..core.trace import ListSink, Tracer
 from ..stack import Stack
 from ..wire.seq import MASK
 from ..wire.tcp import ACK, RST, SYN
-from . import packets, sysctl, tcpinfo
+from . import packets, sysctl
 from .codeblocks import CodeBlocks, CodeFailure
 from .script import (
     WILDCARD,

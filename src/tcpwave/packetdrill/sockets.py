@@ -7,25 +7,22 @@ Errors follow Linux: a failure is reported once (by the call that meets it or by
 SO_ERROR), after which reads see end-of-file and writes see EPIPE.
 """
 
-import dataclasses
 import errno
 from collections.abc import Callable
 
 from ..core import events as ev
 from ..core.connection import Connection
 from ..core.errors import StateError
+from ..core.sockopts import UnknownOption, get_option, set_option
 from ..core.state import State
+from ..core.tcpinfo import tcp_info, unconnected_tcp_info
 from ..stack import PortInUse, Stack
 from .descriptor import Socket
 from .iocalls import BLOCK, IoCalls, Mismatch, SysError, check_tcp_info
 from .script import WILDCARD, CallEvent
-from .tcpinfo import tcp_info, unconnected_tcp_info
 
 O_RDWR, O_NONBLOCK = 0x2, 0x800
 _RECEIVED_FIN = frozenset({State.CLOSE_WAIT, State.LAST_ACK, State.CLOSING, State.TIME_WAIT})
-_KEEPALIVE_KNOBS = {"TCP_KEEPIDLE": "keepalive_idle", "TCP_KEEPINTVL": "keepalive_interval",
-                    "TCP_KEEPCNT": "keepalive_count"}
-_BOOL_OPTS = {"SO_KEEPALIVE", "TCP_NODELAY", "SO_REUSEADDR", "SO_REUSEPORT"}
 
 
 def errno_value(v) -> int:
@@ -275,51 +272,17 @@ class Sockets(IoCalls):
         v = value[0] if isinstance(value, list) and value else value
         if not isinstance(v, int):
             raise Mismatch(f"{name} takes a number, e.g. [1]")
-        conn = s.conn
-        if name in ("SO_REUSEADDR", "SO_REUSEPORT"):
-            pass
-        elif name == "SO_KEEPALIVE":
-            self._configure(s, keepalive=bool(v))
-            if conn:
-                conn.set_keepalive(bool(v), now)
-        elif name in _KEEPALIVE_KNOBS:
-            if v < 1:
-                raise SysError("EINVAL")
-            self._configure(s, **{_KEEPALIVE_KNOBS[name]: v})
-            if conn and conn.keepalive:  # re-arm with the new idle time, as Linux does
-                conn.set_keepalive(False, now)
-                conn.set_keepalive(True, now)
-        elif name == "TCP_NODELAY":
-            self._configure(s, nodelay=bool(v))
-            if conn:
-                conn.set_nodelay(bool(v), now)
-        elif name == "TCP_NOOPT":  # FreeBSD's: the SYN carries no options, so none is negotiated
-            self._configure(s, noopt=bool(v), **({"window_scaling": False, "timestamps": False, "sack": False}
-                                                 if v else {}))
-        elif name == "TCP_USER_TIMEOUT":
-            if v < 0:
-                raise SysError("EINVAL")
-            self._configure(s, user_timeout=v / 1000 or None)
-            if conn:
-                conn.set_user_timeout(v / 1000 or None, now)
-        elif name in ("SO_RCVBUF", "SO_SNDBUF"):  # at any time, as Linux allows
-            size = max(v, 1024)
-            self._configure(s, **{"recv_buffer" if name == "SO_RCVBUF" else "send_buffer": size})
-            if conn is not None and conn.state is not State.CLOSED:
-                conn.set_buffers(now, **{"recv" if name == "SO_RCVBUF" else "send": size})
-        else:
-            raise Mismatch(f"socket option {name} is not supported")
+        try:
+            s.config = set_option(s.config, s.conn, name, v, now)
+        except UnknownOption:
+            raise Mismatch(f"socket option {name} is not supported") from None
+        except ValueError:
+            raise SysError("EINVAL") from None
         return self._done(0)
-
-    def _configure(self, s: Socket, **changes) -> None:
-        s.config = dataclasses.replace(s.config, **changes)
-        if s.conn is not None:
-            s.conn.config = dataclasses.replace(s.conn.config, **changes)
 
     def _getsockopt(self, fd, level, name, value, length=None):
         s = self._sock(fd)
         want = value[0] if isinstance(value, list) and value else value
-        cfg = s.conn.config if s.conn is not None else s.config
         if name == "SO_ERROR":
             have = errno_value(self._pending_error(s) or 0)
             want = errno_value(want) if want != WILDCARD else have
@@ -327,25 +290,15 @@ class Sockets(IoCalls):
             have = {"onoff": int(s.linger_zero), "linger": 0}
             if isinstance(want, dict):
                 want = {k.removeprefix("l_"): v for k, v in want.items()}
-        elif name in ("SO_RCVBUF", "SO_SNDBUF"):
-            have = cfg.recv_buffer if name == "SO_RCVBUF" else cfg.send_buffer
-            if self.portable:
-                return self._done(0)  # buffer sizes differ legitimately between implementations
-        elif name == "SO_KEEPALIVE":
-            have = int(s.conn.keepalive if s.conn else cfg.keepalive)
-        elif name == "TCP_NODELAY":
-            have = int(s.conn.nodelay if s.conn else cfg.nodelay)
-        elif name == "TCP_NOOPT":
-            have = int(cfg.noopt)
-        elif name == "TCP_USER_TIMEOUT":
-            t = s.conn.user_timeout if s.conn else cfg.user_timeout
-            have = round((t or 0) * 1000)
-        elif name in _KEEPALIVE_KNOBS:
-            have = int(getattr(cfg, _KEEPALIVE_KNOBS[name]))
+        elif name in ("SO_RCVBUF", "SO_SNDBUF") and self.portable:
+            return self._done(0)  # buffer sizes differ legitimately between implementations
         elif name == "TCP_INFO":
             return self._done(self._check_tcp_info(s, value))
         else:
-            raise Mismatch(f"socket option {name} is not supported")
+            try:
+                have = get_option(s.config, s.conn, name)
+            except UnknownOption:
+                raise Mismatch(f"socket option {name} is not supported") from None
         if want != WILDCARD and have != want:
             raise Mismatch(f"getsockopt {name} gave [{have}], the script expects [{want}]")
         return self._done(0)

@@ -6,8 +6,8 @@ one (TCPI_ESTABLISHED / TCPS_ESTABLISHED, ...), whose numbers differ, so scripts
 stack read naturally.
 """
 
-from ..core.ca_state import CA_STATE_NUMBER
-from ..core.state import State
+from .ca_state import CA_STATE_NUMBER
+from .state import State
 
 # Linux's include/net/tcp_states.h numbering, and FreeBSD's netinet/tcp_fsm.h
 _LINUX = {State.ESTABLISHED: 1, State.SYN_SENT: 2, State.SYN_RCVD: 3, State.FIN_WAIT_1: 4, State.FIN_WAIT_2: 5,
