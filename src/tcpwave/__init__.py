@@ -1,10 +1,12 @@
 """tcpwave: a user-space TCP/IP stack that shows every handshake, wave and state change.
 
 The public surface is `__all__`: the stack and its configuration, the asyncio entry points
-(tcpwave.aio), the blocking socket API (tcpwave.aio.blocking), tracers and their sinks, pcap and
-pcapng writers, a packet tap, and the observation snapshots (`ss`-style connection snapshots and
-Linux's tcp_info). Names are imported on first use, so `import tcpwave` stays cheap; type checkers see
-them all (the package is typed: py.typed). In-memory test networks are in tcpwave.testing."""
+(tcpwave.aio; `create_connection` is asyncio's protocol-level one), the loop and networks that run
+unchanged asyncio programs on tcpwave (tcpwave.aio.loop), the blocking socket API
+(tcpwave.aio.blocking), tracers and their sinks, pcap and pcapng writers, a packet tap, and the
+observation snapshots (`ss`-style connection snapshots and Linux's tcp_info). Names are imported on
+first use, so `import tcpwave` stays cheap; type checkers see them all (the package is typed:
+py.typed). In-memory test networks for pytest are in tcpwave.testing."""
 
 from typing import TYPE_CHECKING
 
@@ -15,7 +17,9 @@ _LAZY = {
     # asyncio
     "open_connection": "tcpwave.aio", "start_server": "tcpwave.aio", "create_server": "tcpwave.aio",
     "Server": "tcpwave.aio", "TcpTransport": "tcpwave.aio", "Runtime": "tcpwave.aio", "MemoryLink": "tcpwave.aio",
-    "TunLink": "tcpwave.aio", "FaultyLink": "tcpwave.aio",
+    "TunLink": "tcpwave.aio", "FaultyLink": "tcpwave.aio", "create_connection": "tcpwave.aio",
+    # unchanged asyncio programs on tcpwave (asyncio.Runner(loop_factory=...))
+    "TcpwaveLoop": "tcpwave.aio.loop", "MemoryNetwork": "tcpwave.aio.loop", "TunNetwork": "tcpwave.aio.loop",
     # the blocking socket API
     "Network": "tcpwave.aio.blocking", "TcpSocket": "tcpwave.aio.blocking",  # (Network.create_connection)
     # tracing, captures and observation
@@ -25,10 +29,11 @@ _LAZY = {
     "snapshot": "tcpwave.core.observe", "stack_snapshot": "tcpwave.core.observe", "tcp_info": "tcpwave.core.tcpinfo",
 }
 
-__all__ = ["Config", "FaultyLink", "JsonLinesSink", "ListSink", "MemoryLink", "Network", "PcapWriter",
-           "PcapngWriter", "Runtime", "Server", "Stack", "TcpSocket", "TcpTransport", "Tracer", "TunLink",
-           "create_server", "open_connection", "read_capture", "snapshot", "stack_snapshot",
-           "start_server", "tapped", "tcp_info"]  # (the names of _LAZY; a test keeps them equal)
+__all__ = ["Config", "FaultyLink", "JsonLinesSink", "ListSink", "MemoryLink", "MemoryNetwork", "Network",
+           "PcapWriter", "PcapngWriter", "Runtime", "Server", "Stack", "TcpSocket", "TcpTransport", "TcpwaveLoop",
+           "Tracer", "TunLink", "TunNetwork", "create_connection", "create_server", "open_connection",
+           "read_capture", "snapshot", "stack_snapshot", "start_server", "tapped",
+           "tcp_info"]  # (the names of _LAZY; a test keeps them equal)
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers
     from .aio import (
@@ -38,12 +43,14 @@ if TYPE_CHECKING:  # what the lazy names are, for type checkers
         Server,
         TcpTransport,
         TunLink,
+        create_connection,
         create_server,
         open_connection,
         start_server,
     )
     from .aio.blocking import Network, TcpSocket
     from .aio.capture import tapped
+    from .aio.loop import MemoryNetwork, TcpwaveLoop, TunNetwork
     from .core.config import Config
     from .core.observe import snapshot, stack_snapshot
     from .core.tcpinfo import tcp_info
