@@ -80,7 +80,9 @@ def _old_duplicate_run(seed: int, tracer, taps: list, msl: float) -> tuple[Demo,
     d = Demo(seed, tracer, taps, config=base, server_config=dataclasses.replace(base, msl=msl))
     for host in (d.client, d.server):
         host.stack.isn = _ClocklessIsn(host.stack.rng.randbytes(32))
-    got: dict[int, bytearray] = {}
+    # per connection, keyed by the object itself: an id() could be reused by the second connection
+    # once the first is freed (with TIME_WAIT cut short nothing else holds it), merging the two
+    got: dict[object, bytearray] = {}
     old_copy: list[tuple[float, bytes]] = []
 
     def keep_a_copy(t, packet):
@@ -101,10 +103,10 @@ def _old_duplicate_run(seed: int, tracer, taps: list, msl: float) -> tuple[Demo,
     def server_app(host, conn, event):
         if isinstance(event, ev.Connected) and d.listener is not None and conn.passive:
             assert d.listener.accept() is conn
-            got[id(conn)] = bytearray()
+            got[conn] = bytearray()
         elif isinstance(event, ev.DataReadable):
-            got[id(conn)] += conn.receive(now=d.sim.now)
-            if len(got) == 1 and bytes(got[id(conn)]) == OLD:
+            got[conn] += conn.receive(now=d.sim.now)
+            if len(got) == 1 and bytes(got[conn]) == OLD:
                 conn.close(d.sim.now)  # the server closes first: TIME_WAIT is on its side
         elif isinstance(event, ev.EndOfStream) and len(got) > 1:
             conn.close(d.sim.now)
