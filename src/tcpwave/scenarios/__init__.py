@@ -4,7 +4,7 @@ One module per family (lifecycle, loss, whatifs); a new scenario is a function d
 @scenario(name, summary) in one of them, or a new module imported here. `tcpwave demo --list` lists
 them in import order."""
 
-from . import lifecycle, loss, whatifs  # noqa: F401 (registers their scenarios)
+from . import lifecycle, loss, whatifs, whatifs_abrupt  # noqa: F401 (registers their scenarios)
 from .loss import run_lossy
 from .registry import SCENARIOS, Result, Scenario, configured
 

@@ -14,7 +14,8 @@ from .explain import state_text, timer_text
 ARROW = 64
 STATE_COL = 26
 # what the stack did with a segment that was not new, in the state column's width
-_HANDLED = {"retransmitted_fin": "FIN again: re-ACK, 2MSL", "duplicate_syn": "SYN again: SYN,ACK again"}
+_HANDLED = {"retransmitted_fin": "FIN again: re-ACK, 2MSL", "duplicate_syn": "SYN again: SYN,ACK again",
+            "reboot": "rebooted: state lost"}
 _WHAT = {"retransmitted_fin": "retransmitted FIN", "duplicate_syn": "duplicate SYN"}
 
 
@@ -33,23 +34,25 @@ class _Line:
         self.lost = ""
 
 
-def _relative(events: list[dict]) -> dict[str, int]:
-    """ISN of each endpoint ('addr:port'), learned from the SYNs it sent."""
-    isn: dict[str, int] = {}
+def _relative(events: list[dict]) -> dict:
+    """ISN of each endpoint ('addr:port'), learned from the first SYN it sent; and of each direction
+    ((src, dst)), so that a server port with several connections numbers each from its own ISN."""
+    isn: dict = {}
     for e in events:
         if e["type"] == "send" and "SYN" in e["flags"].split(","):
             isn.setdefault(e["src"], e["seq"])
+            isn.setdefault((e["src"], e["dst"]), e["seq"])
     return isn
 
 
-def segment_label(e: dict, isn: dict[str, int]) -> str:
+def segment_label(e: dict, isn: dict) -> str:
     flags = e["flags"].split(",") if e["flags"] else []
     shown = ",".join(f for f in flags if f != "PSH") or "-"
-    base = isn.get(e["src"])
+    base = isn.get((e["src"], e["dst"]), isn.get(e["src"]))
     seq = seq_diff(e["seq"], base) if base is not None else e["seq"]
     parts = [shown, f"seq={seq}"]
+    peer = isn.get((e["dst"], e["src"]), isn.get(e["dst"]))
     if "ACK" in flags:
-        peer = isn.get(e["dst"])
         parts.append(f"ack={seq_diff(e['ack'], peer) if peer is not None else e['ack']}")
     if e["len"]:
         parts.append(f"len={e['len']}")
@@ -58,7 +61,6 @@ def segment_label(e: dict, isn: dict[str, int]) -> str:
     if "SYN" in flags and e.get("opts"):  # what each side offers is the story of a handshake
         parts.append(f"<{_short_options(e['opts'])}>")
     elif "sack " in e.get("opts", ""):  # the blocks a receiver holds beyond its ACK, in the sender's numbers
-        peer = isn.get(e["dst"])
         blocks = e["opts"].split("sack ", 1)[1].split(",")[0].split()
         rel = [tuple(seq_diff(int(x), peer) if peer is not None else int(x) for x in b.split(":")) for b in blocks]
         parts.append("<SACK " + " ".join(f"{a}-{b}" for a, b in rel) + ">")
@@ -135,7 +137,7 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
     return "\n".join(_draw(lines, left, right, color, clock, width))
 
 
-def _recovery_text(e: dict, isn: dict[str, int]) -> str:
+def _recovery_text(e: dict, isn: dict) -> str:
     """A `loss` event (which rule found which segment) or a `recovery` state change, in a few words."""
     if e["type"] == "recovery":
         return f"recovery: {e['from']} → {e['to']}"
