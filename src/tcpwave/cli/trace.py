@@ -6,7 +6,7 @@ import sys
 from ..views import CaptureError, load, relative
 from ..views.diagrams import mermaid, state_dot, timeline
 from ..views.files import add_arguments as add_view_arguments
-from ..views.files import add_ladder_arguments, write_views
+from ..views.files import add_ladder_arguments, ladder_width, write_views
 from ..views.ladder import render_ladder
 from ..views.live import run_live
 
@@ -99,7 +99,7 @@ def run(args) -> int:
             print(f"# connection {n}: {v.title}\n")
         if "ladder" in formats:
             print(render_ladder(v.events, v.left, v.right, color=color, clock=clock, explain=args.explain,
-                                width=args.width) + "\n")
+                                width=ladder_width(args.width)) + "\n")
         if "timeline" in formats:
             print(timeline(v.events, [v.left, v.right], v.end, clock=clock))
         if "mermaid" in formats:

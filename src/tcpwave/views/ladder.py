@@ -13,6 +13,7 @@ from .explain import state_text, timer_text
 
 ARROW = 64
 STATE_COL = 26
+FULL_WIDTH = 10 + 2 + STATE_COL + ARROW + 4 + STATE_COL  # the full layout's columns; narrower: words under arrows
 # what the stack did with a segment that was not new, in the state column's width
 _HANDLED = {"retransmitted_fin": "FIN again: re-ACK, 2MSL", "duplicate_syn": "SYN again: SYN,ACK again",
             "reboot": "rebooted: state lost"}
@@ -150,11 +151,11 @@ def _recovery_text(e: dict, isn: dict) -> str:
 
 def _draw(lines: list[_Line], left: str, right: str, color: bool, clock: Callable[[float], str] | None,
           width: int | None = None) -> list[str]:
-    """The ladder's text. With a width under the full layout's (~125 columns), the arrows shrink and
+    """The ladder's text. With a width under the full layout's (FULL_WIDTH columns), the arrows shrink and
     each segment's words go on a line of their own below its arrow."""
     red = ("\033[31m", "\033[0m") if color else ("", "")
     bold = ("\033[1m", "\033[0m") if color else ("", "")
-    narrow = width is not None and width < 10 + 2 + STATE_COL + ARROW + 4 + STATE_COL
+    narrow = width is not None and width < FULL_WIDTH
     state_col = STATE_COL
     arrow_w = max(8, (width or 0) - 10 - 2 - 2 * STATE_COL - 4) if narrow else ARROW
     words = (width or 0) - 10 - 2 - 4 if narrow else ARROW + STATE_COL + 10
