@@ -10,6 +10,7 @@ from collections.abc import Callable
 from ..wire.seq import seq_diff
 from .explain import notes as explain_notes
 from .explain import state_text, timer_text
+from .lessons import gloss, ss_text
 
 ARROW = 64
 STATE_COL = 26
@@ -90,6 +91,7 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
     lines: list[_Line] = []
     last_arrow: dict[tuple, _Line] = {}
     notes = explain_notes(events, msl) if explain else {}
+    glossed: set = set()  # terms (and ss spellings) already explained once
     row = 0
     for i, e in enumerate(events):
         kind, host = e["type"], e["host"]
@@ -104,7 +106,10 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
             text = f"{e['from']} → {e['to']}"
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
             if explain:
-                lines.append(_Line(e["t"], label=f"{host}: {state_text(e)}", direction=2))
+                spelled = ss_text(e["to"]) if e["to"] not in glossed else None
+                glossed.add(e["to"])
+                lines.append(_Line(e["t"], label=f"{host}: {state_text(e)}" + (f" ({spelled})" if spelled else ""),
+                                   direction=2))
         elif kind == "send":
             label = segment_label(e, isn)
             if rows:
@@ -133,6 +138,9 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
         elif kind in ("loss", "recovery"):
             text = _recovery_text(e, isn)
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
+            said = gloss(e, events, glossed) if explain else None
+            if said:
+                lines.append(_Line(e["t"], label=f"{host}: {said}", direction=2))
         if i in notes:
             lines.append(_Line(e["t"], label=f"note: {notes[i]}", direction=3))
     return "\n".join(_draw(lines, left, right, color, clock, width))
