@@ -19,6 +19,7 @@ from ..views import relative
 from ..views.capture import PcapngWriter
 from ..views.files import write_views
 from ..views.live import REDRAW, Live, capture_socket, catch_signals, drain
+from ..views.live_census import CensusLive, explained
 from .tun_options import end_child
 
 
@@ -32,6 +33,12 @@ def add_parser(sub) -> None:
     p.add_argument("--pcapng", metavar="FILE", help="write every packet captured")
     p.add_argument("--msl", type=float, default=30.0,
                    help="MSL for the TIME_WAIT countdown (default 30: Linux's TIME_WAIT lasts 60 s)")
+    p.add_argument("--explain", action="store_true",
+                   help="when COMMAND ends, each connection's ladder again with the reasons and notes of "
+                        "`trace --explain`, computed from the whole connection")
+    p.add_argument("--census", action="store_true",
+                   help="instead of the live ladder, a line a second: how many endpoints are in each state "
+                        "(a CLOSE_WAIT or TIME_WAIT pile-up shows at a glance)")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the program to run and watch")
     p.set_defaults(func=run)
 
@@ -48,7 +55,7 @@ def run(args) -> int:
     except (OSError, subprocess.CalledProcessError) as e:
         print(f"tcpwave watch: {e}", file=sys.stderr)
         return 1
-    live = Live()
+    live = CensusLive(args.msl) if args.census else Live()
     stop, old = catch_signals()
     try:
         try:
@@ -67,6 +74,8 @@ def run(args) -> int:
         drain(sock, live, True)
         live.redraw(final=True)
         views = live.summary(args.msl)
+        if args.explain:
+            print(explained(relative(views), args.msl), end="")
         _write_files(args, live, views)
         if stop["signal"]:
             print("tcpwave watch: interrupted", file=sys.stderr)
