@@ -36,7 +36,8 @@ def test_three_segments_open_each_isn_acknowledged_with_the_times_of_the_run():
     syn_ack = next(e for e in _sends(events, "server") if e["ack"] == syn["seq"] + 1)
     ack = next(e for e in _sends(events, "client") if "ACK" in e["flags"] and e["ack"] == syn_ack["seq"] + 1)
     assert (f"Three segments opened this connection: each side's ISN has to be acknowledged by the other (client's ISN "
-            f"by server's SYN,ACK at {syn_ack['t']:.6f} s; server's ISN by client's ACK at {ack['t']:.6f} s)") in text
+            f"by server's SYN,ACK sent at {syn_ack['t']:.6f} s; server's ISN by client's ACK sent at {ack['t']:.6f} s)"
+            ) in text
     assert "old duplicate" in text and "tcpwave demo old-duplicate" in text
     _, both = _explained("simultaneous-open")
     assert "Four segments opened this connection" in both
@@ -84,3 +85,13 @@ def test_jargon_is_glossed_once_where_it_first_appears_with_the_runs_figures():
     assert "cwr: the congestion window is cut once" in text
     plain = render_ladder(events)
     assert "tail loss probe" in plain and "tail loss probe:" not in plain  # only under --explain
+
+
+def test_a_lost_handshake_ack_is_not_counted_as_acknowledging_the_isn(capsys):
+    assert main(["demo", "handshake", "--drop", "client:ACK#1", "--explain", "--color", "never"]) == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Five segments opened this connection (1 lost, 1 sent again)" in text
+    named = float(re.search(r"server's ISN by client's ACK sent at ([0-9.]+) s", text).group(1))
+    rows = re.findall(r"([0-9.]+) \| *-* *\[(\d+)\] ACK seq=1 ack=1 win", text)
+    lost, answered = (float(t) for t, _ in rows[:2])
+    assert named == answered and named != lost  # the ACK that arrived, not the lost one

@@ -4,7 +4,6 @@ about, a one-line note in plain words. Written from RFC 9293; shared by the term
 the HTML report's step text."""
 
 from ..wire.seq import seq_diff
-from .lessons import lesson_notes
 
 # the application calls behind the reasons the core records for a state change
 _CALLS = {"active OPEN": "connect()", "passive OPEN": "listen()", "ABORT": "abort()"}
@@ -85,6 +84,8 @@ def notes(events: list[dict], msl: float = 30.0) -> dict[int, str]:
     if closing is not None:
         at, text = closing
         out[at] = f"{out[at]}. {text}" if at in out else text
+    from .lessons import lesson_notes  # (it reads the events with this module's helpers)
+
     for at, text in lesson_notes(events).items():
         out[at] = f"{out[at]}. {text}" if at in out else text
     return out

@@ -5,6 +5,7 @@ gloss of the ladder's jargon (tail loss probe, recovery states) where it first a
 
 from ..core.config import Config
 from ..wire.seq import seq_diff
+from .explain import _key
 
 # how `ss` (iproute2) prints the RFC 9293 state names, where it differs
 SS_NAMES = {"ESTABLISHED": "ESTAB", "SYN_SENT": "SYN-SENT", "SYN_RCVD": "SYN-RECV", "FIN_WAIT_1": "FIN-WAIT-1",
@@ -86,32 +87,38 @@ def _ack_always(events: list[dict]) -> tuple[int, str] | None:
 
 
 def _three_to_open(events: list[dict]) -> tuple[int, str] | None:
-    """At the segment that acknowledged the second ISN: which segments confirmed which ISN."""
+    """At the segment whose arrival acknowledged the second ISN: which segments confirmed which ISN,
+    and how many went before (lost ones and ones sent again included)."""
     isn: dict[str, dict] = {}
     for _, e in _sends(events):
         if "SYN" in _flags(e):
             isn.setdefault(e["host"], e)
     if len(isn) != 2:
         return None
+    recvs = any(e["type"] == "recv" for e in events)
     acked: dict[str, tuple[int, dict]] = {}
-    for i, e in _sends(events):
-        for host, syn in isn.items():
-            if e["host"] != host and host not in acked and "ACK" in _flags(e) \
-                    and seq_diff(e["ack"], (syn["seq"] + 1) % 2**32) >= 0:
-                acked[host] = (i, e)
-    if len(acked) != 2:
-        return None
+    for host, syn in isn.items():
+        got = next((e for e in events if e["type"] == ("recv" if recvs else "send")
+                    and (e["host"] == host) == recvs and "ACK" in _flags(e)
+                    and seq_diff(e["ack"], (syn["seq"] + 1) % 2**32) >= 0), None)
+        if got is None:
+            return None
+        sent = [(i, e) for i, e in _sends(events) if _key(e) == _key(got) and e["t"] <= got["t"]]
+        acked[host] = sent[-1] if sent else (events.index(got), got)
     last_i, last = max(acked.values(), key=lambda p: p[0])
-    count = sum(1 for _, e in _sends(events) if e["t"] <= last["t"] and e["host"] in isn
-                and (e is last or _flags(e) and "SYN" in _flags(e)) and not e.get("len"))
-    parts = [f"{syn['host']}'s ISN by {acked[h][1]['host']}'s {acked[h][1]['flags']} at {acked[h][1]['t']:.6f} s"
+    before = [e for i, e in _sends(events) if i <= last_i]
+    lost = sum(1 for e in events if e["type"] == "drop" and e.get("where") == "link" and e["t"] <= last["t"])
+    again = sum(1 for e in before if e.get("note", "").startswith("retransmission"))
+    words = {2: "Two", 3: "Three", 4: "Four", 5: "Five", 6: "Six"}.get(len(before), str(len(before)))
+    extra = [f"{lost} lost"] * bool(lost) + [f"{again} sent again"] * bool(again)
+    parts = [f"{syn['host']}'s ISN by {acked[h][1]['host']}'s {acked[h][1]['flags']} sent at {acked[h][1]['t']:.6f} s"
              for h, syn in isn.items()]
-    words = {2: "Two", 3: "Three", 4: "Four", 5: "Five"}.get(count, str(count))
-    text = (f"{words} segments opened this connection: each side's ISN has to be acknowledged by the other "
-            f"({'; '.join(parts)}), so the segment that acknowledges the second ISN cannot be left out. It also "
-            "lets a side tell a current SYN from an old duplicate of an earlier connection's: a SYN,ACK that "
-            "answers a SYN its peer never sent is answered with a RST (RFC 9293 §3.5, Figure 8), not completed. "
-            "`tcpwave demo old-duplicate` shows what one old segment does to a connection when nothing stops it")
+    text = (f"{words} segments opened this connection{' (' + ', '.join(extra) + ')' if extra else ''}: each "
+            f"side's ISN has to be acknowledged by the other ({'; '.join(parts)}), so the segment that "
+            "acknowledges the second ISN cannot be left out. It also lets a side tell a current SYN from an old "
+            "duplicate of an earlier connection's: a SYN,ACK that answers a SYN its peer never sent is answered "
+            "with a RST (RFC 9293 §3.5, Figure 8), not completed. `tcpwave demo old-duplicate` shows what one old "
+            "segment does to a connection when nothing stops it")
     return last_i, text
 
 
