@@ -52,7 +52,11 @@ def test_a_rst_note_says_who_closed_when_and_what_was_never_acknowledged():
     assert "a RST is never ACKed and never sent again" in text
     for host in ("client", "server"):
         e = closed[host]
-        assert f"{host} went {e['from']} → CLOSED at {e['t']:.6f} s, with no FIN exchanged and no TIME_WAIT" in text
+        said = f"{host} went {e['from']} → CLOSED at {e['t']:.6f} s, with no TIME_WAIT and without sending a FIN"
+        assert said in text
+    events, late = _explained("no-time-wait")  # the server had sent its FIN: the RST met it in LAST_ACK
+    end = next(e for e in events if e["type"] == "state" and e["host"] == "server" and e["from"] == "LAST_ACK")
+    assert f"server went LAST_ACK → CLOSED at {end['t']:.6f} s, with no TIME_WAIT (" in late
     assert f"client had sent {seq_diff(rst['seq'], acked)} bytes server had not acknowledged" in text
 
 

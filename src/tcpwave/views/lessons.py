@@ -67,6 +67,8 @@ def _ack_always(events: list[dict]) -> tuple[int, str] | None:
     if len(syn_in) != 2:  # refused, or never synchronized: nothing to say
         return None
     after = [e for _, e in _sends(events) if e["host"] in syn_in and e["t"] >= syn_in[e["host"]]]
+    fresh = next((k for k, e in enumerate(after) if _flags(e) == ["SYN"]), None)
+    after = after[:fresh]  # (a SYN without ACK now opens another connection on these ports)
     first = next((i for i, e in _sends(events) if "ACK" in _flags(e)), None)
     if first is None or not after:
         return None
@@ -130,16 +132,24 @@ def _reset(events: list[dict]) -> tuple[int, str] | None:
         return None
     i, rst = found
     sender = rst["host"]
+    # it ends the sender's connection as it goes, the receiver's as it arrives
+    arrival = next((e["t"] for e in events if e["type"] == "recv" and e["host"] != sender and _key(e) == _key(rst)
+                    and e["t"] >= rst["t"]), None if any(e["type"] == "recv" for e in events) else rst["t"])
     ended: dict[str, dict] = {}
     for e in events:
-        if e["type"] == "state" and e["to"] == "CLOSED" and e["t"] >= rst["t"] and e["from"] != "TIME_WAIT":
+        if e["type"] == "state" and e["to"] == "CLOSED" and e["from"] != "TIME_WAIT" \
+                and e["t"] == (rst["t"] if e["host"] == sender else arrival):
             ended.setdefault(e["host"], e)
     answer = rst.get("note", "").startswith("reset:")  # the stack's answer to a segment, not a call
     text = (f"this RST answers a segment that met no connection at {sender}. " if answer
             else "") + "a RST is never ACKed and never sent again"
     if ended:
-        text += ": " + "; ".join(f"{h} went {e['from']} → CLOSED at {e['t']:.6f} s, with no FIN exchanged and no "
-                                 "TIME_WAIT" for h, e in ended.items())
+        def fin_from(h: str, t: float) -> bool:
+            return any(x["type"] == "send" and x["host"] == h and "FIN" in _flags(x) and x["t"] <= t for x in events)
+
+        text += ": " + "; ".join(f"{h} went {e['from']} → CLOSED at {e['t']:.6f} s, with no TIME_WAIT"
+                                 + ("" if fin_from(h, e["t"]) else " and without sending a FIN")
+                                 for h, e in ended.items())
         text += " (RFC 9293 §3.5.2 suggests the side that resets enter TIME_WAIT; tcpwave does not)"
     recvs = [e for e in events if e["type"] == "recv" and e["host"] == sender]
     arrived = recvs or [e for e in events if e["type"] == "send" and e["host"] != sender]
