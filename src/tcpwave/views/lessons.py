@@ -5,7 +5,6 @@ gloss of the ladder's jargon (tail loss probe, recovery states) where it first a
 
 from ..core.config import Config
 from ..wire.seq import seq_diff
-from .explain import _key
 
 # how `ss` (iproute2) prints the RFC 9293 state names, where it differs
 SS_NAMES = {"ESTABLISHED": "ESTAB", "SYN_SENT": "SYN-SENT", "SYN_RCVD": "SYN-RECV", "FIN_WAIT_1": "FIN-WAIT-1",
@@ -21,6 +20,11 @@ _RECOVERY = {"open": "no loss suspected", "disorder": "duplicate ACKs or SACKs c
 _RULES = {"dupack": "three duplicate ACKs (RFC 5681) showed a hole", "rto": "the retransmission timer fired",
           "rack": "a segment sent after it was ACKed first, by more than the reordering window (RACK, RFC 8985)",
           "tlp": "a tail loss probe found it"}
+
+
+def segment_key(e: dict) -> tuple:
+    """What identifies a segment on the wire: a send and the recv of the same segment share it."""
+    return (e.get("src"), e.get("dst"), e.get("flags"), e.get("seq"), e.get("ack"), e.get("len"))
 
 
 def ss_text(state: str) -> str | None:
@@ -105,7 +109,7 @@ def _three_to_open(events: list[dict]) -> tuple[int, str] | None:
                     and seq_diff(e["ack"], (syn["seq"] + 1) % 2**32) >= 0), None)
         if got is None:
             return None
-        sent = [(i, e) for i, e in _sends(events) if _key(e) == _key(got) and e["t"] <= got["t"]]
+        sent = [(i, e) for i, e in _sends(events) if segment_key(e) == segment_key(got) and e["t"] <= got["t"]]
         acked[host] = sent[-1] if sent else (events.index(got), got)
     last_i, last = max(acked.values(), key=lambda p: p[0])
     before = [e for i, e in _sends(events) if i <= last_i]
@@ -133,8 +137,9 @@ def _reset(events: list[dict]) -> tuple[int, str] | None:
     i, rst = found
     sender = rst["host"]
     # it ends the sender's connection as it goes, the receiver's as it arrives
-    arrival = next((e["t"] for e in events if e["type"] == "recv" and e["host"] != sender and _key(e) == _key(rst)
-                    and e["t"] >= rst["t"]), None if any(e["type"] == "recv" for e in events) else rst["t"])
+    arrival = next((e["t"] for e in events if e["type"] == "recv" and e["host"] != sender
+                    and segment_key(e) == segment_key(rst) and e["t"] >= rst["t"]),
+                   None if any(e["type"] == "recv" for e in events) else rst["t"])
     ended: dict[str, dict] = {}
     for e in events:
         if e["type"] == "state" and e["to"] == "CLOSED" and e["from"] != "TIME_WAIT" \
