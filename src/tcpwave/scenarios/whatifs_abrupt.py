@@ -133,10 +133,10 @@ def run_backlog_full(seed: int, tracer=None, taps=()) -> Result:
     syns = [e for e in _sent(d, "client", "SYN") if e["src"].endswith(f":{ports[1]}")]
     connected = next((e["t"] for e in d.sink if e["type"] == "state" and e["host"] == "client"
                       and e["to"] == "ESTABLISHED" and e["t"] > 0.1), None)
+    answers = [e for e in _sent(d, "server", "SYN") if e["dst"].endswith(f":{ports[1]}")]
     res = d.result("backlog-full", seed,
-                   second_syn_dropped_unanswered=bool(dropped) and not any(
-                       e["t"] < accepted[0] for e in _sent(d, "server", "SYN") if e["dst"].endswith(f":{ports[1]}"))
-                   if accepted else False,
+                   second_syn_dropped_unanswered=bool(dropped) and bool(accepted)
+                   and all(e["t"] > accepted[0] for e in answers),
                    client_retransmitted_its_syn=len(syns) > 1,
                    connected_after_accept=connected is not None and bool(accepted) and connected > accepted[0],
                    both_requests_read=b"40001" in d.received["server"] and b"40002" in d.received["server"])
