@@ -95,3 +95,28 @@ def test_readme_plugin_example_passes_and_its_failure_sample_is_real(tmp_path):
     shown = _readme_block("forgotten `.upper()`", "").strip()
     assert shown in failed.stdout.splitlines(), failed.stdout
     assert (tmp_path / "pcaps" / "test_shout.py_test_shout_under_loss.pcap").is_file()
+
+
+def test_readme_demo_command_samples_are_the_output_of_real_runs(capsys):
+    """Every "$ ./run tcpwave demo ARGS [| tail -N]" block is what that command prints
+    (TCPWAVE_UPDATE_README=1 rewrites them)."""
+    import os
+
+    from tcpwave.cli.main import main
+
+    path = pathlib.Path(__file__).parent.parent / "README.md"
+    text = path.read_text()
+    blocks = list(re.finditer(r"```\n\$ \./run tcpwave (demo [^|\n]*?)(?: \| tail -(\d+))?\n(.*?)```", text, re.S))
+    assert len(blocks) >= 2
+    for block in reversed(blocks):  # from the end, so that rewriting keeps earlier offsets
+        main([*block.group(1).split(), "--color", "never"])
+        out = capsys.readouterr().out
+        if block.group(2):
+            out = "".join(out.splitlines(keepends=True)[-int(block.group(2)):])
+        if os.environ.get("TCPWAVE_UPDATE_README"):
+            text = text[: block.start(3)] + out + text[block.end(3):]
+        else:
+            assert block.group(3) == out, f"README's sample of {block.group(1)!r} is stale; rerun with " \
+                                          "TCPWAVE_UPDATE_README=1"
+    if os.environ.get("TCPWAVE_UPDATE_README"):
+        path.write_text(text)

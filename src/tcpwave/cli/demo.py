@@ -10,9 +10,9 @@ from ..scenarios import SCENARIOS, configured
 from ..scenarios.faults import SpecError, injected
 from ..scenarios.faults import build as build_faults
 from ..views.files import add_arguments as add_view_arguments
-from ..views.files import add_ladder_arguments, write_views
+from ..views.files import add_ladder_arguments, ladder_width, write_views
 from ..views.infer import ConnectionView
-from ..views.ladder import render_ladder
+from ..views.ladder import render_ladder, wrap_words
 from ..views.record import open_captures
 from . import knobs
 
@@ -87,9 +87,11 @@ def run(args) -> int:
         for path in written:
             print(f"wrote {path}", file=sys.stderr)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-    print(f"tcpwave demo {sc.name} (seed {args.seed}): {sc.summary}")
-    if said:
-        print(f"faults: {'; '.join(said)}")
+    columns = ladder_width(args.width)
+    head = [f"tcpwave demo {sc.name} (seed {args.seed}): {sc.summary}"]
+    head += [f"faults: {'; '.join(said)}"] if said else []
+    for line in head:
+        print("\n".join(wrap_words(line, columns)) if columns else line)
     print()
     if sc.name == "lossy":
         print(_lossy_summary(result))
@@ -98,7 +100,7 @@ def run(args) -> int:
         for n, (title, events, _) in enumerate(runs):
             if len(runs) > 1:
                 print(f"{chr(10) if n else ''}run {n + 1} of {len(runs)}: {title}\n")
-            print(render_ladder(events, color=color, explain=args.explain, msl=msl, width=args.width,
+            print(render_ladder(events, color=color, explain=args.explain, msl=msl, width=columns,
                                 rows=args.rows or bool(specs)))
         if result.info:
             print()

@@ -12,6 +12,7 @@ from ..views import relative
 from ..views.capture import PcapngWriter
 from ..views.files import write_views
 from ..views.live import Live, catch_signals, follow
+from ..views.live_census import CensusLive
 from ..views.ring import Ring
 from ..views.tracefs import HOLD, open_trace
 
@@ -60,7 +61,10 @@ class Session:
                   file=sys.stderr)
         self.note = ""
         color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
-        self.live = Live(color=color, width=args.width, ladder=not getattr(args, "json", False))
+        if getattr(args, "census", False):  # (watch --census: a line a second instead of the ladder)
+            self.live: Live = CensusLive(args.msl)
+        else:
+            self.live = Live(color=color, width=args.width, ladder=not getattr(args, "json", False))
         self.stop, self._old = catch_signals()
 
     def run(self, running) -> None:

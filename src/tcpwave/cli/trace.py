@@ -6,11 +6,11 @@ import sys
 from ..views import CaptureError, load, relative
 from ..views.diagrams import mermaid, state_dot, timeline
 from ..views.files import add_arguments as add_view_arguments
-from ..views.files import add_ladder_arguments, write_views
+from ..views.files import add_ladder_arguments, ladder_width, write_views
 from ..views.ladder import render_ladder
 from . import live_session
 
-FORMATS = ("ladder", "timeline", "mermaid", "dot")
+FORMATS = ("ladder", "timeline", "mermaid", "dot", "census")
 
 
 def add_parser(sub) -> None:
@@ -26,8 +26,9 @@ def add_parser(sub) -> None:
                    help="instead of a file: capture on IFACE (root) and draw as packets arrive, until Ctrl-C; "
                         "with --pcapng, --msl, --width, --color, --html, --buffer-mb, --no-kernel")
     p.add_argument("--format", "-f", action="append", choices=FORMATS + ("all",),
-                   help="what to print (repeatable): ladder, timeline, mermaid, dot or all "
-                        "(default: ladder and timeline)")
+                   help="what to print (repeatable): ladder, timeline, mermaid, dot, census (how many endpoints "
+                        "are in each state, a line per second, across the connections) or all (default: ladder "
+                        "and timeline, and the census when there is more than one connection)")
     p.add_argument("--conn", "-c", type=int, action="append", metavar="N",
                    help="only connection N (1-based, as --list numbers them); repeatable")
     p.add_argument("--list", action="store_true", help="list the connections and exit")
@@ -107,23 +108,28 @@ def run(args) -> int:
             print(f"wrote {path}", file=sys.stderr)
         if not args.format:
             return 0
-    formats = set(args.format or ("ladder", "timeline"))
+    formats = set(args.format or ("ladder", "timeline") + (("census",) if len(chosen) > 1 else ()))
     if "all" in formats:
         formats = set(FORMATS)
     color = args.color == "always" or (args.color == "auto" and sys.stdout.isatty())
     for n in chosen:
         v = (absolute if args.absolute else views)[n - 1]
-        if len(chosen) > 1 or "ladder" in formats or "timeline" in formats:
+        if formats - {"census"} and (len(chosen) > 1 or "ladder" in formats or "timeline" in formats):
             print(f"# connection {n}: {v.title}\n")
         if "ladder" in formats:
             print(render_ladder(v.events, v.left, v.right, color=color, clock=clock, explain=args.explain,
-                                width=args.width) + "\n")
+                                width=ladder_width(args.width)) + "\n")
         if "timeline" in formats:
             print(timeline(v.events, [v.left, v.right], v.end, clock=clock))
         if "mermaid" in formats:
             print(mermaid(v.events, v.left, v.right))
         if "dot" in formats:
             print(state_dot(v.events, [v.left, v.right], v.title))
+    if "census" in formats:
+        from ..views.census import census, census_lines
+
+        print("# state census: endpoints in each state at the end of each second (TIME_WAIT for 2×MSL, MSL 30 s)")
+        print("\n".join(census_lines(census([views[n - 1] for n in chosen]))))
     if skipped:
         print("skipped: " + ", ".join(f"{k} {n}" for k, n in sorted(skipped.items())), file=sys.stderr)
     return rc

@@ -14,6 +14,8 @@ import sys
 import time
 
 from ..drivers.netns import unshare_net
+from ..views import relative
+from ..views.live_census import explained
 from .live_session import Session, add_arguments, add_ladder_look
 from .tun_options import end_child
 
@@ -30,6 +32,12 @@ def add_parser(sub) -> None:
     add_arguments(p, json_help="print every event as a JSON line (inferred from the wire, and the kernel's) "
                                "instead of the ladder")
     add_ladder_look(p)
+    p.add_argument("--explain", action="store_true",
+                   help="when COMMAND ends, each connection's ladder again with the reasons and notes of "
+                        "`trace --explain`, computed from the whole connection")
+    p.add_argument("--census", action="store_true",
+                   help="instead of the live ladder, a line a second: how many endpoints are in each state "
+                        "(a CLOSE_WAIT or TIME_WAIT pile-up shows at a glance)")
     p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND", help="the program to run and watch")
     p.set_defaults(func=run)
 
@@ -56,7 +64,9 @@ def run(args) -> int:
         if session.stop["signal"]:
             end_child(proc, 3)
         end = time.time()  # the command's end: TIME_WAIT's countdown is counted to here
-        session.finish(end)
+        views = session.finish(end)
+        if args.explain and views:
+            print(explained(relative(views), args.msl), end="")
         if session.stop["signal"]:
             print("tcpwave watch: interrupted", file=sys.stderr)
             return 130

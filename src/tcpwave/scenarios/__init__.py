@@ -4,7 +4,7 @@ One module per family (lifecycle, loss, whatifs, profiles); a new scenario is a 
 @scenario(name, summary) in one of them, or a new module imported here. `tcpwave demo --list` lists
 them in import order."""
 
-from . import lifecycle, loss, profiles, whatifs  # noqa: F401 (registers their scenarios)
+from . import lifecycle, loss, profiles, whatifs, whatifs_abrupt  # noqa: F401 (registers their scenarios)
 from .loss import run_lossy
 from .registry import SCENARIOS, Result, Scenario, configured
 

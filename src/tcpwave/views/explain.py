@@ -4,6 +4,8 @@ about, a one-line note in plain words. Written from RFC 9293; shared by the term
 the HTML report's step text."""
 
 from ..wire.seq import seq_diff
+from .lessons import lesson_notes
+from .lessons import segment_key as _key
 
 # the application calls behind the reasons the core records for a state change
 _CALLS = {"active OPEN": "connect()", "passive OPEN": "listen()", "ABORT": "abort()"}
@@ -84,15 +86,13 @@ def notes(events: list[dict], msl: float = 30.0) -> dict[int, str]:
     if closing is not None:
         at, text = closing
         out[at] = f"{out[at]}. {text}" if at in out else text
+    for at, text in lesson_notes(events).items():
+        out[at] = f"{out[at]}. {text}" if at in out else text
     return out
 
 
 def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f} ms"
-
-
-def _key(e: dict) -> tuple:
-    return (e.get("src"), e.get("dst"), e.get("flags"), e.get("seq"), e.get("ack"), e.get("len"))
 
 
 def _arrivals(events: list[dict], host: str) -> list[dict]:

@@ -7,9 +7,11 @@ name gets -1, -2, ... before its suffix.
 """
 
 import os
+import shutil
 import sys
 
 from .infer import ConnectionView
+from .ladder import FULL_WIDTH
 
 # below this many data segments in the busier direction, a time-sequence graph and cwnd/RTT plots
 # show a few dots and no trend: not drawn, and the reason said
@@ -32,10 +34,23 @@ def add_ladder_arguments(p) -> None:
                    help="color the terminal ladder: auto (when stdout is a terminal, the default), always, never")
     p.add_argument("--width", type=int, metavar="COLUMNS",
                    help="fit the terminal ladder in COLUMNS (80 is enough: each segment's words go under its "
-                        "arrow); default: the full ~125-column layout")
+                        f"arrow); default: the terminal's width when it is narrower than the full {FULL_WIDTH}-column "
+                        "layout (the full layout when the output is not a terminal)")
     p.add_argument("--explain", action="store_true",
                    help="under each step of the ladder: the call or reason behind it, the timers, and notes in "
                         "plain words at the moments textbooks ask about")
+
+
+def ladder_width(requested: int | None, stream=None) -> int | None:
+    """The width to draw the terminal ladder in: --width if given; else the terminal's, when the
+    output is a terminal narrower than the full layout; else None (the full layout)."""
+    if requested:
+        return requested
+    stream = stream or sys.stdout
+    if not stream.isatty():
+        return None
+    columns = shutil.get_terminal_size().columns
+    return columns if columns < FULL_WIDTH else None
 
 
 def tagged(path: str, tag: str) -> str:

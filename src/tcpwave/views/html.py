@@ -243,6 +243,12 @@ def report(views: list[ConnectionView], title: str, msl: float = 30.0, plots: bo
              f"<h1>{escape(title)}</h1>",
              "<p>Step through each connection with the buttons, the slider or the ← → keys: the segment is "
              "highlighted on the ladder and each endpoint's state is shown and outlined on the state diagram.</p>"]
+    if len(views) > 1:  # across the connections: a pile-up in one state shows at a glance
+        from .census import census, census_svg
+
+        parts.append("<section class='census'><h2>State census</h2><p>Endpoints in each state at the end of each "
+                     f"second (TIME_WAIT counted for 2×MSL, MSL {msl:g} s).</p>{census_svg(census(views, msl))}"
+                     "</section>")
     for n, v in enumerate(views, 1):
         parts += section(v, n, msl, plots)
     parts.append(f"<script>{SCRIPT}</script></body></html>")

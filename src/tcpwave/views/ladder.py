@@ -10,12 +10,15 @@ from collections.abc import Callable
 from ..wire.seq import seq_diff
 from .explain import notes as explain_notes
 from .explain import state_text, timer_text
+from .lessons import gloss, ss_text
 
 ARROW = 64
 UNSEEN = "not seen at this capture point"
 STATE_COL = 26
+FULL_WIDTH = 10 + 2 + STATE_COL + ARROW + 4 + STATE_COL  # the full layout's columns; narrower: words under arrows
 # what the stack did with a segment that was not new, in the state column's width
-_HANDLED = {"retransmitted_fin": "FIN again: re-ACK, 2MSL", "duplicate_syn": "SYN again: SYN,ACK again"}
+_HANDLED = {"retransmitted_fin": "FIN again: re-ACK, 2MSL", "duplicate_syn": "SYN again: SYN,ACK again",
+            "reboot": "rebooted: state lost"}
 _WHAT = {"retransmitted_fin": "retransmitted FIN", "duplicate_syn": "duplicate SYN"}
 
 
@@ -34,23 +37,25 @@ class _Line:
         self.lost = ""
 
 
-def _relative(events: list[dict]) -> dict[str, int]:
-    """ISN of each endpoint ('addr:port'), learned from the SYNs it sent."""
-    isn: dict[str, int] = {}
+def _relative(events: list[dict]) -> dict:
+    """ISN of each endpoint ('addr:port'), learned from the first SYN it sent; and of each direction
+    ((src, dst)), so that a server port with several connections numbers each from its own ISN."""
+    isn: dict = {}
     for e in events:
         if e["type"] == "send" and "SYN" in e["flags"].split(","):
             isn.setdefault(e["src"], e["seq"])
+            isn.setdefault((e["src"], e["dst"]), e["seq"])
     return isn
 
 
-def segment_label(e: dict, isn: dict[str, int]) -> str:
+def segment_label(e: dict, isn: dict) -> str:
     flags = e["flags"].split(",") if e["flags"] else []
     shown = ",".join(f for f in flags if f != "PSH") or "-"
-    base = isn.get(e["src"])
+    base = isn.get((e["src"], e["dst"]), isn.get(e["src"]))
     seq = seq_diff(e["seq"], base) if base is not None else e["seq"]
     parts = [shown, f"seq={seq}"]
+    peer = isn.get((e["dst"], e["src"]), isn.get(e["dst"]))
     if "ACK" in flags:
-        peer = isn.get(e["dst"])
         parts.append(f"ack={seq_diff(e['ack'], peer) if peer is not None else e['ack']}")
     if e["len"]:
         parts.append(f"len={e['len']}")
@@ -59,7 +64,6 @@ def segment_label(e: dict, isn: dict[str, int]) -> str:
     if "SYN" in flags and e.get("opts"):  # what each side offers is the story of a handshake
         parts.append(f"<{_short_options(e['opts'])}>")
     elif "sack " in e.get("opts", ""):  # the blocks a receiver holds beyond its ACK, in the sender's numbers
-        peer = isn.get(e["dst"])
         blocks = e["opts"].split("sack ", 1)[1].split(",")[0].split()
         rel = [tuple(seq_diff(int(x), peer) if peer is not None else int(x) for x in b.split(":")) for b in blocks]
         parts.append("<SACK " + " ".join(f"{a}-{b}" for a, b in rel) + ">")
@@ -88,6 +92,7 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
     lines: list[_Line] = []
     last_arrow: dict[tuple, _Line] = {}
     notes = explain_notes(events, msl) if explain else {}
+    glossed: set = set()  # terms (and ss spellings) already explained once
     row = 0
     for i, e in enumerate(events):
         kind, host = e["type"], e["host"]
@@ -102,7 +107,10 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
             text = f"{e['from']} → {e['to']}"
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
             if explain:
-                lines.append(_Line(e["t"], label=f"{host}: {state_text(e)}", direction=2))
+                spelled = ss_text(e["to"]) if e["to"] not in glossed else None
+                glossed.add(e["to"])
+                lines.append(_Line(e["t"], label=f"{host}: {state_text(e)}" + (f" ({spelled})" if spelled else ""),
+                                   direction=2))
         elif kind == "send":
             label = segment_label(e, isn)
             if rows:
@@ -137,6 +145,9 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
         elif kind in ("loss", "recovery"):
             text = _recovery_text(e, isn)
             lines.append(_Line(e["t"], left=text if host == left else "", right=text if host == right else ""))
+            said = gloss(e, events, glossed) if explain else None
+            if said:
+                lines.append(_Line(e["t"], label=f"{host}: {said}", direction=2))
         if i in notes:
             lines.append(_Line(e["t"], label=f"note: {notes[i]}", direction=3))
     out = _draw(lines, left, right, color, clock, width)
@@ -149,7 +160,7 @@ def render_ladder(events: list[dict], left: str = "client", right: str = "server
     return "\n".join(out)
 
 
-def _recovery_text(e: dict, isn: dict[str, int]) -> str:
+def _recovery_text(e: dict, isn: dict) -> str:
     """A `loss` event (which rule found which segment) or a `recovery` state change, in a few words."""
     if e["type"] == "recovery":
         return f"recovery: {e['from']} → {e['to']}"
@@ -162,11 +173,11 @@ def _recovery_text(e: dict, isn: dict[str, int]) -> str:
 
 def _draw(lines: list[_Line], left: str, right: str, color: bool, clock: Callable[[float], str] | None,
           width: int | None = None) -> list[str]:
-    """The ladder's text. With a width under the full layout's (~125 columns), the arrows shrink and
+    """The ladder's text. With a width under the full layout's (FULL_WIDTH columns), the arrows shrink and
     each segment's words go on a line of their own below its arrow."""
     red = ("\033[31m", "\033[0m") if color else ("", "")
     bold = ("\033[1m", "\033[0m") if color else ("", "")
-    narrow = width is not None and width < 10 + 2 + STATE_COL + ARROW + 4 + STATE_COL
+    narrow = width is not None and width < FULL_WIDTH
     state_col = STATE_COL
     arrow_w = max(8, (width or 0) - 10 - 2 - 2 * STATE_COL - 4) if narrow else ARROW
     words = (width or 0) - 10 - 2 - 4 if narrow else ARROW + STATE_COL + 10

@@ -50,9 +50,13 @@ def ladder_steps(events: list[dict], left: str, right: str) -> list[dict]:
             if waiting:
                 waiting.pop(0)["arrive"] = e["t"]
         elif e["type"] == "drop" and e.get("where") == "link":
-            hit = last.get((host, e.get("flags"), e.get("seq"), e.get("ack"), e.get("len")))
+            key = (e.get("flags"), e.get("seq"), e.get("ack"), e.get("len"))
+            hit = last.get((host, *key))
             if hit is not None:
                 hit["lost"] = True
+                waiting = in_flight.get((right if host == left else left, *key), [])
+                if hit in waiting:  # it never arrives: a later copy's arrival is not its own
+                    waiting.remove(hit)
         elif e["type"] == "state":
             rows.append({"kind": "state", "t": e["t"], "host": host, "from": e["from"], "to": e["to"],
                          "why": e.get("why", ""), "event": i})
@@ -62,7 +66,21 @@ def ladder_steps(events: list[dict], left: str, right: str) -> list[dict]:
         elif e["type"] == "handled":
             rows.append({"kind": "note", "t": e["t"], "host": host, "label": handled_text(e), "handled": True,
                          "event": i})
+    _lost_ends(rows)
     return rows
+
+
+def _lost_ends(rows: list[dict]) -> None:
+    """A lost segment would have arrived after the one-way delay its sender's other segments took
+    (their median, from the receiver's recv events): the time-scaled ladder ends its X there. Not
+    known when nothing was seen arriving (a capture)."""
+    for host in {r["host"] for r in rows if r["kind"] == "seg" and r["lost"]}:
+        trips = sorted(r["arrive"] - r["t"] for r in rows if r["kind"] == "seg" and r["host"] == host
+                       and r["arrive"] is not None)
+        if trips:
+            for r in rows:
+                if r["kind"] == "seg" and r["host"] == host and r["lost"]:
+                    r["would_arrive"] = r["t"] + trips[len(trips) // 2]
 
 
 PX_PER_S = 2000.0  # time-scaled ladders: 10 ms is 20 px...
@@ -74,8 +92,8 @@ MIN_ROW = 16.0  # rows never closer than this, so their words stay readable
 def _timed_ys(rows: list[dict], top: float) -> tuple[list[float], list[float | None], list[tuple[float, float]]]:
     """Where each row (its send time) and each segment's arrival go on a time-scaled ladder; and the
     breaks (y, seconds skipped) drawn where long waits were cut short."""
-    points = sorted([(r["t"], 1, i) for i, r in enumerate(rows)]
-                    + [(r["arrive"], 0, i) for i, r in enumerate(rows) if r.get("arrive") is not None])
+    ends = [(r["arrive"] if r.get("arrive") is not None else r.get("would_arrive"), 0, i) for i, r in enumerate(rows)]
+    points = sorted([(r["t"], 1, i) for i, r in enumerate(rows)] + [p for p in ends if p[0] is not None])
     ys: list[float] = [0.0] * len(rows)
     arrive: list[float | None] = [None] * len(rows)
     breaks: list[tuple[float, float]] = []
@@ -130,7 +148,7 @@ def ladder_svg(events: list[dict], left: str, right: str, title: str = "", timed
         out.append(f"<g class='step' data-step='{i}'>")
         out.append(f"<text x='8' y='{y + 4}' fill='#777' font-size='10'>{r['t']:.6f}</text>")
         if r["kind"] == "seg":
-            out.append(_arrow(r, y, xl, xr, left, arrive[i]))
+            out.append(_arrow(r, y, xl, xr, left, arrive[i], timed))
         elif r["kind"] == "state":
             on_left = r["host"] == left
             x, anchor = (xl - 8, "end") if on_left else (xr + 8, "start")
@@ -141,13 +159,28 @@ def ladder_svg(events: list[dict], left: str, right: str, title: str = "", timed
             on_left = r["host"] == left
             x, anchor = (xl - 8, "end") if on_left else (xr + 8, "start")
             fill = "#2e7d32" if r.get("handled") else "#c00000"  # acted on (green), or discarded (red)
-            out.append(f"<text x='{x}' y='{y + 4}' text-anchor='{anchor}' fill='{fill}'>{_t(r['label'])}</text>")
+            room = xl - 8 - SIDE_MARGIN if on_left else width - xr - 16
+            out.append(f"<text x='{x}' y='{y + 4}' text-anchor='{anchor}' fill='{fill}'{_fit(r['label'], 12, room)}>"
+                       f"{_t(r['label'])}</text>")
         out.append("</g>")
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
 
-def _arrow(r: dict, y: float, xl: float, xr: float, left: str, arrive: float | None = None) -> str:
+LABEL_FONT = 11
+CHAR_W = 0.6  # of the font size: a generous width per character of a label (Helvetica averages ~0.55)
+
+
+SIDE_MARGIN = 70  # the time column's width, left of the left endpoint's notes
+
+
+def _fit(text: str, size: float, room: float) -> str:
+    """Attributes that squeeze a text into `room` pixels if it might not fit (else none)."""
+    return f" textLength='{room}' lengthAdjust='spacingAndGlyphs'" if len(text) * CHAR_W * size > room else ""
+
+
+def _arrow(r: dict, y: float, xl: float, xr: float, left: str, arrive: float | None = None,
+           timed: bool = False) -> str:
     rightward = r["host"] == left
     x1, x2 = (xl, xr) if rightward else (xr, xl)
     y1, y2 = (y - SLOPE / 2, y + SLOPE / 2) if arrive is None else (y, arrive)
@@ -168,8 +201,16 @@ def _arrow(r: dict, y: float, xl: float, xr: float, left: str, arrive: float | N
     else:
         parts.append(f"<line class='arrow' x1='{x1}' y1='{y1}' x2='{x2}' y2='{y2}' stroke='{color}' "
                      f"stroke-width='1.5' marker-end='url(#{marker})'/>")
-    parts.append(f"<text x='{lx}' y='{ly}' text-anchor='middle' fill='{color}' font-size='11' "
-                 f"transform='rotate({angle:.2f} {lx} {ly})'>{_t(label)}</text>")
+    if timed:  # level, above the arrow's start, inside the lifelines: rows never share a height, so
+        # labels never overlap, even where arrows cross or converge
+        fit = _fit(label, LABEL_FONT, xr - xl - 16)
+        x, anchor = (x1 + 8, "start") if rightward else (x1 - 8, "end")
+        parts.append(f"<text class='label' x='{x}' y='{y1 - 4}' text-anchor='{anchor}' fill='{color}' "
+                     f"font-size='{LABEL_FONT}' stroke='white' stroke-width='3' paint-order='stroke'{fit}>"
+                     f"{_t(label)}</text>")
+    else:
+        parts.append(f"<text x='{lx}' y='{ly}' text-anchor='middle' fill='{color}' font-size='{LABEL_FONT}' "
+                     f"transform='rotate({angle:.2f} {lx} {ly})'>{_t(label)}</text>")
     return "".join(parts)
 
 
