@@ -5,7 +5,7 @@ import difflib
 import sys
 
 from .. import __version__
-from . import bench, connect, demo, doctor, fetch, outputs, packetdrill, sandbox, serve, ss, trace, tun, watch
+from . import bench, connect, demo, doctor, fetch, outputs, packetdrill, sandbox, serve, ss, sweep, trace, tun, watch
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -15,6 +15,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.add_parser(sub)
     bench.add_parser(sub)
+    sweep.add_parser(sub)
     serve.add_parser(sub)
     sandbox.add_parser(sub)
     connect.add_parser(sub)
