@@ -41,10 +41,11 @@ def _pattern(offset: int, n: int) -> bytes:
 
 def run_one(loss: float, sack: bool, *, rate_bps: float = 100e6, rtt: float = 0.020, seconds: float = 20.0,
             seed: int = 1, mss: int = 1460, tracer=None, taps=(), cc: str = "cubic",
-            settings: dict | None = None) -> Row:
-    """One bulk transfer; tracer and taps (callables (t, packet)) see every event and packet."""
+            settings: dict | None = None, queue_bdp: float = 1.0) -> Row:
+    """One bulk transfer; tracer and taps (callables (t, packet)) see every event and packet.
+    The drop-tail queue holds `queue_bdp` bandwidth-delay products."""
     bdp = int(rate_bps * rtt / 8)
-    link = LinkParams(latency=rtt / 2, bandwidth=rate_bps, queue_bytes=bdp, loss=loss)
+    link = LinkParams(latency=rtt / 2, bandwidth=rate_bps, queue_bytes=int(bdp * queue_bdp), loss=loss)
     # buffers large enough that the window, not the buffer, is what congestion control controls
     # settings (--set) apply to every row; each row's own SACK and congestion control win
     config = Config(**{"recv_buffer": 4 * bdp, "send_buffer": 4 * bdp, "mss": mss, **(settings or {}),
@@ -87,11 +88,16 @@ def run_one(loss: float, sack: bool, *, rate_bps: float = 100e6, rtt: float = 0.
     sim.run(until=seconds)
     stats = state["conn"].stats if state["conn"] is not None else None
     goodput = state["read"] * 8 / seconds
-    payload = mss - 12
-    mathis = payload * 8 / rtt * 1.22 / math.sqrt(loss) if loss else None
+    mathis = mathis_bps(loss, rtt, mss) if loss else None
     return Row(loss, sack, goodput, goodput / rate_bps, stats.retransmitted_bytes if stats else 0,
                stats.timeouts if stats else 0, stats.fast_retransmits if stats else 0, mathis,
                state["ok"] and state["read"] > 0, cc)
+
+
+def mathis_bps(loss: float, rtt: float, mss: int = 1460) -> float:
+    """The Mathis et al. bound on Reno's goodput at random loss `loss` (> 0): MSS/RTT * 1.22/sqrt(p),
+    with the payload a full segment carries beside the timestamps option."""
+    return (mss - 12) * 8 / rtt * 1.22 / math.sqrt(loss)
 
 
 def table(rows: list[Row], rate_bps: float, rtt: float, seconds: float) -> str:

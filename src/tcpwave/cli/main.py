@@ -5,7 +5,23 @@ import difflib
 import sys
 
 from .. import __version__
-from . import bench, connect, demo, doctor, fetch, lab, outputs, packetdrill, sandbox, serve, ss, trace, tun, watch
+from . import (
+    bench,
+    connect,
+    demo,
+    doctor,
+    fetch,
+    lab,
+    outputs,
+    packetdrill,
+    sandbox,
+    serve,
+    ss,
+    sweep,
+    trace,
+    tun,
+    watch,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -16,6 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_parser(sub)
     lab.add_parser(sub)
     bench.add_parser(sub)
+    sweep.add_parser(sub)
     serve.add_parser(sub)
     sandbox.add_parser(sub)
     connect.add_parser(sub)
