@@ -42,11 +42,12 @@ async def kv_client(open_connection, address: str, n: int) -> list[bytes]:
 
 
 def _run_kv(net: Network, n: int = 300) -> list[bytes]:
-    server, client = net.host("192.0.2.1"), net.host("192.0.2.2")
+    net.host("192.0.2.1")
+    net.host("192.0.2.2")
 
-    async def main() -> list[bytes]:
-        await server.start_server(kv_server, port=6379)
-        return await kv_client(client.open_connection, "192.0.2.1", n)
+    async def main() -> list[bytes]:  # the app's own asyncio calls, unedited: the network's loop routes them
+        await asyncio.start_server(kv_server, "192.0.2.1", 6379)
+        return await kv_client(asyncio.open_connection, "192.0.2.1", n)
 
     return net.run(main())
 

@@ -1,16 +1,15 @@
-"""Deterministic networks for testing applications: tcpwave stacks on one virtual-clock asyncio loop,
+"""Deterministic networks for testing applications: tcpwave stacks on one virtual-clock asyncio loop
+(tcpwave.aio.loop's TcpwaveLoop, so applications' own asyncio calls use them),
 joined by seeded lossy links (network.py), and a pytest plugin with the `tcpwave_network` fixture that
 saves a failing test's packets as a pcap (pytest_plugin.py, registered as a pytest11 entry point).
 Names are imported on first use: pytest loads the plugin in every run, and it stays cheap."""
 
 from typing import TYPE_CHECKING
 
-__all__ = ["Host", "Network", "VirtualClockLoop"]
-_LAZY = {"Host": "tcpwave.testing.network", "Network": "tcpwave.testing.network",
-         "VirtualClockLoop": "tcpwave.testing.clock"}
+__all__ = ["Host", "Network"]
+_LAZY = {"Host": "tcpwave.testing.network", "Network": "tcpwave.testing.network"}
 
 if TYPE_CHECKING:
-    from .clock import VirtualClockLoop
     from .network import Host, Network
 
 

@@ -5,16 +5,20 @@ rate-limit packets from one seed, and which can be partitioned and healed.
     net = Network(seed=7, loss=0.01)
     server, client = net.host("192.0.2.1"), net.host("192.0.2.2")
 
-    async def main():
-        srv = await server.start_server(handle, port=7)
-        reader, writer = await client.open_connection("192.0.2.1", 7)
+    async def main():                      # the application's own code, unedited:
+        srv = await asyncio.start_server(handle, "192.0.2.1", 7)
+        reader, writer = await asyncio.open_connection("192.0.2.1", 7)
         ...
 
     net.run(main())
     net.write_pcap("run.pcap")   # every packet a host put on the wire, lost ones included
 
-The same seed and the same program give the same packets at the same virtual times, so a failure
-seen once is replayed by running it again with its seed.
+The loop is tcpwave.aio.loop's TcpwaveLoop on a virtual clock: asyncio.open_connection,
+start_server and loop.create_connection/create_server (and libraries built on them) go through
+the host that owns or reaches the address, so an application runs on the network unedited; each
+Host also has them bound to itself (`client.open_connection(...)`), to choose the side explicitly
+when there are more than two hosts. The same seed and the same program give the same packets at
+the same virtual times, so a failure seen once is replayed by running it again with its seed.
 """
 
 import asyncio
@@ -24,13 +28,14 @@ import random
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+from ..aio.loop import Host as LoopHost
+from ..aio.loop import TcpwaveLoop
 from ..aio.runtime import Runtime
 from ..aio.streams import Server, create_server, open_connection, start_server
 from ..core.config import Config
 from ..sim.link import Direction, LinkParams
 from ..stack import Stack
 from ..views.pcap import PcapWriter
-from .clock import VirtualClockLoop
 
 T = TypeVar("T")
 CAPTURE_MAX = 100_000  # packets kept for write_pcap (the most recent ones)
@@ -85,7 +90,7 @@ class Network:
     def __init__(self, seed: int = 0, *, loss: float = 0.0, delay: float = 0.005, reorder: float = 0.0,
                  rate: float = 0.0, duplicate: float = 0.0, config: Config | None = None) -> None:
         self.seed = seed
-        self.loop = VirtualClockLoop()
+        self.loop = TcpwaveLoop(lambda loop: [], virtual_time=True)
         self.params = LinkParams(latency=delay, bandwidth=rate, loss=loss, reorder=reorder, duplicate=duplicate,
                                  queue_bytes=1 << 30 if not rate else 256 * 1024)
         self.config = config
@@ -104,6 +109,11 @@ class Network:
         seed = random.Random(f"{self.seed}/host/{address}").getrandbits(32)
         stack = Stack([address], config=config or self.config, seed=seed, host=address, **stack_options)
         self.hosts[address] = host = Host(self, address, stack)
+        # asyncio's own calls on the loop reach every host through the hub
+        self.loop.hosts.append(LoopHost(host.runtime, []))
+        routes = [ipaddress.ip_network(a) for a in self.hosts]
+        for h in self.loop.hosts:
+            h.routes = routes
         return host
 
     def link(self, src: str, dst: str, **params: Any) -> None:
