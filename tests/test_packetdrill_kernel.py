@@ -132,7 +132,7 @@ def test_every_short_script_linux_passes_passes_on_linux_again():
         assert portable or len(files) >= 50
         if files:
             mode = ["--portable"] if portable else []
-            out = drill("-j", "2", *mode, *files)
+            out = drill("-j", "4", *mode, *files)  # (scripts mostly wait: four at once on two CPUs)
             failed = _failed(out.stdout)
             if not failed:
                 assert out.returncode == 0, out.stdout[-2000:]

@@ -266,7 +266,8 @@ def many(family: int) -> dict:
 
 
 def lossy(family: int) -> dict:
-    """10 MB each way through 5% random loss in both directions (iptables' statistic match)."""
+    """N bytes (default 10 MB) each way through 5% random loss in both directions (iptables' statistic
+    match)."""
     import asyncio
     import concurrent.futures
 
