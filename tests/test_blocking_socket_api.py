@@ -10,6 +10,7 @@ import threading
 
 import pytest
 import test_blocking_socket
+from test_blocking_stdlib_parity import connected
 
 from tcpwave.aio.blocking import create_connection
 from tcpwave.core.sockopts import TCP_INFO, unpack_tcp_info
@@ -19,18 +20,7 @@ SERVER = "192.0.2.2"
 TCP = socket.IPPROTO_TCP
 
 
-def tcpwave_pair(nets, port: int = 7):
-    """(client, listening, accepted) on tcpwave."""
-    client_net, server_net = nets
-    srv = server_net.socket()
-    srv.bind((SERVER, port))
-    srv.listen()
-    s = client_net.socket()
-    s.settimeout(20)
-    s.connect((SERVER, port))
-    conn, _ = srv.accept()
-    conn.settimeout(20)
-    return s, srv, conn
+tcpwave_pair = connected  # (client, listening, accepted) on tcpwave
 
 
 def kernel_pair():
