@@ -96,7 +96,7 @@ from tcpwave.stack import Stack
 from tcpwave.wire.ip import parse_ip
 from tcpwave.wire.tcp import parse_tcp
 from tcpwave.stack import EPHEMERAL
-n, steer = int(sys.argv[1]), sys.argv[2] == "steer"
+n, steer, name = int(sys.argv[1]), sys.argv[2] == "steer", sys.argv[3] if len(sys.argv) > 3 else "tcpwq0"
 
 def echo_server(s):
     def serve(c):
@@ -108,7 +108,7 @@ def echo_server(s):
         threading.Thread(target=serve, args=(c,), daemon=True).start()
 
 async def main():
-    dev = TunDevice("tcpwq0", "192.0.2.1/24", "192.0.2.2", queues=2)
+    dev = TunDevice(name, "192.0.2.1/24", "192.0.2.2", queues=2)
     refused = dev.steer_by_port(EPHEMERAL) if steer else "not asked"
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("192.0.2.1", 7000)); s.listen(128)  # listening before the first SYN

@@ -89,6 +89,8 @@ class TunDevice:
                 fds.append(_attach(name, flags, True))
             if self.existing:  # attached to a device that was there: refused if anyone else has it open
                 _refuse_if_in_use(name)
+                if not offload:  # a persistent device keeps the offloads an earlier user asked for: without
+                    fcntl.ioctl(fds[0], TUNSETOFFLOAD, 0)  # the header that says so, checksums would look bad
         except OSError:
             for fd in fds:
                 os.close(fd)
