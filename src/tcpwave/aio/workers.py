@@ -6,7 +6,7 @@ SO_REUSEPORT listeners do. A connection a worker opens takes an ephemeral port p
 
 Where the kernel lets us load it, an eBPF program picks every packet's queue from its ports
 (drivers/steering.py): the replies to port p reach worker p % N, and an incoming connection stays
-on queue (client's port % N). Otherwise the kernel's flow hash picks the worker of every incoming
+on the queue its client's port (mixed) picks. Otherwise the kernel's flow hash picks the worker of every incoming
 connection and keeps it there, and learns from the worker's first packet that the replies of a
 connection it opened belong on queue i (tun_flow_update); what arrives before it learns, or after it
 forgets (its flow table holds 4,096 flows, each for 3 s after the last packet written on it), the
@@ -74,22 +74,21 @@ class Worker:
             runtime._on_packets(packets, trusted)
 
 
-def steer(device) -> tuple[bool, str]:
-    """Steer `device`'s queues by port where we may: (steered, what is in force, as the start line
-    says it). A device made here gets the program unless $TCPWAVE_STEERING is "off"; an existing one
+def steer(device) -> str:
+    """Steer `device`'s queues by port where we may; what is in force, as the start line says it.
+    A device made here gets the program unless $TCPWAVE_STEERING is "off"; an existing one
     is steered if `tcpwave tun add` steered it (the program stays with the device, and a user without
     privileges could not load it)."""
     if device.existing:
         if device.steered_by_owner():
-            return True, "queues steered by port (the eBPF program `tcpwave tun add` attached)"
-        return False, (f"packets for another worker's port handed over ({device.name} was made without "
-                       "steering)")
+            return "queues steered by port (the eBPF program `tcpwave tun add` attached)"
+        return f"packets for another worker's port handed over ({device.name} was made without steering)"
     if os.environ.get(STEERING_ENV, "").lower() == "off":
-        return False, f"packets for another worker's port handed over (${STEERING_ENV}=off)"
+        return f"packets for another worker's port handed over (${STEERING_ENV}=off)"
     failed = device.steer_by_port(EPHEMERAL)
     if failed is None:
-        return True, "queues steered by port (eBPF)"
-    return False, f"packets for another worker's port handed over (no steering: {failed})"
+        return "queues steered by port (eBPF)"
+    return f"packets for another worker's port handed over (no steering: {failed})"
 
 
 def run(count: int, device, main: Callable[[Worker], int], on_ready: Callable[[], None],

@@ -76,7 +76,7 @@ def _serve_workers(args) -> int:
     """N worker processes on N queues of one device; this process waits, and stops them on a signal."""
     device = tun_options.open_device(args, queues=args.workers)
     port = args.port or DEFAULT_PORTS[args.service]
-    _, steering = workers.steer(device)
+    steering = workers.steer(device)
 
     def ready() -> None:
         print(f"tcpwave: {args.service} on {args.addr}:{port} via {args.tun} (kernel side {args.kernel}), "
