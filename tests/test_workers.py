@@ -97,6 +97,8 @@ from tcpwave.wire.ip import parse_ip
 from tcpwave.wire.tcp import parse_tcp
 from tcpwave.stack import EPHEMERAL
 n, steer, name = int(sys.argv[1]), sys.argv[2] == "steer", sys.argv[3] if len(sys.argv) > 3 else "tcpwq0"
+kernel, ours = sys.argv[4:6] if len(sys.argv) > 5 else ("192.0.2.1/24", "192.0.2.2")
+peer = kernel.split("/")[0]
 
 def echo_server(s):
     def serve(c):
@@ -108,10 +110,11 @@ def echo_server(s):
         threading.Thread(target=serve, args=(c,), daemon=True).start()
 
 async def main():
-    dev = TunDevice(name, "192.0.2.1/24", "192.0.2.2", queues=2)
+    dev = TunDevice(name, kernel, ours, queues=2)
     refused = dev.steer_by_port(EPHEMERAL) if steer else "not asked"
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("192.0.2.1", 7000)); s.listen(128)  # listening before the first SYN
+    s = socket.socket(socket.AF_INET6 if ":" in peer else socket.AF_INET)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((peer, 7000)); s.listen(128)  # listening before the first SYN
     threading.Thread(target=echo_server, args=(s,), daemon=True).start()
     runtimes, handed, received = [], [], [0, 0]
 
@@ -123,7 +126,7 @@ async def main():
             super().attach(counted)
 
     for i, q in enumerate(dev.queues):
-        rt = Runtime(Stack(["192.0.2.2"]), Counted(q))
+        rt = Runtime(Stack([ours]), Counted(q))
         def elsewhere(owner, packet, trusted, i=i):
             pkt = parse_ip(bytes(packet))
             handed.append(parse_tcp(pkt.payload, pkt.src, pkt.dst).flags)
@@ -132,7 +135,7 @@ async def main():
         runtimes.append(rt)
 
     async def one(rt, k):
-        reader, writer = await open_connection("192.0.2.1", 7000, runtime=rt)
+        reader, writer = await open_connection(peer, 7000, runtime=rt)
         data = hashlib.sha256(str(k).encode()).digest() * 2000
         writer.write(data); writer.write_eof()
         got = await reader.read()
@@ -158,9 +161,10 @@ def _bpf_refused() -> str | None:
     return None
 
 
-def _open_from_both_queues(steer: str) -> dict:
+def _open_from_both_queues(steer: str, *addresses: str) -> dict:
     with namespace("tcpwave-mq") as ns:
-        r = ns.call(sys.executable, "-c", STEERING, "32", steer, capture_output=True, text=True, timeout=120)
+        r = ns.call(sys.executable, "-c", STEERING, "32", steer, "tcpwq0", *addresses, capture_output=True, text=True,
+                    timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads(r.stdout)
     assert result["ok"] == 32  # every transfer echoed intact
@@ -180,12 +184,13 @@ def test_kernel_steers_replies_to_the_queue_that_opened_the_connection():
 
 
 @needs_netns
-def test_with_the_steering_program_no_packet_reaches_the_wrong_queue():
+@pytest.mark.parametrize("addresses", [(), ("2001:db8::1/64", "2001:db8::2")], ids=["ipv4", "ipv6"])
+def test_with_the_steering_program_no_packet_reaches_the_wrong_queue(addresses):
     """The eBPF program picks the queue from our port: the SYN,ACKs the flow hash sent to the other
-    queue above now land on their owner's, and nothing is handed over."""
+    queue above now land on their owner's, and nothing is handed over, over IPv4 and IPv6."""
     if (refused := _bpf_refused()) is not None:
         pytest.skip(f"no steering here: {refused}")
-    result = _open_from_both_queues("steer")
+    result = _open_from_both_queues("steer", *addresses)
     assert result["refused"] is None and result["handed"] == [], result
 
 
