@@ -63,7 +63,7 @@ def test_the_program_chooses_as_its_model_for_random_ports(program):
         for packet in (ipv4(tcp(sport, dport)), ipv6(tcp(sport, dport)),
                        ipv4(tcp(sport, dport), options=b"\x01\x01\x01\x00")):  # (a longer IPv4 header)
             want = steering.queue_for(packet, EPHEMERAL)
-            assert steering.test_run(program, packet) == want, (packet.hex(), want)
+            assert steering.run_on(program, packet) == want, (packet.hex(), want)
             checked += 1
     assert checked == 4500
 
@@ -74,7 +74,7 @@ def test_the_program_answers_zero_where_its_model_does(program):
                ipv4(b"\x13\x88"), ipv6(b""), b"\x20" + bytes(59)]
     for packet in packets:
         assert steering.queue_for(packet, EPHEMERAL) == 0
-        assert steering.test_run(program, packet) == 0, packet.hex()
+        assert steering.run_on(program, packet) == 0, packet.hex()
     # a first fragment carries the ports: it goes where the rest of its flow goes
     first = ipv4(tcp(5000, 60000), fragment=0x2000)
-    assert steering.test_run(program, first) == steering.queue_for(first, EPHEMERAL) == 60000
+    assert steering.run_on(program, first) == steering.queue_for(first, EPHEMERAL) == 60000

@@ -93,6 +93,10 @@ def test_root_steers_a_multi_queue_device_once_and_its_user_serves_with_workers_
     if (refused := _bpf_refused()) is not None:
         pytest.skip(f"no steering here: {refused}")
     tcpwave = [sys.executable, "-m", "tcpwave.cli.main"]
+    said = {"auto": ("tcpwu1: queues steered by port (eBPF)",
+                     "queues steered by port (the eBPF program `tcpwave tun add` attached)"),
+            "off": ("tcpwu1: not steered ($TCPWAVE_STEERING=off): workers hand each other what reaches the wrong one",
+                    "packets for another worker's port handed over (tcpwu1 was made without steering)")}
     handed = {}
     with tempfile.TemporaryDirectory() as tmp:
         code, run = _readable_copy(tmp)
@@ -103,22 +107,19 @@ def test_root_steers_a_multi_queue_device_once_and_its_user_serves_with_workers_
                 assert made.returncode == 0, made.stderr
                 py = _python_for(ns, "nobody", "nogroup")
                 user = [*_as("nobody", "nogroup"), f"PYTHONPATH={code}", py]
-                if steering == "auto":
-                    assert made.stdout.splitlines()[-1] == "tcpwu1: queues steered by port (eBPF)", made.stdout
-                    ready = os.path.join(run, "ready")
-                    server = ns.popen(*user, "-m", "tcpwave.cli.main", "serve", "echo", "--tun", "tcpwu1",
-                                      "--workers", "2", "--control", "none", "--ready-file", ready,
-                                      stderr=subprocess.PIPE, text=True)
-                    wait_for_file(ready, server)
-                    for _ in range(8):
-                        client = ns.call(sys.executable, "-c", ECHO_CLIENT, capture_output=True, text=True, timeout=30)
-                        assert client.stdout.strip() == "hello from the kernel", client.stderr
-                    server.terminate()
-                    _, err = server.communicate(timeout=10)
-                    assert "2 workers; queues steered by port (the eBPF program `tcpwave tun add` attached)" in err, err
-                    assert err.strip().endswith(", 0 packet(s) handed over between workers"), err
-                else:
-                    assert "tcpwu1: not steered ($TCPWAVE_STEERING=off)" in made.stdout, made.stdout
+                assert made.stdout.splitlines()[-1] == said[steering][0], made.stdout
+                ready = os.path.join(run, "ready")
+                server = ns.popen(*user, "-m", "tcpwave.cli.main", "serve", "echo", "--tun", "tcpwu1",
+                                  "--workers", "2", "--control", "none", "--ready-file", ready,
+                                  stderr=subprocess.PIPE, text=True)
+                wait_for_file(ready, server)
+                for _ in range(8):
+                    client = ns.call(sys.executable, "-c", ECHO_CLIENT, capture_output=True, text=True, timeout=30)
+                    assert client.stdout.strip() == "hello from the kernel", client.stderr
+                server.terminate()
+                _, err = server.communicate(timeout=10)
+                assert f"2 workers; {said[steering][1]}\n" in err, err
+                assert err.strip().endswith(", 0 packet(s) handed over between workers"), err
                 r = ns.call(*user, "-c", STEERING, "32", "hash", "tcpwu1", capture_output=True, text=True,
                             timeout=120)
                 assert r.returncode == 0, r.stderr[-2000:]

@@ -149,6 +149,8 @@ def _bpf(cmd: int, attr: ctypes.Array) -> int:
 
 def load(ephemeral: range) -> int:
     """Load the steering program; its file descriptor (the caller closes it), or BpfError saying why not."""
+    if platform.machine() not in NR_BPF:
+        raise BpfError(0, f"bpf(2) is not known here on {platform.machine()}")
     insns = ctypes.create_string_buffer(program(ephemeral))
     licence = ctypes.create_string_buffer(b"GPL")
     log = ctypes.create_string_buffer(LOG_SIZE)
@@ -167,7 +169,7 @@ def load(ephemeral: range) -> int:
                                 + (f" ({verdict[-1]})" if verdict else "")) from None
 
 
-def test_run(fd: int, packet: bytes) -> int:
+def run_on(fd: int, packet: bytes) -> int:
     """Run the loaded program on one IP packet (BPF_PROG_TEST_RUN); what it returns."""
     ethertype = b"\x86\xdd" if packet[:1] and packet[0] >> 4 == 6 else b"\x08\x00"
     data = ctypes.create_string_buffer(ETH_HEADER[:12] + ethertype + packet)
