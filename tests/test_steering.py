@@ -30,6 +30,31 @@ def ipv6(payload: bytes, next_header: int = 6) -> bytes:
     return struct.pack("!IHBB16s16s", 0x60000000, len(payload), next_header, 64, *V6) + payload
 
 
+def ipv4_reversed(payload: bytes) -> bytes:
+    """One of our IPv4 packets (from 192.0.2.2 to 192.0.2.1), as an ICMP error quotes it."""
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0, 64, 6, 0, V4[1], V4[0]) + payload
+
+
+def icmp_error(quoted: bytes, version: int) -> bytes:
+    """A "fragmentation needed" / "packet too big" from the kernel side, quoting one of our packets."""
+    if version == 4:
+        return ipv4(struct.pack("!BBHHH", 3, 4, 0, 0, 1400) + quoted, proto=1)
+    return ipv6(struct.pack("!BBHI", 2, 0, 0, 1400) + quoted, next_header=58)
+
+
+def ipv6_reversed(payload: bytes) -> bytes:
+    return struct.pack("!IHBB16s16s", 0x60000000, len(payload), 6, 64, V6[1], V6[0]) + payload
+
+
+def test_an_icmp_error_goes_where_the_packets_of_the_connection_it_quotes_go():
+    rng = random.Random(5)
+    for _ in range(300):
+        ours, peer = rng.choice([rng.choice(EPHEMERAL), rng.randrange(1, 1024)]), rng.randrange(1, 65536)
+        inbound = steering.queue_for(ipv4(tcp(peer, ours)), EPHEMERAL)
+        assert steering.queue_for(icmp_error(ipv4_reversed(tcp(ours, peer)), 4), EPHEMERAL) == inbound
+        assert steering.queue_for(icmp_error(ipv6_reversed(tcp(ours, peer)), 6), EPHEMERAL) == inbound
+
+
 def test_the_rule_sends_a_connection_we_opened_to_its_port_and_spreads_the_others():
     ours = EPHEMERAL.start + 7
     assert steering.queue_for(ipv4(tcp(80, ours)), EPHEMERAL) == ours
@@ -61,11 +86,13 @@ def test_the_program_chooses_as_its_model_for_random_ports(program):
         if rng.random() < 0.3:
             dport = rng.choice(EPHEMERAL)
         for packet in (ipv4(tcp(sport, dport)), ipv6(tcp(sport, dport)),
-                       ipv4(tcp(sport, dport), options=b"\x01\x01\x01\x00")):  # (a longer IPv4 header)
+                       ipv4(tcp(sport, dport), options=b"\x01\x01\x01\x00"),  # (a longer IPv4 header)
+                       icmp_error(ipv4_reversed(tcp(sport, dport)), 4), icmp_error(ipv6_reversed(tcp(sport, dport)), 6),
+                       icmp_error(ipv4_reversed(tcp(sport, dport))[:24], 4)):  # (quoting too little: 0)
             want = steering.queue_for(packet, EPHEMERAL)
             assert steering.run_on(program, packet) == want, (packet.hex(), want)
             checked += 1
-    assert checked == 4500
+    assert checked == 9000
 
 
 def test_the_program_answers_zero_where_its_model_does(program):

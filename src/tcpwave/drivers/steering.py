@@ -4,8 +4,9 @@ Linux runs a TUN device's steering program (TUNSETSTEERINGEBPF) on every packet 
 device and puts the packet on queue `return value % number of queues`. Ours returns, for a TCP
 packet (IPv4, not a later fragment; IPv6 with TCP right after the fixed header), the destination
 port (tcpwave's own) when it lies in the ephemeral range, and otherwise the source port (the
-peer's) mixed, (port * 0x9E3779B1 mod 2^32) >> 16; 0 for anything else (ICMP, UDP, IPv6 extension
-headers: queue 0). So:
+peer's) mixed, (port * 0x9E3779B1 mod 2^32) >> 16. An ICMP or ICMPv6 error goes by the segment of
+ours it quotes (its source port is ours), so that a "packet too big" reaches the connection's
+worker. Anything else (UDP, IPv6 extension headers) goes to queue 0. So:
 
 - a connection a worker opened comes back to that worker: it chose its local port p with
   p % N == its index;
@@ -35,7 +36,7 @@ LD, ALU, ALU64, JMP = 0x00, 0x04, 0x07, 0x05
 W, H, B = 0x00, 0x08, 0x10
 ABS, IND = 0x20, 0x40
 K, X = 0x00, 0x08
-MUL, AND, LSH, RSH, MOV = 0x20, 0x50, 0x60, 0x70, 0xB0
+ADD, MUL, AND, LSH, RSH, MOV = 0x00, 0x20, 0x50, 0x60, 0x70, 0xB0
 # Linux picks even source ports for connect() first (since 4.6; 40 of 40 here were even): a peer's
 # port modulo 2 would put every connection from a Linux client on queue 0. Multiplying by 2^32/phi
 # and keeping bits 16-31 (Fibonacci hashing) spreads consecutive and even ports alike.
@@ -69,18 +70,39 @@ def program(ephemeral: range) -> bytes:
     op(ALU64 | AND | K, 0, imm=0x0F)
     op(ALU64 | LSH | K, 0, imm=2)
     op(ALU64 | MOV | X, 7, 0)             # r7 = the IPv4 header's length
-    op(LD | ABS | B, imm=9)
-    op(JMP | JNE | K, 0, off="other", imm=6)   # protocol: TCP only
     op(LD | ABS | H, imm=6)
     op(ALU64 | AND | K, 0, imm=0x1FFF)
     op(JMP | JNE | K, 0, off="other", imm=0)   # a later fragment: no ports in it
+    op(LD | ABS | B, imm=9)
+    op(JMP | JEQ | K, 0, off="tcp4", imm=6)
+    op(JMP | JNE | K, 0, off="other", imm=1)   # neither TCP nor ICMP
+    op(LD | IND | B, src=7, imm=8)        # ICMP: the packet it quotes (ours) starts 8 bytes in
+    op(ALU64 | AND | K, 0, imm=0x0F)
+    op(ALU64 | LSH | K, 0, imm=2)
+    op(ALU64 | ADD | X, 0, 7)
+    op(ALU64 | MOV | X, 9, 0)             # r9 = where its TCP header starts, less 8
+    op(LD | IND | B, src=7, imm=8 + 9)
+    op(JMP | JNE | K, 0, off="other", imm=6)
+    op(LD | IND | H, src=9, imm=8 + 2)
+    op(ALU64 | MOV | X, 8, 0)             # r8 = the peer's port (the quoted segment's destination)
+    op(LD | IND | H, src=9, imm=8)        # r0 = ours (its source)
+    op(JMP | JA, off="choose")
+    label("tcp4")
     op(LD | IND | H, src=7, imm=0)
     op(ALU64 | MOV | X, 8, 0)             # r8 = source port
     op(LD | IND | H, src=7, imm=2)        # r0 = destination port
     op(JMP | JA, off="choose")
     label("v6")
     op(LD | ABS | B, imm=6)
-    op(JMP | JNE | K, 0, off="other", imm=6)   # next header: TCP right after the fixed header only
+    op(JMP | JEQ | K, 0, off="tcp6", imm=6)    # next header: TCP (right after the fixed header only)
+    op(JMP | JNE | K, 0, off="other", imm=58)  # or ICMPv6
+    op(LD | ABS | B, imm=40 + 8 + 6)      # the quoted packet's next header
+    op(JMP | JNE | K, 0, off="other", imm=6)
+    op(LD | ABS | H, imm=40 + 8 + 40 + 2)
+    op(ALU64 | MOV | X, 8, 0)
+    op(LD | ABS | H, imm=40 + 8 + 40)
+    op(JMP | JA, off="choose")
+    label("tcp6")
     op(LD | ABS | H, imm=40)
     op(ALU64 | MOV | X, 8, 0)
     op(LD | ABS | H, imm=42)
@@ -108,18 +130,32 @@ def queue_for(packet: bytes | memoryview, ephemeral: range) -> int:
     version = packet[0] >> 4
     if version == 4:
         start = (packet[0] & 0x0F) * 4
-        if len(packet) < 10 or packet[9] != 6 or len(packet) < 8 or int.from_bytes(packet[6:8], "big") & 0x1FFF:
+        if len(packet) < 10 or int.from_bytes(packet[6:8], "big") & 0x1FFF or packet[9] not in (1, 6):
             return 0
+        if packet[9] == 1:  # ICMP: by the segment of ours it quotes, whose source port is ours
+            if len(packet) < start + 18 or packet[start + 17] != 6:
+                return 0
+            return _choose(packet, start + 8 + (packet[start + 8] & 0x0F) * 4, True, ephemeral)
     elif version == 6:
         start = 40
-        if len(packet) < 7 or packet[6] != 6:
+        if len(packet) < 7 or packet[6] not in (6, 58):
             return 0
+        if packet[6] == 58:
+            if len(packet) < 55 or packet[54] != 6:
+                return 0
+            return _choose(packet, 88, True, ephemeral)
     else:
         return 0
-    if len(packet) < start + 4:
+    return _choose(packet, start, False, ephemeral)
+
+
+def _choose(packet, at: int, quoted: bool, ephemeral: range) -> int:
+    """The rule, for the TCP header at `at` (one we sent, quoted in an ICMP error, when `quoted`)."""
+    if len(packet) < at + 4:
         return 0  # (the program's load fails there, and a failed load ends it with 0)
-    sport, dport = struct.unpack_from("!HH", packet, start)
-    return dport if dport in ephemeral else (sport * MIX & 0xFFFFFFFF) >> 16
+    sport, dport = struct.unpack_from("!HH", packet, at)
+    ours, peer = (sport, dport) if quoted else (dport, sport)
+    return ours if ours in ephemeral else (peer * MIX & 0xFFFFFFFF) >> 16
 
 
 class BpfError(OSError):
