@@ -35,7 +35,9 @@ def add_parser(sub) -> None:
                         f"{limits.idle_timeout:g}; 'inf' for never)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="N processes, each with its own stack on one queue of a multi-queue TUN device; the "
-                        "kernel spreads connections over them by flow (default 1)")
+                        "kernel spreads connections over them by flow, steered by port where an eBPF program may "
+                        "be loaded ($TCPWAVE_STEERING=off: never), else with packets for another worker's "
+                        "port handed to it (default 1)")
     p.add_argument("--max-connections", type=int, metavar="N",
                    help="drop SYNs while N connections are open (per worker; TIME_WAIT not counted); the "
                         "stack's memory budget applies besides (--set mem_high=BYTES)")
