@@ -15,6 +15,7 @@ from netns import namespace, needs_netns, wait_for_file
 
 from tcpwave.core import events as ev
 from tcpwave.core.trace import ListSink, Tracer
+from tcpwave.drivers import steering
 from tcpwave.stack import EPHEMERAL, Stack
 from tcpwave.wire.tcp import ACK, SYN
 
@@ -94,7 +95,10 @@ from tcpwave.drivers.tun import TunDevice
 from tcpwave.stack import Stack
 from tcpwave.wire.ip import parse_ip
 from tcpwave.wire.tcp import parse_tcp
-n = int(sys.argv[1])
+from tcpwave.stack import EPHEMERAL
+n, steer, name = int(sys.argv[1]), sys.argv[2] == "steer", sys.argv[3] if len(sys.argv) > 3 else "tcpwq0"
+kernel, ours = sys.argv[4:6] if len(sys.argv) > 5 else ("192.0.2.1/24", "192.0.2.2")
+peer = kernel.split("/")[0]
 
 def echo_server(s):
     def serve(c):
@@ -106,9 +110,11 @@ def echo_server(s):
         threading.Thread(target=serve, args=(c,), daemon=True).start()
 
 async def main():
-    dev = TunDevice("tcpwq0", "192.0.2.1/24", "192.0.2.2", queues=2)
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("192.0.2.1", 7000)); s.listen(128)  # listening before the first SYN
+    dev = TunDevice(name, kernel, ours, queues=2)
+    refused = dev.steer_by_port(EPHEMERAL) if steer else "not asked"
+    s = socket.socket(socket.AF_INET6 if ":" in peer else socket.AF_INET)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((peer, 7000)); s.listen(128)  # listening before the first SYN
     threading.Thread(target=echo_server, args=(s,), daemon=True).start()
     runtimes, handed, received = [], [], [0, 0]
 
@@ -120,7 +126,7 @@ async def main():
             super().attach(counted)
 
     for i, q in enumerate(dev.queues):
-        rt = Runtime(Stack(["192.0.2.2"]), Counted(q))
+        rt = Runtime(Stack([ours]), Counted(q))
         def elsewhere(owner, packet, trusted, i=i):
             pkt = parse_ip(bytes(packet))
             handed.append(parse_tcp(pkt.payload, pkt.src, pkt.dst).flags)
@@ -129,7 +135,7 @@ async def main():
         runtimes.append(rt)
 
     async def one(rt, k):
-        reader, writer = await open_connection("192.0.2.1", 7000, runtime=rt)
+        reader, writer = await open_connection(peer, 7000, runtime=rt)
         data = hashlib.sha256(str(k).encode()).digest() * 2000
         writer.write(data); writer.write_eof()
         got = await reader.read()
@@ -137,7 +143,7 @@ async def main():
         return got == data
 
     results = await asyncio.wait_for(asyncio.gather(*(one(runtimes[k % 2], k) for k in range(n))), 60)
-    print(json.dumps({"ok": sum(results), "handed": handed, "received": received}))
+    print(json.dumps({"ok": sum(results), "handed": handed, "received": received, "refused": refused}))
     for rt in runtimes:
         rt.close()
     dev.close()
@@ -146,20 +152,46 @@ asyncio.run(main())
 """
 
 
-@needs_netns
-def test_kernel_steers_replies_to_the_queue_that_opened_the_connection():
+def _bpf_refused() -> str | None:
+    """Why this process may not load the steering program, or None."""
+    try:
+        os.close(steering.load(EPHEMERAL))
+    except steering.BpfError as e:
+        return str(e)
+    return None
+
+
+def _open_from_both_queues(steer: str, *addresses: str) -> dict:
     with namespace("tcpwave-mq") as ns:
-        r = ns.call(sys.executable, "-c", STEERING, "32", capture_output=True, text=True, timeout=120)
+        r = ns.call(sys.executable, "-c", STEERING, "32", steer, "tcpwq0", *addresses, capture_output=True, text=True,
+                    timeout=120)
     assert r.returncode == 0, r.stderr[-2000:]
     result = json.loads(r.stdout)
     assert result["ok"] == 32  # every transfer echoed intact
     assert min(result["received"]) > 16 * 20  # each queue carried its 16 connections (~40 packets each)
+    return result
+
+
+@needs_netns
+def test_kernel_steers_replies_to_the_queue_that_opened_the_connection():
+    result = _open_from_both_queues("hash")
     # The kernel learns a flow's queue from the packets written on it, but only once the write has been
     # processed: the SYN,ACK, sent while our SYN is still being received, goes by the flow hash and
     # so reaches the other queue about half the time; the stack hands it over. Every later packet
     # (of about 40 per connection) arrives on the queue of the worker that owns the connection.
     assert all(flags == SYN | ACK for flags in result["handed"]), result
     assert len(result["handed"]) <= 32, result
+
+
+@needs_netns
+@pytest.mark.parametrize("addresses", [(), ("2001:db8::1/64", "2001:db8::2")], ids=["ipv4", "ipv6"])
+def test_with_the_steering_program_no_packet_reaches_the_wrong_queue(addresses):
+    """The eBPF program picks the queue from our port: the SYN,ACKs the flow hash sent to the other
+    queue above now land on their owner's, and nothing is handed over, over IPv4 and IPv6."""
+    if (refused := _bpf_refused()) is not None:
+        pytest.skip(f"no steering here: {refused}")
+    result = _open_from_both_queues("steer", *addresses)
+    assert result["refused"] is None and result["handed"] == [], result
 
 
 HOLD = r"""
@@ -176,21 +208,31 @@ for s in socks:
 """
 
 
+def _echo_workers(ns, tmp: str, **environ) -> tuple[subprocess.Popen, dict]:
+    """`serve echo --workers 2` in `ns`, ready, with its control sockets under `tmp`; and its environment."""
+    env = dict(os.environ, TCPWAVE_CONTROL_DIR=os.path.join(tmp, "ctl"), **environ)
+    ready = os.path.join(tmp, "ready")
+    server = ns.popen(sys.executable, "-m", "tcpwave.cli.main", "serve", "echo", "--workers", "2", "--ready-file",
+                      ready, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    wait_for_file(ready, server)
+    return server, env
+
+
+def _ss_json(env: dict) -> list[dict]:
+    r = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "ss", "--json"], capture_output=True, text=True,
+                       env=env, timeout=30)
+    return json.loads(r.stdout)
+
+
 @needs_netns
 def test_serve_with_two_workers_spreads_connections_and_ss_shows_both():
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-workers") as ns:
-        env = dict(os.environ, TCPWAVE_CONTROL_DIR=os.path.join(tmp, "ctl"))
-        ready = os.path.join(tmp, "ready")
-        server = ns.popen(py, "-m", "tcpwave.cli.main", "serve", "echo", "--workers", "2", "--ready-file", ready,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
-        wait_for_file(ready, server)
+        server, env = _echo_workers(ns, tmp)
         client = ns.popen(py, "-c", HOLD, "48", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert client.stdout is not None and client.stdin is not None
         assert json.loads(client.stdout.readline())["good"] == 48
-        r = subprocess.run([py, "-m", "tcpwave.cli.main", "ss", "--json"], capture_output=True, text=True, env=env,
-                           timeout=30)
-        docs = json.loads(r.stdout)
+        docs = _ss_json(env)
         assert sorted(d["worker"] for d in docs) == ["1/2", "2/2"]
         per_worker = [sum(c["state"] == "ESTABLISHED" for c in d["connections"]) for d in docs]
         assert sum(per_worker) == 48 and min(per_worker) > 0, per_worker  # the kernel spread them
@@ -275,3 +317,59 @@ def test_a_second_server_on_a_device_in_use_is_refused_with_the_owner_named():
         assert line.startswith("tcpwave serve: TUN device tcpwb0 is in use by pid "), second.stderr
         assert any(f"pid {w} (" in line for w in workers) and "serve echo" in line, (line, workers)
     assert echo.stdout.strip() == "still here" and "Traceback" not in err
+
+
+MANY = r"""
+import hashlib, json, socket, sys
+from concurrent.futures import ThreadPoolExecutor
+n = int(sys.argv[1])
+
+def one(i):
+    data = hashlib.sha256(b"%d" % i).digest() * 700  # 22 KB each, different for each connection
+    with socket.create_connection(("192.0.2.2", 7), timeout=30) as s:
+        s.sendall(data)
+        s.shutdown(socket.SHUT_WR)
+        got = b"".join(iter(lambda: s.recv(65536), b""))
+    return got == data
+
+with ThreadPoolExecutor(16) as pool:
+    print(json.dumps({"good": sum(pool.map(one, range(n)))}), flush=True)
+socks = [socket.create_connection(("192.0.2.2", 7), timeout=20) for _ in range(32)]
+for s in socks:
+    s.sendall(b"x")
+    assert s.recv(1) == b"x"
+print(json.dumps({"held": len(socks)}), flush=True)
+sys.stdin.read()  # hold them open until told
+"""
+
+
+@needs_netns
+@pytest.mark.parametrize("steering", ["auto", "off"])
+def test_serve_with_two_workers_says_how_flows_reach_them_and_counts_hand_overs(steering):
+    """`serve --workers 2` says at start whether the queues are steered by port or the workers hand
+    each other packets (steering forced off with $TCPWAVE_STEERING=off), serves every byte right
+    either way with both workers taking connections, and counts what it handed over."""
+    with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-steer") as ns:
+        server, env = _echo_workers(ns, tmp, TCPWAVE_STEERING=steering)
+        client = ns.popen(sys.executable, "-c", MANY, "300", stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert client.stdout is not None and client.stdin is not None
+        assert json.loads(client.stdout.readline())["good"] == 300
+        assert json.loads(client.stdout.readline())["held"] == 32
+        docs = _ss_json(env)
+        per_worker = [sum(c["state"] == "ESTABLISHED" for c in d["connections"]) for d in docs]
+        assert sum(per_worker) == 32 and min(per_worker) > 0, per_worker  # both workers have some
+        client.stdin.close()
+        client.wait(30)
+        server.send_signal(signal.SIGTERM)
+        _, err = server.communicate(timeout=10)
+    start, stop = err.strip().splitlines()
+    if steering == "off":
+        assert start.endswith("2 workers; packets for another worker's port handed over ($TCPWAVE_STEERING=off)")
+    elif (refused := _bpf_refused()) is None:
+        assert start.endswith("2 workers; queues steered by port (eBPF)"), start
+    else:
+        assert start.endswith(f"2 workers; packets for another worker's port handed over (no steering: {refused})")
+    handed = sum(d["handed_over"] for d in docs)
+    assert stop.endswith(f", {handed} packet(s) handed over between workers"), (stop, handed)
+    if steering == "auto":
+        assert handed == 0

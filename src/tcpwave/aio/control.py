@@ -98,6 +98,7 @@ def document(runtime, pid: int | None = None) -> dict:
            "memory": stack.memory.snapshot(), "drops": dict(stack.counters), "log": log.LOG.snapshot()}
     if runtime.worker:
         doc["worker"] = runtime.worker  # "i/N": one of N processes serving the same address
+        doc["handed_over"] = stack.forwarded  # packets for another worker's connection, handed to it
     return doc
 
 

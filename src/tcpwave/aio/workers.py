@@ -2,11 +2,16 @@
 
 The parent makes the device with N queues, forks N workers and waits for them. Worker i keeps queue
 i and runs its own Stack (its own RNG, tables and timers) for the same address; each listens, as
-SO_REUSEPORT listeners do, and the kernel's flow hash picks the worker of every incoming connection
-and keeps it there. A connection a worker opens takes an ephemeral port p with p % N == i: the kernel
-learns from the worker's first packet that the flow's replies belong on queue i (tun_flow_update),
-and should it forget (its flow table holds 4,096 flows, each for 3 s after the last packet written
-on it), the worker that gets such a packet hands it to the port's owner over a Unix datagram socket.
+SO_REUSEPORT listeners do. A connection a worker opens takes an ephemeral port p with p % N == i.
+
+Where the kernel lets us load it, an eBPF program picks every packet's queue from its ports
+(drivers/steering.py): the replies to port p reach worker p % N, and an incoming connection stays
+on the queue its client's port (mixed) picks. Otherwise the kernel's flow hash picks the worker of every incoming
+connection and keeps it there, and learns from the worker's first packet that the replies of a
+connection it opened belong on queue i (tun_flow_update); what arrives before it learns, or after it
+forgets (its flow table holds 4,096 flows, each for 3 s after the last packet written on it), the
+worker that gets it hands to the port's owner over a Unix datagram socket. That hand-over stays in
+place with steering too, and both count what they hand over.
 """
 
 import os
@@ -17,6 +22,9 @@ import sys
 import time
 from collections.abc import Callable
 
+from ..stack import EPHEMERAL
+
+STEERING_ENV = "TCPWAVE_STEERING"  # "off": no steering program, the hand-over only
 FORWARD_MAX = 65536 + 1  # one IP packet (at most 64 KB with offloads) and the trusted flag
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each ends a server the same way
 
@@ -28,6 +36,7 @@ class Worker:
         self.index, self.count, self.queue = index, count, queue
         self.channel, self.peers, self._status = channel, peers, status
         self.dropped = 0  # forwards lost because the owner's socket was full (TCP retransmits them)
+        self.handed = 0  # packets handed to another worker (those lost included)
 
     @property
     def label(self) -> str:
@@ -37,7 +46,7 @@ class Worker:
         os.write(self._status, b"R\n")
 
     def report(self, closed: int) -> None:
-        os.write(self._status, f"C {closed}\n".encode())
+        os.write(self._status, f"C {closed} {self.handed}\n".encode())
 
     def attach(self, runtime) -> None:
         """Share the stack's ports with the other workers and take the packets they forward."""
@@ -46,6 +55,7 @@ class Worker:
         runtime.loop.add_reader(self.channel.fileno(), self._forwarded, runtime)
 
     def _forward(self, owner: int, packet, trusted: bool) -> None:
+        self.handed += 1
         try:
             self.peers[owner].send(b"\x01" + packet if trusted else b"\x00" + packet)
         except OSError:  # (full, BlockingIOError, or the owner gone)
@@ -64,13 +74,30 @@ class Worker:
             runtime._on_packets(packets, trusted)
 
 
+def steer(device) -> str:
+    """Steer `device`'s queues by port where we may; what is in force, as the start line says it.
+    A device made here gets the program unless $TCPWAVE_STEERING is "off"; an existing one
+    is steered if `tcpwave tun add` steered it (the program stays with the device, and a user without
+    privileges could not load it)."""
+    if device.existing:
+        if device.steered_by_owner():
+            return "queues steered by port (the eBPF program `tcpwave tun add` attached)"
+        return f"packets for another worker's port handed over ({device.name} was made without steering)"
+    if os.environ.get(STEERING_ENV, "").lower() == "off":
+        return f"packets for another worker's port handed over (${STEERING_ENV}=off)"
+    failed = device.steer_by_port(EPHEMERAL)
+    if failed is None:
+        return "queues steered by port (eBPF)"
+    return f"packets for another worker's port handed over (no steering: {failed})"
+
+
 def run(count: int, device, main: Callable[[Worker], int], on_ready: Callable[[], None],
-        grace: float = 5.0) -> tuple[int, int]:
+        grace: float = 5.0) -> tuple[int, int, int]:
     """Fork `count` workers on `device`'s queues; main(worker) is each one's program (its exit status).
-    on_ready() runs once every worker has called ready(). Returns (exit status, closed connections)
-    once all have ended: SIGINT, SIGTERM or SIGHUP here is passed on to them (as SIGTERM), and a
-    worker that has not ended `grace` seconds later is killed. A worker ending on its own stops the
-    others (status 1), with one line that names it and says how it ended."""
+    on_ready() runs once every worker has called ready(). Returns (exit status, closed connections,
+    packets handed over between workers) once all have ended: SIGINT, SIGTERM or SIGHUP here is
+    passed on to them (as SIGTERM), and a worker that has not ended `grace` seconds later is killed.
+    A worker ending on its own stops the others (status 1), with one line that names it and says how it ended."""
     channels = [socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM) for _ in range(count)]
     for pair in channels:
         for s in pair:
@@ -105,7 +132,7 @@ def run(count: int, device, main: Callable[[Worker], int], on_ready: Callable[[]
     return _supervise(pids, status_r, on_ready, grace)
 
 
-def _supervise(pids: list[int], status_r: int, on_ready, grace: float) -> tuple[int, int]:
+def _supervise(pids: list[int], status_r: int, on_ready, grace: float) -> tuple[int, int, int]:
     live = set(pids)
     number = {pid: i + 1 for i, pid in enumerate(pids)}
     stop_at: list[float] = []  # when the stop began
@@ -120,7 +147,7 @@ def _supervise(pids: list[int], status_r: int, on_ready, grace: float) -> tuple[
                 pass
 
     old = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
-    ready, closed, failed, buf, eof = 0, 0, False, b"", False
+    ready, closed, handed, failed, buf, eof = 0, 0, 0, False, b"", False
     try:
         while live:
             if stop_at and time.monotonic() - stop_at[0] > grace:
@@ -138,7 +165,9 @@ def _supervise(pids: list[int], status_r: int, on_ready, grace: float) -> tuple[
                         if ready == len(pids) and not stop_at:
                             on_ready()
                     elif line.startswith(b"C "):
-                        closed += int(line[2:])
+                        counts = line[2:].split()
+                        closed += int(counts[0])
+                        handed += int(counts[1])
             while live:
                 pid, status = os.waitpid(-1, os.WNOHANG)
                 if pid == 0:
@@ -155,7 +184,7 @@ def _supervise(pids: list[int], status_r: int, on_ready, grace: float) -> tuple[
         for sig, handler in old.items():
             signal.signal(sig, handler)
         os.close(status_r)
-    return (1 if failed else 0), closed
+    return (1 if failed else 0), closed, handed
 
 
 def ended(status: int) -> str:

@@ -35,7 +35,9 @@ def add_parser(sub) -> None:
                         f"{limits.idle_timeout:g}; 'inf' for never)")
     p.add_argument("--workers", type=int, default=1, metavar="N",
                    help="N processes, each with its own stack on one queue of a multi-queue TUN device; the "
-                        "kernel spreads connections over them by flow (default 1)")
+                        "kernel spreads connections over them by flow, steered by port where an eBPF program may "
+                        "be loaded ($TCPWAVE_STEERING=off: never), else with packets for another worker's "
+                        "port handed to it (default 1)")
     p.add_argument("--max-connections", type=int, metavar="N",
                    help="drop SYNs while N connections are open (per worker; TIME_WAIT not counted); the "
                         "stack's memory budget applies besides (--set mem_high=BYTES)")
@@ -76,20 +78,22 @@ def _serve_workers(args) -> int:
     """N worker processes on N queues of one device; this process waits, and stops them on a signal."""
     device = tun_options.open_device(args, queues=args.workers)
     port = args.port or DEFAULT_PORTS[args.service]
+    steering = workers.steer(device)
 
     def ready() -> None:
         print(f"tcpwave: {args.service} on {args.addr}:{port} via {args.tun} (kernel side {args.kernel}), "
-              f"{args.workers} workers", file=sys.stderr, flush=True)
+              f"{args.workers} workers; {steering}", file=sys.stderr, flush=True)
         if args.ready_file:
             open(args.ready_file, "w").close()
 
     try:
-        status, closed = workers.run(args.workers, device, lambda w: asyncio.run(_serve(args, w, device)), ready)
+        status, closed, handed = workers.run(args.workers, device, lambda w: asyncio.run(_serve(args, w, device)),
+                                             ready)
     finally:
         if args.ready_file:
             _remove(args.ready_file)
-    print(f"tcpwave serve: stopped; {args.workers} workers, {closed} open connection(s) closed",
-          file=sys.stderr, flush=True)
+    print(f"tcpwave serve: stopped; {args.workers} workers, {closed} open connection(s) closed, "
+          f"{handed} packet(s) handed over between workers", file=sys.stderr, flush=True)
     return status
 
 

@@ -123,6 +123,8 @@ def validate(doc) -> tuple[dict | None, list[str]]:
            "time": doc["time"], "connections": []}
     if "worker" in doc:
         out["worker"] = clean(doc["worker"])
+    if isinstance(doc.get("handed_over"), int) and not isinstance(doc["handed_over"], bool):
+        out["handed_over"] = doc["handed_over"]
     notes = []
     for i, row in enumerate(doc["connections"]):
         problem = (f"connection {i} is not an object" if not isinstance(row, dict) else
@@ -192,6 +194,8 @@ def render(docs: list[dict], summary: bool = False, info: bool = False) -> str:
     lines = []
     for d in docs:
         worker = f" worker {d['worker']}" if d.get("worker") else ""
+        if "handed_over" in d:
+            worker += f", {d['handed_over']} packet(s) handed over"
         lines.append(f"# pid {d['pid']} ({d['host']}{worker}, {', '.join(d['addresses'])}), up {d['time']:.1f} s")
         lines.append(head)
         for c in d["connections"]:

@@ -1,10 +1,13 @@
 """`tcpwave tun add|del DEV`: a persistent TUN device that a user may run tcpwave on without root."""
 
 import grp
+import os
 import pwd
 import sys
 
+from ..aio.workers import STEERING_ENV
 from ..drivers.tun import TunError, add_persistent, delete_persistent
+from ..stack import EPHEMERAL
 
 
 def add_parser(sub) -> None:
@@ -21,7 +24,9 @@ def add_parser(sub) -> None:
                    help="the kernel side, address/prefix (default 192.0.2.1/24); --host is the old name")
     a.add_argument("--mtu", type=int, default=1500, help="the device's MTU (default 1500)")
     a.add_argument("--queues", type=int, default=1, metavar="N",
-                   help="N > 1 makes a multi-queue device, for `serve --workers` (default 1: single-queue)")
+                   help="N > 1 makes a multi-queue device, for `serve --workers`, its queues steered by port "
+                        "by an eBPF program that stays with it (not with $TCPWAVE_STEERING=off) (default 1: "
+                        "single-queue)")
     d = actions.add_parser("del", help="remove a persistent TUN device")
     d.add_argument("device", metavar="DEV", help="the device's name")
     p.set_defaults(func=run)
@@ -43,10 +48,16 @@ def run(args) -> int:
             gid = _id(args.group, lambda n: grp.getgrnam(n).gr_gid, "group") if args.group else None
             if args.queues < 1:
                 raise ValueError(f"--queues must be at least 1, not {args.queues}")
-            add_persistent(args.device, uid, gid, args.kernel, args.mtu, multi_queue=args.queues > 1)
+            steer = args.queues > 1 and os.environ.get(STEERING_ENV, "").lower() != "off"
+            failed = add_persistent(args.device, uid, gid, args.kernel, args.mtu, multi_queue=args.queues > 1,
+                                    steer=EPHEMERAL if steer else None)
             workers = f" --workers {args.queues}" if args.queues > 1 else ""
             print(f"{args.device}: persistent {'multi' if workers else 'single'}-queue TUN device for {args.user}, "
                   f"kernel side {args.kernel}; as that user: tcpwave serve echo --tun {args.device}{workers}")
+            if args.queues > 1:
+                print(f"{args.device}: " + ("queues steered by port (eBPF)" if steer and failed is None else
+                                            f"not steered ({failed or f'${STEERING_ENV}=off'}): workers hand "
+                                            "each other what reaches the wrong one"))
         else:
             delete_persistent(args.device)
             print(f"{args.device}: removed")

@@ -10,7 +10,9 @@ kernel refuses the offloads the device says so (`offload_error`) and works packe
 With queues=N > 1 the device is multi-queue (IFF_MULTI_QUEUE): N descriptors, one per queue, each read
 and written by its own process (`tcpwave serve --workers N`). The kernel spreads flows over the
 queues by a symmetric flow hash, and learns from every packet written on a queue that replies of that
-flow belong there (tun_flow_update), so a connection a worker opens gets its answers on its queue.
+flow belong there (tun_flow_update), so a connection a worker opens gets its answers on its queue;
+or, where we may load one, by the steering program of drivers/steering.py, which picks the queue
+from the ports (`steer_by_port`).
 """
 
 import errno
@@ -23,11 +25,18 @@ import struct
 import subprocess
 import time
 
+from . import steering
+
 TUNSETIFF = 0x400454CA
 TUNSETPERSIST = 0x400454CB
 TUNSETOWNER = 0x400454CC
 TUNSETGROUP = 0x400454CE
 TUNSETOFFLOAD = 0x400454D0
+TUNSETSTEERINGEBPF = 0x800454E0
+# What `tcpwave tun add --queues N` writes as the device's alias once it has attached the steering
+# program (which stays with a persistent device): the only sign of it that a user without
+# privileges can read (/sys/class/net/DEV/ifalias); only CAP_NET_ADMIN may set an alias.
+STEERED_ALIAS = "tcpwave: queues steered by port (eBPF)"
 SIOCGIFADDR, SIOCGIFNETMASK = 0x8915, 0x891B
 IFF_TUN, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE = 0x0001, 0x1000, 0x4000, 0x0100
 IFF_PERSIST = 0x0800
@@ -80,6 +89,8 @@ class TunDevice:
                 fds.append(_attach(name, flags, True))
             if self.existing:  # attached to a device that was there: refused if anyone else has it open
                 _refuse_if_in_use(name)
+                if not offload:  # a persistent device keeps the offloads an earlier user asked for: without
+                    fcntl.ioctl(fds[0], TUNSETOFFLOAD, 0)  # the header that says so, checksums would look bad
         except OSError:
             for fd in fds:
                 os.close(fd)
@@ -108,6 +119,15 @@ class TunDevice:
 
     def write(self, packet: bytes, gso_size: int = 0, checksum_partial: bool = False) -> None:
         self.queues[0].write(packet, gso_size, checksum_partial)
+
+    def steer_by_port(self, ephemeral: range) -> str | None:
+        """Attach the steering program (drivers/steering.py) to this device: None once it is in
+        force, else the reason it is not (no CAP_BPF, a kernel without it...)."""
+        return attach_steering(self.fd, ephemeral)
+
+    def steered_by_owner(self) -> bool:
+        """An existing device that `tcpwave tun add` steered by port when it made it."""
+        return self.existing and alias(self.name) == STEERED_ALIAS
 
     def keep_only(self, index: int) -> "TunQueue":
         """In a worker process: close every other queue's descriptor here; return this one's."""
@@ -186,6 +206,30 @@ class TunQueue:
         else:
             header = bytes(VNET_HDR.size)
         os.writev(self.fd, (header, packet))
+
+
+def attach_steering(fd: int, ephemeral: range) -> str | None:
+    """Load the steering program and attach it to the TUN device of queue descriptor `fd` (the
+    device holds it from then on: our descriptor of it is closed here). None, or why it failed."""
+    try:
+        prog = steering.load(ephemeral)
+    except OSError as e:
+        return str(e)
+    try:
+        fcntl.ioctl(fd, TUNSETSTEERINGEBPF, struct.pack("i", prog))
+    except OSError as e:
+        return f"TUNSETSTEERINGEBPF refused: {os.strerror(e.errno or 0)}"
+    finally:
+        os.close(prog)
+    return None
+
+
+def alias(name: str) -> str:
+    try:
+        with open(f"/sys/class/net/{name}/ifalias") as f:
+            return f.read().strip()
+    except OSError:
+        return ""
 
 
 IFNAMSIZ = 16  # Linux's interface names: at most 15 bytes (and a NUL)
@@ -327,27 +371,34 @@ def interface_address(name: str) -> str | None:
 
 
 def add_persistent(name: str, uid: int, gid: int | None, kernel: str, mtu: int = 1500,
-                   multi_queue: bool = False) -> None:
+                   multi_queue: bool = False, steer: range | None = None) -> str | None:
     """`tcpwave tun add`: a persistent TUN device that user `uid` (or group `gid`) may attach to
-    without privileges, with its kernel side configured; multi-queue for `serve --workers`. Needs
-    CAP_NET_ADMIN."""
+    without privileges, with its kernel side configured; multi-queue for `serve --workers`, and with
+    `steer` (the stack's ephemeral ports) steered by port, the program attached here staying with the
+    device. Needs CAP_NET_ADMIN. Returns why steering failed, or None."""
     iface = ipaddress.ip_interface(kernel)
     check_name(name)
     if os.path.exists(f"/sys/class/net/{name}"):
         raise TunError(errno.EEXIST, f"a device {name} exists already")
     fd = _attach(name, IFF_TUN | IFF_NO_PI | (IFF_MULTI_QUEUE if multi_queue else 0), False)
+    failed = None
     try:
         fcntl.ioctl(fd, TUNSETOWNER, uid)
         if gid is not None:
             fcntl.ioctl(fd, TUNSETGROUP, gid)
         fcntl.ioctl(fd, TUNSETPERSIST, 1)
+        if steer is not None:
+            failed = attach_steering(fd, steer)
     finally:
         os.close(fd)
     try:
         configure(name, iface, mtu)
+        if steer is not None and failed is None:
+            subprocess.run(["ip", "link", "set", name, "alias", STEERED_ALIAS], check=True, capture_output=True)
     except subprocess.CalledProcessError as e:
         delete_persistent(name)
         raise TunError(errno.EINVAL, f"configuring {name} failed: {e.stderr.decode(errors='replace').strip()}") from e
+    return failed
 
 
 def delete_persistent(name: str) -> None:
