@@ -6,12 +6,10 @@ the stack on a TUN device.
 """
 
 import asyncio
-import ctypes
 import os
-from typing import Any
 
 from ..core import events as ev
-from . import log
+from . import log, trim
 
 # the protocol call each event leads to, for the message when it fails (as asyncio's transports word it)
 _CALLS = {ev.Connected: "connection_made", ev.DataReadable: "data_received", ev.EndOfStream: "eof_received",
@@ -126,12 +124,13 @@ class Runtime:
 
     def _trim(self) -> None:
         """Every TRIM_EVERY s: when the buffers charged to the stack or the connections held fell by a
-        lot since the last trim, ask the C allocator to give the freed memory back to the system
-        (glibc keeps it otherwise: after 3,000 connections went, RSS stayed at 4x its idle value)."""
+        lot since the last trim, collect the closed connections' cycles and ask the C allocator to give
+        the freed memory back to the system (glibc keeps it otherwise: after 3,000 connections went,
+        RSS stayed at 4x its idle value)."""
         n, mem = len(self._transports), self.stack.memory
         self._trim_conns = max(self._trim_conns, n)
         if mem.fell() >= TRIM_BYTES or self._trim_conns - n >= TRIM_CONNECTIONS or self._trim_again:
-            release_memory()
+            trim.shrunk(self.loop)
             self._trim_again = not self._trim_again  # once more a tick later: what was still being let go
             mem.new_water_mark()
             self._trim_conns = n
@@ -202,21 +201,6 @@ TRIM_EVERY = 2.0  # seconds between looks at whether freed memory should go back
 TRIM_BYTES = 16 << 20  # ... when the stack's buffers fell by this much
 TRIM_CONNECTIONS = 1000  # ... or this many connections went
 
-
-def release_memory() -> None:
-    """Give memory the C allocator holds free back to the system (glibc's malloc_trim; elsewhere
-    nothing)."""
-    global _TRIM
-    if _TRIM is None:
-        try:
-            _TRIM = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):
-            _TRIM = False
-    if _TRIM:
-        _TRIM(0)
-
-
-_TRIM: Any = None  # malloc_trim, False where there is none
 
 
 class MemoryLink:
