@@ -48,9 +48,11 @@ async def _connections_go(n: int) -> list[list[bool]]:
     return trims
 
 
-def test_a_trim_after_many_connections_went_collects_them_first(monkeypatch):
+def test_a_trim_after_the_connection_table_shrank_collects_them_first(monkeypatch):
+    """All 10 connections go: fewer than TRIM_CONNECTIONS (1000, as the last of many going one by one),
+    but the table is empty (at least TRIM_FEWEST went: 4 here)."""
     monkeypatch.setattr(runtime, "TRIM_EVERY", 0.05)  # (read when the runtime arms its trim timer)
-    monkeypatch.setattr(runtime, "TRIM_CONNECTIONS", 8)
+    monkeypatch.setattr(runtime, "TRIM_FEWEST", 4)
     monkeypatch.setattr(trim, "_TRIM", None)  # (set by the run; restored after it)
     gc.disable()  # no collection but the trim's own: the connections' cycles stay until it
     try:

@@ -129,7 +129,9 @@ class Runtime:
         RSS stayed at 4x its idle value)."""
         n, mem = len(self._transports), self.stack.memory
         self._trim_conns = max(self._trim_conns, n)
-        if mem.fell() >= TRIM_BYTES or self._trim_conns - n >= TRIM_CONNECTIONS or self._trim_again:
+        went = self._trim_conns - n  # (a table that halved counts too: the last of 3,000 going slowly)
+        if mem.fell() >= TRIM_BYTES or went >= max(TRIM_FEWEST, min(TRIM_CONNECTIONS, self._trim_conns // 2)) \
+                or self._trim_again:
             trim.shrunk(self.loop)
             self._trim_again = not self._trim_again  # once more a tick later: what was still being let go
             mem.new_water_mark()
@@ -200,6 +202,7 @@ class Runtime:
 TRIM_EVERY = 2.0  # seconds between looks at whether freed memory should go back to the system
 TRIM_BYTES = 16 << 20  # ... when the stack's buffers fell by this much
 TRIM_CONNECTIONS = 1000  # ... or this many connections went
+TRIM_FEWEST = 64  # ... or half of those there were, if at least this many
 
 
 
