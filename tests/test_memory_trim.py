@@ -6,6 +6,8 @@ import asyncio
 import gc
 import weakref
 
+import pytest
+
 from tcpwave.aio import MemoryLink, Runtime, create_server, open_connection, runtime, trim
 from tcpwave.aio.services import Echo
 from tcpwave.stack import Stack
@@ -48,11 +50,12 @@ async def _connections_go(n: int) -> list[list[bool]]:
     return trims
 
 
-def test_a_trim_after_the_connection_table_shrank_collects_them_first(monkeypatch):
-    """All 10 connections go: fewer than TRIM_CONNECTIONS (1000, as the last of many going one by one),
-    but the table is empty (at least TRIM_FEWEST went: 4 here)."""
+@pytest.mark.parametrize("fewest", [4, 64], ids=["halved", "emptied"])
+def test_a_trim_after_the_connection_table_shrank_collects_them_first(monkeypatch, fewest):
+    """All 10 connections go: fewer than TRIM_CONNECTIONS (1000), as the last of many going a few at
+    a time, but the table halved (at least TRIM_FEWEST went: with 4) or is empty (with 64)."""
     monkeypatch.setattr(runtime, "TRIM_EVERY", 0.05)  # (read when the runtime arms its trim timer)
-    monkeypatch.setattr(runtime, "TRIM_FEWEST", 4)
+    monkeypatch.setattr(runtime, "TRIM_FEWEST", fewest)
     monkeypatch.setattr(trim, "_TRIM", None)  # (set by the run; restored after it)
     gc.disable()  # no collection but the trim's own: the connections' cycles stay until it
     try:

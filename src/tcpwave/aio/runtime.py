@@ -129,9 +129,10 @@ class Runtime:
         RSS stayed at 4x its idle value)."""
         n, mem = len(self._transports), self.stack.memory
         self._trim_conns = max(self._trim_conns, n)
-        went = self._trim_conns - n  # (a table that halved counts too: the last of 3,000 going slowly)
+        # (a table that halved or emptied counts too: the last of 3,000 going slowly, a few at a time)
+        went = self._trim_conns - n
         if mem.fell() >= TRIM_BYTES or went >= max(TRIM_FEWEST, min(TRIM_CONNECTIONS, self._trim_conns // 2)) \
-                or self._trim_again:
+                or (went and not n) or self._trim_again:
             trim.shrunk(self.loop)
             self._trim_again = not self._trim_again  # once more a tick later: what was still being let go
             mem.new_water_mark()
