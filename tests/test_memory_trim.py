@@ -22,7 +22,7 @@ async def until(condition, limit: float = 20.0):
         await asyncio.sleep(0.01)
 
 
-async def _connections_go(n: int) -> list[list[bool]]:
+async def _connections_go(n: int, trims_wanted: int = 1) -> list[list[bool]]:
     trims: list[list[bool]] = []  # at each trim: which of the server's connections were still alive
     refs: list[weakref.ref] = []
     trim_calls = trims.append
@@ -43,7 +43,7 @@ async def _connections_go(n: int) -> list[list[bool]]:
         writer.transport.abort()  # a RST each: the server's connections end
     del writers
     await until(lambda: not srv.transports)
-    await until(lambda: bool(trims))
+    await until(lambda: len(trims) >= trims_wanted)
     srv.close()
     client.close()
     server.close()
@@ -64,3 +64,14 @@ def test_a_trim_after_the_connection_table_shrank_collects_them_first(monkeypatc
         gc.enable()
     assert trims, "no trim after 10 connections went"
     assert trims[0] and not any(trims[0]), f"connections still alive when the allocator was trimmed: {trims[0]}"
+
+
+def test_trims_go_on_for_a_few_looks_after_the_table_shrank(monkeypatch):
+    """What is let go later (transports closing, stale timer entries) is given back too: after the
+    trim for connections that went, TRIM_AGAIN (3) more on the next looks, with no more going."""
+    monkeypatch.setattr(runtime, "TRIM_EVERY", 0.05)
+    monkeypatch.setattr(trim, "INTERVAL", 0.0)  # (no rate limit: a trim for each look that asks for one)
+    monkeypatch.setattr(trim, "SHARE", float("inf"))
+    monkeypatch.setattr(trim, "_TRIM", None)
+    trims = asyncio.run(_connections_go(10, trims_wanted=4))
+    assert len(trims) >= 4

@@ -35,7 +35,7 @@ class Runtime:
         self._memory_pending = False
         self._trim_timer = self.loop.call_later(TRIM_EVERY, self._trim)
         self._trim_conns = 0  # the most connections seen since the last trim
-        self._trim_again = False
+        self._trims_left = 0  # trims still to come on the next looks (what is let go later)
         link.attach(self._on_packets)
 
     def now(self) -> float:
@@ -132,9 +132,12 @@ class Runtime:
         # (a table that halved or emptied counts too: the last of 3,000 going slowly, a few at a time)
         went = self._trim_conns - n
         if mem.fell() >= TRIM_BYTES or went >= max(TRIM_FEWEST, min(TRIM_CONNECTIONS, self._trim_conns // 2)) \
-                or (went and not n) or self._trim_again:
+                or (went and not n):
+            self._trims_left = 1 + TRIM_AGAIN
+        if self._trims_left:
+            # and on the next looks: what was still being let go (transports closing, stale timer entries)
+            self._trims_left -= 1
             trim.shrunk(self.loop)
-            self._trim_again = not self._trim_again  # once more a tick later: what was still being let go
             mem.new_water_mark()
             self._trim_conns = n
         if not self._closed:
@@ -204,6 +207,7 @@ TRIM_EVERY = 2.0  # seconds between looks at whether freed memory should go back
 TRIM_BYTES = 16 << 20  # ... when the stack's buffers fell by this much
 TRIM_CONNECTIONS = 1000  # ... or this many connections went
 TRIM_FEWEST = 64  # ... or half of those there were, if at least this many
+TRIM_AGAIN = 3  # and as many looks after that, once each
 
 
 

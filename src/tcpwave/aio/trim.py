@@ -20,6 +20,7 @@ import time
 TRIM_AFTER = 1 << 20
 INTERVAL = 1.0
 GATHER = 0.25  # a burst of ends (a client resetting all its connections) is trimmed once, after it
+SHARE = 0.1  # the most of the time trims may take
 
 
 def _malloc_trim():
@@ -56,7 +57,7 @@ class _Trimmer:
         gc.collect()  # first the closed connections' reference cycles, then their pages
         _TRIM(0)
         # never more than ~10% of the time: with many live objects a full collection takes a while
-        self.next_at = self.loop.time() + max(INTERVAL, 10 * (time.perf_counter() - t0))
+        self.next_at = self.loop.time() + max(INTERVAL, (time.perf_counter() - t0) / SHARE)
 
 
 _trimmers: dict[asyncio.AbstractEventLoop, _Trimmer] = {}
