@@ -69,17 +69,21 @@ for _ in range(n):
     s.connect(("192.0.2.2", 7))
     s.setblocking(False)
     socks.append(s)
-chunk, sent = b"x" * 65536, [0] * n
+chunk, sent, ended = b"x" * 65536, [0] * n, set()
 deadline = time.monotonic() + 60
 stalled_since = None
 while time.monotonic() < deadline:  # send until no socket takes more for a second: all back-pressured
     progress = False
     for i, s in enumerate(socks):
+        if i in ended:
+            continue
         try:
             sent[i] += s.send(chunk)
             progress = True
         except BlockingIOError:
             pass
+        except OSError:  # the server reset it (its memory budget resets the largest consumers)
+            ended.add(i)
     if progress:
         stalled_since = None
     elif stalled_since is None:
@@ -93,7 +97,7 @@ sys.stdin.readline()  # the server's memory is read now
 for s in socks:
     s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()  # a RST
-print(json.dumps({"sent_mb": sum(sent) / (1 << 20)}))
+print(json.dumps({"sent_mb": sum(sent) / (1 << 20), "reset_by_server": len(ended)}))
 """
 
 
@@ -159,7 +163,9 @@ def resets(connections: int, batch: int) -> None:
             out, _ = client.communicate("\n", timeout=60)
             done += n
             after, took = released(server.pid, idle)
-            print(f"  {done} connections: {n} back-pressured ({json.loads(out)['sent_mb']:.0f} MB sent), server "
+            got = json.loads(out)
+            print(f"  {done} connections: {n} back-pressured ({got['sent_mb']:.0f} MB sent, {got['reset_by_server']} "
+                  f"reset by the server meanwhile), server "
                   f"RSS {held / MB:.1f} MB; {took:.1f} s after their resets {after / MB:.1f} MB "
                   f"({(after - idle) / idle * 100:+.0f}% of idle)")
         server.terminate()

@@ -6,12 +6,10 @@ the stack on a TUN device.
 """
 
 import asyncio
-import ctypes
 import os
-from typing import Any
 
 from ..core import events as ev
-from . import log
+from . import log, trim
 
 # the protocol call each event leads to, for the message when it fails (as asyncio's transports word it)
 _CALLS = {ev.Connected: "connection_made", ev.DataReadable: "data_received", ev.EndOfStream: "eof_received",
@@ -37,7 +35,7 @@ class Runtime:
         self._memory_pending = False
         self._trim_timer = self.loop.call_later(TRIM_EVERY, self._trim)
         self._trim_conns = 0  # the most connections seen since the last trim
-        self._trim_again = False
+        self._trims_left = 0  # trims still to come on the next looks (what is let go later)
         link.attach(self._on_packets)
 
     def now(self) -> float:
@@ -126,13 +124,20 @@ class Runtime:
 
     def _trim(self) -> None:
         """Every TRIM_EVERY s: when the buffers charged to the stack or the connections held fell by a
-        lot since the last trim, ask the C allocator to give the freed memory back to the system
-        (glibc keeps it otherwise: after 3,000 connections went, RSS stayed at 4x its idle value)."""
+        lot since the last trim, collect the closed connections' cycles and ask the C allocator to give
+        the freed memory back to the system (glibc keeps it otherwise: after 3,000 connections went,
+        RSS stayed at 4x its idle value)."""
         n, mem = len(self._transports), self.stack.memory
         self._trim_conns = max(self._trim_conns, n)
-        if mem.fell() >= TRIM_BYTES or self._trim_conns - n >= TRIM_CONNECTIONS or self._trim_again:
-            release_memory()
-            self._trim_again = not self._trim_again  # once more a tick later: what was still being let go
+        # (a table that halved or emptied counts too: the last of 3,000 going slowly, a few at a time)
+        went = self._trim_conns - n
+        if mem.fell() >= TRIM_BYTES or went >= max(TRIM_FEWEST, min(TRIM_CONNECTIONS, self._trim_conns // 2)) \
+                or (went and not n):
+            self._trims_left = 1 + TRIM_AGAIN
+        if self._trims_left:
+            # and on the next looks: what was still being let go (transports closing, stale timer entries)
+            self._trims_left -= 1
+            trim.shrunk(self.loop)
             mem.new_water_mark()
             self._trim_conns = n
         if not self._closed:
@@ -201,22 +206,9 @@ class Runtime:
 TRIM_EVERY = 2.0  # seconds between looks at whether freed memory should go back to the system
 TRIM_BYTES = 16 << 20  # ... when the stack's buffers fell by this much
 TRIM_CONNECTIONS = 1000  # ... or this many connections went
+TRIM_FEWEST = 64  # ... or half of those there were, if at least this many
+TRIM_AGAIN = 3  # and as many looks after that, once each
 
-
-def release_memory() -> None:
-    """Give memory the C allocator holds free back to the system (glibc's malloc_trim; elsewhere
-    nothing)."""
-    global _TRIM
-    if _TRIM is None:
-        try:
-            _TRIM = ctypes.CDLL(None).malloc_trim
-        except (OSError, AttributeError):
-            _TRIM = False
-    if _TRIM:
-        _TRIM(0)
-
-
-_TRIM: Any = None  # malloc_trim, False where there is none
 
 
 class MemoryLink:

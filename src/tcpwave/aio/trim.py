@@ -2,11 +2,13 @@
 
 glibc's malloc keeps what a program frees for its own later use: a server whose connections held
 hundreds of MB (peers that stopped reading, then reset) would keep that RSS for good, though nothing
-uses it. When connections end with data they had buffered dropped, at least TRIM_AFTER bytes in all,
-a full garbage collection (closed connections are reference cycles) and malloc_trim(0) return the
-free pages, at most once per INTERVAL and never more than ~10% of the time (a collection over many
-live connections takes a while; the trim ~25 ms after 100 MB was freed). Without glibc's
-malloc_trim, nothing is done.
+uses it. Two things ask for a trim: connections that end with data they had buffered dropped, at least
+TRIM_AFTER bytes in all (`dropped`), and the runtime seeing its connection table or the stack's
+buffers shrink a lot (`shrunk`). A trim is a full garbage collection first (closed connections are
+reference cycles: until they are collected, their memory is not free to give back), then
+malloc_trim(0); at most once per INTERVAL and never more than ~10% of the time (a collection over many
+live connections takes a while; the trim ~25 ms after 100 MB was freed). Without glibc's malloc_trim,
+nothing is done.
 """
 
 import asyncio
@@ -18,6 +20,7 @@ import time
 TRIM_AFTER = 1 << 20
 INTERVAL = 1.0
 GATHER = 0.25  # a burst of ends (a client resetting all its connections) is trimmed once, after it
+SHARE = 0.1  # the most of the time trims may take
 
 
 def _malloc_trim():
@@ -39,8 +42,13 @@ class _Trimmer:
 
     def note(self, nbytes: int) -> None:
         self.dropped += nbytes
-        if self.handle is None and self.dropped >= TRIM_AFTER and _TRIM is not None:
-            self.handle = self.loop.call_at(max(self.loop.time() + GATHER, self.next_at), self.trim)
+        if self.dropped >= TRIM_AFTER:
+            self.ask(GATHER)
+
+    def ask(self, delay: float) -> None:
+        """A trim `delay` s from now, or as soon after as the rate allows (one already asked for stands)."""
+        if self.handle is None and _TRIM is not None:
+            self.handle = self.loop.call_at(max(self.loop.time() + delay, self.next_at), self.trim)
 
     def trim(self) -> None:
         self.handle = None
@@ -49,17 +57,27 @@ class _Trimmer:
         gc.collect()  # first the closed connections' reference cycles, then their pages
         _TRIM(0)
         # never more than ~10% of the time: with many live objects a full collection takes a while
-        self.next_at = self.loop.time() + max(INTERVAL, 10 * (time.perf_counter() - t0))
+        self.next_at = self.loop.time() + max(INTERVAL, (time.perf_counter() - t0) / SHARE)
 
 
 _trimmers: dict[asyncio.AbstractEventLoop, _Trimmer] = {}
 
 
-def dropped(loop: asyncio.AbstractEventLoop, nbytes: int) -> None:
-    """A connection ended and `nbytes` it had buffered were dropped with it: trim soon if enough was."""
+def _trimmer(loop: asyncio.AbstractEventLoop) -> _Trimmer:
     trimmer = _trimmers.get(loop)
     if trimmer is None:
         for old in [lp for lp in _trimmers if lp.is_closed()]:
             del _trimmers[old]
         trimmer = _trimmers[loop] = _Trimmer(loop)
-    trimmer.note(nbytes)
+    return trimmer
+
+
+def dropped(loop: asyncio.AbstractEventLoop, nbytes: int) -> None:
+    """A connection ended and `nbytes` it had buffered were dropped with it: trim soon if enough was."""
+    _trimmer(loop).note(nbytes)
+
+
+def shrunk(loop: asyncio.AbstractEventLoop) -> None:
+    """Many connections went, or the buffers charged to the stack fell by a lot: trim now, or as soon
+    as the rate allows."""
+    _trimmer(loop).ask(0.0)

@@ -6,6 +6,7 @@ import sys
 
 from .. import __version__
 from . import (
+    allocator,
     bench,
     connect,
     demo,
@@ -55,7 +56,7 @@ def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> arg
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    argv = list(sys.argv[1:] if argv is None else argv)
+    as_program, argv = argv is None, list(sys.argv[1:] if argv is None else argv)
     drill_flags: dict[str, str] = {}
     if argv[:1] == ["packetdrill"]:  # packetdrill's --name=value flags are open-ended
         argv, drill_flags = packetdrill.split_flags(argv)
@@ -66,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         meant = [f" (did you mean {m}?)" for x in extra[:1] for m in difflib.get_close_matches(x, known, 1)]
         command.error(f"unrecognized arguments: {' '.join(extra)}{''.join(meant)}")
     args.drill_flags = drill_flags
+    if as_program and args.command == "serve":
+        allocator.use_system_malloc()  # (a long-running server: see cli/allocator.py)
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
