@@ -246,8 +246,9 @@ class Stack:
 
     # ----------------------------------------------------------------- input
     def receive_packets(self, packets, now: float, trusted: list[bool] | None = None) -> None:
-        """A batch (e.g. everything a device had queued): every segment is processed before any
-        connection sends, so a burst of data segments draws one ACK."""
+        """A batch (e.g. everything a device had queued): each segment is processed in turn; ACKs owed
+        at once go at once (an ACK per two full segments, per out-of-order segment, per filled hole), the
+        rest (a delayed ACK, data) once the whole batch is in."""
         self._batch = set()
         try:
             for i, data in enumerate(packets):

@@ -345,15 +345,7 @@ def _data_acked(conn: "Connection", inc: Incoming, ack: int, window: int) -> Non
     advanced = seq_lt(snd.una, ack)
     if advanced:
         conn.soft_error = None  # something got through: an earlier ICMP error no longer stands
-        # the RTT from when the newly acknowledged segments were sent, to the microsecond, as Linux
-        # prefers it (tcp_ack_update_rtt); TSecr, in milliseconds, only when a resent one is acked
-        sent = rec.q.ack_times(ack_pos)
-        sample = snd.acknowledged(ack, seg.options.ts, now)
-        if sent is not None:
-            sample = now - sent[0]
-            conn.rtt_sample(sample, now - sent[1])
-        elif sample is not None:
-            conn.rtt_sample(sample)
+        sample = snd.acknowledged(ack, seg.options.ts, now)  # (TSecr's; on_ack prefers the send times)
         conn.retries = 0
         conn.retrans_stamp = None
     sacked_before = rec.q.sacked

@@ -12,7 +12,7 @@ ack-every-second-segment.pkt pass against Linux).
 
 from typing import TYPE_CHECKING
 
-from ..wire.seq import seq_add, seq_diff, seq_gt, seq_in, seq_le
+from ..wire.seq import seq_add, seq_diff, seq_gt, seq_in, seq_le, seq_lt
 from . import events as ev
 from .memory import LIMIT
 from .reasons import DropReason
@@ -91,10 +91,19 @@ class Receiver:
         return seq_in(nxt, seq, end) or seq_in(nxt, seq_add(seq, seg_len - 1), end)
 
     def note_duplicate(self, seq: int, n: int) -> None:
-        """Data we already had arrived again: report it in a D-SACK (RFC 2883)."""
+        """Data we already had arrived again (it failed the acceptability test): report it in a D-SACK
+        (RFC 2883). The peer resent it because our ACKs were lost or late, so, as Linux
+        (tcp_send_dupack, tcp_data_queue: ack-duplicate-data-quickack.pkt), ping-pong ends and quick-ACK
+        mode starts again: the next data is ACKed at once."""
+        if not n or not seq_lt(seq, self.nxt):
+            return
         end = seq_add(seq, n)
-        if self.conn.sack_ok and n and seq_le(end, self.nxt):
+        if self.conn.sack_ok and seq_le(end, self.nxt):
             self.dsack = (seq, end)
+        self.pingpong = False
+        if self.ato:
+            self.ato = self.conn.config.delayed_ack
+        self._quickack(self.window)
 
     def text(self, seq: int, payload) -> None:
         """Seventh step: store the data, move RCV.NXT, decide how soon to ACK."""

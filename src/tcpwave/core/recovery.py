@@ -100,8 +100,9 @@ class Recovery:
     # ---------------------------------------------------------- on each ACK
     def on_ack(self, ack: int, sack_blocks: tuple, dup: bool, now: float, rtt: float | None) -> None:
         """Process what an acceptable ACK says: `ack` is the new unwrapped SND.UNA (or the old one),
-        `dup` whether it is a duplicate ACK in RFC 5681's sense. The steps run in RFC 8985's order:
-        the cumulative ACK, the SACK blocks (with §6.2 step 3, reordering), step 2 (RACK_update),
+        `dup` whether it is a duplicate ACK in RFC 5681's sense, `rtt` the sample TSecr gives, if any.
+        The steps run in RFC 8985's order: the cumulative ACK and its RTT sample, the SACK blocks
+        (with §6.2 step 3, reordering), step 2 (RACK_update),
         step 4 (the reordering window), §7.4 (the TLP episode), step 5 (loss detection); then the
         recovery state, the rate sample for the congestion control, and PRR."""
         conn, q = self.conn, self.q
@@ -114,6 +115,8 @@ class Recovery:
         self.reneging = False
         delivered_recs = q.acknowledge(ack) if ack > q.una else []
         acked = q.una - prior_una
+        if acked:
+            rtt = self._ack_rtt(now, rtt)
         if acked and sack_ok:
             head = q.head()  # the ACK stopped at a SACKed segment: the receiver may have dropped it
             self.reneging = head is not None and head.sacked
@@ -132,6 +135,18 @@ class Recovery:
             self._detect_loss_on_ack(now)  # step 5 (or NewReno's duplicate ACKs)
         self._update_ca_state(acked)
         self._rate_sample(delivered, acked, prior_in_flight, prior_lost, was_reducing, now, rtt)
+
+    def _ack_rtt(self, now: float, ts_rtt: float | None) -> float | None:
+        """The RTT sample of a cumulative ACK: from when the segments it newly delivers were sent, to
+        the microsecond, as Linux prefers it (tcp_ack_update_rtt); TSecr's, in milliseconds, only when
+        one of them was resent (Karn)."""
+        sent = self.q.acked_sent
+        if sent is not None:
+            self.conn.rtt_sample(now - sent[0], now - sent[1])
+            return now - sent[0]
+        if ts_rtt is not None:
+            self.conn.rtt_sample(ts_rtt)
+        return ts_rtt
 
     def _sack(self, ack: int, sack_blocks: tuple, delivered_recs: list[Record]) -> bool:
         """Mark what the SACK blocks report, lowest block first (the newest comes first on the

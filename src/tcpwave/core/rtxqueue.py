@@ -42,7 +42,7 @@ def _start(r: Record) -> int:
 
 
 class RetransmitQueue:
-    __slots__ = ("_recs", "_head", "una", "nxt", "sacked", "lost", "retrans_out", "highest_sacked")
+    __slots__ = ("_recs", "_head", "una", "nxt", "sacked", "lost", "retrans_out", "highest_sacked", "acked_sent")
 
     def __init__(self) -> None:
         self._recs: list[Record] = []
@@ -53,6 +53,7 @@ class RetransmitQueue:
         self.lost = 0
         self.retrans_out = 0
         self.highest_sacked = 0  # end of the highest SACKed byte (RACK.fack), unwrapped
+        self.acked_sent: tuple[float, float] | None = None  # see acknowledge()
 
     # ---------------------------------------------------------------- views
     def __len__(self) -> int:
@@ -130,33 +131,20 @@ class RetransmitQueue:
         self._recs.insert(i + 1, upper)
         return upper
 
-    def ack_times(self, ack: int) -> tuple[float, float] | None:
-        """When the oldest and the newest of the segments a cumulative ACK to unwrapped `ack` newly
-        delivers were sent, or None if it delivers none, or any of them was sent twice (Karn: which
-        transmission it answers is unknown). SACKed ones were delivered before and do not count."""
-        recs, i = self._recs, self._head
-        first = last = None
-        while i < len(recs) and recs[i].start < ack:
-            rec = recs[i]
-            if rec.ever_retrans:
-                return None
-            if not rec.sacked:
-                if first is None:
-                    first = rec.xmit
-                last = rec.xmit
-            i += 1
-        return None if first is None or last is None else (first, last)
-
     def acknowledge(self, ack: int) -> list[Record]:
         """The cumulative ACK moved to unwrapped `ack`: drop what it covers, return the records newly
-        delivered (not SACKed before), whole or in part."""
+        delivered (not SACKed before), whole or in part. `acked_sent` is then when the oldest and the
+        newest of those were sent, or None if there are none or any record it covers was sent twice
+        (Karn: which transmission the ACK answers is unknown)."""
         delivered: list[Record] = []
         recs, i = self._recs, self._head
+        resent = False
         while i < len(recs) and recs[i].start < ack:
             rec = recs[i]
             if rec.end > ack:
                 self.split(rec, ack)
             n = len(rec)
+            resent = resent or rec.ever_retrans
             if rec.sacked:
                 self.sacked -= n
             else:
@@ -167,6 +155,7 @@ class RetransmitQueue:
                     self.retrans_out -= n
             i += 1
         self._head = i
+        self.acked_sent = None if resent or not delivered else (delivered[0].xmit, delivered[-1].xmit)
         self.una = max(self.una, ack)
         if self.highest_sacked < self.una:
             self.highest_sacked = self.una
