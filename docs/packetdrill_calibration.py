@@ -5,12 +5,14 @@
 Real packetdrill is built from the source beside the clone (../shared/tools/packetdrill-src, or
 $TCPWAVE_PACKETDRILL_SRC) into a cache directory ($XDG_CACHE_HOME/tcpwave or ~/.cache/tcpwave), never
 into the repository; it needs bison, flex and a C compiler. Each script runs with `unshare -n
-packetdrill SCRIPT` and with `tcpwave packetdrill --kernel SCRIPT`; a script agrees when both give the
+packetdrill SCRIPT`, and all of them with one `tcpwave packetdrill --kernel SCRIPT...` (each in a
+namespace of its own, one after another) beside those runs; a script agrees when both give the
 same verdict and, when it fails, the same line. The results go to docs/packetdrill-calibration.tsv
 (script, real packetdrill, tcpwave --kernel, agree); the exit status is 1 when any script disagrees.
 tests/test_packetdrill_calibration.py runs a few of them in CI.
 """
 
+import concurrent.futures
 import hashlib
 import os
 import re
@@ -77,21 +79,45 @@ def real(binary: Path, script: Path) -> tuple[str, str]:
 
 def ours(script: Path) -> tuple[str, str]:
     """`tcpwave packetdrill --kernel`'s verdict, in the same form."""
-    done = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "packetdrill", "--kernel", script.name],
-                          cwd=script.parent, capture_output=True, text=True, timeout=300,
+    return ours_many([script])[script.name]
+
+
+def ours_many(scripts: list[Path]) -> dict[str, tuple[str, str]]:
+    """`tcpwave packetdrill --kernel`'s verdicts on scripts of one directory, by name: one run of the
+    command over all of them, one after another (each still in a namespace of its own), so that Python
+    starts once, not once a script."""
+    if not scripts:
+        return {}
+    cwd = scripts[0].parent
+    assert all(script.parent == cwd for script in scripts), "scripts of one directory"
+    done = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "packetdrill", "--kernel",
+                           *(script.name for script in scripts)],
+                          cwd=cwd, capture_output=True, text=True, timeout=300 * len(scripts),
                           env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-    first = done.stdout.splitlines()[0] if done.stdout else done.stderr.strip()
-    m = re.match(r"(ok|FAIL)\s+[^:\s]+(?::(\d+))?:?\s*(.*)", first)
-    if m is None:
-        return "FAIL:-", first
-    return ("ok", "") if m[1] == "ok" else (f"FAIL:{m[2] or '-'}", m[3])
+    verdicts = {}
+    for script in scripts:
+        m = next(filter(None, (re.match(rf"(ok|FAIL)\s+{re.escape(script.name)}(?::(\d+))?(?::\s*(.*)|$)", line)
+                               for line in done.stdout.splitlines())), None)
+        if m is None:
+            verdicts[script.name] = ("FAIL:-", done.stderr.strip().splitlines()[-1] if done.stderr.strip()
+                                     else f"no result line for {script.name}")
+        else:
+            verdicts[script.name] = ("ok", "") if m[1] == "ok" else (f"FAIL:{m[2] or '-'}", m[3] or "")
+    return verdicts
 
 
 def compare(binary: Path, scripts: list[Path]) -> list[tuple[str, str, str, bool]]:
+    """Both tools' verdicts on each script: real packetdrill's one after another while tcpwave's run
+    in one process beside them (each script in a namespace of its own: they cannot meet)."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        mine = pool.submit(ours_many, scripts)
+        theirs = [real(binary, script) for script in scripts]
+        have = mine.result()
     rows = []
-    for script in scripts:
-        (want, why), (have, our_why) = real(binary, script), ours(script)
-        rows.append((script.name, f"{want} {why}".strip(), f"{have} {our_why}".strip(), want == have))
+    for script, (want, why) in zip(scripts, theirs, strict=True):
+        have_verdict, our_why = have[script.name]
+        rows.append((script.name, f"{want} {why}".strip(), f"{have_verdict} {our_why}".strip(),
+                     want == have_verdict))
     return rows
 
 

@@ -6,6 +6,7 @@ them in other processes) are held to their file's rules. Checked on the source, 
 fails here; the checker itself is shown to catch planted violations in a copy of the tree."""
 
 import ast
+import functools
 import pathlib
 import shutil
 
@@ -122,6 +123,12 @@ def load(root: pathlib.Path) -> dict[str, Module]:
     return {m.name: m for m in (Module(root, p) for p in sorted(root.rglob("*.py")))}
 
 
+@functools.cache
+def source() -> dict[str, Module]:
+    """The source tree, parsed once for all the tests here (none of them changes it)."""
+    return load(SRC)
+
+
 def _package_of(name: str) -> str:
     return name.split("/")[0]
 
@@ -172,17 +179,17 @@ def test_the_top_level_holds_only_packages_and_the_front_door():
 
 
 def test_packages_import_only_what_their_rule_allows():
-    bad = rule_violations(load(SRC))
+    bad = rule_violations(source())
     assert not bad, "\n".join(bad)
 
 
 def test_no_import_circles():
-    found = circles(load(SRC))
+    found = circles(source())
     assert not found, "\n".join(" <-> ".join(c) for c in found)
 
 
 def test_the_core_names_connection_only_where_documented():
-    modules = load(SRC)
+    modules = source()
     back = {(name, t) for name, m in modules.items() for t in m.type_checking if t == "core/connection"}
     assert back == BACK_REFERENCES
     assert not [name for name, m in modules.items() if name.startswith("core/") and "core/connection" in m.imports
@@ -190,16 +197,24 @@ def test_the_core_names_connection_only_where_documented():
 
 
 def test_the_checker_sees_relative_imports_and_embedded_programs():
-    modules = load(SRC)
+    modules = source()
     assert {"core/sender", "core/events", "cc/__init__"} <= modules["core/connection"].imports
     assert "core/connection" in modules["core/sender"].type_checking
     assert {"aio", "drivers", "stack", "views"} <= modules["bench/tun"].embedded
 
 
-def _copy(tmp_path: pathlib.Path) -> pathlib.Path:
+def with_plants(tmp_path: pathlib.Path, *plants: tuple[str, str]) -> dict[str, Module]:
+    """The tree with code appended to some files, in a copy of it: those files parsed again there, the
+    others as parsed from the source (their text is the same)."""
     root = tmp_path / "tcpwave"
     shutil.copytree(SRC, root, ignore=shutil.ignore_patterns("__pycache__"))
-    return root
+    modules = dict(source())
+    for file, code in plants:
+        path = root / file
+        path.write_text(path.read_text() + "\n" + code)
+        module = Module(root, path)
+        modules[module.name] = module
+    return modules
 
 
 @pytest.mark.parametrize("file, planted", [
@@ -209,10 +224,7 @@ def _copy(tmp_path: pathlib.Path) -> pathlib.Path:
     ("bench/tun.py", 'PROGRAM = """\nimport sys\nfrom tcpwave.cli.tun_options import end_child\n"""\n'),
 ], ids=["absolute", "relative", "top-level", "embedded"])
 def test_a_planted_import_of_the_command_line_fails(tmp_path, file, planted):
-    root = _copy(tmp_path)
-    path = root / file
-    path.write_text(path.read_text() + "\n" + planted)
-    bad = rule_violations(load(root))
+    bad = rule_violations(with_plants(tmp_path, (file, planted)))
     assert len(bad) == 1 and bad[0].startswith(file) and "cli" in bad[0], bad
 
 
@@ -223,12 +235,8 @@ def test_a_planted_import_of_the_command_line_fails(tmp_path, file, planted):
     ("cli/trace.py", "from . import watch\n", "cli/trace"),
 ], ids=["packetdrill", "undocumented-back-reference", "cli"])
 def test_a_planted_circle_fails(tmp_path, file, planted, circle):
-    root = _copy(tmp_path)
-    path = root / file
-    path.write_text(path.read_text() + "\n" + planted)
-    modules = load(root)
+    plants = [(file, planted)]
     if file == "cli/trace.py":
-        (root / "cli/watch.py").write_text((root / "cli/watch.py").read_text() + "\nfrom . import trace\n")
-        modules = load(root)
-    found = circles(modules)
+        plants.append(("cli/watch.py", "from . import trace\n"))
+    found = circles(with_plants(tmp_path, *plants))
     assert found and any(circle in c for c in found), found
