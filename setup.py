@@ -22,9 +22,11 @@ COMPILED = ["wire", "core", "cc"]
 # Left pure, on no hot path: classes mypyc cannot compile as written. Subclasses of list, int and
 # KeyError on the public surface; IPv4Address's subclass (a class with __slots__); TcpError, which
 # the stack's errors combine with OSError (a compiled exception's layout conflicts with OSError's);
-# Connection, which TIME_WAIT records and the stack hold weak references to (mypyc's classes take none).
+# Connection, which TIME_WAIT records and the stack hold weak references to (mypyc's classes take none);
+# Config, whose field annotations are the knobs' types for `--set` (a compiled dataclass keeps
+# only approximate ones).
 PURE = {"core/tcpinfo.py", "core/sockopts.py", "core/trace.py", "wire/address.py", "core/errors.py",
-        "core/connection.py"}
+        "core/connection.py", "core/config.py"}
 
 
 def _sources() -> list[str]:
@@ -72,7 +74,17 @@ class _BuildExt(build_ext):
             self.extensions = []
 
 
+def _remove_old_build() -> None:
+    """An editable install builds in place: drop the last build's extension modules first, or a module
+    now left pure (or a pure reinstall) would still load them."""
+    src = HERE / "src"
+    for path in [*src.glob("*__mypyc*.so"), *(src / "tcpwave").rglob("*.so")]:
+        path.unlink()
+
+
 def _extensions() -> list:
+    if {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"} & set(sys.argv[1:]):
+        _remove_old_build()
     choice = os.environ.get("TCPWAVE_COMPILE", "")
     if choice == "0":
         _note("TCPWAVE_COMPILE=0: installing pure Python")
