@@ -57,7 +57,8 @@ def _compiler_problem() -> str | None:
             objects = compiler.compile([str(source)], output_dir=tmp, include_dirs=cmd.include_dirs)
             compiler.link_shared_object(objects, str(Path(tmp, "probe.so")))
         except Exception as e:  # noqa: BLE001 (any failure means: no compiled build)
-            return f"no working C compiler ({type(e).__name__}: {str(e).strip().splitlines()[-1:]})"
+            last = (str(e).strip().splitlines() or [""])[-1]
+            return f"no working C compiler ({type(e).__name__}: {last})"
     return None
 
 
@@ -71,6 +72,7 @@ class _BuildExt(build_ext):
             if os.environ.get("TCPWAVE_COMPILE") == "1":
                 raise
             _note(f"compiling failed ({e}); installing pure Python")
+            _remove_old_build()  # no half-compiled package: what was built so far goes too
             self.extensions = []
 
 
