@@ -72,7 +72,8 @@ class _BuildExt(build_ext):
             if os.environ.get("TCPWAVE_COMPILE") == "1":
                 raise
             _note(f"compiling failed ({e}); installing pure Python")
-            _remove_old_build()  # no half-compiled package: what was built so far goes too
+            if self.inplace:
+                _remove_old_build()  # no half-compiled package: what was built so far goes too
             self.extensions = []
 
 
@@ -85,8 +86,9 @@ def _remove_old_build() -> None:
 
 
 def _extensions() -> list:
-    if {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"} & set(sys.argv[1:]):
-        _remove_old_build()
+    args = sys.argv[1:]
+    if {"editable_wheel", "develop"} & set(args) or "build_ext" in args and {"--inplace", "-i"} & set(args):
+        _remove_old_build()  # (only builds into the source tree: a wheel is built apart from it)
     choice = os.environ.get("TCPWAVE_COMPILE", "")
     if choice == "0":
         _note("TCPWAVE_COMPILE=0: installing pure Python")
