@@ -1,13 +1,21 @@
-"""How fast the pure-Python core runs: both stacks in one process, on the simulator.
+"""How fast the core runs: both stacks in one process, on the simulator.
 
     .venv/bin/python benchmarks/core_speed.py [--mb 20] [--cycles 2000]
+    .venv/bin/python benchmarks/core_speed.py --both 3   # compiled and pure builds, interleaved, 3 rounds
 
+It runs the build that loads (it prints which: `tcpwave --version`'s line); TCPWAVE_PURE=1 runs the
+pure-Python sources of a compiled install. `--both N` runs N rounds, each the compiled then the pure
+build in a fresh subprocess, and prints every figure and the ratio per round.
 Prints figures; it asserts no speed. Data is verified (byte count and SHA-256), not just counted.
 The link adds no bandwidth limit and 1 ms latency, so wall time is all TCP and simulator work.
 """
 
 import argparse
 import hashlib
+import os
+import re
+import subprocess
+import sys
 import time
 
 from tcpwave.core import events as ev
@@ -89,11 +97,39 @@ def cycles(n: int) -> None:
           f"  (each through TIME_WAIT; closed normally: {done}/{n}, {left} left; {closed})")
 
 
+def both(rounds: int, mb: float, n: int) -> None:
+    """Each round: this script in a subprocess on the compiled build, then on the pure one."""
+    ratios: dict[str, list[float]] = {"bulk": [], "connect+close": []}
+    for r in range(1, rounds + 1):
+        figures = {}
+        for build, pure in (("compiled", "0"), ("pure", "1")):
+            out = subprocess.run([sys.executable, __file__, "--mb", str(mb), "--cycles", str(n)], check=True,
+                                 capture_output=True, text=True, env={**os.environ, "TCPWAVE_PURE": pure}).stdout
+            print(f"round {r}, {build}: " + out.strip().replace("\n", "\n    "))
+            bulk_rate = float(re.search(r"(\d+) Mbit/s", out).group(1))
+            cycle_rate = float(re.search(r"(\d+) cycles/s", out).group(1))
+            figures[build] = (bulk_rate, cycle_rate)
+        (cb, cc), (pb, pc) = figures["compiled"], figures["pure"]
+        ratios["bulk"].append(cb / pb)
+        ratios["connect+close"].append(cc / pc)
+        print(f"round {r}: compiled/pure  bulk {cb / pb:.2f}x  connect+close {cc / pc:.2f}x")
+    for what, values in ratios.items():
+        print(f"{what:14s} compiled/pure per round: " + ", ".join(f"{v:.2f}x" for v in values))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=float, default=20)
     parser.add_argument("--cycles", type=int, default=2000)
+    parser.add_argument("--both", type=int, metavar="ROUNDS", default=0,
+                        help="run the compiled and the pure build, interleaved, ROUNDS times (subprocesses)")
     args = parser.parse_args()
+    if args.both:
+        both(args.both, args.mb, args.cycles)
+        return
+    from tcpwave.cli.build_info import describe
+
+    print(f"build          {describe()}")
     bulk(int(args.mb * 1e6))
     cycles(args.cycles)
 

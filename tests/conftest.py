@@ -19,3 +19,19 @@ def pytest_runtest_makereport(item, call):
     if any(marker in reason for marker in _SET_UP_BY_RUN):
         report.outcome = "failed"
         report.longrepr = f"skipped under CI for a missing tool or privilege: {reason}"
+
+
+def pytest_sessionstart(session):
+    """A compiled module older than its source would test stale code: stop and say how to rebuild
+    (./run test rebuilds by itself). TCPWAVE_PURE=1 runs the sources, so nothing can be stale then."""
+    if os.environ.get("TCPWAVE_PURE") == "1":
+        return
+    import pathlib
+
+    package = pathlib.Path(__file__).resolve().parent.parent / "src" / "tcpwave"
+    sources = {so: so.with_name(so.name.split(".")[0] + ".py") for so in package.rglob("*.so")}
+    stale = [str(so.relative_to(package)) for so, src in sources.items()
+             if src.exists() and src.stat().st_mtime > so.stat().st_mtime]
+    if stale:
+        pytest.exit(f"compiled modules older than their sources ({', '.join(sorted(stale)[:5])}...): rebuild with "
+                    "`.venv/bin/pip install -e .` (./run test does), or run the sources with TCPWAVE_PURE=1", 2)

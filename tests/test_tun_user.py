@@ -76,7 +76,8 @@ def _readable_copy(tmp: str) -> tuple[str, str]:
     directory any user may write to."""
     os.chmod(tmp, 0o755)
     code = os.path.join(tmp, "code")
-    shutil.copytree(os.path.join(SRC, "tcpwave"), os.path.join(code, "tcpwave"))
+    shutil.copytree(os.path.join(SRC, "tcpwave"), os.path.join(code, "tcpwave"),
+                    ignore=shutil.ignore_patterns("*.so"))  # the sources (compiled ones need their shared library)
     subprocess.run(["chmod", "-R", "a+rX", code], check=True)
     run = os.path.join(tmp, "run")
     os.mkdir(run)

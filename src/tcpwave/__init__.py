@@ -8,9 +8,32 @@ observation snapshots (`ss`-style connection snapshots and Linux's tcp_info). Na
 first use, so `import tcpwave` stays cheap; type checkers see them all (the package is typed:
 py.typed). In-memory test networks for pytest are in tcpwave.testing."""
 
+import os
+import sys
 from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
+
+
+class _PureSources:
+    """With TCPWAVE_PURE=1, tcpwave's modules load from their .py sources even where the compiled
+    build (setup.py: mypyc) put an extension module beside them: one install runs both builds. This
+    file is never compiled, so the switch works before any compiled module loads."""
+
+    def find_spec(self, name: str, path: "Sequence[str] | None", target: object = None) -> "ModuleSpec | None":
+        if not name.startswith("tcpwave.") or not path:
+            return None
+        from importlib.machinery import SOURCE_SUFFIXES, FileFinder, SourceFileLoader
+
+        for entry in path:
+            spec = FileFinder(entry, (SourceFileLoader, SOURCE_SUFFIXES)).find_spec(name)
+            if spec is not None:
+                return spec
+        return None
+
+
+if os.environ.get("TCPWAVE_PURE") == "1" and not any(isinstance(f, _PureSources) for f in sys.meta_path):
+    sys.meta_path.insert(0, _PureSources())
 
 _LAZY = {
     "Stack": "tcpwave.stack", "Config": "tcpwave.core.config",
@@ -36,6 +59,9 @@ __all__ = ["Config", "FaultyLink", "JsonLinesSink", "ListSink", "MemoryLink", "M
            "tcp_info"]  # (the names of _LAZY; a test keeps them equal)
 
 if TYPE_CHECKING:  # what the lazy names are, for type checkers
+    from collections.abc import Sequence
+    from importlib.machinery import ModuleSpec
+
     from .aio import (
         FaultyLink,
         MemoryLink,

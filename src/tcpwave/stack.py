@@ -29,9 +29,10 @@ from .core.state import State
 from .core.time_wait import TimeWait
 from .core.trace import NULL_TRACER, Tracer
 from .core.window import our_shift
+from .wire.address import intern_address
 from .wire.errors import MalformedPacket
 from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for, parse_error
-from .wire.ip import build_ip, intern_address, parse_ip
+from .wire.ip import build_ip, parse_ip
 from .wire.martians import broadcasts, martian_destination, martian_source
 from .wire.options import Options, describe_options
 from .wire.packet import build_ipv4_tcp, parse_ipv4_tcp

@@ -12,6 +12,13 @@ bytes, and an optional pacing rate. It hears three things, after Linux's `tcp_co
 """
 
 import dataclasses
+from typing import ClassVar
+
+try:  # the compiled build (setup.py) reads the marks below; mypy ships mypy_extensions
+    from mypy_extensions import mypyc_attr
+except ImportError:  # without mypy the marks mean nothing: the core needs only the standard library
+    def mypyc_attr(*_attrs: object, **_flags: object):  # type: ignore[misc]
+        return lambda cls: cls
 
 
 @dataclasses.dataclass(slots=True)
@@ -31,8 +38,9 @@ class RateSample:
     round_start: bool = False  # this ACK ends a round trip (the data sent at the last round start arrived)
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # applications subclass the algorithms
 class CongestionControl:
-    name = "base"
+    name: ClassVar[str] = "base"
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         self.iw_segments = initial_window_segments

@@ -23,8 +23,9 @@ random loss, not congestion, dominates.
 """
 
 from collections import deque
+from typing import ClassVar
 
-from .base import CongestionControl, RateSample, register
+from .base import CongestionControl, RateSample, mypyc_attr, register
 
 STARTUP_GAIN = 2.885  # 2/ln 2: BBR's startup gain; here a cap on cwnd over the measured BDP
 CWND_GAIN = 1.5
@@ -37,9 +38,9 @@ MIN_SEGMENTS = 4
 PACING_GAIN = 1.25  # PROBE_BW paces a little above the measured bandwidth, so the model keeps up
 
 
-@register
+@mypyc_attr(allow_interpreted_subclasses=True)
 class BbrLite(CongestionControl):
-    name = "bbr-lite"
+    name: ClassVar[str] = "bbr-lite"
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         super().__init__(mss, initial_window_segments)
@@ -144,3 +145,6 @@ class BbrLite(CongestionControl):
 
     def on_idle_restart(self) -> None:
         self.cwnd = min(self.cwnd, max(self._target(), self.initial_window))
+
+
+register(BbrLite)  # a call, not a class decorator: decorated classes cannot be compiled (mypyc)

@@ -17,8 +17,9 @@ began, the pipe is full, so ssthresh = cwnd, before the queue overflows.
 """
 
 import math
+from typing import ClassVar
 
-from .base import CongestionControl, RateSample, register
+from .base import CongestionControl, RateSample, mypyc_attr, register
 
 C = 0.4  # segments / s^3
 BETA = 0.7
@@ -46,9 +47,9 @@ def k_for(w_max: float, cwnd_epoch: float) -> float:
     return math.cbrt(max(0.0, w_max - cwnd_epoch) / C)
 
 
-@register
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Cubic(CongestionControl):
-    name = "cubic"
+    name: ClassVar[str] = "cubic"
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         super().__init__(mss, initial_window_segments)
@@ -185,3 +186,6 @@ class Cubic(CongestionControl):
                 self.css, self.css_rounds, self.css_baseline = True, 0, self.round_min
         elif self.round_min < self.css_baseline:  # the delay rise was spurious: back to slow start
             self.css, self.css_baseline = False, INF
+
+
+register(Cubic)  # a call, not a class decorator: decorated classes cannot be compiled (mypyc)

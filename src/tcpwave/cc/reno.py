@@ -1,11 +1,13 @@
 """Reno (RFC 5681). Loss recovery (NewReno, RFC 6582, without SACK) lives in core/recovery.py."""
 
-from .base import CongestionControl, RateSample, register
+from typing import ClassVar
+
+from .base import CongestionControl, RateSample, mypyc_attr, register
 
 
-@register
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Reno(CongestionControl):
-    name = "reno"
+    name: ClassVar[str] = "reno"
 
     def __init__(self, mss: int, initial_window_segments: int = 10):
         super().__init__(mss, initial_window_segments)
@@ -29,3 +31,6 @@ class Reno(CongestionControl):
     def on_rto(self, flight: int, now: float) -> None:
         self._ca_bytes = 0
         super().on_rto(flight, now)
+
+
+register(Reno)  # a call, not a class decorator: decorated classes cannot be compiled (mypyc)

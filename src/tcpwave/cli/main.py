@@ -25,10 +25,20 @@ from . import (
 )
 
 
+class _Version(argparse.Action):
+    """--version: the version and the build, computed only when asked (it loads the stack)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from .build_info import describe
+
+        print(f"tcpwave {__version__}, {describe()}")
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="tcpwave", description="A user-space TCP/IP stack that shows its work.")
-    parser.add_argument("--version", action="version", version=f"tcpwave {__version__}",
-                        help="print tcpwave's version and exit")
+    parser.add_argument("--version", action=_Version, nargs=0,
+                        help="print tcpwave's version and which build runs (compiled or pure Python), and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.add_parser(sub)
     lab.add_parser(sub)

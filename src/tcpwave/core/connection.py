@@ -218,23 +218,71 @@ class Connection:
     def tracing(self) -> bool:
         return self._tracer.enabled
 
-    # the RFC 9293 variables, read-only from outside
-    iss = property(lambda self: self.snd.iss)
-    irs = property(lambda self: self.rcv.irs)
-    snd_una = property(lambda self: self.snd.una)
-    snd_nxt = property(lambda self: self.snd.nxt)
-    snd_wnd = property(lambda self: self.snd.wnd)
-    max_snd_wnd = property(lambda self: self.snd.max_wnd)
-    snd_mss = property(lambda self: self.snd.mss)
-    rcv_nxt = property(lambda self: self.rcv.nxt)
-    rcv_wnd = property(lambda self: self.rcv.window)
-    ts_recent = property(lambda self: self.rcv.ts_recent)
-    readable = property(lambda self: self.rcv.buf.readable)
-    urgent_pending = property(lambda self: self.rcv.urgent_pending)
-    send_space = property(lambda self: self.snd.buf.space)
-    cwnd = property(lambda self: self.cc.cwnd)
-    ssthresh = property(lambda self: self.cc.ssthresh)
-    srtt = property(lambda self: self.rtt.srtt)
+    # the RFC 9293 variables, read-only from outside (defs, not property(lambda): compiled classes need them)
+    @property
+    def iss(self) -> int:
+        return self.snd.iss
+
+    @property
+    def irs(self) -> int:
+        return self.rcv.irs
+
+    @property
+    def snd_una(self) -> int:
+        return self.snd.una
+
+    @property
+    def snd_nxt(self) -> int:
+        return self.snd.nxt
+
+    @property
+    def snd_wnd(self) -> int:
+        return self.snd.wnd
+
+    @property
+    def max_snd_wnd(self) -> int:
+        return self.snd.max_wnd
+
+    @property
+    def snd_mss(self) -> int:
+        return self.snd.mss
+
+    @property
+    def rcv_nxt(self) -> int:
+        return self.rcv.nxt
+
+    @property
+    def rcv_wnd(self) -> int:
+        return self.rcv.window
+
+    @property
+    def ts_recent(self) -> int:
+        return self.rcv.ts_recent
+
+    @property
+    def readable(self) -> int:
+        return self.rcv.buf.readable
+
+    @property
+    def urgent_pending(self) -> int:
+        return self.rcv.urgent_pending
+
+    @property
+    def send_space(self) -> int:
+        return self.snd.buf.space
+
+    @property
+    def cwnd(self) -> int:
+        return self.cc.cwnd
+
+    @property
+    def ssthresh(self) -> int:
+        return self.cc.ssthresh
+
+    @property
+    def srtt(self) -> float | None:
+        return self.rtt.srtt
+
 
     @property
     def rto(self) -> float:

@@ -11,13 +11,17 @@ from ..wire.seq import MASK
 
 
 class IsnGenerator:
-    def __init__(self, secret: bytes):
+    """`ticking=False`: a clock that does not tick, so the same 4-tuple always starts at the same number
+    (what RFC 9293's clock-driven ISNs exist to prevent; a what-if demo shows why)."""
+
+    def __init__(self, secret: bytes, ticking: bool = True):
         self._secret = secret[:32]
         self._keyed = hashlib.blake2s(key=self._secret, digest_size=8)  # copied per connection: keyed once
+        self.ticking = ticking
 
     def clock(self, now: float) -> int:
         """M: one tick every 4 microseconds."""
-        return int(now * 250_000)
+        return int(now * 250_000) if self.ticking else 0
 
     def start(self, now: float, local_addr, local_port: int, remote_addr, remote_port: int) -> tuple[int, int]:
         """(ISN, timestamp offset) of a new connection, from one keyed hash of its 4-tuple: the offset

@@ -10,33 +10,34 @@ import os
 
 
 class CloseReason(enum.StrEnum):
-    """How a connection reached CLOSED, with the errno and the exception a socket would report."""
-
-    errno: int | None
-    error: type[OSError] | None
-
-    def __new__(cls, value: str, code: int | None = None, error: type[OSError] | None = None):
-        obj = str.__new__(cls, value)
-        obj._value_ = value
-        obj.errno = code
-        obj.error = error
-        return obj
+    """How a connection reached CLOSED, with the errno and the exception a socket would report
+    (`errno`, `error`: None when the call reports no error; the table is _ERRORS below)."""
 
     NORMAL = "normal"
-    RESET = "reset", _errno.ECONNRESET, ConnectionResetError
-    REFUSED = "refused", _errno.ECONNREFUSED, ConnectionRefusedError
-    TIMED_OUT = "timed_out", _errno.ETIMEDOUT, TimeoutError
+    RESET = "reset"
+    REFUSED = "refused"
+    TIMED_OUT = "timed_out"
     ABORTED = "aborted"  # this side called abort() (or closed with unread data)
-    OUT_OF_MEMORY = "out_of_memory", _errno.ECONNABORTED, ConnectionAbortedError  # reset by the memory budget
+    OUT_OF_MEMORY = "out_of_memory"  # reset by the memory budget
     # ICMP errors (RFC 1122 §4.2.3.9): at once in SYN_SENT, else only when the connection times out
-    NET_UNREACHABLE = "net_unreachable", _errno.ENETUNREACH, OSError
-    HOST_UNREACHABLE = "host_unreachable", _errno.EHOSTUNREACH, OSError
-    HOST_DOWN = "host_down", _errno.EHOSTDOWN, OSError
-    NO_NETWORK = "no_network", _errno.ENONET, OSError
-    PROTOCOL_UNREACHABLE = "protocol_unreachable", _errno.ENOPROTOOPT, OSError
-    ROUTE_FAILED = "source_route_failed", _errno.EOPNOTSUPP, OSError
-    PROHIBITED = "prohibited", _errno.EACCES, PermissionError
-    PROTOCOL_ERROR = "protocol_error", _errno.EPROTO, OSError
+    NET_UNREACHABLE = "net_unreachable"
+    HOST_UNREACHABLE = "host_unreachable"
+    HOST_DOWN = "host_down"
+    NO_NETWORK = "no_network"
+    PROTOCOL_UNREACHABLE = "protocol_unreachable"
+    ROUTE_FAILED = "source_route_failed"
+    PROHIBITED = "prohibited"
+    PROTOCOL_ERROR = "protocol_error"
+
+    @property
+    def errno(self) -> int | None:
+        found = _ERRORS.get(self.value)
+        return found[0] if found else None
+
+    @property
+    def error(self) -> type[OSError] | None:
+        found = _ERRORS.get(self.value)
+        return found[1] if found else None
 
     @classmethod
     def for_errno(cls, code: int) -> "CloseReason":
@@ -57,6 +58,23 @@ class CloseReason(enum.StrEnum):
             CloseReason.OUT_OF_MEMORY: "connection reset: the stack is out of memory",
         }.get(self) or f"{os.strerror(self.errno or 0)} (ICMP)".lower()
         return self.error(self.errno, f"{call}(): {text}")
+
+# The errno and exception of each reason a socket call reports as an error. A table, not members
+# carrying extra values: an enum with a custom __new__ cannot be compiled (mypyc).
+_ERRORS: dict[str, tuple[int, type[OSError]]] = {
+    "reset": (_errno.ECONNRESET, ConnectionResetError),
+    "refused": (_errno.ECONNREFUSED, ConnectionRefusedError),
+    "timed_out": (_errno.ETIMEDOUT, TimeoutError),
+    "out_of_memory": (_errno.ECONNABORTED, ConnectionAbortedError),
+    "net_unreachable": (_errno.ENETUNREACH, OSError),
+    "host_unreachable": (_errno.EHOSTUNREACH, OSError),
+    "host_down": (_errno.EHOSTDOWN, OSError),
+    "no_network": (_errno.ENONET, OSError),
+    "protocol_unreachable": (_errno.ENOPROTOOPT, OSError),
+    "source_route_failed": (_errno.EOPNOTSUPP, OSError),
+    "prohibited": (_errno.EACCES, PermissionError),
+    "protocol_error": (_errno.EPROTO, OSError),
+}
 
 
 class DropReason(enum.StrEnum):
@@ -106,21 +124,25 @@ class DropReason(enum.StrEnum):
     ICMP_OUT_OF_WINDOW = "icmp_out_of_window"  # in TIME_WAIT: re-ACKed and 2xMSL restarted
 
 
-
 class Handled(enum.StrEnum):
     """A segment that asked for nothing new but was acted on: traced as a `handled` event (not a
     drop), with what was done."""
 
-    done: str
-
-    def __new__(cls, value: str, done: str = ""):
-        obj = str.__new__(cls, value)
-        obj._value_ = value
-        obj.done = done
-        return obj
-
-    RETRANSMITTED_FIN = "retransmitted_fin", "re-ACKed, 2×MSL restarted"  # TIME_WAIT: our last ACK was lost
-    DUPLICATE_SYN = "duplicate_syn", "SYN,ACK sent again"  # SYN_RCVD: our SYN,ACK was lost
-    ACK_IN_TIME_WAIT = "ack_in_time_wait", "2×MSL restarted"  # a bare ACK at RCV.NXT
+    RETRANSMITTED_FIN = "retransmitted_fin"  # TIME_WAIT: our last ACK was lost
+    DUPLICATE_SYN = "duplicate_syn"  # SYN_RCVD: our SYN,ACK was lost
+    ACK_IN_TIME_WAIT = "ack_in_time_wait"  # a bare ACK at RCV.NXT
     # data or an old duplicate (as Linux: time-wait-unacceptable-data.pkt)
-    SEGMENT_IN_TIME_WAIT = "segment_in_time_wait", "ACKed, 2×MSL restarted"
+    SEGMENT_IN_TIME_WAIT = "segment_in_time_wait"
+
+    @property
+    def done(self) -> str:
+        return _DONE[self.value]
+
+
+# What was done for each Handled segment (a table, as _ERRORS above)
+_DONE = {
+    "retransmitted_fin": "re-ACKed, 2×MSL restarted",
+    "duplicate_syn": "SYN,ACK sent again",
+    "ack_in_time_wait": "2×MSL restarted",
+    "segment_in_time_wait": "ACKed, 2×MSL restarted",
+}

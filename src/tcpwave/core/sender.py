@@ -179,8 +179,9 @@ class Sender:
             if paced and now < self.pace_at:
                 conn.timers.arm(PACING, now, self.pace_at - now)
                 break
-            self.send_new(n, self.fin_wanted and n == avail and state_closing and n < rwnd_room, now)
-            if self.fin_seq is not None:
+            fin = self.fin_wanted and n == avail and state_closing and n < rwnd_room
+            self.send_new(n, fin, now)
+            if fin:  # (not `self.fin_seq is not None`: mypy holds it None since the check above)
                 break
             avail -= n
             rwnd_room -= n

@@ -73,7 +73,7 @@ RECEIVING = frozenset({S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2})
 SENDING = frozenset({S.LISTEN, S.SYN_SENT, S.SYN_RCVD, S.ESTABLISHED, S.CLOSE_WAIT})
 
 
-class TransitionError(RuntimeError):
+class TransitionError(Exception):  # not RuntimeError: compiled classes derive only from Exception
     """An internal bug: a transition the table does not allow."""
 
 

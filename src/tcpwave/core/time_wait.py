@@ -57,6 +57,9 @@ class TimeWait:
         self.deadline = deadline
         self.ref = weakref.ref(conn)
 
+    def __hash__(self) -> int:  # by identity, as Python gives any class; a compiled class that defines
+        return object.__hash__(self)  # __lt__ has no hash unless it says so (the runtime maps records)
+
     def __lt__(self, other: "TimeWait") -> bool:  # (the timer heap's order)
         return self.queued < other.queued
 

@@ -58,14 +58,6 @@ def run_close_wait_lingers(seed: int, tracer=None, taps=()) -> Result:
     return res
 
 
-class _ClocklessIsn(IsnGenerator):
-    """An ISN generator whose clock does not tick: the same 4-tuple always starts at the same number
-    (what RFC 9293's clock-driven ISNs exist to prevent)."""
-
-    def clock(self, now: float) -> int:
-        return 0
-
-
 OLD, NEW = b"OLD DATA from the first connection", b"new data, second connection"
 
 
@@ -79,7 +71,7 @@ def _old_duplicate_run(seed: int, tracer, taps: list, msl: float) -> tuple[Demo,
     base = dataclasses.replace(CONFIG.get() or Config(), timestamps=False)
     d = Demo(seed, tracer, taps, config=base, server_config=dataclasses.replace(base, msl=msl))
     for host in (d.client, d.server):
-        host.stack.isn = _ClocklessIsn(host.stack.rng.randbytes(32))
+        host.stack.isn = IsnGenerator(host.stack.rng.randbytes(32), ticking=False)  # ISNs that do not advance
     # per connection, keyed by the object itself: an id() could be reused by the second connection
     # once the first is freed (with TIME_WAIT cut short nothing else holds it), merging the two
     got: dict[object, bytearray] = {}

@@ -19,7 +19,7 @@ def _sum_for(version: int, src, dst, length: int) -> int:
     return 0 if version == 4 else pseudo_header_sum(src, dst, PROTO_ICMPV6, length)
 
 
-def echo_reply_for(version: int, src, dst, message: memoryview) -> bytes | None:
+def echo_reply_for(version: int, src, dst, message: bytes | memoryview) -> bytes | None:
     """Given an ICMP message from src to dst, return the reply body, or None if it is no echo request."""
     if len(message) < 8:
         raise MalformedPacket("truncated", "ICMP message under 8 bytes")
@@ -78,7 +78,7 @@ class IcmpError:
     errno: int = 0  # what it means to a socket (EHOSTUNREACH, ECONNREFUSED, ...), as Linux converts it
 
 
-def parse_error(version: int, src, dst, message: memoryview) -> IcmpError | None:
+def parse_error(version: int, src, dst, message: bytes | memoryview) -> IcmpError | None:
     """An ICMP(v6) error that quotes a TCP segment, or None for anything else."""
     if len(message) < 8:
         raise MalformedPacket("truncated", "ICMP message under 8 bytes")

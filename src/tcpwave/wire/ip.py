@@ -8,46 +8,13 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from .address import IPAddress, v4
 from .checksum import checksum
 from .errors import MalformedPacket
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _V4 = struct.Struct("!BBHHHBBHII")  # addresses as integers: no bytes objects per packet
 
 
-class _Interned4(ipaddress.IPv4Address):
-    """An IPv4Address that keeps its hash: demultiplexing hashes addresses on every packet, and
-    IPv4Address computes hash(hex(int)) each time. Equal to, and hashed like, any IPv4Address."""
-
-    __slots__ = ("_hash",)
-
-    def __init__(self, address: int) -> None:
-        super().__init__(address)
-        self._hash = super().__hash__()
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __repr__(self) -> str:
-        return f"IPv4Address('{self}')"
-
-
-_V4_CACHE: dict[int, ipaddress.IPv4Address] = {}  # one address object per address seen (bounded)
-
-
-def _v4(addr: int) -> ipaddress.IPv4Address:
-    obj = _V4_CACHE.get(addr)
-    if obj is None:
-        if len(_V4_CACHE) >= 4096:
-            _V4_CACHE.clear()
-        obj = _V4_CACHE[addr] = _Interned4(addr)
-    return obj
-
-
-def intern_address(addr: IPAddress) -> IPAddress:
-    """The shared object for an address (IPv4), so that keys built from packets and from calls are
-    the same objects and compare by identity."""
-    return _v4(int(addr)) if addr.version == 4 else addr
 _V6 = struct.Struct("!IHBB16s16s")
 _V6_EXT = {0, 43, 60}  # hop-by-hop, routing, destination options (skippable)
 _V6_FRAGMENT = 44
@@ -58,7 +25,7 @@ class IPPacket:
     src: IPAddress
     dst: IPAddress
     proto: int
-    payload: memoryview
+    payload: memoryview | bytes  # (a Union: a compiled dataclass cannot look up the memoryview builtin, mypyc)
     ttl: int = 64
 
 
@@ -68,13 +35,13 @@ def parse_ip(data: bytes | bytearray | memoryview) -> IPPacket:
         raise MalformedPacket("truncated", "empty packet")
     version = view[0] >> 4
     if version == 4:
-        return _parse_v4(view)
+        return _parsev4(view)
     if version == 6:
         return _parse_v6(view)
     raise MalformedPacket("bad_ip_version", str(version))
 
 
-def _parse_v4(view: memoryview) -> IPPacket:
+def _parsev4(view: memoryview) -> IPPacket:
     if len(view) < 20:
         raise MalformedPacket("truncated", f"IPv4 header needs 20 bytes, got {len(view)}")
     vihl, _tos, total, _ident, frag, ttl, proto, _csum, src, dst = _V4.unpack_from(view)
@@ -87,7 +54,7 @@ def _parse_v4(view: memoryview) -> IPPacket:
         raise MalformedPacket("bad_ip_checksum")
     if frag & 0x3FFF:  # MF set or a fragment offset: we do not reassemble
         raise MalformedPacket("ip_fragment")
-    return IPPacket(_v4(src), _v4(dst), proto, view[ihl:total], ttl)
+    return IPPacket(v4(src), v4(dst), proto, view[ihl:total], ttl)
 
 
 def _parse_v6(view: memoryview) -> IPPacket:

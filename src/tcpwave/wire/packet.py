@@ -5,9 +5,9 @@ protocols, and every malformed packet, so that each is dropped with its reason).
 
 import struct
 
+from .address import IPAddress, v4
 from .checksum import checksum, ones_complement_sum
 from .errors import MalformedPacket
-from .ip import IPAddress, _v4
 from .options import NO_OPTIONS, build_options, parse_options
 from .tcp import PROTO_TCP, Segment
 
@@ -69,5 +69,5 @@ def parse_ipv4_tcp(data: bytes | bytearray | memoryview,
         options = parse_options(view[40 : 20 + hlen]) if hlen > 20 else NO_OPTIONS
     except MalformedPacket:
         return None
-    return _v4(src), _v4(dst), Segment(sport, dport, seq, ack, flags, window, view[20 + hlen : total], options,
+    return v4(src), v4(dst), Segment(sport, dport, seq, ack, flags, window, view[20 + hlen : total], options,
                                        urgent)
