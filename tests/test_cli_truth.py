@@ -357,3 +357,15 @@ def test_kernel_side_option_has_a_clear_name_and_keeps_its_old_one():
     new = parser.parse_args(["fetch", "http://192.0.2.1/", "--kernel", "198.51.100.1/24"])
     old = parser.parse_args(["fetch", "http://192.0.2.1/", "--host", "198.51.100.1/24"])
     assert new.kernel == old.kernel == "198.51.100.1/24"
+
+
+@pytest.mark.parametrize("flag", [["--seed", "7"], ["--pcap", "x.pcap"], ["--pcapng", "x.pcapng"],
+                                  ["--events", "x.jsonl"]])
+def test_bench_lossy_refuses_what_it_would_ignore(flag, tmp_path):
+    """`bench --lossy` runs on a real path (the kernel's random loss): a seed cannot replay it and it
+    writes no capture or event log, so it says so instead of silently ignoring the flag (it did)."""
+    r = subprocess.run([*TCPWAVE, "bench", "--lossy", *flag], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=60)
+    assert r.returncode == 2
+    assert flag[0] in _one_line_error(r, "--lossy")
+    assert not any(tmp_path.iterdir())  # nothing written, nothing run

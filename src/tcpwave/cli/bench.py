@@ -30,8 +30,7 @@ def add_parser(sub) -> None:
     p.add_argument("--seconds", type=float, default=20.0, help="virtual seconds per row (default 20)")
     p.add_argument("--loss", type=float, nargs="+",
                    help="loss rates in percent (default 0 0.1 1 5; --lossy 0.1 1 3)")
-    p.add_argument("--seed", type=int, default=1, help="--sim/--lossy: random seed; the same seed replays the same "
-                                                       "run (default 1)")
+    p.add_argument("--seed", type=int, help="--sim: random seed; the same seed replays the same run (default 1)")
     p.add_argument("--cc", nargs="+", metavar="NAME",
                    help="--sim: congestion controls to compare (default: cubic reno bbr-lite; reno runs with "
                         "SACK and without, the others with SACK); --lossy: tcpwave's one (default cubic), which "
@@ -58,6 +57,17 @@ def run(args) -> int:
     if args.lossy:
         from ..bench.lossy import run as run_lossy
 
+        # the path is real (the kernel's random loss, os.urandom for tcpwave): nothing replays a run, and
+        # these runs write no capture or event log of their own
+        given = [(flag, where) for flag, value, where in (
+            ("--seed", args.seed, "--sim"), ("--pcap", args.pcap, "--sim and the TUN benchmark"),
+            ("--pcapng", args.pcapng, "--sim and the TUN benchmark"),
+            ("--events", args.events, "--sim and the TUN benchmark")) if value is not None]
+        if given:
+            print(f"tcpwave bench --lossy: {given[0][0]} applies to {given[0][1]}, not to --lossy "
+                  "(its loss is the kernel's, at random)", file=sys.stderr)
+            return 2
+
         if args.runs < 1:
             print(f"tcpwave bench --lossy: --runs must be at least 1, not {args.runs}", file=sys.stderr)
             return 2
@@ -83,7 +93,7 @@ def run(args) -> int:
                 tag = ("" if cc == "reno" else f"{cc}-") + f"loss{loss:g}-{'sack' if sack else 'nosack'}"
                 with _captures(args, tag) as (tracer, taps):
                     rows.append(run_one(loss / 100, sack, rate_bps=rate, rtt=rtt, seconds=args.seconds,
-                                        seed=args.seed, tracer=tracer, taps=taps, cc=cc,
+                                        seed=1 if args.seed is None else args.seed, tracer=tracer, taps=taps, cc=cc,
                                         settings=knobs.changes(args)))
     if args.json:
         print(json.dumps([r.__dict__ for r in rows], indent=2))
