@@ -8,6 +8,9 @@ import subprocess
 import sys
 
 import pytest
+from netns import namespace
+
+from tcpwave.bench.tun import background
 
 pytestmark = pytest.mark.skipif(
     not (os.geteuid() == 0 and shutil.which("ip") and os.path.exists("/dev/net/tun")),
@@ -41,3 +44,15 @@ def test_bench_reports_verified_figures_and_leaves_nothing_behind(tmp_path):
                 or run == "cycles"
     cycles, _ = load(str(tmp_path / "b-cycles-offload_on.pcap"))
     assert len(cycles) >= 100  # one connection per connect+close cycle (each run does 100, 1 and 8 at a time)
+
+
+def test_a_server_is_waited_for_even_when_an_earlier_run_left_its_ready_file(tmp_path):
+    """bench --lossy --runs 2 reuses its ready-file names: the second run's clients went off at once
+    and, when they beat the server to listen(), failed with ECONNREFUSED."""
+    ready, started = tmp_path / "ready", tmp_path / "started"
+    ready.touch()  # left by an earlier run
+    with namespace("tcpwave-bready") as ns:
+        with background(ns.name, "sh", "-c", f"echo yes > {started}; touch {ready}; exec sleep 30",
+                        ready=str(ready)) as proc:
+            assert started.read_text() == "yes\n"  # the server's own ready file, not the stale one
+            assert proc.poll() is None

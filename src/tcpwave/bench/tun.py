@@ -175,7 +175,10 @@ def in_ns(ns: str, *cmd, timeout: float = 300) -> dict:
 
 @contextlib.contextmanager
 def background(ns: str, *cmd, ready: str | None = None):
-    """A server process in `ns`, stopped (by its PID) on exit; waits for `ready` to exist."""
+    """A server process in `ns`, stopped (by its PID) on exit; waits for `ready` to exist (made by this
+    process: one left by an earlier run is removed first, else a client would race the server)."""
+    if ready and os.path.exists(ready):
+        os.remove(ready)
     proc = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     try:
