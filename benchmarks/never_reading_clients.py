@@ -137,7 +137,8 @@ def live_connections(doc: dict) -> int:
     return sum(1 for c in doc.get("connections", []) if c["state"] not in ("LISTEN", "TIME_WAIT"))
 
 
-def run(clients: int, as_limit: str, hold: float, knobs: list[str], idle_timeout: float) -> dict:
+def run(clients: int, as_limit: str, hold: float, knobs: list[str], idle_timeout: float,
+        stderr_copy: str | None = None) -> dict:
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-noread") as ns:
         ready, control = os.path.join(tmp, "ready"), os.path.join(tmp, "ctl.sock")
@@ -185,6 +186,9 @@ def run(clients: int, as_limit: str, hold: float, knobs: list[str], idle_timeout
         server.terminate()
         server.wait(20)
         stderr = open(err_path, "rb").read().decode(errors="replace")
+        if stderr_copy:
+            with open(stderr_copy, "w") as f:
+                f.write(stderr)
         probes = json.load(open(probe_out))
         attack_stats = json.load(open(clients_out))
     times = probes["times"]
@@ -218,8 +222,10 @@ def main() -> None:
     ap.add_argument("--idle-timeout", type=float, default=20.0,
                     help="serve's --idle-timeout (default here 20 s: a server expecting such clients sets it low)")
     ap.add_argument("--set", dest="knobs", action="append", default=[], metavar="KNOB=VALUE")
+    ap.add_argument("--stderr", metavar="PATH", help="also write the server's stderr to PATH")
     args = ap.parse_args()
-    print(json.dumps(run(args.clients, args.as_limit, args.hold, args.knobs, args.idle_timeout), indent=1))
+    print(json.dumps(run(args.clients, args.as_limit, args.hold, args.knobs, args.idle_timeout, args.stderr),
+                     indent=1))
 
 
 if __name__ == "__main__":

@@ -205,6 +205,16 @@ def test_a_forged_or_stale_cookie_makes_no_connection():
     assert [s.flags for s in out] == [RST] and listener.accept() is None
 
 
+def test_an_ack_whose_cookie_counter_is_older_than_the_stack_is_answered_not_raised():
+    """In a stack's first 64 s period (its counter is 0), an ACK whose cookie claims the period before
+    (counter 31, age 1) once made the check hash counter -1 and raise out of the whole batch."""
+    w, listener = _cookie_wire()
+    assert w.now < 64.0
+    w.send(Segment(40000, 80, 7000, 0, SYN, 65535))  # a cookie was sent lately: ACKs are checked
+    out = w.send(Segment(40000, 80, 7001, (31 << 27) + 1, ACK, 65535))
+    assert [s.flags for s in out] == [RST] and listener.accept() is None
+
+
 def test_timestamps_carry_window_scale_and_sack_through_a_cookie():
     w, listener = _cookie_wire(timestamps=True, window_scaling=True, sack=True)
     syn_opts = Options(mss=1460, wscale=7, sack_permitted=True, ts=(1000, 0))

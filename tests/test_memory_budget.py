@@ -155,3 +155,42 @@ def test_max_connections_drops_syns_beyond_it():
     w.stack.connections()[-1].abort(w.now)
     w.replies()
     assert w.send(Segment(40003, 80, 1, 0, SYN, 65535))[0].flags == SYN | ACK
+
+
+def test_the_runtime_says_what_the_budget_did_in_one_line(monkeypatch):
+    """A server at its limit resets the connection that filled it, and the runtime says so on stderr
+    (this line raised TypeError once: the marks are floats, and that skipped re-arming the timer)."""
+    import asyncio
+
+    from tcpwave.aio import MemoryLink, Runtime, create_server, log, open_connection
+    from tcpwave.stack import Stack
+
+    lines: list[tuple[str, str]] = []
+    monkeypatch.setattr(log, "say", lambda kind, text: lines.append((kind, text)) or True)
+
+    class Silent(asyncio.Protocol):  # never reads: what comes in stays charged to the budget
+        def connection_made(self, transport):
+            transport.pause_reading()
+
+    async def main():
+        a, b = MemoryLink.pair(delay=0.0005)
+        client = Runtime(Stack(["192.0.2.1"], seed=1), a)
+        server = Runtime(Stack(["192.0.2.2"], seed=2, config=Config(mem_low=1, mem_pressure=1, mem_high=1000)), b)
+        srv = await create_server(Silent, "192.0.2.2", 7, runtime=server)
+        reader, writer = await open_connection("192.0.2.2", 7, runtime=client)
+        writer.write(b"x" * 3000)
+        try:
+            await asyncio.wait_for(reader.read(), 10)  # the server's reset ends it
+        except ConnectionResetError:
+            pass
+        deadline = asyncio.get_running_loop().time() + 10
+        while not any(kind == "memory" for kind, _ in lines):
+            assert asyncio.get_running_loop().time() < deadline, "no memory line"
+            await asyncio.sleep(0.01)
+        srv.close()
+        client.close()
+        server.close()
+
+    asyncio.run(main())
+    text = [t for kind, t in lines if kind == "memory"][0]
+    assert text.startswith("memory budget at 0 MiB of 0 MiB: so far 0 connection(s) refused, 1 reset"), text

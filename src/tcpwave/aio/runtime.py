@@ -16,6 +16,9 @@ _CALLS = {ev.Connected: "connection_made", ev.DataReadable: "data_received", ev.
           ev.SendSpace: "resume_writing"}
 
 
+MIB = 1 << 20  # (the budget's marks are floats: inf when unlimited)
+
+
 class Runtime:
     def __init__(self, stack, link, loop: asyncio.AbstractEventLoop | None = None):
         self.stack = stack
@@ -92,8 +95,6 @@ class Runtime:
                 self.kick()
         finally:
             self._flushing = False
-        if stack.memory.events != self._memory_seen:
-            self._memory_note()
         deadline = stack.next_timer()
         # The loop timer is moved only earlier: one armed for an earlier time than needed fires, finds
         # nothing due and is re-armed then, which costs less than moving it on every ACK
@@ -102,6 +103,8 @@ class Runtime:
                 self._timer.cancel()
             self._timer_at = deadline
             self._timer = self.loop.call_at(self._t0 + deadline, self._on_timer)
+        if stack.memory.events != self._memory_seen:  # (after the timer: a line is never worth a stall)
+            self._memory_note()
 
     def _memory_note(self) -> None:
         """What the memory budget refused or reclaimed, in one line a second at most (the counts so
@@ -114,7 +117,7 @@ class Runtime:
             self.loop.call_later(self._memory_next - now, self._memory_due)
             return
         self._memory_seen, self._memory_next = mem.events, now + 1.0
-        log.say("memory", f"memory budget at {mem.used >> 20} MiB of {mem.high >> 20} MiB: so far "
+        log.say("memory", f"memory budget at {mem.used / MIB:.0f} MiB of {mem.high / MIB:.0f} MiB: so far "
                           f"{mem.refused} connection(s) refused, {mem.reset} reset, {mem.dropped} segment(s) "
                           f"dropped, {mem.pruned} out-of-order byte(s) pruned")
 

@@ -59,7 +59,7 @@ def check(secret: bytes, now: float, local, remote, peer_isn: int, cookie: int) 
     """The MSS the cookie encodes if it is ours, for this connection, and fresh; else None."""
     count = int(now // PERIOD)
     age = (count - (cookie >> 27)) & 0x1F
-    if age > 1:
+    if age > 1 or age > count:  # (no period before the stack's first)
         return None
     idx = (cookie >> 24) & 0x7
     if idx >= len(MSS_TABLE) or _hash(secret, count - age, local, remote, peer_isn) != cookie & 0xFFFFFF:
