@@ -5,6 +5,7 @@ transports. Each test fails against the code before the fix."""
 
 import asyncio
 
+import pytest
 from helpers import PLAIN, established, fin_wait_2
 from test_stack import ME, PEER, Wire, _active_close_to_time_wait
 
@@ -315,3 +316,69 @@ def test_a_closed_connection_is_let_go_at_once_not_at_its_old_timer_deadlines():
     gc.collect()
     assert [r() for r in refs] == [None, None]
     assert w.stack.next_timer() is None  # and nothing is left to fire
+
+
+# ------------------------------------------------------------- a packet that raises
+def _raising_batch(strict: bool):
+    """A batch of two: an ACK for another worker's port, whose hand-over raises (standing in for any
+    bug), then a SYN for our listener."""
+    from tcpwave.wire.ip import build_ip
+    from tcpwave.wire.tcp import build_tcp
+
+    def hand_over(owner, packet, trusted):
+        raise RuntimeError("hand-over failed")
+
+    w = Wire()
+    w.stack.strict = strict
+    w.stack.listen(80, w.now)
+    w.stack.share_ports(0, 2, hand_over)
+    batch = [build_ip(PEER, ME, 6, build_tcp(seg, PEER, ME)) for seg in (
+        Segment(40000, 49153, 1, 1, ACK, 65535),  # 49153 % 2 == 1: another worker's
+        Segment(40001, 80, 7000, 0, SYN, 65535, options=Options(mss=1460)))]
+    return w, batch
+
+
+def test_a_packet_that_raises_is_dropped_as_internal_error_and_the_batch_goes_on():
+    w, batch = _raising_batch(strict=False)
+    w.stack.receive_packets(batch, w.now)
+    [synack] = w.replies()
+    assert synack.flags == SYN | ACK and synack.ack == 7001  # the rest of the batch was served
+    [drop] = [e for e in w.sink.of_type("drop") if e["reason"] == "internal_error"]
+    assert drop["error"] == "RuntimeError: hand-over failed"
+    assert w.stack.counters["internal_error"] == 1
+
+
+def test_strict_stacks_raise_what_a_packet_raised():
+    w, batch = _raising_batch(strict=True)
+    with pytest.raises(RuntimeError, match="hand-over failed"):
+        w.stack.receive_packets(batch, w.now)
+
+
+def test_the_runtime_says_in_one_line_that_a_packet_raised(monkeypatch):
+    from tcpwave.aio import log
+
+    lines: list[tuple[str, str]] = []
+    monkeypatch.setattr(log, "say", lambda kind, text: lines.append((kind, text)) or True)
+    w, batch = _raising_batch(strict=False)
+
+    class Link:  # the runtime's link: a batch in by hand, what it sends kept
+        def attach(self, callback):
+            self.deliver = callback
+
+        def detach(self):
+            pass
+
+        def send(self, packet, gso_size=0, partial=False):
+            self.sent.append(packet)
+
+    async def main():
+        link = Link()
+        link.sent = []
+        rt = Runtime(w.stack, link)
+        link.deliver(batch)
+        rt.close()
+        return link.sent
+
+    assert len(asyncio.run(main())) == 1  # the SYN,ACK
+    assert lines == [("internal", "1 packet(s) so far raised inside the stack and were dropped (a bug: please "
+                                  "report it); the last: RuntimeError: hand-over failed")]

@@ -9,6 +9,7 @@ import errno
 import heapq
 import ipaddress
 import itertools
+import os
 import random
 import weakref
 from collections import deque
@@ -158,6 +159,10 @@ class Stack:
         self._batch: set[Connection] | None = None  # connections touched by receive_packets()
         self._ident = 0
         self.counters: dict[str, int] = {}
+        # A packet whose processing raises is dropped as INTERNAL_ERROR (last_error says what it raised);
+        # strict (TCPWAVE_STRICT=1, as the test suite sets): it raises instead, so that no bug hides
+        self.strict = os.environ.get("TCPWAVE_STRICT") == "1"
+        self.last_error: str | None = None
         cfg = self.config  # one memory budget for every connection's buffers (core/memory.py)
         self.memory = MemoryBudget(cfg.mem_low, cfg.mem_pressure, cfg.mem_high)
         self._live = 0  # connections in the table with a full control block (max_connections counts them)
@@ -253,7 +258,13 @@ class Stack:
         self._batch = set()
         try:
             for i, data in enumerate(packets):
-                self.receive_packet(data, now, trusted[i] if trusted else False)
+                try:
+                    self.receive_packet(data, now, trusted[i] if trusted else False)
+                except Exception as e:  # a bug: one packet, counted and named, never the batch or the server
+                    if self.strict:
+                        raise
+                    self.last_error = f"{type(e).__name__}: {e}"
+                    self._drop(now, DropReason.INTERNAL_ERROR, error=self.last_error)
         finally:
             batch, self._batch = self._batch, None
         for conn in batch:

@@ -80,7 +80,7 @@ class Log:
 
 
 LOG = Log()
-LOG.limits.update({"memory": 1, "sink": 1})
+LOG.limits.update({"memory": 1, "sink": 1, "internal": 1})
 
 
 def say(kind: str, text: str) -> bool:

@@ -64,7 +64,13 @@ class Runtime:
             self.loop.call_soon(self._flush)
 
     def _on_packets(self, packets, trusted=None) -> None:
-        self.stack.receive_packets(packets, self.now(), trusted)
+        stack = self.stack
+        errors = stack.counters.get("internal_error", 0)
+        stack.receive_packets(packets, self.now(), trusted)
+        if stack.counters.get("internal_error", 0) != errors:
+            total = stack.counters["internal_error"]
+            log.say("internal", f"{total} packet(s) so far raised inside the stack and were dropped (a bug: "
+                                f"please report it); the last: {stack.last_error}")
         self._flush()
 
     def _on_timer(self) -> None:

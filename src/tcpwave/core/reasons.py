@@ -99,6 +99,7 @@ class DropReason(enum.StrEnum):
     ACCEPT_QUEUE_FULL = "accept_queue_full"  # a handshake's final ACK, with no room to queue it
     MEMORY_LIMIT = "memory_limit"  # the stack's memory budget is at its limit (core/memory.py)
     MAX_CONNECTIONS = "max_connections"  # a SYN with Config.max_connections connections open
+    INTERNAL_ERROR = "internal_error"  # processing raised (a bug): that packet is dropped, the batch goes on
     # LISTEN and SYN_SENT
     RST_IN_LISTEN = "rst_in_listen"
     ACK_IN_LISTEN = "ack_in_listen"
