@@ -19,7 +19,7 @@ import tempfile
 import time
 
 from ..core.observe import stack_snapshot
-from . import log
+from . import log, trim
 
 MAX_REQUEST = 256
 MAX_REPLY = 64 << 20  # a snapshot of 100k connections is ~60 MB; a peer sending more is not tcpwave
@@ -95,7 +95,8 @@ def document(runtime, pid: int | None = None) -> dict:
     now = runtime.now()
     doc = {"pid": pid or os.getpid(), "host": stack.host, "addresses": [str(a) for a in stack.addresses],
            "time": round(now, 6), "connections": stack_snapshot(stack, now),
-           "memory": stack.memory.snapshot(), "drops": dict(stack.counters), "log": log.LOG.snapshot()}
+           "memory": stack.memory.snapshot(), "drops": dict(stack.counters), "log": log.LOG.snapshot(),
+           "collector": trim.collector()}
     if runtime.worker:
         doc["worker"] = runtime.worker  # "i/N": one of N processes serving the same address
         doc["handed_over"] = stack.forwarded  # packets for another worker's connection, handed to it
