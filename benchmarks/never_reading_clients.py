@@ -135,6 +135,11 @@ def _on_gc(phase, info):
         _out.write(json.dumps({"at": t0, "s": time.monotonic() - t0, "gc": info["generation"],
                                "collected": info["collected"]}) + "\n")
 gc.callbacks.append(_on_gc)
+if os.environ.get("NEVER_READING_PROFILE"):  # --profile: where the server's time went, as pstats
+    import atexit, cProfile
+    _prof = cProfile.Profile()
+    _prof.enable()
+    atexit.register(lambda: _prof.dump_stats(os.environ["NEVER_READING_PROFILE"] + f".{os.getpid()}"))
 """
 
 
@@ -229,7 +234,7 @@ def live_connections(doc: dict) -> int:
 
 
 def run(clients: int, as_limit: str, hold: float, knobs: list[str], idle_timeout: float,
-        stderr_copy: str | None = None, verbose: bool = False, txqueuelen: int = 0) -> dict:
+        stderr_copy: str | None = None, verbose: bool = False, txqueuelen: int = 0, profile: str | None = None) -> dict:
     py = sys.executable
     with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-noread") as ns:
         ready, control = os.path.join(tmp, "ready"), os.path.join(tmp, "ctl.sock")
@@ -239,7 +244,7 @@ def run(clients: int, as_limit: str, hold: float, knobs: list[str], idle_timeout
         with open(os.path.join(tmp, "sitecustomize.py"), "w") as f:
             f.write(STALLS)
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [tmp, os.environ.get("PYTHONPATH")])),
-                   NEVER_READING_STALLS=stalls_path)
+                   NEVER_READING_STALLS=stalls_path, **({"NEVER_READING_PROFILE": profile} if profile else {}))
         with open(err_path, "wb") as err:
             server = ns.popen("prlimit", f"--as={as_limit}", "--", py, "-m", "tcpwave.cli.main", "serve", "echo",
                               "--ready-file", ready, "--control", control,
@@ -349,9 +354,10 @@ def main() -> None:
     ap.add_argument("--verbose", action="store_true",
                     help="also print the samples (RSS, CPU, TUN drops every 0.25 s) and every stall and collection")
     ap.add_argument("--txqueuelen", type=int, default=0, help="set the TUN device's queue length once serve is up")
+    ap.add_argument("--profile", metavar="PATH", help="profile the server (cProfile; PATH.PID, as pstats): slow")
     args = ap.parse_args()
     print(json.dumps(run(args.clients, args.as_limit, args.hold, args.knobs, args.idle_timeout, args.stderr,
-                         args.verbose, args.txqueuelen), indent=1))
+                         args.verbose, args.txqueuelen, args.profile), indent=1))
 
 
 if __name__ == "__main__":
