@@ -310,6 +310,7 @@ def run(clients: int, as_limit: str, hold: float, knobs: list[str], idle_timeout
     during_attack = [s for s in stalls if s["at"] >= t0]
     full_gc = [s["s"] for s in during_attack if s.get("gc") == 2]
     loop_stalls = [s["s"] for s in during_attack if "callback" in s]
+    attacked = [p for p in probes.get("each", []) if t0 <= p["at"] < t0 + hold]
     return {
         "clients": attack_stats, "rss_cold_mb": round(cold / 2**20, 1),
         "rss_idle_mb": round(idle / 2**20, 1), "rss_peak_mb": round(peak / 2**20, 1),
@@ -336,6 +337,11 @@ def run(clients: int, as_limit: str, hold: float, knobs: list[str], idle_timeout
         "full_gc_total_s": round(sum(full_gc), 2),
         "loop_stalls_over_50ms": len(loop_stalls),
         "loop_stall_max_s": round(max(loop_stalls), 3) if loop_stalls else 0.0,
+        # the probes started while the clients wrote: how many, over 1 s, and how many waited >= 1 s to
+        # connect (their SYN or its SYN,ACK lost: the kernel tries again after 1 s)
+        "attack_probes": {"started": len(attacked), "over_1s": sum(1 for p in attacked if p["s"] > 1.0),
+                          "connect_over_1s": sum(1 for p in attacked if p.get("connect_s", 0) >= 1.0),
+                          "failed": sum(1 for p in attacked if "failed" in p)},
         "slow_probes": explain(probes.get("each", []), stalls, samples, t0),
         "samples": samples if verbose else None,
         "stalls": [{**s, "at": round(s["at"] - t0, 2), "s": round(s["s"], 3)} for s in stalls] if verbose else None,
