@@ -284,7 +284,7 @@ def test_root_sees_every_users_running_instance(tmp_path, monkeypatch, capsys):
 
 def test_the_document_is_built_a_chunk_at_a_time_letting_the_loop_run_between(tmp_path, monkeypatch):
     """3,000 connections snapshotted in one go held a busy server's loop for up to 0.5 s (its TUN queue
-    overflowed meanwhile, a real client's SYN with the rest): the rows are made CHUNK at a time, and
+    overflowing meanwhile): the rows are made CHUNK at a time, and
     other callbacks of the loop run between two chunks. Every connection is in the document still."""
     import asyncio
 

@@ -82,8 +82,8 @@ def test_trims_go_on_for_a_few_looks_after_the_table_shrank(monkeypatch):
 
 @needs_netns
 def test_serve_freezes_what_start_up_made_and_spaces_young_collections(tmp_path):
-    """A full collection while thousands of connections live paused `serve` for up to 0.3 s (each
-    pause overflowed the TUN queue, real clients' SYNs with the rest): once up, serve freezes what
+    """A full collection while thousands of connections live paused `serve` for up to 0.2 s (each
+    pause overflowed the TUN queue further): once up, serve freezes what
     start-up made, which no full collection then looks at again, and collects the young generation
     every trim.YOUNG allocations. The control socket says so."""
     ready, ctl = str(tmp_path / "ready"), str(tmp_path / "ctl.sock")

@@ -145,7 +145,7 @@ class _Part:
 
 async def gathered(runtime) -> dict:
     """document(), its rows snapshotted CHUNK at a time with the loop let run between: 3,000
-    connections at once held a busy server's loop 0.2-0.5 s, while its TUN queue overflowed."""
+    connections at once held a busy server's loop 0.1-0.5 s, while its TUN queue overflowed."""
     stack = runtime.stack
     rows = stack_snapshot(_Part(listeners=stack.listeners()), runtime.now())
     for kind, items in (("connections", stack.connections()), ("time_waits", stack.time_waits())):
