@@ -284,7 +284,7 @@ def test_root_sees_every_users_running_instance(tmp_path, monkeypatch, capsys):
 
 def test_the_document_is_built_a_chunk_at_a_time_letting_the_loop_run_between(tmp_path, monkeypatch):
     """3,000 connections snapshotted in one go held a busy server's loop for up to 0.5 s (its TUN queue
-    overflowing meanwhile): the rows are made CHUNK at a time, and
+    overflowing meanwhile): the rows are made and encoded CHUNK at a time, and
     other callbacks of the loop run between two chunks. Every connection is in the document still."""
     import asyncio
 
@@ -293,9 +293,11 @@ def test_the_document_is_built_a_chunk_at_a_time_letting_the_loop_run_between(tm
     from tcpwave.stack import Stack
 
     monkeypatch.setattr(control, "CHUNK", 10)
-    ticks, seen = [0], []  # turns of the loop; the turn each snapshot call was made at
+    ticks, seen, encoded = [0], [], []  # turns of the loop; the turns snapshots and encodings were made at
     real = control.stack_snapshot
     monkeypatch.setattr(control, "stack_snapshot", lambda stack, now: seen.append(ticks[0]) or real(stack, now))
+    monkeypatch.setattr(control, "json", types.SimpleNamespace(
+        dumps=lambda *a, **k: encoded.append(ticks[0]) or json.dumps(*a, **k), loads=json.loads))
 
     async def main():
         loop = asyncio.get_running_loop()
@@ -324,3 +326,4 @@ def test_the_document_is_built_a_chunk_at_a_time_letting_the_loop_run_between(tm
     doc = asyncio.run(main())
     assert sum(1 for c in doc["connections"] if c["state"] == "ESTABLISHED") == 45
     assert len(seen) >= 6 and len(set(seen)) == len(seen), seen  # (listeners, then 5 chunks of 10 or fewer)
+    assert len(set(encoded)) >= 6, encoded  # (the rest of the document, then the rows 10 at a time)

@@ -155,6 +155,21 @@ async def gathered(runtime) -> dict:
     return document(runtime, rows=rows)
 
 
+async def encoded(doc: dict) -> bytes:
+    """doc as one JSON line, its rows encoded CHUNK at a time with the loop let run between (3,000
+    rows in one json.dumps held the loop ~0.2 s)."""
+    rows, doc = doc.get("connections", []), {**doc, "connections": ROWS}
+    head, _, tail = json.dumps(doc, default=str).partition(json.dumps(ROWS))
+    parts = []
+    for i in range(0, len(rows), CHUNK):
+        await asyncio.sleep(0)
+        parts.append(",".join(json.dumps(row, default=str) for row in rows[i:i + CHUNK]))
+    return f"{head}[{','.join(parts)}]{tail}\n".encode()
+
+
+ROWS = "\0rows"  # where encoded() puts the rows (before them, only the pid, host, addresses and time)
+
+
 async def start_control(runtime, path: str) -> asyncio.AbstractServer:
     """Serve snapshots of runtime's stack on a Unix socket at path (replacing a stale socket file)."""
 
@@ -163,10 +178,10 @@ async def start_control(runtime, path: str) -> asyncio.AbstractServer:
             line = await asyncio.wait_for(reader.readline(), 5)
             request = line[:MAX_REQUEST].decode("ascii", "replace").strip()
             if request == "connections":
-                reply = await gathered(runtime)
+                writer.write(await encoded(await gathered(runtime)))
             else:
-                reply = {"error": f"unknown request {request!r}; the only one is 'connections'"}
-            writer.write(json.dumps(reply, default=str).encode() + b"\n")
+                error = {"error": f"unknown request {request!r}; the only one is 'connections'"}
+                writer.write(json.dumps(error).encode() + b"\n")
             await writer.drain()
         except (TimeoutError, ConnectionError):
             pass
