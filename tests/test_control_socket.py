@@ -280,3 +280,50 @@ def test_root_sees_every_users_running_instance(tmp_path, monkeypatch, capsys):
     finally:
         for p in planted:
             p.close()
+
+
+def test_the_document_is_built_a_chunk_at_a_time_letting_the_loop_run_between(tmp_path, monkeypatch):
+    """3,000 connections snapshotted in one go held a busy server's loop for up to 0.5 s (its TUN queue
+    overflowing meanwhile): the rows are made and encoded CHUNK at a time, and
+    other callbacks of the loop run between two chunks. Every connection is in the document still."""
+    import asyncio
+
+    from tcpwave.aio import MemoryLink, Runtime, create_server, open_connection
+    from tcpwave.aio.services import Echo
+    from tcpwave.stack import Stack
+
+    monkeypatch.setattr(control, "CHUNK", 10)
+    ticks, seen, encoded = [0], [], []  # turns of the loop; the turns snapshots and encodings were made at
+    real = control.stack_snapshot
+    monkeypatch.setattr(control, "stack_snapshot", lambda stack, now: seen.append(ticks[0]) or real(stack, now))
+    monkeypatch.setattr(control, "json", types.SimpleNamespace(
+        dumps=lambda *a, **k: encoded.append(ticks[0]) or json.dumps(*a, **k), loads=json.loads))
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        a, b = MemoryLink.pair(delay=0.0005)
+        client, server = Runtime(Stack(["192.0.2.1"], seed=1), a), Runtime(Stack(["192.0.2.2"], seed=2), b)
+        await create_server(Echo, "192.0.2.2", 7, runtime=server)
+        writers = [(await open_connection("192.0.2.2", 7, runtime=client))[1] for _ in range(45)]
+        ctl = await control.start_control(server, str(tmp_path / "ctl.sock"))
+        going = [True]
+
+        def tick():
+            ticks[0] += 1
+            if going[0]:
+                loop.call_soon(tick)
+
+        tick()
+        doc = await loop.run_in_executor(None, query, str(tmp_path / "ctl.sock"))
+        going[0] = False
+        ctl.close()
+        for w in writers:
+            w.transport.abort()
+        client.close()
+        server.close()
+        return doc
+
+    doc = asyncio.run(main())
+    assert sum(1 for c in doc["connections"] if c["state"] == "ESTABLISHED") == 45
+    assert len(seen) >= 6 and len(set(seen)) == len(seen), seen  # (listeners, then 5 chunks of 10 or fewer)
+    assert len(set(encoded)) >= 6, encoded  # (the rest of the document, then the rows 10 at a time)

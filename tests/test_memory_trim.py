@@ -4,11 +4,14 @@ RSS alone this cannot be told apart on a busy machine: the allocator is replaced
 
 import asyncio
 import gc
+import subprocess
+import sys
 import weakref
 
 import pytest
+from netns import namespace, needs_netns, wait_for_file
 
-from tcpwave.aio import MemoryLink, Runtime, create_server, open_connection, runtime, trim
+from tcpwave.aio import MemoryLink, Runtime, control, create_server, open_connection, runtime, trim
 from tcpwave.aio.services import Echo
 from tcpwave.stack import Stack
 
@@ -75,3 +78,23 @@ def test_trims_go_on_for_a_few_looks_after_the_table_shrank(monkeypatch):
     monkeypatch.setattr(trim, "_TRIM", None)
     trims = asyncio.run(_connections_go(10, trims_wanted=4))
     assert len(trims) >= 4
+
+
+@needs_netns
+def test_serve_freezes_what_start_up_made_and_spaces_young_collections(tmp_path):
+    """A full collection while thousands of connections live paused `serve` for up to 0.2 s (each
+    pause overflowed the TUN queue further): once up, serve freezes what
+    start-up made, which no full collection then looks at again, and collects the young generation
+    every trim.YOUNG allocations. The control socket says so."""
+    ready, ctl = str(tmp_path / "ready"), str(tmp_path / "ctl.sock")
+    with namespace("tcpwave-gc") as ns:
+        server = ns.popen(sys.executable, "-m", "tcpwave.cli.main", "serve", "echo", "--ready-file", ready,
+                          "--control", ctl, stderr=subprocess.PIPE, text=True)
+        wait_for_file(ready, server)
+        doc = control.query(ctl)
+        server.terminate()
+        server.communicate(timeout=20)
+    assert isinstance(doc, dict)
+    collector = doc["collector"]
+    assert collector["frozen"] > 10_000, collector  # (the modules, the stack, the listener)
+    assert collector["threshold"][0] == trim.YOUNG, collector

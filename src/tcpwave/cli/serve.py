@@ -6,7 +6,7 @@ import functools
 import os
 import sys
 
-from ..aio import control, create_server, httpd, services, start_server, workers
+from ..aio import control, create_server, httpd, services, start_server, trim, workers
 from ..drivers.tun import TunError
 from ..views.files import tagged
 from . import tun_options
@@ -120,6 +120,7 @@ async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> i
             ctl = await control.start_control(runtime, path)
             stack.callback(_remove, path)
             stack.callback(ctl.close)
+        trim.serving()  # (up: what start-up made is never collected again)
         stopping = asyncio.Event()
         for sig in workers.STOP_SIGNALS:  # (SIGHUP too: a closed terminal ends it as SIGTERM does)
             loop.add_signal_handler(sig, stopping.set)
