@@ -12,6 +12,8 @@ from .options import NO_OPTIONS, build_options, parse_options
 from .tcp import PROTO_TCP, Segment
 
 _HEADERS = struct.Struct("!BBHHHBBHIIHHIIBBHHH")  # IPv4 (20 bytes, no options) + TCP (20 bytes)
+# the same followed by 0, 4, ... 40 bytes of options (always a multiple of 4: build_options pads them)
+_WITH_OPTIONS = [struct.Struct(f"!BBHHHBBHIIHHIIBBHHH{4 * k}s") for k in range(11)]
 _TTL_PROTO = (64 << 8) | PROTO_TCP
 _DF = 0x4000
 
@@ -40,10 +42,10 @@ def build_ipv4_tcp_fields(src: int, dst: int, sport: int, dport: int, seq: int, 
     addrs = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)
     ip_sum = ~_fold(0x4500 + total + ident + _DF + _TTL_PROTO + addrs) & 0xFFFF
     pseudo = _fold(addrs + PROTO_TCP + tcp_len)
-    if partial:
-        head = _HEADERS.pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, sport, dport, seq, ack,
-                             (hlen >> 2) << 4, flags, window, pseudo, urgent)
-        return head + opts + payload if payload else head + opts
+    if partial:  # (the options packed with the headers: one bytes object, not two and their concatenation)
+        head = _WITH_OPTIONS[len(opts) >> 2].pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, sport,
+                                                 dport, seq, ack, (hlen >> 2) << 4, flags, window, pseudo, urgent, opts)
+        return head + payload if payload else head
     head = _HEADERS.pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, sport, dport, seq, ack,
                          (hlen >> 2) << 4, flags, window, 0, urgent)
     tcp_sum = ~ones_complement_sum(payload, ones_complement_sum(memoryview(head)[20:], pseudo) +
