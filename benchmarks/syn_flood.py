@@ -50,7 +50,10 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--seconds", type=int, default=10, help="the flood's length (default 10)")
     ap.add_argument("--requests", type=int, default=20)
+    ap.add_argument("--py-spy", metavar="FILE", help="also sample the first worker with py-spy (--native) during the "
+                    "flood and write its collapsed stacks (py-spy's raw format) to FILE")
     args = ap.parse_args()
+    args.py_spy_command = shutil.which("py-spy") or os.path.join(os.path.dirname(sys.executable), "py-spy")
     if os.geteuid() != 0:
         print("needs root (a network namespace and a TUN device)", file=sys.stderr)
         return 1
@@ -84,6 +87,12 @@ def main() -> int:
                                       "-p", "80", "192.0.2.2"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                      text=True)
             procs.append(flood)
+            spy = None
+            if args.py_spy:
+                spy = subprocess.Popen([args.py_spy_command, "record", "--native", "--format", "raw", "-r", "200",
+                                               "-d", str(max(1, args.seconds - 2)), "-o", args.py_spy, "--pid",
+                                               str(workers[0])], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                procs.append(spy)
             time.sleep(1.0)  # (the flood under way)
             spacing = max(0.05, (args.seconds - 2.0) / args.requests)
             curls = []
@@ -96,6 +105,8 @@ def main() -> int:
             results = [c.communicate(timeout=30)[0].split() for c in curls]
             _, flood_err = flood.communicate(timeout=args.seconds + 10)
             elapsed = time.monotonic() - t0
+            if spy is not None:
+                spy.wait(30)
             after, cpu_after = link_counters(ns, "tcpw0"), cpu_seconds(workers)
     finally:
         for p in reversed(procs):

@@ -35,12 +35,13 @@ from .wire.errors import MalformedPacket
 from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for, parse_error
 from .wire.ip import build_ip, parse_ip
 from .wire.martians import broadcasts, martian_destination, martian_source
-from .wire.options import Options, describe_options
-from .wire.packet import build_ipv4_tcp, parse_ipv4_tcp
+from .wire.options import Options, build_options, describe_options
+from .wire.packet import build_ipv4_tcp, build_ipv4_tcp_fields, parse_ipv4_tcp
 from .wire.seq import seq_add
 from .wire.tcp import ACK, FIN, PROTO_TCP, RST, SYN, Segment, build_tcp, flags_text, parse_tcp
 
 EPHEMERAL = range(49152, 65536)
+_ADDRESSES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
 RECLAIM_EVERY = 0.1  # seconds between scans for memory to reclaim at the limit (each is O(connections))
 
 
@@ -134,7 +135,7 @@ class Stack:
         self.resets = RateBudget(self.config.rst_limit, self.rng)  # RSTs for segments matching nothing
         self._cookie_secret = self.rng.randbytes(32)  # SYN cookies (RFC 4987)
         self._cookie_ts_offset = self.rng.getrandbits(32)
-        self._mss_options: dict[int, Options] = {}  # a cookie SYN,ACK's options without timestamps, by MSS
+        self._cookie_opts: dict[int, bytes] = {}  # a cookie SYN,ACK's options without timestamps, encoded, by MSS
         self.tracer = tracer
         self.host = host
         self.mtu = mtu
@@ -288,23 +289,23 @@ class Stack:
         fast = parse_ipv4_tcp(data, trusted)  # nearly every packet, in one step
         if fast is not None:
             if fast[1] not in self.addresses:
-                return self._drop(now, DropReason.NOT_OUR_ADDRESS, dst=str(fast[1]))
+                return self._drop(now, DropReason.NOT_OUR_ADDRESS, dst=fast[1])
             return self._tcp_input(*fast, now)
         try:
             pkt = parse_ip(data)
         except MalformedPacket as e:
             return self._drop(now, e.reason, detail=e.detail)
         if pkt.dst not in self.addresses:
-            return self._drop(now, DropReason.NOT_OUR_ADDRESS, dst=str(pkt.dst))
+            return self._drop(now, DropReason.NOT_OUR_ADDRESS, dst=pkt.dst)
         if pkt.proto == PROTO_TCP:
             try:
                 seg = parse_tcp(pkt.payload) if trusted else parse_tcp(pkt.payload, pkt.src, pkt.dst)
             except MalformedPacket as e:
-                return self._drop(now, e.reason, detail=e.detail, src=str(pkt.src))
+                return self._drop(now, e.reason, detail=e.detail, src=pkt.src)
             self._tcp_input(pkt.src, pkt.dst, seg, now)
         elif pkt.proto in (PROTO_ICMP, PROTO_ICMPV6):
             if (why := martian_source(pkt.src, self._directed, self._loopback)) is not None:
-                return self._drop(now, DropReason.MARTIAN_SOURCE, src=str(pkt.src), why=why)  # (no echo to a broadcast)
+                return self._drop(now, DropReason.MARTIAN_SOURCE, src=pkt.src, why=why)  # (no echo to a broadcast)
             try:
                 reply = echo_reply_for(pkt.dst.version, pkt.src, pkt.dst, pkt.payload)
                 error = parse_error(pkt.dst.version, pkt.src, pkt.dst, pkt.payload) if reply is None else None
@@ -385,13 +386,13 @@ class Stack:
                 and st is not State.TIME_WAIT:
             return self._arrived(entry, seg, now)  # nearly every segment: no listener involved
         if (why := martian_source(src, self._directed, self._loopback)) is not None:
-            return self._drop(now, DropReason.MARTIAN_SOURCE, src=str(src), why=why)  # no state, no reply
+            return self._drop(now, DropReason.MARTIAN_SOURCE, src=src, why=why)  # no state, no reply
         conn = self._wake(entry, now) if isinstance(entry, TimeWait) else entry
         listener = self._listeners.get((dst, seg.dst_port)) or self._listeners.get((None, seg.dst_port))
         iss_floor = None
         if conn is not None and listener is not None and conn.time_wait_accepts(seg):
             if listener.full():  # dropped: the 4-tuple keeps its TIME_WAIT protection
-                return self._drop(now, DropReason.BACKLOG_FULL, src=str(src))
+                return self._drop(now, DropReason.BACKLOG_FULL, src=src)
             iss_floor = conn.snd_nxt
             conn.end_time_wait(now)  # RFC 9293 §3.6.1 / RFC 6191: a new incarnation
             self._collect(conn)
@@ -405,15 +406,15 @@ class Stack:
             f, cfg = seg.flags, listener.tcb.config
             if f & (SYN | ACK | RST) == SYN:
                 if f & FIN and cfg.drop_synfin:  # as Linux (tcp_rcv_state_process) and FreeBSD's default
-                    return self._drop(now, DropReason.SYN_FIN, src=str(src))
+                    return self._drop(now, DropReason.SYN_FIN, src=src)
                 if (refused := self._refusal(now)) is not None:
-                    return self._drop(now, refused, src=str(src))
+                    return self._drop(now, refused, src=src)
                 if listener.accept_full():  # as Linux: no room to queue what this would become
-                    return self._drop(now, DropReason.BACKLOG_FULL, src=str(src))
+                    return self._drop(now, DropReason.BACKLOG_FULL, src=src)
                 if cfg.syncookies == 2 or (cfg.syncookies == 1 and listener.syn_queue_full()):
                     return self._send_cookie(listener, src, dst, seg, now)
                 if listener.syn_queue_full():
-                    return self._drop(now, DropReason.SYN_QUEUE_FULL, src=str(src))
+                    return self._drop(now, DropReason.SYN_QUEUE_FULL, src=src)
             elif f & (SYN | ACK | RST) == ACK and cfg.syncookies and iss_floor is None \
                     and listener.cookies_recent(now):
                 if self._cookie_ack(listener, key, src, dst, seg, now):
@@ -465,17 +466,27 @@ class Stack:
             ts = (tsval, o.ts[0])
             wscale = our_shift(cfg) if cfg.window_scaling and o.wscale is not None else None
             sack = cfg.sack and o.sack_permitted
-        if ts is None:  # (a flood's SYNs: the same options every time)
-            options = self._mss_options.get(our_mss) or self._mss_options.setdefault(our_mss, Options(mss=our_mss))
+        window = min(cfg.recv_buffer, 0xFFFF)
+        self.counters["syn_cookies_sent"] = self.counters.get("syn_cookies_sent", 0) + 1
+        listener.cookie_sent_at = now
+        if ts is None and not cfg.noopt and dst.version == 4 and not self.tracer.enabled:
+            # a flood's SYNs: no Segment, no Options, the same encoded options every time (by MSS)
+            opts = self._cookie_opts.get(our_mss)
+            if opts is None:
+                opts = self._cookie_opts[our_mss] = build_options(Options(mss=our_mss))
+            partial = self.checksum_offload
+            self._out.append((build_ipv4_tcp_fields(dst._ip, src._ip, seg.dst_port, seg.src_port, iss,
+                                                    (seg.seq + 1) & 0xFFFFFFFF, SYN | ACK, window, opts, b"", 0,
+                                                    self._next_ident(), partial), 0, partial))
+            return
+        if cfg.noopt:
+            options = Options()
+        elif ts is None:
+            options = Options(mss=our_mss)
         else:
             options = Options(mss=our_mss, wscale=wscale, sack_permitted=sack, ts=ts,
                               bsd=cfg.option_layout == "freebsd")
-        if cfg.noopt:
-            options = Options()
-        synack = Segment(seg.dst_port, seg.src_port, iss, seq_add(seg.seq, 1), SYN | ACK,
-                         min(cfg.recv_buffer, 0xFFFF), options=options)
-        self.counters["syn_cookies_sent"] = self.counters.get("syn_cookies_sent", 0) + 1
-        listener.cookie_sent_at = now
+        synack = Segment(seg.dst_port, seg.src_port, iss, seq_add(seg.seq, 1), SYN | ACK, window, options=options)
         self._send(dst, src, synack, now, "SYN cookie")
 
     def _cookie_ack(self, listener: Listener, key: tuple, src, dst, seg: Segment, now: float) -> bool:
@@ -486,10 +497,10 @@ class Stack:
         if mss is None:
             return False
         if (refused := self._refusal(now)) is not None:
-            self._drop(now, refused, src=str(src))
+            self._drop(now, refused, src=src)
             return True
         if listener.accept_full():
-            self._drop(now, DropReason.ACCEPT_QUEUE_FULL, src=str(src))
+            self._drop(now, DropReason.ACCEPT_QUEUE_FULL, src=src)
             return True
         child = listener.tcb.spawn(local, remote, None, self._mss_for(dst))
         child.tso_max = self.segment_max
@@ -506,7 +517,7 @@ class Stack:
     def _accept_overflow(self, conn: Connection, listener: Listener, src, dst, seg: Segment, now: float) -> None:
         """The final ACK of a handshake, with the accept queue full: as Linux, drop it (the SYN,ACK
         goes again, and the peer's ACK with it may find room), or with abort_on_overflow reset."""
-        self._drop(now, DropReason.ACCEPT_QUEUE_FULL, src=str(src))
+        self._drop(now, DropReason.ACCEPT_QUEUE_FULL, src=src)
         if listener.tcb.config.abort_on_overflow:
             conn.abort(now, why="accept queue full (abort_on_overflow)")
             self._collect(conn)
@@ -677,10 +688,13 @@ class Stack:
         return self._ident
 
     def _drop(self, now: float, reason: str, **fields) -> None:
+        """Count a drop by its reason; traced, with `fields` (addresses among them written as text only
+        then: a flood's drops make no strings nobody reads)."""
         reason = DropReason(reason)  # a wire error's reason too: every drop has a named reason
         self.counters[reason.value] = self.counters.get(reason.value, 0) + 1
         if self.tracer.enabled:
-            self.tracer.emit(now, self.host, "drop", reason=reason.value, **fields)
+            self.tracer.emit(now, self.host, "drop", reason=reason.value,
+                             **{k: str(v) if isinstance(v, _ADDRESSES) else v for k, v in fields.items()})
 
 
 def _seg_fields(seg: Segment, src, dst) -> dict:

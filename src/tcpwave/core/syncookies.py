@@ -37,7 +37,7 @@ def _hash(secret: bytes, count: int, local, remote, peer_isn: int) -> int:
     h = keyed.copy()
     la, ra = local[0], remote[0]
     if la.version == 4:
-        h.update(_V4.pack(count, int(la), local[1], int(ra), remote[1], peer_isn))
+        h.update(_V4.pack(count, la._ip, local[1], ra._ip, remote[1], peer_isn))  # (_ip: int() is a Python call)
     else:
         h.update(count.to_bytes(8, "big") + la.packed + ra.packed + _PORTS_ISN.pack(local[1], remote[1], peer_isn))
     return int.from_bytes(h.digest(), "big")

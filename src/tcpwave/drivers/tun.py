@@ -54,6 +54,9 @@ GSO_NONE, GSO_TCPV4, GSO_TCPV6 = 0, 1, 4
 SEGMENT_MAX = 65535 - 60 - 60  # the largest TCP payload one IP packet carries, with room for headers
 
 
+SMALL = 256  # a packet read this long or shorter is copied out of what read() returned, not viewed
+
+
 class TunError(OSError):
     def __str__(self) -> str:  # the sentence, without "[Errno N]"
         return self.strerror or super().__str__()
@@ -188,7 +191,8 @@ class TunQueue:
                 trusted.append(True)
             elif trusted is not None:
                 trusted.append(False)
-            out.append(memoryview(raw)[VNET_HDR.size:])  # (no copy of up to 64 KB)
+            # a copy of a small packet (a flood's SYN) is one object the GC need not track; no copy of up to 64 KB
+            out.append(raw[VNET_HDR.size:] if len(raw) <= SMALL else memoryview(raw)[VNET_HDR.size:])
         return out, trusted
 
     def write(self, packet: bytes, gso_size: int = 0, checksum_partial: bool = False) -> None:
@@ -197,15 +201,29 @@ class TunQueue:
         if not self.vnet:
             os.write(self.fd, packet)
             return
-        if checksum_partial or gso_size:
+        if gso_size:
             version = packet[0] >> 4
             ip_len = (packet[0] & 0x0F) * 4 if version == 4 else 40
             tcp_len = (packet[ip_len + 12] >> 4) * 4
-            gso_type = (GSO_TCPV4 if version == 4 else GSO_TCPV6) if gso_size else GSO_NONE
-            header = VNET_HDR.pack(NEEDS_CSUM, gso_type, ip_len + tcp_len, gso_size, ip_len, 16)
+            header = VNET_HDR.pack(NEEDS_CSUM, GSO_TCPV4 if version == 4 else GSO_TCPV6, ip_len + tcp_len, gso_size,
+                                   ip_len, 16)
+        elif checksum_partial:  # (every SYN,ACK and ACK: one of a few headers, made once)
+            first = packet[0]
+            ip_len = (first & 0x0F) * 4 if first >> 4 == 4 else 40
+            key = (ip_len << 8) | packet[ip_len + 12]
+            header = _CSUM_HEADERS.get(key) or _csum_header(key, ip_len, (packet[ip_len + 12] >> 4) * 4)
         else:
-            header = bytes(VNET_HDR.size)
+            header = _NO_OFFLOAD
         os.writev(self.fd, (header, packet))
+
+
+_NO_OFFLOAD = bytes(VNET_HDR.size)
+_CSUM_HEADERS: dict[int, bytes] = {}  # (IP header length, TCP offset byte) -> header (at most 11 x 256)
+
+
+def _csum_header(key: int, ip_len: int, tcp_len: int) -> bytes:
+    header = _CSUM_HEADERS[key] = VNET_HDR.pack(NEEDS_CSUM, GSO_NONE, ip_len + tcp_len, 0, ip_len, 16)
+    return header
 
 
 def attach_steering(fd: int, ephemeral: range) -> str | None:

@@ -14,9 +14,9 @@ class _Interned4(ipaddress.IPv4Address):
 
     __slots__ = ("_hash",)
 
-    def __init__(self, address: int) -> None:
-        super().__init__(address)
-        self._hash = super().__hash__()
+    def __init__(self, address: int) -> None:  # (only v4() makes these: a 32-bit integer, nothing to check)
+        self._ip = address  # (IPv4Address.__init__ would check and convert, a Python call chain per packet:
+        self._hash = hash(hex(address))  # a flood from random sources makes a new address for nearly every one)
 
     def __hash__(self) -> int:
         return self._hash

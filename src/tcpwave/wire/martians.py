@@ -20,7 +20,7 @@ def broadcasts(networks) -> frozenset[int]:
 
 def martian_source(addr: IPAddress, directed: frozenset[int], loopback_ok: bool = False) -> str | None:
     """Why addr cannot be the source of a packet that arrived from a network, or None."""
-    if addr.version == 4:
+    if isinstance(addr, ipaddress.IPv4Address):  # (not .version: a Python property, on every SYN of a flood)
         a = int(addr)
         top = a >> 24
         if top == 127:

@@ -12,6 +12,8 @@ from .options import NO_OPTIONS, build_options, parse_options
 from .tcp import PROTO_TCP, Segment
 
 _HEADERS = struct.Struct("!BBHHHBBHIIHHIIBBHHH")  # IPv4 (20 bytes, no options) + TCP (20 bytes)
+# the same followed by 0, 4, ... 40 bytes of options (always a multiple of 4: build_options pads them)
+_WITH_OPTIONS = [struct.Struct(f"!BBHHHBBHIIHHIIBBHHH{4 * k}s") for k in range(11)]
 _TTL_PROTO = (64 << 8) | PROTO_TCP
 _DF = 0x4000
 
@@ -25,21 +27,27 @@ def _fold(total: int) -> int:
 def build_ipv4_tcp(seg: Segment, src: int, dst: int, ident: int, partial: bool) -> bytes:
     """src, dst: the addresses as integers. partial: the TCP checksum holds only the folded
     pseudo-header sum, for the device to finish (checksum offload)."""
-    opts = build_options(seg.options) if seg.options else b""
-    payload = seg.payload
+    return build_ipv4_tcp_fields(src, dst, seg.src_port, seg.dst_port, seg.seq, seg.ack, seg.flags, seg.window,
+                                 build_options(seg.options) if seg.options else b"", seg.payload, seg.urgent, ident,
+                                 partial)
+
+
+def build_ipv4_tcp_fields(src: int, dst: int, sport: int, dport: int, seq: int, ack: int, flags: int, window: int,
+                          opts: bytes, payload: bytes | memoryview, urgent: int, ident: int, partial: bool) -> bytes:
+    """The same from the header's fields and the options already encoded, with no Segment: what a
+    stack answers without keeping state (a SYN cookie's SYN,ACK) needs no object per packet."""
     hlen = 20 + len(opts)
     tcp_len = hlen + len(payload)
     total = 20 + tcp_len
     addrs = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)
     ip_sum = ~_fold(0x4500 + total + ident + _DF + _TTL_PROTO + addrs) & 0xFFFF
     pseudo = _fold(addrs + PROTO_TCP + tcp_len)
-    if partial:
-        head = _HEADERS.pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, seg.src_port,
-                             seg.dst_port, seg.seq, seg.ack, (hlen >> 2) << 4, seg.flags, seg.window, pseudo,
-                             seg.urgent)
-        return head + opts + payload if payload else head + opts
-    head = _HEADERS.pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, seg.src_port,
-                         seg.dst_port, seg.seq, seg.ack, (hlen >> 2) << 4, seg.flags, seg.window, 0, seg.urgent)
+    if partial:  # (the options packed with the headers: one bytes object, not two and their concatenation)
+        head = _WITH_OPTIONS[len(opts) >> 2].pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, sport,
+                                                 dport, seq, ack, (hlen >> 2) << 4, flags, window, pseudo, urgent, opts)
+        return head + payload if payload else head
+    head = _HEADERS.pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, sport, dport, seq, ack,
+                         (hlen >> 2) << 4, flags, window, 0, urgent)
     tcp_sum = ~ones_complement_sum(payload, ones_complement_sum(memoryview(head)[20:], pseudo) +
                                    (ones_complement_sum(opts) if opts else 0)) & 0xFFFF
     return head[:36] + tcp_sum.to_bytes(2, "big") + head[38:] + opts + payload
@@ -54,20 +62,24 @@ def parse_ipv4_tcp(data: bytes | bytearray | memoryview,
     n = len(view)
     if n < 40:
         return None
-    (vihl, _tos, total, _ident, frag, _ttl, proto, _ip_sum, src, dst, sport, dport, seq, ack, off, flags, window,
+    (vihl, tos, total, ident, frag, ttl, proto, ip_sum, src, dst, sport, dport, seq, ack, off, flags, window,
      _tcp_sum, urgent) = _HEADERS.unpack_from(view)
     hlen = (off >> 4) << 2
     if vihl != 0x45 or proto != PROTO_TCP or total > n or frag & 0x3FFF or hlen < 20 or 20 + hlen > total:
         return None
     if not trusted:
-        if checksum(view[:20]) != 0:
+        addrs = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)
+        # the IP header's sum from its fields, as checksum(view[:20]) would make it (no slice): good
+        # when the words' one's-complement sum is 0xFFFF, i.e. their sum is a non-zero multiple of it
+        words = (vihl << 8 | tos) + total + ident + frag + (ttl << 8 | proto) + ip_sum + addrs
+        if words % 0xFFFF or not words:
             return None
-        pseudo = _fold((src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF) + PROTO_TCP + total - 20)
-        if checksum(view[20:total], pseudo) != 0:
+        if checksum(view[20:total], _fold(addrs + PROTO_TCP + total - 20)) != 0:
             return None
     try:
         options = parse_options(view[40 : 20 + hlen]) if hlen > 20 else NO_OPTIONS
     except MalformedPacket:
         return None
-    return v4(src), v4(dst), Segment(sport, dport, seq, ack, flags, window, view[20 + hlen : total], options,
-                                       urgent)
+    # (a segment without data, a flood's SYN among them, holds no view of the packet)
+    payload = view[20 + hlen : total] if total > 20 + hlen else b""
+    return v4(src), v4(dst), Segment(sport, dport, seq, ack, flags, window, payload, options, urgent)
