@@ -1,4 +1,4 @@
-"""The compiled build (setup.py compiles wire/, core/ and cc/ with mypyc) and the pure one, from one
+"""The compiled build (setup.py compiles wire/, core/, cc/ and stack.py with mypyc) and the pure one, from one
 install: `tcpwave --version` says which runs, TCPWAVE_PURE=1 runs the sources, and the install falls
 back to pure Python (or fails, when told to compile) without a C compiler."""
 
@@ -17,7 +17,7 @@ TCPWAVE = [sys.executable, "-m", "tcpwave.cli.main"]
 PROBE = ("import importlib, pathlib, tcpwave\n"
          "root = pathlib.Path(tcpwave.__file__).parent\n"
          "names = [f'tcpwave.{p.parent.name}' + ('' if p.stem == '__init__' else f'.{p.stem}')\n"
-         "         for part in ('wire', 'core', 'cc') for p in (root / part).glob('*.py')]\n"
+         "         for part in ('wire', 'core', 'cc') for p in (root / part).glob('*.py')] + ['tcpwave.stack']\n"
          "print(sum(not importlib.import_module(n).__file__.endswith('.py') for n in names))")
 
 

@@ -4,7 +4,6 @@ RSS alone this cannot be told apart on a busy machine: the allocator is replaced
 
 import asyncio
 import gc
-import weakref
 
 import pytest
 
@@ -24,7 +23,7 @@ async def until(condition, limit: float = 20.0):
 
 async def _connections_go(n: int, trims_wanted: int = 1) -> list[list[bool]]:
     trims: list[list[bool]] = []  # at each trim: which of the server's connections were still alive
-    refs: list[weakref.ref] = []
+    refs: list = []  # Connection.weak() references
     trim_calls = trims.append
     trim._TRIM = lambda pad: trim_calls([ref() is not None for ref in refs])
     a, b = MemoryLink.pair(delay=0.0005)
@@ -38,7 +37,7 @@ async def _connections_go(n: int, trims_wanted: int = 1) -> list[list[bool]]:
         assert await reader.readexactly(5) == b"hello"
         writers.append(writer)
     await until(lambda: len(srv.transports) == n)
-    refs += [weakref.ref(t.get_extra_info("tcpwave_connection")) for t in srv.transports]
+    refs += [t.get_extra_info("tcpwave_connection").weak() for t in srv.transports]
     for writer in writers:
         writer.transport.abort()  # a RST each: the server's connections end
     del writers

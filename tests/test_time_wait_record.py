@@ -3,7 +3,6 @@ and the 4-tuple still behaves exactly as a held connection in TIME_WAIT would.""
 
 import gc
 import ipaddress
-import weakref
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,7 +45,7 @@ class Side:
         self.send(Segment(PORT, 80, PEER_ISS + 1, seq_add(self.snd_una, 6), FIN | ACK, 512,
                           options=Options(ts=(PEER_TS + 2, self.tsval))))
         assert conn.state is State.TIME_WAIT
-        self.ref = weakref.ref(conn)
+        self.ref = conn.weak()
         self.held = conn if hold else None
         del conn
         self.advance(1.5)  # past the deadlines the connection's timers had before TIME_WAIT
