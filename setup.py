@@ -18,7 +18,8 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 # The hot path: everything a segment goes through from the wire to the application and back.
-COMPILED = ["wire", "core", "cc", "stack.py"]  # packages, and modules of the top level
+# (and the simulator's loop, which the simulated runs and sweeps spend much of their time in)
+COMPILED = ["wire", "core", "cc", "stack.py", "sim/network.py", "sim/link.py"]  # packages, and modules
 # Left pure, on no hot path: classes mypyc cannot compile as written. Subclasses of list, int and
 # KeyError on the public surface; IPv4Address's subclass (a class with __slots__); TcpError and the
 # stack's errors, which combine it with OSError (a compiled exception's layout conflicts with OSError's);
