@@ -151,3 +151,16 @@ def test_untraced_expiry_also_tells_closed_under_the_record():
     side.now = 0.5 + 60.0
     side.stack.handle_timer(side.now)
     assert side.stack.events() == [(tw, ev.Closed(ev.NORMAL))] and side.stack.time_waits() == []
+
+
+def test_a_weak_reference_to_a_connection_follows_it_until_it_is_freed():
+    """conn.weak() is what weakref.ref(conn) would be (the compiled Connection takes no weakref.ref):
+    the connection while anything holds it, None once it is freed; the record alive() uses it."""
+    from tcpwave.core.connection import Connection
+
+    conn = Connection()
+    ref, again = conn.weak(), conn.weak()
+    assert ref() is conn and again() is conn
+    del conn
+    gc.collect()  # (a connection's parts point back at it: freed by the cycle collector)
+    assert ref() is None and again() is None

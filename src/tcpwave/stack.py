@@ -27,7 +27,7 @@ from .core.state import State
 from .core.time_wait import TimeWait
 from .core.trace import NULL_TRACER, Tracer
 from .core.window import our_shift
-from .wire.address import intern_address
+from .wire.address import address_from_text, intern_address
 from .wire.errors import MalformedPacket
 from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for, parse_error
 from .wire.ip import build_ip, parse_ip
@@ -42,6 +42,8 @@ RECLAIM_EVERY = 0.1  # seconds between scans for memory to reclaim at the limit 
 
 
 def ip(addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if isinstance(addr, str):
+        return address_from_text(addr)
     return intern_address(addr if isinstance(addr, (ipaddress.IPv4Address, ipaddress.IPv6Address))
                           else ipaddress.ip_address(addr))
 

@@ -33,7 +33,7 @@ from . import arrival
 from . import events as ev
 from .config import Config
 from .errors import StateError, closed_error
-from .isn import IsnGenerator
+from .isn import IsnGenerator, IsnSource
 from .limits import RateBudget
 from .memory import UNLIMITED, MemoryBudget
 from .observe import ChangeReporter
@@ -130,7 +130,7 @@ class Connection:
         local: tuple | None = None,
         remote: tuple | None = None,
         *,
-        isn: IsnGenerator | None = None,
+        isn: IsnSource | None = None,
         rng: random.Random | None = None,
         challenge_budget: RateBudget | None = None,
         tracer: Tracer = NULL_TRACER,
@@ -145,7 +145,7 @@ class Connection:
         self._tracer = tracer
         self.mem = memory  # the stack's budget (core/memory.py): its level shapes windows and sends
         self.charged = 0  # what the stack last charged to it for this connection's buffers; -1: left the account
-        self._isn = isn or IsnGenerator(os.urandom(32))
+        self._isn: IsnSource = isn or IsnGenerator(os.urandom(32))  # (any ISN source: tests fix it)
         self._rng = rng or random.SystemRandom()  # a Stack passes its own (seeded in simulation)
         # challenge ACKs: one budget per stack (a Stack passes its own), per second
         self._challenges = challenge_budget or RateBudget(cfg.challenge_ack_limit, self._rng)

@@ -5,7 +5,7 @@ protocols, and every malformed packet, so that each is dropped with its reason).
 
 import struct
 
-from .address import IPAddress, v4
+from .address import V4_CACHE, IPAddress, v4
 from .checksum import checksum, ones_complement_sum
 from .errors import MalformedPacket
 from .options import NO_OPTIONS, build_options, parse_options
@@ -69,5 +69,6 @@ def parse_ipv4_tcp(data: bytes | bytearray | memoryview,
         options = parse_options(view[40 : 20 + hlen]) if hlen > 20 else NO_OPTIONS
     except MalformedPacket:
         return None
-    return v4(src), v4(dst), Segment(sport, dport, seq, ack, flags, window, view[20 + hlen : total], options,
-                                       urgent)
+    cached = V4_CACHE.get  # (v4() is Python: the common case without calling it)
+    return (cached(src) or v4(src), cached(dst) or v4(dst),
+            Segment(sport, dport, seq, ack, flags, window, view[20 + hlen : total], options, urgent))
