@@ -18,21 +18,23 @@ from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).resolve().parent
 # The hot path: everything a segment goes through from the wire to the application and back.
-COMPILED = ["wire", "core", "cc"]
+# (and the simulator's loop, which the simulated runs and sweeps spend much of their time in)
+COMPILED = ["wire", "core", "cc", "stack.py", "sim/network.py", "sim/link.py"]  # packages, and modules
 # Left pure, on no hot path: classes mypyc cannot compile as written. Subclasses of list, int and
-# KeyError on the public surface; IPv4Address's subclass (a class with __slots__); TcpError, which
-# the stack's errors combine with OSError (a compiled exception's layout conflicts with OSError's);
-# Connection, which TIME_WAIT records and the stack hold weak references to (mypyc's classes take none);
+# KeyError on the public surface; IPv4Address's subclass (a class with __slots__); TcpError and the
+# stack's errors, which combine it with OSError (a compiled exception's layout conflicts with OSError's);
 # Config, whose field annotations are the knobs' types for `--set` (a compiled dataclass keeps
 # only approximate ones).
 PURE = {"core/tcpinfo.py", "core/sockopts.py", "core/trace.py", "wire/address.py", "core/errors.py",
-        "core/connection.py", "core/config.py"}
+        "core/config.py"}
 
 
 def _sources() -> list[str]:
     package = HERE / "src" / "tcpwave"
-    return sorted(str(path.relative_to(HERE)) for part in COMPILED for path in (package / part).glob("*.py")
-                  if f"{part}/{path.name}" not in PURE)
+    paths = [path for part in COMPILED
+             for path in ([package / part] if part.endswith(".py") else (package / part).glob("*.py"))]
+    return sorted(str(path.relative_to(HERE)) for path in paths
+                  if str(path.relative_to(package)) not in PURE)
 
 
 def _note(text: str) -> None:

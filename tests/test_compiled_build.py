@@ -1,6 +1,7 @@
-"""The compiled build (setup.py compiles wire/, core/ and cc/ with mypyc) and the pure one, from one
-install: `tcpwave --version` says which runs, TCPWAVE_PURE=1 runs the sources, and the install falls
-back to pure Python (or fails, when told to compile) without a C compiler."""
+"""The compiled build (setup.py compiles wire/, core/, cc/, stack.py and the simulator's loop with
+mypyc) and the pure one, from one install: `tcpwave --version` says which runs, TCPWAVE_PURE=1 runs the
+sources, and the install falls back to pure Python (or fails, when told to compile) without a C
+compiler."""
 
 import os
 import pathlib
@@ -18,6 +19,7 @@ PROBE = ("import importlib, pathlib, tcpwave\n"
          "root = pathlib.Path(tcpwave.__file__).parent\n"
          "names = [f'tcpwave.{p.parent.name}' + ('' if p.stem == '__init__' else f'.{p.stem}')\n"
          "         for part in ('wire', 'core', 'cc') for p in (root / part).glob('*.py')]\n"
+         "names += ['tcpwave.stack', 'tcpwave.sim.network', 'tcpwave.sim.link']\n"
          "print(sum(not importlib.import_module(n).__file__.endswith('.py') for n in names))")
 
 

@@ -97,7 +97,6 @@ def test_closed_connections_are_not_kept_alive_by_their_old_timers():
     deadline. (Stale entries are dropped in bulk once they outnumber the live ones: a few dozen may
     wait for that.)"""
     import gc
-    import weakref
 
     async def main():
         a, b = MemoryLink.pair(delay=0.0005)
@@ -111,7 +110,7 @@ def test_closed_connections_are_not_kept_alive_by_their_old_timers():
             assert await reader.readexactly(2) == b"hi"
             writers.append(writer)
         [first] = [t for t in srv.transports if t.get_extra_info("peername") == writers[0].get_extra_info("sockname")]
-        refs = [weakref.ref(t.get_extra_info("tcpwave_connection")) for t in srv.transports if t is not first]
+        refs = [t.get_extra_info("tcpwave_connection").weak() for t in srv.transports if t is not first]
         del first
         for writer in writers[1:]:  # the first stays: its keep-alive timer is the earliest
             writer.transport.abort()

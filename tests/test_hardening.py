@@ -295,7 +295,6 @@ def test_a_closed_connection_is_let_go_at_once_not_at_its_old_timer_deadlines():
     """A connection reset with timers armed far ahead (here the SYN,ACK's retransmission, and an
     established one's keep-alive) must not be held by the timer queue until those deadlines."""
     import gc
-    import weakref
 
     w = Wire(Config(timestamps=False, window_scaling=False, sack=False, keepalive=True, keepalive_idle=7200))
     listener = w.stack.listen(80, w.now)
@@ -308,7 +307,7 @@ def test_a_closed_connection_is_let_go_at_once_not_at_its_old_timer_deadlines():
         else:
             [conn] = list(listener.pending)
         assert conn.next_timer() is not None  # a timer is armed
-        refs.append(weakref.ref(conn))
+        refs.append(conn.weak())
         w.send(Segment(port, 80, 5001, 0, RST, 0))  # the peer resets it
         assert conn.state is (State.CLOSED if establish else State.LISTEN)  # (SYN_RCVD goes back: RFC 9293)
         del conn

@@ -6,7 +6,6 @@ import asyncio
 import gc
 import subprocess
 import sys
-import weakref
 
 import pytest
 from netns import namespace, needs_netns, wait_for_file
@@ -27,7 +26,7 @@ async def until(condition, limit: float = 20.0):
 
 async def _connections_go(n: int, trims_wanted: int = 1) -> list[list[bool]]:
     trims: list[list[bool]] = []  # at each trim: which of the server's connections were still alive
-    refs: list[weakref.ref] = []
+    refs: list = []  # Connection.weak() references
     trim_calls = trims.append
     trim._TRIM = lambda pad: trim_calls([ref() is not None for ref in refs])
     a, b = MemoryLink.pair(delay=0.0005)
@@ -41,7 +40,7 @@ async def _connections_go(n: int, trims_wanted: int = 1) -> list[list[bool]]:
         assert await reader.readexactly(5) == b"hello"
         writers.append(writer)
     await until(lambda: len(srv.transports) == n)
-    refs += [weakref.ref(t.get_extra_info("tcpwave_connection")) for t in srv.transports]
+    refs += [t.get_extra_info("tcpwave_connection").weak() for t in srv.transports]
     for writer in writers:
         writer.transport.abort()  # a RST each: the server's connections end
     del writers

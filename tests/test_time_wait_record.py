@@ -3,7 +3,6 @@ and the 4-tuple still behaves exactly as a held connection in TIME_WAIT would.""
 
 import gc
 import ipaddress
-import weakref
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,7 +45,7 @@ class Side:
         self.send(Segment(PORT, 80, PEER_ISS + 1, seq_add(self.snd_una, 6), FIN | ACK, 512,
                           options=Options(ts=(PEER_TS + 2, self.tsval))))
         assert conn.state is State.TIME_WAIT
-        self.ref = weakref.ref(conn)
+        self.ref = conn.weak()
         self.held = conn if hold else None
         del conn
         self.advance(1.5)  # past the deadlines the connection's timers had before TIME_WAIT
@@ -152,3 +151,16 @@ def test_untraced_expiry_also_tells_closed_under_the_record():
     side.now = 0.5 + 60.0
     side.stack.handle_timer(side.now)
     assert side.stack.events() == [(tw, ev.Closed(ev.NORMAL))] and side.stack.time_waits() == []
+
+
+def test_a_weak_reference_to_a_connection_follows_it_until_it_is_freed():
+    """conn.weak() is what weakref.ref(conn) would be (the compiled Connection takes no weakref.ref):
+    the connection while anything holds it, None once it is freed; the record alive() uses it."""
+    from tcpwave.core.connection import Connection
+
+    conn = Connection()
+    ref, again = conn.weak(), conn.weak()
+    assert ref() is conn and again() is conn
+    del conn
+    gc.collect()  # (a connection's parts point back at it: freed by the cycle collector)
+    assert ref() is None and again() is None

@@ -5,13 +5,11 @@ with a bounded accept backlog, ephemeral ports, the RST for segments that match 
 connection (RFC 9293 §3.10.7.1), TIME_WAIT reopening, ISNs and ICMP echo.
 """
 
-import errno
 import heapq
 import ipaddress
 import itertools
 import os
 import random
-import weakref
 from collections import deque
 from collections.abc import Callable
 
@@ -20,7 +18,7 @@ from .core import syncookies
 from .core.arrival import accept_cookie
 from .core.config import Config
 from .core.connection import Connection
-from .core.errors import TcpError
+from .core.errors import PortInUse, Unreachable
 from .core.isn import IsnGenerator
 from .core.limits import RateBudget
 from .core.memory import LIMIT, MemoryBudget
@@ -30,7 +28,7 @@ from .core.state import State
 from .core.time_wait import TimeWait
 from .core.trace import NULL_TRACER, Tracer
 from .core.window import our_shift
-from .wire.address import intern_address
+from .wire.address import address_from_text, intern_address
 from .wire.errors import MalformedPacket
 from .wire.icmp import PROTO_ICMP, PROTO_ICMPV6, echo_reply_for, parse_error
 from .wire.ip import build_ip, parse_ip
@@ -46,25 +44,10 @@ RECLAIM_EVERY = 0.1  # seconds between scans for memory to reclaim at the limit 
 
 
 def ip(addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if isinstance(addr, str):
+        return address_from_text(addr)
     return intern_address(addr if isinstance(addr, (ipaddress.IPv4Address, ipaddress.IPv6Address))
                           else ipaddress.ip_address(addr))
-
-
-class PortInUse(TcpError, OSError):
-    """The port (or 4-tuple) is taken: an OSError with errno EADDRINUSE, as bind() raises."""
-
-    def __init__(self, *args):
-        super().__init__(*((errno.EADDRINUSE, *args) if len(args) == 1 else args))
-
-
-class Unreachable(TcpError, OSError):
-    """A destination no connection can have (broadcast, multicast, reserved), as ENETUNREACH."""
-
-    def __init__(self, message: str):
-        super().__init__(errno.ENETUNREACH, message)
-
-    def __str__(self) -> str:
-        return self.strerror or ""
 
 
 class Listener:
@@ -87,7 +70,7 @@ class Listener:
         return sent is not None and now - sent <= syncookies.LIFETIME
 
     @property
-    def address(self):
+    def address(self) -> tuple | None:
         return self.tcb.local
 
     def full(self) -> bool:
@@ -151,8 +134,6 @@ class Stack:
         # never keep it alive; and they are swept once they outnumber the live ones (a bound).
         self._timer_heap: list[tuple[float, int, list]] = []
         self._deadline: dict[Connection, list] = {}
-        # connections rebuilt from TIME_WAIT records -> the record (their events go out under it)
-        self._rebuilt: weakref.WeakKeyDictionary[Connection, TimeWait] = weakref.WeakKeyDictionary()
         self._tw_heap: list[TimeWait] = []  # TIME_WAIT records, by the deadline they were queued with
         self._tick = itertools.count()
         self._events: list[tuple[Connection | TimeWait, object]] = []
@@ -359,8 +340,7 @@ class Stack:
         """The full connection behind a record: the application's, or rebuilt from the record."""
         conn = tw.alive()
         if conn is None:
-            conn = tw.thaw(self._new_connection, now)
-            self._rebuilt[conn] = tw
+            conn = tw.thaw(self._new_connection, now)  # (its from_record: tw)
         return conn
 
     def _time_wait_ends(self, tw: TimeWait, now: float) -> None:
@@ -585,8 +565,7 @@ class Stack:
         for seg, note in conn.drain_output():
             self._send(laddr, raddr, seg, now, note, conn.snd_mss)
         listener = self._children.get(conn)
-        if self._rebuilt and conn in self._rebuilt:  # rebuilt from a record: its events go out under the record
-            tw = self._rebuilt[conn]
+        if (tw := conn.from_record) is not None:  # rebuilt from a record: its events go out under the record
             self._events.extend((tw, event) for event in conn.events())
         for event in conn.events():
             if listener is not None:  # not yet accepted: the application does not know it

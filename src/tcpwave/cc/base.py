@@ -37,6 +37,14 @@ class RateSample:
     now: float
     round_start: bool = False  # this ACK ends a round trip (the data sent at the last round start arrived)
 
+    def __init__(self, delivered: int, acked: int, delivered_total: int, rtt: float | None, prior_in_flight: int,
+                 in_flight: int, newly_lost: int, app_limited: bool, in_recovery: bool, now: float,
+                 round_start: bool = False) -> None:
+        # (an __init__ of its own: mypyc compiles it; the one @dataclass writes runs as Python, per ACK)
+        self.delivered, self.acked, self.delivered_total, self.rtt = delivered, acked, delivered_total, rtt
+        self.prior_in_flight, self.in_flight, self.newly_lost = prior_in_flight, in_flight, newly_lost
+        self.app_limited, self.in_recovery, self.now, self.round_start = app_limited, in_recovery, now, round_start
+
 
 @mypyc_attr(allow_interpreted_subclasses=True)  # applications subclass the algorithms
 class CongestionControl:

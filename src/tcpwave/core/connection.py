@@ -20,9 +20,12 @@ import functools
 import math
 import os
 import random
+import weakref
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from ..cc import create as create_cc
+from ..cc.base import mypyc_attr
 from ..wire.options import Options
 from ..wire.seq import seq_add, seq_diff, seq_gt, seq_le
 from ..wire.tcp import ACK, FIN, RST, SYN, URG, Segment, flags_text
@@ -30,7 +33,7 @@ from . import arrival
 from . import events as ev
 from .config import Config
 from .errors import StateError, closed_error
-from .isn import IsnGenerator
+from .isn import IsnGenerator, IsnSource
 from .limits import RateBudget
 from .memory import UNLIMITED, MemoryBudget
 from .observe import ChangeReporter
@@ -56,6 +59,9 @@ from .timers import (
 from .trace import NULL_TRACER, Tracer
 from .window import our_shift
 
+if TYPE_CHECKING:
+    from .time_wait import TimeWait
+
 S = State
 _RST_ON_ABORT = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT})
 # States that may still send queued data (and then the FIN): CLOSE is allowed before all
@@ -77,6 +83,18 @@ def _user_call(method):
                 self.on_change(self)
 
     return wrapper
+
+
+@mypyc_attr(native_class=False)  # (a Python class: it takes weak references, a compiled one takes none)
+class _Anchor:
+    """What a weak reference to a Connection points at (`Connection.weak`). It holds its connection,
+    which holds it: the two are freed together, as the connection's own cycles are (its parts point
+    back at it), so a weak reference to the anchor ends exactly when one to the connection would."""
+
+    __slots__ = ("conn", "__weakref__")
+
+    def __init__(self, conn: "Connection") -> None:
+        self.conn = conn
 
 
 @dataclasses.dataclass(slots=True)
@@ -103,7 +121,7 @@ class Connection:
         "peer_offered_wscale", "_ts_offset", "timers", "rtt", "cc", "snd", "rcv", "recovery", "keepalive",
         "user_timeout", "last_recv", "keepalive_probes", "retries", "iss_floor", "close_reason", "stats",
         "_reported", "on_change", "_port_pair", "soft_error", "table_key", "retrans_stamp", "syn_at", "mem", "charged",
-        "__weakref__"
+        "_anchor", "from_record",
     )
 
     def __init__(
@@ -112,7 +130,7 @@ class Connection:
         local: tuple | None = None,
         remote: tuple | None = None,
         *,
-        isn: IsnGenerator | None = None,
+        isn: IsnSource | None = None,
         rng: random.Random | None = None,
         challenge_budget: RateBudget | None = None,
         tracer: Tracer = NULL_TRACER,
@@ -127,7 +145,7 @@ class Connection:
         self._tracer = tracer
         self.mem = memory  # the stack's budget (core/memory.py): its level shapes windows and sends
         self.charged = 0  # what the stack last charged to it for this connection's buffers; -1: left the account
-        self._isn = isn or IsnGenerator(os.urandom(32))
+        self._isn: IsnSource = isn or IsnGenerator(os.urandom(32))  # (any ISN source: tests fix it)
         self._rng = rng or random.SystemRandom()  # a Stack passes its own (seeded in simulation)
         # challenge ACKs: one budget per stack (a Stack passes its own), per second
         self._challenges = challenge_budget or RateBudget(cfg.challenge_ack_limit, self._rng)
@@ -165,6 +183,8 @@ class Connection:
         self.table_key: tuple | None = None  # a Stack's key for it (the same object: a TIME_WAIT record shares it)
         # the last ICMP soft error (RFC 1122 §4.2.3.9): what a timeout reports instead of ETIMEDOUT
         self.soft_error: CloseReason | None = None
+        self._anchor: _Anchor | None = None  # made by the first weak()
+        self.from_record: TimeWait | None = None  # rebuilt from this TIME_WAIT record (its events go out under it)
 
     def spawn(self, local: tuple, remote: tuple, iss_floor: int | None = None,
               default_mss: int | None = None) -> "Connection":
@@ -197,6 +217,15 @@ class Connection:
     def events(self) -> list:
         out, self.events_out = self.events_out, []
         return out
+
+    def weak(self) -> "Callable[[], Connection | None]":
+        """A weak reference to this connection, as weakref.ref(conn) would be: call it for the
+        connection, or None once it has been freed. (The compiled build's Connection, a native class,
+        takes no weakref.ref of its own.)"""
+        anchor = self._anchor
+        if anchor is None:
+            anchor = self._anchor = _Anchor(self)
+        return functools.partial(_follow, weakref.ref(anchor))
 
     def next_timer(self) -> float | None:
         at = self.timers.at
@@ -944,3 +973,8 @@ class Connection:
 
     def __repr__(self) -> str:
         return f"<Connection {self.name} {self.state}>"
+
+
+def _follow(ref: "weakref.ref[_Anchor]") -> Connection | None:
+    anchor = ref()
+    return None if anchor is None else anchor.conn

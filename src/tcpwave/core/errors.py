@@ -1,4 +1,9 @@
-"""Errors raised to the local user for API misuse. Peer misbehaviour never raises."""
+"""Errors raised to the local user for API misuse. Peer misbehaviour never raises.
+
+Left Python in the compiled build (setup.py): the stack's errors are OSErrors too, and a compiled
+exception class cannot combine with OSError's layout."""
+
+import errno
 
 from .reasons import CloseReason
 
@@ -14,6 +19,23 @@ class StateError(TcpError):
         super().__init__(f"{call}() not allowed in state {state}: {why}")
         self.call = call
         self.state = state
+
+
+class PortInUse(TcpError, OSError):
+    """The port (or 4-tuple) is taken: an OSError with errno EADDRINUSE, as bind() raises."""
+
+    def __init__(self, *args):
+        super().__init__(*((errno.EADDRINUSE, *args) if len(args) == 1 else args))
+
+
+class Unreachable(TcpError, OSError):
+    """A destination no connection can have (broadcast, multicast, reserved), as ENETUNREACH."""
+
+    def __init__(self, message: str):
+        super().__init__(errno.ENETUNREACH, message)
+
+    def __str__(self) -> str:
+        return self.strerror or ""
 
 
 def closed_error(call: str, state, reason: CloseReason | None) -> Exception:

@@ -16,6 +16,9 @@ class DataReadable:
 
     available: int
 
+    def __init__(self, available: int) -> None:  # (compiled by mypyc; @dataclass's runs as Python)
+        object.__setattr__(self, "available", available)
+
 
 @dataclass(frozen=True, slots=True)
 class EndOfStream:
@@ -27,6 +30,9 @@ class SendSpace:
     """Send-buffer space returned; `available` bytes can now be accepted by send()."""
 
     available: int
+
+    def __init__(self, available: int) -> None:  # (compiled by mypyc; @dataclass's runs as Python)
+        object.__setattr__(self, "available", available)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +50,9 @@ class Urgent:
 
     pending: int
 
+    def __init__(self, pending: int) -> None:  # (compiled by mypyc; @dataclass's runs as Python)
+        object.__setattr__(self, "pending", pending)
+
 
 # Reasons carried by Closed (str enums: they compare equal to "normal", "reset", ...).
 NORMAL = CloseReason.NORMAL
@@ -58,6 +67,9 @@ class Closed:
     """The connection reached CLOSED. `reason` is one of normal, reset, refused, timed_out, aborted."""
 
     reason: CloseReason
+
+    def __init__(self, reason: CloseReason) -> None:  # (compiled by mypyc; @dataclass's runs as Python)
+        object.__setattr__(self, "reason", reason)
 
 
 Event = Connected | DataReadable | EndOfStream | SendSpace | Urgent | TimeWait | Closed

@@ -6,8 +6,16 @@ seeded RNG, so a seeded run is reproducible while ISNs stay unguessable to anyon
 """
 
 import hashlib
+from typing import Protocol
 
 from ..wire.seq import MASK
+
+
+class IsnSource(Protocol):
+    """What a Connection draws its ISN and timestamp offset from: an IsnGenerator, or a stand-in
+    (tests fix the ISN to cross the 2**32 wrap)."""
+
+    def start(self, now: float, local_addr, local_port: int, remote_addr, remote_port: int) -> tuple[int, int]: ...
 
 
 class IsnGenerator:

@@ -4,7 +4,7 @@ In TIME_WAIT both directions are finished: no data will be sent or read again. W
 still needs is the 4-tuple, the sequence numbers to recognise and re-ACK a retransmitted FIN, the
 timestamp state for PAWS and for reopening (RFC 6191), and the deadline. A Stack swaps a connection
 for this record when it enters TIME_WAIT and lets the full Connection go, unless the application
-still holds it (the record keeps only a weak reference).
+still holds it (the record keeps only a weak reference: `Connection.weak`).
 
 The rare segment that arrives for a record is processed by a full Connection again: the
 application's own, if it is still alive, or one rebuilt from the record (`thaw`), so TIME_WAIT
@@ -14,7 +14,6 @@ reports Closed when TIME_WAIT ends: with the application's connection, or with t
 """
 
 import struct
-import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -42,7 +41,7 @@ class TimeWait:
         self.config: Config = conn.config
         self.deadline: float | None = deadline
         self.queued = deadline
-        self.ref: weakref.ref[Connection] | None = None
+        self.ref: Callable[[], Connection | None] | None = None
         self.packed = b""
         self.update(conn, deadline)
 
@@ -55,7 +54,7 @@ class TimeWait:
                                  rcv.window, min(snd.max_wnd, 0xFFFFFFFF), snd.mss, snd.wscale, rcv.wscale, flags,
                                  rcv.ts_recent_at, float("nan") if oow is None else oow)
         self.deadline = deadline
-        self.ref = weakref.ref(conn)
+        self.ref = conn.weak()
 
     def __hash__(self) -> int:  # by identity, as Python gives any class; a compiled class that defines
         return object.__hash__(self)  # __lt__ has no hash unless it says so (the runtime maps records)
@@ -116,5 +115,6 @@ class TimeWait:
         rep.cwnd, rep.ssthresh, rep.snd_wnd, rep.rcv_wnd = conn.cc.cwnd, conn.cc.ssthresh, snd.wnd, rcv.window
         assert self.deadline is not None
         conn.timers.restore(TIME_WAIT_TIMER, self.deadline)
-        self.ref = weakref.ref(conn)
+        conn.from_record = self  # (its events are the record's: the application never held it)
+        self.ref = conn.weak()
         return conn

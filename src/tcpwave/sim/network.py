@@ -5,9 +5,9 @@ drawn from it in a fixed order, so the same seed replays the same run byte for
 byte. Time is virtual: a 60-second TIME_WAIT costs nothing.
 """
 
-import heapq
 import random
 from collections.abc import Callable
+from heapq import heappop, heappush
 
 from ..core.config import Config
 from ..core.trace import Tracer
@@ -96,7 +96,7 @@ class Simulator:
     # ------------------------------------------------------------- running
     def at(self, t: float, fn: Callable[[], None]) -> None:
         self._n += 1
-        heapq.heappush(self._queue, (t, self._n, fn))
+        heappush(self._queue, (t, self._n, fn))
 
     def after(self, delay: float, fn: Callable[[], None]) -> None:
         self.at(self.now + delay, fn)
@@ -116,7 +116,7 @@ class Simulator:
             if until is not None and t > until:
                 self.now = until
                 return self.now
-            heapq.heappop(self._queue)
+            heappop(self._queue)
             self.now = max(self.now, t)
             fn()
         raise RuntimeError(f"simulation did not settle within {max_events} events (t={self.now:.3f})")

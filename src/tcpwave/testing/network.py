@@ -23,6 +23,7 @@ the same virtual times, so a failure seen once is replayed by running it again w
 
 import asyncio
 import collections
+import dataclasses
 import ipaddress
 import random
 from collections.abc import Awaitable, Callable
@@ -121,7 +122,7 @@ class Network:
         names = {"delay": "latency", "rate": "bandwidth"}
         current = self._params.get((src, dst), self.params)
         fields = {names.get(k, k): v for k, v in params.items()}
-        self._params[(src, dst)] = LinkParams(**{**current.__dict__, **fields})
+        self._params[(src, dst)] = dataclasses.replace(current, **fields)
         self._directions.pop((src, dst), None)
 
     def partition(self, a: str, b: str) -> None:

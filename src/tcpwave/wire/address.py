@@ -10,13 +10,16 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 class _Interned4(ipaddress.IPv4Address):
     """An IPv4Address that keeps its hash: demultiplexing hashes addresses on every packet, and
-    IPv4Address computes hash(hex(int)) each time. Equal to, and hashed like, any IPv4Address."""
+    IPv4Address computes hash(hex(int)) each time (and `packed` each time too: an ISN hashes it).
+    Equal to, and hashed like, any IPv4Address."""
 
-    __slots__ = ("_hash",)
+    __slots__ = ("_hash", "packed")
+    version = 4  # (IPv4Address's are properties: Python calls the compiled code would make per packet)
 
     def __init__(self, address: int) -> None:  # (only v4() makes these: a 32-bit integer, nothing to check)
         self._ip = address  # (IPv4Address.__init__ would check and convert, a Python call chain per packet:
         self._hash = hash(hex(address))  # a flood from random sources makes a new address for nearly every one)
+        self.packed = ipaddress.v4_int_to_packed(address)  # type: ignore[misc]  # (the slot shadows the property)
 
     def __hash__(self) -> int:
         return self._hash
@@ -25,15 +28,27 @@ class _Interned4(ipaddress.IPv4Address):
         return f"IPv4Address('{self}')"
 
 
-_V4_CACHE: dict[int, ipaddress.IPv4Address] = {}  # one address object per address seen (bounded)
+# one address object per address seen (bounded); the packet parser reads it first, then calls v4()
+V4_CACHE: dict[int, ipaddress.IPv4Address] = {}
+_TEXT_CACHE: dict[str, IPAddress] = {}  # the same, by the text an application gave (connect("192.0.2.1"))
 
 
 def v4(addr: int) -> ipaddress.IPv4Address:
-    obj = _V4_CACHE.get(addr)
+    obj = V4_CACHE.get(addr)
     if obj is None:
-        if len(_V4_CACHE) >= 4096:
-            _V4_CACHE.clear()
-        obj = _V4_CACHE[addr] = _Interned4(addr)
+        if len(V4_CACHE) >= 4096:
+            V4_CACHE.clear()
+        obj = V4_CACHE[addr] = _Interned4(addr)
+    return obj
+
+
+def address_from_text(text: str) -> IPAddress:
+    """ipaddress.ip_address(text), interned; parsed once per text (parsing takes microseconds)."""
+    obj = _TEXT_CACHE.get(text)
+    if obj is None:
+        if len(_TEXT_CACHE) >= 4096:
+            _TEXT_CACHE.clear()
+        obj = _TEXT_CACHE[text] = intern_address(ipaddress.ip_address(text))
     return obj
 
 

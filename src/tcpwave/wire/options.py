@@ -23,6 +23,13 @@ class Options:  # never changed once made (not frozen: a frozen dataclass is slo
     unknown: tuple[int, ...] = ()
     bsd: bool = field(default=False, compare=False)  # FreeBSD's layout (build_options); not what they say
 
+    def __init__(self, mss: int | None = None, wscale: int | None = None, sack_permitted: bool = False,
+                 sack: tuple[tuple[int, int], ...] = (), ts: tuple[int, int] | None = None,
+                 unknown: tuple[int, ...] = (), bsd: bool = False) -> None:
+        # (an __init__ of its own: mypyc compiles it; the one @dataclass writes runs as Python, per packet)
+        self.mss, self.wscale, self.sack_permitted, self.sack = mss, wscale, sack_permitted, sack
+        self.ts, self.unknown, self.bsd = ts, unknown, bsd
+
     def __bool__(self) -> bool:
         return bool(
             self.mss is not None or self.wscale is not None or self.sack_permitted or self.sack or self.ts

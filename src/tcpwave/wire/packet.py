@@ -5,7 +5,7 @@ protocols, and every malformed packet, so that each is dropped with its reason).
 
 import struct
 
-from .address import IPAddress, v4
+from .address import V4_CACHE, IPAddress, v4
 from .checksum import checksum, ones_complement_sum
 from .errors import MalformedPacket
 from .options import NO_OPTIONS, build_options, parse_options
@@ -82,4 +82,6 @@ def parse_ipv4_tcp(data: bytes | bytearray | memoryview,
         return None
     # (a segment without data, a flood's SYN among them, holds no view of the packet)
     payload = view[20 + hlen : total] if total > 20 + hlen else b""
-    return v4(src), v4(dst), Segment(sport, dport, seq, ack, flags, window, payload, options, urgent)
+    cached = V4_CACHE.get  # (v4() is Python: the common case without calling it)
+    return (cached(src) or v4(src), cached(dst) or v4(dst),
+            Segment(sport, dport, seq, ack, flags, window, payload, options, urgent))

@@ -36,6 +36,12 @@ class Segment:
     options: Options = field(default=NO_OPTIONS)
     urgent: int = 0
 
+    def __init__(self, src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int,
+                 payload: bytes | memoryview = b"", options: Options = NO_OPTIONS, urgent: int = 0) -> None:
+        # (an __init__ of its own: mypyc compiles it; the one @dataclass writes runs as Python, per packet)
+        self.src_port, self.dst_port, self.seq, self.ack = src_port, dst_port, seq, ack
+        self.flags, self.window, self.payload, self.options, self.urgent = flags, window, payload, options, urgent
+
     @property
     def seg_len(self) -> int:
         """SEG.LEN: payload bytes plus one for SYN and one for FIN."""
