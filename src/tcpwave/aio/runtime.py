@@ -45,7 +45,10 @@ class Runtime:
         return self.loop.time() - self._t0
 
     def register(self, conn, transport) -> None:
-        self._transports[conn] = transport
+        transports = self._transports
+        transports[conn] = transport
+        if len(transports) > self._trim_conns:  # the most held since the last trim: connections that
+            self._trim_conns = len(transports)  # came and went between two looks count too
 
     def unregister(self, conn) -> None:
         self._transports.pop(conn, None)
