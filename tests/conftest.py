@@ -13,6 +13,17 @@ os.environ["TCPWAVE_STRICT"] = "1"
 _SET_UP_BY_RUN = ("needs ", "not installed", "./run test")
 
 
+def pytest_addoption(parser):
+    parser.addoption("--reverse", action="store_true",
+                     help="run the tests in reverse order: ./run test's pure-Python pass, which runs beside the "
+                          "compiled one, so the two meet at one test midway rather than racing through the same ones")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--reverse"):
+        items.reverse()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield

@@ -48,6 +48,28 @@ def namespace(prefix: str):
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+def run_command(cmd: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """subprocess.run(cmd, capture_output=True, text=True, timeout=timeout), whose result also has the
+    command's `pid`: tcpwave names the namespaces it makes by its PID, and a test checks that its own
+    are gone, not that none is there (another run of the suite may have its own up meanwhile)."""
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except BaseException:
+            proc.kill()
+            raise
+    done = subprocess.CompletedProcess(cmd, proc.returncode, out, err)
+    done.pid = proc.pid  # type: ignore[attr-defined]
+    return done
+
+
+def namespaces_of(stem: str, pid: int) -> list[str]:
+    """The network namespaces named `{stem}{pid}` or `{stem}{pid}-...` (as tcpwave names them)."""
+    listed = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout
+    names = [line.split()[0] for line in listed.splitlines() if line.strip()]
+    return [n for n in names if n == f"{stem}{pid}" or n.startswith(f"{stem}{pid}-")]
+
+
 def wait_until(condition, proc: subprocess.Popen, seconds: float = 20) -> None:
     """Poll `condition` (a file appearing, a port listening) while `proc` is alive, within a bound."""
     deadline = time.monotonic() + seconds

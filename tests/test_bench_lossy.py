@@ -6,10 +6,10 @@ output, not assertions here."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
+from netns import namespaces_of, run_command
 
 from tcpwave.bench.lossy import linux_cc
 
@@ -31,9 +31,8 @@ def test_the_linux_senders_run_tcpwaves_congestion_control_and_lose_data_both_wa
     assert linux_cc({}) == "cubic"  # tcpwave's default
     if "reno" not in _available():
         pytest.skip("the kernel has no reno")
-    r = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "bench", "--lossy", "--loss", str(LOSS * 100),
-                        "--bytes", str(SIZE), "--cc", "reno", "--runs", "2", "--json"],
-                       capture_output=True, text=True, timeout=300)
+    r = run_command([sys.executable, "-m", "tcpwave.cli.main", "bench", "--lossy", "--loss", str(LOSS * 100),
+                     "--bytes", str(SIZE), "--cc", "reno", "--runs", "2", "--json"], timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads(r.stdout)
     assert data["verified"] and data["settings"]["congestion_control"] == "reno"
@@ -57,4 +56,4 @@ def test_the_linux_senders_run_tcpwaves_congestion_control_and_lose_data_both_wa
     for retrans in (row["linux_send"]["retransmitted_segments"], row["tcpwave_recv"]["sender_retransmitted_segments"],
                     row["linux_recv"]["sender_retransmitted_segments"]):
         assert retrans >= expected / 4, row
-    assert "tcpwave-lossy-" not in subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert not namespaces_of("tcpwave-lossy-", r.pid)

@@ -4,11 +4,10 @@ assertions here."""
 import json
 import os
 import shutil
-import subprocess
 import sys
 
 import pytest
-from netns import namespace
+from netns import namespace, namespaces_of, run_command
 
 from tcpwave.bench.tun import background
 
@@ -18,9 +17,8 @@ pytestmark = pytest.mark.skipif(
 
 
 def test_bench_reports_verified_figures_and_leaves_nothing_behind(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "bench", "--bytes", "5000000", "--cycles", "100",
-                        "--churn-seconds", "2",
-                        "--json", "--pcap", str(tmp_path / "b.pcap")], capture_output=True, text=True, timeout=300)
+    r = run_command([sys.executable, "-m", "tcpwave.cli.main", "bench", "--bytes", "5000000", "--cycles", "100",
+                     "--churn-seconds", "2", "--json", "--pcap", str(tmp_path / "b.pcap")], timeout=300)
     assert r.returncode == 0, r.stderr[-2000:]
     data = json.loads(r.stdout)
     assert data["verified"]
@@ -32,8 +30,7 @@ def test_bench_reports_verified_figures_and_leaves_nothing_behind(tmp_path):
             assert data[side][row]["cycles"] == 100 // clients * clients, data[side][row]
             assert data[side][row]["errors"] == 0
             assert data[side][row]["unfinished"] == 0
-    left = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert "tcpwave-bench-" not in left
+    assert not namespaces_of("tcpwave-bench-", r.pid)
     # each tcpwave run wrote its capture (tcpwave's side of every connection in it)
     from tcpwave.views import load
 

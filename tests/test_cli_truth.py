@@ -369,3 +369,23 @@ def test_bench_lossy_refuses_what_it_would_ignore(flag, tmp_path):
     assert r.returncode == 2
     assert flag[0] in _one_line_error(r, "--lossy")
     assert not any(tmp_path.iterdir())  # nothing written, nothing run
+
+
+def test_a_command_loads_only_its_own_module():
+    """`tcpwave serve` imports serve's module (and what that needs), not the lab, bench, sweep and demo
+    too: every start of every command paid for all of them, twice the import time."""
+    from tcpwave.cli.main import COMMANDS
+
+    program = ("import sys\nfrom tcpwave.cli.main import COMMANDS, build_parser\nbuild_parser(sys.argv[1])\n"
+               "print(' '.join(c for c in COMMANDS if f'tcpwave.cli.{c}' in sys.modules))")
+
+    def loaded(command: str) -> list[str]:
+        r = subprocess.run([sys.executable, "-c", program, command], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.split()
+
+    for command in ("serve", "tun", "packetdrill"):
+        assert loaded(command) == [command]
+    assert loaded("nonsense") == list(COMMANDS)  # not a command: all of them, for the usage and the choices
+    listed = subprocess.run([*TCPWAVE, "--help"], capture_output=True, text=True, timeout=60).stdout
+    assert set(COMMANDS) <= {line.split()[0] for line in listed.splitlines() if line.startswith("    ")}

@@ -4,6 +4,7 @@ program finds its types: the right program passes, and mistakes against tcpwave'
 
 import os
 import pathlib
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -83,8 +84,14 @@ def installed(tmp_path_factory):
     python = root / "env" / "bin" / "python"
     site = subprocess.run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
                           capture_output=True, text=True, check=True).stdout.strip()
+    # built from a copy: a build writes build/ and *.egg-info into the tree it builds, where ./run test's
+    # other pass, running beside this one, may be building too
+    tree = root / "tree"
+    shutil.copytree(ROOT / "src", tree / "src", ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.egg-info"))
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy2(ROOT / name, tree / name)
     pip = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
-                          "--disable-pip-version-check", "--target", site, str(ROOT)],
+                          "--disable-pip-version-check", "--target", site, str(tree)],
                          capture_output=True, text=True, timeout=600,
                          env={**os.environ, "TCPWAVE_COMPILE": "0"})  # the types are the same; no 2-minute compile
     if pip.returncode:  # (building needs setuptools from a package index)

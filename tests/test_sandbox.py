@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from netns import namespaces_of, run_command
 
 from tcpwave.cli.main import main
 
@@ -19,12 +20,8 @@ needs_curl = pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl
 
 
 def sandbox(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "tcpwave.cli.main", "sandbox", *args],
-                          capture_output=True, text=True, timeout=timeout)
-
-
-def namespaces() -> str:
-    return subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    """The run's result, with its `pid`: the sandbox's namespace is tcpwave-sbx-PID."""
+    return run_command([sys.executable, "-m", "tcpwave.cli.main", "sandbox", *args], timeout=timeout)
 
 
 @needs_root
@@ -33,7 +30,7 @@ def test_sandbox_serves_the_page_to_curl():
     r = sandbox("--serve", "http", "--", "curl", "-s", "http://192.0.2.2/")
     assert r.returncode == 0, r.stderr
     assert "Hello from tcpwave" in r.stdout
-    assert "tcpwave-sbx-" not in namespaces()
+    assert not namespaces_of("tcpwave-sbx-", r.pid)
 
 
 @needs_root
@@ -65,9 +62,10 @@ def test_echo_service_against_a_python_client():
 
 @needs_root
 def test_the_commands_exit_status_is_passed_on_and_the_namespace_removed():
-    r = sandbox("--serve", "discard", "--", "sh", "-c", "exit 3")
+    r = sandbox("--serve", "discard", "--", "sh", "-c", "ip netns identify; exit 3")
     assert r.returncode == 3
-    assert "tcpwave-sbx-" not in namespaces()
+    assert r.stdout.split() == [f"tcpwave-sbx-{r.pid}"]  # the command ran in the sandbox's namespace
+    assert not namespaces_of("tcpwave-sbx-", r.pid)  # which is gone
 
 
 def test_serve_refuses_the_kernels_own_address(capsys):

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from tcpwave.cli import allocator, main
+from tcpwave.cli import allocator, main, serve
 
 
 class Exec(Exception):
@@ -42,7 +42,7 @@ def test_serve_as_a_program_starts_again_on_the_c_allocator(monkeypatch):
 
 def test_a_pythonmalloc_the_user_set_is_kept(monkeypatch):
     monkeypatch.setenv("PYTHONMALLOC", "pymalloc")
-    monkeypatch.setattr(main.serve, "run", lambda args: 0)  # (the set_defaults func: serve itself not run)
+    monkeypatch.setattr(serve, "run", lambda args: 0)  # (the set_defaults func: serve itself not run)
     assert _run(monkeypatch, ["serve", "echo"]) == []
 
 

@@ -2,27 +2,16 @@
 
 import argparse
 import difflib
+import importlib
 import sys
 
 from .. import __version__
-from . import (
-    allocator,
-    bench,
-    connect,
-    demo,
-    doctor,
-    fetch,
-    lab,
-    outputs,
-    packetdrill,
-    sandbox,
-    serve,
-    ss,
-    sweep,
-    trace,
-    tun,
-    watch,
-)
+from . import allocator, outputs
+
+# each command's module, in `tcpwave --help`'s order: a run imports only its own command's (with the
+# stack, views or simulator that one needs), so `tcpwave serve` does not load the lab, bench and demo
+COMMANDS = ("demo", "lab", "bench", "sweep", "serve", "sandbox", "connect", "fetch", "packetdrill", "trace", "ss",
+            "tun", "doctor", "watch")
 
 
 class _Version(argparse.Action):
@@ -35,25 +24,14 @@ class _Version(argparse.Action):
         parser.exit()
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """Every command's parser; only `only`'s when it names a command."""
     parser = argparse.ArgumentParser(prog="tcpwave", description="A user-space TCP/IP stack that shows its work.")
     parser.add_argument("--version", action=_Version, nargs=0,
                         help="print tcpwave's version and which build runs (compiled or pure Python), and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    demo.add_parser(sub)
-    lab.add_parser(sub)
-    bench.add_parser(sub)
-    sweep.add_parser(sub)
-    serve.add_parser(sub)
-    sandbox.add_parser(sub)
-    connect.add_parser(sub)
-    fetch.add_parser(sub)
-    packetdrill.add_parser(sub)
-    trace.add_parser(sub)
-    ss.add_parser(sub)
-    tun.add_parser(sub)
-    doctor.add_parser(sub)
-    watch.add_parser(sub)
+    for name in (only,) if only in COMMANDS else COMMANDS:
+        importlib.import_module(f"{__package__}.{name}").add_parser(sub)
     return parser
 
 
@@ -65,11 +43,13 @@ def _command_parser(parser: argparse.ArgumentParser, command: str | None) -> arg
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
     as_program, argv = argv is None, list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv[0] if argv else None)
     drill_flags: dict[str, str] = {}
     if argv[:1] == ["packetdrill"]:  # packetdrill's --name=value flags are open-ended
-        argv, drill_flags = packetdrill.split_flags(argv)
+        from .packetdrill import split_flags
+
+        argv, drill_flags = split_flags(argv)
     args, extra = parser.parse_known_args(argv)
     if extra:  # a command's own usage, not the top-level one, and the flag meant when it is a typo
         command = _command_parser(parser, getattr(args, "command", None)) or parser
