@@ -46,8 +46,7 @@ RECLAIM_EVERY = 0.1  # seconds between scans for memory to reclaim at the limit 
 def ip(addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if isinstance(addr, str):
         return address_from_text(addr)
-    return intern_address(addr if isinstance(addr, (ipaddress.IPv4Address, ipaddress.IPv6Address))
-                          else ipaddress.ip_address(addr))
+    return intern_address(addr if isinstance(addr, _ADDRESSES) else ipaddress.ip_address(addr))
 
 
 class Listener:
@@ -456,7 +455,7 @@ class Stack:
                 opts = self._cookie_opts[our_mss] = build_options(Options(mss=our_mss))
             partial = self.checksum_offload
             self._out.append((build_ipv4_tcp_fields(dst._ip, src._ip, seg.dst_port, seg.src_port, iss,
-                                                    (seg.seq + 1) & 0xFFFFFFFF, SYN | ACK, window, opts, b"", 0,
+                                                    seq_add(seg.seq, 1), SYN | ACK, window, opts, b"", 0,
                                                     self._next_ident(), partial), 0, partial))
             return
         if cfg.noopt:

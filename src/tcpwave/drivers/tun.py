@@ -201,17 +201,16 @@ class TunQueue:
         if not self.vnet:
             os.write(self.fd, packet)
             return
-        if gso_size:
-            version = packet[0] >> 4
-            ip_len = (packet[0] & 0x0F) * 4 if version == 4 else 40
-            tcp_len = (packet[ip_len + 12] >> 4) * 4
-            header = VNET_HDR.pack(NEEDS_CSUM, GSO_TCPV4 if version == 4 else GSO_TCPV6, ip_len + tcp_len, gso_size,
-                                   ip_len, 16)
-        elif checksum_partial:  # (every SYN,ACK and ACK: one of a few headers, made once)
-            first = packet[0]
-            ip_len = (first & 0x0F) * 4 if first >> 4 == 4 else 40
-            key = (ip_len << 8) | packet[ip_len + 12]
-            header = _CSUM_HEADERS.get(key) or _csum_header(key, ip_len, (packet[ip_len + 12] >> 4) * 4)
+        if gso_size or checksum_partial:
+            v4 = packet[0] >> 4 == 4
+            ip_len = (packet[0] & 0x0F) * 4 if v4 else 40
+            offset = packet[ip_len + 12]  # the TCP data offset byte
+            if gso_size:
+                header = VNET_HDR.pack(NEEDS_CSUM, GSO_TCPV4 if v4 else GSO_TCPV6, ip_len + (offset >> 4) * 4,
+                                       gso_size, ip_len, 16)
+            else:  # (every SYN,ACK and ACK: one of a few headers, made once)
+                key = (ip_len << 8) | offset
+                header = _CSUM_HEADERS.get(key) or _csum_header(key, ip_len, (offset >> 4) * 4)
         else:
             header = _NO_OFFLOAD
         os.writev(self.fd, (header, packet))
