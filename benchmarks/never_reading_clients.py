@@ -193,6 +193,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def quantiles(times: list) -> dict:
+    """median_s, p90_s, max_s of some probes' times (None where there are none)."""
+    ordered = sorted(times)
+    if not ordered:
+        return {"median_s": None, "p90_s": None, "max_s": None}
+    return {"median_s": round(statistics.median(ordered), 4), "p90_s": round(ordered[int(0.9 * len(ordered))], 4),
+            "max_s": round(ordered[-1], 4)}
+
+
 def explain(probes: list, stalls: list, samples: list, t0: float) -> list:
     """Each probe slower than 1 s (or failed), with what happened meanwhile: its connect time and
     retransmissions, the server's loop callbacks and collections that overlapped it, the TUN drops
@@ -341,7 +350,10 @@ def run(clients: int, as_limit: str, hold: float, knobs: list[str], idle_timeout
         # connect (their SYN or its SYN,ACK lost: the kernel tries again after 1 s)
         "attack_probes": {"started": len(attacked), "over_1s": sum(1 for p in attacked if p["s"] > 1.0),
                           "connect_over_1s": sum(1 for p in attacked if p.get("connect_s", 0) >= 1.0),
-                          "failed": sum(1 for p in attacked if "failed" in p)},
+                          "failed": sum(1 for p in attacked if "failed" in p),
+                          # their times, and how many resent something (a SYN or the 4 bytes: TCP_INFO)
+                          **quantiles([p["s"] for p in attacked]),
+                          "retransmitted": sum(1 for p in attacked if p.get("retrans"))},
         "slow_probes": explain(probes.get("each", []), stalls, samples, t0),
         "samples": samples if verbose else None,
         "stalls": [{**s, "at": round(s["at"] - t0, 2), "s": round(s["s"], 3)} for s in stalls] if verbose else None,

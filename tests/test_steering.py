@@ -10,7 +10,7 @@ import pytest
 
 from tcpwave.drivers import steering
 from tcpwave.stack import EPHEMERAL
-from tcpwave.wire.tcp import SYN
+from tcpwave.wire.tcp import ACK, FIN, PSH, RST, SYN
 
 V4 = (bytes([192, 0, 2, 1]), bytes([192, 0, 2, 2]))
 V6 = (bytes.fromhex("20010db8000000000000000000000001"), bytes.fromhex("20010db8000000000000000000000002"))
@@ -105,3 +105,47 @@ def test_the_program_answers_zero_where_its_model_does(program):
     # a first fragment carries the ports: it goes where the rest of its flow goes
     first = ipv4(tcp(5000, 60000), fragment=0x2000)
     assert steering.run_on(program, first) == steering.queue_for(first, EPHEMERAL) == 60000
+
+
+def tcp_flags(sport: int, dport: int, flags: int) -> bytes:
+    return struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 0x50, flags, 65535, 0, 0)
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3])
+def test_with_lanes_a_syn_goes_to_the_lane_of_the_queue_its_flow_uses(lanes):
+    """Lanes: a SYN without ACK goes to queue N + q, where q is the queue of the rest of its flow."""
+    rng = random.Random(lanes)
+    for _ in range(300):
+        sport, dport = rng.randrange(1, 65536), rng.choice([7, 80, rng.choice(EPHEMERAL)])
+        for build in (ipv4, ipv6):
+            flow = steering.queue_for(build(tcp_flags(sport, dport, ACK)), EPHEMERAL, lanes)
+            assert flow == steering.queue_for(build(tcp_flags(sport, dport, ACK)), EPHEMERAL) % lanes
+            assert steering.queue_for(build(tcp_flags(sport, dport, SYN)), EPHEMERAL, lanes) == lanes + flow
+            for flags in (SYN | ACK, FIN | ACK, RST, PSH | ACK):
+                assert steering.queue_for(build(tcp_flags(sport, dport, flags)), EPHEMERAL, lanes) == flow
+    assert steering.queue_for(ipv4(tcp_flags(1, 2, SYN), proto=17), EPHEMERAL, 2) == 0  # (UDP: no flags)
+
+
+@pytest.mark.parametrize("lanes", [1, 2, 3])
+def test_the_program_with_lanes_chooses_as_its_model(lanes):
+    try:
+        fd = steering.load(EPHEMERAL, lanes)
+    except steering.BpfError as e:
+        pytest.skip(f"cannot load BPF programs here: {e}")
+    rng = random.Random(100 + lanes)
+    try:
+        seen = set()
+        for _ in range(400):
+            sport, dport = rng.randrange(65536), rng.choice([rng.randrange(65536), rng.choice(EPHEMERAL)])
+            flags = rng.choice([SYN, SYN | ACK, ACK, FIN | ACK, RST, SYN | FIN])
+            for packet in (ipv4(tcp_flags(sport, dport, flags)), ipv6(tcp_flags(sport, dport, flags)),
+                           ipv4(tcp_flags(sport, dport, flags), options=b"\x01\x01\x01\x00"),
+                           ipv4(tcp_flags(sport, dport, flags))[:33],  # (a TCP header cut before its flags: 0)
+                           icmp_error(ipv4_reversed(tcp_flags(sport, dport, flags)), 4),
+                           icmp_error(ipv6_reversed(tcp_flags(sport, dport, flags)), 6)):
+                want = steering.queue_for(packet, EPHEMERAL, lanes)
+                assert steering.run_on(fd, packet) == want, (packet.hex(), want)
+                seen.add(want)
+        assert seen == set(range(2 * lanes))  # every queue and every lane chosen
+    finally:
+        os.close(fd)

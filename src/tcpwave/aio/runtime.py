@@ -263,18 +263,38 @@ class MemoryLink:
             self._callback([packet])
 
 
-class TunLink:
-    """A TunDevice read with loop.add_reader, in batches."""
+LANE_BATCH = 64  # SYNs read from a lane at a time: under a SYN flood, the traffic queue is read between
 
-    def __init__(self, device, loop: asyncio.AbstractEventLoop | None = None):
-        self.device = device
+
+class TunLink:
+    """A TunDevice (or one of its queues) read with loop.add_reader, in batches. With a `lane` (the
+    queue the steering program gives new connections' SYNs, drivers/tun.py), the lane is drained
+    before every batch of the traffic queue: a new client is answered ahead of traffic already
+    queued, and its SYN is not among what a full traffic ring drops."""
+
+    def __init__(self, device, loop: asyncio.AbstractEventLoop | None = None, lane=None):
+        self.device, self.lane = device, lane
         self.loop = loop or asyncio.get_running_loop()
 
     def attach(self, callback) -> None:
-        self.loop.add_reader(self.device.fileno(), lambda: callback(*self.device.read_batch()))
+        device, lane = self.device, self.lane
+        if lane is None:
+            self.loop.add_reader(device.fileno(), lambda: callback(*device.read_batch()))
+            return
+
+        def traffic() -> None:
+            syns, trusted = lane.read_batch(LANE_BATCH)
+            if syns:
+                callback(syns, trusted)
+            callback(*device.read_batch())
+
+        self.loop.add_reader(lane.fileno(), lambda: callback(*lane.read_batch(LANE_BATCH)))
+        self.loop.add_reader(device.fileno(), traffic)
 
     def detach(self) -> None:
         self.loop.remove_reader(self.device.fileno())
+        if self.lane is not None:
+            self.loop.remove_reader(self.lane.fileno())
 
     def send(self, packet: bytes, gso_size: int = 0, partial: bool = False) -> None:
         try:

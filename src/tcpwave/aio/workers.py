@@ -87,8 +87,22 @@ def steer(device) -> str:
         return f"packets for another worker's port handed over (${STEERING_ENV}=off)"
     failed = device.steer_by_port(EPHEMERAL)
     if failed is None:
-        return "queues steered by port (eBPF)"
+        return "queues steered by port (eBPF)" + (", new connections' SYNs on lanes read first" if device.lanes else "")
     return f"packets for another worker's port handed over (no steering: {failed})"
+
+
+def steer_lane(device) -> str:
+    """One process on a device made with a lane: the steering program that fills it, where we may
+    load it (else the lane is closed again); what is in force, for the start line ("" for nothing to say)."""
+    if not device.lanes:
+        return ""
+    failed = device.steer_by_port(EPHEMERAL)
+    return "; new connections' SYNs on a lane read first (eBPF)" if failed is None else ""
+
+
+def lanes_wanted() -> bool:
+    """Whether to make a device with lanes for new connections (drivers/tun.py): unless steering is off."""
+    return os.environ.get(STEERING_ENV, "").lower() != "off"
 
 
 def run(count: int, device, main: Callable[[Worker], int], on_ready: Callable[[], None],

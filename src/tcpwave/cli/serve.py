@@ -76,7 +76,7 @@ def run(args) -> int:
 
 def _serve_workers(args) -> int:
     """N worker processes on N queues of one device; this process waits, and stops them on a signal."""
-    device = tun_options.open_device(args, queues=args.workers)
+    device = tun_options.open_device(args, queues=args.workers, lanes=workers.lanes_wanted())
     port = args.port or DEFAULT_PORTS[args.service]
     steering = workers.steer(device)
 
@@ -106,6 +106,10 @@ async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> i
     with contextlib.ExitStack() as stack:
         loop = asyncio.get_running_loop()
         tag = f"w{worker.index + 1}" if worker is not None else None
+        lanes = ""
+        if device is None:  # one process: its device, with a lane for new connections where it may steer
+            device = stack.enter_context(tun_options.open_device(args, lanes=workers.lanes_wanted()))
+            lanes = workers.steer_lane(device)
         runtime = tun_options.runtime(args, stack, loop, device=device, queue=worker.index if worker else 0,
                                       tag=tag)
         if worker is not None:
@@ -127,7 +131,7 @@ async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> i
         if worker is not None:
             worker.ready()
         else:
-            print(f"tcpwave: {args.service} on {args.addr}:{port} via {args.tun} (kernel side {args.kernel})",
+            print(f"tcpwave: {args.service} on {args.addr}:{port} via {args.tun} (kernel side {args.kernel}){lanes}",
                   file=sys.stderr, flush=True)
             if args.ready_file:
                 open(args.ready_file, "w").close()

@@ -37,9 +37,11 @@ def add(p) -> None:
     knobs.add(p)
 
 
-def open_device(args, queues: int = 1) -> TunDevice:
-    """The TUN device of the command's options (in this namespace), with `queues` queues."""
-    device = TunDevice(args.tun, args.kernel, args.addr, mtu=args.mtu, offload=not args.no_offload, queues=queues)
+def open_device(args, queues: int = 1, lanes: bool = False) -> TunDevice:
+    """The TUN device of the command's options (in this namespace), with `queues` queues (and a lane
+    each for new connections, where the device is made here: drivers/tun.py)."""
+    device = TunDevice(args.tun, args.kernel, args.addr, mtu=args.mtu, offload=not args.no_offload, queues=queues,
+                       lanes=lanes)
     if device.offload_error:
         print(f"tcpwave: {device.offload_error}; working packet by packet", file=sys.stderr)
     elif device.offload and firewall_rules([]):
@@ -61,9 +63,9 @@ def runtime(args, stack: contextlib.ExitStack, loop, device: TunDevice | None = 
     taps = open_captures(stack, tracer, live=True, on_error=log.sink_failed, **files)
     if device is None:
         device = stack.enter_context(open_device(args))
-    port = device.queues[queue]
-    tapped = Tapped(TunLink(port), taps, on_error=log.sink_failed) if taps else None
-    link = tapped or TunLink(port)
+    port, lane = device.queues[queue], device.lane(queue)
+    tapped = Tapped(TunLink(port, lane=lane), taps, on_error=log.sink_failed) if taps else None
+    link = tapped or TunLink(port, lane=lane)
     config = knobs.config(args)
     if getattr(args, "max_connections", None) is not None:
         config = dataclasses.replace(config, max_connections=args.max_connections)

@@ -13,6 +13,12 @@ worker. Anything else (UDP, IPv6 extension headers) goes to queue 0. So:
 - a connection to a listener stays on queue (mixed client's port % N): whoever gets the SYN owns
   the flow.
 
+With `lanes` = N (the device has 2N queues: N for traffic, N "lanes" for new connections), the program
+returns the queue itself: the rule's value modulo N, plus N for a segment that opens a connection (SYN
+without ACK). A reader that drains its lane before its traffic queue sees a new client's SYN at once,
+however full the traffic queue's ring is (a full ring drops what arrives, a SYN with the rest), and
+a SYN flood fills the lanes, not the rings of the connections already open.
+
 The program is a few instructions of raw bytecode (legacy LD_ABS/LD_IND packet loads, which see the
 packet from its IP header on a TUN device without packet information), loaded with bpf(2) through
 ctypes. Loading needs CAP_BPF or CAP_SYS_ADMIN (unless the kernel allows unprivileged BPF); where
@@ -36,7 +42,8 @@ LD, ALU, ALU64, JMP = 0x00, 0x04, 0x07, 0x05
 W, H, B = 0x00, 0x08, 0x10
 ABS, IND = 0x20, 0x40
 K, X = 0x00, 0x08
-ADD, MUL, AND, LSH, RSH, MOV = 0x00, 0x20, 0x50, 0x60, 0x70, 0xB0
+ADD, MUL, AND, LSH, RSH, MOD, MOV = 0x00, 0x20, 0x50, 0x60, 0x70, 0x90, 0xB0
+TCP_SYN, TCP_ACK = 0x02, 0x10
 # Linux picks even source ports for connect() first (since 4.6; 40 of 40 here were even): a peer's
 # port modulo 2 would put every connection from a Linux client on queue 0. Multiplying by 2^32/phi
 # and keeping bits 16-31 (Fibonacci hashing) spreads consecutive and even ports alike.
@@ -45,14 +52,22 @@ JA, JEQ, JGT, JGE, JNE, EXIT = 0x00, 0x10, 0x20, 0x30, 0x50, 0x90
 INSN = struct.Struct("<BBhi")  # opcode, dst_reg | src_reg << 4, offset, immediate
 
 
-def program(ephemeral: range) -> bytes:
-    """The steering program's bytecode: `queue_for`'s rule, for the given ephemeral port range."""
+def program(ephemeral: range, lanes: int = 0) -> bytes:
+    """The steering program's bytecode: `queue_for`'s rule, for the given ephemeral port range (and
+    lanes for new connections when `lanes` > 0)."""
     code: list[tuple] = []  # (opcode, dst, src, offset or label, immediate)
 
     def op(opcode, dst=0, src=0, off: int | str = 0, imm=0):
         code.append((opcode, dst, src, off, imm))
 
     labels: dict[str, int] = {}
+
+    def lane(reg: int) -> None:
+        """r<reg> = lanes for a SYN without ACK (flags in r0), else 0."""
+        op(ALU64 | AND | K, 0, imm=TCP_SYN | TCP_ACK)
+        op(ALU64 | MOV | K, reg, imm=0)
+        op(JMP | JNE | K, 0, off=1, imm=TCP_SYN)
+        op(ALU64 | MOV | K, reg, imm=lanes)
 
     def label(name: str) -> None:
         labels[name] = len(code)
@@ -86,8 +101,12 @@ def program(ephemeral: range) -> bytes:
     op(LD | IND | H, src=9, imm=8 + 2)
     op(ALU64 | MOV | X, 8, 0)             # r8 = the peer's port (the quoted segment's destination)
     op(LD | IND | H, src=9, imm=8)        # r0 = ours (its source)
+    op(ALU64 | MOV | K, 9, imm=0)         # (an error about a connection: its traffic queue)
     op(JMP | JA, off="choose")
     label("tcp4")
+    if lanes:
+        op(LD | IND | B, src=7, imm=13)   # the TCP flags
+        lane(9)
     op(LD | IND | H, src=7, imm=0)
     op(ALU64 | MOV | X, 8, 0)             # r8 = source port
     op(LD | IND | H, src=7, imm=2)        # r0 = destination port
@@ -101,8 +120,12 @@ def program(ephemeral: range) -> bytes:
     op(LD | ABS | H, imm=40 + 8 + 40 + 2)
     op(ALU64 | MOV | X, 8, 0)
     op(LD | ABS | H, imm=40 + 8 + 40)
+    op(ALU64 | MOV | K, 9, imm=0)
     op(JMP | JA, off="choose")
     label("tcp6")
+    if lanes:
+        op(LD | ABS | B, imm=40 + 13)
+        lane(9)
     op(LD | ABS | H, imm=40)
     op(ALU64 | MOV | X, 8, 0)
     op(LD | ABS | H, imm=42)
@@ -114,6 +137,9 @@ def program(ephemeral: range) -> bytes:
     op(ALU | MUL | K, 0, imm=MIX - (1 << 32))  # (32-bit: the product modulo 2^32)
     op(ALU | RSH | K, 0, imm=16)
     label("done")
+    if lanes:
+        op(ALU64 | MOD | K, 0, imm=lanes)  # the traffic queue; a SYN's lane N queues on
+        op(ALU64 | ADD | X, 0, 9)
     op(JMP | EXIT)
     out = []
     for i, (opcode, dst, src, off, imm) in enumerate(code):
@@ -123,8 +149,23 @@ def program(ephemeral: range) -> bytes:
     return b"".join(out)
 
 
-def queue_for(packet: bytes | memoryview, ephemeral: range) -> int:
+def queue_for(packet: bytes | memoryview, ephemeral: range, lanes: int = 0) -> int:
     """What the program returns for `packet` (an IP packet): the kernel takes it modulo the queues."""
+    if not lanes:
+        return _rule(packet, ephemeral)
+    value = _rule(packet, ephemeral) % lanes
+    version = packet[0] >> 4 if len(packet) else 0
+    start = (packet[0] & 0x0F) * 4 if version == 4 else 40
+    tcp = (version == 4 and len(packet) >= 10 and packet[9] == 6 and not int.from_bytes(packet[6:8], "big") & 0x1FFF
+           or version == 6 and len(packet) >= 7 and packet[6] == 6)
+    if tcp and len(packet) < start + 14:
+        return 0  # (the program's load of the flags fails: it ends with 0)
+    if tcp and packet[start + 13] & (TCP_SYN | TCP_ACK) == TCP_SYN:
+        value += lanes
+    return value
+
+
+def _rule(packet: bytes | memoryview, ephemeral: range) -> int:
     if len(packet) < 1:
         return 0
     version = packet[0] >> 4
@@ -183,11 +224,11 @@ def _bpf(cmd: int, attr: ctypes.Array) -> int:
     return int(r)
 
 
-def load(ephemeral: range) -> int:
+def load(ephemeral: range, lanes: int = 0) -> int:
     """Load the steering program; its file descriptor (the caller closes it), or BpfError saying why not."""
     if platform.machine() not in NR_BPF:
         raise BpfError(0, f"bpf(2) is not known here on {platform.machine()}")
-    insns = ctypes.create_string_buffer(program(ephemeral))
+    insns = ctypes.create_string_buffer(program(ephemeral, lanes))
     licence = ctypes.create_string_buffer(b"GPL")
     log = ctypes.create_string_buffer(LOG_SIZE)
     attr = ctypes.create_string_buffer(128)

@@ -13,6 +13,12 @@ queues by a symmetric flow hash, and learns from every packet written on a queue
 flow belong there (tun_flow_update), so a connection a worker opens gets its answers on its queue;
 or, where we may load one, by the steering program of drivers/steering.py, which picks the queue
 from the ports (`steer_by_port`).
+
+With lanes=True (serve: where it makes the device and may load the steering program) each of the N
+queues gets a second one, its lane (queues N..2N-1), and the steering program puts every SYN
+without ACK on the lane of the queue its flow goes to: the reader drains its lane first
+(aio.runtime.TunLink), so a new client's SYN never waits in, or is dropped from, a traffic queue's
+full ring. Where steering cannot be attached the lanes are closed again (`steer_by_port`).
 """
 
 import errno
@@ -64,7 +70,7 @@ class TunError(OSError):
 
 class TunDevice:
     def __init__(self, name: str, kernel: str, stack_address: str, mtu: int = 1500, offload: bool = False,
-                 queues: int = 1):
+                 queues: int = 1, lanes: bool = False):
         """kernel: the kernel side as 'address/prefix'; stack_address: the address tcpwave answers for.
 
         If a device `name` exists already (made by `tcpwave tun add`, persistent and owned by this
@@ -84,11 +90,13 @@ class TunDevice:
         self.existing = os.path.exists(f"/sys/class/net/{name}")
         if queues < 1:
             raise ValueError(f"a TUN device needs at least one queue, not {queues}")
-        multi = queues > 1 or (self.existing and (_tun_flags(name) or 0) & IFF_MULTI_QUEUE)  # (as it was made)
+        lanes = lanes and not self.existing  # (a device made without them keeps the queues it was made with)
+        total = 2 * queues if lanes else queues
+        multi = total > 1 or (self.existing and (_tun_flags(name) or 0) & IFF_MULTI_QUEUE)  # (as it was made)
         flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offload else 0) | (IFF_MULTI_QUEUE if multi else 0)
         fds = [_attach(name, flags, self.existing)]
         try:
-            while len(fds) < queues:  # the first TUNSETIFF made the device; the others attach queues to it
+            while len(fds) < total:  # the first TUNSETIFF made the device; the others attach queues to it
                 fds.append(_attach(name, flags, True))
             if self.existing:  # attached to a device that was there: refused if anyone else has it open
                 _refuse_if_in_use(name)
@@ -108,7 +116,9 @@ class TunDevice:
                 self.offload = True
             except OSError as e:  # an old kernel or a restricted one: packet by packet, with the header
                 self.offload_error = f"TUNSETOFFLOAD refused: {os.strerror(e.errno or 0)}"
-        self.queues = [TunQueue(fd, self.vnet, i) for i, fd in enumerate(fds)]
+        self.queues = [TunQueue(fd, self.vnet, i) for i, fd in enumerate(fds[:queues])]
+        # the lanes for new connections: queue i's is queue N + i (empty: none, or steering refused)
+        self.lanes = [TunQueue(fd, self.vnet, queues + i) for i, fd in enumerate(fds[queues:])]
         self.fd = fds[0]
         self.name, self.kernel, self.stack_address, self.mtu = name, iface, ours, mtu
         if not self.existing:  # ours: configure the kernel side (a device someone made for us already is)
@@ -125,8 +135,18 @@ class TunDevice:
 
     def steer_by_port(self, ephemeral: range) -> str | None:
         """Attach the steering program (drivers/steering.py) to this device: None once it is in
-        force, else the reason it is not (no CAP_BPF, a kernel without it...)."""
-        return attach_steering(self.fd, ephemeral)
+        force, else the reason it is not (no CAP_BPF, a kernel without it...), and then the lanes
+        are closed (the last queues attached: closing them leaves the others' numbers as they were)."""
+        failed = attach_steering(self.fd, ephemeral, len(self.queues) if self.lanes else 0)
+        if failed is not None:
+            for q in self.lanes:
+                q.close()
+            self.lanes = []
+        return failed
+
+    def lane(self, index: int) -> "TunQueue | None":
+        """Queue `index`'s lane for new connections, or None."""
+        return self.lanes[index] if self.lanes else None
 
     def steered_by_owner(self) -> bool:
         """An existing device that `tcpwave tun add` steered by port when it made it."""
@@ -134,14 +154,14 @@ class TunDevice:
 
     def keep_only(self, index: int) -> "TunQueue":
         """In a worker process: close every other queue's descriptor here; return this one's."""
-        for q in self.queues:
-            if q.index != index:
+        for q in self.queues + self.lanes:
+            if q.index != index and q.index != len(self.queues) + index:
                 q.close()
         self.fd = self.queues[index].fd
         return self.queues[index]
 
     def close(self) -> None:
-        for q in self.queues:  # a non-persistent TUN device disappears with its last descriptor
+        for q in self.queues + self.lanes:  # a non-persistent TUN device disappears with its last descriptor
             q.close()
         self.fd = -1
 
@@ -225,11 +245,11 @@ def _csum_header(key: int, ip_len: int, tcp_len: int) -> bytes:
     return header
 
 
-def attach_steering(fd: int, ephemeral: range) -> str | None:
+def attach_steering(fd: int, ephemeral: range, lanes: int = 0) -> str | None:
     """Load the steering program and attach it to the TUN device of queue descriptor `fd` (the
     device holds it from then on: our descriptor of it is closed here). None, or why it failed."""
     try:
-        prog = steering.load(ephemeral)
+        prog = steering.load(ephemeral, lanes)
     except OSError as e:
         return str(e)
     try:
