@@ -194,3 +194,39 @@ def test_the_runtime_says_what_the_budget_did_in_one_line(monkeypatch):
     asyncio.run(main())
     text = [t for kind, t in lines if kind == "memory"][0]
     assert text.startswith("memory budget at 0 MiB of 0 MiB: so far 0 connection(s) refused, 1 reset"), text
+
+
+def test_a_segment_dropped_at_the_limit_is_answered_with_a_zero_window():
+    """At the limit a connection with unread data takes no more: the drop's ACK closes the window
+    (its right edge moves left, the one place it does), so the peer probes instead of resending into
+    a window that would drop again; what it had in flight beyond is out of window; once the budget
+    is below its limit, the answer to a probe opens the window again."""
+    cfg = Config(window_scaling=False, timestamps=False, sack=False, delayed_ack=0, recv_buffer=64 * KB,
+                 mem_low=1, mem_pressure=1, mem_high=12 * KB)
+    w = Wire(cfg)
+    w.stack.listen(80, 0.0)
+    clients = [Client(w, 40000 + i) for i in range(4)]
+    c = clients[-1]
+    out: list[Segment] = []
+    for k in range(80):  # unread data from all four until one segment finds the budget at its limit
+        sender = clients[k % 4]
+        out = sender.data(1000)
+        if _budget(w)["dropped_segments"]:
+            c = sender
+            break
+    assert _budget(w)["dropped_segments"] == 1 and "memory_limit" in w.drops()
+    acks = [s for s in out if s.dst_port == c.sport and not s.flags & RST]
+    assert acks and acks[-1].ack == c.nxt and acks[-1].window == 0, acks  # RCV.NXT as it was, window 0
+    dropped = w.drops().count("out_of_window")
+    c.data(1000, offset=1000)  # what the peer had in flight after it: beyond the closed window now
+    assert w.drops().count("out_of_window") == dropped + 1
+    again = [s for s in c.data(1000) if s.dst_port == c.sport]  # the dropped one, resent: its ACK taken, no data
+    assert again and again[-1].ack == acks[-1].ack and again[-1].window == 0
+    assert _budget(w)["dropped_segments"] == 1  # (not dropped for memory: there was no window for it)
+    for conn in w.stack.connections():  # the applications read: the budget falls below its limit
+        if conn.state.name == "ESTABLISHED":
+            conn.receive(now=w.now)
+    assert _budget(w)["level"] != "limit"
+    w.now += 1.0
+    probe = w.send(Segment(c.sport, 80, seq_add(c.nxt, -1), c.ack, ACK, 65535))  # a zero-window probe
+    assert probe and probe[-1].window > 0  # the window opens again

@@ -6,10 +6,12 @@
   segments, and out-of-order data is no longer queued (what a connection holds out of order is
   pruned: data we only SACKed, which the sender resends, RFC 2018 §8);
 - LIMIT: at `high`: a segment that needs new memory is dropped (unless its connection holds no
-  unread data, so every connection can make progress), send() takes no more than one segment into
-  an empty buffer, new connections are refused (the SYN is dropped: the client retries, as it does
-  when a Linux listener's queues are full, instead of failing at once on a RST), and the stack resets
-  its largest consumers until the account is back to the middle of pressure and high.
+  unread data, so every connection can make progress) and answered with a zero window (the sender
+  probes, instead of resending into a window that would drop it again: core/receiver.py), send()
+  takes no more than one segment into an empty buffer, new connections are refused (the SYN is
+  dropped: the client retries, as it does when a Linux listener's queues are full, instead of failing
+  at once on a RST), and the stack resets its largest consumers until the account is back to the
+  middle of pressure and high.
 
 A Stack charges each connection after each step: the difference between what its buffers hold now
 and what was charged before (O(1)), so nothing is counted twice and the account can never drift; a

@@ -146,7 +146,12 @@ class Receiver:
     def _no_memory(self, off: int, payload) -> bool:
         """Under memory pressure out-of-order data is not queued and the queue is pruned; at the limit,
         data is stored only while nothing is left unread (so each connection still makes progress).
-        A segment refused is dropped as if lost, and ACKed at once (the sender learns where we are)."""
+        A segment refused is dropped as if lost, and ACKed at once with a zero window: the one place
+        the window's right edge moves left. RFC 9293 §3.8.6 says a receiver SHOULD NOT shrink the
+        window (SHLD-14) and a sender MUST cope with it (MUST-34); a receiver without the memory for
+        what it offered has the reason a SHOULD allows: the window left open would be filled again
+        and dropped again, each drop a retransmission, while a closed one is probed (with backoff)
+        until reads, or a budget back below its limit, open it again."""
         rb, mem = self.buf, self.conn.mem
         if off > rb.next_offset:
             if rb.has_gaps:
@@ -156,6 +161,7 @@ class Receiver:
             return False
         mem.count("dropped")
         self.ack_now = True
+        self.adv = self.nxt  # RCV.WND = 0 (advertise() offers nothing more while at the limit)
         self.conn.trace("drop", reason=DropReason.MEMORY_LIMIT.value, seq=seq_add(self.nxt, off - rb.next_offset),
                         len=len(payload))
         return True
@@ -317,10 +323,10 @@ class Receiver:
         return offered, free - offered
 
     def advertise(self, syn: bool = False) -> int:
-        """The window field to send. The right edge never moves left (RFC 9293 §3.8.6), and moves
-        right only by at least min(buffer / 2, MSS): receiver silly-window avoidance (§3.8.6.2.2). With
-        Config.rcv_sws_free (FreeBSD's tcp_output()), every segment offers all the free space once it is
-        at least min(buffer / 4, MSS)."""
+        """The window field to send. The right edge never moves left (RFC 9293 §3.8.6; _no_memory
+        excepted), and moves right only by at least min(buffer / 2, MSS): receiver silly-window
+        avoidance (§3.8.6.2.2). With Config.rcv_sws_free (FreeBSD's tcp_output()), every segment
+        offers all the free space once it is at least min(buffer / 4, MSS)."""
         offered, gain = self._window_gain()
         if self.conn.config.rcv_sws_free:
             wnd = offered + gain if offered + gain >= min(self.buf.capacity // 4, self.mss) else offered
