@@ -240,7 +240,10 @@ def test_tun_add_names_and_queues():
     with namespace("tcpwave-truth-tun") as ns:
         r = ns.call(*TCPWAVE, "tun", "add", "a-name-of-16-chr", "--user", "nobody", capture_output=True, text=True)
         _one_line_error(r, "15")
-        assert ns.call(*TCPWAVE, "tun", "add", "tcpwq0", "--user", "nobody", capture_output=True).returncode == 0
+        off = dict(os.environ, TCPWAVE_STEERING="off")  # (else every device `tun add` makes is multi-queue)
+        assert ns.call(*TCPWAVE, "tun", "add", "tcpwq0", "--user", "nobody", capture_output=True,
+                       env=off).returncode == 0
+        assert not int(open_in(ns, "/sys/class/net/tcpwq0/tun_flags"), 16) & 0x100  # single-queue
         r = ns.call(*TCPWAVE, "serve", "echo", "--tun", "tcpwq0", "--workers", "2", "--control", "none",
                     capture_output=True, text=True, timeout=60)
         _one_line_error(r, "single-queue", "--queues")

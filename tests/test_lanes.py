@@ -20,8 +20,8 @@ from tcpwave.drivers.tun import TunDevice, TXQUEUELEN
 from tcpwave.stack import EPHEMERAL
 
 lanes = sys.argv[1] == "lanes"
-dev = TunDevice("tcpwl0", "192.0.2.1/24", "192.0.2.2", lanes=lanes)
-refused = dev.steer_by_port(EPHEMERAL) if lanes else None
+dev = TunDevice("tcpwl0", "192.0.2.1/24", "192.0.2.2", steer=EPHEMERAL if lanes else None, lanes=lanes)
+refused = dev.steering_error
 
 
 def dropped() -> int:

@@ -61,14 +61,31 @@ def test_a_user_runs_serve_on_a_tun_device_root_made_for_them():
         with open(f"/proc/{server.pid}/status") as f:  # (ip netns exec, setpriv and env each exec the next)
             status = dict(line.split(":", 1) for line in f)
         assert status["Uid"].split()[:2] == ["65534", "65534"] and int(status["CapEff"], 16) == 0
+        # `tun add` gave the device a lane for new connections (where root may load the program): the
+        # user's server attached its queue and the lane beside it
+        lanes = _bpf_refused() is None
+        assert _queues_held(server.pid, "tcpwu0") == (2 if lanes else 1)
         client = ns.call(sys.executable, "-c", ECHO_CLIENT, capture_output=True, text=True, timeout=30)
         assert client.stdout.strip() == "hello from the kernel", client.stderr
         server.terminate()
         _, err = server.communicate(timeout=10)
         assert "attached to the existing device tcpwu0" in err and "Traceback" not in err, err
+        assert ("new connections' SYNs on a lane read first" in err) == lanes, err
         removed = ns.call(*tcpwave, "tun", "del", "tcpwu0", capture_output=True, text=True)
         assert removed.returncode == 0, removed.stderr
         assert ns.call("ip", "link", "show", "tcpwu0", capture_output=True).returncode != 0
+
+
+def _queues_held(pid: int, device: str) -> int:
+    """How many queues of TUN device `device` process `pid` holds open (/proc/PID/fdinfo: "iff: NAME")."""
+    held = 0
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                held += f"iff:\t{device}\n" in f.read()
+        except OSError:
+            pass
+    return held
 
 
 def _readable_copy(tmp: str) -> tuple[str, str]:
@@ -94,8 +111,9 @@ def test_root_steers_a_multi_queue_device_once_and_its_user_serves_with_workers_
     if (refused := _bpf_refused()) is not None:
         pytest.skip(f"no steering here: {refused}")
     tcpwave = [sys.executable, "-m", "tcpwave.cli.main"]
-    said = {"auto": ("tcpwu1: queues steered by port (eBPF)",
-                     "queues steered by port (the eBPF program `tcpwave tun add` attached)"),
+    said = {"auto": ("tcpwu1: queues steered by port, each with a lane for new connections' SYNs (eBPF)",
+                     "queues steered by port, new connections' SYNs on lanes read first (the eBPF program "
+                     "`tcpwave tun add` attached)"),
             "off": ("tcpwu1: not steered ($TCPWAVE_STEERING=off): workers hand each other what reaches the wrong one",
                     "packets for another worker's port handed over (tcpwu1 was made without steering)")}
     handed = {}

@@ -118,15 +118,15 @@ async def main():
     threading.Thread(target=echo_server, args=(s,), daemon=True).start()
     runtimes, handed, received = [], [], [0, 0]
 
-    class Counted(TunLink):  # counts what arrives on its own queue
+    class Counted(TunLink):  # counts what arrives on its own queue (the i-th: its kernel number is 2i with lanes)
         def attach(self, callback):
-            def counted(packets, trusted=None, i=self.device.index):
+            def counted(packets, trusted=None, i=dev.queues.index(self.device)):
                 received[i] += len(packets)
                 callback(packets, trusted)
             super().attach(counted)
 
     for i, q in enumerate(dev.queues):
-        rt = Runtime(Stack([ours]), Counted(q))
+        rt = Runtime(Stack([ours]), Counted(q, lane=dev.lane(i)))
         def elsewhere(owner, packet, trusted, i=i):
             pkt = parse_ip(bytes(packet))
             handed.append(parse_tcp(pkt.payload, pkt.src, pkt.dst).flags)

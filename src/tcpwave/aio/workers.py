@@ -22,8 +22,6 @@ import sys
 import time
 from collections.abc import Callable
 
-from ..stack import EPHEMERAL
-
 STEERING_ENV = "TCPWAVE_STEERING"  # "off": no steering program, the hand-over only
 FORWARD_MAX = 65536 + 1  # one IP packet (at most 64 KB with offloads) and the trusted flag
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)  # each ends a server the same way
@@ -75,33 +73,23 @@ class Worker:
 
 
 def steer(device) -> str:
-    """Steer `device`'s queues by port where we may; what is in force, as the start line says it.
-    A device made here gets the program unless $TCPWAVE_STEERING is "off"; an existing one
-    is steered if `tcpwave tun add` steered it (the program stays with the device, and a user without
-    privileges could not load it)."""
+    """What steers `device`'s queues, as the start line says it: the program attached when the device
+    was made (here, unless $TCPWAVE_STEERING is "off"; or by `tcpwave tun add`, where it stays with
+    the device: a user without privileges could not load it), or the hand-over."""
+    lanes = ", new connections' SYNs on lanes read first" if device.lanes else ""
     if device.existing:
         if device.steered_by_owner():
-            return "queues steered by port (the eBPF program `tcpwave tun add` attached)"
+            return f"queues steered by port{lanes} (the eBPF program `tcpwave tun add` attached)"
         return f"packets for another worker's port handed over ({device.name} was made without steering)"
     if os.environ.get(STEERING_ENV, "").lower() == "off":
         return f"packets for another worker's port handed over (${STEERING_ENV}=off)"
-    failed = device.steer_by_port(EPHEMERAL)
-    if failed is None:
-        return "queues steered by port (eBPF)" + (", new connections' SYNs on lanes read first" if device.lanes else "")
-    return f"packets for another worker's port handed over (no steering: {failed})"
+    if device.steering_error is None:
+        return f"queues steered by port (eBPF){lanes}"
+    return f"packets for another worker's port handed over (no steering: {device.steering_error})"
 
 
-def steer_lane(device) -> str:
-    """One process on a device made with a lane: the steering program that fills it, where we may
-    load it (else the lane is closed again); what is in force, for the start line ("" for nothing to say)."""
-    if not device.lanes:
-        return ""
-    failed = device.steer_by_port(EPHEMERAL)
-    return "; new connections' SYNs on a lane read first (eBPF)" if failed is None else ""
-
-
-def lanes_wanted() -> bool:
-    """Whether to make a device with lanes for new connections (drivers/tun.py): unless steering is off."""
+def steering_wanted() -> bool:
+    """Whether a device made here gets the steering program, with lanes: unless $TCPWAVE_STEERING is "off"."""
     return os.environ.get(STEERING_ENV, "").lower() != "off"
 
 

@@ -202,7 +202,8 @@ def _another_address(kernel: str | None, ours) -> str | None:
 def _syn_test(rep: Report, dev: str, ours, kernel) -> None:
     """Attach, send the kernel side a SYN to a closed port, and expect its RST with a valid checksum."""
     try:
-        fd = tundrv._attach(dev, tundrv.IFF_TUN | tundrv.IFF_NO_PI, True)
+        multi = (tundrv._tun_flags(dev) or 0) & tundrv.IFF_MULTI_QUEUE  # (one queue of it: all its packets come here)
+        fd = tundrv._attach(dev, tundrv.IFF_TUN | tundrv.IFF_NO_PI | multi, True)
     except tundrv.TunError as e:
         rep.note(f"SYN test skipped: {e}")
         return

@@ -76,7 +76,7 @@ def run(args) -> int:
 
 def _serve_workers(args) -> int:
     """N worker processes on N queues of one device; this process waits, and stops them on a signal."""
-    device = tun_options.open_device(args, queues=args.workers, lanes=workers.lanes_wanted())
+    device = tun_options.open_device(args, queues=args.workers, steer=workers.steering_wanted())
     port = args.port or DEFAULT_PORTS[args.service]
     steering = workers.steer(device)
 
@@ -108,8 +108,8 @@ async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> i
         tag = f"w{worker.index + 1}" if worker is not None else None
         lanes = ""
         if device is None:  # one process: its device, with a lane for new connections where it may steer
-            device = stack.enter_context(tun_options.open_device(args, lanes=workers.lanes_wanted()))
-            lanes = workers.steer_lane(device)
+            device = stack.enter_context(tun_options.open_device(args, steer=workers.steering_wanted()))
+            lanes = "; new connections' SYNs on a lane read first (eBPF)" if device.lanes else ""
         runtime = tun_options.runtime(args, stack, loop, device=device, queue=worker.index if worker else 0,
                                       tag=tag)
         if worker is not None:

@@ -24,9 +24,10 @@ def add_parser(sub) -> None:
                    help="the kernel side, address/prefix (default 192.0.2.1/24); --host is the old name")
     a.add_argument("--mtu", type=int, default=1500, help="the device's MTU (default 1500)")
     a.add_argument("--queues", type=int, default=1, metavar="N",
-                   help="N > 1 makes a multi-queue device, for `serve --workers`, its queues steered by port "
-                        "by an eBPF program that stays with it (not with $TCPWAVE_STEERING=off) (default 1: "
-                        "single-queue)")
+                   help="the workers it is made for (`serve --workers N`; any number may use it): the device is "
+                        "multi-queue, its queues steered by port by an eBPF program that stays with it and gives "
+                        "each a lane for new connections' SYNs (with $TCPWAVE_STEERING=off: none of that, and "
+                        "N = 1 makes a single-queue device) (default 1)")
     d = actions.add_parser("del", help="remove a persistent TUN device")
     d.add_argument("device", metavar="DEV", help="the device's name")
     p.set_defaults(func=run)
@@ -48,14 +49,16 @@ def run(args) -> int:
             gid = _id(args.group, lambda n: grp.getgrnam(n).gr_gid, "group") if args.group else None
             if args.queues < 1:
                 raise ValueError(f"--queues must be at least 1, not {args.queues}")
-            steer = args.queues > 1 and os.environ.get(STEERING_ENV, "").lower() != "off"
-            failed = add_persistent(args.device, uid, gid, args.kernel, args.mtu, multi_queue=args.queues > 1,
-                                    steer=EPHEMERAL if steer else None)
+            steer = os.environ.get(STEERING_ENV, "").lower() != "off"
+            multi = args.queues > 1 or steer
+            failed = add_persistent(args.device, uid, gid, args.kernel, args.mtu, multi_queue=multi,
+                                    steer=EPHEMERAL if steer else None, lanes=steer)
             workers = f" --workers {args.queues}" if args.queues > 1 else ""
-            print(f"{args.device}: persistent {'multi' if workers else 'single'}-queue TUN device for {args.user}, "
+            print(f"{args.device}: persistent {'multi' if multi else 'single'}-queue TUN device for {args.user}, "
                   f"kernel side {args.kernel}; as that user: tcpwave serve echo --tun {args.device}{workers}")
-            if args.queues > 1:
-                print(f"{args.device}: " + ("queues steered by port (eBPF)" if steer and failed is None else
+            if multi:
+                print(f"{args.device}: " + ("queues steered by port, each with a lane for new connections' SYNs "
+                                            "(eBPF)" if steer and failed is None else
                                             f"not steered ({failed or f'${STEERING_ENV}=off'}): workers hand "
                                             "each other what reaches the wrong one"))
         else:

@@ -13,7 +13,7 @@ from ..aio import Runtime, TunLink, log
 from ..core.trace import Tracer
 from ..drivers.taps import Tapped
 from ..drivers.tun import SEGMENT_MAX, TunDevice, TunError
-from ..stack import Stack
+from ..stack import EPHEMERAL, Stack
 from ..views.files import tagged
 from ..views.record import open_captures
 from . import knobs
@@ -37,11 +37,11 @@ def add(p) -> None:
     knobs.add(p)
 
 
-def open_device(args, queues: int = 1, lanes: bool = False) -> TunDevice:
-    """The TUN device of the command's options (in this namespace), with `queues` queues (and a lane
-    each for new connections, where the device is made here: drivers/tun.py)."""
+def open_device(args, queues: int = 1, steer: bool = False) -> TunDevice:
+    """The TUN device of the command's options (in this namespace), with `queues` queues; with
+    `steer`, one made here is steered by port with a lane beside each queue (drivers/tun.py)."""
     device = TunDevice(args.tun, args.kernel, args.addr, mtu=args.mtu, offload=not args.no_offload, queues=queues,
-                       lanes=lanes)
+                       steer=EPHEMERAL if steer else None, lanes=steer)
     if device.offload_error:
         print(f"tcpwave: {device.offload_error}; working packet by packet", file=sys.stderr)
     elif device.offload and firewall_rules([]):

@@ -13,11 +13,13 @@ worker. Anything else (UDP, IPv6 extension headers) goes to queue 0. So:
 - a connection to a listener stays on queue (mixed client's port % N): whoever gets the SYN owns
   the flow.
 
-With `lanes` = N (the device has 2N queues: N for traffic, N "lanes" for new connections), the program
-returns the queue itself: the rule's value modulo N, plus N for a segment that opens a connection (SYN
-without ACK). A reader that drains its lane before its traffic queue sees a new client's SYN at once,
-however full the traffic queue's ring is (a full ring drops what arrives, a SYN with the rest), and
-a SYN flood fills the lanes, not the rings of the connections already open.
+With lanes (a device whose queues come in pairs: queue 2i for worker i's traffic, 2i + 1 its lane
+for new connections), the program returns twice the rule's value, plus one for a segment that opens
+a connection (SYN without ACK): modulo 2N queues that is worker (value mod N)'s traffic queue or its
+lane, whatever N is, so a device made once with lanes serves any number of workers. A reader that
+drains its lane before its traffic queue sees a new client's SYN at once, however full the traffic
+queue's ring is (a full ring drops what arrives, a SYN with the rest), and a SYN flood fills the
+lanes, not the rings of the connections already open.
 
 The program is a few instructions of raw bytecode (legacy LD_ABS/LD_IND packet loads, which see the
 packet from its IP header on a TUN device without packet information), loaded with bpf(2) through
@@ -42,7 +44,7 @@ LD, ALU, ALU64, JMP = 0x00, 0x04, 0x07, 0x05
 W, H, B = 0x00, 0x08, 0x10
 ABS, IND = 0x20, 0x40
 K, X = 0x00, 0x08
-ADD, MUL, AND, LSH, RSH, MOD, MOV = 0x00, 0x20, 0x50, 0x60, 0x70, 0x90, 0xB0
+ADD, MUL, AND, LSH, RSH, MOV = 0x00, 0x20, 0x50, 0x60, 0x70, 0xB0
 TCP_SYN, TCP_ACK = 0x02, 0x10
 # Linux picks even source ports for connect() first (since 4.6; 40 of 40 here were even): a peer's
 # port modulo 2 would put every connection from a Linux client on queue 0. Multiplying by 2^32/phi
@@ -52,9 +54,9 @@ JA, JEQ, JGT, JGE, JNE, EXIT = 0x00, 0x10, 0x20, 0x30, 0x50, 0x90
 INSN = struct.Struct("<BBhi")  # opcode, dst_reg | src_reg << 4, offset, immediate
 
 
-def program(ephemeral: range, lanes: int = 0) -> bytes:
+def program(ephemeral: range, lanes: bool = False) -> bytes:
     """The steering program's bytecode: `queue_for`'s rule, for the given ephemeral port range (and
-    lanes for new connections when `lanes` > 0)."""
+    with `lanes`, the pairs of a device with lanes for new connections)."""
     code: list[tuple] = []  # (opcode, dst, src, offset or label, immediate)
 
     def op(opcode, dst=0, src=0, off: int | str = 0, imm=0):
@@ -63,11 +65,11 @@ def program(ephemeral: range, lanes: int = 0) -> bytes:
     labels: dict[str, int] = {}
 
     def lane(reg: int) -> None:
-        """r<reg> = lanes for a SYN without ACK (flags in r0), else 0."""
+        """r<reg> = 1 for a SYN without ACK (flags in r0), else 0."""
         op(ALU64 | AND | K, 0, imm=TCP_SYN | TCP_ACK)
         op(ALU64 | MOV | K, reg, imm=0)
         op(JMP | JNE | K, 0, off=1, imm=TCP_SYN)
-        op(ALU64 | MOV | K, reg, imm=lanes)
+        op(ALU64 | MOV | K, reg, imm=1)
 
     def label(name: str) -> None:
         labels[name] = len(code)
@@ -138,7 +140,7 @@ def program(ephemeral: range, lanes: int = 0) -> bytes:
     op(ALU | RSH | K, 0, imm=16)
     label("done")
     if lanes:
-        op(ALU64 | MOD | K, 0, imm=lanes)  # the traffic queue; a SYN's lane N queues on
+        op(ALU64 | LSH | K, 0, imm=1)     # the traffic queue of the pair; a SYN's lane is the next one
         op(ALU64 | ADD | X, 0, 9)
     op(JMP | EXIT)
     out = []
@@ -149,11 +151,11 @@ def program(ephemeral: range, lanes: int = 0) -> bytes:
     return b"".join(out)
 
 
-def queue_for(packet: bytes | memoryview, ephemeral: range, lanes: int = 0) -> int:
+def queue_for(packet: bytes | memoryview, ephemeral: range, lanes: bool = False) -> int:
     """What the program returns for `packet` (an IP packet): the kernel takes it modulo the queues."""
     if not lanes:
         return _rule(packet, ephemeral)
-    value = _rule(packet, ephemeral) % lanes
+    value = 2 * _rule(packet, ephemeral)
     version = packet[0] >> 4 if len(packet) else 0
     start = (packet[0] & 0x0F) * 4 if version == 4 else 40
     tcp = (version == 4 and len(packet) >= 10 and packet[9] == 6 and not int.from_bytes(packet[6:8], "big") & 0x1FFF
@@ -161,7 +163,7 @@ def queue_for(packet: bytes | memoryview, ephemeral: range, lanes: int = 0) -> i
     if tcp and len(packet) < start + 14:
         return 0  # (the program's load of the flags fails: it ends with 0)
     if tcp and packet[start + 13] & (TCP_SYN | TCP_ACK) == TCP_SYN:
-        value += lanes
+        value += 1
     return value
 
 
@@ -224,7 +226,7 @@ def _bpf(cmd: int, attr: ctypes.Array) -> int:
     return int(r)
 
 
-def load(ephemeral: range, lanes: int = 0) -> int:
+def load(ephemeral: range, lanes: bool = False) -> int:
     """Load the steering program; its file descriptor (the caller closes it), or BpfError saying why not."""
     if platform.machine() not in NR_BPF:
         raise BpfError(0, f"bpf(2) is not known here on {platform.machine()}")

@@ -14,11 +14,11 @@ flow belong there (tun_flow_update), so a connection a worker opens gets its ans
 or, where we may load one, by the steering program of drivers/steering.py, which picks the queue
 from the ports (`steer_by_port`).
 
-With lanes=True (serve: where it makes the device and may load the steering program) each of the N
-queues gets a second one, its lane (queues N..2N-1), and the steering program puts every SYN
-without ACK on the lane of the queue its flow goes to: the reader drains its lane first
-(aio.runtime.TunLink), so a new client's SYN never waits in, or is dropped from, a traffic queue's
-full ring. Where steering cannot be attached the lanes are closed again (`steer_by_port`).
+With lanes (serve, where it may load the steering program; `tcpwave tun add`) the queues come in
+pairs, 2i for traffic and 2i + 1 its lane, and the steering program puts every SYN without ACK on
+the lane beside the queue its flow goes to: the reader drains its lane first (aio.runtime.TunLink),
+so a new client's SYN never waits in, or is dropped from, a traffic queue's full ring. The program
+is attached before any queue but the first, and the lanes attached only once it is in force.
 """
 
 import errno
@@ -43,6 +43,7 @@ TUNSETSTEERINGEBPF = 0x800454E0
 # program (which stays with a persistent device): the only sign of it that a user without
 # privileges can read (/sys/class/net/DEV/ifalias); only CAP_NET_ADMIN may set an alias.
 STEERED_ALIAS = "tcpwave: queues steered by port (eBPF)"
+LANES_ALIAS = "tcpwave: queues steered by port, each with a lane for SYNs (eBPF)"  # (queues attached in pairs)
 SIOCGIFADDR, SIOCGIFNETMASK = 0x8915, 0x891B
 IFF_TUN, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE = 0x0001, 0x1000, 0x4000, 0x0100
 IFF_PERSIST = 0x0800
@@ -70,12 +71,15 @@ class TunError(OSError):
 
 class TunDevice:
     def __init__(self, name: str, kernel: str, stack_address: str, mtu: int = 1500, offload: bool = False,
-                 queues: int = 1, lanes: bool = False):
+                 queues: int = 1, steer: range | None = None, lanes: bool = False):
         """kernel: the kernel side as 'address/prefix'; stack_address: the address tcpwave answers for.
+        steer: the stack's ephemeral ports, to attach the steering program (drivers/steering.py) to a
+        device made here; `steering_error` says why it could not be. lanes: with the program, a lane
+        beside each queue for new connections' SYNs (`lane(i)`); none where the program failed.
 
         If a device `name` exists already (made by `tcpwave tun add`, persistent and owned by this
         user), it is attached to as it is: no privileges needed, no `ip` configuration, and its own
-        IPv4 address is the kernel side."""
+        IPv4 address is the kernel side; it has lanes if `tun add` made it with them."""
         if os.path.exists(f"/sys/class/net/{name}"):
             kernel = interface_address(name) or kernel
             with open(f"/sys/class/net/{name}/mtu") as f:
@@ -90,13 +94,20 @@ class TunDevice:
         self.existing = os.path.exists(f"/sys/class/net/{name}")
         if queues < 1:
             raise ValueError(f"a TUN device needs at least one queue, not {queues}")
-        lanes = lanes and not self.existing  # (a device made without them keeps the queues it was made with)
-        total = 2 * queues if lanes else queues
-        multi = total > 1 or (self.existing and (_tun_flags(name) or 0) & IFF_MULTI_QUEUE)  # (as it was made)
+        if self.existing:  # as `tun add` made it: with lanes, every user of its queues must take them in pairs
+            lanes = alias(name) == LANES_ALIAS
+        else:
+            lanes = lanes and steer is not None
+        multi = queues > 1 or lanes or (self.existing and (_tun_flags(name) or 0) & IFF_MULTI_QUEUE)
         flags = IFF_TUN | IFF_NO_PI | (IFF_VNET_HDR if offload else 0) | (IFF_MULTI_QUEUE if multi else 0)
+        self.steering_error: str | None = None
         fds = [_attach(name, flags, self.existing)]
         try:
-            while len(fds) < total:  # the first TUNSETIFF made the device; the others attach queues to it
+            if steer is not None and not self.existing:  # before the other queues: they come in pairs only
+                self.steering_error = attach_steering(fds[0], steer, lanes)  # if the program is in force
+                lanes = lanes and self.steering_error is None
+            per = 2 if lanes else 1
+            while len(fds) < per * queues:  # the first TUNSETIFF made the device; the others attach queues to it
                 fds.append(_attach(name, flags, True))
             if self.existing:  # attached to a device that was there: refused if anyone else has it open
                 _refuse_if_in_use(name)
@@ -116,9 +127,9 @@ class TunDevice:
                 self.offload = True
             except OSError as e:  # an old kernel or a restricted one: packet by packet, with the header
                 self.offload_error = f"TUNSETOFFLOAD refused: {os.strerror(e.errno or 0)}"
-        self.queues = [TunQueue(fd, self.vnet, i) for i, fd in enumerate(fds[:queues])]
-        # the lanes for new connections: queue i's is queue N + i (empty: none, or steering refused)
-        self.lanes = [TunQueue(fd, self.vnet, queues + i) for i, fd in enumerate(fds[queues:])]
+        # the kernel numbers queues in the order they were attached: with lanes, 2i is queue i and 2i + 1 its lane
+        self.queues = [TunQueue(fd, self.vnet, i) for i, fd in enumerate(fds) if i % per == 0]
+        self.lanes = [TunQueue(fd, self.vnet, i) for i, fd in enumerate(fds) if i % per == 1]
         self.fd = fds[0]
         self.name, self.kernel, self.stack_address, self.mtu = name, iface, ours, mtu
         if not self.existing:  # ours: configure the kernel side (a device someone made for us already is)
@@ -134,15 +145,9 @@ class TunDevice:
         self.queues[0].write(packet, gso_size, checksum_partial)
 
     def steer_by_port(self, ephemeral: range) -> str | None:
-        """Attach the steering program (drivers/steering.py) to this device: None once it is in
-        force, else the reason it is not (no CAP_BPF, a kernel without it...), and then the lanes
-        are closed (the last queues attached: closing them leaves the others' numbers as they were)."""
-        failed = attach_steering(self.fd, ephemeral, len(self.queues) if self.lanes else 0)
-        if failed is not None:
-            for q in self.lanes:
-                q.close()
-            self.lanes = []
-        return failed
+        """Attach the steering program (drivers/steering.py, without lanes) to this device: None once
+        it is in force, else the reason it is not (no CAP_BPF, a kernel without it...)."""
+        return attach_steering(self.fd, ephemeral)
 
     def lane(self, index: int) -> "TunQueue | None":
         """Queue `index`'s lane for new connections, or None."""
@@ -150,12 +155,13 @@ class TunDevice:
 
     def steered_by_owner(self) -> bool:
         """An existing device that `tcpwave tun add` steered by port when it made it."""
-        return self.existing and alias(self.name) == STEERED_ALIAS
+        return self.existing and alias(self.name) in (STEERED_ALIAS, LANES_ALIAS)
 
     def keep_only(self, index: int) -> "TunQueue":
         """In a worker process: close every other queue's descriptor here; return this one's."""
+        keep = (self.queues[index], self.lane(index))
         for q in self.queues + self.lanes:
-            if q.index != index and q.index != len(self.queues) + index:
+            if q not in keep:
                 q.close()
         self.fd = self.queues[index].fd
         return self.queues[index]
@@ -245,7 +251,7 @@ def _csum_header(key: int, ip_len: int, tcp_len: int) -> bytes:
     return header
 
 
-def attach_steering(fd: int, ephemeral: range, lanes: int = 0) -> str | None:
+def attach_steering(fd: int, ephemeral: range, lanes: bool = False) -> str | None:
     """Load the steering program and attach it to the TUN device of queue descriptor `fd` (the
     device holds it from then on: our descriptor of it is closed here). None, or why it failed."""
     try:
@@ -408,11 +414,12 @@ def interface_address(name: str) -> str | None:
 
 
 def add_persistent(name: str, uid: int, gid: int | None, kernel: str, mtu: int = 1500,
-                   multi_queue: bool = False, steer: range | None = None) -> str | None:
+                   multi_queue: bool = False, steer: range | None = None, lanes: bool = False) -> str | None:
     """`tcpwave tun add`: a persistent TUN device that user `uid` (or group `gid`) may attach to
     without privileges, with its kernel side configured; multi-queue for `serve --workers`, and with
     `steer` (the stack's ephemeral ports) steered by port, the program attached here staying with the
-    device. Needs CAP_NET_ADMIN. Returns why steering failed, or None."""
+    device (with `lanes`, a lane for SYNs beside each queue: the alias says so, and serve then
+    attaches its queues in pairs). Needs CAP_NET_ADMIN. Returns why steering failed, or None."""
     iface = ipaddress.ip_interface(kernel)
     check_name(name)
     if os.path.exists(f"/sys/class/net/{name}"):
@@ -425,13 +432,14 @@ def add_persistent(name: str, uid: int, gid: int | None, kernel: str, mtu: int =
             fcntl.ioctl(fd, TUNSETGROUP, gid)
         fcntl.ioctl(fd, TUNSETPERSIST, 1)
         if steer is not None:
-            failed = attach_steering(fd, steer)
+            failed = attach_steering(fd, steer, lanes)
     finally:
         os.close(fd)
     try:
         configure(name, iface, mtu)
         if steer is not None and failed is None:
-            subprocess.run(["ip", "link", "set", name, "alias", STEERED_ALIAS], check=True, capture_output=True)
+            subprocess.run(["ip", "link", "set", name, "alias", LANES_ALIAS if lanes else STEERED_ALIAS], check=True,
+                           capture_output=True)
     except subprocess.CalledProcessError as e:
         delete_persistent(name)
         raise TunError(errno.EINVAL, f"configuring {name} failed: {e.stderr.decode(errors='replace').strip()}") from e
