@@ -111,43 +111,55 @@ def tcp_flags(sport: int, dport: int, flags: int) -> bytes:
     return struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 0x50, flags, 65535, 0, 0)
 
 
+def ipv4_from(src: bytes, payload: bytes) -> bytes:
+    return struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(payload), 0, 0, 64, 6, 0, src, V4[1]) + payload
+
+
 @pytest.mark.parametrize("workers", [1, 2, 3])
-def test_with_lanes_a_syn_goes_to_the_lane_beside_the_queue_its_flow_uses(workers):
+def test_with_lanes_a_new_flows_first_packets_go_to_the_lane_beside_its_traffic_queue(workers):
     """Lanes: queues in pairs, 2i for worker i's traffic and 2i + 1 its lane; the kernel takes the
-    program's value modulo 2N. A SYN without ACK goes to the lane beside its flow's traffic queue,
-    which is worker (the plain rule mod N)'s, for any N."""
+    program's value modulo 2N. A SYN without ACK, and the next FIRST_PACKETS packets of its flow,
+    go to the lane beside the flow's traffic queue (worker (the plain rule mod N)'s, for any N);
+    the rest, and every flow that began without a SYN seen, to the traffic queue."""
     rng = random.Random(workers)
     n = 2 * workers
-    for _ in range(300):
+    for _ in range(200):
         sport, dport = rng.randrange(1, 65536), rng.choice([7, 80, rng.choice(EPHEMERAL)])
         for build in (ipv4, ipv6):
-            flow = steering.queue_for(build(tcp_flags(sport, dport, ACK)), EPHEMERAL, True) % n
-            assert flow == 2 * (steering.queue_for(build(tcp_flags(sport, dport, ACK)), EPHEMERAL) % workers)
-            assert steering.queue_for(build(tcp_flags(sport, dport, SYN)), EPHEMERAL, True) % n == flow + 1
-            for flags in (SYN | ACK, FIN | ACK, RST, PSH | ACK):
-                assert steering.queue_for(build(tcp_flags(sport, dport, flags)), EPHEMERAL, True) % n == flow
+            flows: dict = {}
+            traffic = steering.queue_for(build(tcp_flags(sport, dport, ACK)), EPHEMERAL, True, flows) % n
+            assert traffic == 2 * (steering.queue_for(build(tcp_flags(sport, dport, ACK)), EPHEMERAL) % workers)
+            assert steering.queue_for(build(tcp_flags(sport, dport, SYN)), EPHEMERAL, True, flows) % n == traffic + 1
+            then = [steering.queue_for(build(tcp_flags(sport, dport, f)), EPHEMERAL, True, flows) % n
+                    for f in (ACK, PSH | ACK, ACK, FIN | ACK, ACK, RST)]
+            assert then == [traffic + 1] * steering.FIRST_PACKETS + [traffic] * (6 - steering.FIRST_PACKETS)
     assert steering.queue_for(ipv4(tcp_flags(1, 2, SYN), proto=17), EPHEMERAL, True) == 0  # (UDP: no flags)
 
 
 def test_the_program_with_lanes_chooses_as_its_model():
+    """The program and its model, on flows that begin (or not) with a SYN, interleaved, from random
+    sources and ports, over IPv4 and IPv6, and ICMP errors; the program's map against the model's dict."""
     try:
         fd = steering.load(EPHEMERAL, lanes=True)
     except steering.BpfError as e:
         pytest.skip(f"cannot load BPF programs here: {e}")
     rng = random.Random(101)
+    flows: dict = {}
     try:
         seen = set()
-        for _ in range(400):
-            sport, dport = rng.randrange(65536), rng.choice([rng.randrange(65536), rng.choice(EPHEMERAL)])
-            flags = rng.choice([SYN, SYN | ACK, ACK, FIN | ACK, RST, SYN | FIN])
-            for packet in (ipv4(tcp_flags(sport, dport, flags)), ipv6(tcp_flags(sport, dport, flags)),
-                           ipv4(tcp_flags(sport, dport, flags), options=b"\x01\x01\x01\x00"),
-                           ipv4(tcp_flags(sport, dport, flags))[:33],  # (a TCP header cut before its flags: 0)
-                           icmp_error(ipv4_reversed(tcp_flags(sport, dport, flags)), 4),
-                           icmp_error(ipv6_reversed(tcp_flags(sport, dport, flags)), 6)):
-                want = steering.queue_for(packet, EPHEMERAL, True)
-                assert steering.run_on(fd, packet) == want, (packet.hex(), want)
-                seen.add(want % 6)
+        for _ in range(3000):
+            sport = rng.randrange(40)  # (few ports, few sources: flows meet again, SYN or not)
+            dport = rng.choice([80, rng.choice(EPHEMERAL)])
+            src = bytes([198, 51, 100, rng.randrange(4)])
+            flags = rng.choice([SYN, SYN | ACK, ACK, ACK, PSH | ACK, FIN | ACK, RST, SYN | FIN])
+            segment = tcp_flags(sport, dport, flags)
+            packet = rng.choice([ipv4_from(src, segment), ipv6(segment), ipv4(segment, options=b"\x01\x01\x01\x00"),
+                                 ipv4(segment)[:33],  # (a TCP header cut before its flags: 0)
+                                 icmp_error(ipv4_reversed(segment), 4), icmp_error(ipv6_reversed(segment), 6)])
+            want = steering.queue_for(packet, EPHEMERAL, True, flows)
+            assert steering.run_on(fd, packet) == want, (packet.hex(), want)
+            seen.add(want % 6)
         assert seen == set(range(6))  # with 3 workers: every traffic queue and every lane chosen
+        assert sum(1 for v in flows.values() if v == 0) > 10  # flows that used up their first packets
     finally:
         os.close(fd)

@@ -70,7 +70,7 @@ def test_a_user_runs_serve_on_a_tun_device_root_made_for_them():
         server.terminate()
         _, err = server.communicate(timeout=10)
         assert "attached to the existing device tcpwu0" in err and "Traceback" not in err, err
-        assert ("new connections' SYNs on a lane read first" in err) == lanes, err
+        assert ("new connections' first packets on a lane read first" in err) == lanes, err
         removed = ns.call(*tcpwave, "tun", "del", "tcpwu0", capture_output=True, text=True)
         assert removed.returncode == 0, removed.stderr
         assert ns.call("ip", "link", "show", "tcpwu0", capture_output=True).returncode != 0
@@ -111,8 +111,8 @@ def test_root_steers_a_multi_queue_device_once_and_its_user_serves_with_workers_
     if (refused := _bpf_refused()) is not None:
         pytest.skip(f"no steering here: {refused}")
     tcpwave = [sys.executable, "-m", "tcpwave.cli.main"]
-    said = {"auto": ("tcpwu1: queues steered by port, each with a lane for new connections' SYNs (eBPF)",
-                     "queues steered by port, new connections' SYNs on lanes read first (the eBPF program "
+    said = {"auto": ("tcpwu1: queues steered by port, each with a lane for new connections' first packets (eBPF)",
+                     "queues steered by port, new connections' first packets on lanes read first (the eBPF program "
                      "`tcpwave tun add` attached)"),
             "off": ("tcpwu1: not steered ($TCPWAVE_STEERING=off): workers hand each other what reaches the wrong one",
                     "packets for another worker's port handed over (tcpwu1 was made without steering)")}

@@ -366,8 +366,8 @@ def test_serve_with_two_workers_says_how_flows_reach_them_and_counts_hand_overs(
     if steering == "off":
         assert start.endswith("2 workers; packets for another worker's port handed over ($TCPWAVE_STEERING=off)")
     elif (refused := _bpf_refused()) is None:
-        assert start.endswith("2 workers; queues steered by port (eBPF), new connections' SYNs on lanes read "
-                              "first"), start
+        assert start.endswith("2 workers; queues steered by port (eBPF), new connections' first packets on lanes "
+                              "read first"), start
     else:
         assert start.endswith(f"2 workers; packets for another worker's port handed over (no steering: {refused})")
     handed = sum(d["handed_over"] for d in docs)

@@ -263,14 +263,15 @@ class MemoryLink:
             self._callback([packet])
 
 
-LANE_BATCH = 64  # SYNs read from a lane at a time: under a SYN flood, the traffic queue is read between
+LANE_BATCH = 256  # packets read from a lane at a time: under a SYN flood, the traffic queue is read between
 
 
 class TunLink:
     """A TunDevice (or one of its queues) read with loop.add_reader, in batches. With a `lane` (the
-    queue the steering program gives new connections' SYNs, drivers/tun.py), the lane is drained
-    before every batch of the traffic queue: a new client is answered ahead of traffic already
-    queued, and its SYN is not among what a full traffic ring drops."""
+    queue the steering program gives new connections' first packets, drivers/tun.py), the lane is
+    drained (up to LANE_BATCH) before every batch of the traffic queue: a new client is answered
+    ahead of traffic already queued, and its packets are not among what a full traffic ring drops.
+    A flow's first packets are read before its later ones, unless more than LANE_BATCH wait."""
 
     def __init__(self, device, loop: asyncio.AbstractEventLoop | None = None, lane=None):
         self.device, self.lane = device, lane

@@ -76,7 +76,7 @@ def steer(device) -> str:
     """What steers `device`'s queues, as the start line says it: the program attached when the device
     was made (here, unless $TCPWAVE_STEERING is "off"; or by `tcpwave tun add`, where it stays with
     the device: a user without privileges could not load it), or the hand-over."""
-    lanes = ", new connections' SYNs on lanes read first" if device.lanes else ""
+    lanes = ", new connections' first packets on lanes read first" if device.lanes else ""
     if device.existing:
         if device.steered_by_owner():
             return f"queues steered by port{lanes} (the eBPF program `tcpwave tun add` attached)"

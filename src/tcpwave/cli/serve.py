@@ -109,7 +109,7 @@ async def _serve(args, worker: "workers.Worker | None" = None, device=None) -> i
         lanes = ""
         if device is None:  # one process: its device, with a lane for new connections where it may steer
             device = stack.enter_context(tun_options.open_device(args, steer=workers.steering_wanted()))
-            lanes = "; new connections' SYNs on a lane read first (eBPF)" if device.lanes else ""
+            lanes = "; new connections' first packets on a lane read first (eBPF)" if device.lanes else ""
         runtime = tun_options.runtime(args, stack, loop, device=device, queue=worker.index if worker else 0,
                                       tag=tag)
         if worker is not None:

@@ -26,7 +26,7 @@ def add_parser(sub) -> None:
     a.add_argument("--queues", type=int, default=1, metavar="N",
                    help="the workers it is made for (`serve --workers N`; any number may use it): the device is "
                         "multi-queue, its queues steered by port by an eBPF program that stays with it and gives "
-                        "each a lane for new connections' SYNs (with $TCPWAVE_STEERING=off: none of that, and "
+                        "each a lane for new connections' first packets (with $TCPWAVE_STEERING=off: none of that, and "
                         "N = 1 makes a single-queue device) (default 1)")
     d = actions.add_parser("del", help="remove a persistent TUN device")
     d.add_argument("device", metavar="DEV", help="the device's name")
@@ -57,8 +57,8 @@ def run(args) -> int:
             print(f"{args.device}: persistent {'multi' if multi else 'single'}-queue TUN device for {args.user}, "
                   f"kernel side {args.kernel}; as that user: tcpwave serve echo --tun {args.device}{workers}")
             if multi:
-                print(f"{args.device}: " + ("queues steered by port, each with a lane for new connections' SYNs "
-                                            "(eBPF)" if steer and failed is None else
+                print(f"{args.device}: " + ("queues steered by port, each with a lane for new connections' first "
+                                            "packets (eBPF)" if steer and failed is None else
                                             f"not steered ({failed or f'${STEERING_ENV}=off'}): workers hand "
                                             "each other what reaches the wrong one"))
         else:

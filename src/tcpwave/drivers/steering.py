@@ -14,12 +14,15 @@ worker. Anything else (UDP, IPv6 extension headers) goes to queue 0. So:
   the flow.
 
 With lanes (a device whose queues come in pairs: queue 2i for worker i's traffic, 2i + 1 its lane
-for new connections), the program returns twice the rule's value, plus one for a segment that opens
-a connection (SYN without ACK): modulo 2N queues that is worker (value mod N)'s traffic queue or its
-lane, whatever N is, so a device made once with lanes serves any number of workers. A reader that
-drains its lane before its traffic queue sees a new client's SYN at once, however full the traffic
-queue's ring is (a full ring drops what arrives, a SYN with the rest), and a SYN flood fills the
-lanes, not the rings of the connections already open.
+for new connections), the program returns twice the rule's value, plus one for a packet of a new
+flow: a segment that opens a connection (SYN without ACK), and the next FIRST_PACKETS packets from
+the same source address and port, counted in an LRU map (BPF_MAP_TYPE_LRU_HASH) the program holds.
+Modulo 2N queues that is worker (value mod N)'s traffic queue or its lane, whatever N is, so a
+device made once with lanes serves any number of workers. A reader that drains its lane before its
+traffic queue sees a new client's packets at once, however full the traffic queue's ring is (a full
+ring drops what arrives, a new client's with the rest), and a SYN flood fills the lanes, not the
+rings of the connections already open. A flow moves from lane to traffic once, so a reader that
+drains the lane first reads its packets in the order they came.
 
 The program is a few instructions of raw bytecode (legacy LD_ABS/LD_IND packet loads, which see the
 packet from its IP header on a TUN device without packet information), loaded with bpf(2) through
@@ -44,7 +47,14 @@ LD, ALU, ALU64, JMP = 0x00, 0x04, 0x07, 0x05
 W, H, B = 0x00, 0x08, 0x10
 ABS, IND = 0x20, 0x40
 K, X = 0x00, 0x08
-ADD, MUL, AND, LSH, RSH, MOV = 0x00, 0x20, 0x50, 0x60, 0x70, 0xB0
+ADD, SUB, MUL, OR, AND, LSH, RSH, MOV = 0x00, 0x10, 0x20, 0x40, 0x50, 0x60, 0x70, 0xB0
+LDX, ST, STX, MEM, IMM, DW, CALL = 0x01, 0x02, 0x03, 0x60, 0x00, 0x18, 0x80
+PSEUDO_MAP_FD, MAP_LOOKUP, MAP_UPDATE = 1, 1, 2  # (bpf_map_lookup_elem, bpf_map_update_elem)
+BPF_MAP_CREATE, BPF_MAP_TYPE_LRU_HASH = 0, 9
+# With lanes, this many packets of a flow after its SYN come by the lane too (the handshake's ACK and
+# the first data: a new client's request), counted per flow in an LRU map of FLOWS entries (a SYN
+# flood's spoofed sources push out the oldest; a real client's next packets come within a round trip)
+FIRST_PACKETS, FLOWS = 4, 16384
 TCP_SYN, TCP_ACK = 0x02, 0x10
 # Linux picks even source ports for connect() first (since 4.6; 40 of 40 here were even): a peer's
 # port modulo 2 would put every connection from a Linux client on queue 0. Multiplying by 2^32/phi
@@ -54,9 +64,10 @@ JA, JEQ, JGT, JGE, JNE, EXIT = 0x00, 0x10, 0x20, 0x30, 0x50, 0x90
 INSN = struct.Struct("<BBhi")  # opcode, dst_reg | src_reg << 4, offset, immediate
 
 
-def program(ephemeral: range, lanes: bool = False) -> bytes:
+def program(ephemeral: range, lanes: bool = False, flows: int = -1) -> bytes:
     """The steering program's bytecode: `queue_for`'s rule, for the given ephemeral port range (and
-    with `lanes`, the pairs of a device with lanes for new connections)."""
+    with `lanes`, the pairs of a device with lanes for new connections, counting each new flow's
+    first packets in the map of descriptor `flows`)."""
     code: list[tuple] = []  # (opcode, dst, src, offset or label, immediate)
 
     def op(opcode, dst=0, src=0, off: int | str = 0, imm=0):
@@ -73,6 +84,11 @@ def program(ephemeral: range, lanes: bool = False) -> bytes:
 
     def label(name: str) -> None:
         labels[name] = len(code)
+
+    def map_fd(reg: int) -> None:
+        """r<reg> = the flows map (a 64-bit load: two instruction slots)."""
+        op(LD | DW | IMM, reg, PSEUDO_MAP_FD, imm=flows)
+        op(0, imm=0)
 
     op(ALU64 | MOV | X, 6, 1)             # r6 = the packet (LD_ABS/LD_IND read through it)
     op(LD | ABS | B, imm=0)               # r0 = version and IHL
@@ -112,7 +128,12 @@ def program(ephemeral: range, lanes: bool = False) -> bytes:
     op(LD | IND | H, src=7, imm=0)
     op(ALU64 | MOV | X, 8, 0)             # r8 = source port
     op(LD | IND | H, src=7, imm=2)        # r0 = destination port
-    op(JMP | JA, off="choose")
+    if lanes:
+        op(ALU64 | MOV | X, 7, 0)         # r7 = destination port (the header's length is no longer needed)
+        op(LD | ABS | W, imm=12)          # r0 = the source address
+        op(JMP | JA, off="flow")
+    else:
+        op(JMP | JA, off="choose")
     label("v6")
     op(LD | ABS | B, imm=6)
     op(JMP | JEQ | K, 0, off="tcp6", imm=6)    # next header: TCP (right after the fixed header only)
@@ -131,6 +152,36 @@ def program(ephemeral: range, lanes: bool = False) -> bytes:
     op(LD | ABS | H, imm=40)
     op(ALU64 | MOV | X, 8, 0)
     op(LD | ABS | H, imm=42)
+    if lanes:
+        op(ALU64 | MOV | X, 7, 0)
+        op(LD | ABS | W, imm=20)          # r0 = the source address's last 32 bits
+        label("flow")                     # the flow's key, (address << 16) | port, at fp - 8
+        op(ALU64 | LSH | K, 0, imm=16)
+        op(ALU64 | OR | X, 0, 8)
+        op(STX | MEM | DW, 10, 0, off=-8)
+        op(JMP | JNE | K, 9, off="new", imm=0)
+        map_fd(1)
+        op(ALU64 | MOV | X, 2, 10)
+        op(ALU64 | ADD | K, 2, imm=-8)
+        op(JMP | CALL, imm=MAP_LOOKUP)    # r0 = its count of packets still to come by the lane, or NULL
+        op(JMP | JEQ | K, 0, off="known", imm=0)
+        op(LDX | MEM | W, 1, 0)
+        op(JMP | JEQ | K, 1, off="known", imm=0)
+        op(ALU64 | SUB | K, 1, imm=1)
+        op(STX | MEM | W, 0, 1)
+        op(ALU64 | MOV | K, 9, imm=1)     # one of a new flow's first packets: by the lane
+        op(JMP | JA, off="known")
+        label("new")                      # a SYN: its flow's next packets come by the lane too
+        op(ST | MEM | W, 10, off=-16, imm=FIRST_PACKETS)
+        map_fd(1)
+        op(ALU64 | MOV | X, 2, 10)
+        op(ALU64 | ADD | K, 2, imm=-8)
+        op(ALU64 | MOV | X, 3, 10)
+        op(ALU64 | ADD | K, 3, imm=-16)
+        op(ALU64 | MOV | K, 4, imm=0)
+        op(JMP | CALL, imm=MAP_UPDATE)
+        label("known")
+        op(ALU64 | MOV | X, 0, 7)         # r0 = destination port, for the rule
     label("choose")
     op(JMP | JGT | K, 0, off="peer", imm=ephemeral.stop - 1)
     op(JMP | JGE | K, 0, off="done", imm=ephemeral.start)  # ours, from the ephemeral range: its port
@@ -151,8 +202,10 @@ def program(ephemeral: range, lanes: bool = False) -> bytes:
     return b"".join(out)
 
 
-def queue_for(packet: bytes | memoryview, ephemeral: range, lanes: bool = False) -> int:
-    """What the program returns for `packet` (an IP packet): the kernel takes it modulo the queues."""
+def queue_for(packet: bytes | memoryview, ephemeral: range, lanes: bool = False, flows: dict | None = None) -> int:
+    """What the program returns for `packet` (an IP packet): the kernel takes it modulo the queues.
+    With lanes, `flows` is the program's map: (source address's last 32 bits << 16 | source port) ->
+    how many packets of that flow are still to come by the lane."""
     if not lanes:
         return _rule(packet, ephemeral)
     value = 2 * _rule(packet, ephemeral)
@@ -160,10 +213,19 @@ def queue_for(packet: bytes | memoryview, ephemeral: range, lanes: bool = False)
     start = (packet[0] & 0x0F) * 4 if version == 4 else 40
     tcp = (version == 4 and len(packet) >= 10 and packet[9] == 6 and not int.from_bytes(packet[6:8], "big") & 0x1FFF
            or version == 6 and len(packet) >= 7 and packet[6] == 6)
-    if tcp and len(packet) < start + 14:
+    if not tcp:
+        return value
+    if len(packet) < start + 14:
         return 0  # (the program's load of the flags fails: it ends with 0)
-    if tcp and packet[start + 13] & (TCP_SYN | TCP_ACK) == TCP_SYN:
-        value += 1
+    key = int.from_bytes(packet[12:16] if version == 4 else packet[20:24], "big") << 16
+    key |= int.from_bytes(packet[start:start + 2], "big")
+    flows = {} if flows is None else flows
+    if packet[start + 13] & (TCP_SYN | TCP_ACK) == TCP_SYN:
+        flows[key] = FIRST_PACKETS
+        return value + 1
+    if flows.get(key):
+        flows[key] -= 1
+        return value + 1
     return value
 
 
@@ -227,10 +289,26 @@ def _bpf(cmd: int, attr: ctypes.Array) -> int:
 
 
 def load(ephemeral: range, lanes: bool = False) -> int:
-    """Load the steering program; its file descriptor (the caller closes it), or BpfError saying why not."""
+    """Load the steering program (with lanes: and the map of new flows it counts in, which lives as
+    long as the program); its file descriptor (the caller closes it), or BpfError saying why not."""
     if platform.machine() not in NR_BPF:
         raise BpfError(0, f"bpf(2) is not known here on {platform.machine()}")
-    insns = ctypes.create_string_buffer(program(ephemeral, lanes))
+    flows = -1
+    if lanes:
+        attr = ctypes.create_string_buffer(struct.pack("<IIIII", BPF_MAP_TYPE_LRU_HASH, 8, 4, FLOWS, 0), 72)
+        try:
+            flows = _bpf(BPF_MAP_CREATE, attr)
+        except BpfError as e:
+            raise BpfError(e.errno, f"the kernel refused the steering program's map: {e.strerror}") from None
+    try:
+        return _load(program(ephemeral, lanes, flows))
+    finally:
+        if flows >= 0:
+            os.close(flows)
+
+
+def _load(code: bytes) -> int:
+    insns = ctypes.create_string_buffer(code)
     licence = ctypes.create_string_buffer(b"GPL")
     log = ctypes.create_string_buffer(LOG_SIZE)
     attr = ctypes.create_string_buffer(128)

@@ -15,10 +15,11 @@ or, where we may load one, by the steering program of drivers/steering.py, which
 from the ports (`steer_by_port`).
 
 With lanes (serve, where it may load the steering program; `tcpwave tun add`) the queues come in
-pairs, 2i for traffic and 2i + 1 its lane, and the steering program puts every SYN without ACK on
-the lane beside the queue its flow goes to: the reader drains its lane first (aio.runtime.TunLink),
-so a new client's SYN never waits in, or is dropped from, a traffic queue's full ring. The program
-is attached before any queue but the first, and the lanes attached only once it is in force.
+pairs, 2i for traffic and 2i + 1 its lane, and the steering program puts every SYN without ACK, and
+the next few packets of its flow, on the lane beside the queue its flow goes to: the reader drains
+its lane first (aio.runtime.TunLink), so a new client's packets never wait in, or are dropped from,
+a traffic queue's full ring. The program is attached before any queue but the first, and the lanes
+attached only once it is in force.
 """
 
 import errno
@@ -43,7 +44,7 @@ TUNSETSTEERINGEBPF = 0x800454E0
 # program (which stays with a persistent device): the only sign of it that a user without
 # privileges can read (/sys/class/net/DEV/ifalias); only CAP_NET_ADMIN may set an alias.
 STEERED_ALIAS = "tcpwave: queues steered by port (eBPF)"
-LANES_ALIAS = "tcpwave: queues steered by port, each with a lane for SYNs (eBPF)"  # (queues attached in pairs)
+LANES_ALIAS = "tcpwave: queues steered by port, each with a lane for new connections (eBPF)"  # (attached in pairs)
 SIOCGIFADDR, SIOCGIFNETMASK = 0x8915, 0x891B
 IFF_TUN, IFF_NO_PI, IFF_VNET_HDR, IFF_MULTI_QUEUE = 0x0001, 0x1000, 0x4000, 0x0100
 IFF_PERSIST = 0x0800
@@ -75,7 +76,7 @@ class TunDevice:
         """kernel: the kernel side as 'address/prefix'; stack_address: the address tcpwave answers for.
         steer: the stack's ephemeral ports, to attach the steering program (drivers/steering.py) to a
         device made here; `steering_error` says why it could not be. lanes: with the program, a lane
-        beside each queue for new connections' SYNs (`lane(i)`); none where the program failed.
+        beside each queue for new connections' first packets (`lane(i)`); none where the program failed.
 
         If a device `name` exists already (made by `tcpwave tun add`, persistent and owned by this
         user), it is attached to as it is: no privileges needed, no `ip` configuration, and its own
