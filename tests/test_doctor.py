@@ -78,3 +78,27 @@ def test_doctor_json_lists_each_check_and_suggests_a_free_address():
         (fail,) = [c for c in fails if "is a local address of this host" in c["what"]]
         assert "e.g. 192.0.2.2)" in fail["fix"]  # not .1 (the kernel side's) nor .3 (taken)
         ns.call(*TCPWAVE, "tun", "del", "tcpwd1", check=True, capture_output=True)
+
+
+def test_doctor_leaves_a_device_in_use_alone():
+    """A device a server holds: doctor's SYN test would add a queue beside the server's and take some
+    of its packets (and the steering program's choice would change for all of them): it is skipped,
+    naming the process, and the server's connections carry on."""
+    from netns import wait_for_file
+
+    with tempfile.TemporaryDirectory() as tmp, namespace("tcpwave-doctor") as ns:
+        assert ns.call(*TCPWAVE, "tun", "add", "tcpwd2", "--user", "root", capture_output=True).returncode == 0
+        ready = os.path.join(tmp, "ready")
+        server = ns.popen(*TCPWAVE, "serve", "echo", "--tun", "tcpwd2", "--control", "none", "--ready-file", ready,
+                          stderr=subprocess.DEVNULL)
+        wait_for_file(ready, server)
+        rc, out, fails = _doctor(ns, "--tun", "tcpwd2")
+        assert rc == 0 and fails == [], out
+        assert "SYN test skipped: tcpwd2 is in use (process " in out and "drew the kernel's RST" not in out, out
+        client = ("import socket; s = socket.create_connection(('192.0.2.2', 7), timeout=10); "
+                  "s.sendall(b'still here'); print(s.recv(64).decode())")
+        echo = ns.call(sys.executable, "-c", client, capture_output=True, text=True, timeout=30)
+        assert echo.stdout.strip() == "still here", echo.stderr
+        server.terminate()
+        server.wait(10)
+        ns.call(*TCPWAVE, "tun", "del", "tcpwd2", check=True, capture_output=True)

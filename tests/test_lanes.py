@@ -150,3 +150,40 @@ def test_a_syn_flood_on_the_lane_does_not_starve_the_traffic():
     assert last_data < last_syn / 2, (last_data, last_syn)
     first_syn = got.index("syn0")
     assert all(p.startswith("syn") for p in got[first_syn:first_syn + LANE_BATCH])
+
+
+PLAIN = r"""
+import json, os, select, socket
+from tcpwave.drivers.tun import TunDevice, add_persistent, delete_persistent
+from tcpwave.stack import EPHEMERAL
+
+refused = add_persistent("tcpwl1", os.getuid(), None, "192.0.2.1/24", multi_queue=True, steer=EPHEMERAL, lanes=True)
+try:
+    pair = TunDevice("tcpwl1", "192.0.2.1/24", "192.0.2.2", lanes=True)  # (as serve: its queue and the lane)
+    held = len(pair.queues) + len(pair.lanes)
+    pair.close()
+    dev = TunDevice("tcpwl1", "192.0.2.1/24", "192.0.2.2")  # a library's one queue: everything comes to it
+    client = socket.socket()
+    client.setblocking(False)
+    client.connect_ex(("192.0.2.2", 80))
+    select.select([dev.fileno()], [], [], 10)
+    packets, _ = dev.read_batch()
+    print(json.dumps({"refused": refused, "pair": held, "alone": len(dev.queues) + len(dev.lanes),
+                      "flags": [bytes(p)[33] for p in packets if bytes(p)[9] == 6]}))
+    dev.close()
+finally:
+    delete_persistent("tcpwl1")
+"""
+
+
+@needs_netns
+def test_one_queue_of_a_device_made_with_lanes_gets_every_packet():
+    """A device `tun add` made with lanes: serve takes a queue and the lane beside it; a program that
+    asks for one queue (a library's TunDevice) gets one, and the new client's SYN on it."""
+    with namespace("tcpwave-lanes") as ns:
+        r = ns.call(sys.executable, "-c", PLAIN, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr[-2000:]
+    got = json.loads(r.stdout)
+    if got["refused"] is not None:
+        pytest.skip(f"no steering here: {got['refused']}")
+    assert got["pair"] == 2 and got["alone"] == 1 and got["flags"] == [0x02], got

@@ -199,8 +199,9 @@ def test_the_runtime_says_what_the_budget_did_in_one_line(monkeypatch):
 def test_a_segment_dropped_at_the_limit_is_answered_with_a_zero_window():
     """At the limit a connection with unread data takes no more: the drop's ACK closes the window
     (its right edge moves left, the one place it does), so the peer probes instead of resending into
-    a window that would drop again; what it had in flight beyond is out of window; once the budget
-    is below its limit, the answer to a probe opens the window again."""
+    a window that would drop again; what it had in flight up to the old edge has its ACK taken and
+    its data left out, beyond that it is out of window; once the budget is below its limit, the
+    answer to a probe opens the window again."""
     cfg = Config(window_scaling=False, timestamps=False, sack=False, delayed_ack=0, recv_buffer=64 * KB,
                  mem_low=1, mem_pressure=1, mem_high=12 * KB)
     w = Wire(cfg)
@@ -218,7 +219,9 @@ def test_a_segment_dropped_at_the_limit_is_answered_with_a_zero_window():
     acks = [s for s in out if s.dst_port == c.sport and not s.flags & RST]
     assert acks and acks[-1].ack == c.nxt and acks[-1].window == 0, acks  # RCV.NXT as it was, window 0
     dropped = w.drops().count("out_of_window")
-    c.data(1000, offset=1000)  # what the peer had in flight after it: beyond the closed window now
+    inflight = [s for s in c.data(1000, offset=1000) if s.dst_port == c.sport]  # sent before it saw the window close
+    assert inflight and inflight[-1].ack == acks[-1].ack and inflight[-1].window == 0  # its ACK taken, not its data
+    c.data(1000, offset=200_000)  # beyond any window ever offered
     assert w.drops().count("out_of_window") == dropped + 1
     again = [s for s in c.data(1000) if s.dst_port == c.sport]  # the dropped one, resent: its ACK taken, no data
     assert again and again[-1].ack == acks[-1].ack and again[-1].window == 0
@@ -230,3 +233,20 @@ def test_a_segment_dropped_at_the_limit_is_answered_with_a_zero_window():
     w.now += 1.0
     probe = w.send(Segment(c.sport, 80, seq_add(c.nxt, -1), c.ack, ACK, 65535))  # a zero-window probe
     assert probe and probe[-1].window > 0  # the window opens again
+
+
+def test_out_of_order_data_under_pressure_leaves_the_window_edge_where_it_was():
+    """Only an in-order segment dropped at the limit closes the window: out-of-order data dropped
+    under pressure leaves the right edge where it was offered (RFC 9293 §3.8.6)."""
+    w = Wire(CFG)
+    w.stack.listen(80, 0.0)
+    victim = Client(w, 40000)
+    first = victim.data(1000)[-1]
+    edge = seq_add(first.ack, first.window)
+    a, b = Client(w, 40001), Client(w, 40002)
+    a.fill()
+    b.fill()
+    Client(w, 40004).data(1460 * 20)
+    assert _budget(w)["level"] == "pressure"
+    out = victim.data(1000, offset=9000)
+    assert out and seq_add(out[-1].ack, out[-1].window) == edge, (out, edge)

@@ -57,8 +57,8 @@ def test_an_icmp_error_goes_where_the_packets_of_the_connection_it_quotes_go():
 
 def test_the_rule_sends_a_connection_we_opened_to_its_port_and_spreads_the_others():
     ours = EPHEMERAL.start + 7
-    assert steering.queue_for(ipv4(tcp(80, ours)), EPHEMERAL) == ours
-    assert steering.queue_for(ipv6(tcp(80, ours)), EPHEMERAL) == ours
+    assert steering.queue_for(ipv4(tcp(80, ours)), EPHEMERAL) == 7  # its place in the range
+    assert steering.queue_for(ipv6(tcp(80, ours)), EPHEMERAL) == 7
     # to a listener: the client's port decides, mixed, so that Linux's even ports use every queue
     even = [steering.queue_for(ipv4(tcp(port, 7)), EPHEMERAL) % 2 for port in range(32768, 33768, 2)]
     assert 200 < sum(even) < 300  # of 500 even ports (a plain port % 2 would give 0)
@@ -104,7 +104,7 @@ def test_the_program_answers_zero_where_its_model_does(program):
         assert steering.run_on(program, packet) == 0, packet.hex()
     # a first fragment carries the ports: it goes where the rest of its flow goes
     first = ipv4(tcp(5000, 60000), fragment=0x2000)
-    assert steering.run_on(program, first) == steering.queue_for(first, EPHEMERAL) == 60000
+    assert steering.run_on(program, first) == steering.queue_for(first, EPHEMERAL) == 60000 - EPHEMERAL.start
 
 
 def tcp_flags(sport: int, dport: int, flags: int) -> bytes:
@@ -163,3 +163,25 @@ def test_the_program_with_lanes_chooses_as_its_model():
         assert sum(1 for v in flows.values() if v == 0) > 10  # flows that used up their first packets
     finally:
         os.close(fd)
+
+
+@pytest.mark.parametrize("workers", [1, 2, 3, 5, 6])
+def test_the_kernels_choice_sends_each_port_to_its_owner_for_any_number_of_workers(workers):
+    """The kernel keeps the program's answer in 16 bits, then takes it modulo the queues (tun.c:
+    `u16 ret ... return ret % numqueues`). Modelled so, a reply to our port p reaches the worker
+    that owns p (stack.port_owner: the stack picks its ports by the same rule), on its traffic queue,
+    with lanes (2N queues) and without (N), for every ephemeral port and any N."""
+    from tcpwave.stack import port_owner
+
+    def kernel(value: int, queues: int) -> int:
+        return (value & 0xFFFF) % queues
+
+    for port in EPHEMERAL:
+        reply = ipv4(tcp_flags(80, port, ACK))
+        assert kernel(steering.queue_for(reply, EPHEMERAL), workers) == port_owner(port, workers)
+        assert kernel(steering.queue_for(reply, EPHEMERAL, True), 2 * workers) == 2 * port_owner(port, workers)
+    for sport in range(1, 65536, 7):  # to a listener: a SYN on the lane beside its flow's traffic queue
+        flows: dict = {}
+        syn = kernel(steering.queue_for(ipv4(tcp_flags(sport, 80, SYN)), EPHEMERAL, True, flows), 2 * workers)
+        rest = kernel(steering.queue_for(ipv4(tcp_flags(sport, 80, ACK)), EPHEMERAL, True, {}), 2 * workers)
+        assert syn == rest + 1 and rest % 2 == 0

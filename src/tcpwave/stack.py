@@ -39,6 +39,15 @@ from .wire.seq import seq_add
 from .wire.tcp import ACK, FIN, PROTO_TCP, RST, SYN, Segment, build_tcp, flags_text, parse_tcp
 
 EPHEMERAL = range(49152, 65536)
+
+
+def port_owner(port: int, count: int) -> int:
+    """Which of `count` stacks sharing the addresses owns ephemeral port `port` (share_ports): the one
+    the steering program sends its packets to (drivers/steering.py: the port's place in the range,
+    which stays under 2^15 as the kernel's 16-bit cut of the program's answer needs)."""
+    return (port - EPHEMERAL.start) % count
+
+
 _ADDRESSES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
 RECLAIM_EVERY = 0.1  # seconds between scans for memory to reclaim at the limit (each is O(connections))
 
@@ -149,7 +158,7 @@ class Stack:
         self._live = 0  # connections in the table with a full control block (max_connections counts them)
         self._reclaim_at = 0.0  # the earliest time the next reclaim at the memory limit may run
         # One stack of several sharing an address (workers on the queues of one TUN device): it
-        # picks ephemeral ports p with p % count == index, and hands a packet for another's port,
+        # picks ephemeral ports p with port_owner(p, count) == index, and hands a packet for another's port,
         # which the kernel steered to this queue, to `elsewhere(owner, packet, trusted)`.
         self.share: tuple[int, int] | None = None
         self.elsewhere: Callable[[int, bytes | bytearray | memoryview, bool], None] | None = None
@@ -258,9 +267,9 @@ class Stack:
         if not 0 <= index < count:
             raise ValueError(f"stack index {index} is not in 0..{count - 1}")
         self.share, self.elsewhere = (index, count), elsewhere
-        self._next_port += (index - self._next_port) % count
+        self._next_port += (index - port_owner(self._next_port, count)) % count
         if self._next_port >= EPHEMERAL.stop:
-            self._next_port = EPHEMERAL.start + (index - EPHEMERAL.start) % count
+            self._next_port = EPHEMERAL.start + index
 
     def receive_packet(self, data: bytes | bytearray | memoryview, now: float, trusted: bool = False) -> None:
         """One packet. trusted: made by the local kernel with a partial TCP checksum (offload)."""
@@ -410,11 +419,12 @@ class Stack:
         else:
             share, raw = self.share, self._raw
             if share is not None and raw is not None and self.elsewhere is not None and seg.dst_port in EPHEMERAL \
-                    and seg.dst_port % share[1] != share[0]:
+                    and port_owner(seg.dst_port, share[1]) != share[0]:
                 self.forwarded += 1  # another stack's connection: the kernel steered it here
+                owner = port_owner(seg.dst_port, share[1])
                 if self.tracer.enabled:
-                    self.tracer.emit(now, self.host, "forward", to_stack=seg.dst_port % share[1], port=seg.dst_port)
-                return self.elsewhere(seg.dst_port % share[1], raw[0], raw[1])
+                    self.tracer.emit(now, self.host, "forward", to_stack=owner, port=seg.dst_port)
+                return self.elsewhere(owner, raw[0], raw[1])
             rst = reset_for(seg)
             self._drop(now, DropReason.NO_SOCKET, flags=flags_text(seg.flags), port=seg.dst_port)
             if rst is not None and self.resets.allow(now):
@@ -653,7 +663,7 @@ class Stack:
 
     def _ephemeral(self, free: Callable[[int], bool]) -> int:
         index, step = self.share or (0, 1)
-        first = EPHEMERAL.start + (index - EPHEMERAL.start) % step  # the range's first port of ours
+        first = EPHEMERAL.start + index  # the range's first port of ours
         for _ in range(len(EPHEMERAL) // step + 1):
             port = self._next_port
             self._next_port = port + step if port + step < EPHEMERAL.stop else first

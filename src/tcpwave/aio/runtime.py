@@ -269,9 +269,10 @@ LANE_BATCH = 256  # packets read from a lane at a time: under a SYN flood, the t
 class TunLink:
     """A TunDevice (or one of its queues) read with loop.add_reader, in batches. With a `lane` (the
     queue the steering program gives new connections' first packets, drivers/tun.py), the lane is
-    drained (up to LANE_BATCH) before every batch of the traffic queue: a new client is answered
-    ahead of traffic already queued, and its packets are not among what a full traffic ring drops.
-    A flow's first packets are read before its later ones, unless more than LANE_BATCH wait."""
+    read (up to LANE_BATCH) after every batch of the traffic queue and handed on before it: a new
+    client is answered ahead of traffic already queued, its packets are not among what a full
+    traffic ring drops, and a flow's first packets are handed on before its later ones, unless more
+    than LANE_BATCH wait in the lane."""
 
     def __init__(self, device, loop: asyncio.AbstractEventLoop | None = None, lane=None):
         self.device, self.lane = device, lane
@@ -284,12 +285,19 @@ class TunLink:
             return
 
         def traffic() -> None:
-            syns, trusted = lane.read_batch(LANE_BATCH)
-            if syns:
-                callback(syns, trusted)
-            callback(*device.read_batch())
+            # the traffic batch first, then the lane, handed on lane first: a flow's packets that came
+            # by the lane (its first) reached it before any of its packets in the traffic batch did
+            packets, trusted = device.read_batch()
+            first(LANE_BATCH)
+            if packets:
+                callback(packets, trusted)
 
-        self.loop.add_reader(lane.fileno(), lambda: callback(*lane.read_batch(LANE_BATCH)))
+        def first(limit: int) -> None:
+            packets, trusted = lane.read_batch(limit)
+            if packets:  # (empty when traffic() has just drained it)
+                callback(packets, trusted)
+
+        self.loop.add_reader(lane.fileno(), first, LANE_BATCH)
         self.loop.add_reader(device.fileno(), traffic)
 
     def detach(self) -> None:

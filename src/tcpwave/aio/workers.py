@@ -2,10 +2,11 @@
 
 The parent makes the device with N queues, forks N workers and waits for them. Worker i keeps queue
 i and runs its own Stack (its own RNG, tables and timers) for the same address; each listens, as
-SO_REUSEPORT listeners do. A connection a worker opens takes an ephemeral port p with p % N == i.
+SO_REUSEPORT listeners do. A connection a worker opens takes an ephemeral port p with
+(p - 49152) % N == i (`stack.port_owner`).
 
 Where the kernel lets us load it, an eBPF program picks every packet's queue from its ports
-(drivers/steering.py): the replies to port p reach worker p % N, and an incoming connection stays
+(drivers/steering.py): the replies to port p reach worker (p - 49152) % N, and an incoming connection stays
 on the queue its client's port (mixed) picks. Otherwise the kernel's flow hash picks the worker of every incoming
 connection and keeps it there, and learns from the worker's first packet that the replies of a
 connection it opened belong on queue i (tun_flow_update); what arrives before it learns, or after it

@@ -201,6 +201,9 @@ def _another_address(kernel: str | None, ours) -> str | None:
 
 def _syn_test(rep: Report, dev: str, ours, kernel) -> None:
     """Attach, send the kernel side a SYN to a closed port, and expect its RST with a valid checksum."""
+    if others := tundrv.holders(dev):  # (a queue added beside a server's would take some of its packets)
+        rep.note(f"SYN test skipped: {dev} is in use (process {', '.join(map(str, others))})")
+        return
     try:
         multi = (tundrv._tun_flags(dev) or 0) & tundrv.IFF_MULTI_QUEUE  # (one queue of it: all its packets come here)
         fd = tundrv._attach(dev, tundrv.IFF_TUN | tundrv.IFF_NO_PI | multi, True)

@@ -166,10 +166,11 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
         conn.drop(seg, D.PAWS)
         return False
     if not rcv.acceptable(seg.seq, seg.seg_len):
-        if rcv.window == 0 and seg.seq == rcv.nxt and not f & (RST | SYN):
+        if rcv.window == 0 and rcv.zero_window_ack(seg.seq) and not f & (RST | SYN):
             inc.payload = b""  # zero window: take the ACK (and URG) but not the data
             inc.flags &= ~FIN
-            rcv.ack_now = True
+            if seg.seg_len:  # (data or a FIN left out: say where we are; a pure ACK is not answered)
+                rcv.ack_now = True
             return True
         if not f & RST:
             _answer_invalid(conn, seg)

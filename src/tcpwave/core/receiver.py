@@ -27,7 +27,7 @@ TICK = 0.001  # the delay of an ACK owed before any data arrived (Linux: ATO 0, 
 
 class Receiver:
     __slots__ = (
-        "conn", "irs", "nxt", "up", "adv", "wscale", "buf", "closed", "ts_recent", "ts_recent_at",
+        "conn", "irs", "nxt", "up", "adv", "retracted", "wscale", "buf", "closed", "ts_recent", "ts_recent_at",
         "last_ack_sent", "ack_now", "ack_delayed", "delack_bytes", "mss", "recent_ooo", "dsack",
         "readable_signalled", "urgent_advanced", "bytes_received", "quick", "pingpong", "ato", "last_data_at"
     )
@@ -38,6 +38,7 @@ class Receiver:
         self.nxt = 0  # RCV.NXT
         self.up = 0  # RCV.UP
         self.adv = 0  # the right edge of the window we last advertised
+        self.retracted: int | None = None  # the edge offered before a drop at the memory limit closed the window
         self.wscale = 0  # Rcv.Wind.Shift
         self.buf = ReceiveBuffer(conn.config.recv_buffer)
         self.closed = False  # the user called close(): arriving data can no longer be read
@@ -81,6 +82,12 @@ class Receiver:
         wnd = (self.adv - nxt) & 0xFFFFFFFF  # RCV.WND (the edge never moves left of RCV.NXT)
         if wnd >= 0x80000000:
             wnd = 0
+        if not wnd and self.retracted is not None:  # closed at the memory limit: given back once there is room
+            gain = self._window_gain()[1]
+            if gain > 0:
+                self.adv = self.retracted if seq_lt(self.retracted, seq_add(nxt, gain)) else seq_add(nxt, gain)
+                self.retracted = None
+                wnd = (self.adv - nxt) & 0xFFFFFFFF
         if self.conn.config.rcv_wnd_from_buffer and not self.conn.mem.level:  # FreeBSD: rcv_wnd =
             wnd = max(wnd, self.buf.capacity - self.buf.readable)  # max(sbspace(), rcv_adv - rcv_nxt)
         if seg_len == 0:
@@ -89,6 +96,12 @@ class Receiver:
             return False
         end = seq_add(nxt, wnd)
         return seq_in(nxt, seq, end) or seq_in(nxt, seq_add(seq, seg_len - 1), end)
+
+    def zero_window_ack(self, seq: int) -> bool:
+        """A segment at a zero window whose ACK (and URG) is taken, its data not (RFC 9293 §3.10.7.4's
+        "special allowance"): at RCV.NXT, or, after the window was closed at the memory limit, up to the
+        edge offered before (the peer's SND.NXT may be anywhere up to it)."""
+        return seq == self.nxt or (self.retracted is not None and seq_in(self.nxt, seq, seq_add(self.retracted, 1)))
 
     def note_duplicate(self, seq: int, n: int) -> None:
         """Data we already had arrived again (it failed the acceptability test): report it in a D-SACK
@@ -153,15 +166,18 @@ class Receiver:
         and dropped again, each drop a retransmission, while a closed one is probed (with backoff)
         until reads, or a budget back below its limit, open it again."""
         rb, mem = self.buf, self.conn.mem
-        if off > rb.next_offset:
+        if off > rb.next_offset:  # (out of order under pressure: dropped, the window left as it is)
             if rb.has_gaps:
                 mem.count("pruned", rb.prune())
                 self.recent_ooo.clear()
         elif mem.level < LIMIT or not rb.readable or off + len(payload) <= rb.next_offset:
             return False
+        else:  # in order, at the limit, with data unread: RCV.WND = 0
+            if self.retracted is None or seq_gt(self.adv, self.retracted):
+                self.retracted = self.adv
+            self.adv = self.nxt
         mem.count("dropped")
         self.ack_now = True
-        self.adv = self.nxt  # RCV.WND = 0 (advertise() offers nothing more while at the limit)
         self.conn.trace("drop", reason=DropReason.MEMORY_LIMIT.value, seq=seq_add(self.nxt, off - rb.next_offset),
                         len=len(payload))
         return True
@@ -317,8 +333,9 @@ class Receiver:
         """(offered, gain): the window we offer now, and how far reads would let its edge move."""
         rb = self.buf
         free = min(max(0, rb.capacity - rb.readable), 0xFFFF << self.wscale)
-        if self.conn.mem.level:  # memory pressure: no more than a few segments (as Linux's tcp_clamp_window)
-            free = min(free, 4 * self.mss) if self.conn.mem.level < LIMIT else 0
+        if self.conn.mem.level:  # memory pressure: no more than a few segments (as Linux's tcp_clamp_window);
+            # at the limit, one while nothing is left unread (each connection still makes progress)
+            free = min(free, 4 * self.mss if self.conn.mem.level < LIMIT else 0 if rb.readable else self.mss)
         offered = max(0, seq_diff(self.adv, self.nxt))
         return offered, free - offered
 
@@ -341,6 +358,8 @@ class Receiver:
         if (field << shift) < offered and field < 0xFFFF:
             field += 1
         self.adv = seq_add(self.nxt, field << shift)
+        if self.retracted is not None and not seq_lt(self.adv, self.retracted):
+            self.retracted = None  # open again as far as before
         return field
 
     def window_update_after_read(self) -> None:

@@ -1,24 +1,27 @@
 """The queue a multi-queue TUN device hands each packet to, chosen by port: an eBPF program.
 
 Linux runs a TUN device's steering program (TUNSETSTEERINGEBPF) on every packet it transmits to the
-device and puts the packet on queue `return value % number of queues`. Ours returns, for a TCP
-packet (IPv4, not a later fragment; IPv6 with TCP right after the fixed header), the destination
-port (tcpwave's own) when it lies in the ephemeral range, and otherwise the source port (the
-peer's) mixed, (port * 0x9E3779B1 mod 2^32) >> 16. An ICMP or ICMPv6 error goes by the segment of
-ours it quotes (its source port is ours), so that a "packet too big" reaches the connection's
-worker. Anything else (UDP, IPv6 extension headers) goes to queue 0. So:
+device and puts the packet on queue `return value % number of queues`, the value cut to 16 bits
+first (tun.c: `u16 ret`). Ours returns, for a TCP packet (IPv4, not a later fragment; IPv6 with TCP
+right after the fixed header), the destination port's place in the ephemeral range (port - 49152:
+tcpwave's own) when it lies there, and otherwise the source port (the peer's) mixed,
+(port * 0x9E3779B1 mod 2^32) >> 17: under 2^15 both, so that with lanes (below) twice the value plus
+one still fits in 16 bits. An ICMP or ICMPv6 error goes by the segment of ours it quotes (its source
+port is ours), so that a "packet too big" reaches the connection's worker. Anything else (UDP, IPv6
+extension headers) goes to queue 0. So:
 
 - a connection a worker opened comes back to that worker: it chose its local port p with
-  p % N == its index;
-- a connection to a listener stays on queue (mixed client's port % N): whoever gets the SYN owns
+  (p - 49152) % N == its index (`stack.port_owner`);
+- a connection to a listener stays on queue (mixed client's port) % N: whoever gets the SYN owns
   the flow.
 
 With lanes (a device whose queues come in pairs: queue 2i for worker i's traffic, 2i + 1 its lane
 for new connections), the program returns twice the rule's value, plus one for a packet of a new
 flow: a segment that opens a connection (SYN without ACK), and the next FIRST_PACKETS packets from
 the same source address and port, counted in an LRU map (BPF_MAP_TYPE_LRU_HASH) the program holds.
-Modulo 2N queues that is worker (value mod N)'s traffic queue or its lane, whatever N is, so a
-device made once with lanes serves any number of workers. A reader that drains its lane before its
+Modulo 2N queues that is worker (value mod N)'s traffic queue or its lane, whatever N is (the value
+stays under 2^16, as the kernel keeps it), so a device made once with lanes serves any number of
+workers. A reader that drains its lane before its
 traffic queue sees a new client's packets at once, however full the traffic queue's ring is (a full
 ring drops what arrives, a new client's with the rest), and a SYN flood fills the lanes, not the
 rings of the connections already open. A flow moves from lane to traffic once, so a reader that
@@ -54,7 +57,7 @@ BPF_MAP_CREATE, BPF_MAP_TYPE_LRU_HASH = 0, 9
 # With lanes, this many packets of a flow after its SYN come by the lane too (the handshake's ACK and
 # the first data: a new client's request), counted per flow in an LRU map of FLOWS entries (a SYN
 # flood's spoofed sources push out the oldest; a real client's next packets come within a round trip)
-FIRST_PACKETS, FLOWS = 4, 16384
+FIRST_PACKETS, FLOWS = 2, 16384
 TCP_SYN, TCP_ACK = 0x02, 0x10
 # Linux picks even source ports for connect() first (since 4.6; 40 of 40 here were even): a peer's
 # port modulo 2 would put every connection from a Linux client on queue 0. Multiplying by 2^32/phi
@@ -184,11 +187,14 @@ def program(ephemeral: range, lanes: bool = False, flows: int = -1) -> bytes:
         op(ALU64 | MOV | X, 0, 7)         # r0 = destination port, for the rule
     label("choose")
     op(JMP | JGT | K, 0, off="peer", imm=ephemeral.stop - 1)
-    op(JMP | JGE | K, 0, off="done", imm=ephemeral.start)  # ours, from the ephemeral range: its port
+    op(JMP | JGE | K, 0, off="ours", imm=ephemeral.start)  # ours, from the ephemeral range
     label("peer")
     op(ALU64 | MOV | X, 0, 8)             # otherwise the peer's port, mixed
     op(ALU | MUL | K, 0, imm=MIX - (1 << 32))  # (32-bit: the product modulo 2^32)
-    op(ALU | RSH | K, 0, imm=16)
+    op(ALU | RSH | K, 0, imm=17)
+    op(JMP | JA, off="done")
+    label("ours")
+    op(ALU64 | SUB | K, 0, imm=ephemeral.start)  # its place in the range
     label("done")
     if lanes:
         op(ALU64 | LSH | K, 0, imm=1)     # the traffic queue of the pair; a SYN's lane is the next one
@@ -215,8 +221,8 @@ def queue_for(packet: bytes | memoryview, ephemeral: range, lanes: bool = False,
            or version == 6 and len(packet) >= 7 and packet[6] == 6)
     if not tcp:
         return value
-    if len(packet) < start + 14:
-        return 0  # (the program's load of the flags fails: it ends with 0)
+    if len(packet) < max(start + 14, 16 if version == 4 else 24):
+        return 0  # (the program's load of the flags, or of the source address, fails: it ends with 0)
     key = int.from_bytes(packet[12:16] if version == 4 else packet[20:24], "big") << 16
     key |= int.from_bytes(packet[start:start + 2], "big")
     flows = {} if flows is None else flows
@@ -260,7 +266,7 @@ def _choose(packet, at: int, quoted: bool, ephemeral: range) -> int:
         return 0  # (the program's load fails there, and a failed load ends it with 0)
     sport, dport = struct.unpack_from("!HH", packet, at)
     ours, peer = (sport, dport) if quoted else (dport, sport)
-    return ours if ours in ephemeral else (peer * MIX & 0xFFFFFFFF) >> 16
+    return ours - ephemeral.start if ours in ephemeral else (peer * MIX & 0xFFFFFFFF) >> 17
 
 
 class BpfError(OSError):

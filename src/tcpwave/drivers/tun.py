@@ -95,8 +95,8 @@ class TunDevice:
         self.existing = os.path.exists(f"/sys/class/net/{name}")
         if queues < 1:
             raise ValueError(f"a TUN device needs at least one queue, not {queues}")
-        if self.existing:  # as `tun add` made it: with lanes, every user of its queues must take them in pairs
-            lanes = alias(name) == LANES_ALIAS
+        if self.existing:  # as `tun add` made it: with lanes, several queues must come in pairs (one alone gets all)
+            lanes = alias(name) == LANES_ALIAS and (lanes or queues > 1)
         else:
             lanes = lanes and steer is not None
         multi = queues > 1 or lanes or (self.existing and (_tun_flags(name) or 0) & IFF_MULTI_QUEUE)
@@ -106,7 +106,8 @@ class TunDevice:
         try:
             if steer is not None and not self.existing:  # before the other queues: they come in pairs only
                 self.steering_error = attach_steering(fds[0], steer, lanes)  # if the program is in force
-                lanes = lanes and self.steering_error is None
+                if lanes and self.steering_error is not None:  # (its map refused, say): steered without lanes
+                    lanes, self.steering_error = False, attach_steering(fds[0], steer)
             per = 2 if lanes else 1
             while len(fds) < per * queues:  # the first TUNSETIFF made the device; the others attach queues to it
                 fds.append(_attach(name, flags, True))
@@ -134,7 +135,11 @@ class TunDevice:
         self.fd = fds[0]
         self.name, self.kernel, self.stack_address, self.mtu = name, iface, ours, mtu
         if not self.existing:  # ours: configure the kernel side (a device someone made for us already is)
-            configure(name, iface, mtu)
+            try:
+                configure(name, iface, mtu)
+            except BaseException:
+                self.close()
+                raise
 
     def fileno(self) -> int:
         return self.fd
