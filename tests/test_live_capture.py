@@ -17,6 +17,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from netns import namespace, needs_netns, wait_until
@@ -41,7 +42,7 @@ import os, signal, subprocess, sys, time
 d = sys.argv[1]
 subprocess.run(["ip", "link", "set", "lo", "mtu", "1500"], check=True)
 subprocess.run(["ethtool", "-K", "lo", "tso", "off", "gso", "off", "gro", "off"], check=True, capture_output=True)
-td = subprocess.Popen(["tcpdump", "--immediate-mode", "-i", "lo", "-B", "65536", "-w", os.path.join(d, "td.pcap"),
+td = subprocess.Popen(["tcpdump", "--immediate-mode", "-U", "-i", "lo", "-B", "65536", "-w", os.path.join(d, "td.pcap"),
                        "tcp port 8000"], stderr=subprocess.PIPE, text=True)
 for line in td.stderr:
     if "listening on" in line:
@@ -55,6 +56,14 @@ while ":8000" not in subprocess.run(["ss", "-ltnH"], capture_output=True, text=T
 # paced (about 18,000 packets/s), so that the reference keeps up on a loaded machine: a CI run with
 # both test passes side by side once saw tcpdump drop 18,541 of 160,842 at lo's full speed
 subprocess.run(["curl", "-s", "--limit-rate", "25M", "-o", "/dev/null", "http://127.0.0.1:8000/big.bin"], check=True)
+# tcpdump writes each packet as it reads it (-U); once its file stops growing it has read what
+# the download made (a SIGINT while it lags leaves the rest unread, and not counted as dropped)
+size, still = -1, 0
+deadline = time.monotonic() + 30
+while still < 5 and time.monotonic() < deadline:
+    now = os.path.getsize(os.path.join(d, "td.pcap"))
+    still, size = (still + 1 if now == size else 0), now
+    time.sleep(0.1)
 td.send_signal(signal.SIGINT)
 open(os.path.join(d, "td.err"), "w").write(td.communicate()[1])
 open(os.path.join(d, "ss.txt"), "w").write(subprocess.run(["ss", "-tanH"], capture_output=True, text=True).stdout)
@@ -86,6 +95,16 @@ def _ss(text: str) -> dict[str, str]:
     """Local endpoint -> state, for the non-listening sockets ss listed."""
     rows = [line.split() for line in text.splitlines() if line.strip()]
     return {f[3]: SS_NAMES.get(f[0], f[0]) for f in rows if f[0] != "LISTEN"}
+
+
+def _settled(path: str, proc) -> None:
+    """Until the file tcpdump writes packet by packet (-U) has not grown for 0.5 s (30 s at most):
+    polled, as a file's growth can only be."""
+    size, still, deadline = -1, 0, time.monotonic() + 30
+    while still < 5 and time.monotonic() < deadline and proc.poll() is None:
+        now = os.path.getsize(path)
+        still, size = (still + 1 if now == size else 0), now
+        time.sleep(0.1)
 
 
 def _big_file(directory, mb: int) -> None:
@@ -143,13 +162,14 @@ def test_trace_live_download_over_a_veth(tmp_path):
             wait_until(lambda: tracer.stderr.readline().startswith("capturing"), tracer)
             instance = f"/sys/kernel/tracing/instances/tcpwave-{tracer.pid}"  # (ip netns exec execs python)
             assert os.path.isdir(instance)
-            dump = a.popen("tcpdump", "--immediate-mode", "-i", "tw-lvA", "-B", "65536", "-w", str(ref),
+            dump = a.popen("tcpdump", "--immediate-mode", "-U", "-i", "tw-lvA", "-B", "65536", "-w", str(ref),
                            "tcp port 8000", stderr=subprocess.PIPE, text=True)
             wait_until(lambda: "listening on" in dump.stderr.readline(), dump)
             server = a.popen(sys.executable, "-m", "http.server", "8000", "--bind", "192.0.2.1", "--directory",
                              str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             wait_until(lambda: ":8000" in a.call("ss", "-ltnH", capture_output=True, text=True).stdout, server)
             b.call("curl", "-s", "-o", os.devnull, "http://192.0.2.1:8000/big.bin", check=True, timeout=120)
+            _settled(str(ref), dump)  # (tcpdump has read all the download made: see DOWNLOAD)
             dump.send_signal(signal.SIGINT)
             assert "\n0 packets dropped by kernel" in "\n" + dump.communicate(timeout=30)[1]
             ss = {**_ss(a.call("ss", "-tanH", capture_output=True, text=True).stdout),
