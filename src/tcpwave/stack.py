@@ -418,10 +418,9 @@ class Stack:
             self._collect(child)
         else:
             share, raw = self.share, self._raw
-            if share is not None and raw is not None and self.elsewhere is not None and seg.dst_port in EPHEMERAL \
-                    and port_owner(seg.dst_port, share[1]) != share[0]:
+            owner = port_owner(seg.dst_port, share[1]) if share is not None and seg.dst_port in EPHEMERAL else -1
+            if share is not None and raw is not None and self.elsewhere is not None and owner not in (-1, share[0]):
                 self.forwarded += 1  # another stack's connection: the kernel steered it here
-                owner = port_owner(seg.dst_port, share[1])
                 if self.tracer.enabled:
                     self.tracer.emit(now, self.host, "forward", to_stack=owner, port=seg.dst_port)
                 return self.elsewhere(owner, raw[0], raw[1])

@@ -82,7 +82,7 @@ def steer(device) -> str:
         if device.steered_by_owner():
             return f"queues steered by port{lanes} (the eBPF program `tcpwave tun add` attached)"
         return f"packets for another worker's port handed over ({device.name} was made without steering)"
-    if os.environ.get(STEERING_ENV, "").lower() == "off":
+    if not steering_wanted():
         return f"packets for another worker's port handed over (${STEERING_ENV}=off)"
     if device.steering_error is None:
         return f"queues steered by port (eBPF){lanes}"

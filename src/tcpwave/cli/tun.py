@@ -1,11 +1,10 @@
 """`tcpwave tun add|del DEV`: a persistent TUN device that a user may run tcpwave on without root."""
 
 import grp
-import os
 import pwd
 import sys
 
-from ..aio.workers import STEERING_ENV
+from ..aio.workers import STEERING_ENV, steering_wanted
 from ..drivers.tun import TunError, add_persistent, delete_persistent
 from ..stack import EPHEMERAL
 
@@ -49,7 +48,7 @@ def run(args) -> int:
             gid = _id(args.group, lambda n: grp.getgrnam(n).gr_gid, "group") if args.group else None
             if args.queues < 1:
                 raise ValueError(f"--queues must be at least 1, not {args.queues}")
-            steer = os.environ.get(STEERING_ENV, "").lower() != "off"
+            steer = steering_wanted()
             multi = args.queues > 1 or steer
             failed = add_persistent(args.device, uid, gid, args.kernel, args.mtu, multi_queue=multi,
                                     steer=EPHEMERAL if steer else None, lanes=steer)

@@ -21,11 +21,11 @@ flow: a segment that opens a connection (SYN without ACK), and the next FIRST_PA
 the same source address and port, counted in an LRU map (BPF_MAP_TYPE_LRU_HASH) the program holds.
 Modulo 2N queues that is worker (value mod N)'s traffic queue or its lane, whatever N is (the value
 stays under 2^16, as the kernel keeps it), so a device made once with lanes serves any number of
-workers. A reader that drains its lane before its
-traffic queue sees a new client's packets at once, however full the traffic queue's ring is (a full
-ring drops what arrives, a new client's with the rest), and a SYN flood fills the lanes, not the
-rings of the connections already open. A flow moves from lane to traffic once, so a reader that
-drains the lane first reads its packets in the order they came.
+workers. A reader that hands on its lane before its traffic queue sees a new client's packets at
+once, however full the traffic queue's ring is (a full ring drops what arrives, a new client's with
+the rest), and a SYN flood fills the lanes, not the rings of the connections already open. A flow
+moves from lane to traffic once, so a reader that reads a traffic batch, then the lane, and hands
+the lane's packets on first keeps each flow's packets in the order they came.
 
 The program is a few instructions of raw bytecode (legacy LD_ABS/LD_IND packet loads, which see the
 packet from its IP header on a TUN device without packet information), loaded with bpf(2) through
