@@ -161,3 +161,36 @@ def test_one_step_parsing_agrees_with_the_layered_parsers_or_leaves_the_packet_t
         assert (fast[2].seq, fast[2].ack, fast[2].flags, fast[2].options, bytes(fast[2].payload)) == \
             (seg.seq, seg.ack, seg.flags, seg.options, bytes(seg.payload))
     assert parse_ipv4_tcp(good, False) is not None
+
+
+@given(st.binary(max_size=9000).map(lambda b: int.from_bytes(b, "big")))
+def test_mod_ffff_is_the_remainder(x):
+    from tcpwave.wire.checksum import mod_ffff
+
+    assert mod_ffff(x) == x % 0xFFFF
+    for edge in (0, 0xFFFF, 0xFFFF * 7, (1 << 512) - 1, 1 << 33000, (1 << 600000) - 1, 0xFFFF << 70000):
+        assert mod_ffff(edge) == edge % 0xFFFF
+
+
+@given(st.binary(max_size=3000), st.integers(0, 2**32 - 1), st.data())
+def test_one_step_parsing_takes_every_good_checksum_and_no_bad_one(payload, seq, data):
+    """The one-step parser checks the TCP checksum from the whole packet's words less the IP header's:
+    any one bit flipped in the segment (header, options or data, odd lengths too) is refused, as the
+    layered parser refuses it; the packet as built is taken, also with bytes after its total length."""
+    from tcpwave.wire.packet import parse_ipv4_tcp
+
+    a, b = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("198.51.100.7")
+    good = build_ip(a, b, PROTO_TCP, build_tcp(Segment(1, 2, seq, 4, ACK, 5, payload, Options(ts=(1, 2))), a, b))
+    fast = parse_ipv4_tcp(good, False)
+    assert fast is not None and bytes(fast[2].payload) == payload and fast[2].seq == seq
+    assert parse_ipv4_tcp(good + data.draw(st.binary(min_size=1, max_size=3)), False) is not None
+    bit = data.draw(st.integers(20 * 8, len(good) * 8 - 1))
+    bad = bytearray(good)
+    bad[bit // 8] ^= 1 << (bit % 8)
+    if bit // 8 in (32, 33):  # the data offset's byte: the header may now overrun, or take data as options
+        return
+    assert parse_ipv4_tcp(bytes(bad), False) is None
+    with pytest.raises(MalformedPacket):
+        parse_tcp(parse_ip(bytes(bad)).payload, a, b)
+    if bit // 8 >= 52:  # in the data: trusted (the checksum is the kernel's to make), it is taken as it is
+        assert bytes(parse_ipv4_tcp(bytes(bad), True)[2].payload) == bytes(bad[52:])

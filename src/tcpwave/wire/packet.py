@@ -4,18 +4,19 @@ stack handles; wire/ip.py and wire/tcp.py handle everything else (IPv6, IP optio
 protocols, and every malformed packet, so that each is dropped with its reason)."""
 
 import struct
+from typing import Final
 
 from .address import V4_CACHE, IPAddress, v4
-from .checksum import checksum, ones_complement_sum
+from .checksum import checksum, mod_ffff, ones_complement_sum
 from .errors import MalformedPacket
 from .options import NO_OPTIONS, build_options, parse_options
 from .tcp import PROTO_TCP, Segment
 
-_HEADERS = struct.Struct("!BBHHHBBHIIHHIIBBHHH")  # IPv4 (20 bytes, no options) + TCP (20 bytes)
+_HEADERS: Final = struct.Struct("!BBHHHBBHIIHHIIBBHHH")  # IPv4 (20 bytes, no options) + TCP (20 bytes)
 # the same followed by 0, 4, ... 40 bytes of options (always a multiple of 4: build_options pads them)
-_WITH_OPTIONS = [struct.Struct(f"!BBHHHBBHIIHHIIBBHHH{4 * k}s") for k in range(11)]
-_TTL_PROTO = (64 << 8) | PROTO_TCP
-_DF = 0x4000
+_WITH_OPTIONS: Final = [struct.Struct(f"!BBHHHBBHIIHHIIBBHHH{4 * k}s") for k in range(11)]
+_TTL_PROTO: Final = (64 << 8) | PROTO_TCP
+_DF: Final = 0x4000
 
 
 def _fold(total: int) -> int:
@@ -42,15 +43,21 @@ def build_ipv4_tcp_fields(src: int, dst: int, sport: int, dport: int, seq: int, 
     addrs = (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF)
     ip_sum = ~_fold(0x4500 + total + ident + _DF + _TTL_PROTO + addrs) & 0xFFFF
     pseudo = _fold(addrs + PROTO_TCP + tcp_len)
-    if partial:  # (the options packed with the headers: one bytes object, not two and their concatenation)
-        head = _WITH_OPTIONS[len(opts) >> 2].pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, sport,
-                                                 dport, seq, ack, (hlen >> 2) << 4, flags, window, pseudo, urgent, opts)
-        return head + payload if payload else head
-    head = _HEADERS.pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, sport, dport, seq, ack,
-                         (hlen >> 2) << 4, flags, window, 0, urgent)
-    tcp_sum = ~ones_complement_sum(payload, ones_complement_sum(memoryview(head)[20:], pseudo) +
-                                   (ones_complement_sum(opts) if opts else 0)) & 0xFFFF
-    return head[:36] + tcp_sum.to_bytes(2, "big") + head[38:] + opts + payload
+    if partial:
+        tcp_sum = pseudo
+    else:  # the TCP header's words from its fields, then the options' and the data's: no bytes to sum twice
+        words = (pseudo + sport + dport + (seq >> 16) + (seq & 0xFFFF) + (ack >> 16) + (ack & 0xFFFF)
+                 + ((hlen >> 2) << 12 | flags) + window + urgent)
+        if opts:
+            words += ones_complement_sum(opts)
+        if payload:
+            data = int.from_bytes(payload, "big")
+            words += mod_ffff(data << 8 if len(payload) & 1 else data)
+        tcp_sum = ~_fold(words) & 0xFFFF  # (words > 0: the protocol is in it; a multiple of 0xFFFF folds to it)
+    # the options packed with the headers: one bytes object, not two and their concatenation
+    head = _WITH_OPTIONS[len(opts) >> 2].pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, sport,
+                                             dport, seq, ack, (hlen >> 2) << 4, flags, window, tcp_sum, urgent, opts)
+    return head + payload if payload else head
 
 
 def parse_ipv4_tcp(data: bytes | bytearray | memoryview,
@@ -74,7 +81,14 @@ def parse_ipv4_tcp(data: bytes | bytearray | memoryview,
         words = (vihl << 8 | tos) + total + ident + frag + (ttl << 8 | proto) + ip_sum + addrs
         if words % 0xFFFF or not words:
             return None
-        if checksum(view[20:total], _fold(addrs + PROTO_TCP + total - 20)) != 0:
+        # the TCP checksum: the whole packet's words (one big integer, no slice copied out of it) less
+        # the IP header's, plus the pseudo-header's; good when that is 0 modulo 0xFFFF (it cannot be a
+        # plain 0: the pseudo-header's protocol is 6)
+        if total == n:
+            whole = int.from_bytes(data, "big")
+            if mod_ffff(whole << 8 if n & 1 else whole) != (words - addrs - PROTO_TCP - total + 20) % 0xFFFF:
+                return None
+        elif checksum(view[20:total], _fold(addrs + PROTO_TCP + total - 20)) != 0:
             return None
     try:
         options = parse_options(view[40 : 20 + hlen]) if hlen > 20 else NO_OPTIONS
