@@ -16,6 +16,7 @@ _CALLS = {ev.Connected: "connection_made", ev.DataReadable: "data_received", ev.
           ev.SendSpace: "resume_writing"}
 
 
+_READABLE = ev.DataReadable
 MIB = 1 << 20  # (the budget's marks are floats: inf when unlimited)
 
 
@@ -92,7 +93,14 @@ class Runtime:
         try:
             for _ in range(1000):  # applications may react with more calls; bounded, never a busy loop
                 events = stack.events()
+                told: set | None = None
                 for conn, event in events:
+                    if event.__class__ is _READABLE:  # one a connection: a batch of N segments makes N,
+                        if told is None:  # and the first reads them all (they were all in before it)
+                            told = set()
+                        elif conn in told:
+                            continue
+                        told.add(conn)
                     self._route(conn, event)
                 packets = stack.packets_to_send_offload()
                 for packet, gso_size, partial in packets:
