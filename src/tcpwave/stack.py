@@ -12,6 +12,7 @@ import os
 import random
 from collections import deque
 from collections.abc import Callable
+from typing import Final
 
 from .core import events as ev
 from .core import syncookies
@@ -38,7 +39,7 @@ from .wire.packet import build_ipv4_tcp, build_ipv4_tcp_fields, parse_ipv4_tcp
 from .wire.seq import seq_add
 from .wire.tcp import ACK, FIN, PROTO_TCP, RST, SYN, Segment, build_tcp, flags_text, parse_tcp
 
-EPHEMERAL = range(49152, 65536)
+EPHEMERAL: Final = range(49152, 65536)
 
 
 def port_owner(port: int, count: int) -> int:
@@ -48,8 +49,8 @@ def port_owner(port: int, count: int) -> int:
     return (port - EPHEMERAL.start) % count
 
 
-_ADDRESSES = (ipaddress.IPv4Address, ipaddress.IPv6Address)
-RECLAIM_EVERY = 0.1  # seconds between scans for memory to reclaim at the limit (each is O(connections))
+_ADDRESSES: Final = (ipaddress.IPv4Address, ipaddress.IPv6Address)
+RECLAIM_EVERY: Final = 0.1  # seconds between scans for memory to reclaim at the limit (each is O(connections))
 
 
 def ip(addr) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -277,9 +278,10 @@ class Stack:
             self._raw = (data, trusted)
         fast = parse_ipv4_tcp(data, trusted)  # nearly every packet, in one step
         if fast is not None:
-            if fast[1] not in self.addresses:
-                return self._drop(now, DropReason.NOT_OUR_ADDRESS, dst=fast[1])
-            return self._tcp_input(*fast, now)
+            src, dst, seg = fast  # (unpacked: a call with *fast is a generic call in the compiled build)
+            if dst not in self.addresses:
+                return self._drop(now, DropReason.NOT_OUR_ADDRESS, dst=dst)
+            return self._tcp_input(src, dst, seg, now)
         try:
             pkt = parse_ip(data)
         except MalformedPacket as e:

@@ -12,7 +12,7 @@ bytes, and an optional pacing rate. It hears three things, after Linux's `tcp_co
 """
 
 import dataclasses
-from typing import ClassVar
+from typing import ClassVar, Final
 
 try:  # the compiled build (setup.py) reads the marks below; mypy ships mypy_extensions
     from mypy_extensions import mypyc_attr
@@ -95,7 +95,7 @@ class CongestionControl:
         self.cwnd = min(self.cwnd, self.initial_window)
 
 
-REGISTRY: dict[str, type[CongestionControl]] = {}
+REGISTRY: Final[dict[str, type[CongestionControl]]] = {}
 
 
 def register(cls: type[CongestionControl]) -> type[CongestionControl]:

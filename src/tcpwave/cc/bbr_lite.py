@@ -23,19 +23,19 @@ random loss, not congestion, dominates.
 """
 
 from collections import deque
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from .base import CongestionControl, RateSample, mypyc_attr, register
 
-STARTUP_GAIN = 2.885  # 2/ln 2: BBR's startup gain; here a cap on cwnd over the measured BDP
-CWND_GAIN = 1.5
-BW_ROUNDS = 10
-RTPROP_WINDOW = 10.0  # seconds
-PROBE_RTT_TIME = 0.2
-FULL_BW_GROWTH = 1.25
-FULL_BW_ROUNDS = 3
-MIN_SEGMENTS = 4
-PACING_GAIN = 1.25  # PROBE_BW paces a little above the measured bandwidth, so the model keeps up
+STARTUP_GAIN: Final = 2.885  # 2/ln 2: BBR's startup gain; here a cap on cwnd over the measured BDP
+CWND_GAIN: Final = 1.5
+BW_ROUNDS: Final = 10
+RTPROP_WINDOW: Final = 10.0  # seconds
+PROBE_RTT_TIME: Final = 0.2
+FULL_BW_GROWTH: Final = 1.25
+FULL_BW_ROUNDS: Final = 3
+MIN_SEGMENTS: Final = 4
+PACING_GAIN: Final = 1.25  # PROBE_BW paces a little above the measured bandwidth, so the model keeps up
 
 
 @mypyc_attr(allow_interpreted_subclasses=True)

@@ -17,24 +17,24 @@ began, the pipe is full, so ssthresh = cwnd, before the queue overflows.
 """
 
 import math
-from typing import ClassVar
+from typing import ClassVar, Final
 
 from .base import CongestionControl, RateSample, mypyc_attr, register
 
-C = 0.4  # segments / s^3
-BETA = 0.7
-ALPHA_RENO = 3 * (1 - BETA) / (1 + BETA)
+C: Final = 0.4  # segments / s^3
+BETA: Final = 0.7
+ALPHA_RENO: Final = 3 * (1 - BETA) / (1 + BETA)
 # RFC 9406 constants
-MIN_RTT_THRESH = 0.004
-MAX_RTT_THRESH = 0.016
-MIN_RTT_DIVISOR = 8
-N_RTT_SAMPLE = 8
-CSS_GROWTH_DIVISOR = 4
-CSS_ROUNDS = 5
-ACK_DELTA = 0.002  # Linux hystart_ack_delta_us: ACKs closer than this belong to one train
-LOW_WINDOW = 16  # Linux hystart_low_window: no HyStart below this many segments
+MIN_RTT_THRESH: Final = 0.004
+MAX_RTT_THRESH: Final = 0.016
+MIN_RTT_DIVISOR: Final = 8
+N_RTT_SAMPLE: Final = 8
+CSS_GROWTH_DIVISOR: Final = 4
+CSS_ROUNDS: Final = 5
+ACK_DELTA: Final = 0.002  # Linux hystart_ack_delta_us: ACKs closer than this belong to one train
+LOW_WINDOW: Final = 16  # Linux hystart_low_window: no HyStart below this many segments
 
-INF = float("inf")
+INF: Final = float("inf")
 
 
 def w_cubic(t: float, w_max: float, k: float) -> float:

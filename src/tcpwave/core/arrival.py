@@ -9,7 +9,7 @@ Peer input never raises; a segment that is not used is dropped with a DropReason
 """
 
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ..wire.seq import seq_add, seq_gt, seq_le, seq_lt
 from ..wire.tcp import ACK, FIN, RST, SYN, URG, Segment
@@ -24,21 +24,19 @@ from .window import our_shift
 if TYPE_CHECKING:
     from .connection import Connection
 
-S = State
-D = DropReason
-_DEFAULT_MSS = {4: 536, 6: 1220}  # RFC 9293 §3.7.1 when no MSS option arrives
-TS_RECENT_VALID = 24 * 86400.0  # RFC 7323 §5.5: after 24 days idle TS.Recent is no longer trusted
+_DEFAULT_MSS: Final = {4: 536, 6: 1220}  # RFC 9293 §3.7.1 when no MSS option arrives
+TS_RECENT_VALID: Final = 24 * 86400.0  # RFC 7323 §5.5: after 24 days idle TS.Recent is no longer trusted
 
 
 def segment_arrives(conn: "Connection", seg: Segment) -> None:
     st = conn.state
-    if st is S.CLOSED:
+    if st is State.CLOSED:
         rst = reset_for(seg)
         if rst is not None:
             conn._out.append((rst, "reset: no connection"))
-    elif st is S.LISTEN:
+    elif st is State.LISTEN:
         _listen(conn, seg)
-    elif st is S.SYN_SENT:
+    elif st is State.SYN_SENT:
         _syn_sent(conn, seg)
     else:
         _synchronized(conn, Incoming(seg))
@@ -48,12 +46,12 @@ def segment_arrives(conn: "Connection", seg: Segment) -> None:
 def _listen(conn: "Connection", seg: Segment) -> None:
     f = seg.flags
     if f & RST:
-        return conn.drop(seg, D.RST_IN_LISTEN)
+        return conn.drop(seg, DropReason.RST_IN_LISTEN)
     if f & ACK:
         conn.send_reset(seg.ack, "reset: ACK in LISTEN")
-        return conn.drop(seg, D.ACK_IN_LISTEN)
+        return conn.drop(seg, DropReason.ACK_IN_LISTEN)
     if not f & SYN:
-        return conn.drop(seg, D.NO_SYN_IN_LISTEN)
+        return conn.drop(seg, DropReason.NO_SYN_IN_LISTEN)
     rcv, snd = conn.rcv, conn.snd
     rcv.start(seg.seq)
     rcv.adv = rcv.nxt
@@ -61,7 +59,7 @@ def _listen(conn: "Connection", seg: Segment) -> None:
     conn.choose_iss()
     snd.wnd = snd.max_wnd = seg.window  # never scaled in a SYN
     snd.wl1, snd.wl2 = seg.seq, snd.iss
-    conn.set_state(S.SYN_RCVD, "rcv SYN")
+    conn.set_state(State.SYN_RCVD, "rcv SYN")
     conn.send_syn()
     # Data on a SYN is not acknowledged here; the peer sends it again (as Linux without TFO:
     # open-syn-data-not-acknowledged.pkt).
@@ -74,13 +72,13 @@ def _syn_sent(conn: "Connection", seg: Segment) -> None:
     if f & ACK and (seq_le(seg.ack, snd.iss) or seq_gt(seg.ack, snd.nxt)):
         if not f & RST:
             conn.send_reset(seg.ack, "reset: unacceptable ACK in SYN_SENT")
-        return conn.drop(seg, D.UNACCEPTABLE_ACK)
+        return conn.drop(seg, DropReason.UNACCEPTABLE_ACK)
     if f & RST:
         if f & ACK:  # the ACK acknowledges our SYN: the peer refused
             return conn.terminate(CloseReason.REFUSED, "rcv RST,ACK")
-        return conn.drop(seg, D.RST_WITHOUT_ACK)
+        return conn.drop(seg, DropReason.RST_WITHOUT_ACK)
     if not f & SYN:
-        return conn.drop(seg, D.NO_SYN_OR_RST)
+        return conn.drop(seg, DropReason.NO_SYN_OR_RST)
     rcv.start(seg.seq)
     # The window our SYN offered (never scaled) now starts at RCV.NXT: data on the SYN,ACK fits in it.
     rcv.adv = seq_add(rcv.nxt, min(rcv.buf.capacity, 0xFFFF))
@@ -98,7 +96,7 @@ def _syn_sent(conn: "Connection", seg: Segment) -> None:
         snd.wl2 = snd.una
         conn.retries = 0
         conn.retrans_stamp = None
-        conn.set_state(S.SYN_RCVD, "rcv SYN (simultaneous open)")
+        conn.set_state(State.SYN_RCVD, "rcv SYN (simultaneous open)")
         conn.send_syn()
 
 
@@ -146,7 +144,7 @@ def _synchronized(conn: "Connection", inc: Incoming) -> None:
 def _validate(conn: "Connection", inc: Incoming) -> bool:
     """First: the sequence number (RFC 9293 §3.10.7.4) and PAWS (RFC 7323 §5.3)."""
     seg, f, st, rcv = inc.seg, inc.flags, conn.state, conn.rcv
-    if st is S.SYN_RCVD and f & SYN and seg.seq == rcv.irs:
+    if st is State.SYN_RCVD and f & SYN and seg.seq == rcv.irs:
         if not f & ACK:  # the peer's SYN again: our SYN,ACK was lost
             conn.send_syn(note="retransmission: answers a duplicate SYN")
             conn.handled(seg, Handled.DUPLICATE_SYN)
@@ -157,13 +155,13 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
         inc.flags = f = seg.flags
         inc.syn = True
         rcv.ack_now = True
-    if st is S.TIME_WAIT and not (f & SYN and not f & ACK):  # (a new SYN: the reopening rules)
+    if st is State.TIME_WAIT and not (f & SYN and not f & ACK):  # (a new SYN: the reopening rules)
         return _time_wait(conn, inc)
     ts = seg.options.ts
     if (conn.ts_enabled and ts is not None and not f & RST and seq_lt(ts[0], rcv.ts_recent)
             and conn._now - rcv.ts_recent_at <= TS_RECENT_VALID):  # RFC 7323 §5.5: 24 idle days
         _answer_invalid(conn, seg)  # PAWS (RFC 7323 §5.3), checked once, here
-        conn.drop(seg, D.PAWS)
+        conn.drop(seg, DropReason.PAWS)
         return False
     if not rcv.acceptable(seg.seq, seg.seg_len):
         if rcv.window == 0 and rcv.zero_window_ack(seg.seq) and not f & (RST | SYN):
@@ -175,7 +173,7 @@ def _validate(conn: "Connection", inc: Incoming) -> bool:
         if not f & RST:
             _answer_invalid(conn, seg)
             rcv.note_duplicate(seg.seq, len(seg.payload))
-        conn.drop(seg, D.RST_OUT_OF_WINDOW if f & RST else D.OUT_OF_WINDOW)
+        conn.drop(seg, DropReason.RST_OUT_OF_WINDOW if f & RST else DropReason.OUT_OF_WINDOW)
         return False
     return True
 
@@ -200,10 +198,10 @@ def _time_wait(conn: "Connection", inc: Incoming) -> bool:
     if f & RST:
         if seg.seq == rcv.nxt:
             return True
-        conn.drop(seg, D.RST_NOT_EXACT_IN_TIME_WAIT)
+        conn.drop(seg, DropReason.RST_NOT_EXACT_IN_TIME_WAIT)
         return False
     if not f & ACK and conn.config.time_wait_needs_ack:  # FreeBSD's tcp_twcheck(); RFC 9293's fifth check
-        conn.drop(seg, D.NO_ACK)
+        conn.drop(seg, DropReason.NO_ACK)
         return False
     if not paws and seg.seq == rcv.nxt and not seg.seg_len:
         if ts is not None and conn.ts_enabled:  # in the window: its TSval is TS.Recent (RFC 7323 §4.3)
@@ -240,17 +238,17 @@ def _rst(conn: "Connection", inc: Incoming) -> bool:
     seg, st = inc.seg, conn.state
     if conn.config.rfc5961 and seg.seq != conn.rcv.nxt:
         conn.challenge_ack(seg)
-        conn.drop(seg, D.RST_NOT_EXACT)
+        conn.drop(seg, DropReason.RST_NOT_EXACT)
         return False
-    if st is S.SYN_RCVD:
+    if st is State.SYN_RCVD:
         if conn.passive:
-            conn.set_state(S.LISTEN, "rcv RST")
+            conn.set_state(State.LISTEN, "rcv RST")
         else:
             conn.terminate(CloseReason.REFUSED, "rcv RST")
         return False
-    if st is S.TIME_WAIT:
+    if st is State.TIME_WAIT:
         if conn.config.rfc1337:
-            conn.drop(seg, D.RST_IN_TIME_WAIT)
+            conn.drop(seg, DropReason.RST_IN_TIME_WAIT)
             return False
         # Both directions were already finished and acknowledged: for the application the
         # connection ended normally; only the 2xMSL wait is cut short (RFC 1337).
@@ -267,15 +265,15 @@ def _syn(conn: "Connection", inc: Incoming) -> bool:
     if not inc.flags & SYN:
         return True
     seg = inc.seg
-    if conn.state is S.SYN_RCVD and conn.passive:
-        conn.set_state(S.LISTEN, "rcv SYN in SYN_RCVD")
+    if conn.state is State.SYN_RCVD and conn.passive:
+        conn.set_state(State.LISTEN, "rcv SYN in SYN_RCVD")
         return False
     if not conn.config.rfc5961:  # the RST carries our own SND.NXT and RCV.NXT, as FreeBSD's tcp_drop() sends it
         conn.send_reset(conn.snd.nxt, "reset: SYN in the window", ack=conn.rcv.nxt)
         conn.terminate(CloseReason.RESET, "rcv SYN in the window")
         return False
     conn.challenge_ack(seg)
-    conn.drop(seg, D.SYN_CHALLENGE)
+    conn.drop(seg, DropReason.SYN_CHALLENGE)
     return False
 
 
@@ -285,14 +283,14 @@ def _ack(conn: "Connection", inc: Incoming) -> bool:
     seg, f, st = inc.seg, inc.flags, conn.state
     snd, rcv = conn.snd, conn.rcv
     if not f & ACK:
-        conn.drop(seg, D.NO_ACK)
+        conn.drop(seg, DropReason.NO_ACK)
         return False
     ack = seg.ack
     window = seg.window if inc.syn else seg.window << snd.wscale
-    if st is S.SYN_RCVD:
+    if st is State.SYN_RCVD:
         if not (seq_lt(snd.una, ack) and seq_le(ack, snd.nxt)):
             conn.send_reset(ack, "reset: unacceptable ACK in SYN_RCVD")
-            conn.drop(seg, D.UNACCEPTABLE_ACK)
+            conn.drop(seg, DropReason.UNACCEPTABLE_ACK)
             return False
         snd.wnd = window
         snd.max_wnd = max(snd.max_wnd, window)
@@ -302,11 +300,11 @@ def _ack(conn: "Connection", inc: Incoming) -> bool:
         st = conn.state
     elif seq_gt(ack, snd.nxt):
         conn.challenge_ack(seg)
-        conn.drop(seg, D.ACK_ABOVE_SND_NXT)
+        conn.drop(seg, DropReason.ACK_ABOVE_SND_NXT)
         return False
     elif conn.config.rfc5961 and seq_lt(ack, seq_add(snd.una, -snd.max_wnd)):
         conn.challenge_ack(seg)
-        conn.drop(seg, D.ACK_BELOW_WINDOW)
+        conn.drop(seg, DropReason.ACK_BELOW_WINDOW)
         return False
     else:
         _data_acked(conn, inc, ack, window)
@@ -321,13 +319,13 @@ def _ack(conn: "Connection", inc: Incoming) -> bool:
     fin_seq = snd.fin_seq
     inc.fin_acked = fin_acked = fin_seq is not None and seq_gt(snd.una, fin_seq)
     if fin_acked:
-        if st is S.CLOSING:
-            conn.set_state(S.TIME_WAIT, "rcv ACK of FIN")
+        if st is State.CLOSING:
+            conn.set_state(State.TIME_WAIT, "rcv ACK of FIN")
             return False
-        if st is S.LAST_ACK:
+        if st is State.LAST_ACK:
             conn.terminate(CloseReason.NORMAL, "rcv ACK of FIN")
             return False
-    return st is not S.TIME_WAIT
+    return st is not State.TIME_WAIT
 
 
 def _data_acked(conn: "Connection", inc: Incoming, ack: int, window: int) -> None:
@@ -392,11 +390,11 @@ def _text(conn: "Connection", inc: Incoming) -> bool:
 def _fin(conn: "Connection", inc: Incoming) -> bool:
     """Eighth: FIN, once everything before it has arrived."""
     st, rcv = conn.state, conn.rcv
-    if inc.flags & FIN and st not in (S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK):
+    if inc.flags & FIN and st not in (State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK):
         rcv.fin_arrived(seq_add(inc.seg.seq, len(inc.seg.payload)))
     if st in RECEIVING and rcv.take_fin():
         conn.events_out.append(ev.EndOfStream())
-        if st is S.ESTABLISHED and conn.config.delayed_ack and conn.config.fin_ack_delayed and not rcv.ack_now:
+        if st is State.ESTABLISHED and conn.config.delayed_ack and conn.config.fin_ack_delayed and not rcv.ack_now:
             # As Linux (ping-pong on a FIN; close-passive-four-way.pkt): the ACK waits for the delayed-ACK timer, so an
             # application that closes at once sends its FIN on it: a three-segment close. (On a
             # connection that never carried data the wait is one clock tick: Linux's ATO is still 0.)
@@ -404,23 +402,23 @@ def _fin(conn: "Connection", inc: Incoming) -> bool:
             rcv.ack_delayed = True
         else:
             rcv.ack_now = True
-        if st is S.ESTABLISHED:
+        if st is State.ESTABLISHED:
             rcv.pingpong = True
-        if st is S.ESTABLISHED:
-            conn.set_state(S.CLOSE_WAIT, "rcv FIN")
-        elif st is S.FIN_WAIT_1:
+        if st is State.ESTABLISHED:
+            conn.set_state(State.CLOSE_WAIT, "rcv FIN")
+        elif st is State.FIN_WAIT_1:
             if inc.fin_acked:
-                conn.set_state(S.TIME_WAIT, "rcv FIN,ACK")
+                conn.set_state(State.TIME_WAIT, "rcv FIN,ACK")
             else:
-                conn.set_state(S.CLOSING, "rcv FIN (simultaneous close)")
-        elif st is S.FIN_WAIT_2:
-            conn.set_state(S.TIME_WAIT, "rcv FIN")
-    if conn.state is S.FIN_WAIT_1 and inc.fin_acked:
-        conn.set_state(S.FIN_WAIT_2, "rcv ACK of FIN")
+                conn.set_state(State.CLOSING, "rcv FIN (simultaneous close)")
+        elif st is State.FIN_WAIT_2:
+            conn.set_state(State.TIME_WAIT, "rcv FIN")
+    if conn.state is State.FIN_WAIT_1 and inc.fin_acked:
+        conn.set_state(State.FIN_WAIT_2, "rcv ACK of FIN")
     return True
 
 
-_STEPS = (_validate, _rst, _syn, _ack, _urg, _text, _fin)
+_STEPS: Final = (_validate, _rst, _syn, _ack, _urg, _text, _fin)
 
 
 # ------------------------------------------------------------ SYN cookies
@@ -449,7 +447,7 @@ def accept_cookie(conn: "Connection", seg: Segment, iss: int, peer_mss: int, ts_
     conn.recovery.q.nxt = 1  # the SYN (it went out as the cookie SYN,ACK)
     conn._ts_offset = ts_offset
     snd.wl1, snd.wl2 = rcv.irs, iss
-    conn.set_state(S.SYN_RCVD, "SYN cookie validated")
+    conn.set_state(State.SYN_RCVD, "SYN cookie validated")
 
 
 # --------------------------------------------------------- the peer's SYN

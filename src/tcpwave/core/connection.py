@@ -22,7 +22,7 @@ import os
 import random
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ..cc import create as create_cc
 from ..cc.base import mypyc_attr
@@ -62,13 +62,13 @@ from .window import our_shift
 if TYPE_CHECKING:
     from .time_wait import TimeWait
 
-S = State
-_RST_ON_ABORT = frozenset({S.SYN_RCVD, S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT})
+_RST_ON_ABORT: Final = frozenset({State.SYN_RCVD, State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2,
+                                  State.CLOSE_WAIT})
 # States that may still send queued data (and then the FIN): CLOSE is allowed before all
 # data has gone out, and the peer's FIN can move FIN_WAIT_1 to CLOSING meanwhile.
-_DATA_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_1, S.CLOSING, S.LAST_ACK})
-_KEEPALIVE_STATES = frozenset({S.ESTABLISHED, S.CLOSE_WAIT, S.FIN_WAIT_2})
-_LOSS_TIMERS = frozenset({RETRANSMIT, TLP, REORDER})
+_DATA_STATES: Final = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_1, State.CLOSING, State.LAST_ACK})
+_KEEPALIVE_STATES: Final = frozenset({State.ESTABLISHED, State.CLOSE_WAIT, State.FIN_WAIT_2})
+_LOSS_TIMERS: Final = frozenset({RETRANSMIT, TLP, REORDER})
 
 
 def _user_call(method):
@@ -150,7 +150,7 @@ class Connection:
         # challenge ACKs: one budget per stack (a Stack passes its own), per second
         self._challenges = challenge_budget or RateBudget(cfg.challenge_ack_limit, self._rng)
         self._last_oow_ack: float | None = None
-        self.state = S.CLOSED
+        self.state = State.CLOSED
         self.passive = False  # went through LISTEN
         self._now = 0.0
         self._out: list[tuple[Segment, str]] = []
@@ -200,7 +200,7 @@ class Connection:
         child._now = self._now
         child.passive = True
         child.iss_floor = iss_floor
-        child.state = S.LISTEN  # not a transition: the listener's own LISTEN, copied for this 4-tuple
+        child.state = State.LISTEN  # not a transition: the listener's own LISTEN, copied for this 4-tuple
         return child
 
     # ----------------------------------------------------------------- outputs
@@ -346,30 +346,30 @@ class Connection:
     @property
     def closing_state(self) -> bool:
         """May our FIN go once the queue is empty? (CLOSE was called and the state has moved on)"""
-        return self.state is not S.ESTABLISHED and self.snd.fin_wanted
+        return self.state is not State.ESTABLISHED and self.snd.fin_wanted
 
     # --------------------------------------------------------------- user calls
     @_user_call
     def connect(self, now: float) -> None:
         """Active OPEN (RFC 9293 §3.10.1)."""
         self._now = now
-        if self.state is not S.CLOSED:
+        if self.state is not State.CLOSED:
             raise StateError("connect", self.state, "the connection already exists")
         if not self.remote or not self.remote[1]:
             raise ValueError("connect() needs a fully specified remote (address, port)")
         self.choose_iss()
         self.rcv.wscale = our_shift(self.config) if self.config.window_scaling else 0
-        self.set_state(S.SYN_SENT, "active OPEN")
+        self.set_state(State.SYN_SENT, "active OPEN")
         self.send_syn()
 
     @_user_call
     def listen(self, now: float) -> None:
         """Passive OPEN."""
         self._now = now
-        if self.state is not S.CLOSED:
+        if self.state is not State.CLOSED:
             raise StateError("listen", self.state, "the connection already exists")
         self.passive = True
-        self.set_state(S.LISTEN, "passive OPEN")
+        self.set_state(State.LISTEN, "passive OPEN")
 
     @_user_call
     def send(self, data: bytes | bytearray | memoryview, now: float, urgent: bool = False) -> int:
@@ -377,11 +377,11 @@ class Connection:
         the accepted data is urgent: the urgent pointer will point just past it (RFC 9293 §3.8.5)."""
         self._now = now
         st = self.state
-        if st is S.CLOSED:
+        if st is State.CLOSED:
             raise closed_error("send", st, self.close_reason)
         if st not in SENDING or self.snd.fin_wanted:
             raise StateError("send", st, "the connection is closing")
-        if st is S.LISTEN:
+        if st is State.LISTEN:
             raise StateError("send", st, "a listening connection has no peer")
         n = self.snd.queue(data, urgent)
         self.output()
@@ -394,7 +394,7 @@ class Connection:
         caller then owns, instead of a copy as bytes (the asyncio transport's bulk path)."""
         self._now = now
         rcv = self.rcv
-        if self.state is S.CLOSED and not rcv.buf.readable and self.close_reason != CloseReason.NORMAL:
+        if self.state is State.CLOSED and not rcv.buf.readable and self.close_reason != CloseReason.NORMAL:
             raise closed_error("receive", self.state, self.close_reason)
         data = rcv.read(max_bytes)
         if not zero_copy and data.__class__ is bytearray:
@@ -455,27 +455,27 @@ class Connection:
             return
         self.rcv.closed = True
         self._close("close()")
-        if self.state is S.FIN_WAIT_2:
+        if self.state is State.FIN_WAIT_2:
             self._orphaned()
 
     def _close(self, call: str) -> None:
         st = self.state
-        if st is S.CLOSED:
+        if st is State.CLOSED:
             if self.close_reason is None:
                 raise StateError("close", st, "the connection does not exist")
             return
-        if st in (S.LISTEN, S.SYN_SENT):
+        if st in (State.LISTEN, State.SYN_SENT):
             self.terminate(CloseReason.NORMAL, "CLOSE")
             return
         if self.snd.fin_wanted:
             return  # already closing: a second FIN is never sent
         self.snd.fin_wanted = True
-        if st is S.ESTABLISHED:
-            self.set_state(S.FIN_WAIT_1, "CLOSE", call)
-        elif st is S.CLOSE_WAIT:
-            self.set_state(S.LAST_ACK, "CLOSE", call)
-        elif st is S.SYN_RCVD and not len(self.snd.buf):
-            self.set_state(S.FIN_WAIT_1, "CLOSE", call)
+        if st is State.ESTABLISHED:
+            self.set_state(State.FIN_WAIT_1, "CLOSE", call)
+        elif st is State.CLOSE_WAIT:
+            self.set_state(State.LAST_ACK, "CLOSE", call)
+        elif st is State.SYN_RCVD and not len(self.snd.buf):
+            self.set_state(State.FIN_WAIT_1, "CLOSE", call)
         # else SYN_RCVD with queued data: the FIN follows once ESTABLISHED (see established()).
         self.output()
 
@@ -485,7 +485,7 @@ class Connection:
         the application is told (the stack resetting it for memory says OUT_OF_MEMORY)."""
         self._now = now
         st = self.state
-        if st is S.CLOSED:
+        if st is State.CLOSED:
             return
         if st in _RST_ON_ABORT:
             self.emit(RST | ACK, self.snd.nxt, note=why)
@@ -511,7 +511,7 @@ class Connection:
 
     def time_wait_accepts(self, seg: Segment) -> bool:
         """May this SYN end TIME_WAIT and open a new incarnation? (RFC 9293 §3.6.1, RFC 6191)"""
-        if self.state is not S.TIME_WAIT or not self.config.time_wait_reopen:
+        if self.state is not State.TIME_WAIT or not self.config.time_wait_reopen:
             return False
         if seg.flags & (SYN | ACK | RST) != SYN:
             return False
@@ -607,14 +607,14 @@ class Connection:
             return
         self.retries += 1
         self.stats.timeouts += 1
-        if st is not S.SYN_SENT or self.retries > cfg.syn_linear_timeouts:
+        if st is not State.SYN_SENT or self.retries > cfg.syn_linear_timeouts:
             self.rtt.backoff()  # (an active SYN's first retransmissions keep the RTO, as Linux: open-syn-
             #                     retransmit-backoff.pkt)
         else:
             self.rtt.backoffs += 1
         snd = self.snd
         snd.rtt_seq = None  # Karn's rule
-        if snd.una == snd.iss and st in (S.SYN_SENT, S.SYN_RCVD, S.FIN_WAIT_1):
+        if snd.una == snd.iss and st in (State.SYN_SENT, State.SYN_RCVD, State.FIN_WAIT_1):
             self.send_syn(note="retransmission")
         elif st in SYNCHRONIZED:
             self.recovery.on_rto(self._now)
@@ -622,14 +622,14 @@ class Connection:
         if self.timers.slot is None:
             self.timers.arm(RETRANSMIT, self._now, self.rtt.rto)
 
-    def _gave_up(self, st: S, cfg) -> bool:
+    def _gave_up(self, st: State, cfg) -> bool:
         """Linux's tcp_write_timeout(): an active SYN gives up after syn_retries + syn_linear_timeouts
         retransmissions or the time syn_retries doublings from the initial RTO take; a SYN,ACK after
         synack_retries; data after the time data_retries (tcp_retries2) doublings from 200 ms take
         (15: 924.6 s), counted from the first retransmission. RFC 9293 §3.8.3 lets R2 be a time."""
-        if st is S.SYN_RCVD:
+        if st is State.SYN_RCVD:
             return self.retries >= cfg.synack_retries
-        if st is S.SYN_SENT:
+        if st is State.SYN_SENT:
             if self.retries >= cfg.syn_retries + cfg.syn_linear_timeouts:
                 return True
             boundary, base = cfg.syn_retries, cfg.rto_initial
@@ -714,7 +714,7 @@ class Connection:
         state, now = self.state, self._now
         if state in _DATA_STATES:
             self.snd.output(now)
-        if state is S.CLOSED:
+        if state is State.CLOSED:
             return
         timers = self.timers
         if self.keepalive and state in _KEEPALIVE_STATES:
@@ -730,7 +730,7 @@ class Connection:
             timers.cancel(USER_TIMEOUT, now)
         rcv = self.rcv
         if rcv.ack_now:
-            if state is S.CLOSING and self.config.closing_resends_fin and snd.fin_seq is not None:
+            if state is State.CLOSING and self.config.closing_resends_fin and snd.fin_seq is not None:
                 # as FreeBSD's tcp_output() (CLOSING sends FIN|ACK): the ACK carries our FIN again
                 self.emit(FIN | ACK, snd.fin_seq, note="retransmission: FIN with the ACK (closing_resends_fin)")
             else:
@@ -740,7 +740,7 @@ class Connection:
 
     def send_syn(self, note: str = "") -> None:
         cfg, snd, rcv = self.config, self.snd, self.rcv
-        synack = self.state is not S.SYN_SENT
+        synack = self.state is not State.SYN_SENT
         if cfg.noopt:  # FreeBSD's TCP_NOOPT: not even MSS; nothing is negotiated (window scale etc. are off)
             opts = Options()
         elif synack:  # echo only what the peer offered
@@ -839,7 +839,7 @@ class Connection:
             name = _errno.errorcode.get(errno, str(errno))
             if self._tracer.enabled:
                 self.trace("icmp", kind=kind, errno=name, state=self.state.value)
-            if self.state is S.SYN_SENT or (self.state is S.SYN_RCVD and self.passive):
+            if self.state is State.SYN_SENT or (self.state is State.SYN_RCVD and self.passive):
                 self.terminate(reason, f"ICMP {kind.replace('_', ' ')} ({name})")
             else:
                 self.soft_error = reason
@@ -882,13 +882,13 @@ class Connection:
         if self._tracer.enabled:
             extra = {"call": call} if call else {}
             self.trace("state", **{"from": old.value, "to": new.value}, why=why, **extra)
-        if new is S.TIME_WAIT:
+        if new is State.TIME_WAIT:
             self.timers.clear(self._now)
             self.timers.arm(TIME_WAIT_TIMER, self._now, 2 * self.config.msl)
             self.events_out.append(ev.TimeWait())
-        elif new in (S.CLOSED, S.LISTEN):
+        elif new in (State.CLOSED, State.LISTEN):
             self.timers.clear(self._now)
-        elif new is S.FIN_WAIT_2 and self.rcv.closed:
+        elif new is State.FIN_WAIT_2 and self.rcv.closed:
             self._orphaned()
 
     def _orphaned(self) -> None:
@@ -898,8 +898,8 @@ class Connection:
 
     def terminate(self, reason: CloseReason, why: str) -> None:
         self.timers.clear(self._now)
-        if self.state is not S.CLOSED:
-            self.set_state(S.CLOSED, why)
+        if self.state is not State.CLOSED:
+            self.set_state(State.CLOSED, why)
         self.close_reason = reason
         self.rcv.ack_now = self.rcv.ack_delayed = False
         self.snd.buf.discard()  # never to be sent: the memory goes now, whoever still holds the connection
@@ -909,7 +909,7 @@ class Connection:
         self.events_out.append(ev.Closed(reason))
 
     def established(self, why: str) -> None:
-        self.set_state(S.ESTABLISHED, why)
+        self.set_state(State.ESTABLISHED, why)
         self.retries = 0
         if self.stats.timeouts and self.rtt.srtt is None:
             self.rtt.after_syn_timeout()  # RFC 6298 (5.7)
@@ -921,7 +921,7 @@ class Connection:
             buf.capacity = max(buf.capacity, min(-(-buf.capacity // mss) * mss, self.config.maxsockbuf or 1 << 30))
         self.events_out.append(ev.Connected())
         if self.snd.fin_wanted:  # CLOSE was called in SYN_RCVD with data still queued
-            self.set_state(S.FIN_WAIT_1, "CLOSE (deferred)")
+            self.set_state(State.FIN_WAIT_1, "CLOSE (deferred)")
 
     @property
     def _ports(self) -> tuple[int, int]:

@@ -1,6 +1,7 @@
 """What a connection tells its application. Drained with Connection.events()."""
 
 from dataclasses import dataclass
+from typing import Final
 
 from .reasons import CloseReason
 
@@ -55,11 +56,11 @@ class Urgent:
 
 
 # Reasons carried by Closed (str enums: they compare equal to "normal", "reset", ...).
-NORMAL = CloseReason.NORMAL
-RESET = CloseReason.RESET
-REFUSED = CloseReason.REFUSED
-TIMED_OUT = CloseReason.TIMED_OUT
-ABORTED = CloseReason.ABORTED  # this side called abort() (or closed with unread data)
+NORMAL: Final = CloseReason.NORMAL
+RESET: Final = CloseReason.RESET
+REFUSED: Final = CloseReason.REFUSED
+TIMED_OUT: Final = CloseReason.TIMED_OUT
+ABORTED: Final = CloseReason.ABORTED  # this side called abort() (or closed with unread data)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,8 +19,12 @@ connection leaves the account when it is CLOSED or in TIME_WAIT (what the applic
 by then is the application's).
 """
 
-NORMAL, PRESSURE, LIMIT = 0, 1, 2
-LEVELS = ("normal", "pressure", "limit")
+from typing import Final
+
+NORMAL: Final = 0
+PRESSURE: Final = 1
+LIMIT: Final = 2
+LEVELS: Final = ("normal", "pressure", "limit")
 
 
 class MemoryBudget:
@@ -74,4 +78,4 @@ class MemoryBudget:
                 "pruned_bytes": self.pruned, "refused_connections": self.refused, "reset_connections": self.reset}
 
 
-UNLIMITED = MemoryBudget(float("inf"), float("inf"), float("inf"))  # a connection outside any stack
+UNLIMITED: Final = MemoryBudget(float("inf"), float("inf"), float("inf"))  # a connection outside any stack

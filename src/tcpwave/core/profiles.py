@@ -7,7 +7,7 @@ code), so that docs/packetdrill.md can show it; tests/conformance/profile-*.pkt 
 """
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +17,7 @@ class Choice:
 
 
 # knob -> profile -> its choice there (a knob a profile leaves out keeps Config's default, Linux's)
-CHOICES: dict[str, dict[str, Choice]] = {
+CHOICES: Final[dict[str, dict[str, Choice]]] = {
     "fin_ack_delayed": {
         "linux": Choice(True, "tcp_input.c tcp_fin(): inet_csk_schedule_ack(), the delayed-ACK timer"),
         "freebsd": Choice(False, "tcp_input.c, FIN processing: TF_ACKNOW"),
@@ -91,7 +91,7 @@ CHOICES: dict[str, dict[str, Choice]] = {
     },
 }
 
-NAMES = ("linux", "freebsd", "rfc")
+NAMES: Final = ("linux", "freebsd", "rfc")
 
 
 def settings(name: str) -> dict[str, Any]:

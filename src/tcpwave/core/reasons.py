@@ -7,6 +7,7 @@ Both are `str` enums, so the values are what the trace and `Closed.reason` have 
 import enum
 import errno as _errno
 import os
+from typing import Final
 
 
 class CloseReason(enum.StrEnum):
@@ -61,7 +62,7 @@ class CloseReason(enum.StrEnum):
 
 # The errno and exception of each reason a socket call reports as an error. A table, not members
 # carrying extra values: an enum with a custom __new__ cannot be compiled (mypyc).
-_ERRORS: dict[str, tuple[int, type[OSError]]] = {
+_ERRORS: Final[dict[str, tuple[int, type[OSError]]]] = {
     "reset": (_errno.ECONNRESET, ConnectionResetError),
     "refused": (_errno.ECONNREFUSED, ConnectionRefusedError),
     "timed_out": (_errno.ETIMEDOUT, TimeoutError),
@@ -141,7 +142,7 @@ class Handled(enum.StrEnum):
 
 
 # What was done for each Handled segment (a table, as _ERRORS above)
-_DONE = {
+_DONE: Final = {
     "retransmitted_fin": "re-ACKed, 2×MSL restarted",
     "duplicate_syn": "SYN,ACK sent again",
     "ack_in_time_wait": "2×MSL restarted",

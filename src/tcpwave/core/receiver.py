@@ -10,7 +10,7 @@ data arrives, after Linux's tcp_event_data_recv() / tcp_send_delayed_ack() (ack-
 ack-every-second-segment.pkt pass against Linux).
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ..wire.seq import seq_add, seq_diff, seq_gt, seq_in, seq_le, seq_lt
 from . import events as ev
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .connection import Connection
 
 
-TICK = 0.001  # the delay of an ACK owed before any data arrived (Linux: ATO 0, the next jiffy)
+TICK: Final = 0.001  # the delay of an ACK owed before any data arrived (Linux: ATO 0, the next jiffy)
 
 
 class Receiver:

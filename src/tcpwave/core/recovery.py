@@ -14,7 +14,7 @@ only sets ssthresh on a congestion event and grows cwnd outside recovery.
 """
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ..cc.base import CongestionControl, RateSample
 from .ca_state import CaState
@@ -23,12 +23,12 @@ from .rtxqueue import Record, RetransmitQueue
 if TYPE_CHECKING:
     from .connection import Connection
 
-DUP_THRESH = 3
-WC_DEL_ACK = 0.2  # RFC 8985 WCDelAckT: the worst-case delayed-ACK time a lone probe must outwait
-TLP_MIN = 0.002  # Linux adds TCP_TIMEOUT_MIN (2 ms) to 2×SRTT when more than one segment is out
-CLOCK_US = 1e-6  # times are compared at Linux's microsecond resolution
-RENEGING_DELAY = 0.010  # the early timeout after a SACK reneging: max(SRTT/2, this), Linux's values
-REO_WND_PERSIST = 16  # recoveries a widened reordering window lasts (RFC 8985 §6.2 step 4)
+DUP_THRESH: Final = 3
+WC_DEL_ACK: Final = 0.2  # RFC 8985 WCDelAckT: the worst-case delayed-ACK time a lone probe must outwait
+TLP_MIN: Final = 0.002  # Linux adds TCP_TIMEOUT_MIN (2 ms) to 2×SRTT when more than one segment is out
+CLOCK_US: Final = 1e-6  # times are compared at Linux's microsecond resolution
+RENEGING_DELAY: Final = 0.010  # the early timeout after a SACK reneging: max(SRTT/2, this), Linux's values
+REO_WND_PERSIST: Final = 16  # recoveries a widened reordering window lasts (RFC 8985 §6.2 step 4)
 
 
 class Recovery:

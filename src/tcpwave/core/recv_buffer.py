@@ -13,8 +13,9 @@ SACKed: RFC 2018 §8 allows it, and the sender resends it.)
 """
 
 import bisect
+from typing import Final
 
-OVERHEAD = 64  # bytes charged per out-of-order range for its bookkeeping
+OVERHEAD: Final = 64  # bytes charged per out-of-order range for its bookkeeping
 
 
 class ReceiveBuffer:

@@ -5,6 +5,7 @@ this table: a transition missing here is a bug, and raises.
 """
 
 import enum
+from typing import Final
 
 
 class State(enum.Enum):
@@ -28,49 +29,49 @@ class State(enum.Enum):
         return self.value
 
 
-S = State
 
 # state -> {next state: what causes it}. The causes document the table (and the
 # generated diagram); the code checks only the keys.
-TRANSITIONS: dict[State, dict[State, str]] = {
-    S.CLOSED: {S.LISTEN: "passive OPEN", S.SYN_SENT: "active OPEN / send SYN"},
-    S.LISTEN: {S.SYN_RCVD: "rcv SYN / send SYN,ACK", S.CLOSED: "CLOSE"},
-    S.SYN_SENT: {
-        S.SYN_RCVD: "rcv SYN / send SYN,ACK (simultaneous open)",
-        S.ESTABLISHED: "rcv SYN,ACK / send ACK",
-        S.CLOSED: "CLOSE, RST, or SYN retransmissions exhausted",
+TRANSITIONS: Final[dict[State, dict[State, str]]] = {
+    State.CLOSED: {State.LISTEN: "passive OPEN", State.SYN_SENT: "active OPEN / send SYN"},
+    State.LISTEN: {State.SYN_RCVD: "rcv SYN / send SYN,ACK", State.CLOSED: "CLOSE"},
+    State.SYN_SENT: {
+        State.SYN_RCVD: "rcv SYN / send SYN,ACK (simultaneous open)",
+        State.ESTABLISHED: "rcv SYN,ACK / send ACK",
+        State.CLOSED: "CLOSE, RST, or SYN retransmissions exhausted",
     },
-    S.SYN_RCVD: {
-        S.ESTABLISHED: "rcv ACK of SYN",
-        S.FIN_WAIT_1: "CLOSE / send FIN",
-        S.LISTEN: "rcv RST (passive open)",
-        S.CLOSED: "rcv RST (active open), ABORT, or SYN,ACK retransmissions exhausted",
+    State.SYN_RCVD: {
+        State.ESTABLISHED: "rcv ACK of SYN",
+        State.FIN_WAIT_1: "CLOSE / send FIN",
+        State.LISTEN: "rcv RST (passive open)",
+        State.CLOSED: "rcv RST (active open), ABORT, or SYN,ACK retransmissions exhausted",
     },
-    S.ESTABLISHED: {
-        S.FIN_WAIT_1: "CLOSE / send FIN",
-        S.CLOSE_WAIT: "rcv FIN / send ACK",
-        S.CLOSED: "RST, ABORT or timeout",
+    State.ESTABLISHED: {
+        State.FIN_WAIT_1: "CLOSE / send FIN",
+        State.CLOSE_WAIT: "rcv FIN / send ACK",
+        State.CLOSED: "RST, ABORT or timeout",
     },
-    S.FIN_WAIT_1: {
-        S.FIN_WAIT_2: "rcv ACK of FIN",
-        S.CLOSING: "rcv FIN / send ACK (simultaneous close)",
-        S.TIME_WAIT: "rcv FIN,ACK of FIN / send ACK",
-        S.CLOSED: "RST, ABORT or timeout",
+    State.FIN_WAIT_1: {
+        State.FIN_WAIT_2: "rcv ACK of FIN",
+        State.CLOSING: "rcv FIN / send ACK (simultaneous close)",
+        State.TIME_WAIT: "rcv FIN,ACK of FIN / send ACK",
+        State.CLOSED: "RST, ABORT or timeout",
     },
-    S.FIN_WAIT_2: {S.TIME_WAIT: "rcv FIN / send ACK", S.CLOSED: "RST, ABORT or timeout"},
-    S.CLOSING: {S.TIME_WAIT: "rcv ACK of FIN", S.CLOSED: "RST, ABORT or timeout"},
-    S.TIME_WAIT: {S.CLOSED: "2xMSL timeout (or RST, or reopened by a new SYN)"},
-    S.CLOSE_WAIT: {S.LAST_ACK: "CLOSE / send FIN", S.CLOSED: "RST, ABORT or timeout"},
-    S.LAST_ACK: {S.CLOSED: "rcv ACK of FIN, RST or timeout"},
+    State.FIN_WAIT_2: {State.TIME_WAIT: "rcv FIN / send ACK", State.CLOSED: "RST, ABORT or timeout"},
+    State.CLOSING: {State.TIME_WAIT: "rcv ACK of FIN", State.CLOSED: "RST, ABORT or timeout"},
+    State.TIME_WAIT: {State.CLOSED: "2xMSL timeout (or RST, or reopened by a new SYN)"},
+    State.CLOSE_WAIT: {State.LAST_ACK: "CLOSE / send FIN", State.CLOSED: "RST, ABORT or timeout"},
+    State.LAST_ACK: {State.CLOSED: "rcv ACK of FIN, RST or timeout"},
 }
 
-SYNCHRONIZED = frozenset(
-    {S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2, S.CLOSE_WAIT, S.CLOSING, S.LAST_ACK, S.TIME_WAIT}
+SYNCHRONIZED: Final = frozenset(
+    {State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2, State.CLOSE_WAIT, State.CLOSING, State.LAST_ACK,
+     State.TIME_WAIT}
 )
 # States in which arriving text is delivered to the user (RFC 9293 §3.10.7.4, seventh).
-RECEIVING = frozenset({S.ESTABLISHED, S.FIN_WAIT_1, S.FIN_WAIT_2})
+RECEIVING: Final = frozenset({State.ESTABLISHED, State.FIN_WAIT_1, State.FIN_WAIT_2})
 # States in which the user may still SEND.
-SENDING = frozenset({S.LISTEN, S.SYN_SENT, S.SYN_RCVD, S.ESTABLISHED, S.CLOSE_WAIT})
+SENDING: Final = frozenset({State.LISTEN, State.SYN_SENT, State.SYN_RCVD, State.ESTABLISHED, State.CLOSE_WAIT})
 
 
 class TransitionError(Exception):  # not RuntimeError: compiled classes derive only from Exception

@@ -17,15 +17,17 @@ Without timestamps the connection runs without window scaling and SACK.
 import bisect
 import hashlib
 import struct
+from typing import Final
 
-MSS_TABLE = (536, 1300, 1440, 1460, 4312, 8960)
-PERIOD = 64.0  # seconds per counter step
-LIFETIME = 2 * PERIOD  # the longest a cookie stays good (its counter and the next)
-_NO_WSCALE = 0xF
-_OPT_BITS = 0x3F
-_V4 = struct.Struct("!QIHIHI")  # counter, local address and port, remote address and port, peer's ISN
-_PORTS_ISN = struct.Struct("!HHI")
-_KEYED: dict[bytes, "hashlib.blake2s"] = {}  # secret -> a keyed BLAKE2s state, copied per cookie (a flood's hot path)
+MSS_TABLE: Final = (536, 1300, 1440, 1460, 4312, 8960)
+PERIOD: Final = 64.0  # seconds per counter step
+LIFETIME: Final = 2 * PERIOD  # the longest a cookie stays good (its counter and the next)
+_NO_WSCALE: Final = 0xF
+_OPT_BITS: Final = 0x3F
+_V4: Final = struct.Struct("!QIHIHI")  # counter, local address and port, remote address and port, peer's ISN
+_PORTS_ISN: Final = struct.Struct("!HHI")
+# secret -> a keyed BLAKE2s state, copied per cookie (a flood's hot path)
+_KEYED: Final[dict[bytes, "hashlib.blake2s"]] = {}
 
 
 def _hash(secret: bytes, count: int, local, remote, peer_isn: int) -> int:

@@ -15,7 +15,7 @@ reports Closed when TIME_WAIT ends: with the application's connection, or with t
 
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .config import Config
 from .state import State
@@ -26,8 +26,10 @@ from .timers import TIME_WAIT_TIMER
 if TYPE_CHECKING:
     from .connection import Connection
 
-_PACK = struct.Struct("=IIIIIIIHBBBdd")
-_TS, _SACK, _PASSIVE = 1, 2, 4
+_PACK: Final = struct.Struct("=IIIIIIIHBBBdd")
+_TS: Final = 1
+_SACK: Final = 2
+_PASSIVE: Final = 4
 
 
 class TimeWait:

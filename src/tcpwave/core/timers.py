@@ -10,24 +10,26 @@ Every arm, cancel and fire goes through here and, while a tracer listens, become
 (`action`: arm with `at` and `delay`, cancel, fire).
 """
 
+from typing import Final
+
 from .trace import Tracer
 
-RETRANSMIT = "retransmit"
-PERSIST = "persist"  # zero-window probes
-TLP = "tlp"  # tail loss probe (RFC 8985 §7)
-REORDER = "rack_reorder"  # RACK's reordering window (RFC 8985 §6.2 step 5)
-TIME_WAIT_TIMER = "time_wait"  # 2 x MSL
-DELAYED_ACK = "delayed_ack"
-SWS_OVERRIDE = "sws_override"  # sender silly-window avoidance
-KEEPALIVE = "keepalive"
-USER_TIMEOUT = "user_timeout"
-PACING = "pacing"  # the next paced segment's release time
-FIN_WAIT_2_TIMER = "fin_wait_2"  # an orphan FIN_WAIT_2 (the application closed) is not kept forever
+RETRANSMIT: Final = "retransmit"
+PERSIST: Final = "persist"  # zero-window probes
+TLP: Final = "tlp"  # tail loss probe (RFC 8985 §7)
+REORDER: Final = "rack_reorder"  # RACK's reordering window (RFC 8985 §6.2 step 5)
+TIME_WAIT_TIMER: Final = "time_wait"  # 2 x MSL
+DELAYED_ACK: Final = "delayed_ack"
+SWS_OVERRIDE: Final = "sws_override"  # sender silly-window avoidance
+KEEPALIVE: Final = "keepalive"
+USER_TIMEOUT: Final = "user_timeout"
+PACING: Final = "pacing"  # the next paced segment's release time
+FIN_WAIT_2_TIMER: Final = "fin_wait_2"  # an orphan FIN_WAIT_2 (the application closed) is not kept forever
 
-EXCLUSIVE = frozenset({RETRANSMIT, PERSIST, TLP, REORDER, TIME_WAIT_TIMER})
+EXCLUSIVE: Final = frozenset({RETRANSMIT, PERSIST, TLP, REORDER, TIME_WAIT_TIMER})
 """The timers that share one slot: arming one cancels the others."""
 
-NAMES = (RETRANSMIT, PERSIST, TLP, REORDER, TIME_WAIT_TIMER, DELAYED_ACK, SWS_OVERRIDE, KEEPALIVE,
+NAMES: Final = (RETRANSMIT, PERSIST, TLP, REORDER, TIME_WAIT_TIMER, DELAYED_ACK, SWS_OVERRIDE, KEEPALIVE,
          USER_TIMEOUT, PACING, FIN_WAIT_2_TIMER)
 
 

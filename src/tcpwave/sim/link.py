@@ -3,6 +3,7 @@ and seeded random loss, reordering, duplication and corruption."""
 
 import random
 from dataclasses import dataclass
+from typing import Final
 
 
 @dataclass(frozen=True)
@@ -17,7 +18,7 @@ class LinkParams:
     corrupt: float = 0.0  # probability one byte is flipped (the receiver's checksum catches it)
 
 
-DEFAULT_LINK = LinkParams()  # 10 ms, 100 Mbit/s, 256 KiB queue, no impairments
+DEFAULT_LINK: Final = LinkParams()  # 10 ms, 100 Mbit/s, 256 KiB queue, no impairments
 
 
 class Direction:

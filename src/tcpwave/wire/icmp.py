@@ -5,14 +5,15 @@ destination unreachable (soft errors, RFC 1122 §4.2.3.9)."""
 import errno as _e
 import struct
 from dataclasses import dataclass
+from typing import Final
 
 from .checksum import checksum, pseudo_header_sum
 from .errors import MalformedPacket
 
-PROTO_ICMP = 1
-PROTO_ICMPV6 = 58
-ECHO_REQUEST = {4: 8, 6: 128}
-ECHO_REPLY = {4: 0, 6: 129}
+PROTO_ICMP: Final = 1
+PROTO_ICMPV6: Final = 58
+ECHO_REQUEST: Final = {4: 8, 6: 128}
+ECHO_REPLY: Final = {4: 0, 6: 129}
 
 
 def _sum_for(version: int, src, dst, length: int) -> int:
@@ -42,14 +43,14 @@ def build_echo_request(version: int, src, dst, ident: int, seqno: int, data: byt
 
 # The errno an ICMP error stands for, as Linux converts them (icmp_err_convert, icmpv6_err_convert).
 # IPv4 destination unreachable, by code:
-_V4_UNREACH = (_e.ENETUNREACH, _e.EHOSTUNREACH, _e.ENOPROTOOPT, _e.ECONNREFUSED, _e.EMSGSIZE, _e.EOPNOTSUPP,
+_V4_UNREACH: Final = (_e.ENETUNREACH, _e.EHOSTUNREACH, _e.ENOPROTOOPT, _e.ECONNREFUSED, _e.EMSGSIZE, _e.EOPNOTSUPP,
                _e.ENETUNREACH, _e.EHOSTDOWN, _e.ENONET, _e.ENETUNREACH, _e.EHOSTUNREACH, _e.ENETUNREACH,
                _e.EHOSTUNREACH, _e.EHOSTUNREACH, _e.EHOSTUNREACH, _e.EHOSTUNREACH)
 # IPv6 destination unreachable, by code (no route, prohibited, beyond scope, address, port, policy, reject):
-_V6_UNREACH = (_e.ENETUNREACH, _e.EACCES, _e.EHOSTUNREACH, _e.EHOSTUNREACH, _e.ECONNREFUSED, _e.EACCES,
+_V6_UNREACH: Final = (_e.ENETUNREACH, _e.EACCES, _e.EHOSTUNREACH, _e.EHOSTUNREACH, _e.ECONNREFUSED, _e.EACCES,
                _e.EACCES)
-_V4_TYPES = {3: "unreachable", 11: "time_exceeded", 12: "parameter_problem"}
-_V6_TYPES = {1: "unreachable", 2: "too_big", 3: "time_exceeded", 4: "parameter_problem"}
+_V4_TYPES: Final = {3: "unreachable", 11: "time_exceeded", 12: "parameter_problem"}
+_V6_TYPES: Final = {1: "unreachable", 2: "too_big", 3: "time_exceeded", 4: "parameter_problem"}
 
 
 def _errno_for(version: int, kind: str, code: int) -> int:

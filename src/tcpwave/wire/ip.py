@@ -7,17 +7,18 @@ a reason), IPv6 extension headers are walked past, IPv4 options are skipped.
 import ipaddress
 import struct
 from dataclasses import dataclass
+from typing import Final
 
 from .address import IPAddress, v4
 from .checksum import checksum
 from .errors import MalformedPacket
 
-_V4 = struct.Struct("!BBHHHBBHII")  # addresses as integers: no bytes objects per packet
+_V4: Final = struct.Struct("!BBHHHBBHII")  # addresses as integers: no bytes objects per packet
 
 
-_V6 = struct.Struct("!IHBB16s16s")
-_V6_EXT = {0, 43, 60}  # hop-by-hop, routing, destination options (skippable)
-_V6_FRAGMENT = 44
+_V6: Final = struct.Struct("!IHBB16s16s")
+_V6_EXT: Final = {0, 43, 60}  # hop-by-hop, routing, destination options (skippable)
+_V6_FRAGMENT: Final = 44
 
 
 @dataclass(slots=True)

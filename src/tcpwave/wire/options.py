@@ -6,11 +6,18 @@ overrunning length makes the whole segment malformed (RFC 9293 §3.1, MUST-64).
 
 import struct
 from dataclasses import dataclass, field
+from typing import Final
 
 from .errors import MalformedPacket
 
-EOL, NOP, MSS, WSCALE, SACK_PERMITTED, SACK, TIMESTAMPS = 0, 1, 2, 3, 4, 5, 8
-MAX_WSCALE = 14  # RFC 7323 §2.3
+EOL: Final = 0
+NOP: Final = 1
+MSS: Final = 2
+WSCALE: Final = 3
+SACK_PERMITTED: Final = 4
+SACK: Final = 5
+TIMESTAMPS: Final = 8
+MAX_WSCALE: Final = 14  # RFC 7323 §2.3
 
 
 @dataclass(slots=True, unsafe_hash=True)
@@ -36,12 +43,12 @@ class Options:  # never changed once made (not frozen: a frozen dataclass is slo
         )
 
 
-NO_OPTIONS = Options()
-_FIXED_LEN = {MSS: 4, WSCALE: 3, SACK_PERMITTED: 2, TIMESTAMPS: 10}
+NO_OPTIONS: Final = Options()
+_FIXED_LEN: Final = {MSS: 4, WSCALE: 3, SACK_PERMITTED: 2, TIMESTAMPS: 10}
 # The options of nearly every segment after the handshake: NOP, NOP, timestamps (Linux's layout)
-_MSS_ONLY = struct.Struct("!BBH")
-_TS_ONLY = struct.Struct("!4sII")
-_TS_ONLY_HEAD = bytes((NOP, NOP, TIMESTAMPS, 10))
+_MSS_ONLY: Final = struct.Struct("!BBH")
+_TS_ONLY: Final = struct.Struct("!4sII")
+_TS_ONLY_HEAD: Final = bytes((NOP, NOP, TIMESTAMPS, 10))
 
 
 def parse_options(raw: bytes | memoryview) -> Options:

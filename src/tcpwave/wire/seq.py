@@ -4,9 +4,11 @@ Comparisons are only meaningful between numbers less than 2**31 apart, which
 TCP guarantees for everything inside one window.
 """
 
-MOD = 1 << 32
-MASK = MOD - 1
-HALF = 1 << 31
+from typing import Final
+
+MOD: Final = 1 << 32
+MASK: Final = MOD - 1
+HALF: Final = 1 << 31
 
 
 def seq_add(a: int, n: int) -> int:

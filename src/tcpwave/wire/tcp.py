@@ -6,17 +6,25 @@ checksum over the pseudo-header is computed where both are known.
 
 import struct
 from dataclasses import dataclass, field
+from typing import Final
 
 from .checksum import checksum, ones_complement_sum, pseudo_header_sum
 from .errors import MalformedPacket
 from .options import NO_OPTIONS, Options, build_options, parse_options
 
-FIN, SYN, RST, PSH, ACK, URG, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x20, 0x40, 0x80
-FLAG_NAMES = ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (PSH, "PSH"), (ACK, "ACK"), (URG, "URG"), (ECE, "ECE"),
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
+URG: Final = 0x20
+ECE: Final = 0x40
+CWR: Final = 0x80
+FLAG_NAMES: Final = ((SYN, "SYN"), (FIN, "FIN"), (RST, "RST"), (PSH, "PSH"), (ACK, "ACK"), (URG, "URG"), (ECE, "ECE"),
               (CWR, "CWR"))
-PROTO_TCP = 6
-HEADER_LEN = 20
-_HDR = struct.Struct("!HHIIBBHHH")
+PROTO_TCP: Final = 6
+HEADER_LEN: Final = 20
+_HDR: Final = struct.Struct("!HHIIBBHHH")
 
 
 def flags_text(flags: int) -> str:
