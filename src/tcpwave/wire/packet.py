@@ -81,7 +81,7 @@ def parse_ipv4_tcp(data: bytes | bytearray | memoryview,
         words = (vihl << 8 | tos) + total + ident + frag + (ttl << 8 | proto) + ip_sum + addrs
         if words % 0xFFFF or not words:
             return None
-        # the TCP checksum: the whole packet's words (one big integer, no slice copied out of it) less
+        # the TCP checksum: the whole packet's words (one big integer; no slice copied out of a bytes) less
         # the IP header's, plus the pseudo-header's; good when that is 0 modulo 0xFFFF (it cannot be a
         # plain 0: the pseudo-header's protocol is 6)
         if total == n:
