@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tcpwave.wire.checksum import checksum
+from tcpwave.wire.checksum import checksum, pseudo_header_sum
 from tcpwave.wire.errors import MalformedPacket
 from tcpwave.wire.ip import build_ip, parse_ip
 from tcpwave.wire.options import Options, build_options, parse_options
@@ -194,3 +194,27 @@ def test_one_step_parsing_takes_every_good_checksum_and_no_bad_one(payload, seq,
         parse_tcp(parse_ip(bytes(bad)).payload, a, b)
     if bit // 8 >= 52:  # in the data: trusted (the checksum is the kernel's to make), it is taken as it is
         assert bytes(parse_ipv4_tcp(bytes(bad), True)[2].payload) == bytes(bad[52:])
+
+
+@pytest.mark.parametrize("opts", [
+    bytes((1, 1, 8, 10)) + (7).to_bytes(4, "big") + (9).to_bytes(4, "big"),  # Linux's layout: read in place
+    bytes((8, 10)) + (7).to_bytes(4, "big") + (9).to_bytes(4, "big") + bytes((1, 1)),  # FreeBSD's
+    bytes((1, 1, 4, 2, 2, 4, 5, 180, 3, 3, 7, 0)),  # SACK-permitted, MSS, window scale, EOL
+    bytes((1, 1, 8, 11)) + bytes(8),  # a timestamps option of the wrong length: malformed
+    bytes((1, 1, 8, 10)) + bytes(7) + bytes((0,)),  # an all-zero TSval and TSecr
+])
+def test_one_step_parsing_of_twelve_option_bytes_is_the_layered_parsers(opts):
+    from tcpwave.wire.packet import parse_ipv4_tcp
+
+    a, b = ipaddress.ip_address("192.0.2.1"), ipaddress.ip_address("198.51.100.7")
+    tcp = bytearray(build_tcp(Segment(1, 2, 3, 4, ACK, 5, b"data"), a, b))
+    tcp = tcp[:12] + bytes(((32 // 4) << 4,)) + tcp[13:16] + bytes(2) + tcp[18:20] + opts + tcp[20:]
+    tcp[16:18] = checksum(bytes(tcp), pseudo_header_sum(a, b, PROTO_TCP, len(tcp))).to_bytes(2, "big")
+    packet = build_ip(a, b, PROTO_TCP, bytes(tcp))
+    fast = parse_ipv4_tcp(packet, False)
+    try:
+        layered = parse_tcp(parse_ip(packet).payload, a, b)
+    except MalformedPacket:
+        assert fast is None
+        return
+    assert fast is not None and fast[2].options == layered.options and bytes(fast[2].payload) == b"data"

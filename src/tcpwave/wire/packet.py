@@ -9,7 +9,7 @@ from typing import Final
 from .address import V4_CACHE, IPAddress, v4
 from .checksum import checksum, mod_ffff, ones_complement_sum
 from .errors import MalformedPacket
-from .options import NO_OPTIONS, build_options, parse_options
+from .options import NO_OPTIONS, Options, build_options, parse_options
 from .tcp import PROTO_TCP, Segment
 
 _HEADERS: Final = struct.Struct("!BBHHHBBHIIHHIIBBHHH")  # IPv4 (20 bytes, no options) + TCP (20 bytes)
@@ -17,6 +17,8 @@ _HEADERS: Final = struct.Struct("!BBHHHBBHIIHHIIBBHHH")  # IPv4 (20 bytes, no op
 _WITH_OPTIONS: Final = [struct.Struct(f"!BBHHHBBHIIHHIIBBHHH{4 * k}s") for k in range(11)]
 _TTL_PROTO: Final = (64 << 8) | PROTO_TCP
 _DF: Final = 0x4000
+_NOP_NOP_TS: Final = struct.Struct("!III")  # NOP, NOP, kind 8, length 10; TSval; TSecr
+_TS_HEAD: Final = 0x0101080A
 
 
 def _fold(total: int) -> int:
@@ -90,10 +92,16 @@ def parse_ipv4_tcp(data: bytes | bytearray | memoryview,
                 return None
         elif checksum(view[20:total], _fold(addrs + PROTO_TCP + total - 20)) != 0:
             return None
-    try:
-        options = parse_options(view[40 : 20 + hlen]) if hlen > 20 else NO_OPTIONS
-    except MalformedPacket:
-        return None
+    options: Options | None = None
+    if hlen == 32:  # NOP, NOP, timestamps: nearly every segment after a handshake, read in place
+        head, tsval, tsecr = _NOP_NOP_TS.unpack_from(view, 40)
+        if head == _TS_HEAD:
+            options = Options(None, None, False, (), (tsval, tsecr))
+    if options is None:
+        try:
+            options = parse_options(view[40 : 20 + hlen]) if hlen > 20 else NO_OPTIONS
+        except MalformedPacket:
+            return None
     # (a segment without data, a flood's SYN among them, holds no view of the packet)
     payload = view[20 + hlen : total] if total > 20 + hlen else b""
     cached = V4_CACHE.get  # (v4() is Python: the common case without calling it)
