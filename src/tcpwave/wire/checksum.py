@@ -33,11 +33,14 @@ def mod_ffff(x: int) -> int:
 
 def ones_complement_sum(data: bytes | bytearray | memoryview, initial: int = 0) -> int:
     """16-bit one's-complement sum of data (padded with a zero byte if odd)."""
-    if len(data) & 1:
-        data = bytes(data) + b"\x00"
-    if len(data) <= _CHUNK:
-        total = int.from_bytes(data, "big") + initial
+    n = len(data)
+    if n <= _CHUNK:  # (an odd length: the integer shifted by a byte is the padded data's, no copy)
+        total = int.from_bytes(data, "big") << 8 if n & 1 else int.from_bytes(data, "big")
+        if initial:  # (adding 0 to a big integer would copy it)
+            total += initial
     else:
+        if n & 1:
+            data = bytes(data) + b"\x00"
         # Big-integer modulo grows faster than linearly: sum 4 KiB chunks first.
         view = memoryview(data)
         from_bytes = int.from_bytes

@@ -7,7 +7,7 @@ import struct
 from typing import Final
 
 from .address import V4_CACHE, IPAddress, v4
-from .checksum import checksum, mod_ffff, ones_complement_sum
+from .checksum import checksum, ones_complement_sum
 from .errors import MalformedPacket
 from .options import NO_OPTIONS, Options, build_options, parse_options
 from .tcp import PROTO_TCP, Segment
@@ -53,8 +53,7 @@ def build_ipv4_tcp_fields(src: int, dst: int, sport: int, dport: int, seq: int, 
         if opts:
             words += ones_complement_sum(opts)
         if payload:
-            data = int.from_bytes(payload, "big")
-            words += mod_ffff(data << 8 if len(payload) & 1 else data)
+            words += ones_complement_sum(payload)
         tcp_sum = ~_fold(words) & 0xFFFF  # (words > 0: the protocol is in it; a multiple of 0xFFFF folds to it)
     # the options packed with the headers: one bytes object, not two and their concatenation
     head = _WITH_OPTIONS[len(opts) >> 2].pack(0x45, 0, total, ident, _DF, 64, PROTO_TCP, ip_sum, src, dst, sport,
@@ -83,12 +82,11 @@ def parse_ipv4_tcp(data: bytes | bytearray | memoryview,
         words = (vihl << 8 | tos) + total + ident + frag + (ttl << 8 | proto) + ip_sum + addrs
         if words % 0xFFFF or not words:
             return None
-        # the TCP checksum: the whole packet's words (one big integer; no slice copied out of a bytes) less
-        # the IP header's, plus the pseudo-header's; good when that is 0 modulo 0xFFFF (it cannot be a
+        # the TCP checksum: the whole packet's sum (no slice copied out of a bytes packet) less the IP
+        # header's words, plus the pseudo-header's; good when that is 0 modulo 0xFFFF (it cannot be a
         # plain 0: the pseudo-header's protocol is 6)
         if total == n:
-            whole = int.from_bytes(data, "big")
-            if mod_ffff(whole << 8 if n & 1 else whole) != (words - addrs - PROTO_TCP - total + 20) % 0xFFFF:
+            if ones_complement_sum(data) % 0xFFFF != (words - addrs - PROTO_TCP - total + 20) % 0xFFFF:
                 return None
         elif checksum(view[20:total], _fold(addrs + PROTO_TCP + total - 20)) != 0:
             return None
